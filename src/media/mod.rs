@@ -1,0 +1,1 @@
+//! RTP media: packets, jitter buffer, codecs, DTMF, RTCP and the per-call leg.

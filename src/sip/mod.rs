@@ -1,0 +1,1 @@
+//! SIP: normalising parser front, transactions, dialogs and transports.
