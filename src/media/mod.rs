@@ -1,1 +1,3 @@
 //! RTP media: packets, jitter buffer, codecs, DTMF, RTCP and the per-call leg.
+
+pub mod codec;
