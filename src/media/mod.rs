@@ -1,3 +1,4 @@
 //! RTP media: packets, jitter buffer, codecs, DTMF, RTCP and the per-call leg.
 
 pub mod codec;
+pub mod ports;

@@ -1,0 +1,210 @@
+//! Server configuration: a TOML file with defaults for every key, plus command-line overrides.
+
+use crate::media::codec::CodecKind;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub rtp: RtpConfig,
+    pub media: MediaConfig,
+    pub conferences: ConferencesConfig,
+    #[serde(rename = "conference")]
+    pub conference: Vec<ConferenceEntry>,
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    pub listen: SocketAddr,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtpConfig {
+    pub ports: PortRange,
+    pub timeout_secs: u64,
+    pub codecs: Vec<CodecName>,
+    pub ptime_ms: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConferencesConfig {
+    pub adhoc: bool,
+}
+
+/// A conference reachable by number, with the built-in default profile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConferenceEntry {
+    pub name: String,
+    #[serde(default)]
+    pub numbers: Vec<String>,
+}
+
+/// A codec as written in the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CodecName {
+    Opus,
+    G722,
+    Pcmu,
+    Pcma,
+}
+
+impl From<CodecName> for CodecKind {
+    fn from(c: CodecName) -> Self {
+        match c {
+            CodecName::Opus => CodecKind::Opus,
+            CodecName::G722 => CodecKind::G722,
+            CodecName::Pcmu => CodecKind::Pcmu,
+            CodecName::Pcma => CodecKind::Pcma,
+        }
+    }
+}
+
+/// An inclusive UDP port range written `LO-HI`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRange(pub RangeInclusive<u16>);
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("port range {s:?}: expected LO-HI with 1024 <= LO < HI <= 65534");
+        let (lo, hi) = s.split_once('-').ok_or_else(bad)?;
+        let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
+        let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
+        if lo < 1024 || hi <= lo || hi > 65534 {
+            return Err(bad());
+        }
+        Ok(PortRange(lo..=hi))
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sip: SipConfig::default(),
+            rtp: RtpConfig::default(),
+            media: MediaConfig::default(),
+            conferences: ConferencesConfig::default(),
+            conference: Vec::new(),
+            data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            user_agent: "Chorus".into(),
+        }
+    }
+}
+
+impl Default for RtpConfig {
+    fn default() -> Self {
+        RtpConfig {
+            ports: PortRange(20000..=29999),
+            timeout_secs: 30,
+            codecs: vec![CodecName::Opus, CodecName::G722, CodecName::Pcmu, CodecName::Pcma],
+            ptime_ms: 20,
+        }
+    }
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig { workers: 2 }
+    }
+}
+
+impl Default for ConferencesConfig {
+    fn default() -> Self {
+        ConferencesConfig { adhoc: true }
+    }
+}
+
+impl Config {
+    /// Reads and checks a config file; errors name the file and the bad key.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        let config: Config =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Rejects values that parse but cannot work.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.rtp.codecs.is_empty() {
+            anyhow::bail!("rtp.codecs: at least one codec is required");
+        }
+        if !(10..=60).contains(&self.rtp.ptime_ms) || self.rtp.ptime_ms % 10 != 0 {
+            anyhow::bail!("rtp.ptime_ms = {}: allowed 10, 20, ... 60", self.rtp.ptime_ms);
+        }
+        if self.media.workers == 0 {
+            anyhow::bail!("media.workers = 0: at least 1 is required");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.conference {
+            for n in &c.numbers {
+                if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                    anyhow::bail!("conference {:?}: number {n:?} must be digits only", c.name);
+                }
+                if !seen.insert(n) {
+                    anyhow::bail!("conference {:?}: number {n} is already in use", c.name);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/chorus.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.sip.listen, "127.0.0.1:5060".parse().unwrap());
+        assert_eq!(c.conference[0].numbers, ["1000"]);
+        assert!(c.conferences.adhoc);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = toml::from_str::<Config>("[rtp]\nports = \"30000-20000\"").unwrap_err();
+        assert!(e.to_string().contains("port range"), "{e}");
+        let e = toml::from_str::<Config>("[sip]\nlisten = 5").unwrap_err();
+        assert!(e.to_string().contains("listen"), "{e}");
+        let c: Config = toml::from_str("[rtp]\nptime_ms = 25").unwrap();
+        assert!(c.check().unwrap_err().to_string().contains("rtp.ptime_ms"));
+        let c: Config =
+            toml::from_str("[[conference]]\nname=\"a\"\nnumbers=[\"1\",\"1\"]").unwrap();
+        assert!(c.check().unwrap_err().to_string().contains("already in use"));
+    }
+}
