@@ -17,6 +17,7 @@
 
 pub mod comfort_noise;
 pub mod conference;
+pub mod driver;
 pub mod events;
 pub mod gate;
 pub mod goertzel;
@@ -29,6 +30,7 @@ pub mod resample;
 pub mod source;
 
 pub use conference::{Conference, ControlError};
+pub use driver::{ConferenceId, Driver, Hooks, Scheduler, TickHandler};
 pub use events::{Event, PlaybackId, PlaybackTarget};
 pub use input::MemberInput;
 pub use member::{JoinError, MemberConfig, MemberFlags, MemberId, Relation};
