@@ -94,7 +94,7 @@ impl Conference {
             acc: vec![0; n],
             tmp: vec![0; n],
             pcm: vec![0; n],
-            noise: ComfortNoise::new(profile.rate ^ 0x9e37_79b9),
+            noise: ComfortNoise::new(profile.rate() ^ 0x9e37_79b9),
             noise_buf: vec![0; n],
             noise_ready: false,
             base: vec![0; n],
@@ -131,16 +131,16 @@ impl Conference {
 
     /// Adds a member; `JoinError::Full` when `max-members` is reached.
     pub fn add_member(&mut self, cfg: MemberConfig) -> Result<(MemberId, MemberInput), JoinError> {
-        if let Some(max) = self.profile.max_members
+        if let Some(max) = self.profile.max_members()
             && self.members.len() >= max as usize
         {
             return Err(JoinError::Full { max });
         }
         let id = MemberId(self.next_member);
         let (member, input) = Member::new(id, &cfg, &self.profile)?;
-        self.next_member += 1;
+        self.next_member = self.next_member.wrapping_add(1);
         if !self.shared.iter().any(|s| s.rate == cfg.rate) {
-            let conf_rate = self.profile.rate;
+            let conf_rate = self.profile.rate();
             self.shared.push(SharedRate {
                 rate: cfg.rate,
                 rs: (cfg.rate != conf_rate)
@@ -185,6 +185,9 @@ impl Conference {
     /// FreeSWITCH `relate`: whether `a` hears `b` and `b` hears `a`.
     pub fn relate(&mut self, a: MemberId, b: MemberId, rel: Relation) -> Result<(), ControlError> {
         let (ia, ib) = (self.index(a)?, self.index(b)?);
+        if a == b {
+            return Ok(());
+        }
         set_blocked(&mut self.members[ia].nohear, b, !rel.hear);
         set_blocked(&mut self.members[ib].nohear, a, !rel.speak);
         Ok(())
@@ -213,7 +216,7 @@ impl Conference {
     /// The energy level in force for the member.
     pub fn energy_level(&self, id: MemberId) -> Option<u32> {
         self.member(id)
-            .map(|m| m.energy_level.unwrap_or(self.profile.energy_level))
+            .map(|m| m.energy_level.unwrap_or(self.profile.energy_level()))
     }
 
     /// Talk volume step, -4..=4 (clamped).
@@ -342,7 +345,7 @@ impl Conference {
             }
             let gain = mix::volume_gain(m.talk_volume);
             let score = (m.ingress.begin() as f32 * gain) as u32;
-            let level = m.energy_level.unwrap_or(self.profile.energy_level);
+            let level = m.energy_level.unwrap_or(self.profile.energy_level());
             match m.gate.update(score, level) {
                 Transition::StartedTalking => self.events.push_back(Event::StartTalking {
                     member: m.id,
@@ -416,7 +419,7 @@ impl Conference {
     fn ensure_noise(&mut self) {
         if !self.noise_ready {
             self.noise
-                .fill(self.profile.comfort_noise, &mut self.noise_buf);
+                .fill(self.profile.comfort_noise(), &mut self.noise_buf);
             self.noise_ready = true;
         }
     }
@@ -433,8 +436,8 @@ impl Conference {
         let mix = if !m.contributing && blocked == 0 && !m.has_playback {
             self.shared_mix(m.rate, m.listen_volume, audible, out)
         } else {
-            let heard = self.contributors.len() - m.contributing as usize - blocked
-                + conference_playback as usize;
+            let heard = (self.contributors.len() + conference_playback as usize)
+                .saturating_sub(m.contributing as usize + blocked);
             self.private_mix(i, heard > 0, out)
         };
         out.route(id, mix);

@@ -137,7 +137,7 @@ impl Member {
         let n = profile.frame_len();
         let m = profile.frame_len_at(cfg.rate);
         let (tx, ingress) = input::channel(m, cfg.rate);
-        let converts = cfg.rate != profile.rate;
+        let converts = cfg.rate != profile.rate();
         let member = Member {
             id,
             flags: cfg.flags,
@@ -150,8 +150,8 @@ impl Member {
             pcm_in: vec![0; m],
             own: Vec::with_capacity(n),
             contributing: false,
-            rs_in: converts.then(|| Resampler::new(cfg.rate, profile.rate, m)),
-            rs_out: converts.then(|| Resampler::new(profile.rate, cfg.rate, n)),
+            rs_in: converts.then(|| Resampler::new(cfg.rate, profile.rate(), m)),
+            rs_out: converts.then(|| Resampler::new(profile.rate(), cfg.rate, n)),
             nohear: Vec::new(),
             playback: vec![0; n],
             has_playback: false,

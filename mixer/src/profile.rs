@@ -35,7 +35,7 @@ impl std::error::Error for ProfileError {}
 /// verbatim for the server's sound opener.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Sounds {
-    pub max_members: Option<String>,
+    max_members: Option<String>,
     pub locked: Option<String>,
     pub alone: Option<String>,
     pub moh: Option<String>,
@@ -68,24 +68,25 @@ impl Sounds {
 }
 
 /// A validated conference profile. Build it with [`Profile::default`] (Kazoo's
-/// built-in `default`) or [`Profile::page`], then [`Profile::set`] each key.
+/// built-in `default`) or [`Profile::page`], then [`Profile::set`] each key;
+/// fields are private so every value has passed validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
     /// Mixing rate in Hz, one of [`RATES`].
-    pub rate: u32,
+    rate: u32,
     /// Frame length in ms: 10..=120 in steps of 10.
-    pub interval_ms: u32,
+    interval_ms: u32,
     /// Talk gate threshold on mean |x| per frame; 0 disables the gate.
-    pub energy_level: u32,
+    energy_level: u32,
     /// Comfort-noise divisor (FreeSWITCH meaning: higher is quieter); 0 is off.
-    pub comfort_noise: u32,
+    comfort_noise: u32,
     /// Member limit (>= 2); `None` is unlimited.
-    pub max_members: Option<u32>,
+    max_members: Option<u32>,
     /// Channels the profile asks for (1 or 2). The mixer mixes mono for now.
-    pub channels: u8,
+    channels: u8,
     /// Announce the member count when it is >= this (> 1).
-    pub announce_count: Option<u32>,
-    pub sounds: Sounds,
+    announce_count: Option<u32>,
+    sounds: Sounds,
 }
 
 impl Default for Profile {
@@ -184,6 +185,38 @@ impl Profile {
         Ok(p)
     }
 
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    pub fn interval_ms(&self) -> u32 {
+        self.interval_ms
+    }
+
+    pub fn energy_level(&self) -> u32 {
+        self.energy_level
+    }
+
+    pub fn comfort_noise(&self) -> u32 {
+        self.comfort_noise
+    }
+
+    pub fn max_members(&self) -> Option<u32> {
+        self.max_members
+    }
+
+    pub fn channels(&self) -> u8 {
+        self.channels
+    }
+
+    pub fn announce_count(&self) -> Option<u32> {
+        self.announce_count
+    }
+
+    pub fn sounds(&self) -> &Sounds {
+        &self.sounds
+    }
+
     /// Samples per frame at `rate`.
     pub fn frame_len_at(&self, rate: u32) -> usize {
         (rate as u64 * self.interval_ms as u64 / 1000) as usize
@@ -213,11 +246,16 @@ mod tests {
     fn defaults_are_kazoos() {
         let p = Profile::default();
         assert_eq!(
-            (p.rate, p.interval_ms, p.energy_level, p.comfort_noise),
+            (
+                p.rate(),
+                p.interval_ms(),
+                p.energy_level(),
+                p.comfort_noise()
+            ),
             (48000, 20, 20, 1000)
         );
         assert_eq!(p.frame_len(), 960);
-        assert_eq!(Profile::page().rate, 8000);
+        assert_eq!(Profile::page().rate(), 8000);
     }
 
     #[test]
@@ -232,8 +270,8 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(p.frame_len(), 441);
-        assert_eq!(p.max_members, Some(2));
-        assert_eq!(p.sounds.moh.as_deref(), Some("$${hold_music}"));
+        assert_eq!(p.max_members(), Some(2));
+        assert_eq!(p.sounds().moh.as_deref(), Some("$${hold_music}"));
     }
 
     #[test]
