@@ -68,8 +68,11 @@ fn range<'a>(s: (&'a [i16], &'a [i16]), start: usize, len: usize) -> (&'a [i16],
     (a_part, b_part)
 }
 
+/// Sum of |x|; u32 holds it for any frame (5760 samples at 48 kHz/120 ms).
 fn sum_abs(s: &[i16]) -> u64 {
-    s.iter().map(|x| x.unsigned_abs() as u64).sum()
+    s.chunks(1 << 16)
+        .map(|c| c.iter().map(|x| x.unsigned_abs() as u32).sum::<u32>() as u64)
+        .sum()
 }
 
 impl Ingress {

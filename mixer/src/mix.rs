@@ -27,45 +27,59 @@ fn within_knee(x: &[i32]) -> bool {
     x.iter().fold(0u32, |m, v| m.max(v.unsigned_abs())) <= KNEE as u32
 }
 
-/// Writes `limit(f(i))` for each sample index, taking the plain cast on
-/// chunks that stay within the knee.
+/// Limits `buf` into `out` (same length), taking the plain cast when the
+/// chunk stays within the knee.
 #[inline]
-fn limit_with(dst: &mut [i16], f: impl Fn(usize) -> i32) {
+fn limit_chunk(buf: &[i32], out: &mut [i16]) {
+    if within_knee(buf) {
+        for (o, b) in out.iter_mut().zip(buf) {
+            *o = *b as i16;
+        }
+    } else {
+        for (o, b) in out.iter_mut().zip(buf) {
+            *o = soft(*b);
+        }
+    }
+}
+
+/// Runs `fill(start, chunk)` to compute each chunk of wide samples, then
+/// limits it into `dst`.
+#[inline]
+fn limit_with(dst: &mut [i16], mut fill: impl FnMut(usize, &mut [i32])) {
     let mut buf = [0i32; CHUNK];
     for (c, out) in dst.chunks_mut(CHUNK).enumerate() {
-        let base = c * CHUNK;
         let buf = &mut buf[..out.len()];
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = f(base + i);
-        }
-        if within_knee(buf) {
-            for (o, b) in out.iter_mut().zip(buf.iter()) {
-                *o = *b as i16;
-            }
-        } else {
-            for (o, b) in out.iter_mut().zip(buf.iter()) {
-                *o = soft(*b);
-            }
-        }
+        fill(c * CHUNK, buf);
+        limit_chunk(buf, out);
     }
 }
 
 /// `dst = limit(src)`.
 pub fn limit(src: &[i32], dst: &mut [i16]) {
     let n = dst.len().min(src.len());
-    limit_with(&mut dst[..n], |i| src[i]);
+    for (s, d) in src[..n].chunks(CHUNK).zip(dst[..n].chunks_mut(CHUNK)) {
+        limit_chunk(s, d);
+    }
 }
 
 /// `dst = limit(acc - own)`: a talker's N-1 mix in one pass.
 pub fn limit_minus(acc: &[i32], own: &[i16], dst: &mut [i16]) {
     let n = dst.len().min(acc.len()).min(own.len());
-    limit_with(&mut dst[..n], |i| acc[i] - own[i] as i32);
+    limit_with(&mut dst[..n], |at, buf| {
+        for ((b, a), o) in buf.iter_mut().zip(&acc[at..]).zip(&own[at..]) {
+            *b = a - *o as i32;
+        }
+    });
 }
 
 /// `dst = limit(src * gain)` for a listen volume applied to a shared mix.
 pub fn limit_scaled(src: &[i16], gain: f32, dst: &mut [i16]) {
     let n = dst.len().min(src.len());
-    limit_with(&mut dst[..n], |i| (src[i] as f32 * gain) as i32);
+    limit_with(&mut dst[..n], |at, buf| {
+        for (b, s) in buf.iter_mut().zip(&src[at..]) {
+            *b = (*s as f32 * gain) as i32;
+        }
+    });
 }
 
 /// `acc += src`.
