@@ -95,7 +95,10 @@ fn ticking_allocates_nothing_in_steady_state() {
     };
     run(&mut c, 5);
     while c.poll_event().is_some() {}
-    assert!(ALLOCS.load(Ordering::Relaxed) > 0, "the first ticks build the buffers");
+    assert!(
+        ALLOCS.load(Ordering::Relaxed) > 0,
+        "the first ticks build the buffers"
+    );
     ALLOCS.store(0, Ordering::Relaxed);
     run(&mut c, 50);
     assert_eq!(ALLOCS.load(Ordering::Relaxed), 0);
