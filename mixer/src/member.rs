@@ -1,0 +1,161 @@
+//! Conference members: how they join (config, flags, volumes, relations)
+//! and the per-member state the mixer keeps.
+
+use std::fmt;
+
+use crate::gate::Gate;
+use crate::input::{self, Ingress, MemberInput};
+use crate::profile::{Profile, ProfileError, RATES};
+use crate::resample::Resampler;
+
+/// A member's id, unique within its conference for its lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MemberId(pub u32);
+
+/// FreeSWITCH's speak (not muted), hear (not deaf) and moderator flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberFlags {
+    pub speak: bool,
+    pub hear: bool,
+    pub moderator: bool,
+}
+
+impl Default for MemberFlags {
+    fn default() -> Self {
+        MemberFlags {
+            speak: true,
+            hear: true,
+            moderator: false,
+        }
+    }
+}
+
+/// How a member joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberConfig {
+    /// The member's PCM rate (in and out), one of [`RATES`].
+    pub rate: u32,
+    pub flags: MemberFlags,
+    /// Overrides the profile's `energy-level` for this member.
+    pub energy_level: Option<u32>,
+    /// FreeSWITCH volume steps, -4..=4 (clamped).
+    pub talk_volume: i8,
+    pub listen_volume: i8,
+}
+
+impl Default for MemberConfig {
+    fn default() -> Self {
+        MemberConfig {
+            rate: 48000,
+            flags: MemberFlags::default(),
+            energy_level: None,
+            talk_volume: 0,
+            listen_volume: 0,
+        }
+    }
+}
+
+/// A per-pair relation (FreeSWITCH `relate`), seen from member A to B.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relation {
+    /// A hears B.
+    pub hear: bool,
+    /// B hears A.
+    pub speak: bool,
+}
+
+/// Why a member could not join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinError {
+    /// The conference holds `max-members` already.
+    Full { max: u32 },
+    /// The member's rate is not one of [`RATES`].
+    InvalidRate(u32),
+    /// The energy-level override is out of range.
+    InvalidEnergyLevel(ProfileError),
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Full { max } => write!(f, "conference is full ({max} members)"),
+            JoinError::InvalidRate(r) => write!(f, "unsupported member rate {r} Hz"),
+            JoinError::InvalidEnergyLevel(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// Clamps a volume step to FreeSWITCH's -4..=4.
+pub fn clamp_step(step: i8) -> i8 {
+    step.clamp(-4, 4)
+}
+
+/// The mixer's state for one member.
+pub(crate) struct Member {
+    pub id: MemberId,
+    pub flags: MemberFlags,
+    pub rate: u32,
+    pub energy_level: Option<u32>,
+    pub talk_volume: i8,
+    pub listen_volume: i8,
+    pub ingress: Ingress,
+    pub gate: Gate,
+    /// This tick's frame at the member's rate (used when resampling in).
+    pub pcm_in: Vec<i16>,
+    /// This tick's contribution at the conference rate.
+    pub own: Vec<i16>,
+    pub contributing: bool,
+    pub rs_in: Option<Resampler>,
+    pub rs_out: Option<Resampler>,
+    /// Talkers this member does not hear.
+    pub nohear: Vec<MemberId>,
+    /// Member playback summed this tick (conference rate).
+    pub playback: Vec<i32>,
+    pub has_playback: bool,
+}
+
+impl Member {
+    pub fn new(
+        id: MemberId,
+        cfg: &MemberConfig,
+        profile: &Profile,
+    ) -> Result<(Member, MemberInput), JoinError> {
+        if !RATES.contains(&cfg.rate) {
+            return Err(JoinError::InvalidRate(cfg.rate));
+        }
+        if let Some(level) = cfg.energy_level {
+            crate::profile::check_energy_level(level).ok_or_else(|| {
+                JoinError::InvalidEnergyLevel(ProfileError {
+                    key: "energy-level".into(),
+                    value: level.to_string(),
+                    allowed: "0 to 1800",
+                })
+            })?;
+        }
+        let n = profile.frame_len();
+        let m = profile.frame_len_at(cfg.rate);
+        let (tx, ingress) = input::channel(m, cfg.rate);
+        let converts = cfg.rate != profile.rate();
+        let member = Member {
+            id,
+            flags: cfg.flags,
+            rate: cfg.rate,
+            energy_level: cfg.energy_level,
+            talk_volume: clamp_step(cfg.talk_volume),
+            listen_volume: clamp_step(cfg.listen_volume),
+            ingress,
+            gate: Gate::default(),
+            pcm_in: vec![0; m],
+            own: Vec::with_capacity(n),
+            contributing: false,
+            rs_in: converts.then(|| Resampler::new(cfg.rate, profile.rate(), m)),
+            rs_out: converts.then(|| Resampler::new(profile.rate(), cfg.rate, n)),
+            nohear: Vec::new(),
+            playback: vec![0; n],
+            has_playback: false,
+        };
+        Ok((member, tx))
+    }
+}

@@ -1,0 +1,162 @@
+//! Inner mixing loops: wide accumulation and a soft limiter.
+//!
+//! Sums are accumulated in i32 so they never wrap. Every output mix is
+//! limited on its own from its own wide sum, so clipping in one mix (say
+//! the listeners' full mix) cannot distort another (a talker's N-1 mix).
+//!
+//! The limiter is a memoryless soft knee: samples up to [`KNEE`] pass
+//! unchanged; above it the excess `e` is compressed as `R·e/(R+e)` into the
+//! remaining headroom `R`, which is continuous with slope 1 at the knee and
+//! never reaches full scale. Being memoryless, it needs no per-mix state,
+//! so mixes may be created and dropped every tick.
+
+/// Level where soft limiting starts (-2.5 dBFS).
+pub const KNEE: i32 = 24576;
+const ROOM: i64 = i16::MAX as i64 - KNEE as i64;
+/// Chunk over which the no-limiting fast path is checked.
+const CHUNK: usize = 64;
+
+#[inline]
+fn soft(x: i32) -> i16 {
+    let e = (x.unsigned_abs() as i64 - KNEE as i64).max(0);
+    let mag = x.unsigned_abs().min(KNEE as u32) as i64 + ROOM * e / (ROOM + e);
+    (if x < 0 { -mag } else { mag }) as i16
+}
+
+fn within_knee(x: &[i32]) -> bool {
+    x.iter().fold(0u32, |m, v| m.max(v.unsigned_abs())) <= KNEE as u32
+}
+
+/// Limits `buf` into `out` (same length), taking the plain cast when the
+/// chunk stays within the knee.
+#[inline]
+fn limit_chunk(buf: &[i32], out: &mut [i16]) {
+    if within_knee(buf) {
+        for (o, b) in out.iter_mut().zip(buf) {
+            *o = *b as i16;
+        }
+    } else {
+        for (o, b) in out.iter_mut().zip(buf) {
+            *o = soft(*b);
+        }
+    }
+}
+
+/// Runs `fill(start, chunk)` to compute each chunk of wide samples, then
+/// limits it into `dst`.
+#[inline]
+fn limit_with(dst: &mut [i16], mut fill: impl FnMut(usize, &mut [i32])) {
+    let mut buf = [0i32; CHUNK];
+    for (c, out) in dst.chunks_mut(CHUNK).enumerate() {
+        let buf = &mut buf[..out.len()];
+        fill(c * CHUNK, buf);
+        limit_chunk(buf, out);
+    }
+}
+
+/// `dst = limit(src)`.
+pub fn limit(src: &[i32], dst: &mut [i16]) {
+    let n = dst.len().min(src.len());
+    for (s, d) in src[..n].chunks(CHUNK).zip(dst[..n].chunks_mut(CHUNK)) {
+        limit_chunk(s, d);
+    }
+}
+
+/// `dst = limit(acc - own)`: a talker's N-1 mix in one pass.
+pub fn limit_minus(acc: &[i32], own: &[i16], dst: &mut [i16]) {
+    let n = dst.len().min(acc.len()).min(own.len());
+    limit_with(&mut dst[..n], |at, buf| {
+        for ((b, a), o) in buf.iter_mut().zip(&acc[at..]).zip(&own[at..]) {
+            *b = a - *o as i32;
+        }
+    });
+}
+
+/// `dst = limit(src * gain)` for a listen volume applied to a shared mix.
+pub fn limit_scaled(src: &[i16], gain: f32, dst: &mut [i16]) {
+    let n = dst.len().min(src.len());
+    limit_with(&mut dst[..n], |at, buf| {
+        for (b, s) in buf.iter_mut().zip(&src[at..]) {
+            *b = (*s as f32 * gain) as i32;
+        }
+    });
+}
+
+/// `acc += src`.
+pub fn add<T: Copy + Into<i32>>(acc: &mut [i32], src: &[T]) {
+    for (a, s) in acc.iter_mut().zip(src) {
+        *a += (*s).into();
+    }
+}
+
+/// `acc -= src`.
+pub fn sub(acc: &mut [i32], src: &[i16]) {
+    for (a, s) in acc.iter_mut().zip(src) {
+        *a -= *s as i32;
+    }
+}
+
+/// `acc *= gain`.
+pub fn scale(acc: &mut [i32], gain: f32) {
+    for a in acc.iter_mut() {
+        *a = (*a as f32 * gain) as i32;
+    }
+}
+
+/// `pcm *= gain`, saturating (FreeSWITCH's input volume).
+pub fn scale_pcm(pcm: &mut [i16], gain: f32) {
+    for s in pcm.iter_mut() {
+        *s = (*s as f32 * gain).clamp(i16::MIN as f32, i16::MAX as f32) as i16;
+    }
+}
+
+/// FreeSWITCH's volume step table (`switch_change_sln_volume`): steps
+/// -4..=4, clamped.
+pub fn volume_gain(step: i8) -> f32 {
+    const UP: [f32; 4] = [1.3, 2.3, 3.3, 4.3];
+    const DOWN: [f32; 4] = [0.8, 0.6, 0.4, 0.2];
+    let i = (step.unsigned_abs().min(4) as usize).saturating_sub(1);
+    match step {
+        0 => 1.0,
+        s if s > 0 => UP[i],
+        _ => DOWN[i],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn below_knee_is_exact_and_above_is_monotonic_and_bounded() {
+        let src: Vec<i32> = (-400_000..400_000).step_by(97).collect();
+        let mut dst = vec![0; src.len()];
+        limit(&src, &mut dst);
+        for (s, d) in src.iter().zip(&dst) {
+            if s.abs() <= KNEE {
+                assert_eq!(*s, *d as i32);
+            }
+            assert_eq!(s.signum(), (*d as i32).signum(), "{s} wrapped to {d}");
+        }
+        assert!(dst.windows(2).all(|w| w[0] <= w[1]));
+        assert!(dst.iter().all(|d| *d != i16::MIN && *d != i16::MAX));
+    }
+
+    #[test]
+    fn n_minus_one_subtracts_before_limiting() {
+        let acc = [3 * 30000, -3 * 30000];
+        let own = [30000, -30000];
+        let mut dst = [0; 2];
+        limit_minus(&acc, &own, &mut dst);
+        assert!(dst[0] > KNEE as i16 && dst[1] < -KNEE as i16);
+    }
+
+    #[test]
+    fn volume_steps_match_freeswitch() {
+        assert_eq!(volume_gain(0), 1.0);
+        assert_eq!(volume_gain(1), 1.3);
+        assert_eq!(volume_gain(-4), 0.2);
+        assert_eq!(volume_gain(9), 4.3);
+        assert_eq!(volume_gain(i8::MIN), 0.2);
+    }
+}
