@@ -4,3 +4,4 @@
 pub mod goertzel;
 pub mod resample;
 pub mod source;
+pub mod tone;
