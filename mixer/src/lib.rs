@@ -5,3 +5,4 @@ pub mod goertzel;
 pub mod resample;
 pub mod source;
 pub mod tone;
+pub mod wav;
