@@ -3,6 +3,7 @@
 
 pub mod goertzel;
 pub mod resample;
+pub mod sound;
 pub mod source;
 pub mod tone;
 pub mod wav;
