@@ -27,7 +27,10 @@ pub mod mix;
 pub mod output;
 pub mod profile;
 pub mod resample;
+pub mod sound;
 pub mod source;
+pub mod tone;
+pub mod wav;
 
 pub use conference::{Conference, ControlError};
 pub use driver::{ConferenceId, Driver, Hooks, Scheduler, TickHandler};
