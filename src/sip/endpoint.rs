@@ -191,7 +191,7 @@ struct ServerEntry {
 
 /// Identity of a request without to-tag, to spot the same request arriving twice by
 /// different paths (§8.2.2.2).
-type MergeKey = (String, String, u32);
+type MergeKey = (String, String, u32, String);
 type DialogKey = (String, String, String);
 
 struct PendingInvite {
@@ -204,8 +204,8 @@ struct Call {
     dialog: Dialog,
     peer: Peer,
     invite: Option<PendingInvite>,
-    /// CSeq of the INVITE whose 2xx awaits its ACK.
-    awaiting_ack: Option<u32>,
+    /// The INVITE whose 2xx awaits its ACK: CSeq and transaction.
+    awaiting_ack: Option<(u32, TxKey)>,
     bye_after_ack: bool,
 }
 
@@ -430,6 +430,7 @@ impl Endpoint {
                 req.call_id.clone(),
                 req.from.tag.clone().unwrap_or_default(),
                 req.cseq,
+                req.method.clone(),
             )
         });
         let merged = merge
@@ -714,15 +715,12 @@ impl Endpoint {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        if c.awaiting_ack != Some(req.cseq) {
+        let Some((_, invite)) = c.awaiting_ack.take_if(|(cseq, _)| *cseq == req.cseq) else {
             return;
-        }
-        c.awaiting_ack = None;
+        };
         let bye = std::mem::take(&mut c.bye_after_ack);
-        if let Some(p) = c.invite.take() {
-            if let Some(e) = self.server.get_mut(&p.key) {
-                e.tx.ack(now, &t);
-            }
+        if let Some(e) = self.server.get_mut(&invite) {
+            e.tx.ack(now, &t);
         }
         self.events.push_back(Event::Ack {
             call,
@@ -793,7 +791,7 @@ impl Endpoint {
             c.invite = None;
         }
         if (200..300).contains(&status) {
-            c.awaiting_ack = Some(cseq);
+            c.awaiting_ack = Some((cseq, key.clone()));
         }
         let mut extra = vec![];
         if status > 100 && status < 300 {

@@ -36,6 +36,9 @@ pub mod parse;
 pub mod transaction;
 pub mod transport;
 
+#[cfg(test)]
+mod endpoint_tests;
+
 pub use endpoint::{
     CallId, ConnId, Endpoint, EndpointConfig, Event, RequestId, SipError, TerminationReason,
     Transmit, Transport,
