@@ -91,6 +91,8 @@ pub enum TerminationReason {
     TransportClosed,
 }
 
+// A handful of events per call: boxing Invite would only make matching clumsier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A new call. Answer with [`Endpoint::respond`]; 100 Trying has already been sent.
@@ -409,18 +411,18 @@ impl Endpoint {
             Err(defect) => return self.reject_stateless(&msg, from, transport, &defect),
         };
         let key = TxKey::of(&req);
-        if req.method != "ACK" {
-            if let Some(entry) = self.server.get(&key) {
-                // A retransmission: the last response again, nothing new for the TU.
-                if let Some(bytes) = entry.tx.last_response() {
-                    self.transmits.push_back(Transmit {
-                        transport: entry.transport,
-                        to: entry.to,
-                        bytes: bytes.to_vec(),
-                    });
-                }
-                return;
+        if req.method != "ACK"
+            && let Some(entry) = self.server.get(&key)
+        {
+            // A retransmission: the last response again, nothing new for the TU.
+            if let Some(bytes) = entry.tx.last_response() {
+                self.transmits.push_back(Transmit {
+                    transport: entry.transport,
+                    to: entry.to,
+                    bytes: bytes.to_vec(),
+                });
             }
+            return;
         }
         if req.method == "ACK" {
             return self.handle_ack(now, &key, req);
@@ -698,11 +700,11 @@ impl Endpoint {
 
     fn handle_ack(&mut self, now: Instant, key: &TxKey, req: Request) {
         let t = self.config.timers;
-        if let Some(e) = self.server.get_mut(key) {
-            if e.tx.final_status().is_some_and(|s| s >= 300) {
-                e.tx.ack(now, &t);
-                return;
-            }
+        if let Some(e) = self.server.get_mut(key)
+            && e.tx.final_status().is_some_and(|s| s >= 300)
+        {
+            e.tx.ack(now, &t);
+            return;
         }
         let dkey = (
             req.call_id.clone(),
