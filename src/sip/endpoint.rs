@@ -283,7 +283,9 @@ impl Endpoint {
             return;
         };
         match &msg.start {
-            StartLine::Response { .. } => self.handle_response(now, &msg),
+            StartLine::Response { .. } | StartLine::BadStatusLine => {
+                self.handle_response(now, &msg)
+            }
             _ => self.handle_request(now, from, transport, msg),
         }
     }

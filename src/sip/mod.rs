@@ -38,6 +38,8 @@ pub mod transport;
 
 #[cfg(test)]
 mod endpoint_tests;
+#[cfg(test)]
+mod torture_tests;
 
 pub use endpoint::{
     CallId, ConnId, Endpoint, EndpointConfig, Event, RequestId, SipError, TerminationReason,

@@ -18,6 +18,8 @@ pub enum StartLine {
         code: u16,
         reason: String,
     },
+    /// Starts like a status line but is broken: never answered.
+    BadStatusLine,
     /// Neither: the defect says why. Still answered when a Via is present.
     Invalid,
 }
@@ -96,7 +98,12 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Option<Message> {
     };
     match parse_start_line(&first) {
         Ok(start) => msg.start = start,
-        Err(d) => msg.note(d),
+        Err(d) => {
+            if first.starts_with("SIP/") {
+                msg.start = StartLine::BadStatusLine;
+            }
+            msg.note(d);
+        }
     }
     if head.len() > MAX_HEADER_BYTES {
         msg.note(Defect::new(513, "Message Too Large"));
