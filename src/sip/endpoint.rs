@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::dialog::{Dialog, Peer};
 use super::message::{
     Body, MAGIC, NameAddr, Request, Response, ResponseParts, Via, build_response,
-    response_destination,
+    response_destination, uri_user,
 };
 use super::parse::{Defect, Framing, Message, StartLine, parse};
 use super::transaction::{ClientTx, Fire, ServerTx, Timers};
@@ -573,9 +573,7 @@ impl Endpoint {
             })
             .cloned()
             .collect();
-        let uri_user = rsip::Uri::try_from(req.uri.as_str())
-            .ok()
-            .and_then(|u| u.user().map(str::to_string));
+        let uri_user = uri_user(&req.uri);
         self.events.push_back(Event::Invite {
             call,
             call_id: req.call_id.clone(),

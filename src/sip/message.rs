@@ -28,20 +28,105 @@ pub struct NameAddr {
 }
 
 impl NameAddr {
+    /// The front does what rsip cannot: quoted display names with escapes, whitespace around
+    /// `;` and `=` (RFC 4475 wsinv) and IPv6 references; rsip then parses URI and params.
     pub fn parse(value: &str) -> Option<Self> {
-        let typed = rsip::headers::From::new(value).typed().ok()?;
-        let display_name = typed
-            .display_name
-            .as_deref()
-            .map(|d| d.trim().trim_matches('"').to_string())
-            .filter(|d| !d.is_empty());
+        let (display_name, rest) = split_display_name(value.trim())?;
+        let (masked, v6) = mask_ipv6(&tidy_params(rest));
+        let typed = rsip::headers::From::new(masked).typed().ok()?;
         Some(Self {
-            display_name,
-            user: typed.uri.user().map(str::to_string),
+            display_name: display_name.filter(|d| !d.is_empty()),
+            user: typed.uri.user().map(percent_decode),
             tag: typed.tag().map(|t| t.value().to_string()),
-            uri: typed.uri.to_string(),
+            uri: unmask_ipv6(typed.uri.to_string(), v6.as_deref()),
         })
     }
+}
+
+/// Splits `"quoted \" name" <uri>;params` or `token name <uri>` into display name and rest.
+fn split_display_name(value: &str) -> Option<(Option<String>, &str)> {
+    if let Some(quoted) = value.strip_prefix('"') {
+        let mut name = String::new();
+        let mut chars = quoted.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => name.push(chars.next()?.1),
+                '"' => return Some((Some(name), quoted[i + 1..].trim_start())),
+                c => name.push(c),
+            }
+        }
+        return None;
+    }
+    match value.find('<') {
+        Some(0) | None => Some((None, value)),
+        Some(i) => Some((Some(value[..i].trim().to_string()), &value[i..])),
+    }
+}
+
+/// Removes whitespace around `;` and `=` outside the angle brackets.
+fn tidy_params(value: &str) -> String {
+    let split = value.find('>').map_or(0, |i| i + 1);
+    let (addr, params) = value.split_at(split);
+    let mut out = addr.trim().to_string();
+    for (i, part) in params.split(';').enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        let tidy: Vec<&str> = part.split('=').map(str::trim).collect();
+        out.push_str(&tidy.join("="));
+    }
+    out
+}
+
+/// rsip's host parser splits at the first ':', so IPv6 references are swapped for a
+/// placeholder domain while it parses.
+const V6_PLACEHOLDER: &str = "ipv6-reference.invalid";
+
+fn mask_ipv6(value: &str) -> (String, Option<String>) {
+    match (value.find('['), value.find(']')) {
+        (Some(a), Some(b)) if a < b => {
+            let v6 = value[a..=b].to_string();
+            (value.replacen(&v6, V6_PLACEHOLDER, 1), Some(v6))
+        }
+        _ => (value.to_string(), None),
+    }
+}
+
+fn unmask_ipv6(value: String, v6: Option<&str>) -> String {
+    match v6 {
+        Some(v6) => value.replacen(V6_PLACEHOLDER, v6, 1),
+        None => value,
+    }
+}
+
+/// The decoded user part of a SIP URI, if it has one.
+pub fn uri_user(uri: &str) -> Option<String> {
+    let uri = rsip::Uri::try_from(mask_ipv6(uri).0.as_str()).ok()?;
+    uri.user().map(percent_decode)
+}
+
+/// `%XX` escapes decoded (RFC 3261 §19.1.2), invalid ones kept as they are.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The fields of a Via we route and match on.
@@ -185,7 +270,7 @@ fn check_request_uri(uri: &str) -> Result<(), Defect> {
     if !(scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")) {
         return Err(Defect::new(416, "Unsupported URI Scheme"));
     }
-    match rsip::Uri::try_from(uri) {
+    match rsip::Uri::try_from(mask_ipv6(uri).0.as_str()) {
         Ok(u) if !u.host().to_string().is_empty() => Ok(()),
         _ => Err(Defect::new(400, "Bad Request-URI")),
     }
@@ -353,6 +438,17 @@ mod tests {
         assert_eq!(n.display_name.as_deref(), Some("Alice"));
         assert_eq!(n.user.as_deref(), Some("alice"));
         assert_eq!(n.tag.as_deref(), Some("88"));
+        let n = NameAddr::parse("\"J \\\"R\\\"\"  <sip:%6Ad@[::1]:5060> ; tag = 7").unwrap();
+        assert_eq!(n.display_name.as_deref(), Some("J \"R\""));
+        assert_eq!(n.user.as_deref(), Some("jd"));
+        assert_eq!(n.uri, "sip:%6Ad@[::1]:5060");
+        assert_eq!(n.tag.as_deref(), Some("7"));
+        assert_eq!(
+            uri_user("sip:%63onf%2Dr%6Fom@127.0.0.1;transport=udp").as_deref(),
+            Some("conf-room")
+        );
+        let n = NameAddr::parse("Bob Smith <sip:bob@b>").unwrap();
+        assert_eq!(n.display_name.as_deref(), Some("Bob Smith"));
     }
 
     #[test]
