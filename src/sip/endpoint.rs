@@ -313,7 +313,7 @@ impl Endpoint {
     }
 
     /// The TCP connection is gone: calls signalled over it end, its transactions are dropped.
-    pub fn handle_transport_closed(&mut self, conn: ConnId) {
+    pub fn handle_transport_closed(&mut self, now: Instant, conn: ConnId) {
         let gone = Transport::Tcp(conn);
         let calls: Vec<CallId> = self
             .calls
@@ -322,12 +322,13 @@ impl Endpoint {
             .map(|(id, _)| *id)
             .collect();
         for call in calls {
-            self.end_call(call);
+            self.end_call(now, call);
             self.events.push_back(Event::Terminated {
                 call,
                 reason: TerminationReason::TransportClosed,
             });
         }
+        self.transmits.retain(|t| t.transport != gone);
         self.server.retain(|_, e| e.transport != gone);
         self.client.retain(|_, e| e.peer.transport != gone);
         let server = &self.server;
@@ -480,14 +481,7 @@ impl Endpoint {
         };
         match (req.method.as_str(), req.to.tag.is_some()) {
             ("INVITE", false) => self.new_invite(now, key, req, peer),
-            ("OPTIONS", false) => self.reply(
-                now,
-                &key,
-                200,
-                "OK",
-                vec![("Allow", ALLOW.to_string()), ("Accept", ACCEPT.to_string())],
-                None,
-            ),
+            ("OPTIONS", false) => self.reply(now, &key, 200, "OK", capabilities(), None),
             ("CANCEL", _) => self.cancel(now, &key),
             (_, false) => self.reply(
                 now,
@@ -624,11 +618,7 @@ impl Endpoint {
         match req.method.as_str() {
             "BYE" => {
                 self.reply(now, &key, 200, "OK", vec![], None);
-                if let Some(p) = self.calls.get(&call).and_then(|c| c.invite.as_ref()) {
-                    let pending = p.key.clone();
-                    self.reply(now, &pending, 487, "Request Terminated", vec![], None);
-                }
-                self.end_call(call);
+                self.end_call(now, call);
                 self.events.push_back(Event::Bye { call });
             }
             "INFO" => {
@@ -638,6 +628,7 @@ impl Endpoint {
                     body: req.body(),
                 });
             }
+            "OPTIONS" => self.reply(now, &key, 200, "OK", capabilities(), None),
             _ => self.reinvite(now, key, call, req),
         }
     }
@@ -693,7 +684,7 @@ impl Endpoint {
             .and_then(|c| c.invite.take())
             .is_some_and(|p| p.reinvite);
         if !reinvite {
-            self.end_call(call);
+            self.end_call(now, call);
             self.events.push_back(Event::Cancelled { call });
         }
     }
@@ -804,7 +795,7 @@ impl Endpoint {
         }
         self.reply(now, &key, status, reason, extra, body.as_ref());
         if status >= 300 && !reinvite {
-            self.end_call(call);
+            self.end_call(now, call);
         }
         Ok(())
     }
@@ -883,7 +874,7 @@ impl Endpoint {
 
     fn send_bye(&mut self, now: Instant, call: CallId, report: bool) {
         self.send_request(now, call, "BYE", None, Purpose::Bye { report });
-        self.end_call(call);
+        self.end_call(now, call);
     }
 
     fn send_request(
@@ -977,9 +968,20 @@ impl Endpoint {
 
     // ---- bookkeeping --------------------------------------------------------------------
 
-    fn end_call(&mut self, call: CallId) {
-        if let Some(c) = self.calls.remove(&call) {
-            self.dialogs.remove(&dialog_key(&c.dialog));
+    /// Forgets the call, first closing what it left open: an unanswered INVITE gets 487 and
+    /// an unacknowledged 2xx stops being resent.
+    fn end_call(&mut self, now: Instant, call: CallId) {
+        let Some(c) = self.calls.remove(&call) else {
+            return;
+        };
+        self.dialogs.remove(&dialog_key(&c.dialog));
+        if let Some(p) = c.invite {
+            self.reply(now, &p.key, 487, "Request Terminated", vec![], None);
+        }
+        if let Some((_, key)) = c.awaiting_ack
+            && let Some(e) = self.server.get_mut(&key)
+        {
+            e.tx.ack(now, &self.config.timers);
         }
     }
 
@@ -1003,6 +1005,11 @@ impl Endpoint {
         let n = self.fresh_id();
         format!("{:x}{n:x}", self.random.hash_one(n) >> 16)
     }
+}
+
+/// What OPTIONS advertises.
+fn capabilities() -> Vec<(&'static str, String)> {
+    vec![("Allow", ALLOW.to_string()), ("Accept", ACCEPT.to_string())]
 }
 
 fn dialog_key(d: &Dialog) -> DialogKey {

@@ -543,6 +543,56 @@ fn info_body_is_passed_up_and_answered() {
 }
 
 #[test]
+fn in_dialog_options_is_answered_without_an_event() {
+    let mut h = Harness::new();
+    let (_, tag) = h.established();
+    h.send(&request("OPTIONS", "z9hG4bKo2", Some(&tag), 2, &[], None));
+    let out = h.out();
+    assert_eq!(
+        out.iter().map(|m| status_of(m)).collect::<Vec<_>>(),
+        ["200"]
+    );
+    assert!(header(&out[0], "Allow").is_some());
+    assert!(h.events().is_empty());
+}
+
+#[test]
+fn bye_while_our_2xx_awaits_ack_stops_the_resends() {
+    let mut h = Harness::new();
+    let call = h.call("z9hG4bKinv1", Some(SDP));
+    let tag = h.answer(call);
+    h.send(&request("BYE", "z9hG4bKb1", Some(&tag), 2, &[], None));
+    assert_eq!(
+        h.out().iter().map(|m| status_of(m)).collect::<Vec<_>>(),
+        ["200"]
+    );
+    assert_eq!(h.events(), [Event::Bye { call }]);
+    let sent = h.advance(Duration::from_secs(40));
+    assert!(sent.is_empty(), "{sent:?}");
+}
+
+#[test]
+fn our_bye_during_a_pending_reinvite_answers_it_487() {
+    let mut h = Harness::new();
+    let (call, tag) = h.established();
+    h.send(&request(
+        "INVITE",
+        "z9hG4bKre1",
+        Some(&tag),
+        2,
+        &[],
+        Some(SDP),
+    ));
+    h.out();
+    h.ep.bye(h.now, call).expect("bye");
+    let out = h.out();
+    let firsts: Vec<&str> = out.iter().filter_map(|m| m.lines().next()).collect();
+    assert_eq!(firsts.len(), 2, "{firsts:?}");
+    assert!(firsts.contains(&"SIP/2.0 487 Request Terminated"));
+    assert!(firsts.iter().any(|l| l.starts_with("BYE ")));
+}
+
+#[test]
 fn old_cseq_in_dialog_gets_500() {
     let mut h = Harness::new();
     let (_, tag) = h.established();
@@ -613,7 +663,7 @@ fn closed_tcp_connection_terminates_its_calls() {
         [Event::Invite { call, .. }] => *call,
         other => panic!("{other:?}"),
     };
-    h.ep.handle_transport_closed(conn);
+    h.ep.handle_transport_closed(h.now, conn);
     assert_eq!(
         h.events(),
         [Event::Terminated {

@@ -298,7 +298,7 @@ impl Driver {
     fn close(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
             tracing::debug!("tcp connection from {} closed", c.peer);
-            self.endpoint.handle_transport_closed(conn);
+            self.endpoint.handle_transport_closed(Instant::now(), conn);
         }
     }
 }
