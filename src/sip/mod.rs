@@ -1,1 +1,51 @@
 //! SIP: normalising parser front, transactions, dialogs and transports.
+//!
+//! Layers, bottom up:
+//! - [`parse`]: bytes to a normalised header list (compact forms expanded, comma lists split,
+//!   folding joined, Content-Length framing), recording the first defect so a broken request
+//!   can still get a precise 4xx. [`framer`] cuts a TCP byte stream into messages.
+//! - [`message`]: typed views (rsip parses URIs and name-addrs) and response/request builders.
+//! - [`transaction`]: RFC 3261 §17 retransmission/absorption state machines.
+//! - [`dialog`]: §12 dialog state for calls we answered.
+//! - [`endpoint`]: the sans-IO UAS tying them together.
+//! - [`transport`]: the tokio task that drives one endpoint over UDP and TCP.
+//!
+//! # Using the endpoint (sans-IO)
+//! Feed [`Endpoint::handle_input`] with each datagram or framed TCP message and the current
+//! time, call [`Endpoint::handle_timeout`] when [`Endpoint::poll_timeout`] is reached, and after
+//! every call drain [`Endpoint::poll_transmit`] and [`Endpoint::poll_event`].
+//!
+//! A call starts with [`Event::Invite`] (100 Trying already sent). The application answers with
+//! [`Endpoint::respond`]: provisional, then 2xx (resent at T1, 2T1 ... T2 until the ACK arrives;
+//! [`Event::Ack`] carries the answer of a late offer) or a rejection. Re-INVITEs arrive as
+//! [`Event::ReInvite`] and are answered with [`Endpoint::respond_reinvite`]. The peer's BYE and
+//! CANCEL are answered by the endpoint and reported as [`Event::Bye`] / [`Event::Cancelled`].
+//! [`Endpoint::bye`] hangs up; [`Event::Terminated`] reports every other end of a call.
+//! OPTIONS, errors (400, 405, 415, 416, 420, 481, 482, 483, 500, 501, 505, 513) and
+//! retransmissions are handled inside.
+//!
+//! In-dialog requests we send go to the address the peer last sent from, on that transport
+//! (symmetric signalling, which phones behind NAT need); responses follow RFC 3261 §18.2.2
+//! with RFC 3581 rport.
+
+pub mod dialog;
+pub mod endpoint;
+pub mod framer;
+pub mod message;
+pub mod parse;
+pub mod transaction;
+pub mod transport;
+
+#[cfg(test)]
+mod endpoint_tests;
+#[cfg(test)]
+mod torture_tests;
+
+pub use endpoint::{
+    CallId, ConnId, Endpoint, EndpointConfig, Event, RequestId, SipError, TerminationReason,
+    Transmit, Transport,
+};
+pub use framer::{FrameError, Framer};
+pub use message::{Body, NameAddr};
+pub use transaction::Timers;
+pub use transport::{SipHandle, spawn};

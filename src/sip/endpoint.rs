@@ -1,0 +1,1052 @@
+//! The sans-IO SIP endpoint: a UAS for conference calls. Bytes and time go in; datagrams,
+//! events and the next deadline come out. See the module docs in `sip/mod.rs` for the API.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::dialog::{Dialog, Peer};
+use super::message::{
+    Body, MAGIC, NameAddr, Request, Response, ResponseParts, Via, build_response,
+    response_destination, uri_user,
+};
+use super::parse::{Defect, Framing, Message, StartLine, parse};
+use super::transaction::{ClientTx, Fire, ServerTx, Timers};
+
+/// Methods we implement, in the order advertised in Allow.
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+/// Session descriptions are the only INVITE bodies we understand.
+pub const ACCEPT: &str = "application/sdp";
+/// Methods that exist (RFC 3261 and extensions) but that a conference server does not serve.
+const NOT_ALLOWED: &[&str] = &[
+    "REGISTER",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "PUBLISH",
+    "MESSAGE",
+    "REFER",
+    "UPDATE",
+    "PRACK",
+];
+
+/// An accepted TCP connection, numbered by the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId(pub u64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp(ConnId),
+}
+
+impl Transport {
+    fn reliable(self) -> bool {
+        matches!(self, Transport::Tcp(_))
+    }
+}
+
+/// Handle of one call (pending INVITE, then dialog). Never reused within an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(pub u64);
+
+impl std::fmt::Display for CallId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "call-{}", self.0)
+    }
+}
+
+/// Handle of an in-dialog request the application sent with [`Endpoint::request`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestId(pub u64);
+
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub user_agent: String,
+    /// Host (name or IP literal) put in our Contact and Via headers.
+    pub contact_host: String,
+    pub udp_port: u16,
+    pub tcp_port: u16,
+    pub timers: Timers,
+}
+
+/// Bytes to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub transport: Transport,
+    pub to: SocketAddr,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TerminationReason {
+    /// We answered 2xx and no ACK came within 64*T1 (timer H); we sent BYE.
+    AckTimeout,
+    /// Our BYE got this final status.
+    ByeCompleted(u16),
+    /// Our BYE was never answered (timer F).
+    ByeTimeout,
+    /// The TCP connection carrying the dialog closed.
+    TransportClosed,
+}
+
+// A handful of events per call: boxing Invite would only make matching clumsier.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A new call. Answer with [`Endpoint::respond`]; 100 Trying has already been sent.
+    Invite {
+        call: CallId,
+        call_id: String,
+        from: NameAddr,
+        to: NameAddr,
+        request_uri: String,
+        request_uri_user: Option<String>,
+        /// X-* headers and User-Agent, P-Asserted-Identity, as received.
+        headers: Vec<(String, String)>,
+        body: Option<Body>,
+        source: SocketAddr,
+        transport: Transport,
+    },
+    /// The ACK for our 2xx (initial or re-INVITE); with a late offer it carries the answer.
+    Ack { call: CallId, body: Option<Body> },
+    /// A re-INVITE; answer with [`Endpoint::respond_reinvite`].
+    ReInvite { call: CallId, body: Option<Body> },
+    /// An INFO (already answered 200).
+    Info { call: CallId, body: Option<Body> },
+    /// The peer hung up (already answered 200). The call is gone.
+    Bye { call: CallId },
+    /// The peer cancelled an unanswered INVITE (answered 487). The call is gone.
+    Cancelled { call: CallId },
+    /// Final status of a request sent with [`Endpoint::request`] (408 on timeout).
+    Response {
+        call: CallId,
+        request: RequestId,
+        status: u16,
+    },
+    /// The call ended for a reason other than the peer's BYE or CANCEL.
+    Terminated {
+        call: CallId,
+        reason: TerminationReason,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SipError {
+    #[error("no such call")]
+    UnknownCall,
+    #[error("no INVITE of that kind is waiting for an answer on this call")]
+    NoPendingInvite,
+    #[error("status must be 100..=699")]
+    InvalidStatus,
+    #[error("the call is not established")]
+    NotEstablished,
+    #[error("use bye(), or a method that is not INVITE/ACK/CANCEL/BYE")]
+    InvalidMethod,
+    #[error("the SIP task has stopped")]
+    Stopped,
+}
+
+/// Server transaction key (§17.2.3): branch + sent-by + method, ACK folded into INVITE.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TxKey {
+    branch: String,
+    sent_by: String,
+    method: String,
+}
+
+impl TxKey {
+    fn of(req: &Request) -> Self {
+        let method = match req.method.as_str() {
+            "ACK" => "INVITE".to_string(),
+            m => m.to_string(),
+        };
+        let branch = match &req.via.branch {
+            Some(b) if b.starts_with(MAGIC) => b.clone(),
+            // RFC 2543 peers: fall back to the request's identifying headers.
+            _ => format!(
+                "{}|{}|{}|{}",
+                req.call_id,
+                req.from.tag.as_deref().unwrap_or_default(),
+                req.cseq,
+                req.msg.header("Via").unwrap_or_default()
+            ),
+        };
+        Self {
+            branch,
+            sent_by: req.via.sent_by(),
+            method,
+        }
+    }
+}
+
+struct ServerEntry {
+    tx: ServerTx,
+    req: Message,
+    to: SocketAddr,
+    transport: Transport,
+    to_tag: String,
+    call: Option<CallId>,
+    merge: Option<MergeKey>,
+}
+
+/// Identity of a request without to-tag, to spot the same request arriving twice by
+/// different paths (§8.2.2.2).
+type MergeKey = (String, String, u32, String);
+type DialogKey = (String, String, String);
+
+struct PendingInvite {
+    key: TxKey,
+    cseq: u32,
+    reinvite: bool,
+}
+
+struct Call {
+    dialog: Dialog,
+    peer: Peer,
+    invite: Option<PendingInvite>,
+    /// The INVITE whose 2xx awaits its ACK: CSeq and transaction.
+    awaiting_ack: Option<(u32, TxKey)>,
+    bye_after_ack: bool,
+}
+
+enum Purpose {
+    Bye { report: bool },
+    Request(RequestId),
+}
+
+struct ClientEntry {
+    tx: ClientTx,
+    call: CallId,
+    method: String,
+    purpose: Purpose,
+    peer: Peer,
+}
+
+pub struct Endpoint {
+    config: EndpointConfig,
+    server: HashMap<TxKey, ServerEntry>,
+    merges: HashMap<MergeKey, TxKey>,
+    client: HashMap<String, ClientEntry>,
+    calls: HashMap<CallId, Call>,
+    dialogs: HashMap<DialogKey, CallId>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    next_id: u64,
+    random: RandomState,
+}
+
+impl Endpoint {
+    pub fn new(config: EndpointConfig) -> Self {
+        Self {
+            config,
+            server: HashMap::new(),
+            merges: HashMap::new(),
+            client: HashMap::new(),
+            calls: HashMap::new(),
+            dialogs: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            next_id: 0,
+            random: RandomState::new(),
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let server = self.server.values().filter_map(|e| e.tx.next_timeout());
+        let client = self.client.values().filter_map(|e| e.tx.next_timeout());
+        server.chain(client).min()
+    }
+
+    /// One datagram (UDP) or one framed message (TCP, from [`super::Framer`]).
+    pub fn handle_input(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        transport: Transport,
+        bytes: &[u8],
+    ) {
+        let framing = match transport {
+            Transport::Udp => Framing::Datagram,
+            Transport::Tcp(_) => Framing::Stream,
+        };
+        let Some(msg) = parse(bytes, framing) else {
+            return;
+        };
+        match &msg.start {
+            StartLine::Response { .. } | StartLine::BadStatusLine => {
+                self.handle_response(now, &msg)
+            }
+            _ => self.handle_request(now, from, transport, msg),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let t = self.config.timers;
+        let due: Vec<TxKey> = self
+            .server
+            .iter()
+            .filter(|(_, e)| e.tx.next_timeout().is_some_and(|at| at <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            self.fire_server(now, &key, &t);
+        }
+        let due: Vec<String> = self
+            .client
+            .iter()
+            .filter(|(_, e)| e.tx.next_timeout().is_some_and(|at| at <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for branch in due {
+            self.fire_client(now, &branch, &t);
+        }
+    }
+
+    /// The TCP connection is gone: calls signalled over it end, its transactions are dropped.
+    pub fn handle_transport_closed(&mut self, now: Instant, conn: ConnId) {
+        let gone = Transport::Tcp(conn);
+        let calls: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.peer.transport == gone)
+            .map(|(id, _)| *id)
+            .collect();
+        for call in calls {
+            self.end_call(now, call);
+            self.events.push_back(Event::Terminated {
+                call,
+                reason: TerminationReason::TransportClosed,
+            });
+        }
+        self.transmits.retain(|t| t.transport != gone);
+        self.server.retain(|_, e| e.transport != gone);
+        self.client.retain(|_, e| e.peer.transport != gone);
+        let server = &self.server;
+        self.merges.retain(|_, k| server.contains_key(k));
+    }
+
+    /// Answers the INVITE waiting on `call`: 1xx, 2xx (dialog confirmed by ACK, resent until
+    /// then) or 3xx-6xx (the call ends).
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        status: u16,
+        reason: &str,
+        body: Option<Body>,
+    ) -> Result<(), SipError> {
+        self.answer_invite(now, call, false, status, reason, body)
+    }
+
+    /// Answers the re-INVITE waiting on `call`; a non-2xx leaves the dialog as it was.
+    pub fn respond_reinvite(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        status: u16,
+        reason: &str,
+        body: Option<Body>,
+    ) -> Result<(), SipError> {
+        self.answer_invite(now, call, true, status, reason, body)
+    }
+
+    /// Hangs up. An unanswered call is rejected with 480; a 2xx not yet acknowledged is
+    /// followed by BYE once the ACK arrives (§15.1.2). Ends with [`Event::Terminated`].
+    pub fn bye(&mut self, now: Instant, call: CallId) -> Result<(), SipError> {
+        let c = self.calls.get_mut(&call).ok_or(SipError::UnknownCall)?;
+        if c.awaiting_ack.is_some() {
+            c.bye_after_ack = true;
+            return Ok(());
+        }
+        if c.invite.as_ref().is_some_and(|p| !p.reinvite) {
+            return self.respond(now, call, 480, "Temporarily Unavailable", None);
+        }
+        self.send_bye(now, call, true);
+        Ok(())
+    }
+
+    /// Sends INFO with this body on an established call.
+    pub fn info(&mut self, now: Instant, call: CallId, body: Body) -> Result<RequestId, SipError> {
+        self.request(now, call, "INFO", Some(body))
+    }
+
+    /// Sends an in-dialog request (not INVITE/ACK/CANCEL/BYE); [`Event::Response`] follows.
+    pub fn request(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        method: &str,
+        body: Option<Body>,
+    ) -> Result<RequestId, SipError> {
+        if !super::parse::is_token(method) || ["INVITE", "ACK", "CANCEL", "BYE"].contains(&method) {
+            return Err(SipError::InvalidMethod);
+        }
+        let c = self.calls.get(&call).ok_or(SipError::UnknownCall)?;
+        if c.awaiting_ack.is_some() || c.invite.as_ref().is_some_and(|p| !p.reinvite) {
+            return Err(SipError::NotEstablished);
+        }
+        let id = RequestId(self.fresh_id());
+        self.send_request(now, call, method, body.as_ref(), Purpose::Request(id));
+        Ok(id)
+    }
+
+    // ---- incoming requests -------------------------------------------------------------
+
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        transport: Transport,
+        msg: Message,
+    ) {
+        let req = match Request::from_message(msg.clone()) {
+            Ok(req) => req,
+            Err(defect) => return self.reject_stateless(&msg, from, transport, &defect),
+        };
+        let key = TxKey::of(&req);
+        if req.method != "ACK"
+            && let Some(entry) = self.server.get(&key)
+        {
+            // A retransmission: the last response again, nothing new for the TU.
+            if let Some(bytes) = entry.tx.last_response() {
+                self.transmits.push_back(Transmit {
+                    transport: entry.transport,
+                    to: entry.to,
+                    bytes: bytes.to_vec(),
+                });
+            }
+            return;
+        }
+        if req.method == "ACK" {
+            return self.handle_ack(now, &key, req);
+        }
+        let merge = req.to.tag.is_none().then(|| {
+            (
+                req.call_id.clone(),
+                req.from.tag.clone().unwrap_or_default(),
+                req.cseq,
+                req.method.clone(),
+            )
+        });
+        let merged = merge
+            .as_ref()
+            .and_then(|m| self.merges.get(m))
+            .is_some_and(|k| self.server.contains_key(k));
+        let to = match transport {
+            Transport::Udp => response_destination(Some(&req.via), from),
+            Transport::Tcp(_) => from,
+        };
+        let to_tag = self.fresh_token();
+        self.server.insert(
+            key.clone(),
+            ServerEntry {
+                tx: ServerTx::new(req.method == "INVITE", transport.reliable()),
+                req: req.msg.clone(),
+                to,
+                transport,
+                to_tag,
+                call: None,
+                merge: None,
+            },
+        );
+        if merged {
+            return self.reply(now, &key, 482, "Loop Detected", vec![], None);
+        }
+        if let (Some(m), Some(e)) = (merge, self.server.get_mut(&key)) {
+            e.merge = Some(m.clone());
+            self.merges.insert(m, key.clone());
+        }
+        if let Err(d) = self.screen(&req) {
+            let extra = match d.status {
+                405 => vec![("Allow", ALLOW.to_string())],
+                415 => vec![("Accept", ACCEPT.to_string())],
+                420 => vec![("Unsupported", unsupported(&req).join(", "))],
+                _ => vec![],
+            };
+            return self.reply(now, &key, d.status, &d.reason, extra, None);
+        }
+        let peer = Peer {
+            addr: from,
+            transport,
+        };
+        match (req.method.as_str(), req.to.tag.is_some()) {
+            ("INVITE", false) => self.new_invite(now, key, req, peer),
+            ("OPTIONS", false) => self.reply(now, &key, 200, "OK", capabilities(), None),
+            ("CANCEL", _) => self.cancel(now, &key),
+            (_, false) => self.reply(
+                now,
+                &key,
+                481,
+                "Call/Transaction Does Not Exist",
+                vec![],
+                None,
+            ),
+            (_, true) => self.in_dialog(now, key, req, peer),
+        }
+    }
+
+    /// Method, Max-Forwards, Require and body checks, in §8.2 order.
+    fn screen(&self, req: &Request) -> Result<(), Defect> {
+        let m = req.method.as_str();
+        if NOT_ALLOWED.contains(&m) {
+            return Err(Defect::new(405, "Method Not Allowed"));
+        }
+        if !ALLOW.split(", ").any(|a| a == m) {
+            return Err(Defect::new(501, "Not Implemented"));
+        }
+        if req.max_forwards == Some(0) {
+            return Err(Defect::new(483, "Too Many Hops"));
+        }
+        if m != "CANCEL" && !unsupported(req).is_empty() {
+            return Err(Defect::new(420, "Bad Extension"));
+        }
+        let encoded = req
+            .msg
+            .header("Content-Encoding")
+            .is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
+        let foreign_body = m == "INVITE"
+            && !req.msg.body.is_empty()
+            && !req
+                .msg
+                .header("Content-Type")
+                .is_some_and(|t| t.to_ascii_lowercase().starts_with(ACCEPT));
+        if encoded || foreign_body {
+            return Err(Defect::new(415, "Unsupported Media Type"));
+        }
+        Ok(())
+    }
+
+    fn new_invite(&mut self, now: Instant, key: TxKey, req: Request, peer: Peer) {
+        let local_tag = self
+            .server
+            .get(&key)
+            .map(|e| e.to_tag.clone())
+            .unwrap_or_default();
+        let first_cseq = (self.random.hash_one(self.next_id) % 10_000) as u32 + 1;
+        let Some(dialog) = Dialog::from_invite(&req, local_tag, first_cseq) else {
+            return self.reply(now, &key, 400, "Missing Contact", vec![], None);
+        };
+        let call = CallId(self.fresh_id());
+        self.dialogs.insert(dialog_key(&dialog), call);
+        self.calls.insert(
+            call,
+            Call {
+                dialog,
+                peer,
+                invite: Some(PendingInvite {
+                    key: key.clone(),
+                    cseq: req.cseq,
+                    reinvite: false,
+                }),
+                awaiting_ack: None,
+                bye_after_ack: false,
+            },
+        );
+        if let Some(e) = self.server.get_mut(&key) {
+            e.call = Some(call);
+        }
+        self.reply(now, &key, 100, "Trying", vec![], None);
+        const PASSED: &[&str] = &["User-Agent", "P-Asserted-Identity"];
+        let headers = req
+            .msg
+            .headers
+            .iter()
+            .filter(|(n, _)| {
+                n.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-"))
+                    || PASSED.iter().any(|p| p.eq_ignore_ascii_case(n))
+            })
+            .cloned()
+            .collect();
+        let uri_user = uri_user(&req.uri);
+        self.events.push_back(Event::Invite {
+            call,
+            call_id: req.call_id.clone(),
+            body: req.body(),
+            from: req.from,
+            to: req.to,
+            request_uri: req.uri,
+            request_uri_user: uri_user,
+            headers,
+            source: peer.addr,
+            transport: peer.transport,
+        });
+    }
+
+    fn in_dialog(&mut self, now: Instant, key: TxKey, req: Request, peer: Peer) {
+        let dkey = (
+            req.call_id.clone(),
+            req.to.tag.clone().unwrap_or_default(),
+            req.from.tag.clone().unwrap_or_default(),
+        );
+        let Some(call) = self.dialogs.get(&dkey).copied() else {
+            return self.reply(
+                now,
+                &key,
+                481,
+                "Call/Transaction Does Not Exist",
+                vec![],
+                None,
+            );
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return self.reply(
+                now,
+                &key,
+                481,
+                "Call/Transaction Does Not Exist",
+                vec![],
+                None,
+            );
+        };
+        if !c.dialog.accept_remote_cseq(req.cseq) {
+            return self.reply(now, &key, 500, "CSeq Out Of Order", vec![], None);
+        }
+        c.peer = peer;
+        if let Some(e) = self.server.get_mut(&key) {
+            e.call = Some(call);
+        }
+        match req.method.as_str() {
+            "BYE" => {
+                self.reply(now, &key, 200, "OK", vec![], None);
+                self.end_call(now, call);
+                self.events.push_back(Event::Bye { call });
+            }
+            "INFO" => {
+                self.reply(now, &key, 200, "OK", vec![], None);
+                self.events.push_back(Event::Info {
+                    call,
+                    body: req.body(),
+                });
+            }
+            "OPTIONS" => self.reply(now, &key, 200, "OK", capabilities(), None),
+            _ => self.reinvite(now, key, call, req),
+        }
+    }
+
+    fn reinvite(&mut self, now: Instant, key: TxKey, call: CallId, req: Request) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if c.invite.is_some() || c.awaiting_ack.is_some() {
+            // §14.2: one offer/answer at a time.
+            let retry = ("Retry-After", "2".to_string());
+            return self.reply(now, &key, 500, "Server Internal Error", vec![retry], None);
+        }
+        c.dialog.refresh_target(&req.msg);
+        c.invite = Some(PendingInvite {
+            key: key.clone(),
+            cseq: req.cseq,
+            reinvite: true,
+        });
+        self.reply(now, &key, 100, "Trying", vec![], None);
+        self.events.push_back(Event::ReInvite {
+            call,
+            body: req.body(),
+        });
+    }
+
+    fn cancel(&mut self, now: Instant, key: &TxKey) {
+        let invite_key = TxKey {
+            method: "INVITE".into(),
+            ..key.clone()
+        };
+        let pending = self
+            .server
+            .get(&invite_key)
+            .filter(|e| e.tx.final_status().is_none())
+            .map(|e| e.call);
+        let Some(call) = pending else {
+            return self.reply(
+                now,
+                key,
+                481,
+                "Call/Transaction Does Not Exist",
+                vec![],
+                None,
+            );
+        };
+        self.reply(now, key, 200, "OK", vec![], None);
+        self.reply(now, &invite_key, 487, "Request Terminated", vec![], None);
+        let Some(call) = call else { return };
+        let reinvite = self
+            .calls
+            .get_mut(&call)
+            .and_then(|c| c.invite.take())
+            .is_some_and(|p| p.reinvite);
+        if !reinvite {
+            self.end_call(now, call);
+            self.events.push_back(Event::Cancelled { call });
+        }
+    }
+
+    fn handle_ack(&mut self, now: Instant, key: &TxKey, req: Request) {
+        let t = self.config.timers;
+        if let Some(e) = self.server.get_mut(key)
+            && e.tx.final_status().is_some_and(|s| s >= 300)
+        {
+            e.tx.ack(now, &t);
+            return;
+        }
+        let dkey = (
+            req.call_id.clone(),
+            req.to.tag.clone().unwrap_or_default(),
+            req.from.tag.clone().unwrap_or_default(),
+        );
+        let Some(call) = self.dialogs.get(&dkey).copied() else {
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some((_, invite)) = c.awaiting_ack.take_if(|(cseq, _)| *cseq == req.cseq) else {
+            return;
+        };
+        let bye = std::mem::take(&mut c.bye_after_ack);
+        if let Some(e) = self.server.get_mut(&invite) {
+            e.tx.ack(now, &t);
+        }
+        self.events.push_back(Event::Ack {
+            call,
+            body: req.body(),
+        });
+        if bye {
+            self.send_bye(now, call, true);
+        }
+    }
+
+    /// Answers what cannot become a transaction: only requests (never ACK) with a Via we can
+    /// route to; anything else is dropped.
+    fn reject_stateless(
+        &mut self,
+        msg: &Message,
+        from: SocketAddr,
+        transport: Transport,
+        d: &Defect,
+    ) {
+        if matches!(&msg.start, StartLine::Request { method, .. } if method == "ACK") {
+            return;
+        }
+        let Some(via) = msg.header("Via") else {
+            return;
+        };
+        let to = match transport {
+            Transport::Udp => response_destination(Via::parse(via).as_ref(), from),
+            Transport::Tcp(_) => from,
+        };
+        let tag = self.fresh_token();
+        let extra = [("Server", self.config.user_agent.clone())];
+        let parts = ResponseParts {
+            status: d.status,
+            reason: &d.reason,
+            to_tag: Some(&tag),
+            headers: &extra,
+            body: None,
+        };
+        self.transmits.push_back(Transmit {
+            transport,
+            to,
+            bytes: build_response(msg, from, &parts),
+        });
+    }
+
+    // ---- responses we send --------------------------------------------------------------
+
+    fn answer_invite(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        reinvite: bool,
+        status: u16,
+        reason: &str,
+        body: Option<Body>,
+    ) -> Result<(), SipError> {
+        if !(100..700).contains(&status) {
+            return Err(SipError::InvalidStatus);
+        }
+        let c = self.calls.get_mut(&call).ok_or(SipError::UnknownCall)?;
+        let p = c
+            .invite
+            .as_ref()
+            .filter(|p| p.reinvite == reinvite)
+            .ok_or(SipError::NoPendingInvite)?;
+        let (key, cseq, transport) = (p.key.clone(), p.cseq, c.peer.transport);
+        if status >= 200 {
+            c.invite = None;
+        }
+        if (200..300).contains(&status) {
+            c.awaiting_ack = Some((cseq, key.clone()));
+        }
+        let mut extra = vec![];
+        if status > 100 && status < 300 {
+            extra.push(("Contact", self.contact(transport)));
+        }
+        if (200..300).contains(&status) {
+            extra.push(("Allow", ALLOW.to_string()));
+        }
+        self.reply(now, &key, status, reason, extra, body.as_ref());
+        if status >= 300 && !reinvite {
+            self.end_call(now, call);
+        }
+        Ok(())
+    }
+
+    /// Sends a response within server transaction `key` and lets the transaction resend it.
+    fn reply(
+        &mut self,
+        now: Instant,
+        key: &TxKey,
+        status: u16,
+        reason: &str,
+        mut extra: Vec<(&str, String)>,
+        body: Option<&Body>,
+    ) {
+        let t = self.config.timers;
+        let Some(e) = self.server.get_mut(key) else {
+            return;
+        };
+        extra.push(("Server", self.config.user_agent.clone()));
+        let parts = ResponseParts {
+            status,
+            reason,
+            to_tag: (status > 100).then_some(e.to_tag.as_str()),
+            headers: &extra,
+            body,
+        };
+        let bytes = build_response(&e.req, e.to, &parts);
+        if e.tx.respond(now, &t, status, bytes.clone()) {
+            self.transmits.push_back(Transmit {
+                transport: e.transport,
+                to: e.to,
+                bytes,
+            });
+        }
+    }
+
+    fn fire_server(&mut self, now: Instant, key: &TxKey, t: &Timers) {
+        let Some(e) = self.server.get_mut(key) else {
+            return;
+        };
+        match e.tx.fire(now, t) {
+            Fire::Nothing => {}
+            Fire::Retransmit(bytes) => self.transmits.push_back(Transmit {
+                transport: e.transport,
+                to: e.to,
+                bytes,
+            }),
+            Fire::TimedOut | Fire::Finished => {
+                let call = e.call;
+                if let Some(m) = e.merge.take() {
+                    self.merges.remove(&m);
+                }
+                self.server.remove(key);
+                self.ack_timeout(now, call);
+            }
+        }
+    }
+
+    /// Timer H for a 2xx: the dialog never got confirmed, so end it with a BYE (§13.3.1.4).
+    fn ack_timeout(&mut self, now: Instant, call: Option<CallId>) {
+        let Some(call) = call else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if c.awaiting_ack.take().is_none() {
+            return;
+        }
+        self.send_bye(now, call, false);
+        self.events.push_back(Event::Terminated {
+            call,
+            reason: TerminationReason::AckTimeout,
+        });
+    }
+
+    // ---- requests we send ---------------------------------------------------------------
+
+    fn send_bye(&mut self, now: Instant, call: CallId, report: bool) {
+        self.send_request(now, call, "BYE", None, Purpose::Bye { report });
+        self.end_call(now, call);
+    }
+
+    fn send_request(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        method: &str,
+        body: Option<&Body>,
+        purpose: Purpose,
+    ) {
+        let branch = format!("{MAGIC}{}", self.fresh_token());
+        let (ua, host) = (
+            self.config.user_agent.clone(),
+            self.config.contact_host.clone(),
+        );
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let (proto, port) = match c.peer.transport {
+            Transport::Udp => ("UDP", self.config.udp_port),
+            Transport::Tcp(_) => ("TCP", self.config.tcp_port),
+        };
+        let via = format!(
+            "SIP/2.0/{proto} {}:{port};branch={branch};rport",
+            bracket(&host)
+        );
+        let bytes = c.dialog.request(method, &via, &ua, body);
+        let peer = c.peer;
+        self.transmits.push_back(Transmit {
+            transport: peer.transport,
+            to: peer.addr,
+            bytes: bytes.clone(),
+        });
+        let tx = ClientTx::new(now, &self.config.timers, peer.transport.reliable(), bytes);
+        self.client.insert(
+            branch,
+            ClientEntry {
+                tx,
+                call,
+                method: method.to_string(),
+                purpose,
+                peer,
+            },
+        );
+    }
+
+    fn handle_response(&mut self, now: Instant, msg: &Message) {
+        let Some(resp) = Response::from_message(msg) else {
+            return;
+        };
+        let t = self.config.timers;
+        let Some(e) = self.client.get_mut(&resp.branch) else {
+            return;
+        };
+        if e.method != resp.cseq_method {
+            return;
+        }
+        if let Some(status) = e.tx.on_response(now, &t, resp.code) {
+            let (call, event) = (e.call, final_event(e, Some(status)));
+            self.events.extend(event);
+            if status == 481 || status == 408 {
+                // §12.2.1.2: the dialog is gone on the other side.
+                if self.calls.contains_key(&call) {
+                    self.send_bye(now, call, true);
+                }
+            }
+        }
+    }
+
+    fn fire_client(&mut self, now: Instant, branch: &str, t: &Timers) {
+        let Some(e) = self.client.get_mut(branch) else {
+            return;
+        };
+        match e.tx.fire(now, t) {
+            Fire::Nothing => {}
+            Fire::Retransmit(bytes) => self.transmits.push_back(Transmit {
+                transport: e.peer.transport,
+                to: e.peer.addr,
+                bytes,
+            }),
+            Fire::TimedOut => {
+                let event = final_event(e, None);
+                self.events.extend(event);
+                self.client.remove(branch);
+            }
+            Fire::Finished => {
+                self.client.remove(branch);
+            }
+        }
+    }
+
+    // ---- bookkeeping --------------------------------------------------------------------
+
+    /// Forgets the call, first closing what it left open: an unanswered INVITE gets 487 and
+    /// an unacknowledged 2xx stops being resent.
+    fn end_call(&mut self, now: Instant, call: CallId) {
+        let Some(c) = self.calls.remove(&call) else {
+            return;
+        };
+        self.dialogs.remove(&dialog_key(&c.dialog));
+        if let Some(p) = c.invite {
+            self.reply(now, &p.key, 487, "Request Terminated", vec![], None);
+        }
+        if let Some((_, key)) = c.awaiting_ack
+            && let Some(e) = self.server.get_mut(&key)
+        {
+            e.tx.ack(now, &self.config.timers);
+        }
+    }
+
+    fn contact(&self, transport: Transport) -> String {
+        let host = bracket(&self.config.contact_host);
+        match transport {
+            Transport::Udp => format!("<sip:chorus@{host}:{}>", self.config.udp_port),
+            Transport::Tcp(_) => {
+                format!("<sip:chorus@{host}:{};transport=tcp>", self.config.tcp_port)
+            }
+        }
+    }
+
+    fn fresh_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Tags and branches: unique per endpoint (counter) and unpredictable (random hash).
+    fn fresh_token(&mut self) -> String {
+        let n = self.fresh_id();
+        format!("{:x}{n:x}", self.random.hash_one(n) >> 16)
+    }
+}
+
+/// What OPTIONS advertises.
+fn capabilities() -> Vec<(&'static str, String)> {
+    vec![("Allow", ALLOW.to_string()), ("Accept", ACCEPT.to_string())]
+}
+
+fn dialog_key(d: &Dialog) -> DialogKey {
+    (d.call_id.clone(), d.local_tag.clone(), d.remote_tag.clone())
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// Option tags in Require that we do not support (all of them: we support no extensions).
+fn unsupported(req: &Request) -> Vec<String> {
+    req.msg
+        .headers_named("Require")
+        .map(str::to_string)
+        .collect()
+}
+
+/// What the TU hears when a client transaction ends; `None` status means timer F.
+fn final_event(e: &ClientEntry, status: Option<u16>) -> Option<Event> {
+    match e.purpose {
+        Purpose::Bye { report: false } => None,
+        Purpose::Bye { report: true } => Some(Event::Terminated {
+            call: e.call,
+            reason: status.map_or(
+                TerminationReason::ByeTimeout,
+                TerminationReason::ByeCompleted,
+            ),
+        }),
+        Purpose::Request(request) => Some(Event::Response {
+            call: e.call,
+            request,
+            status: status.unwrap_or(408),
+        }),
+    }
+}

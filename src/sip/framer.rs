@@ -1,0 +1,134 @@
+//! TCP stream framer: bytes in, whole messages out (RFC 3261 §18.3). Content-Length is
+//! mandatory on streams; CRLF keep-alives (RFC 5626 §3.5.1) between messages are skipped.
+
+use super::parse::{MAX_BODY_BYTES, MAX_HEADER_BYTES, parse_content_length};
+
+/// The stream cannot be resynchronised: the connection must be closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("header section longer than {MAX_HEADER_BYTES} bytes")]
+    HeadersTooLong,
+    #[error("missing or invalid Content-Length on a stream")]
+    BadContentLength,
+}
+
+#[derive(Debug, Default)]
+pub struct Framer {
+    buf: Vec<u8>,
+}
+
+impl Framer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next whole message, `Ok(None)` when more bytes are needed.
+    pub fn next_message(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+        let skip = self
+            .buf
+            .iter()
+            .position(|b| *b != b'\r' && *b != b'\n')
+            .unwrap_or(self.buf.len());
+        self.buf.drain(..skip);
+        let Some(head_end) = find(&self.buf, b"\r\n\r\n") else {
+            return if self.buf.len() > MAX_HEADER_BYTES {
+                Err(FrameError::HeadersTooLong)
+            } else {
+                Ok(None)
+            };
+        };
+        if head_end > MAX_HEADER_BYTES {
+            return Err(FrameError::HeadersTooLong);
+        }
+        let body_len = content_length(&self.buf[..head_end])?;
+        let total = head_end + 4 + body_len;
+        if self.buf.len() < total {
+            return Ok(None);
+        }
+        let rest = self.buf.split_off(total);
+        Ok(Some(std::mem::replace(&mut self.buf, rest)))
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The one Content-Length of a header section (long or compact name); duplicates must agree.
+fn content_length(head: &[u8]) -> Result<usize, FrameError> {
+    let text = String::from_utf8_lossy(head);
+    let mut found: Option<usize> = None;
+    for line in text.split("\r\n").skip(1) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        if !(name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l")) {
+            continue;
+        }
+        let n = parse_content_length(value).map_err(|_| FrameError::BadContentLength)?;
+        if found.is_some_and(|f| f != n) {
+            return Err(FrameError::BadContentLength);
+        }
+        found = Some(n);
+    }
+    found
+        .filter(|n| *n <= MAX_BODY_BYTES)
+        .ok_or(FrameError::BadContentLength)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &[u8] = b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 3\r\n\r\nabc";
+    const B: &[u8] = b"BYE sip:a SIP/2.0\r\nl: 0\r\n\r\n";
+
+    #[test]
+    fn splits_joined_messages_and_skips_keepalives() {
+        let mut f = Framer::new();
+        let mut input = b"\r\n\r\n".to_vec();
+        input.extend_from_slice(A);
+        input.extend_from_slice(b"\r\n");
+        input.extend_from_slice(B);
+        f.push(&input);
+        assert_eq!(f.next_message().unwrap().as_deref(), Some(A));
+        assert_eq!(f.next_message().unwrap().as_deref(), Some(B));
+        assert_eq!(f.next_message().unwrap(), None);
+    }
+
+    #[test]
+    fn joins_a_message_split_byte_by_byte() {
+        let mut f = Framer::new();
+        for (i, b) in A.iter().enumerate() {
+            assert_eq!(f.next_message().unwrap(), None, "complete too early at {i}");
+            f.push(&[*b]);
+        }
+        assert_eq!(f.next_message().unwrap().as_deref(), Some(A));
+    }
+
+    #[test]
+    fn bad_or_missing_or_huge_content_length_is_fatal() {
+        for head in [
+            &b"BYE sip:a SIP/2.0\r\n\r\n"[..],
+            b"BYE sip:a SIP/2.0\r\nContent-Length: -1\r\n\r\n",
+            b"BYE sip:a SIP/2.0\r\nContent-Length: 99999999999\r\n\r\n",
+            b"BYE sip:a SIP/2.0\r\nContent-Length: 1\r\nl: 2\r\n\r\n",
+        ] {
+            let mut f = Framer::new();
+            f.push(head);
+            assert_eq!(f.next_message(), Err(FrameError::BadContentLength));
+        }
+    }
+
+    #[test]
+    fn endless_headers_are_fatal() {
+        let mut f = Framer::new();
+        f.push(&vec![b'a'; MAX_HEADER_BYTES + 10]);
+        assert_eq!(f.next_message(), Err(FrameError::HeadersTooLong));
+    }
+}

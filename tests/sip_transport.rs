@@ -1,0 +1,194 @@
+//! The SIP task over real sockets on 127.0.0.1: UDP call flow, TCP framing, and SIPp as an
+//! independent caller.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chorus::sip::{self, Body, EndpointConfig, Event, SipHandle, TerminationReason, Timers};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+const WAIT: Duration = Duration::from_secs(5);
+
+fn config() -> EndpointConfig {
+    EndpointConfig {
+        user_agent: "Chorus-test".into(),
+        contact_host: "127.0.0.1".into(),
+        udp_port: 0,
+        tcp_port: 0,
+        timers: Timers::default(),
+    }
+}
+
+fn sdp() -> Body {
+    Body {
+        content_type: "application/sdp".into(),
+        bytes: SDP.as_bytes().to_vec(),
+    }
+}
+
+async fn start() -> (SipHandle, mpsc::Receiver<Event>, SocketAddr) {
+    sip::spawn("127.0.0.1:0".parse().expect("addr"), config())
+        .await
+        .expect("bind")
+}
+
+fn request(method: &str, branch: &str, to_tag: &str, cseq: u32, via: &str, body: &str) -> String {
+    format!(
+        "{method} sip:conf@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{via};branch={branch};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:conf@127.0.0.1>{to_tag}\r\n\
+         Call-ID: transport-test\r\nCSeq: {cseq} {method}\r\nContact: <sip:alice@{}>\r\n{}Content-Length: {}\r\n\r\n{body}",
+        via.split(' ').nth(1).unwrap_or_default(),
+        if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        },
+        body.len()
+    )
+}
+
+async fn recv_text(sock: &UdpSocket) -> String {
+    let mut buf = vec![0u8; 65536];
+    let n = timeout(WAIT, sock.recv(&mut buf))
+        .await
+        .expect("reply in time")
+        .expect("recv");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+async fn next_event(events: &mut mpsc::Receiver<Event>) -> Event {
+    timeout(WAIT, events.recv())
+        .await
+        .expect("event in time")
+        .expect("task alive")
+}
+
+#[tokio::test]
+async fn udp_call_answer_ack_and_our_bye() {
+    let (handle, mut events, server) = start().await;
+    let phone = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    phone.connect(server).await.expect("connect");
+    let via = format!("UDP {}", phone.local_addr().expect("addr"));
+    phone
+        .send(request("INVITE", "z9hG4bKu1", "", 1, &via, SDP).as_bytes())
+        .await
+        .expect("send");
+    assert!(recv_text(&phone).await.starts_with("SIP/2.0 100 Trying"));
+    let Event::Invite { call, body, .. } = next_event(&mut events).await else {
+        panic!("expected Invite");
+    };
+    assert_eq!(body, Some(sdp()));
+    handle
+        .respond(call, 200, "OK", Some(sdp()))
+        .await
+        .expect("respond");
+    let ok = recv_text(&phone).await;
+    assert!(ok.starts_with("SIP/2.0 200 OK"), "{ok}");
+    assert!(ok.ends_with(SDP));
+    let tag = ok
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .and_then(|l| l.split(";tag=").nth(1))
+        .expect("to-tag");
+    let ack = request("ACK", "z9hG4bKu2", &format!(";tag={tag}"), 1, &via, "");
+    phone.send(ack.as_bytes()).await.expect("send");
+    assert_eq!(
+        next_event(&mut events).await,
+        Event::Ack { call, body: None }
+    );
+    handle.bye(call).await.expect("bye");
+    let bye = recv_text(&phone).await;
+    assert!(bye.starts_with("BYE sip:alice@"), "{bye}");
+    let mut reply = bye.replacen(bye.lines().next().unwrap_or_default(), "SIP/2.0 200 OK", 1);
+    reply.truncate(reply.find("Content-Length").unwrap_or(reply.len()));
+    reply.push_str("Content-Length: 0\r\n\r\n");
+    phone.send(reply.as_bytes()).await.expect("send");
+    assert_eq!(
+        next_event(&mut events).await,
+        Event::Terminated {
+            call,
+            reason: TerminationReason::ByeCompleted(200)
+        }
+    );
+}
+
+#[tokio::test]
+async fn tcp_messages_are_framed_and_bad_framing_closes_the_connection() {
+    let (_handle, _events, server) = start().await;
+    let mut tcp = TcpStream::connect(server).await.expect("connect");
+    let via = format!("TCP {}", tcp.local_addr().expect("addr"));
+    let options = request("OPTIONS", "z9hG4bKt1", "", 1, &via, "");
+    let (a, b) = options.split_at(40);
+    tcp.write_all(b"\r\n\r\n").await.expect("keep-alive");
+    tcp.write_all(a.as_bytes()).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tcp.write_all(b.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = timeout(WAIT, tcp.read(&mut buf))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200 OK\r\n"));
+    tcp.write_all(b"OPTIONS sip:conf@127.0.0.1 SIP/2.0\r\nContent-Length: -1\r\n\r\n")
+        .await
+        .expect("write");
+    let n = timeout(WAIT, tcp.read(&mut buf))
+        .await
+        .expect("closed in time")
+        .expect("read");
+    assert_eq!(n, 0, "connection must be closed after a bad Content-Length");
+}
+
+/// SIPp's built-in caller (INVITE with SDP, ACK, BYE) against the server, the test acting as
+/// the application that answers each call.
+#[tokio::test]
+async fn sipp_uac_calls_complete() {
+    let (handle, mut events, server) = start().await;
+    let app = tokio::spawn(async move {
+        let mut byes = 0;
+        while let Ok(Some(event)) = timeout(Duration::from_secs(20), events.recv()).await {
+            match event {
+                Event::Invite { call, .. } => {
+                    handle
+                        .respond(call, 180, "Ringing", None)
+                        .await
+                        .expect("180");
+                    handle
+                        .respond(call, 200, "OK", Some(sdp()))
+                        .await
+                        .expect("200");
+                }
+                Event::Bye { .. } => byes += 1,
+                _ => {}
+            }
+            if byes == 3 {
+                break;
+            }
+        }
+        byes
+    });
+    let status = tokio::process::Command::new("sipp")
+        .args(["-sn", "uac", "-s", "conf", "-m", "3", "-l", "3", "-r", "10"])
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-nostdin",
+            "-timeout",
+            "20s",
+            "-timeout_error",
+        ])
+        .arg(server.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status()
+        .await
+        .expect("sipp runs (apt-get install sip-tester)");
+    assert!(status.success(), "sipp reported failed calls: {status}");
+    assert_eq!(app.await.expect("app task"), 3);
+}
