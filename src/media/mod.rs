@@ -1,6 +1,8 @@
 //! RTP media: packets, jitter buffer, codecs, DTMF, RTCP and the per-call leg.
 
 pub mod codec;
+pub mod dtmf;
 pub mod jitter;
+pub mod leg;
 pub mod rtcp;
 pub mod rtp;

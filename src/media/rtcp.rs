@@ -19,6 +19,12 @@ pub enum RtcpError {
     BadVersion,
 }
 
+/// Whether a datagram on a muxed RTP/RTCP port is RTCP (RFC 5761 section 4: RTCP packet
+/// types 192-223 fall where RTP would have marker + payload types 64-95, which are unused).
+pub fn looks_like_rtcp(buf: &[u8]) -> bool {
+    buf.len() >= 4 && (192..=223).contains(&buf[1])
+}
+
 /// Sender information of an SR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SenderInfo {
@@ -199,6 +205,76 @@ pub fn ntp_timestamp(t: SystemTime) -> u64 {
     ((d.as_secs() + NTP_UNIX_OFFSET) << 32) | frac
 }
 
+/// Reception statistics of one remote source (RFC 3550 A.3), for report blocks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reception {
+    ssrc: u32,
+    /// First and highest extended sequence numbers.
+    seqs: Option<(u64, u64)>,
+    received: u64,
+    expected_prior: u64,
+    received_prior: u64,
+}
+
+impl Reception {
+    /// Counts one received packet; a new SSRC starts over.
+    pub fn record(&mut self, ssrc: u32, seq: u16) {
+        if self.ssrc != ssrc || self.seqs.is_none() {
+            *self = Reception {
+                ssrc,
+                seqs: Some((seq as u64, seq as u64)),
+                ..Default::default()
+            };
+        }
+        if let Some((base, max)) = &mut self.seqs {
+            let delta = seq.wrapping_sub(*max as u16) as i16 as i64;
+            if delta > 0 {
+                *max += delta as u64;
+            } else if (*max as i64 + delta) < *base as i64 {
+                // Reordered before the first packet: cannot move base below zero extension.
+                *base = (*max as i64 + delta).max(0) as u64;
+            }
+        }
+        self.received += 1;
+    }
+
+    /// Packets lost so far (expected minus received; negative with duplicates).
+    pub fn cumulative_lost(&self) -> i64 {
+        self.seqs
+            .map_or(0, |(b, m)| (m - b + 1) as i64 - self.received as i64)
+    }
+
+    /// The report block for this source, closing a reporting interval.
+    pub fn report(
+        &mut self,
+        jitter: u32,
+        last_sr: u32,
+        delay_since_last_sr: u32,
+    ) -> Option<ReportBlock> {
+        let (base, max) = self.seqs?;
+        let expected = max - base + 1;
+        let expected_interval = expected - self.expected_prior;
+        let received_interval = self.received - self.received_prior;
+        self.expected_prior = expected;
+        self.received_prior = self.received;
+        let lost_interval = expected_interval as i64 - received_interval as i64;
+        let fraction_lost = if expected_interval == 0 || lost_interval <= 0 {
+            0
+        } else {
+            ((lost_interval << 8) / expected_interval as i64).min(255) as u8
+        };
+        Some(ReportBlock {
+            ssrc: self.ssrc,
+            fraction_lost,
+            cumulative_lost: self.cumulative_lost().clamp(-0x80_0000, 0x7F_FFFF) as i32,
+            highest_seq: max as u32,
+            jitter,
+            last_sr,
+            delay_since_last_sr,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +345,20 @@ mod tests {
         // An RR claiming 31 blocks in a short body.
         let lie = [0x9F, 201, 0, 1, 0, 0, 0, 1];
         assert_eq!(parse(&lie).next(), Some(Err(RtcpError::Truncated)));
+    }
+
+    #[test]
+    fn reception_reports_loss_across_wrap() {
+        let mut r = Reception::default();
+        for seq in [65530u16, 65531, 65533, 65535, 0, 1] {
+            r.record(5, seq);
+        }
+        let b = r.report(12, 0, 0).unwrap();
+        assert_eq!((b.ssrc, b.cumulative_lost, b.highest_seq), (5, 2, 0x1_0001));
+        assert_eq!(b.fraction_lost, (2 * 256 / 8) as u8);
+        r.record(5, 2);
+        let b = r.report(12, 0, 0).unwrap();
+        assert_eq!((b.fraction_lost, b.cumulative_lost), (0, 2));
     }
 
     #[test]

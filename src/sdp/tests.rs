@@ -1,0 +1,1 @@
+//! Offer/answer against SDP shaped like what real phones and trunks send.
