@@ -54,9 +54,10 @@ pub struct Negotiated {
 }
 
 impl Negotiated {
-    /// The peer put the call on hold (it no longer sends).
+    /// The peer put the call on hold (sendonly, inactive or `c=0.0.0.0`: it no longer
+    /// wants our audio).
     pub fn on_hold(&self) -> bool {
-        !self.remote_direction.sends()
+        !self.remote_direction.receives()
     }
 }
 
