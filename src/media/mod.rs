@@ -1,4 +1,9 @@
 //! RTP media: packets, jitter buffer, codecs, DTMF, RTCP and the per-call leg.
 
 pub mod codec;
+pub mod dtmf;
+pub mod jitter;
+pub mod leg;
 pub mod ports;
+pub mod rtcp;
+pub mod rtp;

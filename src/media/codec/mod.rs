@@ -1,5 +1,12 @@
 //! Audio codecs: G.711 u-law and A-law, G.722 and Opus behind one encoder/decoder interface.
 
+mod conceal;
+pub mod g711;
+pub mod g722;
+pub mod opus;
+#[cfg(test)]
+pub(crate) mod testutil;
+
 /// The codecs Chorus speaks on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CodecKind {
@@ -7,6 +14,24 @@ pub enum CodecKind {
     Pcma,
     G722,
     Opus,
+}
+
+/// A codec could not be set up (only Opus can fail, on invalid settings).
+#[derive(Debug, thiserror::Error)]
+#[error("codec setup failed: {0}")]
+pub struct CodecError(pub String);
+
+/// Encoder settings that are not negotiated in SDP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncoderOptions {
+    /// Opus complexity 0..=10: 5 costs about half of 10 for speech with little audible loss.
+    pub opus_complexity: i32,
+}
+
+impl Default for EncoderOptions {
+    fn default() -> Self {
+        EncoderOptions { opus_complexity: 5 }
+    }
 }
 
 impl CodecKind {
@@ -18,6 +43,64 @@ impl CodecKind {
             CodecKind::G722 => 16000,
             CodecKind::Opus => 48000,
         }
+    }
+
+    /// RTP timestamp clock rate (RFC 3551 / RFC 7587).
+    pub fn rtp_clock(self) -> u32 {
+        match self {
+            CodecKind::Pcmu | CodecKind::Pcma | CodecKind::G722 => 8000,
+            CodecKind::Opus => 48000,
+        }
+    }
+
+    /// The static payload type, if the codec has one.
+    pub fn static_pt(self) -> Option<u8> {
+        match self {
+            CodecKind::Pcmu => Some(0),
+            CodecKind::Pcma => Some(8),
+            CodecKind::G722 => Some(9),
+            CodecKind::Opus => None,
+        }
+    }
+
+    /// Encoding name as written in `a=rtpmap` (compared case-insensitively when parsing).
+    pub fn encoding_name(self) -> &'static str {
+        match self {
+            CodecKind::Pcmu => "PCMU",
+            CodecKind::Pcma => "PCMA",
+            CodecKind::G722 => "G722",
+            CodecKind::Opus => "opus",
+        }
+    }
+
+    /// PCM samples in one frame of `ptime_ms`.
+    pub fn pcm_samples(self, ptime_ms: u32) -> usize {
+        (self.pcm_rate() * ptime_ms / 1000) as usize
+    }
+
+    /// RTP timestamp increment for one frame of `ptime_ms`.
+    pub fn rtp_ticks(self, ptime_ms: u32) -> u32 {
+        self.rtp_clock() * ptime_ms / 1000
+    }
+
+    /// A fresh encoder for this codec.
+    pub fn encoder(self, opts: EncoderOptions) -> Result<Box<dyn Encoder>, CodecError> {
+        Ok(match self {
+            CodecKind::Pcmu => Box::new(g711::G711Encoder(g711::Law::Ulaw)),
+            CodecKind::Pcma => Box::new(g711::G711Encoder(g711::Law::Alaw)),
+            CodecKind::G722 => Box::<g722::G722Encoder>::default(),
+            CodecKind::Opus => Box::new(opus::OpusEncoder::new(opts.opus_complexity)?),
+        })
+    }
+
+    /// A fresh decoder for this codec.
+    pub fn decoder(self) -> Result<Box<dyn Decoder>, CodecError> {
+        Ok(match self {
+            CodecKind::Pcmu => Box::new(g711::G711Decoder::new(g711::Law::Ulaw)),
+            CodecKind::Pcma => Box::new(g711::G711Decoder::new(g711::Law::Alaw)),
+            CodecKind::G722 => Box::<g722::G722Decoder>::default(),
+            CodecKind::Opus => Box::new(opus::OpusDecoder::new()?),
+        })
     }
 }
 
@@ -33,4 +116,9 @@ pub trait Decoder: Send {
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>);
     /// Appends `samples` of concealment for a lost frame to `out`.
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>);
+    /// Conceals a lost frame when the packet after it is already here. Codecs with in-band
+    /// forward error correction (Opus) rebuild the lost frame from it; others just conceal.
+    fn recover(&mut self, _next_payload: &[u8], samples: usize, out: &mut Vec<i16>) {
+        self.conceal(samples, out);
+    }
 }

@@ -1,0 +1,174 @@
+//! Opus at 48 kHz mono through the `opus` crate (libopus 1.6 built statically).
+//! Speech settings: VoIP application, in-band FEC on (a lost frame can be rebuilt from the
+//! next packet), DTX off (a conference needs a steady packet clock to detect dead peers).
+
+use super::{CodecError, Decoder, Encoder};
+use opus::{Application, Channels};
+
+const RATE: u32 = 48000;
+/// The largest Opus frame (120 ms at 48 kHz).
+const MAX_FRAME: usize = 5760;
+/// RFC 6716's upper bound on one frame's payload.
+const MAX_PAYLOAD: usize = 1275;
+/// Expected loss rate told to the encoder, so that it spends bits on FEC.
+const LOSS_PERCENT: i32 = 5;
+
+fn err(e: opus::Error) -> CodecError {
+    CodecError(e.to_string())
+}
+
+/// Opus encoder, 48 kHz mono.
+pub struct OpusEncoder {
+    inner: opus::Encoder,
+}
+
+impl OpusEncoder {
+    /// `complexity` 0..=10 (clamped).
+    pub fn new(complexity: i32) -> Result<Self, CodecError> {
+        let mut inner = opus::Encoder::new(RATE, Channels::Mono, Application::Voip).map_err(err)?;
+        inner.set_complexity(complexity.clamp(0, 10)).map_err(err)?;
+        inner.set_inband_fec(true).map_err(err)?;
+        inner.set_packet_loss_perc(LOSS_PERCENT).map_err(err)?;
+        inner.set_dtx(false).map_err(err)?;
+        Ok(OpusEncoder { inner })
+    }
+}
+
+impl Encoder for OpusEncoder {
+    /// A frame of a size Opus cannot encode (not 2.5..60 ms) produces no payload.
+    fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) {
+        let start = out.len();
+        out.resize(start + MAX_PAYLOAD, 0);
+        match self.inner.encode(pcm, &mut out[start..]) {
+            Ok(n) => out.truncate(start + n),
+            Err(e) => {
+                out.truncate(start);
+                tracing::warn!(samples = pcm.len(), "opus encode failed: {e}");
+            }
+        }
+    }
+}
+
+/// Opus decoder, 48 kHz mono, with libopus's own concealment and FEC recovery.
+pub struct OpusDecoder {
+    inner: opus::Decoder,
+}
+
+impl OpusDecoder {
+    pub fn new() -> Result<Self, CodecError> {
+        Ok(OpusDecoder {
+            inner: opus::Decoder::new(RATE, Channels::Mono).map_err(err)?,
+        })
+    }
+
+    /// Runs libopus into `out`; an empty `payload` asks for concealment of `max` samples.
+    fn run(&mut self, payload: &[u8], max: usize, fec: bool, out: &mut Vec<i16>) -> bool {
+        let start = out.len();
+        out.resize(start + max, 0);
+        match self.inner.decode(payload, &mut out[start..], fec) {
+            Ok(n) => {
+                out.truncate(start + n);
+                true
+            }
+            Err(_) => {
+                out.truncate(start);
+                false
+            }
+        }
+    }
+}
+
+impl Decoder for OpusDecoder {
+    /// A corrupt payload is concealed as one 20 ms frame rather than dropped.
+    fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) {
+        if !self.run(payload, MAX_FRAME, false, out) {
+            self.conceal(super::CodecKind::Opus.pcm_samples(20), out);
+        }
+    }
+
+    fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
+        let start = out.len();
+        // libopus conceals in multiples of 2.5 ms; pad or cut to what the caller asked for.
+        if !self.run(&[], samples.min(MAX_FRAME), false, out) {
+            out.truncate(start);
+        }
+        out.resize(start + samples, 0);
+    }
+
+    fn recover(&mut self, next_payload: &[u8], samples: usize, out: &mut Vec<i16>) {
+        let start = out.len();
+        if !self.run(next_payload, samples.min(MAX_FRAME), true, out) {
+            out.truncate(start);
+            self.conceal(samples, out);
+            return;
+        }
+        out.resize(start + samples, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::codec::testutil::tone;
+    use mixer::goertzel::level_db;
+
+    fn encode_all(enc: &mut OpusEncoder, pcm: &[i16]) -> Vec<Vec<u8>> {
+        pcm.chunks(960)
+            .map(|f| {
+                let mut p = Vec::new();
+                enc.encode(f, &mut p);
+                p
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tone_round_trip_keeps_frequency() {
+        let input = tone(1000.0, RATE, 48000, 12000.0);
+        let mut enc = OpusEncoder::new(5).unwrap();
+        let mut dec = OpusDecoder::new().unwrap();
+        let mut out = Vec::new();
+        for p in encode_all(&mut enc, &input) {
+            assert!(!p.is_empty() && p.len() <= MAX_PAYLOAD);
+            dec.decode(&p, &mut out);
+        }
+        assert_eq!(out.len(), input.len());
+        let tail = &out[24000..];
+        assert!(level_db(tail, RATE, 1000.0) > -12.0);
+        assert!(level_db(tail, RATE, 2500.0) < -35.0);
+    }
+
+    #[test]
+    fn fec_and_plc_fill_a_lost_frame_with_the_tone() {
+        let input = tone(600.0, RATE, 48000, 12000.0);
+        let mut enc = OpusEncoder::new(5).unwrap();
+        let packets = encode_all(&mut enc, &input);
+        let mut dec = OpusDecoder::new().unwrap();
+        let mut out = Vec::new();
+        for p in &packets[..30] {
+            dec.decode(p, &mut out);
+        }
+        let mut fec = Vec::new();
+        dec.recover(&packets[31], 960, &mut fec);
+        assert_eq!(fec.len(), 960);
+        assert!(
+            level_db(&fec, RATE, 600.0) > -20.0,
+            "fec {}",
+            level_db(&fec, RATE, 600.0)
+        );
+        dec.decode(&packets[31], &mut out);
+        let mut plc = Vec::new();
+        dec.conceal(960, &mut plc);
+        assert_eq!(plc.len(), 960);
+        assert!(level_db(&plc, RATE, 600.0) > -25.0);
+    }
+
+    #[test]
+    fn garbage_payload_is_concealed() {
+        let mut dec = OpusDecoder::new().unwrap();
+        let mut out = Vec::new();
+        dec.decode(&[0xff, 0xff, 0xff, 0x01, 0x02], &mut out);
+        dec.decode(&[], &mut out);
+        assert!(out.len() >= 960);
+    }
+}

@@ -1,1 +1,0 @@
-//! SDP offer/answer.
