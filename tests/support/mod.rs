@@ -10,7 +10,7 @@
 //! ```
 
 // Each test binary uses part of the phone; the rest is not dead, just unused there.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod codec;
 pub mod dialog;

@@ -171,7 +171,7 @@ impl Phone {
         });
         let (responses_tx, responses) = mpsc::unbounded_channel();
         let dispatcher = tokio::spawn(dispatch(shared.clone(), incoming, responses_tx));
-        let mut leg = Leg {
+        let leg = Leg {
             shared,
             responses,
             tasks: vec![reader, dispatcher],
@@ -301,7 +301,7 @@ impl Calling {
         );
         shared.state.lock().unwrap().acks.push((self.invite.cseq, ack.text.clone()));
         self.leg.send(&ack.text).await?;
-        let phone = Phone { leg: self.leg, answer };
+        let mut phone = Phone { leg: self.leg, answer };
         if let Some(pin) = &self.opts.pin {
             tokio::time::sleep(self.opts.pin_delay).await;
             for key in pin.chars() {
@@ -353,7 +353,7 @@ impl Phone {
     }
 
     /// Keys one DTMF digit as SIP INFO (application/dtmf-relay); returns the response status.
-    pub async fn send_info_dtmf(&self, key: char) -> Result<u16> {
+    pub async fn send_info_dtmf(&mut self, key: char) -> Result<u16> {
         let body = format!("Signal={key}\r\nDuration=100\r\n");
         let response = self.leg.transact("INFO", Some(("application/dtmf-relay", &body))).await?;
         Ok(response.status().unwrap_or_default())
