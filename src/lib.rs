@@ -1,6 +1,8 @@
 //! Chorus: a SIP/RTP audio conference media server.
 
+pub mod call;
 pub mod config;
 pub mod media;
 pub mod sdp;
+pub mod server;
 pub mod sip;

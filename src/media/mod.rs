@@ -7,3 +7,5 @@ pub mod leg;
 pub mod ports;
 pub mod rtcp;
 pub mod rtp;
+pub mod session;
+pub mod worker;

@@ -12,8 +12,15 @@ pub struct RtpSockets {
 }
 
 impl RtpSockets {
+    /// The RTP address (RTCP is on the next port).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.rtp
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
     pub fn port(&self) -> u16 {
-        self.rtp.local_addr().map(|a| a.port()).unwrap_or(0)
+        self.local_addr().port()
     }
 }
 

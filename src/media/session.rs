@@ -1,0 +1,174 @@
+//! One call's media inside a worker: its leg, sockets and mixer member, and the per-tick
+//! steps that move audio between the leg and the conference.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use mixer::{ConferenceId, MemberId, MemberInput};
+
+use super::leg::{Leg, Transmit};
+
+/// RTP and RTCP share the first byte's version bits; RTCP packet types 192..=223 land in
+/// the RTP payload-type field as 64..=95 (RFC 5761 §4), which is how rtcp-mux tells them apart.
+pub fn is_rtcp(bytes: &[u8]) -> bool {
+    bytes.len() >= 2 && (64..=95).contains(&(bytes[1] & 0x7f))
+}
+
+pub struct Session {
+    pub leg: Leg,
+    pub rtp: UdpSocket,
+    /// `None` with rtcp-mux: RTCP shares the RTP socket.
+    pub rtcp: Option<UdpSocket>,
+    pub conference: ConferenceId,
+    pub member: MemberId,
+    pub input: MemberInput,
+    /// Held calls neither send nor are expected to send.
+    pub held: bool,
+    pub started: Instant,
+    /// Decoded PCM not yet handed to the mixer (when ptime and interval differ).
+    inbound: Vec<i16>,
+    /// Mixed PCM not yet sent (when ptime and interval differ).
+    outbound: Vec<i16>,
+}
+
+impl Session {
+    pub fn new(
+        leg: Leg,
+        rtp: UdpSocket,
+        rtcp: Option<UdpSocket>,
+        conference: ConferenceId,
+        member: MemberId,
+        input: MemberInput,
+        now: Instant,
+    ) -> Self {
+        Session {
+            leg,
+            rtp,
+            rtcp,
+            conference,
+            member,
+            input,
+            held: false,
+            started: now,
+            inbound: Vec::new(),
+            outbound: Vec::new(),
+        }
+    }
+
+    /// Drains one socket into the leg; malformed datagrams are counted by the leg and dropped.
+    pub fn receive(&mut self, now: Instant, rtcp_socket: bool, buf: &mut [u8]) {
+        loop {
+            let sock = match (rtcp_socket, &self.rtcp) {
+                (true, Some(s)) => s,
+                _ => &self.rtp,
+            };
+            let (n, from) = match sock.recv_from(buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // ICMP port unreachable surfaces here on Linux; the peer may come back.
+                    tracing::debug!(error = %e, "rtp receive");
+                    return;
+                }
+            };
+            let bytes = &buf[..n];
+            let _ = if rtcp_socket || is_rtcp(bytes) {
+                self.leg.handle_rtcp(now, from, bytes)
+            } else {
+                self.leg.handle_rtp(now, from, bytes)
+            };
+        }
+    }
+
+    /// Hands the mixer one interval of received audio (`samples` at the codec rate).
+    /// A jitter buffer with nothing to play gives nothing: the mixer hears silence.
+    pub fn feed(&mut self, now: Instant, samples: usize) {
+        while self.inbound.len() < samples {
+            match self.leg.pull_frame(now) {
+                Some(pcm) => self.inbound.extend_from_slice(pcm),
+                None => break,
+            }
+        }
+        let n = self.inbound.len().min(samples);
+        if n > 0 {
+            self.input.push(&self.inbound[..n]);
+            self.inbound.drain(..n);
+        }
+    }
+
+    /// Whether this call can take a payload encoded once for a group: its packets
+    /// carry exactly one mixer interval.
+    pub fn shares_payload(&self, interval_samples: usize) -> bool {
+        self.outbound.is_empty() && self.leg.frame_samples() == interval_samples
+    }
+
+    /// Sends a payload encoded for a group of calls hearing the same mix.
+    pub fn send_payload(&mut self, now: Instant, payload: &[u8]) {
+        if self.held {
+            return;
+        }
+        let t = self.leg.send_payload(now, payload);
+        send(&self.rtp, t);
+    }
+
+    /// Encodes and sends this call's own mix, in packets of its ptime.
+    pub fn send_pcm(&mut self, now: Instant, pcm: &[i16]) {
+        if self.held {
+            return;
+        }
+        let frame = self.leg.frame_samples();
+        if self.outbound.is_empty() && pcm.len() == frame {
+            let t = self.leg.send_pcm(now, pcm);
+            send(&self.rtp, t);
+            return;
+        }
+        self.outbound.extend_from_slice(pcm);
+        while self.outbound.len() >= frame {
+            let t = self.leg.send_pcm(now, &self.outbound[..frame]);
+            send(&self.rtp, t);
+            self.outbound.drain(..frame);
+        }
+    }
+
+    /// Sends an RTCP report when one is due.
+    pub fn report(&mut self, now: Instant, ntp: u64) {
+        if let Some(t) = self.leg.poll_rtcp(now, ntp) {
+            send(self.rtcp.as_ref().unwrap_or(&self.rtp), t);
+        }
+    }
+
+    /// Whether RTP has been missing for longer than `timeout` (held calls are exempt).
+    pub fn timed_out(&self, now: Instant, timeout: Duration) -> bool {
+        let last = self.leg.last_rx.unwrap_or(self.started);
+        !self.held && now.saturating_duration_since(last) > timeout
+    }
+}
+
+fn send(sock: &UdpSocket, t: Transmit<'_>) {
+    send_to(sock, t.bytes, t.to);
+}
+
+fn send_to(sock: &UdpSocket, bytes: &[u8], to: SocketAddr) {
+    // A full socket buffer drops the packet: late audio is worse than lost audio.
+    if let Err(e) = sock.send_to(bytes, to)
+        && e.kind() != io::ErrorKind::WouldBlock
+    {
+        tracing::debug!(error = %e, %to, "rtp send");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtcp_is_told_from_rtp_by_packet_type() {
+        assert!(is_rtcp(&[0x80, 200, 0, 6]));
+        assert!(is_rtcp(&[0x81, 201, 0, 7]));
+        assert!(!is_rtcp(&[0x80, 0, 0, 1]));
+        assert!(!is_rtcp(&[0x80, 0x80 | 8, 0, 1]));
+        assert!(!is_rtcp(&[0x80]));
+    }
+}
