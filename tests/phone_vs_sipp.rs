@@ -164,3 +164,31 @@ async fn phone_answers_options_and_server_bye() {
         .collect();
     assert_eq!(methods, ["OPTIONS", "BYE"]);
 }
+
+#[tokio::test]
+async fn concurrent_phones_each_hear_only_their_own_tone() {
+    let uas = Uas::start("uas_standin.xml", Transport::Udp);
+    let freqs = [697.0, 1209.0, 1633.0];
+    let dial = || Phone::dial(uas.sip, "1000", DialOpts::default());
+    let (a, b, c) = tokio::join!(dial(), dial(), dial());
+    let mut phones = [a.unwrap(), b.unwrap(), c.unwrap()];
+    let talk = Duration::from_millis(600);
+    tokio::join!(
+        phones[0].send_tone(freqs[0], talk),
+        phones[1].send_tone(freqs[1], talk),
+        phones[2].send_tone(freqs[2], talk)
+    );
+    for (i, phone) in phones.iter().enumerate() {
+        for (j, &freq) in freqs.iter().enumerate() {
+            let level = phone.hear_level(freq, Duration::from_millis(300));
+            assert_eq!(
+                level > -20.0,
+                i == j,
+                "phone {i} hears {freq} Hz at {level:.1} dB"
+            );
+        }
+    }
+    for phone in &mut phones {
+        assert_eq!(phone.hangup().await.unwrap(), 200);
+    }
+}
