@@ -296,34 +296,34 @@ impl Calling {
         CallError::Rejected(response)
     }
 
+    /// The session a 2xx gives, and for a late offer the answer to put in the ACK.
+    fn negotiate(&self, body: &str) -> Result<(Session, Option<String>)> {
+        let sdp = Sdp::parse(body).map_err(|e| CallError::Protocol(format!("2xx SDP: {e}")))?;
+        if self.opts.late_offer {
+            let (session, answer) =
+                self.leg.shared.answer_offer(&sdp).ok_or_else(|| {
+                    CallError::Protocol("no common codec in the 2xx offer".into())
+                })?;
+            return Ok((session, Some(answer)));
+        }
+        let session = session_for(&sdp, &self.opts.codecs)
+            .ok_or_else(|| CallError::Protocol("2xx answer has none of our codecs".into()))?;
+        Ok((session, None))
+    }
+
     async fn establish(self, answer: Message) -> Result<Phone> {
         let shared = self.leg.shared.clone();
         shared.dialog.lock().unwrap().establish(&answer);
-        let sdp =
-            Sdp::parse(&answer.body).map_err(|e| CallError::Protocol(format!("2xx SDP: {e}")))?;
-        let ack_body = if self.opts.late_offer {
-            let (session, answer_sdp) = shared
-                .answer_offer(&sdp)
-                .ok_or_else(|| CallError::Protocol("no common codec in the 2xx offer".into()))?;
-            shared.media.start(session);
-            Some(answer_sdp)
-        } else {
-            let session = session_for(&sdp, &shared.codecs)
-                .ok_or_else(|| CallError::Protocol("2xx answer has none of our codecs".into()))?;
-            shared.media.start(session);
-            None
-        };
+        let negotiated = self.negotiate(&answer.body);
+        // The 2xx is ACKed even when its SDP is unusable, so the server stops resending it.
+        let ack_body = negotiated.as_ref().ok().and_then(|(_, sdp)| sdp.clone());
         let ack = shared.dialog.lock().unwrap().ack_2xx(
             self.invite.cseq,
             ack_body.as_deref().map(|sdp| ("application/sdp", sdp)),
         );
-        shared
-            .state
-            .lock()
-            .unwrap()
-            .acks
-            .push((self.invite.cseq, ack.text.clone()));
+        shared.remember_ack(self.invite.cseq, &ack.text);
         self.leg.send(&ack.text).await?;
+        shared.media.start(negotiated?.0);
         let mut phone = Phone {
             leg: self.leg,
             answer,
@@ -432,12 +432,7 @@ impl Phone {
             return Err(CallError::Rejected(response));
         }
         let ack = shared.dialog.lock().unwrap().ack_2xx(invite.cseq, None);
-        shared
-            .state
-            .lock()
-            .unwrap()
-            .acks
-            .push((invite.cseq, ack.text.clone()));
+        shared.remember_ack(invite.cseq, &ack.text);
         self.leg.send(&ack.text).await?;
         let sdp = Sdp::parse(&response.body)
             .map_err(|e| CallError::Protocol(format!("re-INVITE answer: {e}")))?;
@@ -665,6 +660,11 @@ impl Shared {
             .lock()
             .unwrap()
             .respond(request, status, reason, body)
+    }
+
+    fn remember_ack(&self, invite_cseq: u32, ack: &str) {
+        let mut state = self.state.lock().unwrap();
+        state.acks.push((invite_cseq, ack.to_string()));
     }
 
     /// A retransmitted 2xx of an INVITE already ACKed gets the same ACK again.
