@@ -31,8 +31,8 @@ fn reads_a_rejection_with_compact_headers_and_warning() {
     let m = Message::parse(REJECT.as_bytes()).unwrap();
     assert_eq!(m.status(), Some(488));
     assert_eq!(m.cseq(), Some((1, "INVITE")));
-    assert_eq!(m.to_tag(), Some("srv1"));
-    assert_eq!(m.from_tag(), Some("abc"));
+    assert_eq!(m.tag("To"), Some("srv1"));
+    assert_eq!(m.tag("From"), Some("abc"));
     assert_eq!(m.header("call-id"), Some("call-1@test"));
     assert!(m.header("Warning").unwrap().contains("no common codec"));
 }
@@ -44,7 +44,10 @@ fn reads_a_request_with_folded_header_and_body_cut_to_length() {
     let m = Message::parse(text.as_bytes()).unwrap();
     assert_eq!(
         m.start,
-        StartLine::Request { method: "BYE".into(), uri: "sip:phone@127.0.0.1:5070".into() }
+        StartLine::Request {
+            method: "BYE".into(),
+            uri: "sip:phone@127.0.0.1:5070".into()
+        }
     );
     assert_eq!(m.header("Subject"), Some("one two"));
     assert_eq!(m.body, "body");
@@ -63,8 +66,14 @@ fn splits_record_route_lists_but_not_inside_brackets() {
         Record-Route: <sip:p3;lr>\r\nContact: \"Chorus, conf\" <sip:conf@127.0.0.1:5060>\r\n\r\n";
     let m = Message::parse(text.as_bytes()).unwrap();
     let routes: Vec<&str> = m.headers_all("Record-Route").collect();
-    assert_eq!(routes, ["<sip:p1;lr>", "<sip:p2;lr;x=\"a,b\">", "<sip:p3;lr>"]);
-    assert_eq!(sip_text::uri_of(m.header("Contact").unwrap()), "sip:conf@127.0.0.1:5060");
+    assert_eq!(
+        routes,
+        ["<sip:p1;lr>", "<sip:p2;lr;x=\"a,b\">", "<sip:p3;lr>"]
+    );
+    assert_eq!(
+        sip_text::uri_of(m.header("Contact").unwrap()),
+        "sip:conf@127.0.0.1:5060"
+    );
 }
 
 #[test]
@@ -72,7 +81,10 @@ fn frames_a_tcp_stream_by_content_length() {
     let one = "SIP/2.0 100 Trying\r\nl: 3\r\n\r\nabc";
     let stream = format!("{one}SIP/2.0 200 OK\r\n");
     assert_eq!(sip_text::frame_len(stream.as_bytes()), Some(one.len()));
-    assert_eq!(sip_text::frame_len(b"SIP/2.0 200 OK\r\nContent-Length: 5\r\n\r\nab"), None);
+    assert_eq!(
+        sip_text::frame_len(b"SIP/2.0 200 OK\r\nContent-Length: 5\r\n\r\nab"),
+        None
+    );
 }
 
 const ANSWER: &str = "v=0\r\no=chorus 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
@@ -84,8 +96,14 @@ fn reads_an_answer_with_static_types_and_no_rtpmap() {
     let sdp = Sdp::parse(ANSWER).unwrap();
     assert_eq!(sdp.rtp, "127.0.0.2:30000".parse().unwrap());
     assert_eq!(sdp.direction, Direction::RecvOnly);
-    assert_eq!(sdp.first_codec(&[CodecKind::Pcmu, CodecKind::Pcma]), Some((CodecKind::Pcma, 8)));
-    assert_eq!(sdp.first_codec(&[CodecKind::Pcmu]), Some((CodecKind::Pcmu, 0)));
+    assert_eq!(
+        sdp.first_codec(&[CodecKind::Pcmu, CodecKind::Pcma]),
+        Some((CodecKind::Pcma, 8))
+    );
+    assert_eq!(
+        sdp.first_codec(&[CodecKind::Pcmu]),
+        Some((CodecKind::Pcmu, 0))
+    );
     assert_eq!(sdp.first_codec(&[CodecKind::Opus]), None);
     assert_eq!(sdp.telephone_event(8000), Some(96));
     assert_eq!(sdp.telephone_event(48000), None);
@@ -94,13 +112,21 @@ fn reads_an_answer_with_static_types_and_no_rtpmap() {
 #[test]
 fn the_phone_offer_reads_back() {
     let at = "127.0.0.1:40000".parse().unwrap();
-    let text = sdp_text::offer(at, &[CodecKind::Opus, CodecKind::G722, CodecKind::Pcmu], Direction::SendOnly, 3);
+    let text = sdp_text::offer(
+        at,
+        &[CodecKind::Opus, CodecKind::G722, CodecKind::Pcmu],
+        Direction::SendOnly,
+        3,
+    );
     let sdp = Sdp::parse(&text).unwrap();
     assert_eq!(sdp.rtp, at);
     assert_eq!(sdp.direction, Direction::SendOnly);
     assert_eq!(sdp.formats, [111, 9, 0, 101, 110]);
     assert_eq!(sdp.format(111), Some(("opus".into(), 48000)));
-    assert_eq!(sdp.first_codec(&[CodecKind::G722]), Some((CodecKind::G722, 9)));
+    assert_eq!(
+        sdp.first_codec(&[CodecKind::G722]),
+        Some((CodecKind::G722, 9))
+    );
     assert_eq!(sdp.telephone_event(48000), Some(110));
     assert!(text.contains("o=phone 1 3 IN IP4 127.0.0.1\r\n"));
 }
@@ -114,7 +140,14 @@ fn sdp_without_audio_or_address_is_an_error() {
 #[test]
 fn rtp_round_trips_and_skips_csrc_extension_and_padding() {
     let mut out = Vec::new();
-    let sent = rtp::Packet { marker: true, pt: 0, seq: 65535, ts: 160, ssrc: 7, payload: &[1, 2, 3] };
+    let sent = rtp::Packet {
+        marker: true,
+        pt: 0,
+        seq: 65535,
+        ts: 160,
+        ssrc: 7,
+        payload: &[1, 2, 3],
+    };
     sent.write(&mut out);
     assert_eq!(rtp::Packet::parse(&out), Some(sent));
 

@@ -45,7 +45,13 @@ pub struct Dialog {
 }
 
 impl Dialog {
-    pub fn new(local: SocketAddr, server: SocketAddr, number: &str, user: &str, transport: Transport) -> Dialog {
+    pub fn new(
+        local: SocketAddr,
+        server: SocketAddr,
+        number: &str,
+        user: &str,
+        transport: Transport,
+    ) -> Dialog {
         let remote_uri = format!("sip:{number}@{server}");
         Dialog {
             call_id: format!("{}@chorus-test-phone", super::unique_token()),
@@ -75,30 +81,59 @@ impl Dialog {
     /// The ACK of a failure response: part of the INVITE transaction (same branch and URI).
     pub fn ack_failure(&self, invite: &Outgoing, response: &Message) -> String {
         let to = response.header("To").unwrap_or_default();
-        self.lines("ACK", &invite.uri, invite.cseq, &invite.branch, to, &[], None)
+        self.lines(
+            "ACK",
+            &invite.uri,
+            invite.cseq,
+            &invite.branch,
+            to,
+            &[],
+            None,
+        )
     }
 
     /// CANCEL of a pending INVITE: same branch, Request-URI, From, To and CSeq number.
     pub fn cancel(&self, invite: &Outgoing) -> String {
         let to = format!("<{}>", self.remote_uri);
-        self.lines("CANCEL", &invite.uri, invite.cseq, &invite.branch, &to, &[], None)
+        self.lines(
+            "CANCEL",
+            &invite.uri,
+            invite.cseq,
+            &invite.branch,
+            &to,
+            &[],
+            None,
+        )
     }
 
     /// Takes the dialog state from a 2xx to our INVITE: tag, target and route set.
     pub fn establish(&mut self, response: &Message) {
-        self.remote_tag = response.to_tag().map(str::to_string);
+        self.remote_tag = response.tag("To").map(str::to_string);
         if let Some(contact) = response.header("Contact") {
             self.target = sip_text::uri_of(contact).to_string();
         }
         // A UAC uses the Record-Route of the response in reverse order (RFC 3261 12.1.2).
-        self.routes = response.headers_all("Record-Route").map(str::to_string).collect();
+        self.routes = response
+            .headers_all("Record-Route")
+            .map(str::to_string)
+            .collect();
         self.routes.reverse();
     }
 
     /// A response to a request the server sent us.
-    pub fn respond(&self, request: &Message, status: u16, reason: &str, body: Option<(&str, &str)>) -> String {
+    pub fn respond(
+        &self,
+        request: &Message,
+        status: u16,
+        reason: &str,
+        body: Option<(&str, &str)>,
+    ) -> String {
         let mut head = format!("SIP/2.0 {status} {reason}\r\n");
-        for via in request.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("Via")) {
+        for via in request
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("Via"))
+        {
             head += &format!("Via: {}\r\n", via.1);
         }
         let to = request.header("To").unwrap_or_default();
@@ -159,7 +194,10 @@ impl Dialog {
             head += &format!("{route}\r\n");
         }
         if method == "INVITE" {
-            head += &format!("Contact: {}\r\nAllow: INVITE, ACK, BYE, CANCEL, OPTIONS, INFO\r\n", self.contact());
+            head += &format!(
+                "Contact: {}\r\nAllow: INVITE, ACK, BYE, CANCEL, OPTIONS, INFO\r\n",
+                self.contact()
+            );
         }
         head += "User-Agent: chorus-test-phone\r\n";
         finish(head, body)
@@ -177,7 +215,10 @@ impl Dialog {
 fn finish(mut head: String, body: Option<(&str, &str)>) -> String {
     match body {
         Some((content_type, body)) => {
-            head += &format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+            head += &format!(
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
         }
         None => head += "Content-Length: 0\r\n\r\n",
     }

@@ -31,7 +31,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// A number no other call of this process gets (Call-IDs, tags, SSRCs).
 pub fn unique() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     nanos.rotate_left(20) ^ COUNTER.fetch_add(1, Ordering::Relaxed)
 }
 

@@ -196,10 +196,15 @@ impl Calling {
     pub async fn wait_provisional(&mut self, timeout: Duration) -> Result<u16> {
         let deadline = Instant::now() + timeout;
         let retransmit = self.provisional.is_empty();
-        let response = self.leg.next_response(&self.invite, retransmit, deadline).await?;
+        let response = self
+            .leg
+            .next_response(&self.invite, retransmit, deadline)
+            .await?;
         let status = response.status().unwrap_or_default();
         if status >= 200 {
-            return Err(CallError::Protocol(format!("final {status} while waiting for a provisional")));
+            return Err(CallError::Protocol(format!(
+                "final {status} while waiting for a provisional"
+            )));
         }
         self.provisional.push(response);
         Ok(status)
@@ -215,7 +220,10 @@ impl Calling {
         let deadline = Instant::now() + self.opts.answer_timeout;
         loop {
             let retransmit = self.provisional.is_empty();
-            let response = self.leg.next_response(&self.invite, retransmit, deadline).await?;
+            let response = self
+                .leg
+                .next_response(&self.invite, retransmit, deadline)
+                .await?;
             match response.status().unwrap_or_default() {
                 100..=199 => {
                     self.early_media(&response);
@@ -241,7 +249,10 @@ impl Calling {
         let cancel = self.leg.shared.dialog.lock().unwrap().cancel(&self.invite);
         self.leg.send(&cancel).await?;
         loop {
-            let response = self.leg.next_response(&self.invite, false, deadline).await?;
+            let response = self
+                .leg
+                .next_response(&self.invite, false, deadline)
+                .await?;
             if response.status().unwrap_or_default() >= 200 {
                 return self.settle(response).await;
             }
@@ -263,45 +274,60 @@ impl Calling {
         if self.opts.late_offer || response.body.is_empty() {
             return;
         }
-        if let Ok(sdp) = Sdp::parse(&response.body) {
-            if let Some(session) = session_for(&sdp, &self.opts.codecs) {
-                self.leg.shared.media.start(session);
-            }
+        if let Ok(sdp) = Sdp::parse(&response.body)
+            && let Some(session) = session_for(&sdp, &self.opts.codecs)
+        {
+            self.leg.shared.media.start(session);
         }
     }
 
     /// ACKs a failure response and turns it into the error.
     async fn fail(&self, response: Message) -> CallError {
-        let ack = self.leg.shared.dialog.lock().unwrap().ack_failure(&self.invite, &response);
+        let ack = self
+            .leg
+            .shared
+            .dialog
+            .lock()
+            .unwrap()
+            .ack_failure(&self.invite, &response);
         if let Err(e) = self.leg.send(&ack).await {
             return e;
         }
         CallError::Rejected(response)
     }
 
+    /// The session a 2xx gives, and for a late offer the answer to put in the ACK.
+    fn negotiate(&self, body: &str) -> Result<(Session, Option<String>)> {
+        let sdp = Sdp::parse(body).map_err(|e| CallError::Protocol(format!("2xx SDP: {e}")))?;
+        if self.opts.late_offer {
+            let (session, answer) =
+                self.leg.shared.answer_offer(&sdp).ok_or_else(|| {
+                    CallError::Protocol("no common codec in the 2xx offer".into())
+                })?;
+            return Ok((session, Some(answer)));
+        }
+        let session = session_for(&sdp, &self.opts.codecs)
+            .ok_or_else(|| CallError::Protocol("2xx answer has none of our codecs".into()))?;
+        Ok((session, None))
+    }
+
     async fn establish(self, answer: Message) -> Result<Phone> {
         let shared = self.leg.shared.clone();
         shared.dialog.lock().unwrap().establish(&answer);
-        let sdp = Sdp::parse(&answer.body).map_err(|e| CallError::Protocol(format!("2xx SDP: {e}")))?;
-        let ack_body = if self.opts.late_offer {
-            let (session, answer_sdp) = shared
-                .answer_offer(&sdp)
-                .ok_or_else(|| CallError::Protocol("no common codec in the 2xx offer".into()))?;
-            shared.media.start(session);
-            Some(answer_sdp)
-        } else {
-            let session = session_for(&sdp, &shared.codecs)
-                .ok_or_else(|| CallError::Protocol("2xx answer has none of our codecs".into()))?;
-            shared.media.start(session);
-            None
-        };
+        let negotiated = self.negotiate(&answer.body);
+        // The 2xx is ACKed even when its SDP is unusable, so the server stops resending it.
+        let ack_body = negotiated.as_ref().ok().and_then(|(_, sdp)| sdp.clone());
         let ack = shared.dialog.lock().unwrap().ack_2xx(
             self.invite.cseq,
             ack_body.as_deref().map(|sdp| ("application/sdp", sdp)),
         );
-        shared.state.lock().unwrap().acks.push((self.invite.cseq, ack.text.clone()));
+        shared.remember_ack(self.invite.cseq, &ack.text);
         self.leg.send(&ack.text).await?;
-        let mut phone = Phone { leg: self.leg, answer };
+        shared.media.start(negotiated?.0);
+        let mut phone = Phone {
+            leg: self.leg,
+            answer,
+        };
         if let Some(pin) = &self.opts.pin {
             tokio::time::sleep(self.opts.pin_delay).await;
             for key in pin.chars() {
@@ -344,9 +370,12 @@ impl Phone {
 
     /// Keys one DTMF digit as RFC 4733 telephone-events (100 ms).
     pub async fn send_dtmf_rfc4733(&self, key: char) -> Result<()> {
-        let event = rtp::dtmf_event(key).ok_or_else(|| CallError::Protocol(format!("no DTMF key {key:?}")))?;
+        let event = rtp::dtmf_event(key)
+            .ok_or_else(|| CallError::Protocol(format!("no DTMF key {key:?}")))?;
         if self.session().and_then(|s| s.event_pt).is_none() {
-            return Err(CallError::Protocol("telephone-event was not negotiated".into()));
+            return Err(CallError::Protocol(
+                "telephone-event was not negotiated".into(),
+            ));
         }
         self.leg.shared.media.dtmf(event).await;
         Ok(())
@@ -355,7 +384,10 @@ impl Phone {
     /// Keys one DTMF digit as SIP INFO (application/dtmf-relay); returns the response status.
     pub async fn send_info_dtmf(&mut self, key: char) -> Result<u16> {
         let body = format!("Signal={key}\r\nDuration=100\r\n");
-        let response = self.leg.transact("INFO", Some(("application/dtmf-relay", &body))).await?;
+        let response = self
+            .leg
+            .transact("INFO", Some(("application/dtmf-relay", &body)))
+            .await?;
         Ok(response.status().unwrap_or_default())
     }
 
@@ -372,26 +404,38 @@ impl Phone {
     async fn reinvite(&mut self, direction: Direction) -> Result<Direction> {
         let shared = self.leg.shared.clone();
         let offer = shared.offer(direction);
-        let invite = shared.dialog.lock().unwrap().request("INVITE", Some(("application/sdp", &offer)));
+        let invite = shared
+            .dialog
+            .lock()
+            .unwrap()
+            .request("INVITE", Some(("application/sdp", &offer)));
         self.leg.send(&invite.text).await?;
         let deadline = Instant::now() + IN_DIALOG_TIMEOUT;
         let mut retransmit = true;
         let response = loop {
-            let response = self.leg.next_response(&invite, retransmit, deadline).await?;
+            let response = self
+                .leg
+                .next_response(&invite, retransmit, deadline)
+                .await?;
             if response.status().unwrap_or_default() >= 200 {
                 break response;
             }
             retransmit = false;
         };
         if response.status().unwrap_or_default() >= 300 {
-            let ack = shared.dialog.lock().unwrap().ack_failure(&invite, &response);
+            let ack = shared
+                .dialog
+                .lock()
+                .unwrap()
+                .ack_failure(&invite, &response);
             self.leg.send(&ack).await?;
             return Err(CallError::Rejected(response));
         }
         let ack = shared.dialog.lock().unwrap().ack_2xx(invite.cseq, None);
-        shared.state.lock().unwrap().acks.push((invite.cseq, ack.text.clone()));
+        shared.remember_ack(invite.cseq, &ack.text);
         self.leg.send(&ack.text).await?;
-        let sdp = Sdp::parse(&response.body).map_err(|e| CallError::Protocol(format!("re-INVITE answer: {e}")))?;
+        let sdp = Sdp::parse(&response.body)
+            .map_err(|e| CallError::Protocol(format!("re-INVITE answer: {e}")))?;
         if let Some(session) = session_for(&sdp, &shared.codecs) {
             shared.media.start(session);
         }
@@ -408,7 +452,9 @@ impl Phone {
     /// Waits for the server to hang up (the phone answers its BYE with 200).
     pub async fn wait_bye(&self, timeout: Duration) -> bool {
         let mut bye = self.leg.shared.bye.subscribe();
-        tokio::time::timeout(timeout, bye.wait_for(|b| *b)).await.is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(timeout, bye.wait_for(|b| *b))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Every request the server sent in this call (BYE, OPTIONS, re-INVITE, ...).
@@ -430,7 +476,13 @@ impl Phone {
     }
 
     /// Polls until `freq_hz` is at least `min_db` over a `window`, or `timeout` passes.
-    pub async fn wait_hear(&self, freq_hz: f64, min_db: f64, window: Duration, timeout: Duration) -> bool {
+    pub async fn wait_hear(
+        &self,
+        freq_hz: f64,
+        min_db: f64,
+        window: Duration,
+        timeout: Duration,
+    ) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if self.hear_level(freq_hz, window) >= min_db {
@@ -462,7 +514,12 @@ impl Leg {
 
     /// The next response to `request`, skipping stale ones; over UDP the request is resent
     /// with doubling intervals while `retransmit` holds and nothing has come back.
-    async fn next_response(&mut self, request: &Outgoing, retransmit: bool, deadline: Instant) -> Result<Message> {
+    async fn next_response(
+        &mut self,
+        request: &Outgoing,
+        retransmit: bool,
+        deadline: Instant,
+    ) -> Result<Message> {
         let retransmit = retransmit && self.shared.link.transport == Transport::Udp;
         let mut interval = Duration::from_millis(500);
         loop {
@@ -472,7 +529,9 @@ impl Leg {
             }
             let wait = if retransmit { interval.min(left) } else { left };
             match tokio::time::timeout(wait, self.responses.recv()).await {
-                Ok(Some(response)) if response.cseq() == Some((request.cseq, request.method.as_str())) => {
+                Ok(Some(response))
+                    if response.cseq() == Some((request.cseq, request.method.as_str())) =>
+                {
                     return Ok(response);
                 }
                 Ok(Some(_stale)) => {}
@@ -493,8 +552,18 @@ impl Shared {
         let version = self.next_sdp_version(direction);
         match self.media.session() {
             Some(s) => {
-                let events: Vec<(u8, u32)> = s.event_pt.map(|pt| (pt, s.event_clock)).into_iter().collect();
-                sdp_text::write(self.media.local, &[(s.codec, s.pt)], &events, direction, version)
+                let events: Vec<(u8, u32)> = s
+                    .event_pt
+                    .map(|pt| (pt, s.event_clock))
+                    .into_iter()
+                    .collect();
+                sdp_text::write(
+                    self.media.local,
+                    &[(s.codec, s.pt)],
+                    &events,
+                    direction,
+                    version,
+                )
             }
             None => sdp_text::offer(self.media.local, &self.codecs, direction, version),
         }
@@ -505,8 +574,18 @@ impl Shared {
         let session = session_for(offer, &self.codecs)?;
         let direction = offer.direction.answer();
         let version = self.next_sdp_version(direction);
-        let events: Vec<(u8, u32)> = session.event_pt.map(|pt| (pt, session.event_clock)).into_iter().collect();
-        let sdp = sdp_text::write(self.media.local, &[(session.codec, session.pt)], &events, direction, version);
+        let events: Vec<(u8, u32)> = session
+            .event_pt
+            .map(|pt| (pt, session.event_clock))
+            .into_iter()
+            .collect();
+        let sdp = sdp_text::write(
+            self.media.local,
+            &[(session.codec, session.pt)],
+            &events,
+            direction,
+            version,
+        );
         Some((session, sdp))
     }
 
@@ -540,11 +619,18 @@ impl Shared {
     fn answer_reinvite(&self, request: &Message) -> String {
         if request.body.is_empty() {
             // The server asks for an offer; its answer comes in the ACK.
-            let direction = self.state.lock().unwrap().direction.unwrap_or(Direction::SendRecv);
+            let direction = self
+                .state
+                .lock()
+                .unwrap()
+                .direction
+                .unwrap_or(Direction::SendRecv);
             let offer = self.offer(direction);
             return self.respond(request, 200, "OK", Some(("application/sdp", &offer)));
         }
-        let answer = Sdp::parse(&request.body).ok().and_then(|offer| self.answer_offer(&offer));
+        let answer = Sdp::parse(&request.body)
+            .ok()
+            .and_then(|offer| self.answer_offer(&offer));
         match answer {
             Some((session, sdp)) => {
                 self.media.start(session);
@@ -555,13 +641,30 @@ impl Shared {
     }
 
     fn apply_answer(&self, body: &str) {
-        if let Some(session) = Sdp::parse(body).ok().and_then(|sdp| session_for(&sdp, &self.codecs)) {
+        if let Some(session) = Sdp::parse(body)
+            .ok()
+            .and_then(|sdp| session_for(&sdp, &self.codecs))
+        {
             self.media.start(session);
         }
     }
 
-    fn respond(&self, request: &Message, status: u16, reason: &str, body: Option<(&str, &str)>) -> String {
-        self.dialog.lock().unwrap().respond(request, status, reason, body)
+    fn respond(
+        &self,
+        request: &Message,
+        status: u16,
+        reason: &str,
+        body: Option<(&str, &str)>,
+    ) -> String {
+        self.dialog
+            .lock()
+            .unwrap()
+            .respond(request, status, reason, body)
+    }
+
+    fn remember_ack(&self, invite_cseq: u32, ack: &str) {
+        let mut state = self.state.lock().unwrap();
+        state.acks.push((invite_cseq, ack.to_string()));
     }
 
     /// A retransmitted 2xx of an INVITE already ACKed gets the same ACK again.
@@ -571,7 +674,11 @@ impl Shared {
             return None;
         }
         let state = self.state.lock().unwrap();
-        state.acks.iter().find(|(n, _)| *n == cseq).map(|(_, ack)| ack.clone())
+        state
+            .acks
+            .iter()
+            .find(|(n, _)| *n == cseq)
+            .map(|(_, ack)| ack.clone())
     }
 }
 
@@ -610,6 +717,9 @@ pub fn tone(freq_hz: f64, duration: Duration, rate: u32) -> Vec<i16> {
     let amplitude = 32767.0 * 10f64.powf(-10.0 / 20.0);
     let n = (duration.as_secs_f64() * f64::from(rate)) as usize;
     (0..n)
-        .map(|i| (amplitude * (std::f64::consts::TAU * freq_hz * i as f64 / f64::from(rate)).sin()) as i16)
+        .map(|i| {
+            (amplitude * (std::f64::consts::TAU * freq_hz * i as f64 / f64::from(rate)).sin())
+                as i16
+        })
         .collect()
 }

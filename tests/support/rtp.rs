@@ -67,7 +67,12 @@ pub fn dtmf_key(event: u8) -> Option<char> {
 /// Payload of one telephone-event packet: event, end bit, volume (-dBm0), duration (clock ticks).
 pub fn event_payload(event: u8, end: bool, volume: u8, duration: u16) -> [u8; 4] {
     let d = duration.to_be_bytes();
-    [event, (volume & 0x3F) | if end { 0x80 } else { 0 }, d[0], d[1]]
+    [
+        event,
+        (volume & 0x3F) | if end { 0x80 } else { 0 },
+        d[0],
+        d[1],
+    ]
 }
 
 /// Reads a telephone-event payload: (event, end).

@@ -59,7 +59,9 @@ impl Message {
             body: body.to_string(),
         };
         if let Some(len) = message.header("Content-Length") {
-            let len: usize = len.parse().map_err(|_| format!("bad Content-Length {len}"))?;
+            let len: usize = len
+                .parse()
+                .map_err(|_| format!("bad Content-Length {len}"))?;
             let body = message.body.as_bytes();
             if body.len() < len {
                 return Err(format!("body shorter than Content-Length {len}"));
@@ -103,20 +105,18 @@ impl Message {
         Some((n.trim().parse().ok()?, method.trim()))
     }
 
-    /// The tag parameter of To (the server's tag, in responses to our requests).
-    pub fn to_tag(&self) -> Option<&str> {
-        param(self.header("To")?, "tag")
-    }
-
-    pub fn from_tag(&self) -> Option<&str> {
-        param(self.header("From")?, "tag")
+    /// The tag parameter of a From or To header.
+    pub fn tag(&self, header: &str) -> Option<&str> {
+        param(self.header(header)?, "tag")
     }
 }
 
 fn parse_start(line: &str) -> Result<StartLine, String> {
     if let Some(rest) = line.strip_prefix("SIP/2.0 ") {
         let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
-        let status = code.parse().map_err(|_| format!("bad status line {line:?}"))?;
+        let status = code
+            .parse()
+            .map_err(|_| format!("bad status line {line:?}"))?;
         return Ok(StartLine::Response {
             status,
             reason: reason.to_string(),

@@ -37,7 +37,15 @@ impl Link {
                 let socket = Arc::new(UdpSocket::bind(unspecified).await?);
                 let local = socket.local_addr()?;
                 let reader = tokio::spawn(read_udp(socket.clone(), tx));
-                (Link { local, server, transport, writer: Writer::Udp(socket) }, reader)
+                (
+                    Link {
+                        local,
+                        server,
+                        transport,
+                        writer: Writer::Udp(socket),
+                    },
+                    reader,
+                )
             }
             Transport::Tcp => {
                 let stream = TcpStream::connect(server).await?;
@@ -45,7 +53,15 @@ impl Link {
                 let (read, write) = stream.into_split();
                 let reader = tokio::spawn(read_tcp(read, tx));
                 let writer = Writer::Tcp(Mutex::new(write));
-                (Link { local, server, transport, writer }, reader)
+                (
+                    Link {
+                        local,
+                        server,
+                        transport,
+                        writer,
+                    },
+                    reader,
+                )
             }
         };
         Ok((Arc::new(link), rx, reader))
@@ -63,10 +79,10 @@ async fn read_udp(socket: Arc<UdpSocket>, tx: mpsc::UnboundedSender<Message>) {
     let mut buf = vec![0u8; 65536];
     while let Ok((n, _)) = socket.recv_from(&mut buf).await {
         // Keep-alives and garbage are dropped: the server's bugs show up as missing responses.
-        if let Ok(message) = Message::parse(&buf[..n]) {
-            if tx.send(message).is_err() {
-                return;
-            }
+        if let Ok(message) = Message::parse(&buf[..n])
+            && tx.send(message).is_err()
+        {
+            return;
         }
     }
 }
@@ -80,16 +96,19 @@ async fn read_tcp(mut stream: OwnedReadHalf, tx: mpsc::UnboundedSender<Message>)
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
         loop {
-            let blank = buf.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+            let blank = buf
+                .iter()
+                .take_while(|b| matches!(b, b'\r' | b'\n'))
+                .count();
             buf.drain(..blank);
             let Some(len) = sip_text::frame_len(&buf) else {
                 break;
             };
             let frame: Vec<u8> = buf.drain(..len).collect();
-            if let Ok(message) = Message::parse(&frame) {
-                if tx.send(message).is_err() {
-                    return;
-                }
+            if let Ok(message) = Message::parse(&frame)
+                && tx.send(message).is_err()
+            {
+                return;
             }
         }
     }
