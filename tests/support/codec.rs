@@ -1,13 +1,14 @@
 //! The one place the phone builds codecs, through the server crate's codec interface.
 
-use chorus::media::codec::{CodecKind, Decoder, Encoder};
+use chorus::media::codec::{CodecKind, Decoder, Encoder, EncoderOptions};
 
 pub fn encoder(kind: CodecKind) -> Box<dyn Encoder> {
-    kind.encoder()
+    kind.encoder(EncoderOptions::default())
+        .expect("the test phone's codecs build")
 }
 
 pub fn decoder(kind: CodecKind) -> Box<dyn Decoder> {
-    kind.decoder()
+    kind.decoder().expect("the test phone's codecs build")
 }
 
 /// PCM samples in one 20 ms frame.
