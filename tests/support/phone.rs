@@ -442,6 +442,11 @@ impl Phone {
         Ok(sdp.direction)
     }
 
+    /// Stops sending RTP (the call stays up), as a phone whose network died would.
+    pub fn stop_media(&self) {
+        self.leg.shared.media.stop();
+    }
+
     /// Sends BYE and returns the status of its response.
     pub async fn hangup(&mut self) -> Result<u16> {
         self.leg.shared.media.stop();
