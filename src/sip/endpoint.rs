@@ -15,6 +15,10 @@ use super::message::{
 use super::parse::{Defect, Framing, Message, StartLine, parse};
 use super::transaction::{ClientTx, Fire, ServerTx, Timers};
 
+mod dial;
+pub use dial::Dial;
+use dial::Outgoing;
+
 /// Methods we implement, in the order advertised in Allow.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
 /// Session descriptions are the only INVITE bodies we understand.
@@ -125,6 +129,16 @@ pub enum Event {
         request: RequestId,
         status: u16,
     },
+    /// A provisional response to our INVITE (dial-out); `body` is early media SDP if any.
+    Progress {
+        call: CallId,
+        status: u16,
+        body: Option<Body>,
+    },
+    /// Our INVITE was answered (ACK already sent); the call is established.
+    Answered { call: CallId, body: Option<Body> },
+    /// Our INVITE failed: the final status, 487 after cancel, 408 when nobody answered.
+    Rejected { call: CallId, status: u16 },
     /// The call ended for a reason other than the peer's BYE or CANCEL.
     Terminated {
         call: CallId,
@@ -212,8 +226,12 @@ struct Call {
 }
 
 enum Purpose {
-    Bye { report: bool },
+    Bye {
+        report: bool,
+    },
     Request(RequestId),
+    /// CANCEL of a dial-out: the INVITE's final response tells the outcome.
+    Cancel,
 }
 
 struct ClientEntry {
@@ -229,6 +247,7 @@ pub struct Endpoint {
     server: HashMap<TxKey, ServerEntry>,
     merges: HashMap<MergeKey, TxKey>,
     client: HashMap<String, ClientEntry>,
+    outgoing: HashMap<String, Outgoing>,
     calls: HashMap<CallId, Call>,
     dialogs: HashMap<DialogKey, CallId>,
     transmits: VecDeque<Transmit>,
@@ -244,6 +263,7 @@ impl Endpoint {
             server: HashMap::new(),
             merges: HashMap::new(),
             client: HashMap::new(),
+            outgoing: HashMap::new(),
             calls: HashMap::new(),
             dialogs: HashMap::new(),
             transmits: VecDeque::new(),
@@ -264,7 +284,8 @@ impl Endpoint {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let server = self.server.values().filter_map(|e| e.tx.next_timeout());
         let client = self.client.values().filter_map(|e| e.tx.next_timeout());
-        server.chain(client).min()
+        let outgoing = self.outgoing.values().filter_map(|o| o.tx.next_timeout());
+        server.chain(client).chain(outgoing).min()
     }
 
     /// One datagram (UDP) or one framed message (TCP, from [`super::Framer`]).
@@ -310,6 +331,15 @@ impl Endpoint {
         for branch in due {
             self.fire_client(now, &branch, &t);
         }
+        let due: Vec<String> = self
+            .outgoing
+            .iter()
+            .filter(|(_, o)| o.tx.next_timeout().is_some_and(|at| at <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for branch in due {
+            self.fire_outgoing(now, &branch);
+        }
     }
 
     /// The TCP connection is gone: calls signalled over it end, its transactions are dropped.
@@ -328,6 +358,7 @@ impl Endpoint {
                 reason: TerminationReason::TransportClosed,
             });
         }
+        self.close_outgoing(gone);
         self.transmits.retain(|t| t.transport != gone);
         self.server.retain(|_, e| e.transport != gone);
         self.client.retain(|_, e| e.peer.transport != gone);
@@ -360,9 +391,13 @@ impl Endpoint {
         self.answer_invite(now, call, true, status, reason, body)
     }
 
-    /// Hangs up. An unanswered call is rejected with 480; a 2xx not yet acknowledged is
-    /// followed by BYE once the ACK arrives (§15.1.2). Ends with [`Event::Terminated`].
+    /// Hangs up. An unanswered incoming call is rejected with 480, a ringing dial-out is
+    /// cancelled; a 2xx not yet acknowledged is followed by BYE once the ACK arrives
+    /// (§15.1.2). Ends with [`Event::Terminated`] (or [`Event::Rejected`] for a dial-out).
     pub fn bye(&mut self, now: Instant, call: CallId) -> Result<(), SipError> {
+        if !self.calls.contains_key(&call) {
+            return self.cancel(now, call);
+        }
         let c = self.calls.get_mut(&call).ok_or(SipError::UnknownCall)?;
         if c.awaiting_ack.is_some() {
             c.bye_after_ack = true;
@@ -482,7 +517,7 @@ impl Endpoint {
         match (req.method.as_str(), req.to.tag.is_some()) {
             ("INVITE", false) => self.new_invite(now, key, req, peer),
             ("OPTIONS", false) => self.reply(now, &key, 200, "OK", capabilities(), None),
-            ("CANCEL", _) => self.cancel(now, &key),
+            ("CANCEL", _) => self.incoming_cancel(now, &key),
             (_, false) => self.reply(
                 now,
                 &key,
@@ -655,7 +690,7 @@ impl Endpoint {
         });
     }
 
-    fn cancel(&mut self, now: Instant, key: &TxKey) {
+    fn incoming_cancel(&mut self, now: Instant, key: &TxKey) {
         let invite_key = TxKey {
             method: "INVITE".into(),
             ..key.clone()
@@ -885,22 +920,14 @@ impl Endpoint {
         body: Option<&Body>,
         purpose: Purpose,
     ) {
-        let branch = format!("{MAGIC}{}", self.fresh_token());
-        let (ua, host) = (
-            self.config.user_agent.clone(),
-            self.config.contact_host.clone(),
-        );
+        let Some(transport) = self.calls.get(&call).map(|c| c.peer.transport) else {
+            return;
+        };
+        let (via, branch) = self.new_via(transport);
+        let ua = self.config.user_agent.clone();
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        let (proto, port) = match c.peer.transport {
-            Transport::Udp => ("UDP", self.config.udp_port),
-            Transport::Tcp(_) => ("TCP", self.config.tcp_port),
-        };
-        let via = format!(
-            "SIP/2.0/{proto} {}:{port};branch={branch};rport",
-            bracket(&host)
-        );
         let bytes = c.dialog.request(method, &via, &ua, body);
         let peer = c.peer;
         self.transmits.push_back(Transmit {
@@ -925,6 +952,9 @@ impl Endpoint {
         let Some(resp) = Response::from_message(msg) else {
             return;
         };
+        if resp.cseq_method == "INVITE" {
+            return self.outgoing_response(now, &resp, msg);
+        }
         let t = self.config.timers;
         let Some(e) = self.client.get_mut(&resp.branch) else {
             return;
@@ -985,6 +1015,18 @@ impl Endpoint {
         }
     }
 
+    /// A Via for a request we originate, with a fresh branch (returned too).
+    fn new_via(&mut self, transport: Transport) -> (String, String) {
+        let branch = format!("{MAGIC}{}", self.fresh_token());
+        let (proto, port) = match transport {
+            Transport::Udp => ("UDP", self.config.udp_port),
+            Transport::Tcp(_) => ("TCP", self.config.tcp_port),
+        };
+        let host = bracket(&self.config.contact_host);
+        let via = format!("SIP/2.0/{proto} {host}:{port};branch={branch};rport");
+        (via, branch)
+    }
+
     fn contact(&self, transport: Transport) -> String {
         let host = bracket(&self.config.contact_host);
         match transport {
@@ -1035,7 +1077,7 @@ fn unsupported(req: &Request) -> Vec<String> {
 /// What the TU hears when a client transaction ends; `None` status means timer F.
 fn final_event(e: &ClientEntry, status: Option<u16>) -> Option<Event> {
     match e.purpose {
-        Purpose::Bye { report: false } => None,
+        Purpose::Bye { report: false } | Purpose::Cancel => None,
         Purpose::Bye { report: true } => Some(Event::Terminated {
             call: e.call,
             reason: status.map_or(
