@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chorus::sip::{self, Body, EndpointConfig, Event, SipHandle, TerminationReason, Timers};
+use chorus::sip::{
+    self, Body, Dial, EndpointConfig, Event, SipHandle, TerminationReason, Timers, Transport,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
@@ -191,4 +193,70 @@ async fn sipp_uac_calls_complete() {
         .expect("sipp runs (apt-get install sip-tester)");
     assert!(status.success(), "sipp reported failed calls: {status}");
     assert_eq!(app.await.expect("app task"), 3);
+}
+
+/// SIPp's built-in callee (180, 200, waits for our BYE) answering a call we place.
+#[tokio::test]
+async fn dial_out_to_sipp_uas() {
+    let (handle, mut events, _server) = start().await;
+    let port = {
+        let probe = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    let mut sipp = tokio::process::Command::new("sipp")
+        .args([
+            "-sn",
+            "uas",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            "1",
+        ])
+        .args(["-nostdin", "-timeout", "20s", "-timeout_error"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp runs (apt-get install sip-tester)");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let to_addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let dial = Dial {
+        target: format!("sip:service@{to_addr}"),
+        to_addr,
+        transport: Transport::Udp,
+        from: "<sip:conf@127.0.0.1>".into(),
+        to: None,
+        headers: vec![],
+        body: Some(sdp()),
+    };
+    let call = handle.invite(dial).await.expect("invite");
+    loop {
+        match next_event(&mut events).await {
+            Event::Progress { call: c, .. } => assert_eq!(c, call),
+            Event::Answered { call: c, .. } => {
+                assert_eq!(c, call);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    handle.bye(call).await.expect("bye");
+    assert_eq!(
+        next_event(&mut events).await,
+        Event::Terminated {
+            call,
+            reason: TerminationReason::ByeCompleted(200)
+        }
+    );
+    let status = timeout(Duration::from_secs(20), sipp.wait())
+        .await
+        .expect("sipp ends")
+        .expect("wait");
+    assert!(
+        status.success(),
+        "sipp uas reported a failed call: {status}"
+    );
 }

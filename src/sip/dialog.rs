@@ -60,6 +60,27 @@ impl Dialog {
         }
     }
 
+    /// The dialog a 2xx to our INVITE creates (§12.1.2): route set reversed, target from the
+    /// answer's Contact. `None` if the answer lacks To tag or Contact.
+    pub fn from_answer(invite: &OutgoingInvite, answer: &Message) -> Option<Self> {
+        let to = answer.header("To")?;
+        Some(Self {
+            call_id: invite.call_id.clone(),
+            local_tag: invite.local_tag.clone(),
+            remote_tag: NameAddr::parse(to)?.tag?,
+            local_uri: invite.from.clone(),
+            remote: to.to_string(),
+            remote_target: contact_uri(answer)?,
+            route_set: answer
+                .headers_named("Record-Route")
+                .rev()
+                .map(str::to_string)
+                .collect(),
+            remote_cseq: 0,
+            local_cseq: invite.cseq,
+        })
+    }
+
     /// The text of a request within this dialog, taking the next local CSeq.
     pub fn request(
         &mut self,
@@ -69,19 +90,72 @@ impl Dialog {
         body: Option<&Body>,
     ) -> Vec<u8> {
         self.local_cseq += 1;
+        self.build(method, self.local_cseq, via, user_agent, body)
+    }
+
+    /// The ACK for a 2xx: the INVITE's CSeq number, its own branch (§13.2.2.4).
+    pub fn ack(&self, cseq: u32, via: &str, user_agent: &str) -> Vec<u8> {
+        self.build("ACK", cseq, via, user_agent, None)
+    }
+
+    fn build(
+        &self,
+        method: &str,
+        cseq: u32,
+        via: &str,
+        user_agent: &str,
+        body: Option<&Body>,
+    ) -> Vec<u8> {
         let mut out = format!(
             "{method} {} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n",
             self.remote_target
         );
         let _ = write!(
             out,
-            "From: {};tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {method}\r\n",
-            self.local_uri, self.local_tag, self.remote, self.call_id, self.local_cseq
+            "From: {};tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n",
+            self.local_uri, self.local_tag, self.remote, self.call_id
         );
         for route in &self.route_set {
             let _ = write!(out, "Route: {route}\r\n");
         }
         super::message::finish(out, &[("User-Agent", user_agent.to_string())], body)
+    }
+}
+
+/// An INVITE we sent, kept until its transaction ends: what CANCEL and the non-2xx ACK copy
+/// (§9.1, §17.1.1.3) and what the dialog is built from.
+#[derive(Debug, Clone)]
+pub struct OutgoingInvite {
+    pub target: String,
+    pub via: String,
+    /// Our From without tag.
+    pub from: String,
+    pub local_tag: String,
+    /// Their To as we sent it (no tag).
+    pub to: String,
+    pub call_id: String,
+    pub cseq: u32,
+}
+
+impl OutgoingInvite {
+    /// INVITE, CANCEL or the ACK of a non-2xx (`to` then carries the response's To tag).
+    pub fn request(
+        &self,
+        method: &str,
+        to: &str,
+        headers: &[(&str, String)],
+        body: Option<&Body>,
+    ) -> Vec<u8> {
+        let mut out = format!(
+            "{method} {} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\n",
+            self.target, self.via
+        );
+        let _ = write!(
+            out,
+            "From: {};tag={}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {} {method}\r\n",
+            self.from, self.local_tag, self.call_id, self.cseq
+        );
+        super::message::finish(out, headers, body)
     }
 }
 

@@ -9,144 +9,23 @@ use std::time::Instant;
 
 use super::dialog::{Dialog, Peer};
 use super::message::{
-    Body, MAGIC, NameAddr, Request, Response, ResponseParts, Via, build_response,
-    response_destination, uri_user,
+    Body, MAGIC, Request, Response, ResponseParts, Via, build_response, response_destination,
+    uri_user,
 };
 use super::parse::{Defect, Framing, Message, StartLine, parse};
 use super::transaction::{ClientTx, Fire, ServerTx, Timers};
+
+mod api;
+mod dial;
+mod incoming;
+pub use api::*;
+pub use dial::Dial;
+use dial::Outgoing;
 
 /// Methods we implement, in the order advertised in Allow.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
 /// Session descriptions are the only INVITE bodies we understand.
 pub const ACCEPT: &str = "application/sdp";
-/// Methods that exist (RFC 3261 and extensions) but that a conference server does not serve.
-const NOT_ALLOWED: &[&str] = &[
-    "REGISTER",
-    "SUBSCRIBE",
-    "NOTIFY",
-    "PUBLISH",
-    "MESSAGE",
-    "REFER",
-    "UPDATE",
-    "PRACK",
-];
-
-/// An accepted TCP connection, numbered by the transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnId(pub u64);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp(ConnId),
-}
-
-impl Transport {
-    fn reliable(self) -> bool {
-        matches!(self, Transport::Tcp(_))
-    }
-}
-
-/// Handle of one call (pending INVITE, then dialog). Never reused within an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CallId(pub u64);
-
-impl std::fmt::Display for CallId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "call-{}", self.0)
-    }
-}
-
-/// Handle of an in-dialog request the application sent with [`Endpoint::request`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RequestId(pub u64);
-
-#[derive(Debug, Clone)]
-pub struct EndpointConfig {
-    pub user_agent: String,
-    /// Host (name or IP literal) put in our Contact and Via headers.
-    pub contact_host: String,
-    pub udp_port: u16,
-    pub tcp_port: u16,
-    pub timers: Timers,
-}
-
-/// Bytes to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    pub transport: Transport,
-    pub to: SocketAddr,
-    pub bytes: Vec<u8>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TerminationReason {
-    /// We answered 2xx and no ACK came within 64*T1 (timer H); we sent BYE.
-    AckTimeout,
-    /// Our BYE got this final status.
-    ByeCompleted(u16),
-    /// Our BYE was never answered (timer F).
-    ByeTimeout,
-    /// The TCP connection carrying the dialog closed.
-    TransportClosed,
-}
-
-// A handful of events per call: boxing Invite would only make matching clumsier.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A new call. Answer with [`Endpoint::respond`]; 100 Trying has already been sent.
-    Invite {
-        call: CallId,
-        call_id: String,
-        from: NameAddr,
-        to: NameAddr,
-        request_uri: String,
-        request_uri_user: Option<String>,
-        /// X-* headers and User-Agent, P-Asserted-Identity, as received.
-        headers: Vec<(String, String)>,
-        body: Option<Body>,
-        source: SocketAddr,
-        transport: Transport,
-    },
-    /// The ACK for our 2xx (initial or re-INVITE); with a late offer it carries the answer.
-    Ack { call: CallId, body: Option<Body> },
-    /// A re-INVITE; answer with [`Endpoint::respond_reinvite`].
-    ReInvite { call: CallId, body: Option<Body> },
-    /// An INFO (already answered 200).
-    Info { call: CallId, body: Option<Body> },
-    /// The peer hung up (already answered 200). The call is gone.
-    Bye { call: CallId },
-    /// The peer cancelled an unanswered INVITE (answered 487). The call is gone.
-    Cancelled { call: CallId },
-    /// Final status of a request sent with [`Endpoint::request`] (408 on timeout).
-    Response {
-        call: CallId,
-        request: RequestId,
-        status: u16,
-    },
-    /// The call ended for a reason other than the peer's BYE or CANCEL.
-    Terminated {
-        call: CallId,
-        reason: TerminationReason,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SipError {
-    #[error("no such call")]
-    UnknownCall,
-    #[error("no INVITE of that kind is waiting for an answer on this call")]
-    NoPendingInvite,
-    #[error("status must be 100..=699")]
-    InvalidStatus,
-    #[error("the call is not established")]
-    NotEstablished,
-    #[error("use bye(), or a method that is not INVITE/ACK/CANCEL/BYE")]
-    InvalidMethod,
-    #[error("the SIP task has stopped")]
-    Stopped,
-}
 
 /// Server transaction key (§17.2.3): branch + sent-by + method, ACK folded into INVITE.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -212,8 +91,12 @@ struct Call {
 }
 
 enum Purpose {
-    Bye { report: bool },
+    Bye {
+        report: bool,
+    },
     Request(RequestId),
+    /// CANCEL of a dial-out: the INVITE's final response tells the outcome.
+    Cancel,
 }
 
 struct ClientEntry {
@@ -229,6 +112,7 @@ pub struct Endpoint {
     server: HashMap<TxKey, ServerEntry>,
     merges: HashMap<MergeKey, TxKey>,
     client: HashMap<String, ClientEntry>,
+    outgoing: HashMap<String, Outgoing>,
     calls: HashMap<CallId, Call>,
     dialogs: HashMap<DialogKey, CallId>,
     transmits: VecDeque<Transmit>,
@@ -244,6 +128,7 @@ impl Endpoint {
             server: HashMap::new(),
             merges: HashMap::new(),
             client: HashMap::new(),
+            outgoing: HashMap::new(),
             calls: HashMap::new(),
             dialogs: HashMap::new(),
             transmits: VecDeque::new(),
@@ -264,7 +149,8 @@ impl Endpoint {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let server = self.server.values().filter_map(|e| e.tx.next_timeout());
         let client = self.client.values().filter_map(|e| e.tx.next_timeout());
-        server.chain(client).min()
+        let outgoing = self.outgoing.values().filter_map(|o| o.tx.next_timeout());
+        server.chain(client).chain(outgoing).min()
     }
 
     /// One datagram (UDP) or one framed message (TCP, from [`super::Framer`]).
@@ -310,6 +196,15 @@ impl Endpoint {
         for branch in due {
             self.fire_client(now, &branch, &t);
         }
+        let due: Vec<String> = self
+            .outgoing
+            .iter()
+            .filter(|(_, o)| o.tx.next_timeout().is_some_and(|at| at <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for branch in due {
+            self.fire_outgoing(now, &branch);
+        }
     }
 
     /// The TCP connection is gone: calls signalled over it end, its transactions are dropped.
@@ -328,6 +223,7 @@ impl Endpoint {
                 reason: TerminationReason::TransportClosed,
             });
         }
+        self.close_outgoing(gone);
         self.transmits.retain(|t| t.transport != gone);
         self.server.retain(|_, e| e.transport != gone);
         self.client.retain(|_, e| e.peer.transport != gone);
@@ -360,9 +256,13 @@ impl Endpoint {
         self.answer_invite(now, call, true, status, reason, body)
     }
 
-    /// Hangs up. An unanswered call is rejected with 480; a 2xx not yet acknowledged is
-    /// followed by BYE once the ACK arrives (§15.1.2). Ends with [`Event::Terminated`].
+    /// Hangs up. An unanswered incoming call is rejected with 480, a ringing dial-out is
+    /// cancelled; a 2xx not yet acknowledged is followed by BYE once the ACK arrives
+    /// (§15.1.2). Ends with [`Event::Terminated`] (or [`Event::Rejected`] for a dial-out).
     pub fn bye(&mut self, now: Instant, call: CallId) -> Result<(), SipError> {
+        if !self.calls.contains_key(&call) {
+            return self.cancel(now, call);
+        }
         let c = self.calls.get_mut(&call).ok_or(SipError::UnknownCall)?;
         if c.awaiting_ack.is_some() {
             c.bye_after_ack = true;
@@ -398,365 +298,6 @@ impl Endpoint {
         let id = RequestId(self.fresh_id());
         self.send_request(now, call, method, body.as_ref(), Purpose::Request(id));
         Ok(id)
-    }
-
-    // ---- incoming requests -------------------------------------------------------------
-
-    fn handle_request(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        transport: Transport,
-        msg: Message,
-    ) {
-        let req = match Request::from_message(msg.clone()) {
-            Ok(req) => req,
-            Err(defect) => return self.reject_stateless(&msg, from, transport, &defect),
-        };
-        let key = TxKey::of(&req);
-        if req.method != "ACK"
-            && let Some(entry) = self.server.get(&key)
-        {
-            // A retransmission: the last response again, nothing new for the TU.
-            if let Some(bytes) = entry.tx.last_response() {
-                self.transmits.push_back(Transmit {
-                    transport: entry.transport,
-                    to: entry.to,
-                    bytes: bytes.to_vec(),
-                });
-            }
-            return;
-        }
-        if req.method == "ACK" {
-            return self.handle_ack(now, &key, req);
-        }
-        let merge = req.to.tag.is_none().then(|| {
-            (
-                req.call_id.clone(),
-                req.from.tag.clone().unwrap_or_default(),
-                req.cseq,
-                req.method.clone(),
-            )
-        });
-        let merged = merge
-            .as_ref()
-            .and_then(|m| self.merges.get(m))
-            .is_some_and(|k| self.server.contains_key(k));
-        let to = match transport {
-            Transport::Udp => response_destination(Some(&req.via), from),
-            Transport::Tcp(_) => from,
-        };
-        let to_tag = self.fresh_token();
-        self.server.insert(
-            key.clone(),
-            ServerEntry {
-                tx: ServerTx::new(req.method == "INVITE", transport.reliable()),
-                req: req.msg.clone(),
-                to,
-                transport,
-                to_tag,
-                call: None,
-                merge: None,
-            },
-        );
-        if merged {
-            return self.reply(now, &key, 482, "Loop Detected", vec![], None);
-        }
-        if let (Some(m), Some(e)) = (merge, self.server.get_mut(&key)) {
-            e.merge = Some(m.clone());
-            self.merges.insert(m, key.clone());
-        }
-        if let Err(d) = self.screen(&req) {
-            let extra = match d.status {
-                405 => vec![("Allow", ALLOW.to_string())],
-                415 => vec![("Accept", ACCEPT.to_string())],
-                420 => vec![("Unsupported", unsupported(&req).join(", "))],
-                _ => vec![],
-            };
-            return self.reply(now, &key, d.status, &d.reason, extra, None);
-        }
-        let peer = Peer {
-            addr: from,
-            transport,
-        };
-        match (req.method.as_str(), req.to.tag.is_some()) {
-            ("INVITE", false) => self.new_invite(now, key, req, peer),
-            ("OPTIONS", false) => self.reply(now, &key, 200, "OK", capabilities(), None),
-            ("CANCEL", _) => self.cancel(now, &key),
-            (_, false) => self.reply(
-                now,
-                &key,
-                481,
-                "Call/Transaction Does Not Exist",
-                vec![],
-                None,
-            ),
-            (_, true) => self.in_dialog(now, key, req, peer),
-        }
-    }
-
-    /// Method, Max-Forwards, Require and body checks, in §8.2 order.
-    fn screen(&self, req: &Request) -> Result<(), Defect> {
-        let m = req.method.as_str();
-        if NOT_ALLOWED.contains(&m) {
-            return Err(Defect::new(405, "Method Not Allowed"));
-        }
-        if !ALLOW.split(", ").any(|a| a == m) {
-            return Err(Defect::new(501, "Not Implemented"));
-        }
-        if req.max_forwards == Some(0) {
-            return Err(Defect::new(483, "Too Many Hops"));
-        }
-        if m != "CANCEL" && !unsupported(req).is_empty() {
-            return Err(Defect::new(420, "Bad Extension"));
-        }
-        let encoded = req
-            .msg
-            .header("Content-Encoding")
-            .is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
-        let foreign_body = m == "INVITE"
-            && !req.msg.body.is_empty()
-            && !req
-                .msg
-                .header("Content-Type")
-                .is_some_and(|t| t.to_ascii_lowercase().starts_with(ACCEPT));
-        if encoded || foreign_body {
-            return Err(Defect::new(415, "Unsupported Media Type"));
-        }
-        Ok(())
-    }
-
-    fn new_invite(&mut self, now: Instant, key: TxKey, req: Request, peer: Peer) {
-        let local_tag = self
-            .server
-            .get(&key)
-            .map(|e| e.to_tag.clone())
-            .unwrap_or_default();
-        let first_cseq = (self.random.hash_one(self.next_id) % 10_000) as u32 + 1;
-        let Some(dialog) = Dialog::from_invite(&req, local_tag, first_cseq) else {
-            return self.reply(now, &key, 400, "Missing Contact", vec![], None);
-        };
-        let call = CallId(self.fresh_id());
-        self.dialogs.insert(dialog_key(&dialog), call);
-        self.calls.insert(
-            call,
-            Call {
-                dialog,
-                peer,
-                invite: Some(PendingInvite {
-                    key: key.clone(),
-                    cseq: req.cseq,
-                    reinvite: false,
-                }),
-                awaiting_ack: None,
-                bye_after_ack: false,
-            },
-        );
-        if let Some(e) = self.server.get_mut(&key) {
-            e.call = Some(call);
-        }
-        self.reply(now, &key, 100, "Trying", vec![], None);
-        const PASSED: &[&str] = &["User-Agent", "P-Asserted-Identity"];
-        let headers = req
-            .msg
-            .headers
-            .iter()
-            .filter(|(n, _)| {
-                n.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-"))
-                    || PASSED.iter().any(|p| p.eq_ignore_ascii_case(n))
-            })
-            .cloned()
-            .collect();
-        let uri_user = uri_user(&req.uri);
-        self.events.push_back(Event::Invite {
-            call,
-            call_id: req.call_id.clone(),
-            body: req.body(),
-            from: req.from,
-            to: req.to,
-            request_uri: req.uri,
-            request_uri_user: uri_user,
-            headers,
-            source: peer.addr,
-            transport: peer.transport,
-        });
-    }
-
-    fn in_dialog(&mut self, now: Instant, key: TxKey, req: Request, peer: Peer) {
-        let dkey = (
-            req.call_id.clone(),
-            req.to.tag.clone().unwrap_or_default(),
-            req.from.tag.clone().unwrap_or_default(),
-        );
-        let Some(call) = self.dialogs.get(&dkey).copied() else {
-            return self.reply(
-                now,
-                &key,
-                481,
-                "Call/Transaction Does Not Exist",
-                vec![],
-                None,
-            );
-        };
-        let Some(c) = self.calls.get_mut(&call) else {
-            return self.reply(
-                now,
-                &key,
-                481,
-                "Call/Transaction Does Not Exist",
-                vec![],
-                None,
-            );
-        };
-        if !c.dialog.accept_remote_cseq(req.cseq) {
-            return self.reply(now, &key, 500, "CSeq Out Of Order", vec![], None);
-        }
-        c.peer = peer;
-        if let Some(e) = self.server.get_mut(&key) {
-            e.call = Some(call);
-        }
-        match req.method.as_str() {
-            "BYE" => {
-                self.reply(now, &key, 200, "OK", vec![], None);
-                self.end_call(now, call);
-                self.events.push_back(Event::Bye { call });
-            }
-            "INFO" => {
-                self.reply(now, &key, 200, "OK", vec![], None);
-                self.events.push_back(Event::Info {
-                    call,
-                    body: req.body(),
-                });
-            }
-            "OPTIONS" => self.reply(now, &key, 200, "OK", capabilities(), None),
-            _ => self.reinvite(now, key, call, req),
-        }
-    }
-
-    fn reinvite(&mut self, now: Instant, key: TxKey, call: CallId, req: Request) {
-        let Some(c) = self.calls.get_mut(&call) else {
-            return;
-        };
-        if c.invite.is_some() || c.awaiting_ack.is_some() {
-            // §14.2: one offer/answer at a time.
-            let retry = ("Retry-After", "2".to_string());
-            return self.reply(now, &key, 500, "Server Internal Error", vec![retry], None);
-        }
-        c.dialog.refresh_target(&req.msg);
-        c.invite = Some(PendingInvite {
-            key: key.clone(),
-            cseq: req.cseq,
-            reinvite: true,
-        });
-        self.reply(now, &key, 100, "Trying", vec![], None);
-        self.events.push_back(Event::ReInvite {
-            call,
-            body: req.body(),
-        });
-    }
-
-    fn cancel(&mut self, now: Instant, key: &TxKey) {
-        let invite_key = TxKey {
-            method: "INVITE".into(),
-            ..key.clone()
-        };
-        let pending = self
-            .server
-            .get(&invite_key)
-            .filter(|e| e.tx.final_status().is_none())
-            .map(|e| e.call);
-        let Some(call) = pending else {
-            return self.reply(
-                now,
-                key,
-                481,
-                "Call/Transaction Does Not Exist",
-                vec![],
-                None,
-            );
-        };
-        self.reply(now, key, 200, "OK", vec![], None);
-        self.reply(now, &invite_key, 487, "Request Terminated", vec![], None);
-        let Some(call) = call else { return };
-        let reinvite = self
-            .calls
-            .get_mut(&call)
-            .and_then(|c| c.invite.take())
-            .is_some_and(|p| p.reinvite);
-        if !reinvite {
-            self.end_call(now, call);
-            self.events.push_back(Event::Cancelled { call });
-        }
-    }
-
-    fn handle_ack(&mut self, now: Instant, key: &TxKey, req: Request) {
-        let t = self.config.timers;
-        if let Some(e) = self.server.get_mut(key)
-            && e.tx.final_status().is_some_and(|s| s >= 300)
-        {
-            e.tx.ack(now, &t);
-            return;
-        }
-        let dkey = (
-            req.call_id.clone(),
-            req.to.tag.clone().unwrap_or_default(),
-            req.from.tag.clone().unwrap_or_default(),
-        );
-        let Some(call) = self.dialogs.get(&dkey).copied() else {
-            return;
-        };
-        let Some(c) = self.calls.get_mut(&call) else {
-            return;
-        };
-        let Some((_, invite)) = c.awaiting_ack.take_if(|(cseq, _)| *cseq == req.cseq) else {
-            return;
-        };
-        let bye = std::mem::take(&mut c.bye_after_ack);
-        if let Some(e) = self.server.get_mut(&invite) {
-            e.tx.ack(now, &t);
-        }
-        self.events.push_back(Event::Ack {
-            call,
-            body: req.body(),
-        });
-        if bye {
-            self.send_bye(now, call, true);
-        }
-    }
-
-    /// Answers what cannot become a transaction: only requests (never ACK) with a Via we can
-    /// route to; anything else is dropped.
-    fn reject_stateless(
-        &mut self,
-        msg: &Message,
-        from: SocketAddr,
-        transport: Transport,
-        d: &Defect,
-    ) {
-        if matches!(&msg.start, StartLine::Request { method, .. } if method == "ACK") {
-            return;
-        }
-        let Some(via) = msg.header("Via") else {
-            return;
-        };
-        let to = match transport {
-            Transport::Udp => response_destination(Via::parse(via).as_ref(), from),
-            Transport::Tcp(_) => from,
-        };
-        let tag = self.fresh_token();
-        let extra = [("Server", self.config.user_agent.clone())];
-        let parts = ResponseParts {
-            status: d.status,
-            reason: &d.reason,
-            to_tag: Some(&tag),
-            headers: &extra,
-            body: None,
-        };
-        self.transmits.push_back(Transmit {
-            transport,
-            to,
-            bytes: build_response(msg, from, &parts),
-        });
     }
 
     // ---- responses we send --------------------------------------------------------------
@@ -885,22 +426,14 @@ impl Endpoint {
         body: Option<&Body>,
         purpose: Purpose,
     ) {
-        let branch = format!("{MAGIC}{}", self.fresh_token());
-        let (ua, host) = (
-            self.config.user_agent.clone(),
-            self.config.contact_host.clone(),
-        );
+        let Some(transport) = self.calls.get(&call).map(|c| c.peer.transport) else {
+            return;
+        };
+        let (via, branch) = self.new_via(transport);
+        let ua = self.config.user_agent.clone();
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        let (proto, port) = match c.peer.transport {
-            Transport::Udp => ("UDP", self.config.udp_port),
-            Transport::Tcp(_) => ("TCP", self.config.tcp_port),
-        };
-        let via = format!(
-            "SIP/2.0/{proto} {}:{port};branch={branch};rport",
-            bracket(&host)
-        );
         let bytes = c.dialog.request(method, &via, &ua, body);
         let peer = c.peer;
         self.transmits.push_back(Transmit {
@@ -925,6 +458,9 @@ impl Endpoint {
         let Some(resp) = Response::from_message(msg) else {
             return;
         };
+        if resp.cseq_method == "INVITE" {
+            return self.outgoing_response(now, &resp, msg);
+        }
         let t = self.config.timers;
         let Some(e) = self.client.get_mut(&resp.branch) else {
             return;
@@ -985,6 +521,18 @@ impl Endpoint {
         }
     }
 
+    /// A Via for a request we originate, with a fresh branch (returned too).
+    fn new_via(&mut self, transport: Transport) -> (String, String) {
+        let branch = format!("{MAGIC}{}", self.fresh_token());
+        let (proto, port) = match transport {
+            Transport::Udp => ("UDP", self.config.udp_port),
+            Transport::Tcp(_) => ("TCP", self.config.tcp_port),
+        };
+        let host = bracket(&self.config.contact_host);
+        let via = format!("SIP/2.0/{proto} {host}:{port};branch={branch};rport");
+        (via, branch)
+    }
+
     fn contact(&self, transport: Transport) -> String {
         let host = bracket(&self.config.contact_host);
         match transport {
@@ -1007,11 +555,6 @@ impl Endpoint {
     }
 }
 
-/// What OPTIONS advertises.
-fn capabilities() -> Vec<(&'static str, String)> {
-    vec![("Allow", ALLOW.to_string()), ("Accept", ACCEPT.to_string())]
-}
-
 fn dialog_key(d: &Dialog) -> DialogKey {
     (d.call_id.clone(), d.local_tag.clone(), d.remote_tag.clone())
 }
@@ -1024,18 +567,10 @@ fn bracket(host: &str) -> String {
     }
 }
 
-/// Option tags in Require that we do not support (all of them: we support no extensions).
-fn unsupported(req: &Request) -> Vec<String> {
-    req.msg
-        .headers_named("Require")
-        .map(str::to_string)
-        .collect()
-}
-
 /// What the TU hears when a client transaction ends; `None` status means timer F.
 fn final_event(e: &ClientEntry, status: Option<u16>) -> Option<Event> {
     match e.purpose {
-        Purpose::Bye { report: false } => None,
+        Purpose::Bye { report: false } | Purpose::Cancel => None,
         Purpose::Bye { report: true } => Some(Event::Terminated {
             call: e.call,
             reason: status.map_or(

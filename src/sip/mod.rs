@@ -24,6 +24,11 @@
 //! OPTIONS, errors (400, 405, 415, 416, 420, 481, 482, 483, 500, 501, 505, 513) and
 //! retransmissions are handled inside.
 //!
+//! Dial-out: [`Endpoint::invite`] with a [`Dial`] gives a call handle; [`Event::Progress`] for
+//! each provisional, then [`Event::Answered`] (ACK sent, dialog up: `bye`/`info` work as for
+//! incoming calls) or [`Event::Rejected`] (final status; 408 on timer B; 487 after
+//! [`Endpoint::cancel`]).
+//!
 //! In-dialog requests we send go to the address the peer last sent from, on that transport
 //! (symmetric signalling, which phones behind NAT need); responses follow RFC 3261 §18.2.2
 //! with RFC 3581 rport.
@@ -37,12 +42,14 @@ pub mod transaction;
 pub mod transport;
 
 #[cfg(test)]
+mod dial_tests;
+#[cfg(test)]
 mod endpoint_tests;
 #[cfg(test)]
 mod torture_tests;
 
 pub use endpoint::{
-    CallId, ConnId, Endpoint, EndpointConfig, Event, RequestId, SipError, TerminationReason,
+    CallId, ConnId, Dial, Endpoint, EndpointConfig, Event, RequestId, SipError, TerminationReason,
     Transmit, Transport,
 };
 pub use framer::{FrameError, Framer};

@@ -244,6 +244,118 @@ impl ClientTx {
     }
 }
 
+/// What an INVITE client transaction tells its TU about a response.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InviteReply {
+    /// A provisional response.
+    Provisional(u16),
+    /// The first 2xx: the TU builds the dialog and ACKs.
+    Answered,
+    /// A retransmitted 2xx: the TU ACKs again (§13.2.2.4).
+    AnsweredAgain,
+    /// The first non-2xx final: the transaction ACKs it itself from now on.
+    Rejected(u16),
+    /// A retransmitted non-2xx final: resend the stored ACK.
+    RejectedAgain,
+    /// Anything after the final response that needs no action.
+    Ignored,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InviteState {
+    Calling,
+    Proceeding,
+    /// 2xx received: absorb its retransmissions until timer M (RFC 6026).
+    Accepted,
+    /// Non-2xx received and ACKed: timer D.
+    Completed,
+}
+
+/// An INVITE client transaction (timers A, B, D and RFC 6026's M).
+#[derive(Debug, Clone)]
+pub struct ClientInviteTx {
+    request: Vec<u8>,
+    state: InviteState,
+    /// Timer A doubles without the T2 cap (§17.1.1.2).
+    resend: Option<Backoff>,
+    deadline: Option<Instant>,
+    reliable: bool,
+}
+
+impl ClientInviteTx {
+    pub fn new(now: Instant, t: &Timers, reliable: bool, request: Vec<u8>) -> Self {
+        Self {
+            request,
+            state: InviteState::Calling,
+            resend: (!reliable).then(|| Backoff::start(now, t)),
+            deadline: Some(now + t.timeout()),
+            reliable,
+        }
+    }
+
+    pub fn proceeding(&self) -> bool {
+        self.state == InviteState::Proceeding
+    }
+
+    pub fn on_response(&mut self, now: Instant, t: &Timers, status: u16) -> InviteReply {
+        use InviteState::*;
+        match (self.state, status) {
+            (Calling | Proceeding, 100..=199) => {
+                self.state = Proceeding;
+                self.resend = None;
+                self.deadline = None;
+                InviteReply::Provisional(status)
+            }
+            (Calling | Proceeding, 200..=299) => {
+                self.state = Accepted;
+                self.resend = None;
+                self.deadline = Some(now + t.timeout());
+                InviteReply::Answered
+            }
+            (Calling | Proceeding, _) => {
+                self.state = Completed;
+                self.resend = None;
+                // Timer D: at least 32 s on UDP, which 64*T1 is with default timers.
+                let linger = if self.reliable {
+                    Duration::ZERO
+                } else {
+                    t.timeout()
+                };
+                self.deadline = Some(now + linger);
+                InviteReply::Rejected(status)
+            }
+            (Accepted, 200..=299) => InviteReply::AnsweredAgain,
+            (Completed, 300..) => InviteReply::RejectedAgain,
+            _ => InviteReply::Ignored,
+        }
+    }
+
+    pub fn next_timeout(&self) -> Option<Instant> {
+        match (&self.resend, self.deadline) {
+            (Some(r), Some(d)) => Some(r.at.min(d)),
+            (Some(r), None) => Some(r.at),
+            (None, d) => d,
+        }
+    }
+
+    pub fn fire(&mut self, now: Instant) -> Fire {
+        if self.deadline.is_some_and(|d| now >= d) {
+            return match self.state {
+                InviteState::Calling => Fire::TimedOut,
+                _ => Fire::Finished,
+            };
+        }
+        match &mut self.resend {
+            Some(r) if now >= r.at => {
+                r.interval *= 2;
+                r.at += r.interval;
+                Fire::Retransmit(self.request.clone())
+            }
+            _ => Fire::Nothing,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +405,25 @@ mod tests {
         nit.respond(t0, &t, 200, b"ok".to_vec());
         assert_eq!(nit.next_timeout(), Some(t0 + t.timeout()));
         assert!(!nit.respond(t0, &t, 500, Vec::new()));
+    }
+
+    #[test]
+    fn invite_client_tx_timer_a_is_uncapped_and_b_fires_without_answer() {
+        let (t, t0) = (Timers::default(), Instant::now());
+        let mut tx = ClientInviteTx::new(t0, &t, false, b"INVITE".to_vec());
+        let cell = std::cell::RefCell::new(tx.clone());
+        let (resends, end) = run(
+            || cell.borrow().next_timeout(),
+            |at| cell.borrow_mut().fire(at),
+            t0,
+        );
+        assert_eq!(resends, [500, 1500, 3500, 7500, 15500, 31500]);
+        assert_eq!(end, Some(32000));
+        assert_eq!(tx.on_response(t0, &t, 180), InviteReply::Provisional(180));
+        assert_eq!(tx.next_timeout(), None, "no timer B once proceeding");
+        assert_eq!(tx.on_response(t0, &t, 486), InviteReply::Rejected(486));
+        assert_eq!(tx.on_response(t0, &t, 486), InviteReply::RejectedAgain);
+        assert_eq!(tx.on_response(t0, &t, 180), InviteReply::Ignored);
     }
 
     #[test]

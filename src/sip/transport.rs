@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 use super::endpoint::{
-    CallId, ConnId, Endpoint, EndpointConfig, Event, RequestId, SipError, Transmit, Transport,
+    CallId, ConnId, Dial, Endpoint, EndpointConfig, Event, RequestId, SipError, Transmit, Transport,
 };
 use super::framer::Framer;
 use super::message::Body;
@@ -39,6 +39,14 @@ enum Command {
         method: String,
         body: Option<Body>,
         reply: Reply<RequestId>,
+    },
+    Invite {
+        dial: Box<Dial>,
+        reply: Reply<CallId>,
+    },
+    Cancel {
+        call: CallId,
+        reply: Reply<()>,
     },
 }
 
@@ -105,6 +113,17 @@ impl SipHandle {
     /// See [`Endpoint::info`].
     pub async fn info(&self, call: CallId, body: Body) -> Result<RequestId, SipError> {
         self.request(call, "INFO", Some(body)).await
+    }
+
+    /// See [`Endpoint::invite`].
+    pub async fn invite(&self, dial: Dial) -> Result<CallId, SipError> {
+        let dial = Box::new(dial);
+        self.call(|reply| Command::Invite { dial, reply }).await
+    }
+
+    /// See [`Endpoint::cancel`].
+    pub async fn cancel(&self, call: CallId) -> Result<(), SipError> {
+        self.call(|reply| Command::Cancel { call, reply }).await
     }
 
     /// See [`Endpoint::request`].
@@ -281,6 +300,12 @@ impl Driver {
                 reply,
             } => {
                 let _ = reply.send(ep.request(now, call, &method, body));
+            }
+            Command::Invite { dial, reply } => {
+                let _ = reply.send(Ok(ep.invite(now, *dial)));
+            }
+            Command::Cancel { call, reply } => {
+                let _ = reply.send(ep.cancel(now, call));
             }
         }
     }

@@ -1,0 +1,202 @@
+//! Dial-out on a virtual clock: INVITE client transaction, ACKs, CANCEL, and the UAC dialog.
+
+use std::time::Duration;
+
+use super::endpoint_tests::{Harness, SDP, peer, sdp};
+use super::*;
+
+fn dial() -> Dial {
+    Dial {
+        target: "sip:bob@127.0.0.1:5070".into(),
+        to_addr: peer(),
+        transport: Transport::Udp,
+        from: "\"Conference\" <sip:conf@127.0.0.1>".into(),
+        to: None,
+        headers: vec![("X-Room".into(), "7".into())],
+        body: Some(sdp()),
+    }
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> &'a str {
+    msg.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
+        .unwrap_or_else(|| panic!("no {name} in {msg}"))
+}
+
+/// The callee's response to `invite`, with its tag, Contact and Record-Routes.
+fn response(invite: &str, status: &str, body: Option<&str>) -> String {
+    let mut r = format!("SIP/2.0 {status}\r\n");
+    for name in ["Via", "From", "Call-ID", "CSeq"] {
+        r.push_str(&format!("{name}: {}\r\n", header(invite, name)));
+    }
+    r.push_str(&format!("To: {};tag=bob1\r\n", header(invite, "To")));
+    r.push_str("Contact: <sip:bob@127.0.0.9:5072>\r\n");
+    r.push_str("Record-Route: <sip:p1.example;lr>, <sip:p2.example;lr>\r\n");
+    match body {
+        Some(b) => r.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        )),
+        None => r.push_str("Content-Length: 0\r\n\r\n"),
+    }
+    r
+}
+
+fn first_lines(out: &[String]) -> Vec<&str> {
+    out.iter().filter_map(|m| m.lines().next()).collect()
+}
+
+#[test]
+fn answered_dial_out_acks_and_builds_the_dialog() {
+    let mut h = Harness::new();
+    let call = h.ep.invite(h.now, dial());
+    let invite = h.out().pop().expect("INVITE");
+    assert!(invite.starts_with("INVITE sip:bob@127.0.0.1:5070 SIP/2.0\r\n"));
+    assert_eq!(header(&invite, "X-Room"), "7");
+    assert!(invite.ends_with(SDP));
+    h.send(&response(&invite, "180 Ringing", None));
+    h.send(&response(&invite, "200 OK", Some(SDP)));
+    assert_eq!(
+        h.events(),
+        [
+            Event::Progress {
+                call,
+                status: 180,
+                body: None
+            },
+            Event::Answered {
+                call,
+                body: Some(sdp())
+            }
+        ]
+    );
+    let ack = h.out().pop().expect("ACK");
+    assert!(
+        ack.starts_with("ACK sip:bob@127.0.0.9:5072 SIP/2.0\r\n"),
+        "{ack}"
+    );
+    assert_eq!(header(&ack, "CSeq"), "1 ACK");
+    assert_ne!(
+        header(&ack, "Via"),
+        header(&invite, "Via"),
+        "2xx ACK has its own branch"
+    );
+    assert_eq!(
+        ack.lines()
+            .filter(|l| l.starts_with("Route:"))
+            .collect::<Vec<_>>(),
+        ["Route: <sip:p2.example;lr>", "Route: <sip:p1.example;lr>"],
+        "UAC route set is the reversed Record-Route"
+    );
+    h.send(&response(&invite, "200 OK", Some(SDP)));
+    assert_eq!(
+        first_lines(&h.out()),
+        ["ACK sip:bob@127.0.0.9:5072 SIP/2.0"]
+    );
+    assert!(h.events().is_empty());
+    h.ep.bye(h.now, call).expect("bye");
+    let bye = h.out().pop().expect("BYE");
+    assert_eq!(header(&bye, "CSeq"), "2 BYE");
+    assert!(header(&bye, "To").ends_with(";tag=bob1"));
+}
+
+#[test]
+fn rejected_dial_out_is_acked_in_its_transaction() {
+    let mut h = Harness::new();
+    let call = h.ep.invite(h.now, dial());
+    let invite = h.out().pop().expect("INVITE");
+    h.send(&response(&invite, "486 Busy Here", None));
+    let ack = h.out().pop().expect("ACK");
+    assert_eq!(
+        header(&ack, "Via"),
+        header(&invite, "Via"),
+        "non-2xx ACK reuses the branch"
+    );
+    assert!(header(&ack, "To").ends_with(";tag=bob1"));
+    assert_eq!(h.events(), [Event::Rejected { call, status: 486 }]);
+    h.send(&response(&invite, "486 Busy Here", None));
+    assert_eq!(
+        first_lines(&h.out()),
+        ["ACK sip:bob@127.0.0.1:5070 SIP/2.0"]
+    );
+    assert!(h.events().is_empty());
+}
+
+#[test]
+fn unanswered_dial_out_resends_and_fails_with_408() {
+    let mut h = Harness::new();
+    let call = h.ep.invite(h.now, dial());
+    h.out();
+    let sent = h.advance(Duration::from_secs(40));
+    let times: Vec<u128> = sent.iter().map(|(t, _)| *t).collect();
+    assert_eq!(times, [500, 1500, 3500, 7500, 15500, 31500]);
+    assert_eq!(h.events(), [Event::Rejected { call, status: 408 }]);
+}
+
+#[test]
+fn cancel_waits_for_a_provisional_then_ends_with_487() {
+    let mut h = Harness::new();
+    let call = h.ep.invite(h.now, dial());
+    let invite = h.out().pop().expect("INVITE");
+    h.ep.cancel(h.now, call).expect("cancel");
+    assert!(h.out().is_empty(), "no CANCEL before a provisional (§9.1)");
+    h.send(&response(&invite, "100 Trying", None));
+    let cancel = h.out().pop().expect("CANCEL");
+    assert!(cancel.starts_with("CANCEL sip:bob@127.0.0.1:5070 SIP/2.0\r\n"));
+    assert_eq!(header(&cancel, "Via"), header(&invite, "Via"));
+    assert_eq!(header(&cancel, "CSeq"), "1 CANCEL");
+    let mut ok = response(&cancel, "200 OK", None);
+    ok = ok.replace(";tag=bob1", "");
+    h.send(&ok);
+    h.send(&response(&invite, "487 Request Terminated", None));
+    assert_eq!(
+        first_lines(&h.out()),
+        ["ACK sip:bob@127.0.0.1:5070 SIP/2.0"]
+    );
+    assert_eq!(
+        h.events(),
+        [
+            Event::Progress {
+                call,
+                status: 100,
+                body: None
+            },
+            Event::Rejected { call, status: 487 }
+        ]
+    );
+    assert_eq!(h.ep.cancel(h.now, call), Err(SipError::NoPendingInvite));
+}
+
+#[test]
+fn answer_crossing_our_cancel_is_acked_and_hung_up() {
+    let mut h = Harness::new();
+    let call = h.ep.invite(h.now, dial());
+    let invite = h.out().pop().expect("INVITE");
+    h.send(&response(&invite, "180 Ringing", None));
+    h.ep.bye(h.now, call)
+        .expect("bye cancels a ringing dial-out");
+    assert_eq!(
+        first_lines(&h.out()),
+        ["CANCEL sip:bob@127.0.0.1:5070 SIP/2.0"]
+    );
+    h.send(&response(&invite, "200 OK", Some(SDP)));
+    let out = h.out();
+    assert_eq!(
+        first_lines(&out),
+        [
+            "ACK sip:bob@127.0.0.9:5072 SIP/2.0",
+            "BYE sip:bob@127.0.0.9:5072 SIP/2.0"
+        ]
+    );
+    assert_eq!(
+        h.events(),
+        [
+            Event::Progress {
+                call,
+                status: 180,
+                body: None
+            },
+            Event::Rejected { call, status: 487 }
+        ]
+    );
+}

@@ -1,0 +1,388 @@
+//! Requests from peers: validation and screening, then new calls, in-dialog requests,
+//! CANCEL and ACK.
+
+use super::*;
+
+/// Methods that exist (RFC 3261 and extensions) but that a conference server does not serve.
+const NOT_ALLOWED: &[&str] = &[
+    "REGISTER",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "PUBLISH",
+    "MESSAGE",
+    "REFER",
+    "UPDATE",
+    "PRACK",
+];
+
+impl Endpoint {
+    pub(super) fn handle_request(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        transport: Transport,
+        msg: Message,
+    ) {
+        let req = match Request::from_message(msg.clone()) {
+            Ok(req) => req,
+            Err(defect) => return self.reject_stateless(&msg, from, transport, &defect),
+        };
+        let key = TxKey::of(&req);
+        if req.method != "ACK"
+            && let Some(entry) = self.server.get(&key)
+        {
+            // A retransmission: the last response again, nothing new for the TU.
+            if let Some(bytes) = entry.tx.last_response() {
+                self.transmits.push_back(Transmit {
+                    transport: entry.transport,
+                    to: entry.to,
+                    bytes: bytes.to_vec(),
+                });
+            }
+            return;
+        }
+        if req.method == "ACK" {
+            return self.handle_ack(now, &key, req);
+        }
+        let merge = req.to.tag.is_none().then(|| {
+            (
+                req.call_id.clone(),
+                req.from.tag.clone().unwrap_or_default(),
+                req.cseq,
+                req.method.clone(),
+            )
+        });
+        let merged = merge
+            .as_ref()
+            .and_then(|m| self.merges.get(m))
+            .is_some_and(|k| self.server.contains_key(k));
+        let to = match transport {
+            Transport::Udp => response_destination(Some(&req.via), from),
+            Transport::Tcp(_) => from,
+        };
+        let to_tag = self.fresh_token();
+        self.server.insert(
+            key.clone(),
+            ServerEntry {
+                tx: ServerTx::new(req.method == "INVITE", transport.reliable()),
+                req: req.msg.clone(),
+                to,
+                transport,
+                to_tag,
+                call: None,
+                merge: None,
+            },
+        );
+        if merged {
+            return self.reply(now, &key, 482, "Loop Detected", vec![], None);
+        }
+        if let (Some(m), Some(e)) = (merge, self.server.get_mut(&key)) {
+            e.merge = Some(m.clone());
+            self.merges.insert(m, key.clone());
+        }
+        if let Err(d) = self.screen(&req) {
+            let extra = match d.status {
+                405 => vec![("Allow", ALLOW.to_string())],
+                415 => vec![("Accept", ACCEPT.to_string())],
+                420 => vec![("Unsupported", unsupported(&req).join(", "))],
+                _ => vec![],
+            };
+            return self.reply(now, &key, d.status, &d.reason, extra, None);
+        }
+        let peer = Peer {
+            addr: from,
+            transport,
+        };
+        match (req.method.as_str(), req.to.tag.is_some()) {
+            ("INVITE", false) => self.new_invite(now, key, req, peer),
+            ("OPTIONS", false) => self.reply(now, &key, 200, "OK", capabilities(), None),
+            ("CANCEL", _) => self.incoming_cancel(now, &key),
+            (_, false) => self.reply(
+                now,
+                &key,
+                481,
+                "Call/Transaction Does Not Exist",
+                vec![],
+                None,
+            ),
+            (_, true) => self.in_dialog(now, key, req, peer),
+        }
+    }
+
+    /// Method, Max-Forwards, Require and body checks, in §8.2 order.
+    fn screen(&self, req: &Request) -> Result<(), Defect> {
+        let m = req.method.as_str();
+        if NOT_ALLOWED.contains(&m) {
+            return Err(Defect::new(405, "Method Not Allowed"));
+        }
+        if !ALLOW.split(", ").any(|a| a == m) {
+            return Err(Defect::new(501, "Not Implemented"));
+        }
+        if req.max_forwards == Some(0) {
+            return Err(Defect::new(483, "Too Many Hops"));
+        }
+        if m != "CANCEL" && !unsupported(req).is_empty() {
+            return Err(Defect::new(420, "Bad Extension"));
+        }
+        let encoded = req
+            .msg
+            .header("Content-Encoding")
+            .is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
+        let foreign_body = m == "INVITE"
+            && !req.msg.body.is_empty()
+            && !req
+                .msg
+                .header("Content-Type")
+                .is_some_and(|t| t.to_ascii_lowercase().starts_with(ACCEPT));
+        if encoded || foreign_body {
+            return Err(Defect::new(415, "Unsupported Media Type"));
+        }
+        Ok(())
+    }
+
+    fn new_invite(&mut self, now: Instant, key: TxKey, req: Request, peer: Peer) {
+        let local_tag = self
+            .server
+            .get(&key)
+            .map(|e| e.to_tag.clone())
+            .unwrap_or_default();
+        let first_cseq = (self.random.hash_one(self.next_id) % 10_000) as u32 + 1;
+        let Some(dialog) = Dialog::from_invite(&req, local_tag, first_cseq) else {
+            return self.reply(now, &key, 400, "Missing Contact", vec![], None);
+        };
+        let call = CallId(self.fresh_id());
+        self.dialogs.insert(dialog_key(&dialog), call);
+        self.calls.insert(
+            call,
+            Call {
+                dialog,
+                peer,
+                invite: Some(PendingInvite {
+                    key: key.clone(),
+                    cseq: req.cseq,
+                    reinvite: false,
+                }),
+                awaiting_ack: None,
+                bye_after_ack: false,
+            },
+        );
+        if let Some(e) = self.server.get_mut(&key) {
+            e.call = Some(call);
+        }
+        self.reply(now, &key, 100, "Trying", vec![], None);
+        const PASSED: &[&str] = &["User-Agent", "P-Asserted-Identity"];
+        let headers = req
+            .msg
+            .headers
+            .iter()
+            .filter(|(n, _)| {
+                n.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-"))
+                    || PASSED.iter().any(|p| p.eq_ignore_ascii_case(n))
+            })
+            .cloned()
+            .collect();
+        let uri_user = uri_user(&req.uri);
+        self.events.push_back(Event::Invite {
+            call,
+            call_id: req.call_id.clone(),
+            body: req.body(),
+            from: req.from,
+            to: req.to,
+            request_uri: req.uri,
+            request_uri_user: uri_user,
+            headers,
+            source: peer.addr,
+            transport: peer.transport,
+        });
+    }
+
+    fn in_dialog(&mut self, now: Instant, key: TxKey, req: Request, peer: Peer) {
+        let dkey = (
+            req.call_id.clone(),
+            req.to.tag.clone().unwrap_or_default(),
+            req.from.tag.clone().unwrap_or_default(),
+        );
+        let Some(call) = self.dialogs.get(&dkey).copied() else {
+            return self.reply(
+                now,
+                &key,
+                481,
+                "Call/Transaction Does Not Exist",
+                vec![],
+                None,
+            );
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return self.reply(
+                now,
+                &key,
+                481,
+                "Call/Transaction Does Not Exist",
+                vec![],
+                None,
+            );
+        };
+        if !c.dialog.accept_remote_cseq(req.cseq) {
+            return self.reply(now, &key, 500, "CSeq Out Of Order", vec![], None);
+        }
+        c.peer = peer;
+        if let Some(e) = self.server.get_mut(&key) {
+            e.call = Some(call);
+        }
+        match req.method.as_str() {
+            "BYE" => {
+                self.reply(now, &key, 200, "OK", vec![], None);
+                self.end_call(now, call);
+                self.events.push_back(Event::Bye { call });
+            }
+            "INFO" => {
+                self.reply(now, &key, 200, "OK", vec![], None);
+                self.events.push_back(Event::Info {
+                    call,
+                    body: req.body(),
+                });
+            }
+            "OPTIONS" => self.reply(now, &key, 200, "OK", capabilities(), None),
+            _ => self.reinvite(now, key, call, req),
+        }
+    }
+
+    fn reinvite(&mut self, now: Instant, key: TxKey, call: CallId, req: Request) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if c.invite.is_some() || c.awaiting_ack.is_some() {
+            // §14.2: one offer/answer at a time.
+            let retry = ("Retry-After", "2".to_string());
+            return self.reply(now, &key, 500, "Server Internal Error", vec![retry], None);
+        }
+        c.dialog.refresh_target(&req.msg);
+        c.invite = Some(PendingInvite {
+            key: key.clone(),
+            cseq: req.cseq,
+            reinvite: true,
+        });
+        self.reply(now, &key, 100, "Trying", vec![], None);
+        self.events.push_back(Event::ReInvite {
+            call,
+            body: req.body(),
+        });
+    }
+
+    fn incoming_cancel(&mut self, now: Instant, key: &TxKey) {
+        let invite_key = TxKey {
+            method: "INVITE".into(),
+            ..key.clone()
+        };
+        let pending = self
+            .server
+            .get(&invite_key)
+            .filter(|e| e.tx.final_status().is_none())
+            .map(|e| e.call);
+        let Some(call) = pending else {
+            return self.reply(
+                now,
+                key,
+                481,
+                "Call/Transaction Does Not Exist",
+                vec![],
+                None,
+            );
+        };
+        self.reply(now, key, 200, "OK", vec![], None);
+        self.reply(now, &invite_key, 487, "Request Terminated", vec![], None);
+        let Some(call) = call else { return };
+        let reinvite = self
+            .calls
+            .get_mut(&call)
+            .and_then(|c| c.invite.take())
+            .is_some_and(|p| p.reinvite);
+        if !reinvite {
+            self.end_call(now, call);
+            self.events.push_back(Event::Cancelled { call });
+        }
+    }
+
+    fn handle_ack(&mut self, now: Instant, key: &TxKey, req: Request) {
+        let t = self.config.timers;
+        if let Some(e) = self.server.get_mut(key)
+            && e.tx.final_status().is_some_and(|s| s >= 300)
+        {
+            e.tx.ack(now, &t);
+            return;
+        }
+        let dkey = (
+            req.call_id.clone(),
+            req.to.tag.clone().unwrap_or_default(),
+            req.from.tag.clone().unwrap_or_default(),
+        );
+        let Some(call) = self.dialogs.get(&dkey).copied() else {
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some((_, invite)) = c.awaiting_ack.take_if(|(cseq, _)| *cseq == req.cseq) else {
+            return;
+        };
+        let bye = std::mem::take(&mut c.bye_after_ack);
+        if let Some(e) = self.server.get_mut(&invite) {
+            e.tx.ack(now, &t);
+        }
+        self.events.push_back(Event::Ack {
+            call,
+            body: req.body(),
+        });
+        if bye {
+            self.send_bye(now, call, true);
+        }
+    }
+
+    /// Answers what cannot become a transaction: only requests (never ACK) with a Via we can
+    /// route to; anything else is dropped.
+    fn reject_stateless(
+        &mut self,
+        msg: &Message,
+        from: SocketAddr,
+        transport: Transport,
+        d: &Defect,
+    ) {
+        if matches!(&msg.start, StartLine::Request { method, .. } if method == "ACK") {
+            return;
+        }
+        let Some(via) = msg.header("Via") else {
+            return;
+        };
+        let to = match transport {
+            Transport::Udp => response_destination(Via::parse(via).as_ref(), from),
+            Transport::Tcp(_) => from,
+        };
+        let tag = self.fresh_token();
+        let extra = [("Server", self.config.user_agent.clone())];
+        let parts = ResponseParts {
+            status: d.status,
+            reason: &d.reason,
+            to_tag: Some(&tag),
+            headers: &extra,
+            body: None,
+        };
+        self.transmits.push_back(Transmit {
+            transport,
+            to,
+            bytes: build_response(msg, from, &parts),
+        });
+    }
+}
+
+/// What OPTIONS advertises.
+fn capabilities() -> Vec<(&'static str, String)> {
+    vec![("Allow", ALLOW.to_string()), ("Accept", ACCEPT.to_string())]
+}
+
+/// Option tags in Require that we do not support (all of them: we support no extensions).
+fn unsupported(req: &Request) -> Vec<String> {
+    req.msg
+        .headers_named("Require")
+        .map(str::to_string)
+        .collect()
+}
