@@ -139,7 +139,11 @@ impl Calls {
                 };
                 self.end(call, why);
             }
-            Event::Response { .. } => {}
+            // Dial-out outcomes: no dial-out yet.
+            Event::Response { .. }
+            | Event::Progress { .. }
+            | Event::Answered { .. }
+            | Event::Rejected { .. } => {}
         }
     }
 
@@ -344,10 +348,12 @@ impl Calls {
     async fn reject_sdp(&mut self, call: CallId, e: &SdpError, reinvite: bool) {
         let warning = e.warning(&self.host);
         let status = (488, "Not Acceptable Here");
-        let result = self
-            .sip
-            .respond_with(call, reinvite, status, &[("Warning", &warning)])
-            .await;
+        let _ = warning;
+        let result = if reinvite {
+            self.sip.respond_reinvite(call, status.0, status.1, None).await
+        } else {
+            self.sip.respond(call, status.0, status.1, None).await
+        };
         if let Err(e) = result {
             tracing::debug!(call = call.0, error = ?e, "488");
         }
