@@ -330,6 +330,17 @@ impl Endpoint {
         let mut extra = vec![];
         if status > 100 && status < 300 {
             extra.push(("Contact", self.contact(transport)));
+            // Dialog-forming responses reflect Record-Route so proxies stay on the path (§12.1.1).
+            let routes = self
+                .server
+                .get(&key)
+                .map(|e| e.req.headers_named("Record-Route"));
+            extra.extend(
+                routes
+                    .into_iter()
+                    .flatten()
+                    .map(|r| ("Record-Route", r.to_string())),
+            );
         }
         if (200..300).contains(&status) {
             extra.push(("Allow", ALLOW.to_string()));
