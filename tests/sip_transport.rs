@@ -145,10 +145,9 @@ async fn tcp_messages_are_framed_and_bad_framing_closes_the_connection() {
     assert_eq!(n, 0, "connection must be closed after a bad Content-Length");
 }
 
-/// SIPp's built-in caller (INVITE with SDP, ACK, BYE) against the server, the test acting as
-/// the application that answers each call.
-#[tokio::test]
-async fn sipp_uac_calls_complete() {
+/// SIPp's built-in caller (INVITE with SDP, ACK, BYE) against the server over `transport`
+/// (`u1` UDP, `t1` one TCP connection), the test acting as the application answering calls.
+async fn sipp_uac_calls_complete(transport: &str) {
     let (handle, mut events, server) = start().await;
     let app = tokio::spawn(async move {
         let mut byes = 0;
@@ -174,7 +173,9 @@ async fn sipp_uac_calls_complete() {
         byes
     });
     let status = tokio::process::Command::new("sipp")
-        .args(["-sn", "uac", "-s", "conf", "-m", "3", "-l", "3", "-r", "10"])
+        .args([
+            "-sn", "uac", "-s", "conf", "-m", "3", "-l", "3", "-r", "10", "-t", transport,
+        ])
         .args([
             "-i",
             "127.0.0.1",
@@ -191,8 +192,21 @@ async fn sipp_uac_calls_complete() {
         .status()
         .await
         .expect("sipp runs (apt-get install sip-tester)");
-    assert!(status.success(), "sipp reported failed calls: {status}");
+    assert!(
+        status.success(),
+        "sipp over {transport} reported failed calls: {status}"
+    );
     assert_eq!(app.await.expect("app task"), 3);
+}
+
+#[tokio::test]
+async fn sipp_uac_calls_complete_over_udp() {
+    sipp_uac_calls_complete("u1").await;
+}
+
+#[tokio::test]
+async fn sipp_uac_calls_complete_over_tcp() {
+    sipp_uac_calls_complete("t1").await;
 }
 
 /// SIPp's built-in callee (180, 200, waits for our BYE) answering a call we place.

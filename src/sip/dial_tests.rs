@@ -200,3 +200,23 @@ fn answer_crossing_our_cancel_is_acked_and_hung_up() {
         ]
     );
 }
+
+#[test]
+fn callee_hangs_up_a_placed_call() {
+    let mut h = Harness::new();
+    let call = h.ep.invite(h.now, dial());
+    let invite = h.out().pop().expect("INVITE");
+    h.send(&response(&invite, "200 OK", Some(SDP)));
+    h.out();
+    h.events();
+    let bye = format!(
+        "BYE sip:conf@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.9:5072;branch=z9hG4bKbb\r\n\
+         From: <sip:bob@127.0.0.1:5070>;tag=bob1\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\n\
+         Content-Length: 0\r\n\r\n",
+        header(&invite, "From"),
+        header(&invite, "Call-ID")
+    );
+    h.send(&bye);
+    assert_eq!(first_lines(&h.out()), ["SIP/2.0 200 OK"]);
+    assert_eq!(h.events(), [Event::Bye { call }]);
+}

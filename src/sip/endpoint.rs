@@ -1,5 +1,5 @@
-//! The sans-IO SIP endpoint: a UAS for conference calls. Bytes and time go in; datagrams,
-//! events and the next deadline come out. See the module docs in `sip/mod.rs` for the API.
+//! The sans-IO SIP endpoint: a UAS for conference calls and a UAC for dial-out. Bytes and
+//! time go in; datagrams, events and the next deadline come out. See the module docs in `sip/mod.rs` for the API.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
@@ -91,6 +91,7 @@ struct Call {
 }
 
 enum Purpose {
+    /// `report`: whether the application hears [`Event::Terminated`] when it completes.
     Bye {
         report: bool,
     },
@@ -256,9 +257,9 @@ impl Endpoint {
         self.answer_invite(now, call, true, status, reason, body)
     }
 
-    /// Hangs up. An unanswered incoming call is rejected with 480, a ringing dial-out is
-    /// cancelled; a 2xx not yet acknowledged is followed by BYE once the ACK arrives
-    /// (§15.1.2). Ends with [`Event::Terminated`] (or [`Event::Rejected`] for a dial-out).
+    /// Hangs up. An unanswered incoming call is rejected with 480 (no further event); a ringing
+    /// dial-out is cancelled ([`Event::Rejected`] follows); a 2xx not yet acknowledged is
+    /// followed by BYE once the ACK arrives (§15.1.2). A BYE ends with [`Event::Terminated`].
     pub fn bye(&mut self, now: Instant, call: CallId) -> Result<(), SipError> {
         if !self.calls.contains_key(&call) {
             return self.cancel(now, call);
@@ -330,6 +331,17 @@ impl Endpoint {
         let mut extra = vec![];
         if status > 100 && status < 300 {
             extra.push(("Contact", self.contact(transport)));
+            // Dialog-forming responses reflect Record-Route so proxies stay on the path (§12.1.1).
+            let routes = self
+                .server
+                .get(&key)
+                .map(|e| e.req.headers_named("Record-Route"));
+            extra.extend(
+                routes
+                    .into_iter()
+                    .flatten()
+                    .map(|r| ("Record-Route", r.to_string())),
+            );
         }
         if (200..300).contains(&status) {
             extra.push(("Allow", ALLOW.to_string()));

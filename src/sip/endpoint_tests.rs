@@ -335,6 +335,45 @@ fn our_bye_is_resent_until_answered() {
 }
 
 #[test]
+fn record_route_is_reflected_and_becomes_our_route_set() {
+    let mut h = Harness::new();
+    let rr = ["Record-Route: <sip:p1.example;lr>, <sip:p2.example;lr>"];
+    h.send(&request("INVITE", "z9hG4bKrr", None, 1, &rr, Some(SDP)));
+    h.out();
+    let call = match h.events().as_slice() {
+        [Event::Invite { call, .. }] => *call,
+        other => panic!("{other:?}"),
+    };
+    h.ep.respond(h.now, call, 200, "OK", Some(sdp()))
+        .expect("respond");
+    let ok = h.out().pop().expect("200");
+    let routes = |m: &str| -> Vec<String> {
+        m.lines()
+            .filter_map(|l| {
+                l.split_once(": ")
+                    .filter(|(n, _)| n.ends_with("Route"))
+                    .map(|(_, v)| v.to_string())
+            })
+            .collect()
+    };
+    assert_eq!(routes(&ok), ["<sip:p1.example;lr>", "<sip:p2.example;lr>"]);
+    h.send(&request(
+        "ACK",
+        "z9hG4bKrra",
+        Some(&to_tag(&ok)),
+        1,
+        &[],
+        None,
+    ));
+    h.ep.bye(h.now, call).expect("bye");
+    let bye = h.out().pop().expect("BYE");
+    assert!(
+        bye.contains("Route: <sip:p1.example;lr>\r\nRoute: <sip:p2.example;lr>\r\n"),
+        "{bye}"
+    );
+}
+
+#[test]
 fn unanswered_bye_gives_up_at_timer_f() {
     let mut h = Harness::new();
     let (call, _) = h.established();

@@ -29,18 +29,61 @@ pub struct NameAddr {
 
 impl NameAddr {
     /// The front does what rsip cannot: quoted display names with escapes, whitespace around
-    /// `;` and `=` (RFC 4475 wsinv) and IPv6 references; rsip then parses URI and params.
+    /// `;` and `=` (RFC 4475 wsinv), IPv6 references, and non-SIP URIs (tel:, ...), which rsip
+    /// rejects but which are still a valid From or To; rsip parses SIP URIs and params.
     pub fn parse(value: &str) -> Option<Self> {
         let (display_name, rest) = split_display_name(value.trim())?;
-        let (masked, v6) = mask_ipv6(&tidy_params(rest));
+        let display_name = display_name.filter(|d| !d.is_empty());
+        let tidy = tidy_params(rest);
+        if !is_sip_uri(tidy.trim_start_matches('<')) {
+            return Self::opaque(display_name, &tidy);
+        }
+        let (masked, v6) = mask_ipv6(&tidy);
         let typed = rsip::headers::From::new(masked).typed().ok()?;
         Some(Self {
-            display_name: display_name.filter(|d| !d.is_empty()),
+            display_name,
             user: typed.uri.user().map(percent_decode),
             tag: typed.tag().map(|t| t.value().to_string()),
             uri: unmask_ipv6(typed.uri.to_string(), v6.as_deref()),
         })
     }
+
+    /// A name-addr whose URI we only carry: `<uri>;params` or `uri;params`.
+    fn opaque(display_name: Option<String>, value: &str) -> Option<Self> {
+        let (uri, params) = match value.strip_prefix('<') {
+            Some(inner) => inner.split_once('>')?,
+            None => value.split_once(';').unwrap_or((value, "")),
+        };
+        let (scheme, rest) = uri.split_once(':')?;
+        if !is_scheme(scheme) || rest.is_empty() {
+            return None;
+        }
+        let tag = params
+            .split(';')
+            .find_map(|p| p.strip_prefix("tag="))
+            .map(str::to_string);
+        let user = scheme
+            .eq_ignore_ascii_case("tel")
+            .then(|| rest.split(';').next().unwrap_or_default().to_string());
+        Some(Self {
+            display_name,
+            uri: uri.to_string(),
+            user,
+            tag,
+        })
+    }
+}
+
+/// RFC 3261 §25.1: `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`.
+fn is_scheme(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+}
+
+fn is_sip_uri(uri: &str) -> bool {
+    let scheme = uri.split_once(':').map_or("", |(s, _)| s);
+    scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")
 }
 
 /// Splits `"quoted \" name" <uri>;params` or `token name <uri>` into display name and rest.
@@ -267,7 +310,10 @@ impl Request {
 
 fn check_request_uri(uri: &str) -> Result<(), Defect> {
     let scheme = uri.split_once(':').map(|(s, _)| s).unwrap_or_default();
-    if !(scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")) {
+    if !is_scheme(scheme) {
+        return Err(Defect::new(400, "Bad Request-URI"));
+    }
+    if !is_sip_uri(uri) {
         return Err(Defect::new(416, "Unsupported URI Scheme"));
     }
     match rsip::Uri::try_from(mask_ipv6(uri).0.as_str()) {
@@ -447,6 +493,10 @@ mod tests {
             uri_user("sip:%63onf%2Dr%6Fom@127.0.0.1;transport=udp").as_deref(),
             Some("conf-room")
         );
+        let n = NameAddr::parse("\"Carrier\" <tel:+4930123;phone-context=x>;tag=9").unwrap();
+        assert_eq!(n.user.as_deref(), Some("+4930123"));
+        assert_eq!(n.tag.as_deref(), Some("9"));
+        assert!(NameAddr::parse("<1nvalid:x>").is_none());
         let n = NameAddr::parse("Bob Smith <sip:bob@b>").unwrap();
         assert_eq!(n.display_name.as_deref(), Some("Bob Smith"));
     }

@@ -6,8 +6,8 @@
 //!   can still get a precise 4xx. [`framer`] cuts a TCP byte stream into messages.
 //! - [`message`]: typed views (rsip parses URIs and name-addrs) and response/request builders.
 //! - [`transaction`]: RFC 3261 §17 retransmission/absorption state machines.
-//! - [`dialog`]: §12 dialog state for calls we answered.
-//! - [`endpoint`]: the sans-IO UAS tying them together.
+//! - [`dialog`]: §12 dialog state for our calls, answered or placed.
+//! - [`endpoint`]: the sans-IO endpoint tying them together (UAS, plus UAC for dial-out).
 //! - [`transport`]: the tokio task that drives one endpoint over UDP and TCP.
 //!
 //! # Using the endpoint (sans-IO)
@@ -17,7 +17,8 @@
 //!
 //! A call starts with [`Event::Invite`] (100 Trying already sent). The application answers with
 //! [`Endpoint::respond`]: provisional, then 2xx (resent at T1, 2T1 ... T2 until the ACK arrives;
-//! [`Event::Ack`] carries the answer of a late offer) or a rejection. Re-INVITEs arrive as
+//! [`Event::Ack`] carries the answer of a late offer) or a rejection (3xx-6xx, after which the
+//! handle is finished, with no further event). Re-INVITEs arrive as
 //! [`Event::ReInvite`] and are answered with [`Endpoint::respond_reinvite`]. The peer's BYE and
 //! CANCEL are answered by the endpoint and reported as [`Event::Bye`] / [`Event::Cancelled`].
 //! [`Endpoint::bye`] hangs up; [`Event::Terminated`] reports every other end of a call.

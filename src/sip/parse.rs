@@ -165,22 +165,25 @@ fn unfold(text: &str) -> Vec<String> {
 }
 
 fn parse_start_line(line: &str) -> Result<StartLine, Defect> {
-    let parts: Vec<&str> = line.split(' ').collect();
     if line.starts_with("SIP/") {
         return parse_status_line(line);
     }
-    if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
+    let parts: Vec<&str> = line.split(' ').collect();
+    let [method, uri, version] = parts.as_slice() else {
+        return Err(Defect::new(400, "Malformed Request-Line"));
+    };
+    if uri.is_empty() || version.is_empty() {
         return Err(Defect::new(400, "Malformed Request-Line"));
     }
-    if !is_token(parts[0]) {
+    if !is_token(method) {
         return Err(Defect::new(400, "Malformed Method"));
     }
-    if !parts[2].eq_ignore_ascii_case("SIP/2.0") {
+    if !version.eq_ignore_ascii_case("SIP/2.0") {
         return Err(Defect::new(505, "Version Not Supported"));
     }
     Ok(StartLine::Request {
-        method: parts[0].to_string(),
-        uri: parts[1].to_string(),
+        method: method.to_string(),
+        uri: uri.to_string(),
     })
 }
 

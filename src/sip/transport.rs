@@ -145,7 +145,8 @@ impl SipHandle {
 }
 
 /// Binds UDP and TCP on `bind` (TCP on the port UDP got, so port 0 works) and starts the task.
-/// Zero ports in `config` are replaced by the bound port.
+/// Zero ports in `config` are replaced by the bound port. The task ends when every
+/// [`SipHandle`] is dropped; events wait in the task (never dropped) while the receiver is full.
 pub async fn spawn(
     bind: SocketAddr,
     mut config: EndpointConfig,
