@@ -346,14 +346,11 @@ impl Calls {
     }
 
     async fn reject_sdp(&mut self, call: CallId, e: &SdpError, reinvite: bool) {
-        let warning = e.warning(&self.host);
-        let status = (488, "Not Acceptable Here");
-        let _ = warning;
-        let result = if reinvite {
-            self.sip.respond_reinvite(call, status.0, status.1, None).await
-        } else {
-            self.sip.respond(call, status.0, status.1, None).await
-        };
+        let warning = vec![("Warning", e.warning(&self.host))];
+        let result = self
+            .sip
+            .reject(call, reinvite, 488, "Not Acceptable Here", warning)
+            .await;
         if let Err(e) = result {
             tracing::debug!(call = call.0, error = ?e, "488");
         }

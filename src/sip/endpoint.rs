@@ -242,7 +242,7 @@ impl Endpoint {
         reason: &str,
         body: Option<Body>,
     ) -> Result<(), SipError> {
-        self.answer_invite(now, call, false, status, reason, body)
+        self.answer_invite(now, call, false, status, reason, body, vec![])
     }
 
     /// Answers the re-INVITE waiting on `call`; a non-2xx leaves the dialog as it was.
@@ -254,7 +254,24 @@ impl Endpoint {
         reason: &str,
         body: Option<Body>,
     ) -> Result<(), SipError> {
-        self.answer_invite(now, call, true, status, reason, body)
+        self.answer_invite(now, call, true, status, reason, body, vec![])
+    }
+
+    /// Rejects the pending INVITE or re-INVITE of `call` (status 300..700) with extra
+    /// headers, such as the Warning a 488 carries.
+    pub fn reject(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        reinvite: bool,
+        status: u16,
+        reason: &str,
+        headers: Vec<(&'static str, String)>,
+    ) -> Result<(), SipError> {
+        if status < 300 {
+            return Err(SipError::InvalidStatus);
+        }
+        self.answer_invite(now, call, reinvite, status, reason, None, headers)
     }
 
     /// Hangs up. An unanswered incoming call is rejected with 480 (no further event); a ringing
@@ -311,6 +328,7 @@ impl Endpoint {
         status: u16,
         reason: &str,
         body: Option<Body>,
+        mut extra: Vec<(&'static str, String)>,
     ) -> Result<(), SipError> {
         if !(100..700).contains(&status) {
             return Err(SipError::InvalidStatus);
@@ -328,7 +346,6 @@ impl Endpoint {
         if (200..300).contains(&status) {
             c.awaiting_ack = Some((cseq, key.clone()));
         }
-        let mut extra = vec![];
         if status > 100 && status < 300 {
             extra.push(("Contact", self.contact(transport)));
             // Dialog-forming responses reflect Record-Route so proxies stay on the path (§12.1.1).

@@ -30,6 +30,14 @@ enum Command {
         body: Option<Body>,
         reply: Reply<()>,
     },
+    Reject {
+        call: CallId,
+        reinvite: bool,
+        status: u16,
+        reason: String,
+        headers: Vec<(&'static str, String)>,
+        reply: Reply<()>,
+    },
     Bye {
         call: CallId,
         reply: Reply<()>,
@@ -100,6 +108,27 @@ impl SipHandle {
             status,
             reason,
             body,
+            reply,
+        })
+        .await
+    }
+
+    /// See [`Endpoint::reject`].
+    pub async fn reject(
+        &self,
+        call: CallId,
+        reinvite: bool,
+        status: u16,
+        reason: &str,
+        headers: Vec<(&'static str, String)>,
+    ) -> Result<(), SipError> {
+        let reason = reason.to_string();
+        self.call(|reply| Command::Reject {
+            call,
+            reinvite,
+            status,
+            reason,
+            headers,
             reply,
         })
         .await
@@ -290,6 +319,16 @@ impl Driver {
                 ..
             } => {
                 let _ = reply.send(ep.respond_reinvite(now, call, status, &reason, body));
+            }
+            Command::Reject {
+                call,
+                reinvite,
+                status,
+                reason,
+                headers,
+                reply,
+            } => {
+                let _ = reply.send(ep.reject(now, call, reinvite, status, &reason, headers));
             }
             Command::Bye { call, reply } => {
                 let _ = reply.send(ep.bye(now, call));
