@@ -96,7 +96,9 @@ impl std::str::FromStr for PortRange {
 
 impl<'de> Deserialize<'de> for PortRange {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -127,7 +129,12 @@ impl Default for RtpConfig {
         RtpConfig {
             ports: PortRange(20000..=29999),
             timeout_secs: 30,
-            codecs: vec![CodecName::Opus, CodecName::G722, CodecName::Pcmu, CodecName::Pcma],
+            codecs: vec![
+                CodecName::Opus,
+                CodecName::G722,
+                CodecName::Pcmu,
+                CodecName::Pcma,
+            ],
             ptime_ms: 20,
         }
     }
@@ -161,8 +168,11 @@ impl Config {
         if self.rtp.codecs.is_empty() {
             anyhow::bail!("rtp.codecs: at least one codec is required");
         }
-        if !(10..=60).contains(&self.rtp.ptime_ms) || self.rtp.ptime_ms % 10 != 0 {
-            anyhow::bail!("rtp.ptime_ms = {}: allowed 10, 20, ... 60", self.rtp.ptime_ms);
+        if !(10..=60).contains(&self.rtp.ptime_ms) || !self.rtp.ptime_ms.is_multiple_of(10) {
+            anyhow::bail!(
+                "rtp.ptime_ms = {}: allowed 10, 20, ... 60",
+                self.rtp.ptime_ms
+            );
         }
         if self.media.workers == 0 {
             anyhow::bail!("media.workers = 0: at least 1 is required");
@@ -205,6 +215,11 @@ mod tests {
         assert!(c.check().unwrap_err().to_string().contains("rtp.ptime_ms"));
         let c: Config =
             toml::from_str("[[conference]]\nname=\"a\"\nnumbers=[\"1\",\"1\"]").unwrap();
-        assert!(c.check().unwrap_err().to_string().contains("already in use"));
+        assert!(
+            c.check()
+                .unwrap_err()
+                .to_string()
+                .contains("already in use")
+        );
     }
 }

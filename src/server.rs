@@ -70,8 +70,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             h.send(Command::Shutdown);
         }
         // Workers stop at their next wake-up, which the shutdown command triggers.
-        let _ = tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join())))
-            .await;
+        let _ =
+            tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join())))
+                .await;
     });
     Ok(Running {
         sip: bound,

@@ -45,9 +45,16 @@ fn silent(listener: &Phone, freq: f64) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_callers_hear_each_other_and_not_themselves() {
     let srv = server(|_| {}).await;
-    let mut a = Phone::dial(srv.sip, "7001", DialOpts::default()).await.unwrap();
-    let mut b = Phone::dial(srv.sip, "7001", DialOpts::default()).await.unwrap();
-    tokio::join!(a.send_tone(697.0, 2 * SECOND), b.send_tone(1209.0, 2 * SECOND));
+    let mut a = Phone::dial(srv.sip, "7001", DialOpts::default())
+        .await
+        .unwrap();
+    let mut b = Phone::dial(srv.sip, "7001", DialOpts::default())
+        .await
+        .unwrap();
+    tokio::join!(
+        a.send_tone(697.0, 2 * SECOND),
+        b.send_tone(1209.0, 2 * SECOND)
+    );
     assert!(hears(&a, 1209.0), "A hears B");
     assert!(hears(&b, 697.0), "B hears A");
     assert!(silent(&a, 697.0), "A does not hear itself");
@@ -60,10 +67,20 @@ async fn two_callers_hear_each_other_and_not_themselves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g711_g722_and_opus_callers_hear_each_other() {
     let srv = server(|_| {}).await;
-    let a = Phone::dial(srv.sip, "7002", opts(CodecKind::Pcmu)).await.unwrap();
-    let b = Phone::dial(srv.sip, "7002", opts(CodecKind::G722)).await.unwrap();
-    let c = Phone::dial(srv.sip, "7002", opts(CodecKind::Opus)).await.unwrap();
-    for (p, codec) in [(&a, CodecKind::Pcmu), (&b, CodecKind::G722), (&c, CodecKind::Opus)] {
+    let a = Phone::dial(srv.sip, "7002", opts(CodecKind::Pcmu))
+        .await
+        .unwrap();
+    let b = Phone::dial(srv.sip, "7002", opts(CodecKind::G722))
+        .await
+        .unwrap();
+    let c = Phone::dial(srv.sip, "7002", opts(CodecKind::Opus))
+        .await
+        .unwrap();
+    for (p, codec) in [
+        (&a, CodecKind::Pcmu),
+        (&b, CodecKind::G722),
+        (&c, CodecKind::Opus),
+    ] {
         assert_eq!(p.session().unwrap().codec, codec);
     }
     let (fa, fb, fc) = (697.0, 1209.0, 1477.0);
@@ -92,7 +109,10 @@ async fn tcp_and_late_offer_callers_talk() {
     };
     let mut a = Phone::dial(srv.sip, "7003", tcp).await.unwrap();
     let mut b = Phone::dial(srv.sip, "7003", late).await.unwrap();
-    tokio::join!(a.send_tone(697.0, 2 * SECOND), b.send_tone(1209.0, 2 * SECOND));
+    tokio::join!(
+        a.send_tone(697.0, 2 * SECOND),
+        b.send_tone(1209.0, 2 * SECOND)
+    );
     assert!(hears(&a, 1209.0), "TCP caller hears the late-offer caller");
     assert!(hears(&b, 697.0), "late-offer caller hears the TCP caller");
     assert_eq!(a.hangup().await.unwrap(), 200);
@@ -103,8 +123,12 @@ async fn tcp_and_late_offer_callers_talk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_caller_is_not_heard_until_resumed() {
     let srv = server(|_| {}).await;
-    let mut a = Phone::dial(srv.sip, "7004", DialOpts::default()).await.unwrap();
-    let b = Phone::dial(srv.sip, "7004", DialOpts::default()).await.unwrap();
+    let mut a = Phone::dial(srv.sip, "7004", DialOpts::default())
+        .await
+        .unwrap();
+    let b = Phone::dial(srv.sip, "7004", DialOpts::default())
+        .await
+        .unwrap();
     a.send_tone(697.0, SECOND + SECOND / 2).await;
     assert!(hears(&b, 697.0), "B hears A before hold");
     assert_eq!(a.hold().await.unwrap(), Direction::RecvOnly);
@@ -119,11 +143,18 @@ async fn a_held_caller_is_not_heard_until_resumed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_hangs_up_on_silence_and_on_shutdown() {
     let srv = server(|c| c.rtp.timeout_secs = 1).await;
-    let dead = Phone::dial(srv.sip, "7005", DialOpts::default()).await.unwrap();
-    let alive = Phone::dial(srv.sip, "7005", DialOpts::default()).await.unwrap();
+    let dead = Phone::dial(srv.sip, "7005", DialOpts::default())
+        .await
+        .unwrap();
+    let alive = Phone::dial(srv.sip, "7005", DialOpts::default())
+        .await
+        .unwrap();
     dead.stop_media();
     assert!(dead.wait_bye(4 * SECOND).await, "RTP timeout sends BYE");
-    assert!(!alive.wait_bye(SECOND).await, "a caller still sending stays");
+    assert!(
+        !alive.wait_bye(SECOND).await,
+        "a caller still sending stays"
+    );
     srv.stop().await;
     assert!(alive.wait_bye(SECOND).await, "shutdown hangs up every call");
 }
@@ -147,7 +178,9 @@ async fn no_common_codec_is_rejected_with_488_and_a_warning() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_number_is_404_without_adhoc_conferences() {
     let srv = server(|c| c.conferences.adhoc = false).await;
-    let err = Phone::dial(srv.sip, "7007", DialOpts::default()).await.err();
+    let err = Phone::dial(srv.sip, "7007", DialOpts::default())
+        .await
+        .err();
     assert_eq!(err.and_then(|e| e.status()), Some(404));
     srv.stop().await;
 }

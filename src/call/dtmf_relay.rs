@@ -40,7 +40,10 @@ mod tests {
     #[test]
     fn reads_dtmf_relay_and_dtmf_bodies() {
         let relay = "application/dtmf-relay";
-        assert_eq!(digit(&body(relay, "Signal=5\r\nDuration=160\r\n")), Some('5'));
+        assert_eq!(
+            digit(&body(relay, "Signal=5\r\nDuration=160\r\n")),
+            Some('5')
+        );
         assert_eq!(digit(&body(relay, "signal= #\r\nDuration=100")), Some('#'));
         assert_eq!(digit(&body(relay, "Signal=11\r\n")), Some('#'));
         assert_eq!(digit(&body(relay, "Signal=d")), Some('D'));

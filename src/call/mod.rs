@@ -147,7 +147,13 @@ impl Calls {
         }
     }
 
-    async fn on_invite(&mut self, call: CallId, sip_call_id: String, number: &str, body: Option<Body>) {
+    async fn on_invite(
+        &mut self,
+        call: CallId,
+        sip_call_id: String,
+        number: &str,
+        body: Option<Body>,
+    ) {
         let Some(conference) = self.router.route(number) else {
             tracing::info!(call = %sip_call_id, %number, "rejected: no such conference");
             return self.respond(call, 404, "Not Found", None).await;
@@ -161,9 +167,15 @@ impl Calls {
         };
         let local = sockets.local_addr();
         let mut sdp = SdpSession::new(self.policy.clone(), local, random());
-        let Some(offer) = body.filter(|b| is_sdp(b)) else {
+        let Some(offer) = body.filter(is_sdp) else {
             let offer = sdp.offer(Direction::SendRecv);
-            self.insert(call, sip_call_id, conference, sdp, Stage::AwaitingAnswer(sockets));
+            self.insert(
+                call,
+                sip_call_id,
+                conference,
+                sdp,
+                Stage::AwaitingAnswer(sockets),
+            );
             return self.respond(call, 200, "OK", Some(sdp_body(offer))).await;
         };
         match sdp.answer(&String::from_utf8_lossy(&offer.bytes)) {
@@ -184,7 +196,9 @@ impl Calls {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        let answer = body.filter(is_sdp).map(|b| String::from_utf8_lossy(&b.bytes).into_owned());
+        let answer = body
+            .filter(is_sdp)
+            .map(|b| String::from_utf8_lossy(&b.bytes).into_owned());
         let Some(answer) = answer else {
             if matches!(c.stage, Stage::AwaitingAnswer(_)) {
                 tracing::info!(call = %c.sip_call_id, "no SDP answer in the ACK");
@@ -220,18 +234,23 @@ impl Calls {
             return;
         };
         let Stage::Joined(id) = c.stage else {
-            return self.respond_reinvite(call, 491, "Request Pending", None).await;
+            return self
+                .respond_reinvite(call, 491, "Request Pending", None)
+                .await;
         };
         let Some(offer) = body.filter(is_sdp) else {
             // An offerless re-INVITE: we offer, the ACK answers.
             let offer = c.sdp.offer(Direction::SendRecv);
-            return self.respond_reinvite(call, 200, "OK", Some(sdp_body(offer))).await;
+            return self
+                .respond_reinvite(call, 200, "OK", Some(sdp_body(offer)))
+                .await;
         };
         match c.sdp.answer(&String::from_utf8_lossy(&offer.bytes)) {
             Ok((neg, answer)) => {
                 tracing::info!(call = %c.sip_call_id, hold = neg.on_hold(), codec = ?neg.codec, "re-INVITE");
                 self.update(call, id, &neg);
-                self.respond_reinvite(call, 200, "OK", Some(sdp_body(answer))).await;
+                self.respond_reinvite(call, 200, "OK", Some(sdp_body(answer)))
+                    .await;
             }
             Err(e) => self.reject_sdp(call, &e, true).await,
         }
@@ -260,13 +279,24 @@ impl Calls {
                 self.hang_up(CallId(call)).await;
             }
             Report::Dtmf { call, digit } => tracing::info!(call, %digit, "DTMF (RFC 4733)"),
-            Report::Talking { call, talking, energy } => {
+            Report::Talking {
+                call,
+                talking,
+                energy,
+            } => {
                 tracing::debug!(call, talking, energy, "talk state");
             }
         }
     }
 
-    fn insert(&mut self, call: CallId, sip_call_id: String, conference: String, sdp: SdpSession, stage: Stage) {
+    fn insert(
+        &mut self,
+        call: CallId,
+        sip_call_id: String,
+        conference: String,
+        sdp: SdpSession,
+        stage: Stage,
+    ) {
         self.calls.insert(
             call,
             Call {
@@ -279,15 +309,24 @@ impl Calls {
     }
 
     /// Puts the call's media into its conference's worker, opening the conference if needed.
-    fn join(&mut self, call: CallId, conference: &str, sockets: RtpSockets, neg: &Negotiated) -> ConferenceId {
+    fn join(
+        &mut self,
+        call: CallId,
+        conference: &str,
+        sockets: RtpSockets,
+        neg: &Negotiated,
+    ) -> ConferenceId {
         let next = &mut self.next_conference;
-        let entry = self.conferences.entry(conference.to_string()).or_insert_with(|| {
-            *next += 1;
-            ConferenceEntry {
-                id: ConferenceId(*next - 1),
-                calls: 0,
-            }
-        });
+        let entry = self
+            .conferences
+            .entry(conference.to_string())
+            .or_insert_with(|| {
+                *next += 1;
+                ConferenceEntry {
+                    id: ConferenceId(*next - 1),
+                    calls: 0,
+                }
+            });
         entry.calls += 1;
         let id = entry.id;
         let held = neg.on_hold();
@@ -370,7 +409,13 @@ impl Calls {
 }
 
 fn leg_config(neg: &Negotiated) -> LegConfig {
-    let mut cfg = LegConfig::new(neg.codec, neg.payload_type, neg.ptime_ms, neg.remote_rtp, random() as u32);
+    let mut cfg = LegConfig::new(
+        neg.codec,
+        neg.payload_type,
+        neg.ptime_ms,
+        neg.remote_rtp,
+        random() as u32,
+    );
     cfg.dtmf_payload_type = neg.dtmf_payload_type;
     cfg.remote_rtcp = neg.remote_rtcp;
     cfg.direction = neg.direction;

@@ -3,6 +3,7 @@
 //! mixer from the jitter buffers and sends every distinct mix, encoded once per codec group.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -57,11 +58,26 @@ pub struct Join {
 /// What a worker reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
-    Joined { call: CallKey, member: MemberId },
-    JoinFailed { call: CallKey, reason: String },
-    Dtmf { call: CallKey, digit: char },
-    RtpTimeout { call: CallKey },
-    Talking { call: CallKey, talking: bool, energy: u32 },
+    Joined {
+        call: CallKey,
+        member: MemberId,
+    },
+    JoinFailed {
+        call: CallKey,
+        reason: String,
+    },
+    Dtmf {
+        call: CallKey,
+        digit: char,
+    },
+    RtpTimeout {
+        call: CallKey,
+    },
+    Talking {
+        call: CallKey,
+        talking: bool,
+        energy: u32,
+    },
 }
 
 /// The control plane's handle on one worker thread.
@@ -105,7 +121,13 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name(format!("media-{index}"))
         .spawn(move || worker.run())?;
-    Ok((WorkerHandle { commands: tx, waker }, thread))
+    Ok((
+        WorkerHandle {
+            commands: tx,
+            waker,
+        },
+        thread,
+    ))
 }
 
 struct Worker {
@@ -268,7 +290,8 @@ impl Worker {
                 let _ = c.set_flags(member, f);
             }
         };
-        self.scheduler.update(conference, self.media.now, flags_hold);
+        self.scheduler
+            .update(conference, self.media.now, flags_hold);
     }
 
     fn leave(&mut self, now: Instant, call: CallKey) {
@@ -354,7 +377,10 @@ impl Media {
         let mut encoded: Vec<(usize, CodecKind, std::ops::Range<usize>)> = Vec::new();
         self.payload.clear();
         for r in out.routes() {
-            let Some(s) = calls.by_member.get(&r.member).and_then(|c| self.sessions.get_mut(c))
+            let Some(s) = calls
+                .by_member
+                .get(&r.member)
+                .and_then(|c| self.sessions.get_mut(c))
             else {
                 continue;
             };
@@ -386,18 +412,16 @@ fn shared_encoder(
     shared: &mut HashMap<CodecKind, Box<dyn Encoder>>,
     codec: CodecKind,
 ) -> Option<&mut Box<dyn Encoder>> {
-    if !shared.contains_key(&codec) {
-        match codec.encoder(EncoderOptions::default()) {
-            Ok(e) => {
-                shared.insert(codec, e);
-            }
+    match shared.entry(codec) {
+        Entry::Occupied(e) => Some(e.into_mut()),
+        Entry::Vacant(v) => match codec.encoder(EncoderOptions::default()) {
+            Ok(e) => Some(v.insert(e)),
             Err(e) => {
                 tracing::warn!(error = %e, "shared encoder");
-                return None;
+                None
             }
-        }
+        },
     }
-    shared.get_mut(&codec)
 }
 
 impl TickHandler for Media {

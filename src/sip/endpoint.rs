@@ -242,7 +242,7 @@ impl Endpoint {
         reason: &str,
         body: Option<Body>,
     ) -> Result<(), SipError> {
-        self.answer_invite(now, call, false, status, reason, body, vec![])
+        self.answer_invite(now, call, false, Answer::new(status, reason, body))
     }
 
     /// Answers the re-INVITE waiting on `call`; a non-2xx leaves the dialog as it was.
@@ -254,7 +254,7 @@ impl Endpoint {
         reason: &str,
         body: Option<Body>,
     ) -> Result<(), SipError> {
-        self.answer_invite(now, call, true, status, reason, body, vec![])
+        self.answer_invite(now, call, true, Answer::new(status, reason, body))
     }
 
     /// Rejects the pending INVITE or re-INVITE of `call` (status 300..700) with extra
@@ -271,7 +271,11 @@ impl Endpoint {
         if status < 300 {
             return Err(SipError::InvalidStatus);
         }
-        self.answer_invite(now, call, reinvite, status, reason, None, headers)
+        let answer = Answer {
+            headers,
+            ..Answer::new(status, reason, None)
+        };
+        self.answer_invite(now, call, reinvite, answer)
     }
 
     /// Hangs up. An unanswered incoming call is rejected with 480 (no further event); a ringing
@@ -325,11 +329,14 @@ impl Endpoint {
         now: Instant,
         call: CallId,
         reinvite: bool,
-        status: u16,
-        reason: &str,
-        body: Option<Body>,
-        mut extra: Vec<(&'static str, String)>,
+        answer: Answer<'_>,
     ) -> Result<(), SipError> {
+        let Answer {
+            status,
+            reason,
+            body,
+            headers: mut extra,
+        } = answer;
         if !(100..700).contains(&status) {
             return Err(SipError::InvalidStatus);
         }
@@ -612,5 +619,24 @@ fn final_event(e: &ClientEntry, status: Option<u16>) -> Option<Event> {
             request,
             status: status.unwrap_or(408),
         }),
+    }
+}
+
+/// The application's final or provisional answer to an INVITE.
+struct Answer<'a> {
+    status: u16,
+    reason: &'a str,
+    body: Option<Body>,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl<'a> Answer<'a> {
+    fn new(status: u16, reason: &'a str, body: Option<Body>) -> Self {
+        Answer {
+            status,
+            reason,
+            body,
+            headers: Vec::new(),
+        }
     }
 }
