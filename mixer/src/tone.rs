@@ -243,7 +243,7 @@ struct Voice {
     since_step: usize,
 }
 
-/// A unit phasor rotated once per sample: two multiplies per output
+/// A unit phasor rotated once per sample: four multiplies per output
 /// instead of a `sin` call.
 #[derive(Debug)]
 struct Osc {
