@@ -8,6 +8,11 @@
 //! coefficients are 16-bit integers: the dot product then compiles to
 //! `pmaddwd` (8 multiply-adds per instruction on baseline x86-64) and the
 //! input needs no conversion.
+//!
+//! Why not rubato (the card crate): measured per 20 ms frame 8k->48k in
+//! thread CPU time, rubato 5.0.1's sinc resampler (64 taps) took 40 us and
+//! its FFT resampler 4.4 us with 10 ms of delay; this takes about 6 us with
+//! 2 ms (48k->8k: rubato FFT 4.5 us, this 3.8 us).
 
 /// Sinc zero crossings each side, counted at the lower rate: sets the
 /// transition width, the delay and the cost.
