@@ -302,8 +302,19 @@ mod tests {
     }
 
     #[test]
-    fn delay_is_a_few_milliseconds() {
-        assert_eq!(Resampler::new(8000, 48000, 80).delay(), 96);
-        assert_eq!(Resampler::new(48000, 8000, 480).delay(), 16);
+    fn delay_is_16_samples_of_the_lower_rate_and_reported_exactly() {
+        for (from, to, delay) in [(8000, 48000, 96), (48000, 8000, 16), (16000, 48000, 48)] {
+            let mut r = Resampler::new(from, to, 0);
+            assert_eq!(r.delay(), delay);
+            // An impulse comes out `delay` samples late.
+            let mut impulse = vec![0i16; from as usize / 50];
+            impulse[0] = 30000;
+            let mut out = Vec::new();
+            r.process(&impulse, &mut out);
+            let peak = (0..out.len())
+                .max_by_key(|&i| out[i].unsigned_abs())
+                .unwrap();
+            assert_eq!(peak, delay, "{from}->{to}");
+        }
     }
 }
