@@ -4,7 +4,15 @@
 //! coefficient row per output phase. Rates are fixed for a stream's life and
 //! the ratios are small (8k:48k is 1:6, 44.1k:48k is 147:160), so this beats
 //! an asynchronous sinc resampler on speed and has a fixed, short delay:
-//! `HALF_TAPS` samples of the lower rate (2 ms at 8 kHz).
+//! `HALF_TAPS` samples of the lower rate (2 ms at 8 kHz). Samples and
+//! coefficients are 16-bit integers: the dot product then compiles to
+//! `pmaddwd` (8 multiply-adds per instruction on baseline x86-64) and the
+//! input needs no conversion.
+//!
+//! Why not rubato (the card crate): measured per 20 ms frame 8k->48k in
+//! thread CPU time, rubato 5.0.1's sinc resampler (64 taps) took 40 us and
+//! its FFT resampler 4.4 us with 10 ms of delay; this takes about 6 us with
+//! 2 ms (48k->8k: rubato FFT 4.5 us, this 3.8 us).
 
 /// Sinc zero crossings each side, counted at the lower rate: sets the
 /// transition width, the delay and the cost.
@@ -18,7 +26,7 @@ const CUTOFF: f64 = 0.94;
 /// this many rows instead of an unbounded table.
 const MAX_PHASES: u64 = 1024;
 /// Rows are padded to whole SIMD-friendly chunks.
-const LANES: usize = 8;
+const LANES: usize = 16;
 
 /// Streaming mono resampler for fixed-size frames.
 pub struct Resampler {
@@ -27,12 +35,17 @@ pub struct Resampler {
     down: u64,
     taps: usize,
     phases: u64,
-    /// `phases` rows of `taps` coefficients.
-    coeffs: Vec<f32>,
+    /// `phases` rows of `taps` coefficients, scaled by 2^`shift`.
+    coeffs: Vec<i16>,
+    shift: u32,
+    /// Input samples advanced per output: `down / up` as whole + fraction.
+    step: usize,
+    step_frac: u64,
     /// Unconsumed input, primed with `taps - 1` zeros of history.
-    buf: Vec<f32>,
-    /// Next output position relative to `buf[0]`, in 1/`up` input samples.
-    pos: u64,
+    buf: Vec<i16>,
+    /// Next output position: `buf[at]` plus `frac / up` of a sample.
+    at: usize,
+    frac: u64,
 }
 
 impl Resampler {
@@ -45,15 +58,20 @@ impl Resampler {
         let taps = taps.div_ceil(LANES) * LANES;
         let phases = up.min(MAX_PHASES);
         let mut buf = Vec::with_capacity(taps + frame_in);
-        buf.resize(taps - 1, 0.0);
+        buf.resize(taps - 1, 0);
+        let (coeffs, shift) = quantize(&design(taps, phases, 0.5 * c * CUTOFF), taps);
         Resampler {
             up,
             down,
             taps,
             phases,
-            coeffs: design(taps, phases, 0.5 * c * CUTOFF),
+            coeffs,
+            shift,
+            step: (down / up) as usize,
+            step_frac: down % up,
             buf,
-            pos: 0,
+            at: 0,
+            frac: 0,
         }
     }
 
@@ -65,21 +83,28 @@ impl Resampler {
             out.extend_from_slice(input);
             return;
         }
-        self.buf.extend(input.iter().map(|&s| s as f32));
-        loop {
-            let at = (self.pos / self.up) as usize;
-            if at + self.taps > self.buf.len() {
-                break;
-            }
-            let phase = (self.pos % self.up * self.phases / self.up) as usize;
+        self.buf.extend_from_slice(input);
+        // Divisions cost more than the filter at these sizes: positions are
+        // stepped incrementally.
+        while self.at + self.taps <= self.buf.len() {
+            let phase = if self.phases == self.up {
+                self.frac
+            } else {
+                self.frac * self.phases / self.up
+            } as usize;
             let row = &self.coeffs[phase * self.taps..(phase + 1) * self.taps];
-            let y = dot(&self.buf[at..at + self.taps], row);
-            out.push(y.round().clamp(i16::MIN as f32, i16::MAX as f32) as i16);
-            self.pos += self.down;
+            let acc = dot(&self.buf[self.at..self.at + self.taps], row);
+            let y = (acc + (1 << (self.shift - 1))) >> self.shift;
+            out.push(y.clamp(i16::MIN.into(), i16::MAX.into()) as i16);
+            self.at += self.step;
+            self.frac += self.step_frac;
+            if self.frac >= self.up {
+                self.frac -= self.up;
+                self.at += 1;
+            }
         }
-        let used = (self.pos / self.up) as usize;
-        self.buf.drain(..used);
-        self.pos -= used as u64 * self.up;
+        self.buf.drain(..self.at);
+        self.at = 0;
     }
 
     /// How many output samples the filter lags its input by.
@@ -93,7 +118,7 @@ impl Resampler {
 
 /// Windowed-sinc rows: row `p` interpolates at fractional position
 /// `p / phases`; each row sums to 1 so every phase has unity DC gain.
-fn design(taps: usize, phases: u64, cutoff: f64) -> Vec<f32> {
+fn design(taps: usize, phases: u64, cutoff: f64) -> Vec<f64> {
     let centre = (taps / 2 - 1) as f64;
     let half = (taps / 2) as f64;
     let norm = bessel_i0(BETA);
@@ -108,7 +133,7 @@ fn design(taps: usize, phases: u64, cutoff: f64) -> Vec<f32> {
             })
             .collect();
         let sum: f64 = row.iter().sum();
-        coeffs.extend(row.iter().map(|&h| (h / sum) as f32));
+        coeffs.extend(row.iter().map(|&h| h / sum));
     }
     coeffs
 }
@@ -133,15 +158,41 @@ fn bessel_i0(x: f64) -> f64 {
     sum
 }
 
-/// Several independent accumulators so the compiler can vectorise the sum.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    for (x, y) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
-        for k in 0..LANES {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum()
+/// Fixed-point coefficients with the most fractional bits (at most 15)
+/// such that every coefficient fits an i16 and no row's worst-case sum of
+/// full-scale samples can overflow the i32 accumulator.
+fn quantize(coeffs: &[f64], taps: usize) -> (Vec<i16>, u32) {
+    let peak = coeffs.iter().fold(0.0f64, |m, c| m.max(c.abs()));
+    let widest = coeffs
+        .chunks(taps)
+        .map(|row| row.iter().map(|c| c.abs()).sum::<f64>())
+        .fold(0.0, f64::max);
+    let shift = (1..=15)
+        .rev()
+        .find(|&s| {
+            let scale = f64::from(1u32 << s);
+            peak * scale < 32767.0 && (widest * scale + taps as f64) * 32768.0 < i32::MAX as f64
+        })
+        .unwrap_or(1);
+    let scale = f64::from(1u32 << shift);
+    (
+        coeffs.iter().map(|c| (c * scale).round() as i16).collect(),
+        shift,
+    )
+}
+
+/// Integer multiply-accumulate; rows are whole `LANES` chunks so the
+/// compiler vectorises it without a scalar tail.
+fn dot(a: &[i16], b: &[i16]) -> i32 {
+    a.chunks_exact(LANES)
+        .zip(b.chunks_exact(LANES))
+        .map(|(x, y)| {
+            x.iter()
+                .zip(y)
+                .map(|(&x, &y)| i32::from(x) * i32::from(y))
+                .sum::<i32>()
+        })
+        .sum()
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {
@@ -251,8 +302,19 @@ mod tests {
     }
 
     #[test]
-    fn delay_is_a_few_milliseconds() {
-        assert_eq!(Resampler::new(8000, 48000, 80).delay(), 96);
-        assert_eq!(Resampler::new(48000, 8000, 480).delay(), 16);
+    fn delay_is_16_samples_of_the_lower_rate_and_reported_exactly() {
+        for (from, to, delay) in [(8000, 48000, 96), (48000, 8000, 16), (16000, 48000, 48)] {
+            let mut r = Resampler::new(from, to, 0);
+            assert_eq!(r.delay(), delay);
+            // An impulse comes out `delay` samples late.
+            let mut impulse = vec![0i16; from as usize / 50];
+            impulse[0] = 30000;
+            let mut out = Vec::new();
+            r.process(&impulse, &mut out);
+            let peak = (0..out.len())
+                .max_by_key(|&i| out[i].unsigned_abs())
+                .unwrap();
+            assert_eq!(peak, delay, "{from}->{to}");
+        }
     }
 }

@@ -308,6 +308,30 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_prompts_play() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/prompts/en");
+        for name in ["conf-welcome", "conf-has_joined", "digits/7", "hold_music"] {
+            let pcm = Pcm::load(dir.join(format!("{name}.wav")), 48000).unwrap();
+            let seconds = pcm.samples().len() as f64 / 48000.0;
+            assert!((0.3..=30.0).contains(&seconds), "{name}: {seconds} s");
+            let peak = pcm
+                .samples()
+                .iter()
+                .map(|s| s.unsigned_abs())
+                .max()
+                .unwrap();
+            assert!(peak > 8000, "{name}: peak {peak}");
+        }
+        // Hold music fades in and out, so looping it has no click.
+        let moh = Pcm::load(dir.join("hold_music.wav"), 16000).unwrap();
+        let edges = [
+            &moh.samples()[..160],
+            &moh.samples()[moh.samples().len() - 160..],
+        ];
+        assert!(edges.iter().flat_map(|e| e.iter()).all(|s| s.abs() < 300));
+    }
+
+    #[test]
     fn corrupted_headers_never_panic() {
         let good = wav(8000, 2, 16, SampleFormat::Int, 0.01);
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
