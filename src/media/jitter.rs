@@ -176,6 +176,34 @@ impl JitterBuffer {
 
     /// Adds one received packet.
     pub fn push(&mut self, now: Instant, p: PacketInfo<'_>) {
+        self.push_inner(now, p, true);
+    }
+
+    /// Accounts for a packet of the stream that carries no audio (an RFC 4733 event sharing
+    /// the sequence numbers): it plays as an empty frame instead of counting as lost. Its
+    /// timestamp is extrapolated, and its timing is not taken as jitter (end packets come
+    /// in bursts).
+    pub fn push_filler(&mut self, now: Instant, seq: u16, ssrc: u32) {
+        let Some((h, hts)) = self.highest.filter(|_| self.ssrc == Some(ssrc)) else {
+            return;
+        };
+        let ext = self.extend_seq(seq);
+        let ticks = (ext as i64 - h as i64) * self.packet_ticks as i64;
+        let timestamp = hts.wrapping_add(ticks as u32);
+        self.push_inner(
+            now,
+            PacketInfo {
+                seq,
+                timestamp,
+                ssrc,
+                marker: false,
+                payload: &[],
+            },
+            false,
+        );
+    }
+
+    fn push_inner(&mut self, now: Instant, p: PacketInfo<'_>, measure: bool) {
         self.stats.received += 1;
         if self.ssrc != Some(p.ssrc) {
             if self.ssrc.is_some() {
@@ -192,7 +220,9 @@ impl JitterBuffer {
         if p.marker {
             self.last_transit = None;
         }
-        self.update_jitter(now, p.timestamp);
+        if measure {
+            self.update_jitter(now, p.timestamp);
+        }
         self.last_arrival = Some(now);
         if self.first_arrival.is_none() {
             self.first_arrival = Some(now);

@@ -244,6 +244,8 @@ impl Leg {
             if let Some(d) = self.dtmf_rx.handle(p.timestamp, p.payload) {
                 self.events.push_back(LegEvent::Dtmf(d));
             }
+            // The event took an audio packet's place in the sequence: not a loss.
+            self.jitter.push_filler(now, p.seq, p.ssrc);
             return Ok(());
         }
         let info = PacketInfo {
@@ -319,6 +321,9 @@ impl Leg {
         let packet_samples = (self.jitter.packet_ticks() as u64 * codec.pcm_rate() as u64
             / codec.rtp_clock() as u64) as usize;
         match self.jitter.pop(now) {
+            Playout::Frame { payload, .. } if payload.is_empty() => {
+                self.decoder.conceal(packet_samples, &mut self.pcm)
+            }
             Playout::Frame { payload, .. } => self.decoder.decode(payload, &mut self.pcm),
             Playout::Lost => match self.jitter.peek_next() {
                 Some(next) => self.decoder.recover(next, packet_samples, &mut self.pcm),
@@ -555,22 +560,30 @@ mod tests {
     #[test]
     fn dtmf_replaces_audio_and_arrives_once() {
         let (mut a, mut b) = pair(CodecKind::Pcmu, 0);
-        assert!(a.send_dtmf('7') && a.send_dtmf('#') && !a.send_dtmf('x'));
+        assert!(!a.send_dtmf('x'));
         let t0 = Instant::now();
         let mut dtmf_packets = 0;
-        for i in 0..20u32 {
-            let bytes = a.send_payload(t0 + PTIME * i, &[0xFF; 160]).bytes.to_vec();
+        let mut frames = 0;
+        for i in 0..30u32 {
+            if i == 3 {
+                assert!(a.send_dtmf('7') && a.send_dtmf('#'));
+            }
+            let now = t0 + PTIME * i;
+            let bytes = a.send_payload(now, &[0xFF; 160]).bytes.to_vec();
             let p = RtpPacket::parse(&bytes).unwrap();
             if p.payload_type == 101 {
                 dtmf_packets += 1;
                 assert_eq!(p.payload.len(), 4);
             }
-            b.handle_rtp(t0 + PTIME * i, addr("127.0.0.1:5000"), &bytes)
-                .unwrap();
+            b.handle_rtp(now, addr("127.0.0.1:5000"), &bytes).unwrap();
+            frames += b.pull_frame(now + Duration::from_millis(10)).is_some() as u32;
         }
         assert_eq!(dtmf_packets, 14);
         let events: Vec<_> = std::iter::from_fn(|| b.poll_event()).collect();
         assert_eq!(events, vec![LegEvent::Dtmf('7'), LegEvent::Dtmf('#')]);
+        // The events took the audio's sequence numbers: no loss, no gap in playout.
+        assert_eq!(b.stats().lost, 0);
+        assert!(frames >= 28, "{frames}");
     }
 
     #[test]
