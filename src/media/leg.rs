@@ -321,7 +321,7 @@ impl Leg {
         let packet_samples = (self.jitter.packet_ticks() as u64 * codec.pcm_rate() as u64
             / codec.rtp_clock() as u64) as usize;
         match self.jitter.pop(now) {
-            Playout::Frame { payload, .. } if payload.is_empty() => {
+            Playout::Frame { payload: [], .. } => {
                 self.decoder.conceal(packet_samples, &mut self.pcm)
             }
             Playout::Frame { payload, .. } => self.decoder.decode(payload, &mut self.pcm),
