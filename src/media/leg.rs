@@ -176,6 +176,31 @@ impl Leg {
         })
     }
 
+    /// Applies a re-negotiation (re-INVITE): new codec, payload types, ptime or address.
+    /// Our SSRC and RTP numbering carry on, so the peer sees one continuous stream.
+    pub fn reconfigure(&mut self, cfg: LegConfig) -> Result<(), CodecError> {
+        if cfg.codec != self.cfg.codec || cfg.encoder != self.cfg.encoder {
+            self.decoder = cfg.codec.decoder()?;
+            self.encoder = cfg.codec.encoder(cfg.encoder)?;
+            self.pcm.clear();
+        }
+        if cfg.codec != self.cfg.codec
+            || cfg.jitter != self.cfg.jitter
+            || cfg.payload_type != self.cfg.payload_type
+        {
+            self.jitter = JitterBuffer::new(cfg.jitter);
+        }
+        if cfg.remote_rtp != self.cfg.remote_rtp {
+            self.remote = cfg.remote_rtp;
+        }
+        self.cfg = LegConfig {
+            ssrc: self.cfg.ssrc,
+            cname: std::mem::take(&mut self.cfg.cname),
+            ..cfg
+        };
+        Ok(())
+    }
+
     pub fn config(&self) -> &LegConfig {
         &self.cfg
     }
@@ -637,6 +662,25 @@ mod tests {
             (p.seq, p.timestamp),
             (first.0.wrapping_add(2), first.1.wrapping_add(1760))
         );
+    }
+
+    #[test]
+    fn reconfigure_keeps_the_stream_continuous() {
+        let (mut a, _) = pair(CodecKind::Pcmu, 0);
+        let t0 = Instant::now();
+        let before = RtpPacket::parse(a.send_pcm(t0, &[0; 160]).bytes)
+            .map(|p| (p.seq, p.ssrc))
+            .unwrap();
+        let mut cfg = a.config().clone();
+        cfg.codec = CodecKind::G722;
+        cfg.payload_type = 9;
+        cfg.ssrc = 0xBAD;
+        a.reconfigure(cfg).unwrap();
+        assert_eq!(a.frame_samples(), 320);
+        let bytes = a.send_pcm(t0 + PTIME, &[0; 320]).bytes;
+        let p = RtpPacket::parse(bytes).unwrap();
+        assert_eq!((p.payload_type, p.payload.len()), (9, 160));
+        assert_eq!((p.seq, p.ssrc), (before.0.wrapping_add(1), before.1));
     }
 
     #[test]
