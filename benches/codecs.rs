@@ -27,6 +27,7 @@ fn codec(c: &mut Criterion, name: &str, kind: CodecKind, complexity: i32) {
     let mut enc = kind
         .encoder(EncoderOptions {
             opus_complexity: complexity,
+            ..EncoderOptions::default()
         })
         .unwrap();
     let mut payload = Vec::with_capacity(1500);
