@@ -210,6 +210,11 @@ impl Leg {
         self.remote
     }
 
+    /// The SSRC of the peer's stream, once a packet has arrived.
+    pub fn remote_ssrc(&self) -> Option<u32> {
+        self.remote_ssrc
+    }
+
     pub fn direction(&self) -> Direction {
         self.cfg.direction
     }
@@ -620,7 +625,7 @@ mod tests {
         assert!(b.last_rx.is_none());
         b.handle_rtp(t0, addr("203.0.113.5:40000"), &pkt).unwrap();
         assert_eq!(b.remote(), addr("203.0.113.5:40000"));
-        assert_eq!(b.last_rx, Some(t0));
+        assert_eq!((b.last_rx, b.remote_ssrc()), (Some(t0), Some(0x1111)));
         assert_eq!(b.send_payload(t0, &[0; 160]).to, addr("203.0.113.5:40000"));
         // Garbage or a foreign payload type neither latches nor counts as life.
         let later = t0 + PTIME;

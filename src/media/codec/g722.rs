@@ -193,10 +193,9 @@ impl G722Encoder {
         // Low band: SUBTRA, QUANTL (6 bits).
         let el = sat(xlow - self.low.s);
         let wd = if el >= 0 { el } else { -(el + 1) };
-        let mut i = 1;
-        while i < 30 && wd >= (Q6[i] * self.low.det) >> 12 {
-            i += 1;
-        }
+        // Thresholds rise with the index: a binary search finds the reference loop's stop.
+        let det = self.low.det;
+        let i = 1 + Q6[1..30].partition_point(|&q| wd >= (q * det) >> 12);
         let ilow = if el < 0 { ILN[i] } else { ILP[i] };
         update_low(&mut self.low, ilow);
 
