@@ -242,12 +242,16 @@ impl Leg {
     }
 
     /// Takes one incoming RTP datagram. Invalid ones are dropped (and counted) with the reason.
+    /// RTCP arriving on the RTP port (rtcp-mux, RFC 5761) is handed to `handle_rtcp`.
     pub fn handle_rtp(
         &mut self,
         now: Instant,
         from: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), Dropped> {
+        if rtcp::looks_like_rtcp(bytes) {
+            return self.handle_rtcp(now, from, bytes);
+        }
         let result = self.accept_rtp(now, from, bytes);
         if result.is_err() {
             self.stats.dropped_in += 1;
@@ -708,7 +712,8 @@ mod tests {
             .unwrap()
             .bytes
             .to_vec();
-        a.handle_rtcp(later, addr("127.0.0.1:4001"), &rr).unwrap();
+        // Muxed: the report arrives on the RTP port.
+        a.handle_rtp(later, addr("127.0.0.1:4000"), &rr).unwrap();
         // b lost 5 of 50 packets from a: a learns 10% loss (25/256).
         assert_eq!(a.stats().remote_fraction_lost, 25);
         let packets: Vec<_> = crate::media::rtcp::parse(&rr)
