@@ -18,6 +18,11 @@ use crate::sdp::Direction;
 const RTCP_INTERVAL: Duration = Duration::from_secs(5);
 /// Length of a sent DTMF digit.
 const DTMF_DURATION_MS: u32 = 100;
+/// A new source address with an unknown SSRC may take over the stream only after the
+/// current one has been silent this long (stops a stray or spoofed stream hijacking it).
+const RELATCH_AFTER: Duration = Duration::from_secs(1);
+/// Undrained events beyond this are dropped, so a flood cannot grow memory.
+const MAX_EVENTS: usize = 64;
 
 /// What the leg needs from the negotiated session.
 #[derive(Debug, Clone)]
@@ -73,6 +78,8 @@ pub enum Dropped {
     Malformed(#[from] RtpError),
     #[error("payload type {0} was not negotiated")]
     UnknownPayloadType(u8),
+    #[error("a second source while the latched one is alive")]
+    ForeignSource,
     #[error("not RTCP: {0}")]
     BadRtcp(#[from] rtcp::RtcpError),
 }
@@ -266,8 +273,15 @@ impl Leg {
             return Err(Dropped::UnknownPayloadType(p.payload_type));
         }
         if from != self.remote {
+            let silent = self
+                .last_rx
+                .is_none_or(|t| now.saturating_duration_since(t) > RELATCH_AFTER);
+            // Same SSRC from a new address is the same phone behind a rebinding NAT.
+            if !silent && self.remote_ssrc != Some(p.ssrc) {
+                return Err(Dropped::ForeignSource);
+            }
             self.remote = from;
-            self.events.push_back(LegEvent::RemoteMoved(from));
+            self.push_event(LegEvent::RemoteMoved(from));
         }
         self.last_rx = Some(now);
         self.stats.packets_in += 1;
@@ -276,7 +290,7 @@ impl Leg {
         self.reception.record(p.ssrc, p.seq);
         if is_dtmf {
             if let Some(d) = self.dtmf_rx.handle(p.timestamp, p.payload) {
-                self.events.push_back(LegEvent::Dtmf(d));
+                self.push_event(LegEvent::Dtmf(d));
             }
             // The event took an audio packet's place in the sequence: not a loss.
             self.jitter.push_filler(now, p.seq, p.ssrc);
@@ -328,6 +342,12 @@ impl Leg {
             self.last_rx = Some(now);
         }
         Ok(())
+    }
+
+    fn push_event(&mut self, event: LegEvent) {
+        if self.events.len() < MAX_EVENTS {
+            self.events.push_back(event);
+        }
     }
 
     /// Next queued event (DTMF digits, address changes).
@@ -631,6 +651,23 @@ mod tests {
         assert_eq!(b.remote(), addr("203.0.113.5:40000"));
         assert_eq!((b.last_rx, b.remote_ssrc()), (Some(t0), Some(0x1111)));
         assert_eq!(b.send_payload(t0, &[0; 160]).to, addr("203.0.113.5:40000"));
+        // Another source with another SSRC cannot take over a live stream...
+        let mut intruder = a.send_payload(t0 + PTIME, &[0xFF; 160]).bytes.to_vec();
+        intruder[8..12].copy_from_slice(&0x9999u32.to_be_bytes());
+        let at = t0 + PTIME;
+        let err = b.handle_rtp(at, addr("192.0.2.66:4000"), &intruder);
+        assert_eq!(err, Err(Dropped::ForeignSource));
+        // ...but the same SSRC from a new port (NAT rebinding) moves it at once,
+        let pkt2 = a.send_payload(t0 + PTIME * 2, &[0xFF; 160]).bytes.to_vec();
+        b.handle_rtp(t0 + PTIME * 2, addr("203.0.113.5:40002"), &pkt2)
+            .unwrap();
+        assert_eq!(b.remote(), addr("203.0.113.5:40002"));
+        // and any source may take over once the old one has been silent for a while.
+        let quiet = t0 + Duration::from_secs(3);
+        b.handle_rtp(quiet, addr("192.0.2.66:4000"), &intruder)
+            .unwrap();
+        assert_eq!(b.remote(), addr("192.0.2.66:4000"));
+        let t0 = quiet;
         // Garbage or a foreign payload type neither latches nor counts as life.
         let later = t0 + PTIME;
         assert!(
@@ -645,7 +682,7 @@ mod tests {
         );
         assert_eq!(
             (b.remote(), b.last_rx, b.stats().dropped_in),
-            (addr("203.0.113.5:40000"), Some(t0), 2)
+            (addr("192.0.2.66:4000"), Some(t0), 3)
         );
     }
 
