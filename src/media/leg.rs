@@ -41,6 +41,8 @@ pub struct LegConfig {
     pub ssrc: u32,
     pub cname: String,
     pub encoder: EncoderOptions,
+    /// Jitter buffer delay bounds (its clock rate and ptime always follow `codec` and
+    /// `ptime_ms`).
     pub jitter: JitterConfig,
 }
 
@@ -67,6 +69,15 @@ impl LegConfig {
             cname: format!("chorus-{ssrc:08x}"),
             encoder: EncoderOptions::default(),
             jitter: JitterConfig::new(codec.rtp_clock(), ptime_ms),
+        }
+    }
+
+    fn jitter_config(&self) -> JitterConfig {
+        let fresh = JitterConfig::new(self.codec.rtp_clock(), self.ptime_ms);
+        JitterConfig {
+            min_delay: self.jitter.min_delay,
+            max_delay: self.jitter.max_delay,
+            ..fresh
         }
     }
 }
@@ -157,7 +168,7 @@ impl Leg {
         Ok(Leg {
             remote: cfg.remote_rtp,
             remote_ssrc: None,
-            jitter: JitterBuffer::new(cfg.jitter),
+            jitter: JitterBuffer::new(cfg.jitter_config()),
             decoder: cfg.codec.decoder()?,
             encoder: cfg.codec.encoder(cfg.encoder)?,
             pcm: Vec::new(),
@@ -192,10 +203,10 @@ impl Leg {
             self.pcm.clear();
         }
         if cfg.codec != self.cfg.codec
-            || cfg.jitter != self.cfg.jitter
+            || cfg.jitter_config() != self.cfg.jitter_config()
             || cfg.payload_type != self.cfg.payload_type
         {
-            self.jitter = JitterBuffer::new(cfg.jitter);
+            self.jitter = JitterBuffer::new(cfg.jitter_config());
         }
         if cfg.remote_rtp != self.cfg.remote_rtp {
             self.remote = cfg.remote_rtp;
@@ -718,14 +729,15 @@ mod tests {
             .map(|p| (p.seq, p.ssrc))
             .unwrap();
         let mut cfg = a.config().clone();
-        cfg.codec = CodecKind::G722;
-        cfg.payload_type = 9;
+        cfg.codec = CodecKind::Opus;
+        cfg.payload_type = 111;
         cfg.ssrc = 0xBAD;
         a.reconfigure(cfg).unwrap();
-        assert_eq!(a.frame_samples(), 320);
-        let bytes = a.send_pcm(t0 + PTIME, &[0; 320]).bytes;
+        assert_eq!(a.frame_samples(), 960);
+        let bytes = a.send_pcm(t0 + PTIME, &[0; 960]).bytes;
         let p = RtpPacket::parse(bytes).unwrap();
-        assert_eq!((p.payload_type, p.payload.len()), (9, 160));
+        assert_eq!(p.payload_type, 111);
+        assert!(!p.payload.is_empty());
         assert_eq!((p.seq, p.ssrc), (before.0.wrapping_add(1), before.1));
     }
 
