@@ -11,7 +11,7 @@ use super::dtmf::{self, DtmfPacket, DtmfReceiver};
 use super::jitter::{JitterBuffer, JitterConfig, PacketInfo, Playout};
 use super::rtcp::{self, Reception, SenderInfo};
 use super::rtp::{RtpError, RtpHeader, RtpPacket};
-use crate::sdp::Direction;
+use crate::sdp::{Direction, Negotiated};
 
 /// Interval between RTCP reports (RFC 3550's 5 s minimum, no randomisation needed for
 /// two-party sessions).
@@ -70,6 +70,22 @@ impl LegConfig {
             encoder: EncoderOptions::default(),
             jitter: JitterConfig::new(codec.rtp_clock(), ptime_ms),
         }
+    }
+
+    /// The leg for a negotiated stream; the peer's Opus `maxplaybackrate` caps our encoder.
+    pub fn from_negotiated(neg: &Negotiated, ssrc: u32) -> Self {
+        let mut cfg = LegConfig::new(
+            neg.codec,
+            neg.payload_type,
+            neg.ptime_ms,
+            neg.remote_rtp,
+            ssrc,
+        );
+        cfg.remote_rtcp = neg.remote_rtcp;
+        cfg.dtmf_payload_type = neg.dtmf_payload_type;
+        cfg.direction = neg.direction;
+        cfg.encoder.opus_max_playback_rate = neg.opus.and_then(|o| o.maxplaybackrate);
+        cfg
     }
 
     fn jitter_config(&self) -> JitterConfig {
@@ -719,6 +735,33 @@ mod tests {
             (p.seq, p.timestamp),
             (first.0.wrapping_add(2), first.1.wrapping_add(1760))
         );
+    }
+
+    #[test]
+    fn config_from_an_sdp_answer() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
+                     m=audio 4000 RTP/AVP 96 101\r\na=rtpmap:96 opus/48000/2\r\n\
+                     a=fmtp:96 maxplaybackrate=16000; useinbandfec=1\r\n\
+                     a=rtpmap:101 telephone-event/48000\r\na=ptime:40\r\na=rtcp-mux\r\na=sendonly\r\n";
+        let mut session =
+            crate::sdp::SdpSession::new(Default::default(), addr("10.0.0.1:20000"), 7);
+        let (neg, _) = session.answer(offer).unwrap();
+        let cfg = LegConfig::from_negotiated(&neg, 42);
+        assert_eq!(
+            (cfg.codec, cfg.payload_type, cfg.ptime_ms),
+            (CodecKind::Opus, 96, 40)
+        );
+        assert_eq!(
+            (cfg.dtmf_payload_type, cfg.direction),
+            (Some(101), Direction::RecvOnly)
+        );
+        assert_eq!(
+            (cfg.remote_rtp, cfg.remote_rtcp),
+            (addr("10.0.0.5:4000"), addr("10.0.0.5:4000"))
+        );
+        assert_eq!(cfg.encoder.opus_max_playback_rate, Some(16000));
+        let leg = Leg::new(cfg).unwrap();
+        assert_eq!(leg.frame_samples(), 1920);
     }
 
     #[test]
