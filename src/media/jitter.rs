@@ -176,6 +176,34 @@ impl JitterBuffer {
 
     /// Adds one received packet.
     pub fn push(&mut self, now: Instant, p: PacketInfo<'_>) {
+        self.push_inner(now, p, true);
+    }
+
+    /// Accounts for a packet of the stream that carries no audio (an RFC 4733 event sharing
+    /// the sequence numbers): it plays as an empty frame instead of counting as lost. Its
+    /// timestamp is extrapolated, and its timing is not taken as jitter (end packets come
+    /// in bursts).
+    pub fn push_filler(&mut self, now: Instant, seq: u16, ssrc: u32) {
+        let Some((h, hts)) = self.highest.filter(|_| self.ssrc == Some(ssrc)) else {
+            return;
+        };
+        let ext = self.extend_seq(seq);
+        let ticks = (ext as i64 - h as i64) * self.packet_ticks as i64;
+        let timestamp = hts.wrapping_add(ticks as u32);
+        self.push_inner(
+            now,
+            PacketInfo {
+                seq,
+                timestamp,
+                ssrc,
+                marker: false,
+                payload: &[],
+            },
+            false,
+        );
+    }
+
+    fn push_inner(&mut self, now: Instant, p: PacketInfo<'_>, measure: bool) {
         self.stats.received += 1;
         if self.ssrc != Some(p.ssrc) {
             if self.ssrc.is_some() {
@@ -192,7 +220,9 @@ impl JitterBuffer {
         if p.marker {
             self.last_transit = None;
         }
-        self.update_jitter(now, p.timestamp);
+        if measure {
+            self.update_jitter(now, p.timestamp);
+        }
         self.last_arrival = Some(now);
         if self.first_arrival.is_none() {
             self.first_arrival = Some(now);
@@ -587,5 +617,63 @@ mod tests {
             settled.delay
         );
         assert!(settled.dropped > 0);
+    }
+
+    /// A lossy, jittery network: 2% loss, delays uniform in 0..60 ms (so reordering), for
+    /// 60 s. Playout must lose little beyond the network's loss and keep the delay bounded.
+    #[test]
+    fn survives_a_bad_network() {
+        let (mut b, t0) = (jb(), Instant::now());
+        let mut rng = 0x853C_49E6_748F_EA9Bu64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let frames = 3000u32;
+        let mut arrivals = Vec::new();
+        for i in 0..frames {
+            if next() % 50 != 0 {
+                arrivals.push((i as u64 * 20_000 + next() % 60_000, i as u16));
+            }
+        }
+        let sent = arrivals.len() as u64;
+        arrivals.sort();
+        let (mut played, mut concealed, mut next_arrival) = (0u64, 0u64, 0);
+        let mut max_delay = Duration::ZERO;
+        for tick in 0..frames + 20 {
+            let now_us = tick as u64 * 20_000 + 10_000;
+            while next_arrival < arrivals.len() && arrivals[next_arrival].0 <= now_us {
+                let (at, seq) = arrivals[next_arrival];
+                b.push(t0 + Duration::from_micros(at), pkt(seq, 1, &[1]));
+                next_arrival += 1;
+            }
+            match b.pop(t0 + Duration::from_micros(now_us)) {
+                Playout::Frame { .. } => played += 1,
+                Playout::Lost | Playout::Stretch => concealed += 1,
+                Playout::Empty => {}
+            }
+            max_delay = max_delay.max(b.stats().delay);
+        }
+        let s = b.stats();
+        let late_share = s.late as f64 / sent as f64;
+        assert!(late_share < 0.01, "late {late_share} {s:?}");
+        assert!(
+            played as f64 > 0.97 * sent as f64,
+            "played {played} of {sent}, {s:?}"
+        );
+        assert!(
+            concealed < frames as u64 / 20,
+            "concealed {concealed}, {s:?}"
+        );
+        assert!(
+            s.target >= Duration::from_millis(40) && s.target <= Duration::from_millis(200),
+            "{s:?}"
+        );
+        assert!(
+            max_delay <= Duration::from_millis(200),
+            "max delay {max_delay:?}"
+        );
     }
 }

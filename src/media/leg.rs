@@ -11,13 +11,18 @@ use super::dtmf::{self, DtmfPacket, DtmfReceiver};
 use super::jitter::{JitterBuffer, JitterConfig, PacketInfo, Playout};
 use super::rtcp::{self, Reception, SenderInfo};
 use super::rtp::{RtpError, RtpHeader, RtpPacket};
-use crate::sdp::Direction;
+use crate::sdp::{Direction, Negotiated};
 
 /// Interval between RTCP reports (RFC 3550's 5 s minimum, no randomisation needed for
 /// two-party sessions).
 const RTCP_INTERVAL: Duration = Duration::from_secs(5);
 /// Length of a sent DTMF digit.
 const DTMF_DURATION_MS: u32 = 100;
+/// A new source address with an unknown SSRC may take over the stream only after the
+/// current one has been silent this long (stops a stray or spoofed stream hijacking it).
+const RELATCH_AFTER: Duration = Duration::from_secs(1);
+/// Undrained events beyond this are dropped, so a flood cannot grow memory.
+const MAX_EVENTS: usize = 64;
 
 /// What the leg needs from the negotiated session.
 #[derive(Debug, Clone)]
@@ -36,6 +41,8 @@ pub struct LegConfig {
     pub ssrc: u32,
     pub cname: String,
     pub encoder: EncoderOptions,
+    /// Jitter buffer delay bounds (its clock rate and ptime always follow `codec` and
+    /// `ptime_ms`).
     pub jitter: JitterConfig,
 }
 
@@ -64,6 +71,31 @@ impl LegConfig {
             jitter: JitterConfig::new(codec.rtp_clock(), ptime_ms),
         }
     }
+
+    /// The leg for a negotiated stream; the peer's Opus `maxplaybackrate` caps our encoder.
+    pub fn from_negotiated(neg: &Negotiated, ssrc: u32) -> Self {
+        let mut cfg = LegConfig::new(
+            neg.codec,
+            neg.payload_type,
+            neg.ptime_ms,
+            neg.remote_rtp,
+            ssrc,
+        );
+        cfg.remote_rtcp = neg.remote_rtcp;
+        cfg.dtmf_payload_type = neg.dtmf_payload_type;
+        cfg.direction = neg.direction;
+        cfg.encoder.opus_max_playback_rate = neg.opus.and_then(|o| o.maxplaybackrate);
+        cfg
+    }
+
+    fn jitter_config(&self) -> JitterConfig {
+        let fresh = JitterConfig::new(self.codec.rtp_clock(), self.ptime_ms);
+        JitterConfig {
+            min_delay: self.jitter.min_delay,
+            max_delay: self.jitter.max_delay,
+            ..fresh
+        }
+    }
 }
 
 /// Why an incoming datagram was dropped.
@@ -73,6 +105,8 @@ pub enum Dropped {
     Malformed(#[from] RtpError),
     #[error("payload type {0} was not negotiated")]
     UnknownPayloadType(u8),
+    #[error("a second source while the latched one is alive")]
+    ForeignSource,
     #[error("not RTCP: {0}")]
     BadRtcp(#[from] rtcp::RtcpError),
 }
@@ -150,7 +184,7 @@ impl Leg {
         Ok(Leg {
             remote: cfg.remote_rtp,
             remote_ssrc: None,
-            jitter: JitterBuffer::new(cfg.jitter),
+            jitter: JitterBuffer::new(cfg.jitter_config()),
             decoder: cfg.codec.decoder()?,
             encoder: cfg.codec.encoder(cfg.encoder)?,
             pcm: Vec::new(),
@@ -176,6 +210,31 @@ impl Leg {
         })
     }
 
+    /// Applies a re-negotiation (re-INVITE): new codec, payload types, ptime or address.
+    /// Our SSRC and RTP numbering carry on, so the peer sees one continuous stream.
+    pub fn reconfigure(&mut self, cfg: LegConfig) -> Result<(), CodecError> {
+        if cfg.codec != self.cfg.codec || cfg.encoder != self.cfg.encoder {
+            self.decoder = cfg.codec.decoder()?;
+            self.encoder = cfg.codec.encoder(cfg.encoder)?;
+            self.pcm.clear();
+        }
+        if cfg.codec != self.cfg.codec
+            || cfg.jitter_config() != self.cfg.jitter_config()
+            || cfg.payload_type != self.cfg.payload_type
+        {
+            self.jitter = JitterBuffer::new(cfg.jitter_config());
+        }
+        if cfg.remote_rtp != self.cfg.remote_rtp {
+            self.remote = cfg.remote_rtp;
+        }
+        self.cfg = LegConfig {
+            ssrc: self.cfg.ssrc,
+            cname: std::mem::take(&mut self.cfg.cname),
+            ..cfg
+        };
+        Ok(())
+    }
+
     pub fn config(&self) -> &LegConfig {
         &self.cfg
     }
@@ -183,6 +242,11 @@ impl Leg {
     /// Where RTP goes now (latched to the peer's source address).
     pub fn remote(&self) -> SocketAddr {
         self.remote
+    }
+
+    /// The SSRC of the peer's stream, once a packet has arrived.
+    pub fn remote_ssrc(&self) -> Option<u32> {
+        self.remote_ssrc
     }
 
     pub fn direction(&self) -> Direction {
@@ -212,12 +276,16 @@ impl Leg {
     }
 
     /// Takes one incoming RTP datagram. Invalid ones are dropped (and counted) with the reason.
+    /// RTCP arriving on the RTP port (rtcp-mux, RFC 5761) is handed to `handle_rtcp`.
     pub fn handle_rtp(
         &mut self,
         now: Instant,
         from: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), Dropped> {
+        if rtcp::looks_like_rtcp(bytes) {
+            return self.handle_rtcp(now, from, bytes);
+        }
         let result = self.accept_rtp(now, from, bytes);
         if result.is_err() {
             self.stats.dropped_in += 1;
@@ -232,8 +300,15 @@ impl Leg {
             return Err(Dropped::UnknownPayloadType(p.payload_type));
         }
         if from != self.remote {
+            let silent = self
+                .last_rx
+                .is_none_or(|t| now.saturating_duration_since(t) > RELATCH_AFTER);
+            // Same SSRC from a new address is the same phone behind a rebinding NAT.
+            if !silent && self.remote_ssrc != Some(p.ssrc) {
+                return Err(Dropped::ForeignSource);
+            }
             self.remote = from;
-            self.events.push_back(LegEvent::RemoteMoved(from));
+            self.push_event(LegEvent::RemoteMoved(from));
         }
         self.last_rx = Some(now);
         self.stats.packets_in += 1;
@@ -242,8 +317,10 @@ impl Leg {
         self.reception.record(p.ssrc, p.seq);
         if is_dtmf {
             if let Some(d) = self.dtmf_rx.handle(p.timestamp, p.payload) {
-                self.events.push_back(LegEvent::Dtmf(d));
+                self.push_event(LegEvent::Dtmf(d));
             }
+            // The event took an audio packet's place in the sequence: not a loss.
+            self.jitter.push_filler(now, p.seq, p.ssrc);
             return Ok(());
         }
         let info = PacketInfo {
@@ -294,6 +371,12 @@ impl Leg {
         Ok(())
     }
 
+    fn push_event(&mut self, event: LegEvent) {
+        if self.events.len() < MAX_EVENTS {
+            self.events.push_back(event);
+        }
+    }
+
     /// Next queued event (DTMF digits, address changes).
     pub fn poll_event(&mut self) -> Option<LegEvent> {
         self.events.pop_front()
@@ -319,6 +402,9 @@ impl Leg {
         let packet_samples = (self.jitter.packet_ticks() as u64 * codec.pcm_rate() as u64
             / codec.rtp_clock() as u64) as usize;
         match self.jitter.pop(now) {
+            Playout::Frame { payload: [], .. } => {
+                self.decoder.conceal(packet_samples, &mut self.pcm)
+            }
             Playout::Frame { payload, .. } => self.decoder.decode(payload, &mut self.pcm),
             Playout::Lost => match self.jitter.peek_next() {
                 Some(next) => self.decoder.recover(next, packet_samples, &mut self.pcm),
@@ -555,22 +641,30 @@ mod tests {
     #[test]
     fn dtmf_replaces_audio_and_arrives_once() {
         let (mut a, mut b) = pair(CodecKind::Pcmu, 0);
-        assert!(a.send_dtmf('7') && a.send_dtmf('#') && !a.send_dtmf('x'));
+        assert!(!a.send_dtmf('x'));
         let t0 = Instant::now();
         let mut dtmf_packets = 0;
-        for i in 0..20u32 {
-            let bytes = a.send_payload(t0 + PTIME * i, &[0xFF; 160]).bytes.to_vec();
+        let mut frames = 0;
+        for i in 0..30u32 {
+            if i == 3 {
+                assert!(a.send_dtmf('7') && a.send_dtmf('#'));
+            }
+            let now = t0 + PTIME * i;
+            let bytes = a.send_payload(now, &[0xFF; 160]).bytes.to_vec();
             let p = RtpPacket::parse(&bytes).unwrap();
             if p.payload_type == 101 {
                 dtmf_packets += 1;
                 assert_eq!(p.payload.len(), 4);
             }
-            b.handle_rtp(t0 + PTIME * i, addr("127.0.0.1:5000"), &bytes)
-                .unwrap();
+            b.handle_rtp(now, addr("127.0.0.1:5000"), &bytes).unwrap();
+            frames += b.pull_frame(now + Duration::from_millis(10)).is_some() as u32;
         }
         assert_eq!(dtmf_packets, 14);
         let events: Vec<_> = std::iter::from_fn(|| b.poll_event()).collect();
         assert_eq!(events, vec![LegEvent::Dtmf('7'), LegEvent::Dtmf('#')]);
+        // The events took the audio's sequence numbers: no loss, no gap in playout.
+        assert_eq!(b.stats().lost, 0);
+        assert!(frames >= 28, "{frames}");
     }
 
     #[test]
@@ -582,8 +676,25 @@ mod tests {
         assert!(b.last_rx.is_none());
         b.handle_rtp(t0, addr("203.0.113.5:40000"), &pkt).unwrap();
         assert_eq!(b.remote(), addr("203.0.113.5:40000"));
-        assert_eq!(b.last_rx, Some(t0));
+        assert_eq!((b.last_rx, b.remote_ssrc()), (Some(t0), Some(0x1111)));
         assert_eq!(b.send_payload(t0, &[0; 160]).to, addr("203.0.113.5:40000"));
+        // Another source with another SSRC cannot take over a live stream...
+        let mut intruder = a.send_payload(t0 + PTIME, &[0xFF; 160]).bytes.to_vec();
+        intruder[8..12].copy_from_slice(&0x9999u32.to_be_bytes());
+        let at = t0 + PTIME;
+        let err = b.handle_rtp(at, addr("192.0.2.66:4000"), &intruder);
+        assert_eq!(err, Err(Dropped::ForeignSource));
+        // ...but the same SSRC from a new port (NAT rebinding) moves it at once,
+        let pkt2 = a.send_payload(t0 + PTIME * 2, &[0xFF; 160]).bytes.to_vec();
+        b.handle_rtp(t0 + PTIME * 2, addr("203.0.113.5:40002"), &pkt2)
+            .unwrap();
+        assert_eq!(b.remote(), addr("203.0.113.5:40002"));
+        // and any source may take over once the old one has been silent for a while.
+        let quiet = t0 + Duration::from_secs(3);
+        b.handle_rtp(quiet, addr("192.0.2.66:4000"), &intruder)
+            .unwrap();
+        assert_eq!(b.remote(), addr("192.0.2.66:4000"));
+        let t0 = quiet;
         // Garbage or a foreign payload type neither latches nor counts as life.
         let later = t0 + PTIME;
         assert!(
@@ -598,7 +709,7 @@ mod tests {
         );
         assert_eq!(
             (b.remote(), b.last_rx, b.stats().dropped_in),
-            (addr("203.0.113.5:40000"), Some(t0), 2)
+            (addr("192.0.2.66:4000"), Some(t0), 3)
         );
     }
 
@@ -627,6 +738,53 @@ mod tests {
     }
 
     #[test]
+    fn config_from_an_sdp_answer() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
+                     m=audio 4000 RTP/AVP 96 101\r\na=rtpmap:96 opus/48000/2\r\n\
+                     a=fmtp:96 maxplaybackrate=16000; useinbandfec=1\r\n\
+                     a=rtpmap:101 telephone-event/48000\r\na=ptime:40\r\na=rtcp-mux\r\na=sendonly\r\n";
+        let mut session =
+            crate::sdp::SdpSession::new(Default::default(), addr("10.0.0.1:20000"), 7);
+        let (neg, _) = session.answer(offer).unwrap();
+        let cfg = LegConfig::from_negotiated(&neg, 42);
+        assert_eq!(
+            (cfg.codec, cfg.payload_type, cfg.ptime_ms),
+            (CodecKind::Opus, 96, 40)
+        );
+        assert_eq!(
+            (cfg.dtmf_payload_type, cfg.direction),
+            (Some(101), Direction::RecvOnly)
+        );
+        assert_eq!(
+            (cfg.remote_rtp, cfg.remote_rtcp),
+            (addr("10.0.0.5:4000"), addr("10.0.0.5:4000"))
+        );
+        assert_eq!(cfg.encoder.opus_max_playback_rate, Some(16000));
+        let leg = Leg::new(cfg).unwrap();
+        assert_eq!(leg.frame_samples(), 1920);
+    }
+
+    #[test]
+    fn reconfigure_keeps_the_stream_continuous() {
+        let (mut a, _) = pair(CodecKind::Pcmu, 0);
+        let t0 = Instant::now();
+        let before = RtpPacket::parse(a.send_pcm(t0, &[0; 160]).bytes)
+            .map(|p| (p.seq, p.ssrc))
+            .unwrap();
+        let mut cfg = a.config().clone();
+        cfg.codec = CodecKind::Opus;
+        cfg.payload_type = 111;
+        cfg.ssrc = 0xBAD;
+        a.reconfigure(cfg).unwrap();
+        assert_eq!(a.frame_samples(), 960);
+        let bytes = a.send_pcm(t0 + PTIME, &[0; 960]).bytes;
+        let p = RtpPacket::parse(bytes).unwrap();
+        assert_eq!(p.payload_type, 111);
+        assert!(!p.payload.is_empty());
+        assert_eq!((p.seq, p.ssrc), (before.0.wrapping_add(1), before.1));
+    }
+
+    #[test]
     fn rtcp_reports_flow_both_ways() {
         let (mut a, mut b) = pair(CodecKind::Pcmu, 0);
         let t0 = Instant::now();
@@ -646,7 +804,8 @@ mod tests {
             .unwrap()
             .bytes
             .to_vec();
-        a.handle_rtcp(later, addr("127.0.0.1:4001"), &rr).unwrap();
+        // Muxed: the report arrives on the RTP port.
+        a.handle_rtp(later, addr("127.0.0.1:4000"), &rr).unwrap();
         // b lost 5 of 50 packets from a: a learns 10% loss (25/256).
         assert_eq!(a.stats().remote_fraction_lost, 25);
         let packets: Vec<_> = crate::media::rtcp::parse(&rr)

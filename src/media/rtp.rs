@@ -187,6 +187,26 @@ mod tests {
     }
 
     #[test]
+    fn any_bytes_parse_or_fail_cleanly() {
+        let mut buf = [0u8; 40];
+        let mut x = 0x1234_5678u32;
+        for len in 0..=buf.len() {
+            for _ in 0..2000 {
+                for b in buf.iter_mut() {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    *b = x as u8;
+                }
+                buf[0] = (buf[0] & 0x3F) | 0x80;
+                if let Ok(p) = RtpPacket::parse(&buf[..len]) {
+                    assert!(p.payload.len() + HEADER_LEN + p.csrc.len() <= len);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn rejects_malformed_packets() {
         assert_eq!(RtpPacket::parse(&[0x80; 11]), Err(RtpError::TooShort));
         let mut v1 = vec![0x40; 12];

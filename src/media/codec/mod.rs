@@ -26,11 +26,16 @@ pub struct CodecError(pub String);
 pub struct EncoderOptions {
     /// Opus complexity 0..=10: 5 costs about half of 10 for speech with little audible loss.
     pub opus_complexity: i32,
+    /// The peer's Opus `maxplaybackrate` (RFC 7587): no point coding wider audio than it plays.
+    pub opus_max_playback_rate: Option<u32>,
 }
 
 impl Default for EncoderOptions {
     fn default() -> Self {
-        EncoderOptions { opus_complexity: 5 }
+        EncoderOptions {
+            opus_complexity: 5,
+            opus_max_playback_rate: None,
+        }
     }
 }
 
@@ -89,7 +94,10 @@ impl CodecKind {
             CodecKind::Pcmu => Box::new(g711::G711Encoder(g711::Law::Ulaw)),
             CodecKind::Pcma => Box::new(g711::G711Encoder(g711::Law::Alaw)),
             CodecKind::G722 => Box::<g722::G722Encoder>::default(),
-            CodecKind::Opus => Box::new(opus::OpusEncoder::new(opts.opus_complexity)?),
+            CodecKind::Opus => Box::new(opus::OpusEncoder::new(
+                opts.opus_complexity,
+                opts.opus_max_playback_rate,
+            )?),
         })
     }
 

@@ -3,7 +3,7 @@
 //! next packet), DTX off (a conference needs a steady packet clock to detect dead peers).
 
 use super::{CodecError, Decoder, Encoder};
-use opus::{Application, Channels};
+use opus::{Application, Bandwidth, Channels};
 
 const RATE: u32 = 48000;
 /// The largest Opus frame (120 ms at 48 kHz).
@@ -17,15 +17,29 @@ fn err(e: opus::Error) -> CodecError {
     CodecError(e.to_string())
 }
 
+/// The widest Opus audio bandwidth a receiver playing at `rate` Hz can use.
+fn bandwidth_for(rate: u32) -> Bandwidth {
+    match rate {
+        0..=8000 => Bandwidth::Narrowband,
+        8001..=12000 => Bandwidth::Mediumband,
+        12001..=16000 => Bandwidth::Wideband,
+        16001..=24000 => Bandwidth::Superwideband,
+        _ => Bandwidth::Fullband,
+    }
+}
+
 /// Opus encoder, 48 kHz mono.
 pub struct OpusEncoder {
     inner: opus::Encoder,
 }
 
 impl OpusEncoder {
-    /// `complexity` 0..=10 (clamped).
-    pub fn new(complexity: i32) -> Result<Self, CodecError> {
+    /// `complexity` 0..=10 (clamped); `max_playback_rate` limits the coded audio bandwidth.
+    pub fn new(complexity: i32, max_playback_rate: Option<u32>) -> Result<Self, CodecError> {
         let mut inner = opus::Encoder::new(RATE, Channels::Mono, Application::Voip).map_err(err)?;
+        if let Some(rate) = max_playback_rate {
+            inner.set_max_bandwidth(bandwidth_for(rate)).map_err(err)?;
+        }
         inner.set_complexity(complexity.clamp(0, 10)).map_err(err)?;
         inner.set_inband_fec(true).map_err(err)?;
         inner.set_packet_loss_perc(LOSS_PERCENT).map_err(err)?;
@@ -125,7 +139,7 @@ mod tests {
     #[test]
     fn tone_round_trip_keeps_frequency() {
         let input = tone(1000.0, RATE, 48000, 12000.0);
-        let mut enc = OpusEncoder::new(5).unwrap();
+        let mut enc = OpusEncoder::new(5, None).unwrap();
         let mut dec = OpusDecoder::new().unwrap();
         let mut out = Vec::new();
         for p in encode_all(&mut enc, &input) {
@@ -141,7 +155,7 @@ mod tests {
     #[test]
     fn fec_and_plc_fill_a_lost_frame_with_the_tone() {
         let input = tone(600.0, RATE, 48000, 12000.0);
-        let mut enc = OpusEncoder::new(5).unwrap();
+        let mut enc = OpusEncoder::new(5, None).unwrap();
         let packets = encode_all(&mut enc, &input);
         let mut dec = OpusDecoder::new().unwrap();
         let mut out = Vec::new();
@@ -161,6 +175,19 @@ mod tests {
         dec.conceal(960, &mut plc);
         assert_eq!(plc.len(), 960);
         assert!(level_db(&plc, RATE, 600.0) > -25.0);
+    }
+
+    #[test]
+    fn max_playback_rate_limits_bandwidth() {
+        let input = tone(6000.0, RATE, 24000, 8000.0);
+        let mut enc = OpusEncoder::new(5, Some(8000)).unwrap();
+        let mut dec = OpusDecoder::new().unwrap();
+        let mut out = Vec::new();
+        for p in encode_all(&mut enc, &input) {
+            dec.decode(&p, &mut out);
+        }
+        // Narrowband Opus stops at 4 kHz: the 6 kHz tone is gone.
+        assert!(level_db(&out[9600..], RATE, 6000.0) < -30.0);
     }
 
     #[test]
