@@ -409,17 +409,7 @@ impl Calls {
 }
 
 fn leg_config(neg: &Negotiated) -> LegConfig {
-    let mut cfg = LegConfig::new(
-        neg.codec,
-        neg.payload_type,
-        neg.ptime_ms,
-        neg.remote_rtp,
-        random() as u32,
-    );
-    cfg.dtmf_payload_type = neg.dtmf_payload_type;
-    cfg.remote_rtcp = neg.remote_rtcp;
-    cfg.direction = neg.direction;
-    cfg
+    LegConfig::from_negotiated(neg, random() as u32)
 }
 
 fn is_sdp(b: &Body) -> bool {
