@@ -5,30 +5,29 @@
 //! the listeners' full mix) cannot distort another (a talker's N-1 mix).
 //!
 //! The limiter is a memoryless soft knee: samples up to [`KNEE`] pass
-//! unchanged; above it the excess `e` is compressed as `R·e/(R+e)` into the
-//! remaining headroom `R`, which is continuous with slope 1 at the knee and
-//! never reaches full scale. Being memoryless, it needs no per-mix state,
-//! so mixes may be created and dropped every tick.
+//! unchanged; above it the excess `e` follows `e - e²/(4R)` until it
+//! reaches the remaining headroom `R` at `e = 2R`, then stays at full
+//! scale. That curve is continuous with slope 1 at the knee and slope 0 at
+//! the ceiling, monotonic, and needs no division, so it vectorizes. Being
+//! memoryless, it needs no per-mix state: mixes may come and go each tick.
 
-/// Level where soft limiting starts (-2.5 dBFS).
-pub const KNEE: i32 = 24576;
-const KNEE_F: f32 = KNEE as f32;
-const ROOM: f32 = i16::MAX as f32 - KNEE_F;
+/// Level where soft limiting starts (-2.5 dBFS), chosen so `4R = 2^15`.
+pub const KNEE: i32 = 24575;
+const ROOM: i32 = i16::MAX as i32 - KNEE;
 /// Chunk over which the no-limiting fast path is checked.
 const CHUNK: usize = 64;
 
-/// The soft knee, branch-free in f32 so a chunk of it vectorizes. Exact
-/// below the knee (integers < 2^24 are exact in f32); monotonic above.
+/// The soft knee in branch-free i32 arithmetic so chunks vectorize.
 #[inline]
 fn soft(x: i32) -> i16 {
-    let a = x.unsigned_abs() as f32;
-    let e = (a - KNEE_F).max(0.0);
-    let mag = a.min(KNEE_F) + ROOM * e / (ROOM + e);
-    mag.copysign(x as f32) as i16
+    let a = x.saturating_abs().min(KNEE + 2 * ROOM);
+    let e = (a - KNEE).max(0);
+    let mag = a.min(KNEE) + e - ((e * e) >> 15);
+    (if x < 0 { -mag } else { mag }) as i16
 }
 
 fn within_knee(x: &[i32]) -> bool {
-    x.iter().fold(0u32, |m, v| m.max(v.unsigned_abs())) <= KNEE as u32
+    x.iter().fold(0, |m, v| m.max(v.saturating_abs())) <= KNEE
 }
 
 /// Limits `buf` into `out` (same length), taking the plain cast when the
@@ -143,7 +142,9 @@ mod tests {
             assert_eq!(s.signum(), (*d as i32).signum(), "{s} wrapped to {d}");
         }
         assert!(dst.windows(2).all(|w| w[0] <= w[1]));
-        assert!(dst.iter().all(|d| *d != i16::MIN && *d != i16::MAX));
+        assert!(dst.iter().all(|d| *d != i16::MIN));
+        let knee_slope = soft(KNEE + 100) as i32 - soft(KNEE) as i32;
+        assert!((99..=100).contains(&knee_slope), "smooth at the knee");
     }
 
     #[test]
