@@ -459,6 +459,7 @@ impl Conference {
         }
         let idx = out.alloc(rate);
         let dst = out.pcm_mut(idx);
+        dst.clear();
         if let Some(s) = self.shared.iter_mut().find(|s| s.rate == rate) {
             if !s.ready {
                 s.pcm.clear();
@@ -519,6 +520,7 @@ impl Conference {
         }
         mix::limit(&self.tmp, &mut self.pcm);
         let dst = out.pcm_mut(idx);
+        dst.clear();
         match &mut self.members[i].rs_out {
             Some(rs) => rs.process(&self.pcm, dst),
             None => dst.extend_from_slice(&self.pcm),

@@ -18,7 +18,7 @@ const ROOM: i32 = i16::MAX as i32 - KNEE;
 const CHUNK: usize = 64;
 
 /// The soft knee in branch-free i32 arithmetic so chunks vectorize.
-#[inline]
+#[inline(always)]
 fn soft(x: i32) -> i16 {
     let a = x.saturating_abs().min(KNEE + 2 * ROOM);
     let e = (a - KNEE).max(0);
@@ -26,13 +26,14 @@ fn soft(x: i32) -> i16 {
     (if x < 0 { -mag } else { mag }) as i16
 }
 
+#[inline(always)]
 fn within_knee(x: &[i32]) -> bool {
     x.iter().fold(0, |m, v| m.max(v.saturating_abs())) <= KNEE
 }
 
 /// Limits `buf` into `out` (same length), taking the plain cast when the
 /// chunk stays within the knee.
-#[inline]
+#[inline(always)]
 fn limit_chunk(buf: &[i32], out: &mut [i16]) {
     if within_knee(buf) {
         for (o, b) in out.iter_mut().zip(buf) {
@@ -47,7 +48,7 @@ fn limit_chunk(buf: &[i32], out: &mut [i16]) {
 
 /// Runs `fill(start, chunk)` to compute each chunk of wide samples, then
 /// limits it into `dst`.
-#[inline]
+#[inline(always)]
 fn limit_with(dst: &mut [i16], mut fill: impl FnMut(usize, &mut [i32])) {
     let mut buf = [0i32; CHUNK];
     for (c, out) in dst.chunks_mut(CHUNK).enumerate() {
@@ -65,8 +66,25 @@ pub fn limit(src: &[i32], dst: &mut [i16]) {
     }
 }
 
-/// `dst = limit(acc - own)`: a talker's N-1 mix in one pass.
+/// `dst = limit(acc - own)`: a talker's N-1 mix in one pass. This is the
+/// loop that scales with talkers x members, so it uses AVX2 when present.
 pub fn limit_minus(acc: &[i32], own: &[i16], dst: &mut [i16]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { limit_minus_avx2(acc, own, dst) };
+    }
+    limit_minus_portable(acc, own, dst);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn limit_minus_avx2(acc: &[i32], own: &[i16], dst: &mut [i16]) {
+    limit_minus_portable(acc, own, dst);
+}
+
+#[inline(always)]
+fn limit_minus_portable(acc: &[i32], own: &[i16], dst: &mut [i16]) {
     let n = dst.len().min(acc.len()).min(own.len());
     limit_with(&mut dst[..n], |at, buf| {
         for ((b, a), o) in buf.iter_mut().zip(&acc[at..]).zip(&own[at..]) {
