@@ -288,11 +288,8 @@ impl Conference {
         for s in &mut self.shared {
             s.ready = false;
         }
-        self.read_inputs();
         self.acc.fill(0);
-        for &(_, i) in &self.contributors {
-            mix::add(&mut self.acc, &self.members[i].own);
-        }
+        self.read_inputs();
         let conference_playback = self.run_playbacks();
         let audible = !self.contributors.is_empty() || conference_playback;
         for i in 0..self.members.len() {
@@ -331,8 +328,8 @@ impl Conference {
         before - self.playbacks.len()
     }
 
-    /// Pulls each speaking member's frame, runs its gate, and prepares the
-    /// conference-rate contribution of those whose gate is open.
+    /// Pulls each speaking member's frame, runs its gate, and sums the
+    /// conference-rate contribution of those whose gate is open into `acc`.
     fn read_inputs(&mut self) {
         self.contributors.clear();
         let n = self.frame;
@@ -373,6 +370,8 @@ impl Conference {
                     m.own.clear();
                     rs.process(&m.pcm_in, &mut m.own);
                 }
+                // Summed now, while the frame is still in cache.
+                mix::add(&mut self.acc, &m.own);
                 m.contributing = true;
                 self.contributors.push((m.id, i));
             }
