@@ -340,36 +340,21 @@ impl Conference {
                 m.ingress.drain();
                 continue;
             }
-            let gain = mix::volume_gain(m.talk_volume);
-            let score = (m.ingress.begin() as f32 * gain) as u32;
-            let level = m.energy_level.unwrap_or(self.profile.energy_level());
-            match m.gate.update(score, level) {
+            let (transition, score) = m.run_gate(self.profile.energy_level());
+            let member = m.id;
+            match transition {
                 Transition::StartedTalking => self.events.push_back(Event::StartTalking {
-                    member: m.id,
+                    member,
                     energy: score,
                 }),
                 Transition::StoppedTalking => self.events.push_back(Event::StopTalking {
-                    member: m.id,
+                    member,
                     energy: score,
                 }),
                 Transition::None => {}
             }
             if m.gate.mix_open() {
-                let frame = match m.rs_in {
-                    Some(_) => &mut m.pcm_in,
-                    None => {
-                        m.own.resize(n, 0);
-                        &mut m.own
-                    }
-                };
-                m.ingress.emit(frame);
-                if m.talk_volume != 0 {
-                    mix::scale_pcm(frame, gain);
-                }
-                if let Some(rs) = &mut m.rs_in {
-                    m.own.clear();
-                    rs.process(&m.pcm_in, &mut m.own);
-                }
+                m.take_frame(n);
                 // Summed now, while the frame is still in cache.
                 mix::add(&mut self.acc, &m.own);
                 m.contributing = true;
