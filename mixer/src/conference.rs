@@ -288,11 +288,8 @@ impl Conference {
         for s in &mut self.shared {
             s.ready = false;
         }
-        self.read_inputs();
         self.acc.fill(0);
-        for &(_, i) in &self.contributors {
-            mix::add(&mut self.acc, &self.members[i].own);
-        }
+        self.read_inputs();
         let conference_playback = self.run_playbacks();
         let audible = !self.contributors.is_empty() || conference_playback;
         for i in 0..self.members.len() {
@@ -331,8 +328,8 @@ impl Conference {
         before - self.playbacks.len()
     }
 
-    /// Pulls each speaking member's frame, runs its gate, and prepares the
-    /// conference-rate contribution of those whose gate is open.
+    /// Pulls each speaking member's frame, runs its gate, and sums the
+    /// conference-rate contribution of those whose gate is open into `acc`.
     fn read_inputs(&mut self) {
         self.contributors.clear();
         let n = self.frame;
@@ -343,36 +340,23 @@ impl Conference {
                 m.ingress.drain();
                 continue;
             }
-            let gain = mix::volume_gain(m.talk_volume);
-            let score = (m.ingress.begin() as f32 * gain) as u32;
-            let level = m.energy_level.unwrap_or(self.profile.energy_level());
-            match m.gate.update(score, level) {
+            let (transition, score) = m.run_gate(self.profile.energy_level());
+            let member = m.id;
+            match transition {
                 Transition::StartedTalking => self.events.push_back(Event::StartTalking {
-                    member: m.id,
+                    member,
                     energy: score,
                 }),
                 Transition::StoppedTalking => self.events.push_back(Event::StopTalking {
-                    member: m.id,
+                    member,
                     energy: score,
                 }),
                 Transition::None => {}
             }
             if m.gate.mix_open() {
-                let frame = match m.rs_in {
-                    Some(_) => &mut m.pcm_in,
-                    None => {
-                        m.own.resize(n, 0);
-                        &mut m.own
-                    }
-                };
-                m.ingress.emit(frame);
-                if m.talk_volume != 0 {
-                    mix::scale_pcm(frame, gain);
-                }
-                if let Some(rs) = &mut m.rs_in {
-                    m.own.clear();
-                    rs.process(&m.pcm_in, &mut m.own);
-                }
+                m.take_frame(n);
+                // Summed now, while the frame is still in cache.
+                mix::add(&mut self.acc, &m.own);
                 m.contributing = true;
                 self.contributors.push((m.id, i));
             }
@@ -459,6 +443,7 @@ impl Conference {
         }
         let idx = out.alloc(rate);
         let dst = out.pcm_mut(idx);
+        dst.clear();
         if let Some(s) = self.shared.iter_mut().find(|s| s.rate == rate) {
             if !s.ready {
                 s.pcm.clear();
@@ -519,6 +504,7 @@ impl Conference {
         }
         mix::limit(&self.tmp, &mut self.pcm);
         let dst = out.pcm_mut(idx);
+        dst.clear();
         match &mut self.members[i].rs_out {
             Some(rs) => rs.process(&self.pcm, dst),
             None => dst.extend_from_slice(&self.pcm),

@@ -11,6 +11,12 @@
 //! Clocking: a missing frame is silence (never a stall), late samples are
 //! simply the next frame, and a backlog beyond [`MAX_QUEUED_FRAMES`] is
 //! trimmed to one frame so latency cannot grow.
+//!
+//! Scoring: `push` also records each chunk's sum of |x| in a small side
+//! ring while the samples are hot in the pushing thread's cache. When the
+//! chunks tile the mixer's frame exactly (the usual case: one decoded
+//! packet per frame) the gate reads those sums and never touches a gated
+//! -out member's samples; otherwise it sums the samples itself.
 
 use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
@@ -19,23 +25,49 @@ use ringbuf::{HeapCons, HeapProd, HeapRb};
 pub const PREROLL_MS: u32 = 10;
 /// Queued frames beyond which the oldest input is dropped.
 pub const MAX_QUEUED_FRAMES: usize = 4;
+/// Pushed chunks whose scores are remembered.
+const MARKS: usize = 64;
+
+/// The sum of |x| over pushed samples `start..start + len`.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    start: u64,
+    len: u32,
+    sum: u32,
+}
 
 /// The producer side a member's receive path pushes decoded PCM into.
 pub struct MemberInput {
     prod: HeapProd<i16>,
+    marks: HeapProd<Mark>,
+    pushed: u64,
 }
 
 impl MemberInput {
     /// Queues PCM at the member's rate; returns how many samples fit (the
     /// rest is dropped: the mixer is behind by more than the ring holds).
     pub fn push(&mut self, pcm: &[i16]) -> usize {
-        self.prod.push_slice(pcm)
+        let n = self.prod.push_slice(pcm);
+        if n > 0 {
+            let mark = Mark {
+                start: self.pushed,
+                len: n as u32,
+                sum: sum_abs(&pcm[..n]) as u32,
+            };
+            // A full mark ring only means the mixer sums those samples itself.
+            let _ = self.marks.try_push(mark);
+            self.pushed += n as u64;
+        }
+        n
     }
 }
 
 /// The mixer side of a member's ring.
 pub(crate) struct Ingress {
     cons: HeapCons<i16>,
+    marks: HeapCons<Mark>,
+    /// Samples consumed so far: the stream position of the ring's front.
+    consumed: u64,
     frame: usize,
     preroll: usize,
     /// Delayed samples from the previous frame at the front of the ring.
@@ -49,14 +81,22 @@ pub(crate) fn channel(frame: usize, rate: u32) -> (MemberInput, Ingress) {
     let preroll = ((rate * PREROLL_MS / 1000) as usize).min(frame);
     let cap = frame * (MAX_QUEUED_FRAMES + 2) + preroll;
     let (prod, cons) = HeapRb::<i16>::new(cap.max(1)).split();
+    let (mark_tx, marks) = HeapRb::<Mark>::new(MARKS).split();
     let ingress = Ingress {
         cons,
+        marks,
+        consumed: 0,
         frame,
         preroll,
         held: 0,
         take: 0,
     };
-    (MemberInput { prod }, ingress)
+    let input = MemberInput {
+        prod,
+        marks: mark_tx,
+        pushed: 0,
+    };
+    (input, ingress)
 }
 
 /// `len` samples from `start` of the ring's two slices, as two slices.
@@ -68,7 +108,8 @@ fn range<'a>(s: (&'a [i16], &'a [i16]), start: usize, len: usize) -> (&'a [i16],
     (a_part, b_part)
 }
 
-/// Sum of |x|; u32 holds it for any frame (5760 samples at 48 kHz/120 ms).
+/// Sum of |x|. A pushed chunk is at most one ring (35 040 samples at
+/// 48 kHz/120 ms), so its sum fits the u32 of a [`Mark`].
 fn sum_abs(s: &[i16]) -> u64 {
     s.chunks(1 << 16)
         .map(|c| c.iter().map(|x| x.unsigned_abs() as u32).sum::<u32>() as u64)
@@ -81,7 +122,7 @@ impl Ingress {
     pub fn begin(&mut self) -> u32 {
         let queued = self.cons.occupied_len().saturating_sub(self.held);
         if queued > self.frame * MAX_QUEUED_FRAMES {
-            self.cons.skip(self.held + queued - self.frame);
+            self.consume(self.held + queued - self.frame);
             self.held = 0;
         }
         self.take = self
@@ -89,9 +130,41 @@ impl Ingress {
             .occupied_len()
             .saturating_sub(self.held)
             .min(self.frame);
-        let (a, b) = range(self.cons.as_slices(), self.held, self.take);
-        let sum = sum_abs(a) + sum_abs(b);
+        let start = self.consumed + self.held as u64;
+        let sum = self.marked_sum(start, self.take).unwrap_or_else(|| {
+            let (a, b) = range(self.cons.as_slices(), self.held, self.take);
+            sum_abs(a) + sum_abs(b)
+        });
         (sum / self.frame.max(1) as u64) as u32
+    }
+
+    /// The sum of |x| over stream samples `start..start + len` from the
+    /// pushed chunks' marks, if they tile that range exactly.
+    fn marked_sum(&mut self, start: u64, len: usize) -> Option<u64> {
+        while self
+            .marks
+            .first()
+            .is_some_and(|m| m.start + m.len as u64 <= start)
+        {
+            self.marks.try_pop();
+        }
+        let end = start + len as u64;
+        let (mut pos, mut sum) = (start, 0u64);
+        for m in self.marks.iter() {
+            if pos == end {
+                break;
+            }
+            if m.start != pos || m.start + m.len as u64 > end {
+                return None;
+            }
+            pos += m.len as u64;
+            sum += m.sum as u64;
+        }
+        (pos == end).then_some(sum)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.consumed += self.cons.skip(n) as u64;
     }
 
     /// Writes the delayed frame: pre-roll tail of the previous frame, then
@@ -110,18 +183,18 @@ impl Ingress {
     /// Ends a tick: consumes the frame, keeping its tail as the next pre-roll.
     pub fn advance(&mut self) {
         if self.take == self.frame {
-            self.cons.skip(self.held + self.frame - self.preroll);
+            self.consume(self.held + self.frame - self.preroll);
             self.held = self.preroll;
         } else {
             // Underrun: the tail is silence, so no pre-roll is kept.
-            self.cons.skip(self.held + self.take);
+            self.consume(self.held + self.take);
             self.held = 0;
         }
     }
 
     /// Discards everything queued (a muted member's audio).
     pub fn drain(&mut self) {
-        self.cons.clear();
+        self.consumed += self.cons.clear() as u64;
         self.held = 0;
         self.take = 0;
     }
@@ -165,6 +238,43 @@ mod tests {
         assert!(pushed < 160 * 10);
         tick(&mut rx);
         assert!(rx.cons.occupied_len() <= 160);
+    }
+
+    #[test]
+    fn scores_from_marks_match_scores_from_samples() {
+        let stream: Vec<i16> = (0..160 * 12)
+            .map(|i| ((i * 7919) % 2001) as i16 - 1000)
+            .collect();
+        let mut scores = Vec::new();
+        // Frame-sized pushes (marks tile), odd chunks (partly), one sample
+        // at a time (marks overflow): the scores must not differ.
+        for chunk in [160, 70, 1] {
+            let (mut tx, mut rx) = channel(160, 8000);
+            let mut got = Vec::new();
+            for frame in stream.chunks(160) {
+                frame.chunks(chunk).for_each(|c| {
+                    tx.push(c);
+                });
+                got.push(tick(&mut rx).0);
+            }
+            scores.push(got);
+        }
+        assert_eq!(scores[0], scores[1]);
+        assert_eq!(scores[0], scores[2]);
+        assert!(scores[0].iter().all(|s| (400..600).contains(s)));
+    }
+
+    #[test]
+    fn aligned_pushes_are_scored_from_marks() {
+        let (mut tx, mut rx) = channel(160, 8000);
+        tx.push(&[-300; 160]);
+        assert_eq!(rx.marked_sum(0, 160), Some(300 * 160));
+        tick(&mut rx);
+        tx.push(&[200; 100]);
+        tx.push(&[100; 60]);
+        assert_eq!(rx.marked_sum(160, 160), Some(200 * 100 + 100 * 60));
+        assert_eq!(rx.marked_sum(160, 100), Some(200 * 100));
+        assert_eq!(rx.marked_sum(170, 150), None);
     }
 
     #[test]

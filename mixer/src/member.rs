@@ -3,8 +3,9 @@
 
 use std::fmt;
 
-use crate::gate::Gate;
+use crate::gate::{Gate, Transition};
 use crate::input::{self, Ingress, MemberInput};
+use crate::mix;
 use crate::profile::{Profile, ProfileError, RATES};
 use crate::resample::Resampler;
 
@@ -157,5 +158,34 @@ impl Member {
             has_playback: false,
         };
         Ok((member, tx))
+    }
+
+    /// Scores this tick's input (after talk volume, as FreeSWITCH does) and
+    /// runs the gate against the member's level or `default_level`.
+    pub fn run_gate(&mut self, default_level: u32) -> (Transition, u32) {
+        let gain = mix::volume_gain(self.talk_volume);
+        let score = (self.ingress.begin() as f32 * gain) as u32;
+        let level = self.energy_level.unwrap_or(default_level);
+        (self.gate.update(score, level), score)
+    }
+
+    /// Puts this tick's frame (pre-rolled, talk volume applied) into `own`
+    /// at the conference rate, `n` samples.
+    pub fn take_frame(&mut self, n: usize) {
+        let frame = match self.rs_in {
+            Some(_) => &mut self.pcm_in,
+            None => {
+                self.own.resize(n, 0);
+                &mut self.own
+            }
+        };
+        self.ingress.emit(frame);
+        if self.talk_volume != 0 {
+            mix::scale_pcm(frame, mix::volume_gain(self.talk_volume));
+        }
+        if let Some(rs) = &mut self.rs_in {
+            self.own.clear();
+            rs.process(&self.pcm_in, &mut self.own);
+        }
     }
 }

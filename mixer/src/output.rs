@@ -47,14 +47,15 @@ impl TickOutput {
         self.routes.clear();
     }
 
-    /// A fresh, empty mix buffer at `rate`; returns its index.
+    /// A mix buffer at `rate`; returns its index. The buffer keeps its last
+    /// contents (callers overwrite or clear it), so a slot reused at the
+    /// same length costs no zeroing.
     pub(crate) fn alloc(&mut self, rate: u32) -> usize {
         if self.active == self.mixes.len() {
             self.mixes.push(Mix::default());
         }
         let m = &mut self.mixes[self.active];
         m.rate = rate;
-        m.pcm.clear();
         self.active += 1;
         self.active - 1
     }

@@ -1,6 +1,7 @@
 //! The Kazoo/FreeSWITCH conference profile (spec §3.2): the settings a
 //! conference is created with, validated key by key.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -87,7 +88,21 @@ pub struct Profile {
     /// Announce the member count when it is >= this (> 1).
     announce_count: Option<u32>,
     sounds: Sounds,
+    caller_controls: String,
+    moderator_controls: String,
+    /// Keys the engine passes through untouched (see [`PASSTHROUGH`]).
+    passthrough: BTreeMap<String, String>,
 }
+
+/// Profile keys kept verbatim for the server (spec §3.2 "also passed through").
+pub const PASSTHROUGH: [&str; 6] = [
+    "conference-flags",
+    "member-flags",
+    "tts-engine",
+    "tts-voice",
+    "caller-id-name",
+    "caller-id-number",
+];
 
 impl Default for Profile {
     fn default() -> Self {
@@ -100,16 +115,20 @@ impl Default for Profile {
             channels: 2,
             announce_count: None,
             sounds: Sounds::default(),
+            caller_controls: "default".into(),
+            moderator_controls: "default".into(),
+            passthrough: BTreeMap::new(),
         }
     }
 }
 
 impl Profile {
-    /// Kazoo's `page` profile: 8 kHz, silent enter/exit/MOH.
+    /// Kazoo's `page` profile: 8 kHz, paging controls, silent enter/exit/MOH.
     pub fn page() -> Self {
         let silent = Some("silence_stream://1".to_string());
         Profile {
             rate: 8000,
+            caller_controls: "paging".into(),
             sounds: Sounds {
                 enter: silent.clone(),
                 exit: silent.clone(),
@@ -166,6 +185,11 @@ impl Profile {
                 const A: &str = "an integer >= 2";
                 self.announce_count = Some(Some(num(A)?).filter(|v| *v >= 2).ok_or(err(A))?);
             }
+            "caller-controls" => self.caller_controls = value.to_string(),
+            "moderator-controls" => self.moderator_controls = value.to_string(),
+            k if PASSTHROUGH.contains(&k) => {
+                self.passthrough.insert(k.to_string(), value.to_string());
+            }
             _ => match self.sounds.slot(key) {
                 Some(slot) => *slot = Some(value.to_string()),
                 None => return Err(err("a profile key of spec §3.2")),
@@ -215,6 +239,19 @@ impl Profile {
 
     pub fn sounds(&self) -> &Sounds {
         &self.sounds
+    }
+
+    pub fn caller_controls(&self) -> &str {
+        &self.caller_controls
+    }
+
+    pub fn moderator_controls(&self) -> &str {
+        &self.moderator_controls
+    }
+
+    /// A passed-through key's value (`conference-flags`, `tts-voice`, ...).
+    pub fn passthrough(&self, key: &str) -> Option<&str> {
+        self.passthrough.get(key).map(String::as_str)
     }
 
     /// Samples per frame at `rate`.
@@ -267,11 +304,19 @@ mod tests {
             ("comfort-noise", "0"),
             ("max-members", "2"),
             ("moh-sound", "$${hold_music}"),
+            ("conference-flags", "wait-mod"),
+            ("moderator-controls", "moderator"),
         ])
         .unwrap();
         assert_eq!(p.frame_len(), 441);
         assert_eq!(p.max_members(), Some(2));
         assert_eq!(p.sounds().moh.as_deref(), Some("$${hold_music}"));
+        assert_eq!(p.passthrough("conference-flags"), Some("wait-mod"));
+        assert_eq!(
+            (p.caller_controls(), p.moderator_controls()),
+            ("default", "moderator")
+        );
+        assert_eq!(Profile::page().caller_controls(), "paging");
     }
 
     #[test]

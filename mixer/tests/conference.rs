@@ -605,3 +605,42 @@ fn a_missing_frame_is_silence_not_a_stall() {
         "and audio resumes on time"
     );
 }
+
+#[test]
+fn muting_a_talker_ends_its_talking() {
+    let mut c = Conference::new(profile(&[]));
+    let mut ts = vec![talker(&mut c, 697.0, 8000.0, at(8000))];
+    let b = ts[0].id;
+    run(&mut c, &mut ts, &[], 2);
+    events(&mut c);
+    let muted = MemberFlags {
+        speak: false,
+        ..MemberFlags::default()
+    };
+    c.set_flags(b, muted).unwrap();
+    assert!(matches!(events(&mut c)[..], [Event::StopTalking { member, .. }] if member == b));
+    assert_eq!(c.member_talking(b), Some(false));
+    assert_eq!(c.member_flags(b), Some(muted));
+}
+
+#[test]
+fn relating_a_member_to_itself_changes_nothing() {
+    let mut c = Conference::new(profile(&[]));
+    let mut ts = vec![
+        talker(&mut c, 697.0, 8000.0, at(8000)),
+        talker(&mut c, 1209.0, 8000.0, at(8000)),
+    ];
+    let a = ts[0].id;
+    c.relate(
+        a,
+        a,
+        Relation {
+            hear: false,
+            speak: false,
+        },
+    )
+    .unwrap();
+    let heard = run(&mut c, &mut ts, &[a], 10);
+    assert!(level_db(&heard[0][800..], 8000, 1209.0) > HEARD);
+    assert!(level_db(&heard[0][800..], 8000, 697.0) < SILENT);
+}
