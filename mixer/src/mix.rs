@@ -1,6 +1,7 @@
 //! Inner mixing loops: wide accumulation and a soft limiter.
 //!
-//! Sums are accumulated in i32 so they never wrap. Every output mix is
+//! Sums are accumulated in i32 so they never wrap (i32 holds 65 535
+//! full-scale talkers; the ops wrap rather than panic beyond that). Every output mix is
 //! limited on its own from its own wide sum, so clipping in one mix (say
 //! the listeners' full mix) cannot distort another (a talker's N-1 mix).
 //!
@@ -14,10 +15,9 @@
 /// Level where soft limiting starts (-2.5 dBFS), chosen so `4R = 2^15`.
 pub const KNEE: i32 = 24575;
 const ROOM: i32 = i16::MAX as i32 - KNEE;
-/// Chunk over which the no-limiting fast path is checked.
-const CHUNK: usize = 64;
 
-/// The soft knee in branch-free i32 arithmetic so chunks vectorize.
+/// The soft knee in branch-free i32 arithmetic, so every loop over it
+/// vectorizes and no below-knee fast path is needed (it is exact there).
 #[inline(always)]
 fn soft(x: i32) -> i16 {
     let a = x.saturating_abs().min(KNEE + 2 * ROOM);
@@ -26,43 +26,10 @@ fn soft(x: i32) -> i16 {
     (if x < 0 { -mag } else { mag }) as i16
 }
 
-#[inline(always)]
-fn within_knee(x: &[i32]) -> bool {
-    x.iter().fold(0, |m, v| m.max(v.saturating_abs())) <= KNEE
-}
-
-/// Limits `buf` into `out` (same length), taking the plain cast when the
-/// chunk stays within the knee.
-#[inline(always)]
-fn limit_chunk(buf: &[i32], out: &mut [i16]) {
-    if within_knee(buf) {
-        for (o, b) in out.iter_mut().zip(buf) {
-            *o = *b as i16;
-        }
-    } else {
-        for (o, b) in out.iter_mut().zip(buf) {
-            *o = soft(*b);
-        }
-    }
-}
-
-/// Runs `fill(start, chunk)` to compute each chunk of wide samples, then
-/// limits it into `dst`.
-#[inline(always)]
-fn limit_with(dst: &mut [i16], mut fill: impl FnMut(usize, &mut [i32])) {
-    let mut buf = [0i32; CHUNK];
-    for (c, out) in dst.chunks_mut(CHUNK).enumerate() {
-        let buf = &mut buf[..out.len()];
-        fill(c * CHUNK, buf);
-        limit_chunk(buf, out);
-    }
-}
-
 /// `dst = limit(src)`.
 pub fn limit(src: &[i32], dst: &mut [i16]) {
-    let n = dst.len().min(src.len());
-    for (s, d) in src[..n].chunks(CHUNK).zip(dst[..n].chunks_mut(CHUNK)) {
-        limit_chunk(s, d);
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = soft(*s);
     }
 }
 
@@ -85,35 +52,29 @@ fn limit_minus_avx2(acc: &[i32], own: &[i16], dst: &mut [i16]) {
 
 #[inline(always)]
 fn limit_minus_portable(acc: &[i32], own: &[i16], dst: &mut [i16]) {
-    let n = dst.len().min(acc.len()).min(own.len());
-    limit_with(&mut dst[..n], |at, buf| {
-        for ((b, a), o) in buf.iter_mut().zip(&acc[at..]).zip(&own[at..]) {
-            *b = a - *o as i32;
-        }
-    });
+    for ((d, a), o) in dst.iter_mut().zip(acc).zip(own) {
+        *d = soft(a.wrapping_sub(*o as i32));
+    }
 }
 
 /// `dst = limit(src * gain)` for a listen volume applied to a shared mix.
 pub fn limit_scaled(src: &[i16], gain: f32, dst: &mut [i16]) {
-    let n = dst.len().min(src.len());
-    limit_with(&mut dst[..n], |at, buf| {
-        for (b, s) in buf.iter_mut().zip(&src[at..]) {
-            *b = (*s as f32 * gain) as i32;
-        }
-    });
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = soft((*s as f32 * gain) as i32);
+    }
 }
 
 /// `acc += src`.
 pub fn add<T: Copy + Into<i32>>(acc: &mut [i32], src: &[T]) {
     for (a, s) in acc.iter_mut().zip(src) {
-        *a += (*s).into();
+        *a = a.wrapping_add((*s).into());
     }
 }
 
 /// `acc -= src`.
 pub fn sub(acc: &mut [i32], src: &[i16]) {
     for (a, s) in acc.iter_mut().zip(src) {
-        *a -= *s as i32;
+        *a = a.wrapping_sub(*s as i32);
     }
 }
 
