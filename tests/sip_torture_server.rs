@@ -35,7 +35,10 @@ async fn torture_messages_get_their_answers_and_the_server_stays_up() {
     let manifest = std::fs::read_to_string(torture_dir().join("expected.txt")).unwrap();
     let mut failures = Vec::new();
     let mut cases = 0;
-    for line in manifest.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in manifest
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let mut it = line.split_whitespace();
         let (name, expected) = (it.next().unwrap(), it.next().unwrap());
         // A fresh socket per message, so no answer to one is read as the answer to the next.
