@@ -99,13 +99,9 @@ impl Session {
         }
     }
 
-    /// A held call is neither heard nor hears, whatever it was asked to do.
+    /// The flags the mixer applies: the ones asked for, with hold on top.
     pub fn mixer_flags(&self) -> MemberFlags {
-        MemberFlags {
-            speak: self.flags.speak && !self.held,
-            hear: self.flags.hear && !self.held,
-            moderator: self.flags.moderator,
-        }
+        with_hold(self.flags, self.held)
     }
 
     /// Hands the mixer one interval of received audio (`samples` at the codec rate).
@@ -172,6 +168,15 @@ impl Session {
     pub fn timed_out(&self, now: Instant, timeout: Duration) -> bool {
         let last = self.leg.last_rx.unwrap_or(self.started);
         !self.held && now.saturating_duration_since(last) > timeout
+    }
+}
+
+/// A held call is neither heard nor hears, whatever it was asked to do.
+pub fn with_hold(flags: MemberFlags, held: bool) -> MemberFlags {
+    MemberFlags {
+        speak: flags.speak && !held,
+        hear: flags.hear && !held,
+        moderator: flags.moderator,
     }
 }
 

@@ -8,23 +8,28 @@ use super::{CallKey, MemberState, Report, Target, Worker};
 
 impl Worker {
     pub(super) fn play(&mut self, target: Target, id: u64, sound: Box<dyn Source>) {
-        let (conference, to) = match target {
-            Target::Call(call) => match self.media.sessions.get(&call) {
-                Some(s) => (s.seat.conference, PlaybackTarget::Member(s.seat.member)),
-                None => (ConferenceId(u64::MAX), PlaybackTarget::All),
-            },
-            Target::Conference(c) => (c, PlaybackTarget::All),
+        let placed = match target {
+            Target::Call(call) => self.media.sessions.get(&call).map(|s| {
+                let to = PlaybackTarget::Member(s.seat.member);
+                (s.seat.conference, to)
+            }),
+            Target::Conference(c) => Some((c, PlaybackTarget::All)),
         };
-        let started = self
-            .with_conf(conference, |c, _| c.play(PlaybackId(id), to, sound).is_ok())
-            .unwrap_or(false);
-        if started {
-            self.media.playbacks.insert(id, conference);
-        } else {
-            // The control plane waits for this id to finish; it never started.
-            tracing::debug!(id, ?target, "playback target not on this worker");
-            self.media
-                .report(Report::PlaybackDone { id, stopped: true });
+        let started = placed.and_then(|(conference, to)| {
+            self.with_conf(conference, |c, _| c.play(PlaybackId(id), to, sound))?
+                .ok()
+                .map(|()| conference)
+        });
+        match started {
+            Some(conference) => {
+                self.media.playbacks.insert(id, conference);
+            }
+            None => {
+                // The control plane waits for this id to finish; it never started.
+                tracing::debug!(id, ?target, "playback target not on this worker");
+                self.media
+                    .report(Report::PlaybackDone { id, stopped: true });
+            }
         }
     }
 

@@ -13,7 +13,7 @@ use super::tick::recorded;
 use super::{Attach, CallKey, Join, Lobby, Media, Report, Worker};
 use crate::media::leg::{Leg, LegConfig};
 use crate::media::ports::RtpSockets;
-use crate::media::session::{Seat, Session};
+use crate::media::session::{Seat, Session, with_hold};
 
 /// Marks a call's private lobby conference; the control plane's ids stay below it.
 const LOBBY: u64 = 1 << 63;
@@ -171,12 +171,8 @@ impl Worker {
                 session.flags = a.flags;
                 session.energy_level = a.energy_level;
                 let member = session.seat.member;
-                // Whatever queued while the session travelled is read now, not at the next packet.
-                let mut buf = [0u8; 2048];
-                session.receive(self.media.now, false, &mut buf);
-                if session.rtcp.is_some() {
-                    session.receive(self.media.now, true, &mut buf);
-                }
+                // Datagrams that queued while the session travelled: epoll reports a socket
+                // that is already readable when it is registered, so they are read at once.
                 self.media.sessions.insert(call, *session);
                 self.media.report(Report::Joined { call, member });
             }
@@ -339,11 +335,7 @@ impl Worker {
 fn member_config(a: &Attach, rate: u32, held: bool, (talk, listen): (i8, i8)) -> MemberConfig {
     MemberConfig {
         rate,
-        flags: MemberFlags {
-            speak: a.flags.speak && !held,
-            hear: a.flags.hear && !held,
-            moderator: a.flags.moderator,
-        },
+        flags: with_hold(a.flags, held),
         energy_level: a.energy_level,
         talk_volume: talk,
         listen_volume: listen,
