@@ -7,6 +7,9 @@
 //! prompts, reports its DTMF and records its voice, with no second code path to keep in step.
 //! Its member does not speak, so the mixer only drains its input and overlays its playback.
 //!
+//! Every conference of a worker ticks on one grid (multiples of its interval from the
+//! worker's start), so one wake-up serves all conferences due at that instant.
+//!
 //! Sources handed to [`Command::Play`] produce PCM at the rate of the mixer they play in:
 //! the conference profile's rate for a conference or a member of one, the codec's PCM rate
 //! ([`super::codec::CodecKind::pcm_rate`]) for a call in the lobby.
