@@ -311,13 +311,46 @@ impl Worker {
         };
         if same_stream {
             s.leg.set_direction(cfg.direction);
-        } else {
-            match Leg::new(cfg) {
-                Ok(leg) => s.leg = leg,
-                Err(e) => tracing::warn!(call, error = %e, "codec change failed"),
-            }
+            return self.apply_flags(call);
         }
-        self.apply_flags(call);
+        let old_rate = s.leg.config().codec.pcm_rate();
+        match Leg::new(cfg) {
+            Ok(leg) => s.leg = leg,
+            Err(e) => tracing::warn!(call, error = %e, "codec change failed"),
+        }
+        if s.leg.config().codec.pcm_rate() == old_rate {
+            self.apply_flags(call);
+        } else {
+            self.reseat(call);
+        }
+    }
+
+    /// A codec of another rate needs a member at that rate: same conference, same flags
+    /// (with hold), new member. Its own playbacks end; a lobby keeps its mixing rate.
+    fn reseat(&mut self, call: CallKey) {
+        let Some(s) = self.media.sessions.get(&call) else {
+            return;
+        };
+        let conference = s.seat.conference;
+        let Some(profile) = self.scheduler.get(conference).map(|c| c.profile().clone()) else {
+            return;
+        };
+        let a = Attach {
+            call,
+            conference,
+            profile,
+            flags: s.flags,
+            energy_level: s.energy_level,
+        };
+        match self.seat(&a, session_member_config(&a, s)) {
+            Ok(seat) => {
+                if let Some(s) = self.media.sessions.get_mut(&call) {
+                    let old = std::mem::replace(&mut s.seat, seat);
+                    self.release(&old);
+                }
+            }
+            Err(e) => tracing::warn!(call, error = %e, "codec change: no member at the new rate"),
+        }
     }
 
     /// Pushes the session's flags (with hold on top) to its mixer member.

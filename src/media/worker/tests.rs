@@ -15,7 +15,6 @@ use crate::media::dtmf::digit_packets;
 use crate::media::rtp::{RtpHeader, RtpPacket};
 
 const RATE: u32 = 8000;
-const FRAME: usize = 160;
 const PTIME: Duration = Duration::from_millis(20);
 const DTMF_PT: u8 = 101;
 /// A tone through the mixer is well above this; one that is not there stays well below.
@@ -31,6 +30,10 @@ struct Peer {
     seq: u16,
     sent: u32,
     tone: Option<f64>,
+    codec: CodecKind,
+    pt: u8,
+    /// Samples sent so far: the tone's phase.
+    samples: usize,
     enc: Box<dyn Encoder>,
     dec: Box<dyn Decoder>,
     heard: Vec<i16>,
@@ -61,6 +64,9 @@ impl Peer {
             seq: 1,
             sent: 0,
             tone: None,
+            codec: CodecKind::Pcmu,
+            pt: 0,
+            samples: 0,
             enc: CodecKind::Pcmu.encoder(EncoderOptions::default()).unwrap(),
             dec: CodecKind::Pcmu.decoder().unwrap(),
             heard: Vec::new(),
@@ -74,9 +80,21 @@ impl Peer {
         (peer, lobby)
     }
 
+    /// After a re-INVITE to another codec.
+    fn switch(&mut self, codec: CodecKind, pt: u8) {
+        (self.codec, self.pt) = (codec, pt);
+        self.enc = codec.encoder(EncoderOptions::default()).unwrap();
+        self.dec = codec.decoder().unwrap();
+        self.heard.clear();
+    }
+
+    fn timestamp(&self) -> u32 {
+        self.sent * self.codec.rtp_ticks(20)
+    }
+
     fn send(&mut self, pt: u8, marker: bool, payload: &[u8]) {
         let mut pkt = Vec::new();
-        let ts = self.sent * FRAME as u32;
+        let ts = self.timestamp();
         RtpHeader::simple(pt, self.seq, ts, self.ssrc, marker).write(&mut pkt);
         pkt.extend_from_slice(payload);
         self.seq = self.seq.wrapping_add(1);
@@ -85,22 +103,24 @@ impl Peer {
 
     /// One 20 ms frame of the current tone (or silence), then whatever has come back.
     fn step(&mut self) {
-        let pcm: Vec<i16> = (0..FRAME as u32)
+        let rate = self.codec.pcm_rate();
+        let pcm: Vec<i16> = (0..self.codec.pcm_samples(20))
             .map(|i| {
-                let t = f64::from(self.sent * FRAME as u32 + i) / f64::from(RATE);
+                let t = (self.samples + i) as f64 / f64::from(rate);
                 self.tone
                     .map_or(0.0, |f| 8000.0 * (2.0 * std::f64::consts::PI * f * t).sin())
                     as i16
             })
             .collect();
+        self.samples += pcm.len();
         let mut payload = Vec::new();
         self.enc.encode(&pcm, &mut payload);
-        self.send(0, self.sent == 0, &payload);
+        self.send(self.pt, self.sent == 0, &payload);
         self.sent += 1;
         let mut buf = [0u8; 2048];
         while let Ok(n) = self.sock.recv(&mut buf) {
             if let Ok(p) = RtpPacket::parse(&buf[..n])
-                && p.payload_type == 0
+                && p.payload_type == self.pt
             {
                 self.dec.decode(p.payload, &mut self.heard);
             }
@@ -109,7 +129,7 @@ impl Peer {
 
     /// Sends one RFC 4733 digit in place of a few audio frames.
     fn dtmf(&mut self, digit: char) {
-        let ts = self.sent * FRAME as u32;
+        let ts = self.timestamp();
         for p in digit_packets(digit, RATE, 20, 100).unwrap() {
             let mut pkt = Vec::new();
             RtpHeader::simple(DTMF_PT, self.seq, ts, self.ssrc, p.marker).write(&mut pkt);
@@ -121,11 +141,12 @@ impl Peer {
 
     /// The level of `freq` in the last `window` heard.
     fn level(&self, freq: f64, window: Duration) -> f64 {
-        let n = (window.as_millis() as usize * RATE as usize / 1000).min(self.heard.len());
+        let rate = self.codec.pcm_rate();
+        let n = (window.as_millis() as usize * rate as usize / 1000).min(self.heard.len());
         if n == 0 {
             return f64::NEG_INFINITY;
         }
-        level_db(&self.heard[self.heard.len() - n..], RATE, freq)
+        level_db(&self.heard[self.heard.len() - n..], rate, freq)
     }
 }
 
@@ -315,6 +336,23 @@ fn attached_callers_hear_each_other_until_muted() {
             .then_some(())
     });
     assert_eq!(snapshot(&w, 1).len(), 1);
+}
+
+#[test]
+fn a_codec_change_to_another_rate_keeps_the_pitch() {
+    let (w, mut rx) = worker(0);
+    let (mut a, mut b) = two_in_conference(&w, &mut rx);
+    let leg = LegConfig::new(CodecKind::G722, 9, 20, b.sock.local_addr().unwrap(), 2);
+    w.handle.send(Command::Update {
+        call: 2,
+        leg: Box::new(leg),
+        held: false,
+    });
+    b.switch(CodecKind::G722, 9);
+    run(&mut [&mut a, &mut b], Duration::from_millis(1200));
+    let window = Duration::from_millis(600);
+    assert!(a.level(1209.0, window) > HEARD_DB, "A hears B at its pitch");
+    assert!(b.level(697.0, window) > HEARD_DB, "B hears A at its pitch");
 }
 
 #[test]
