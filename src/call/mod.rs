@@ -286,6 +286,15 @@ impl Calls {
             } => {
                 tracing::debug!(call, talking, energy, "talk state");
             }
+            Report::Left { call, conference } => {
+                tracing::debug!(call, conference = conference.0, "left the mixer");
+            }
+            // Answers to commands this control plane does not send yet (caller flows, API).
+            Report::Detached { .. }
+            | Report::PlaybackDone { .. }
+            | Report::Recorded { .. }
+            | Report::RecordingDone { .. }
+            | Report::RecordingFailed { .. } => {}
         }
     }
 

@@ -1,5 +1,6 @@
 //! RTP media: packets, jitter buffer, codecs, DTMF, RTCP and the per-call leg.
 
+pub mod call_recording;
 pub mod codec;
 pub mod dtmf;
 pub mod jitter;
@@ -8,4 +9,5 @@ pub mod ports;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;
+pub mod wav_writer;
 pub mod worker;

@@ -1,13 +1,16 @@
-//! One call's media inside a worker: its leg, sockets and mixer member, and the per-tick
-//! steps that move audio between the leg and the conference.
+//! One call's media inside a worker: its leg, sockets and mixer seat, and the per-tick
+//! steps that move audio between the leg and the conference. A session moves between
+//! workers whole (jitter buffer included), so only the socket buffers see a migration.
 
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
-use mixer::{ConferenceId, MemberId, MemberInput};
+use mixer::{ConferenceId, MemberFlags, MemberId, MemberInput};
 
+use super::call_recording::CallRecording;
 use super::leg::{Leg, Transmit};
 
 /// RTP and RTCP share the first byte's version bits; RTCP packet types 192..=223 land in
@@ -16,16 +19,28 @@ pub fn is_rtcp(bytes: &[u8]) -> bool {
     bytes.len() >= 2 && (64..=95).contains(&(bytes[1] & 0x7f))
 }
 
+/// Where a call sits in its worker's mixer.
+pub struct Seat {
+    pub conference: ConferenceId,
+    pub member: MemberId,
+    pub input: MemberInput,
+}
+
 pub struct Session {
     pub leg: Leg,
     pub rtp: UdpSocket,
     /// `None` with rtcp-mux: RTCP shares the RTP socket.
     pub rtcp: Option<UdpSocket>,
-    pub conference: ConferenceId,
-    pub member: MemberId,
-    pub input: MemberInput,
+    /// Stale while the session travels between workers; the adopting worker reseats it.
+    pub seat: Seat,
     /// Held calls neither send nor are expected to send.
     pub held: bool,
+    /// The member flags asked for; [`Session::mixer_flags`] applies hold on top.
+    pub flags: MemberFlags,
+    pub energy_level: Option<u32>,
+    pub talk_volume: i8,
+    pub listen_volume: i8,
+    pub recording: Option<CallRecording>,
     pub started: Instant,
     /// Decoded PCM not yet handed to the mixer (when ptime and interval differ).
     inbound: Vec<i16>,
@@ -38,19 +53,21 @@ impl Session {
         leg: Leg,
         rtp: UdpSocket,
         rtcp: Option<UdpSocket>,
-        conference: ConferenceId,
-        member: MemberId,
-        input: MemberInput,
+        seat: Seat,
+        flags: MemberFlags,
         now: Instant,
     ) -> Self {
         Session {
             leg,
             rtp,
             rtcp,
-            conference,
-            member,
-            input,
+            seat,
             held: false,
+            flags,
+            energy_level: None,
+            talk_volume: 0,
+            listen_volume: 0,
+            recording: None,
             started: now,
             inbound: Vec::new(),
             outbound: Vec::new(),
@@ -82,6 +99,11 @@ impl Session {
         }
     }
 
+    /// The flags the mixer applies: the ones asked for, with hold on top.
+    pub fn mixer_flags(&self) -> MemberFlags {
+        with_hold(self.flags, self.held)
+    }
+
     /// Hands the mixer one interval of received audio (`samples` at the codec rate).
     /// A jitter buffer with nothing to play gives nothing: the mixer hears silence.
     pub fn feed(&mut self, now: Instant, samples: usize) {
@@ -92,8 +114,11 @@ impl Session {
             }
         }
         let n = self.inbound.len().min(samples);
+        if let Some(r) = &mut self.recording {
+            r.push(&self.inbound[..n], samples - n);
+        }
         if n > 0 {
-            self.input.push(&self.inbound[..n]);
+            self.seat.input.push(&self.inbound[..n]);
             self.inbound.drain(..n);
         }
     }
@@ -143,6 +168,25 @@ impl Session {
     pub fn timed_out(&self, now: Instant, timeout: Duration) -> bool {
         let last = self.leg.last_rx.unwrap_or(self.started);
         !self.held && now.saturating_duration_since(last) > timeout
+    }
+}
+
+/// A held call is neither heard nor hears, whatever it was asked to do.
+pub fn with_hold(flags: MemberFlags, held: bool) -> MemberFlags {
+    MemberFlags {
+        speak: flags.speak && !held,
+        hear: flags.hear && !held,
+        moderator: flags.moderator,
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("remote", &self.leg.remote())
+            .field("conference", &self.seat.conference)
+            .field("member", &self.seat.member)
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,26 +1,44 @@
 //! A media worker thread: it owns some conferences (a mixer [`Scheduler`]) and the calls in
 //! them, waits on their sockets with epoll until the next tick, and on each tick feeds the
 //! mixer from the jitter buffers and sends every distinct mix, encoded once per codec group.
+//!
+//! A call in the lobby (prompts, PIN entry, name recording) sits in a private one-member
+//! conference at its codec's rate and ptime: the same feed/mix/encode path paces its
+//! prompts, reports its DTMF and records its voice, with no second code path to keep in step.
+//! Its member does not speak, so the mixer only drains its input and overlays its playback.
+//!
+//! Every conference of a worker ticks on one grid (multiples of its interval from the
+//! worker's start), so one wake-up serves all conferences due at that instant.
+//!
+//! Sources handed to [`Command::Play`] produce PCM at the rate of the mixer they play in:
+//! the conference profile's rate for a conference or a member of one, the codec's PCM rate
+//! ([`super::codec::CodecKind::pcm_rate`]) for a call in the lobby.
+
+mod control;
+mod recording;
+mod seating;
+mod tick;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
-use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token, Waker};
-use mixer::{
-    Conference, ConferenceId, Event as MixerEvent, JoinError, MemberConfig, MemberFlags, MemberId,
-    Profile, Scheduler, TickHandler, TickOutput,
-};
+use mio::{Events, Poll, Token, Waker};
+use mixer::source::Source;
+use mixer::{ConferenceId, MemberFlags, MemberId, Profile, Scheduler};
 
-use super::codec::{CodecKind, Encoder, EncoderOptions};
-use super::leg::{Leg, LegConfig, LegEvent};
+use super::codec::{CodecKind, Encoder};
+use super::leg::LegConfig;
 use super::ports::RtpSockets;
 use super::rtcp::ntp_timestamp;
 use super::session::Session;
+use super::wav_writer::Frames;
 
 /// Identifies a call's media across the control plane and the workers.
 pub type CallKey = u64;
@@ -31,7 +49,21 @@ const HOUSEKEEPING: Duration = Duration::from_millis(500);
 
 /// What the control plane asks of a worker.
 pub enum Command {
+    /// New call media straight into a conference (Lobby + Attach in one step).
     Join(Box<Join>),
+    /// New call media, in no conference yet.
+    Lobby(Box<Lobby>),
+    /// Moves a call of this worker (lobby or conference) into a conference of this worker.
+    Attach(Box<Attach>),
+    /// Takes a call out of this worker: answered by [`Report::Detached`].
+    Detach {
+        call: CallKey,
+    },
+    /// Takes in a call detached from another worker, into `attach.conference`.
+    Adopt {
+        session: Box<Session>,
+        attach: Box<Attach>,
+    },
     /// The call's SDP changed (re-INVITE): new codec or remote, or hold.
     Update {
         call: CallKey,
@@ -41,7 +73,66 @@ pub enum Command {
     Leave {
         call: CallKey,
     },
+    Play {
+        target: Target,
+        id: u64,
+        sound: Box<dyn Source>,
+    },
+    StopPlayback {
+        id: u64,
+    },
+    /// Mute (`speak`) and deafen (`hear`); hold still silences both while it lasts.
+    SetFlags {
+        call: CallKey,
+        speak: bool,
+        hear: bool,
+    },
+    /// Overrides the profile's energy level for the call; `None` restores it.
+    SetEnergyLevel {
+        call: CallKey,
+        level: Option<u32>,
+    },
+    /// Volume steps -4..=4; `None` leaves that direction unchanged.
+    SetVolume {
+        call: CallKey,
+        talk: Option<i8>,
+        listen: Option<i8>,
+    },
+    /// Whether `a` hears `b` and `b` hears `a` (both in one conference).
+    Relate {
+        a: CallKey,
+        b: CallKey,
+        hear: bool,
+        speak: bool,
+    },
+    RecordCall {
+        call: CallKey,
+        max: Duration,
+        id: u64,
+    },
+    RecordConference {
+        conference: ConferenceId,
+        path: PathBuf,
+        id: u64,
+    },
+    StopRecording {
+        id: u64,
+    },
+    /// The members of a conference; an unknown conference answers an empty list.
+    Snapshot {
+        conference: ConferenceId,
+        reply: Sender<Vec<MemberState>>,
+    },
     Shutdown,
+}
+
+/// Who hears a playback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// One call only: overlaid on its conference mix, or alone in the lobby.
+    Call(CallKey),
+    /// Everyone in the conference.
+    Conference(ConferenceId),
 }
 
 pub struct Join {
@@ -55,8 +146,42 @@ pub struct Join {
     pub flags: MemberFlags,
 }
 
-/// What a worker reports.
+pub struct Lobby {
+    pub call: CallKey,
+    pub sockets: RtpSockets,
+    pub rtcp_mux: bool,
+    pub leg: LegConfig,
+}
+
+pub struct Attach {
+    pub call: CallKey,
+    /// Below 2^63: the top bit marks the workers' private lobby conferences.
+    pub conference: ConferenceId,
+    /// Used when this call opens the conference.
+    pub profile: Profile,
+    pub flags: MemberFlags,
+    pub energy_level: Option<u32>,
+}
+
+/// One member as a snapshot shows it; `speak`/`hear` are the flags asked for, which
+/// `held` overrides while it lasts.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberState {
+    pub call: CallKey,
+    pub member: MemberId,
+    pub speak: bool,
+    pub hear: bool,
+    pub held: bool,
+    pub moderator: bool,
+    pub talking: bool,
+    pub energy: u32,
+    pub energy_level: u32,
+    pub talk_volume: i8,
+    pub listen_volume: i8,
+}
+
+/// What a worker reports.
+#[derive(Debug)]
 pub enum Report {
     Joined {
         call: CallKey,
@@ -65,6 +190,16 @@ pub enum Report {
     JoinFailed {
         call: CallKey,
         reason: String,
+    },
+    /// The call left a conference (hang-up, timeout, attach elsewhere or detach).
+    Left {
+        call: CallKey,
+        conference: ConferenceId,
+    },
+    /// The call's media, for [`Command::Adopt`] on another worker.
+    Detached {
+        call: CallKey,
+        session: Box<Session>,
     },
     Dtmf {
         call: CallKey,
@@ -77,6 +212,28 @@ pub enum Report {
         call: CallKey,
         talking: bool,
         energy: u32,
+    },
+    /// `stopped`: cut short (stop, its call left, its conference ended, or it never started).
+    PlaybackDone {
+        id: u64,
+        stopped: bool,
+    },
+    /// The caller's decoded input at `rate` Hz.
+    Recorded {
+        id: u64,
+        call: CallKey,
+        rate: u32,
+        pcm: Vec<i16>,
+    },
+    RecordingDone {
+        id: u64,
+        path: PathBuf,
+        seconds: f64,
+    },
+    RecordingFailed {
+        id: u64,
+        path: PathBuf,
+        reason: String,
     },
 }
 
@@ -105,6 +262,7 @@ pub fn spawn(
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let (tx, rx) = crossbeam_channel::unbounded();
+    let now = Instant::now();
     let worker = Worker {
         poll,
         commands: rx,
@@ -112,11 +270,13 @@ pub fn spawn(
         media: Media {
             sessions: HashMap::new(),
             conferences: HashMap::new(),
+            playbacks: HashMap::new(),
             reports,
-            now: Instant::now(),
+            now,
             payload: Vec::with_capacity(1500),
         },
         rtp_timeout,
+        epoch: now,
     };
     let thread = std::thread::Builder::new()
         .name(format!("media-{index}"))
@@ -136,12 +296,16 @@ struct Worker {
     scheduler: Scheduler,
     media: Media,
     rtp_timeout: Duration,
+    /// Origin of the tick grid every conference of this worker is aligned to.
+    epoch: Instant,
 }
 
 /// The calls of this worker, apart from the scheduler so ticks can borrow both.
 struct Media {
     sessions: HashMap<CallKey, Session>,
     conferences: HashMap<ConferenceId, ConferenceCalls>,
+    /// Where each running playback plays.
+    playbacks: HashMap<u64, ConferenceId>,
     reports: tokio::sync::mpsc::UnboundedSender<Report>,
     now: Instant,
     payload: Vec<u8>,
@@ -152,6 +316,14 @@ struct ConferenceCalls {
     by_member: HashMap<MemberId, CallKey>,
     /// One encoder per codec for mixes that several calls share.
     shared: HashMap<CodecKind, Box<dyn Encoder>>,
+    /// Conference recordings: a hidden listener member each, feeding a WAV writer.
+    recorders: Vec<Recorder>,
+}
+
+struct Recorder {
+    id: u64,
+    member: MemberId,
+    frames: Frames,
 }
 
 impl Worker {
@@ -181,10 +353,10 @@ impl Worker {
                     s.receive(now, rtcp, &mut buf);
                 }
             }
-            if !self.drain_commands(now) {
+            self.media.now = now;
+            if !self.drain_commands() {
                 return;
             }
-            self.media.now = now;
             self.scheduler.run_due(now, &mut self.media);
             if now >= next_housekeeping {
                 self.housekeeping(now);
@@ -194,131 +366,37 @@ impl Worker {
     }
 
     /// Applies queued commands; false on shutdown.
-    fn drain_commands(&mut self, now: Instant) -> bool {
+    fn drain_commands(&mut self) -> bool {
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
-                Command::Join(j) => self.join(now, *j),
+                Command::Join(j) => self.join(*j),
+                Command::Lobby(l) => self.lobby(*l),
+                Command::Attach(a) => self.attach(*a),
+                Command::Detach { call } => self.detach(call),
+                Command::Adopt { session, attach } => self.adopt(session, *attach),
                 Command::Update { call, leg, held } => self.update(call, *leg, held),
-                Command::Leave { call } => self.leave(now, call),
+                Command::Leave { call } => self.leave(call),
+                Command::Play { target, id, sound } => self.play(target, id, sound),
+                Command::StopPlayback { id } => self.stop_playback(id),
+                Command::SetFlags { call, speak, hear } => self.set_flags(call, speak, hear),
+                Command::SetEnergyLevel { call, level } => self.set_energy_level(call, level),
+                Command::SetVolume { call, talk, listen } => self.set_volume(call, talk, listen),
+                Command::Relate { a, b, hear, speak } => self.relate(a, b, hear, speak),
+                Command::RecordCall { call, max, id } => self.record_call(call, max, id),
+                Command::RecordConference {
+                    conference,
+                    path,
+                    id,
+                } => self.record_conference(conference, path, id),
+                Command::StopRecording { id } => self.stop_recording(id),
+                Command::Snapshot { conference, reply } => {
+                    // The asker may have given up waiting.
+                    let _ = reply.send(self.snapshot(conference));
+                }
                 Command::Shutdown => return false,
             }
         }
         true
-    }
-
-    fn join(&mut self, now: Instant, j: Join) {
-        let call = j.call;
-        match self.try_join(now, j) {
-            Ok(member) => self.media.report(Report::Joined { call, member }),
-            Err(reason) => self.media.report(Report::JoinFailed { call, reason }),
-        }
-    }
-
-    fn try_join(&mut self, now: Instant, j: Join) -> Result<MemberId, String> {
-        let leg = Leg::new(j.leg).map_err(|e| e.to_string())?;
-        if self.scheduler.get(j.conference).is_none() {
-            self.scheduler
-                .insert(j.conference, Conference::new(j.profile), now);
-        }
-        let cfg = MemberConfig {
-            rate: leg.config().codec.pcm_rate(),
-            flags: j.flags,
-            ..MemberConfig::default()
-        };
-        let joined = self
-            .scheduler
-            .update(j.conference, now, |c| c.add_member(cfg))
-            .ok_or("conference vanished")?;
-        let (member, input) = joined.map_err(|e| match e {
-            JoinError::Full { max } => format!("conference full ({max} members)"),
-            e => e.to_string(),
-        })?;
-        let (rtp, rtcp) = self.register(j.call, j.sockets, j.rtcp_mux)?;
-        let session = Session::new(leg, rtp, rtcp, j.conference, member, input, now);
-        self.media.sessions.insert(j.call, session);
-        let calls = self.media.conferences.entry(j.conference).or_default();
-        calls.by_member.insert(member, j.call);
-        Ok(member)
-    }
-
-    fn register(
-        &self,
-        call: CallKey,
-        sockets: RtpSockets,
-        rtcp_mux: bool,
-    ) -> Result<(UdpSocket, Option<UdpSocket>), String> {
-        let setup = |s: std::net::UdpSocket, token: u64| -> io::Result<UdpSocket> {
-            s.set_nonblocking(true)?;
-            let mut s = UdpSocket::from_std(s);
-            self.poll
-                .registry()
-                .register(&mut s, Token(token as usize), Interest::READABLE)?;
-            Ok(s)
-        };
-        let rtp = setup(sockets.rtp, call << 1).map_err(|e| e.to_string())?;
-        // Without rtcp-mux the peer sends RTCP to port + 1, so that socket is read too.
-        let rtcp = if rtcp_mux {
-            None
-        } else {
-            Some(setup(sockets.rtcp, (call << 1) | 1).map_err(|e| e.to_string())?)
-        };
-        Ok((rtp, rtcp))
-    }
-
-    fn update(&mut self, call: CallKey, cfg: LegConfig, held: bool) {
-        let Some(s) = self.media.sessions.get_mut(&call) else {
-            return;
-        };
-        s.held = held;
-        let same_stream = {
-            let old = s.leg.config();
-            old.codec == cfg.codec && old.payload_type == cfg.payload_type
-        };
-        if same_stream {
-            s.leg.set_direction(cfg.direction);
-        } else {
-            match Leg::new(cfg) {
-                Ok(leg) => s.leg = leg,
-                Err(e) => tracing::warn!(call, error = %e, "codec change failed"),
-            }
-        }
-        let (conference, member) = (s.conference, s.member);
-        let flags_hold = |c: &mut Conference| {
-            if let Some(mut f) = c.member_flags(member) {
-                f.hear = !held;
-                f.speak = !held;
-                let _ = c.set_flags(member, f);
-            }
-        };
-        self.scheduler
-            .update(conference, self.media.now, flags_hold);
-    }
-
-    fn leave(&mut self, now: Instant, call: CallKey) {
-        let Some(mut s) = self.media.sessions.remove(&call) else {
-            return;
-        };
-        let _ = self.poll.registry().deregister(&mut s.rtp);
-        if let Some(r) = s.rtcp.as_mut() {
-            let _ = self.poll.registry().deregister(r);
-        }
-        let (conference, member) = (s.conference, s.member);
-        let media = &mut self.media;
-        // A member leaving while talking gets its final stop-talking here.
-        let empty = self
-            .scheduler
-            .update(conference, now, |c| {
-                let _ = c.remove_member(member);
-                media.forward_events(conference, c);
-                c.member_count() == 0
-            })
-            .unwrap_or(true);
-        if empty {
-            self.scheduler.remove(conference);
-            self.media.conferences.remove(&conference);
-        } else if let Some(c) = self.media.conferences.get_mut(&conference) {
-            c.by_member.remove(&member);
-        }
     }
 
     fn housekeeping(&mut self, now: Instant) {
@@ -331,7 +409,7 @@ impl Worker {
             }
         }
         for call in dead {
-            self.leave(now, call);
+            self.leave(call);
             self.media.report(Report::RtpTimeout { call });
         }
     }
@@ -341,109 +419,5 @@ impl Media {
     fn report(&self, r: Report) {
         // The control plane outlives the workers; a closed queue means shutdown.
         let _ = self.reports.send(r);
-    }
-
-    fn forward_events(&mut self, id: ConferenceId, conf: &mut Conference) {
-        while let Some(ev) = conf.poll_event() {
-            let (member, talking, energy) = match ev {
-                MixerEvent::StartTalking { member, energy } => (member, true, energy),
-                MixerEvent::StopTalking { member, energy } => (member, false, energy),
-                MixerEvent::PlaybackDone { .. } => continue,
-            };
-            let call = self
-                .conferences
-                .get(&id)
-                .and_then(|c| c.by_member.get(&member));
-            if let Some(&call) = call {
-                self.report(Report::Talking {
-                    call,
-                    talking,
-                    energy,
-                });
-            }
-        }
-    }
-
-    /// Sends one tick's mixes: a mix heard by several calls of one codec is encoded once.
-    fn send_mixes(&mut self, id: ConferenceId, out: &TickOutput, profile: &Profile) {
-        let Some(calls) = self.conferences.get_mut(&id) else {
-            return;
-        };
-        let mut listeners = vec![0usize; out.mixes().len()];
-        for r in out.routes() {
-            listeners[r.mix] += 1;
-        }
-        // Encoded payload per (mix, codec) for this tick.
-        let mut encoded: Vec<(usize, CodecKind, std::ops::Range<usize>)> = Vec::new();
-        self.payload.clear();
-        for r in out.routes() {
-            let Some(s) = calls
-                .by_member
-                .get(&r.member)
-                .and_then(|c| self.sessions.get_mut(c))
-            else {
-                continue;
-            };
-            let mix = &out.mixes()[r.mix];
-            let codec = s.leg.config().codec;
-            if listeners[r.mix] < 2 || !s.shares_payload(profile.frame_len_at(mix.rate)) {
-                s.send_pcm(self.now, &mix.pcm);
-                continue;
-            }
-            let range = match encoded.iter().find(|(m, c, _)| *m == r.mix && *c == codec) {
-                Some((_, _, range)) => range.clone(),
-                None => {
-                    let Some(enc) = shared_encoder(&mut calls.shared, codec) else {
-                        s.send_pcm(self.now, &mix.pcm);
-                        continue;
-                    };
-                    let start = self.payload.len();
-                    enc.encode(&mix.pcm, &mut self.payload);
-                    encoded.push((r.mix, codec, start..self.payload.len()));
-                    start..self.payload.len()
-                }
-            };
-            s.send_payload(self.now, &self.payload[range]);
-        }
-    }
-}
-
-fn shared_encoder(
-    shared: &mut HashMap<CodecKind, Box<dyn Encoder>>,
-    codec: CodecKind,
-) -> Option<&mut Box<dyn Encoder>> {
-    match shared.entry(codec) {
-        Entry::Occupied(e) => Some(e.into_mut()),
-        Entry::Vacant(v) => match codec.encoder(EncoderOptions::default()) {
-            Ok(e) => Some(v.insert(e)),
-            Err(e) => {
-                tracing::warn!(error = %e, "shared encoder");
-                None
-            }
-        },
-    }
-}
-
-impl TickHandler for Media {
-    fn before_tick(&mut self, id: ConferenceId, conf: &mut Conference) {
-        let Some(calls) = self.conferences.get(&id) else {
-            return;
-        };
-        for call in calls.by_member.values() {
-            if let Some(s) = self.sessions.get_mut(call) {
-                let samples = conf.profile().frame_len_at(s.leg.config().codec.pcm_rate());
-                s.feed(self.now, samples);
-                while let Some(ev) = s.leg.poll_event() {
-                    if let LegEvent::Dtmf(digit) = ev {
-                        let _ = self.reports.send(Report::Dtmf { call: *call, digit });
-                    }
-                }
-            }
-        }
-    }
-
-    fn after_tick(&mut self, id: ConferenceId, conf: &mut Conference, out: &TickOutput) {
-        self.send_mixes(id, out, conf.profile());
-        self.forward_events(id, conf);
     }
 }

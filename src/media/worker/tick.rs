@@ -1,0 +1,144 @@
+//! Each tick of a conference: feed the mixer from the calls' jitter buffers, then send the
+//! mixes (encoded once per codec where calls share one), record, and report events.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use mixer::{Conference, ConferenceId, Event as MixerEvent, Profile, TickHandler, TickOutput};
+
+use super::{CallKey, Media, Report};
+use crate::media::call_recording::CallRecording;
+use crate::media::codec::{CodecKind, Encoder, EncoderOptions};
+use crate::media::leg::LegEvent;
+
+/// The report of a finished caller recording.
+pub(super) fn recorded(call: CallKey, r: CallRecording) -> Report {
+    Report::Recorded {
+        id: r.id,
+        call,
+        rate: r.rate,
+        pcm: r.pcm,
+    }
+}
+
+impl Media {
+    pub(super) fn forward_events(&mut self, id: ConferenceId, conf: &mut Conference) {
+        while let Some(ev) = conf.poll_event() {
+            let (member, talking, energy) = match ev {
+                MixerEvent::StartTalking { member, energy } => (member, true, energy),
+                MixerEvent::StopTalking { member, energy } => (member, false, energy),
+                MixerEvent::PlaybackDone { id, stopped, .. } => {
+                    self.playbacks.remove(&id.0);
+                    self.report(Report::PlaybackDone { id: id.0, stopped });
+                    continue;
+                }
+            };
+            let call = self
+                .conferences
+                .get(&id)
+                .and_then(|c| c.by_member.get(&member));
+            if let Some(&call) = call {
+                self.report(Report::Talking {
+                    call,
+                    talking,
+                    energy,
+                });
+            }
+        }
+    }
+
+    /// Sends one tick's mixes: a mix heard by several calls of one codec is encoded once.
+    fn send_mixes(&mut self, id: ConferenceId, out: &TickOutput, profile: &Profile) {
+        let Some(calls) = self.conferences.get_mut(&id) else {
+            return;
+        };
+        let mut listeners = vec![0usize; out.mixes().len()];
+        for r in out.routes() {
+            listeners[r.mix] += 1;
+        }
+        // Encoded payload per (mix, codec) for this tick.
+        let mut encoded: Vec<(usize, CodecKind, std::ops::Range<usize>)> = Vec::new();
+        self.payload.clear();
+        for r in out.routes() {
+            let Some(s) = calls
+                .by_member
+                .get(&r.member)
+                .and_then(|c| self.sessions.get_mut(c))
+            else {
+                continue;
+            };
+            let mix = &out.mixes()[r.mix];
+            let codec = s.leg.config().codec;
+            if listeners[r.mix] < 2 || !s.shares_payload(profile.frame_len_at(mix.rate)) {
+                s.send_pcm(self.now, &mix.pcm);
+                continue;
+            }
+            let range = match encoded.iter().find(|(m, c, _)| *m == r.mix && *c == codec) {
+                Some((_, _, range)) => range.clone(),
+                None => {
+                    let Some(enc) = shared_encoder(&mut calls.shared, codec) else {
+                        s.send_pcm(self.now, &mix.pcm);
+                        continue;
+                    };
+                    let start = self.payload.len();
+                    enc.encode(&mix.pcm, &mut self.payload);
+                    encoded.push((r.mix, codec, start..self.payload.len()));
+                    start..self.payload.len()
+                }
+            };
+            s.send_payload(self.now, &self.payload[range]);
+        }
+        for rec in &calls.recorders {
+            if let Some(pcm) = out.pcm_for(rec.member) {
+                rec.frames.push(pcm);
+            }
+        }
+    }
+}
+
+fn shared_encoder(
+    shared: &mut HashMap<CodecKind, Box<dyn Encoder>>,
+    codec: CodecKind,
+) -> Option<&mut Box<dyn Encoder>> {
+    match shared.entry(codec) {
+        Entry::Occupied(e) => Some(e.into_mut()),
+        Entry::Vacant(v) => match codec.encoder(EncoderOptions::default()) {
+            Ok(e) => Some(v.insert(e)),
+            Err(e) => {
+                tracing::warn!(error = %e, "shared encoder");
+                None
+            }
+        },
+    }
+}
+
+impl TickHandler for Media {
+    fn before_tick(&mut self, id: ConferenceId, conf: &mut Conference) {
+        let Some(calls) = self.conferences.get(&id) else {
+            return;
+        };
+        for call in calls.by_member.values() {
+            let Some(s) = self.sessions.get_mut(call) else {
+                continue;
+            };
+            let samples = conf.profile().frame_len_at(s.leg.config().codec.pcm_rate());
+            s.feed(self.now, samples);
+            let mut pressed = false;
+            while let Some(ev) = s.leg.poll_event() {
+                if let LegEvent::Dtmf(digit) = ev {
+                    pressed = true;
+                    let _ = self.reports.send(Report::Dtmf { call: *call, digit });
+                }
+            }
+            // Any digit ends a recording (the caller's "press any key when done").
+            if let Some(r) = s.recording.take_if(|r| pressed || r.is_full()) {
+                let _ = self.reports.send(recorded(*call, r));
+            }
+        }
+    }
+
+    fn after_tick(&mut self, id: ConferenceId, conf: &mut Conference, out: &TickOutput) {
+        self.send_mixes(id, out, conf.profile());
+        self.forward_events(id, conf);
+    }
+}
