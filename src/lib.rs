@@ -1,6 +1,7 @@
 //! Chorus: a SIP/RTP audio conference media server.
 
 pub mod call;
+pub mod conference;
 pub mod config;
 pub mod media;
 pub mod sdp;
