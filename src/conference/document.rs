@@ -66,6 +66,7 @@ const SCHEMA: &[(&str, Rule)] = &[
     ("play_name", Rule::Bool),
     ("require_moderator", Rule::Bool),
     ("wait_for_moderator", Rule::Bool),
+    ("require_moderator_media", Rule::Str { min: 0, max: 2048 }),
     ("profile", Rule::Object),
     ("profile_name", Rule::Str { min: 1, max: 256 }),
     ("caller_controls", Rule::Str { min: 1, max: 128 }),
@@ -301,6 +302,12 @@ impl ConferenceDoc {
 
     pub fn wait_for_moderator(&self) -> bool {
         self.bool_or("wait_for_moderator", false)
+    }
+
+    /// Chorus: what a member hears before being hung up for want of a
+    /// moderator (§1 step 14); absent plays nothing.
+    pub fn require_moderator_media(&self) -> Option<&str> {
+        self.str("require_moderator_media").filter(|s| !s.is_empty())
     }
 
     pub fn profile(&self) -> Option<&Map<String, Value>> {

@@ -2,6 +2,7 @@
 
 pub mod controls;
 pub mod document;
+pub mod flow;
 pub mod profile;
 pub mod settings;
 pub mod validation;
