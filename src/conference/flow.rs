@@ -572,3 +572,503 @@ fn sounds(tone: ToneSetting, default: &str, name: Option<&str>, announcement: &s
     let name = name.map(|n| [n.to_string(), announcement.to_string()]);
     tone.into_iter().chain(name.into_iter().flatten()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conference::settings::{ENTRY_TONE, EXIT_TONE};
+    use serde_json::{Map, Value, json};
+
+    /// A flow on a virtual clock.
+    struct Call {
+        flow: Flow,
+        t0: Instant,
+        now: Instant,
+    }
+
+    impl Call {
+        fn new(setup: FlowSetup) -> Call {
+            let t0 = Instant::now();
+            let mut call = Call { flow: Flow::new(setup), t0, now: t0 };
+            assert_eq!(call.actions(), [FlowAction::Answer]);
+            call.flow.on_answered(t0);
+            call
+        }
+
+        fn actions(&mut self) -> Vec<FlowAction> {
+            std::iter::from_fn(|| self.flow.poll()).collect()
+        }
+
+        fn advance(&mut self, ms: u64) {
+            self.now += Duration::from_millis(ms);
+            self.flow.handle_timeout(self.now);
+        }
+
+        fn finish_prompt(&mut self) -> Vec<FlowAction> {
+            self.flow.on_prompt_finished(self.now);
+            self.actions()
+        }
+
+        fn dial(&mut self, digits: &str) -> Vec<FlowAction> {
+            for d in digits.chars() {
+                self.advance(100);
+                self.flow.on_digit(self.now, d);
+            }
+            self.actions()
+        }
+
+        fn state(&mut self, state: ConferenceState) -> Vec<FlowAction> {
+            self.flow.on_conference_state(self.now, state);
+            self.actions()
+        }
+
+        fn elapsed(&self) -> Duration {
+            self.now - self.t0
+        }
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    /// The seed demo conference: member 1001/PIN 1234, moderator 1002/PIN 4321.
+    fn demo() -> ConferenceDoc {
+        ConferenceDoc::from_request(json!({
+            "name": "demo", "conference_numbers": ["1000"],
+            "member": {"numbers": ["1001"], "pins": ["1234"]},
+            "moderator": {"numbers": ["1002"], "pins": ["4321"]}
+        }))
+        .unwrap_or_default()
+    }
+
+    fn setup(doc: ConferenceDoc, dialed: Option<&str>) -> FlowSetup {
+        FlowSetup {
+            target: Target::Conference { id: "demo".into(), doc },
+            dialed: dialed.map(str::to_string),
+            callflow: CallflowOptions { welcome: false, ..CallflowOptions::default() },
+            config: ConferencesConfig::default(),
+            name_media: None,
+        }
+    }
+
+    fn play(media: &[&str], interruptible: bool) -> FlowAction {
+        FlowAction::Play { media: media.iter().map(|s| s.to_string()).collect(), interruptible }
+    }
+
+    fn query() -> FlowAction {
+        FlowAction::QueryConference { id: "demo".into() }
+    }
+
+    fn joined(actions: Vec<FlowAction>) -> JoinDecision {
+        match actions.as_slice() {
+            [FlowAction::Join(d)] => (**d).clone(),
+            other => panic!("expected a join, got {other:?}"),
+        }
+    }
+
+    fn pin_prompt() -> FlowAction {
+        play(&["conf-enter_conf_pin"], true)
+    }
+
+    #[test]
+    fn welcome_plays_by_default_and_media_overrides_it() {
+        let mut s = setup(demo(), Some("1001"));
+        s.callflow.welcome = true;
+        let mut call = Call::new(s.clone());
+        assert_eq!(call.actions(), [play(&["conf-welcome"], false)]);
+        assert_eq!(call.finish_prompt(), [pin_prompt()]);
+
+        s.callflow.welcome_media = Some("http://m/hi.wav".into());
+        assert_eq!(Call::new(s).actions(), [play(&["http://m/hi.wav"], false)]);
+    }
+
+    #[test]
+    fn member_number_and_pin_join_muted() {
+        let mut call = Call::new(setup(demo(), Some("1001")));
+        assert_eq!(call.actions(), [pin_prompt()]);
+        call.finish_prompt();
+        assert_eq!(call.dial("1234#"), [query()]);
+        let d = joined(call.state(ConferenceState::default()));
+        assert_eq!((d.conference_id.as_str(), d.role), ("demo", Role::Member));
+        assert_eq!(d.flags, JoinFlags { mute: true, ..JoinFlags::default() });
+        assert_eq!(d.entry_sounds, [ENTRY_TONE]);
+        assert_eq!(d.exit_sounds, [EXIT_TONE]);
+        assert!(call.flow.is_done());
+    }
+
+    #[test]
+    fn moderator_number_wants_the_moderator_pin() {
+        let mut call = Call::new(setup(demo(), Some("1002")));
+        call.actions();
+        call.finish_prompt();
+        assert_eq!(call.dial("1234#"), [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]);
+        call.finish_prompt();
+        assert_eq!(call.dial("4321#"), [query()]);
+        let d = joined(call.state(ConferenceState::default()));
+        assert_eq!(d.role, Role::Moderator);
+        assert_eq!(d.flags, JoinFlags { moderator: true, ..JoinFlags::default() });
+    }
+
+    #[test]
+    fn digit_interrupts_the_pin_prompt() {
+        let mut call = Call::new(setup(demo(), Some("1001")));
+        call.actions();
+        assert_eq!(call.dial("1"), [FlowAction::StopPlayback]);
+        assert_eq!(call.dial("234#"), [query()]);
+    }
+
+    #[test]
+    fn three_bad_pins_hang_up() {
+        let mut call = Call::new(setup(demo(), Some("1001")));
+        call.actions();
+        call.finish_prompt();
+        assert_eq!(call.dial("9#"), [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]);
+        call.finish_prompt();
+        assert_eq!(call.dial("9#"), [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]);
+        call.finish_prompt();
+        assert_eq!(call.dial("4321#"), [play(&["conf-too_many_attempts"], false)]);
+        assert_eq!(call.finish_prompt(), [FlowAction::Hangup]);
+        assert!(call.flow.is_done());
+    }
+
+    #[test]
+    fn pin_timeouts_first_digit_then_between_digits() {
+        let mut call = Call::new(setup(demo(), Some("1001")));
+        call.actions();
+        call.finish_prompt();
+        assert_eq!(call.flow.poll_timeout(), Some(call.now + Duration::from_millis(5000)));
+        call.advance(4999);
+        assert_eq!(call.actions(), []);
+        call.advance(1);
+        assert_eq!(call.actions(), [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]);
+        call.finish_prompt();
+        call.dial("1234");
+        call.advance(1999);
+        assert_eq!(call.actions(), []);
+        call.advance(1);
+        assert_eq!(call.actions(), [query()]);
+    }
+
+    #[test]
+    fn pin_timeout_from_the_doc_then_config() {
+        let doc = demo().patched(&json!({"pin_timeout": 8000})).unwrap_or_default();
+        let mut call = Call::new(setup(doc, Some("1001")));
+        call.actions();
+        call.finish_prompt();
+        assert_eq!(call.flow.poll_timeout(), Some(call.now + Duration::from_millis(8000)));
+
+        let mut s = setup(demo(), Some("1001"));
+        s.config = ConferencesConfig::new(obj(json!({"pin_timeout": 3000})), Map::new());
+        let mut call = Call::new(s);
+        call.actions();
+        call.finish_prompt();
+        assert_eq!(call.flow.poll_timeout(), Some(call.now + Duration::from_millis(3000)));
+    }
+
+    #[test]
+    fn undetermined_role_is_classified_by_pin() {
+        for (pin, role) in [("1234#", Role::Member), ("4321#", Role::Moderator)] {
+            let mut call = Call::new(setup(demo(), Some("1000")));
+            assert_eq!(call.actions(), [pin_prompt()]);
+            call.finish_prompt();
+            assert_eq!(call.dial(pin), [query()]);
+            assert_eq!(joined(call.state(ConferenceState::default())).role, role);
+        }
+        // Member PINs empty: an empty entry is a member, a bad one is not.
+        let doc = demo().patched(&json!({"member": {"pins": []}})).unwrap_or_default();
+        let mut call = Call::new(setup(doc.clone(), None));
+        call.actions();
+        call.finish_prompt();
+        assert_eq!(call.dial("#"), [query()]);
+        assert_eq!(joined(call.state(ConferenceState::default())).role, Role::Member);
+        let mut call = Call::new(setup(doc, None));
+        call.actions();
+        call.finish_prompt();
+        assert_eq!(call.dial("5#"), [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]);
+    }
+
+    #[test]
+    fn no_pins_means_member_without_a_prompt() {
+        let doc = ConferenceDoc::from_request(json!({"member": {"numbers": ["1001"]}}))
+            .unwrap_or_default();
+        let mut call = Call::new(setup(doc.clone(), Some("5555")));
+        assert_eq!(call.actions(), [query()]);
+        let d = joined(call.state(ConferenceState::default()));
+        assert_eq!(d.role, Role::Member);
+        assert!(d.flags.mute, "the API filled member.join_muted = true");
+        // A doc that skipped the API joins unmuted.
+        let raw = ConferenceDoc::from_map(Map::new());
+        let mut call = Call::new(setup(raw, None));
+        call.actions();
+        assert!(!joined(call.state(ConferenceState::default())).flags.mute);
+    }
+
+    #[test]
+    fn number_in_both_lists_is_undetermined() {
+        let doc = demo()
+            .patched(&json!({"member": {"numbers": ["7"]}, "moderator": {"numbers": ["7"], "pins": []}}))
+            .unwrap_or_default();
+        let mut call = Call::new(setup(doc, Some("7")));
+        assert_eq!(call.actions(), [pin_prompt()]);
+        call.finish_prompt();
+        // An empty moderator PIN list matches no entry.
+        assert_eq!(call.dial("#"), [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]);
+        call.finish_prompt();
+        assert_eq!(call.dial("1234#"), [query()]);
+        assert_eq!(joined(call.state(ConferenceState::default())).role, Role::Member);
+    }
+
+    #[test]
+    fn forced_moderator_asks_only_moderator_pins() {
+        let mut s = setup(demo(), Some("1001"));
+        s.callflow.moderator = true;
+        let mut call = Call::new(s.clone());
+        call.actions();
+        call.finish_prompt();
+        assert_eq!(call.dial("1234#"), [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]);
+        s.target = Target::Conference {
+            id: "demo".into(),
+            doc: demo().patched(&json!({"moderator": {"pins": []}})).unwrap_or_default(),
+        };
+        let mut call = Call::new(s);
+        assert_eq!(call.actions(), [query()]);
+        assert_eq!(joined(call.state(ConferenceState::default())).role, Role::Moderator);
+    }
+
+    #[test]
+    fn service_mode_finds_the_conference_by_number() {
+        let mut s = setup(demo(), None);
+        s.target = Target::ServiceMode;
+        let mut call = Call::new(s);
+        assert_eq!(call.actions(), [play(&["conf-enter_conf_number"], true)]);
+        call.finish_prompt();
+        assert_eq!(call.dial("1002#"), [FlowAction::FindConference { number: "1002".into() }]);
+        call.flow.on_lookup(call.now, vec![("demo".into(), demo())]);
+        assert_eq!(call.actions(), [pin_prompt()], "1002 is the moderator number");
+        call.finish_prompt();
+        call.dial("4321#");
+        assert_eq!(joined(call.state(ConferenceState::default())).role, Role::Moderator);
+    }
+
+    #[test]
+    fn service_mode_gives_up_after_three_failures() {
+        let mut s = setup(demo(), None);
+        s.target = Target::ServiceMode;
+        let mut call = Call::new(s);
+        call.actions();
+        call.finish_prompt();
+        // 1: nothing entered within 5 s.
+        call.advance(5000);
+        assert_eq!(call.actions(), [play(&["conf-bad_conf", "conf-enter_conf_number"], true)]);
+        assert_eq!(call.elapsed(), Duration::from_millis(5000));
+        call.finish_prompt();
+        // 2: no match.
+        call.dial("42#");
+        call.flow.on_lookup(call.now, vec![]);
+        assert_eq!(call.actions(), [play(&["conf-bad_conf", "conf-enter_conf_number"], true)]);
+        call.finish_prompt();
+        // 3: two matches.
+        call.dial("1000#");
+        call.flow.on_lookup(call.now, vec![("a".into(), demo()), ("b".into(), demo())]);
+        assert_eq!(call.actions(), [play(&["conf-too_many_attempts"], false)]);
+        assert_eq!(call.finish_prompt(), [FlowAction::Hangup]);
+    }
+
+    #[test]
+    fn number_collection_stops_at_sixteen_digits() {
+        let mut s = setup(demo(), None);
+        s.target = Target::ServiceMode;
+        let mut call = Call::new(s);
+        call.actions();
+        let actions = call.dial("12345678901234567");
+        assert_eq!(
+            actions,
+            [FlowAction::StopPlayback, FlowAction::FindConference { number: "1234567890123456".into() }]
+        );
+    }
+
+    #[test]
+    fn full_conference_refuses_the_caller() {
+        let doc = demo().patched(&json!({"max_participants": 2})).unwrap_or_default();
+        let mut call = Call::new(setup(doc, Some("1001")));
+        call.actions();
+        call.dial("1234#");
+        let full = ConferenceState { members: 2, ..ConferenceState::default() };
+        assert_eq!(call.state(full), [play(&["conf-max_participants"], false)]);
+        assert_eq!(call.finish_prompt(), [FlowAction::Hangup]);
+    }
+
+    #[test]
+    fn locked_conference_plays_the_locked_sound() {
+        let mut call = Call::new(setup(demo(), Some("1002")));
+        call.actions();
+        call.dial("4321#");
+        let locked = ConferenceState {
+            members: 3,
+            locked: true,
+            locked_sound: Some("conf-locked".into()),
+            ..ConferenceState::default()
+        };
+        assert_eq!(call.state(locked), [play(&["conf-locked"], false)]);
+        assert_eq!(call.finish_prompt(), [FlowAction::Hangup]);
+    }
+
+    #[test]
+    fn require_moderator_without_waiting_hangs_up_members() {
+        let doc = demo().patched(&json!({"require_moderator": true})).unwrap_or_default();
+        let mut call = Call::new(setup(doc.clone(), Some("1001")));
+        call.actions();
+        call.dial("1234#");
+        assert_eq!(call.state(ConferenceState::default()), [FlowAction::Hangup]);
+
+        let with_media = doc
+            .patched(&json!({"require_moderator_media": "conf-no_moderator"}))
+            .unwrap_or_default();
+        let mut call = Call::new(setup(with_media, Some("1001")));
+        call.actions();
+        call.dial("1234#");
+        assert_eq!(call.state(ConferenceState::default()), [play(&["conf-no_moderator"], false)]);
+
+        let mut call = Call::new(setup(doc.clone(), Some("1001")));
+        call.actions();
+        call.dial("1234#");
+        let present = ConferenceState { moderator_present: true, ..ConferenceState::default() };
+        assert_eq!(joined(call.state(present)).role, Role::Member);
+
+        let waiting = doc.patched(&json!({"wait_for_moderator": true})).unwrap_or_default();
+        let mut call = Call::new(setup(waiting, Some("1001")));
+        call.actions();
+        call.dial("1234#");
+        assert_eq!(joined(call.state(ConferenceState::default())).role, Role::Member);
+    }
+
+    #[test]
+    fn play_name_records_and_announces() {
+        let doc = demo().patched(&json!({"play_name": true})).unwrap_or_default();
+        let mut call = Call::new(setup(doc, Some("1001")));
+        call.actions();
+        call.dial("1234#");
+        assert_eq!(
+            call.state(ConferenceState::default()),
+            [play(&["conf-announce_your_name", NAME_BEEP], false)]
+        );
+        assert_eq!(call.finish_prompt(), [FlowAction::RecordName { max: NAME_MAX }]);
+        assert_eq!(call.dial("5"), [FlowAction::StopRecording], "any digit stops it");
+        assert_eq!(call.dial("5"), []);
+        call.flow.on_recording_finished(call.now, Some("/rec/name.wav".into()));
+        let d = joined(call.actions());
+        assert_eq!(d.entry_sounds, [ENTRY_TONE, "/rec/name.wav", "conf-has_joined"]);
+        assert_eq!(d.exit_sounds, [EXIT_TONE, "/rec/name.wav", "conf-has_left"]);
+        assert_eq!(d.name.as_deref(), Some("/rec/name.wav"));
+    }
+
+    #[test]
+    fn name_recording_stops_after_sixty_seconds() {
+        let doc = demo().patched(&json!({"play_name": true})).unwrap_or_default();
+        let mut call = Call::new(setup(doc, Some("1001")));
+        call.actions();
+        call.dial("1234#");
+        call.state(ConferenceState::default());
+        call.finish_prompt();
+        call.advance(59_999);
+        assert_eq!(call.actions(), []);
+        call.advance(1);
+        assert_eq!(call.actions(), [FlowAction::StopRecording]);
+        call.flow.on_recording_finished(call.now, None);
+        assert_eq!(joined(call.actions()).entry_sounds, [ENTRY_TONE]);
+    }
+
+    #[test]
+    fn known_name_is_reused_and_name_support_can_be_off() {
+        let doc = demo().patched(&json!({"play_name": true})).unwrap_or_default();
+        let mut s = setup(doc, Some("1001"));
+        s.name_media = Some("media/bob".into());
+        let mut call = Call::new(s.clone());
+        call.actions();
+        call.dial("1234#");
+        assert_eq!(joined(call.state(ConferenceState::default())).entry_sounds[1], "media/bob");
+
+        s.name_media = None;
+        s.config = ConferencesConfig::new(obj(json!({"support_name_announcement": false})), Map::new());
+        let mut call = Call::new(s);
+        call.actions();
+        call.dial("1234#");
+        assert_eq!(joined(call.state(ConferenceState::default())).entry_sounds, [ENTRY_TONE]);
+    }
+
+    #[test]
+    fn review_name_keeps_on_one_and_rerecords_otherwise() {
+        let doc = demo().patched(&json!({"play_name": true})).unwrap_or_default();
+        let mut s = setup(doc, Some("1001"));
+        s.config = ConferencesConfig::new(obj(json!({"review_name": true})), Map::new());
+        let mut call = Call::new(s);
+        call.actions();
+        call.dial("1234#");
+        call.state(ConferenceState::default());
+        call.finish_prompt();
+        call.flow.on_recording_finished(call.now, Some("n1".into()));
+        let review = play(&["conf-your_announcement", "n1", "conf-review"], true);
+        assert_eq!(call.actions(), [review]);
+        assert_eq!(
+            call.dial("2"),
+            [FlowAction::StopPlayback, play(&["conf-announce_your_name", NAME_BEEP], false)]
+        );
+        call.finish_prompt();
+        call.flow.on_recording_finished(call.now, Some("n2".into()));
+        call.actions();
+        call.finish_prompt();
+        assert_eq!(joined(call.dial("1")).name.as_deref(), Some("n2"));
+    }
+
+    #[test]
+    fn tones_per_role_and_callflow_overrides() {
+        let mut s = setup(demo(), Some("1002"));
+        s.config = ConferencesConfig::new(
+            obj(json!({"moderator_entry_tone": "tone_stream://%(200,0,800)", "exit_tone": "x"})),
+            Map::new(),
+        );
+        let mut call = Call::new(s.clone());
+        call.actions();
+        call.dial("4321#");
+        let d = joined(call.state(ConferenceState::default()));
+        assert_eq!(d.entry_sounds, ["tone_stream://%(200,0,800)"]);
+        assert_eq!(d.exit_sounds, [EXIT_TONE], "moderator_exit_tone defaults");
+
+        s.callflow.play_entry_tone = Some(ToneSetting::Off);
+        s.callflow.play_exit_tone = Some(ToneSetting::Custom("bye".into()));
+        let mut call = Call::new(s);
+        call.actions();
+        call.dial("4321#");
+        let d = joined(call.state(ConferenceState::default()));
+        assert!(d.entry_sounds.is_empty());
+        assert_eq!(d.exit_sounds, ["bye"]);
+    }
+
+    #[test]
+    fn jambonz_role_flags_reach_the_join() {
+        let doc = demo()
+            .patched(&json!({"moderator": {"join_deaf": true, "end_conference_on_exit": true,
+                                           "distribute_dtmf": true}}))
+            .unwrap_or_default();
+        let mut call = Call::new(setup(doc, Some("1002")));
+        call.actions();
+        call.dial("4321#");
+        let flags = joined(call.state(ConferenceState::default())).flags;
+        assert_eq!(
+            flags,
+            JoinFlags { mute: false, deaf: true, moderator: true, endconf: true, dist_dtmf: true }
+        );
+    }
+
+    #[test]
+    fn inputs_out_of_turn_are_ignored() {
+        let mut call = Call::new(setup(demo(), Some("1001")));
+        call.actions();
+        call.flow.on_lookup(call.now, vec![]);
+        call.flow.on_recording_finished(call.now, None);
+        call.flow.on_conference_state(call.now, ConferenceState::default());
+        call.flow.on_answered(call.now);
+        assert_eq!(call.actions(), []);
+        assert_eq!(call.dial("1234#"), [FlowAction::StopPlayback, query()]);
+    }
+}
