@@ -1,0 +1,337 @@
+//! [`Store`] on one SQLite file: JSON text columns, WAL, schema created in
+//! place, `synchronous=FULL` so a committed write survives a crash.
+
+use super::{Seed, Store, StoreError, StoredConference};
+use crate::conference::document::{ConferenceDoc, numbers_in_use, numbers_in_use_error};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde_json::{Map, Value};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The database file inside the data directory.
+pub const FILE_NAME: &str = "chorus.sqlite3";
+
+/// The system's config rows use this account id.
+const SYSTEM: &str = "";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS conferences (
+    account_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    doc TEXT NOT NULL CHECK (json_valid(doc)),
+    PRIMARY KEY (account_id, id)
+);
+CREATE TABLE IF NOT EXISTS config (
+    account_id TEXT NOT NULL,
+    category TEXT NOT NULL,
+    doc TEXT NOT NULL CHECK (json_valid(doc)),
+    PRIMARY KEY (account_id, category)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
+
+/// The SQLite store. One connection behind a mutex: SQLite serialises writers
+/// anyway, and the control plane's load is a few queries per call setup.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))?;
+        conn.execute_batch("PRAGMA synchronous=FULL;")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Opens `{data_dir}/chorus.sqlite3` and, on its first start only, loads
+    /// `seed` (conferences into `account`). A bad seed fails the start and
+    /// writes nothing, so the next start tries again.
+    pub fn open_seeded(data_dir: &Path, seed: &Seed, account: &str) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Seed {
+            path: data_dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let store = Self::open(&data_dir.join(FILE_NAME))?;
+        store.seed(seed, account)?;
+        Ok(store)
+    }
+
+    fn seed(&self, seed: &Seed, account: &str) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let seeded: Option<String> = tx
+            .query_row("SELECT value FROM meta WHERE key = 'seeded'", [], |r| r.get(0))
+            .optional()?;
+        if seeded.is_some() {
+            return Ok(());
+        }
+        for (category, doc) in &seed.system_config {
+            put_config(&tx, SYSTEM, category, doc)?;
+        }
+        for (path, id, body) in &seed.conferences {
+            save(&tx, account, Some(id), None, |_| {
+                ConferenceDoc::from_request(body.clone()).map_err(StoreError::from)
+            })
+            .map_err(|e| StoreError::Seed {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+        tx.execute("INSERT INTO meta (key, value) VALUES ('seeded', '1')", [])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic mid-transaction rolled it back on unwind: the connection is sound.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One write in an immediate transaction (see [`save`]).
+    fn write(
+        &self,
+        account: &str,
+        id: Option<&str>,
+        revision: Option<u64>,
+        make: impl FnOnce(Option<&StoredConference>) -> Result<ConferenceDoc, StoreError>,
+    ) -> Result<StoredConference, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let saved = save(&tx, account, id, revision, make)?;
+        tx.commit()?;
+        Ok(saved)
+    }
+
+    fn update(
+        &self,
+        account: &str,
+        id: &str,
+        revision: Option<u64>,
+        make: impl FnOnce(&ConferenceDoc) -> Result<ConferenceDoc, StoreError>,
+    ) -> Result<StoredConference, StoreError> {
+        self.write(account, Some(id), revision, |current| match current {
+            Some(c) => make(&c.doc),
+            None => Err(StoreError::NotFound(id.to_string())),
+        })
+    }
+}
+
+impl Store for SqliteStore {
+    fn list_conferences(&self, account: &str) -> Result<Vec<StoredConference>, StoreError> {
+        live(&self.lock(), account)
+    }
+
+    fn get_conference(&self, account: &str, id: &str) -> Result<StoredConference, StoreError> {
+        load(&self.lock(), account, id)?
+            .filter(|(_, deleted)| !deleted)
+            .map(|(c, _)| c)
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))
+    }
+
+    fn create_conference(
+        &self,
+        account: &str,
+        id: Option<&str>,
+        body: Value,
+    ) -> Result<StoredConference, StoreError> {
+        self.write(account, id, None, |current| match current {
+            Some(c) => Err(StoreError::Exists(c.id.clone())),
+            None => Ok(ConferenceDoc::from_request(body)?),
+        })
+    }
+
+    fn replace_conference(
+        &self,
+        account: &str,
+        id: &str,
+        body: Value,
+        revision: Option<u64>,
+    ) -> Result<StoredConference, StoreError> {
+        self.update(account, id, revision, |_| Ok(ConferenceDoc::from_request(body)?))
+    }
+
+    fn patch_conference(
+        &self,
+        account: &str,
+        id: &str,
+        patch: &Value,
+        revision: Option<u64>,
+    ) -> Result<StoredConference, StoreError> {
+        self.update(account, id, revision, |doc| Ok(doc.patched(patch)?))
+    }
+
+    fn delete_conference(
+        &self,
+        account: &str,
+        id: &str,
+        revision: Option<u64>,
+    ) -> Result<StoredConference, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = match load(&tx, account, id)? {
+            Some((c, false)) => c,
+            _ => return Err(StoreError::NotFound(id.to_string())),
+        };
+        check_revision(&current, revision)?;
+        tx.execute(
+            "UPDATE conferences SET deleted = 1, revision = revision + 1
+             WHERE account_id = ?1 AND id = ?2",
+            params![account, id],
+        )?;
+        tx.commit()?;
+        Ok(current)
+    }
+
+    fn find_by_number(
+        &self,
+        account: &str,
+        number: &str,
+    ) -> Result<Vec<StoredConference>, StoreError> {
+        let mut all = live(&self.lock(), account)?;
+        all.retain(|c| c.doc.all_numbers().contains(&number));
+        Ok(all)
+    }
+
+    fn config(
+        &self,
+        account: Option<&str>,
+        category: &str,
+    ) -> Result<Map<String, Value>, StoreError> {
+        let text: Option<String> = self
+            .lock()
+            .query_row(
+                "SELECT doc FROM config WHERE account_id = ?1 AND category = ?2",
+                params![account.unwrap_or(SYSTEM), category],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match text {
+            Some(t) => Ok(serde_json::from_str(&t)?),
+            None => Ok(Map::new()),
+        }
+    }
+
+    fn put_config(
+        &self,
+        account: Option<&str>,
+        category: &str,
+        doc: Map<String, Value>,
+    ) -> Result<(), StoreError> {
+        put_config(&self.lock(), account.unwrap_or(SYSTEM), category, &doc)
+    }
+}
+
+fn put_config(
+    conn: &Connection,
+    account: &str,
+    category: &str,
+    doc: &Map<String, Value>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO config (account_id, category, doc) VALUES (?1, ?2, ?3)
+         ON CONFLICT (account_id, category) DO UPDATE SET doc = excluded.doc",
+        params![account, category, serde_json::to_string(doc)?],
+    )?;
+    Ok(())
+}
+
+/// Loads the row (deleted or not), checks the revision, builds the new doc
+/// with `make` (given the live doc, if any), enforces number uniqueness in the
+/// account and writes revision + 1. The caller owns the transaction.
+fn save(
+    conn: &Connection,
+    account: &str,
+    id: Option<&str>,
+    revision: Option<u64>,
+    make: impl FnOnce(Option<&StoredConference>) -> Result<ConferenceDoc, StoreError>,
+) -> Result<StoredConference, StoreError> {
+    let id = match id {
+        Some(id) => id.to_string(),
+        None => conn.query_row("SELECT lower(hex(randomblob(16)))", [], |r| r.get(0))?,
+    };
+    let row = load(conn, account, &id)?;
+    let live_row = row.as_ref().filter(|(_, deleted)| !deleted).map(|(c, _)| c);
+    if let Some(c) = live_row {
+        check_revision(c, revision)?;
+    }
+    let doc = make(live_row)?;
+    let others = live(conn, account)?;
+    let taken = numbers_in_use(&doc, Some(&id), others.iter().map(|c| (c.id.as_str(), &c.doc)));
+    if !taken.is_empty() {
+        return Err(numbers_in_use_error(&taken).into());
+    }
+    let revision = row.map_or(1, |(c, _)| c.revision + 1);
+    conn.execute(
+        "INSERT INTO conferences (account_id, id, revision, deleted, doc) VALUES (?1, ?2, ?3, 0, ?4)
+         ON CONFLICT (account_id, id) DO UPDATE
+         SET revision = excluded.revision, deleted = 0, doc = excluded.doc",
+        params![account, id, sql_int(revision), serde_json::to_string(doc.json())?],
+    )?;
+    Ok(StoredConference { id, revision, doc })
+}
+
+fn check_revision(current: &StoredConference, expected: Option<u64>) -> Result<(), StoreError> {
+    match expected {
+        Some(e) if e != current.revision => Err(StoreError::Conflict {
+            expected: e,
+            stored: current.revision,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The row and whether it is deleted.
+fn load(
+    conn: &Connection,
+    account: &str,
+    id: &str,
+) -> Result<Option<(StoredConference, bool)>, StoreError> {
+    let row: Option<(i64, bool, String)> = conn
+        .query_row(
+            "SELECT revision, deleted, doc FROM conferences WHERE account_id = ?1 AND id = ?2",
+            params![account, id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    row.map(|(revision, deleted, text)| Ok((stored(id.to_string(), revision, &text)?, deleted)))
+        .transpose()
+}
+
+fn live(conn: &Connection, account: &str) -> Result<Vec<StoredConference>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, revision, doc FROM conferences
+         WHERE account_id = ?1 AND deleted = 0 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![account], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+    })?;
+    rows.map(|row| {
+        let (id, revision, text) = row?;
+        stored(id, revision, &text)
+    })
+    .collect()
+}
+
+/// SQLite integers are signed; revisions never come near the limit.
+fn sql_int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn stored(id: String, revision: i64, text: &str) -> Result<StoredConference, StoreError> {
+    let obj: Map<String, Value> = serde_json::from_str(text)?;
+    Ok(StoredConference {
+        id,
+        revision: u64::try_from(revision).unwrap_or_default(),
+        doc: ConferenceDoc::from_map(obj),
+    })
+}
