@@ -335,3 +335,161 @@ fn stored(id: String, revision: i64, text: &str) -> Result<StoredConference, Sto
         doc: ConferenceDoc::from_map(obj),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conference::document::Role;
+    use serde_json::json;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> TempDir {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("chorus-store-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const ACCT: &str = "acct";
+
+    fn open(dir: &TempDir) -> SqliteStore {
+        SqliteStore::open(&dir.0.join(FILE_NAME)).expect("open")
+    }
+
+    fn repo_seed() -> Seed {
+        Seed::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/seed")).expect("seed")
+    }
+
+    #[test]
+    fn a_restart_loses_nothing() {
+        let dir = TempDir::new();
+        let created = {
+            let s = open(&dir);
+            let c = s.create_conference(ACCT, None, json!({"name": "a", "x": [1]})).unwrap();
+            s.patch_conference(ACCT, &c.id, &json!({"play_name": true}), Some(1)).unwrap();
+            s.put_config(None, "conferences", json!({"pin_timeout": 7000}).as_object().cloned().unwrap_or_default())
+                .unwrap();
+            c
+        };
+        assert_eq!(created.id.len(), 32);
+        assert!(created.id.bytes().all(|b| b.is_ascii_hexdigit()));
+        let s = open(&dir);
+        let got = s.get_conference(ACCT, &created.id).unwrap();
+        assert_eq!(got.revision, 2);
+        assert_eq!(got.doc.json()["x"], json!([1]));
+        assert!(got.doc.play_name() && got.doc.join_muted(Role::Member));
+        assert_eq!(s.conferences_config(ACCT).unwrap().pin_timeout_ms(), 7000);
+    }
+
+    #[test]
+    fn crud_with_revisions_and_soft_delete() {
+        let dir = TempDir::new();
+        let s = open(&dir);
+        let c = s.create_conference(ACCT, Some("c1"), json!({"name": "a"})).unwrap();
+        assert_eq!(c.revision, 1);
+        assert!(matches!(
+            s.create_conference(ACCT, Some("c1"), json!({})),
+            Err(StoreError::Exists(_))
+        ));
+        let r = s.replace_conference(ACCT, "c1", json!({"name": "b"}), Some(1)).unwrap();
+        assert_eq!((r.revision, r.doc.name()), (2, Some("b")));
+        assert!(matches!(
+            s.replace_conference(ACCT, "c1", json!({"name": "c"}), Some(1)),
+            Err(StoreError::Conflict { expected: 1, stored: 2 })
+        ));
+        assert!(matches!(
+            s.patch_conference(ACCT, "c1", &json!({"name": 5}), None),
+            Err(StoreError::Invalid(_))
+        ));
+        assert_eq!(s.delete_conference(ACCT, "c1", None).unwrap().doc.name(), Some("b"));
+        assert!(matches!(s.get_conference(ACCT, "c1"), Err(StoreError::NotFound(_))));
+        assert!(matches!(s.delete_conference(ACCT, "c1", None), Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            s.patch_conference(ACCT, "c1", &json!({}), None),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(s.list_conferences(ACCT).unwrap().is_empty());
+        // Re-creating a deleted id continues its revisions.
+        assert_eq!(s.create_conference(ACCT, Some("c1"), json!({})).unwrap().revision, 4);
+        assert!(s.list_conferences("other").unwrap().is_empty());
+    }
+
+    #[test]
+    fn numbers_are_unique_per_account_and_found() {
+        let dir = TempDir::new();
+        let s = open(&dir);
+        s.create_conference(ACCT, Some("a"), json!({"conference_numbers": ["1000"]})).unwrap();
+        let e = s
+            .create_conference(ACCT, Some("b"), json!({"member": {"numbers": ["1000"]}}))
+            .unwrap_err();
+        let StoreError::Invalid(v) = e else { panic!("{e}") };
+        assert_eq!(v.to_json()["numbers"]["unique"]["cause"], json!(["1000"]));
+        // Updating a doc with its own numbers is fine; another account is separate.
+        s.patch_conference(ACCT, "a", &json!({"name": "x"}), None).unwrap();
+        s.create_conference("other", Some("b"), json!({"conference_numbers": ["1000"]})).unwrap();
+        // A deleted conference frees its numbers.
+        s.delete_conference(ACCT, "a", None).unwrap();
+        s.create_conference(ACCT, Some("b"), json!({"moderator": {"numbers": ["1000"]}})).unwrap();
+        let found = s.find_by_number(ACCT, "1000").unwrap();
+        assert_eq!(found.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert!(s.find_by_number(ACCT, "1001").unwrap().is_empty());
+    }
+
+    #[test]
+    fn seeds_load_once_from_the_repo_config() {
+        let dir = TempDir::new();
+        let seed = repo_seed();
+        let s = SqliteStore::open_seeded(&dir.0, &seed, ACCT).unwrap();
+        let demo = s.get_conference(ACCT, "demo").unwrap();
+        assert_eq!(demo.doc.conference_numbers(), ["1000"]);
+        assert_eq!(demo.doc.numbers(Role::Member), ["1001"]);
+        assert_eq!(demo.doc.pins(Role::Member), ["1234"]);
+        assert_eq!(demo.doc.numbers(Role::Moderator), ["1002"]);
+        assert_eq!(demo.doc.pins(Role::Moderator), ["4321"]);
+        for n in ["1000", "1001", "1002"] {
+            assert_eq!(s.find_by_number(ACCT, n).unwrap().len(), 1, "{n}");
+        }
+        let cfg = s.conferences_config(ACCT).unwrap();
+        assert_eq!(cfg.pin_timeout_ms(), 5000);
+        assert!(cfg.controls("default").is_some());
+        // A second start does not re-seed: a deleted seed stays deleted.
+        s.delete_conference(ACCT, "demo", None).unwrap();
+        drop(s);
+        let s = SqliteStore::open_seeded(&dir.0, &seed, ACCT).unwrap();
+        assert!(s.get_conference(ACCT, "demo").is_err());
+    }
+
+    #[test]
+    fn a_bad_seed_names_its_file_and_writes_nothing() {
+        let dir = TempDir::new();
+        let seed_dir = dir.0.join("seed");
+        std::fs::create_dir_all(seed_dir.join("conferences")).unwrap();
+        std::fs::write(seed_dir.join("conferences/a.json"), r#"{"conference_numbers":["1"]}"#).unwrap();
+        std::fs::write(seed_dir.join("conferences/b.json"), r#"{"conference_numbers":["1"]}"#).unwrap();
+        let seed = Seed::read(&seed_dir).unwrap();
+        let data = dir.0.join("data");
+        let e = SqliteStore::open_seeded(&data, &seed, ACCT).unwrap_err();
+        assert!(e.to_string().contains("b.json"), "{e}");
+        let s = SqliteStore::open(&data.join(FILE_NAME)).unwrap();
+        assert!(s.list_conferences(ACCT).unwrap().is_empty());
+
+        std::fs::write(seed_dir.join("conferences/c.json"), "[1]").unwrap();
+        let e = Seed::read(&seed_dir).unwrap_err();
+        assert!(e.to_string().contains("c.json"), "{e}");
+        assert_eq!(Seed::read(&dir.0.join("missing")).unwrap(), Seed::default());
+    }
+}
