@@ -114,7 +114,9 @@ impl Action {
 
 /// Binding digits: 1 to 16 of `0-9 * #`.
 pub fn valid_digits(d: &str) -> bool {
-    (1..=16).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+    (1..=16).contains(&d.len())
+        && d.bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
 }
 
 /// One DTMF binding.
@@ -191,7 +193,10 @@ impl DigitMatcher {
     }
 
     pub fn feed(&mut self, now: Instant, digit: char) -> Option<Action> {
-        if self.last.is_some_and(|t| now.saturating_duration_since(t) > INTER_DIGIT) {
+        if self
+            .last
+            .is_some_and(|t| now.saturating_duration_since(t) > INTER_DIGIT)
+        {
             self.pending.clear();
         }
         self.last = Some(now);
@@ -229,7 +234,9 @@ impl DigitMatcher {
     }
 
     fn is_prefix(&self) -> bool {
-        self.bindings.iter().any(|b| b.digits.starts_with(&self.pending))
+        self.bindings
+            .iter()
+            .any(|b| b.digits.starts_with(&self.pending))
     }
 
     fn extends(&self) -> bool {
@@ -270,10 +277,22 @@ mod tests {
         assert_eq!(Action::parse("mute"), Some(Action::Mute(Toggle::Toggle)));
         assert_eq!(Action::parse("deaf  off"), Some(Action::Deaf(Toggle::Off)));
         assert_eq!(Action::parse("deaf mute"), Some(Action::DeafMute));
-        assert_eq!(Action::parse("energy equ"), Some(Action::Energy(Step::Reset)));
-        assert_eq!(Action::parse("vol talk zero"), Some(Action::TalkVolume(Step::Reset)));
-        assert_eq!(Action::parse("vol listen dn"), Some(Action::ListenVolume(Step::Down)));
-        assert_eq!(Action::parse("transfer 1000 XML"), Some(Action::Transfer("1000 XML".into())));
+        assert_eq!(
+            Action::parse("energy equ"),
+            Some(Action::Energy(Step::Reset))
+        );
+        assert_eq!(
+            Action::parse("vol talk zero"),
+            Some(Action::TalkVolume(Step::Reset))
+        );
+        assert_eq!(
+            Action::parse("vol listen dn"),
+            Some(Action::ListenVolume(Step::Down))
+        );
+        assert_eq!(
+            Action::parse("transfer 1000 XML"),
+            Some(Action::Transfer("1000 XML".into()))
+        );
         assert_eq!(Action::parse("event"), Some(Action::Event(String::new())));
         for bad in ["", "mute maybe", "vol talk equ", "energy zero", "explode"] {
             assert_eq!(Action::parse(bad), None, "{bad}");
@@ -334,11 +353,15 @@ mod tests {
         let sys = json!({"controls": {"mine": [{"action": "hangup", "digits": "0"}],
                                       "sys": [{"action": "vol talk up", "digits": "3"},
                                               {"action": "nonsense", "digits": "4"}]}});
-        let acct = json!({"controls": {"acct": [{"action": "transfer", "digits": "7", "data": "2000"}]}});
+        let acct =
+            json!({"controls": {"acct": [{"action": "transfer", "digits": "7", "data": "2000"}]}});
         let obj = |v: Value| v.as_object().cloned().unwrap_or_else(Map::new);
         let cfg = ConferencesConfig::new(obj(sys), obj(acct));
         assert_eq!(group("mine", &doc, &cfg)[0].action, Action::Lock);
-        assert_eq!(group("acct", &doc, &cfg)[0].action, Action::Transfer("2000".into()));
+        assert_eq!(
+            group("acct", &doc, &cfg)[0].action,
+            Action::Transfer("2000".into())
+        );
         let sys_group = group("sys", &doc, &cfg);
         assert_eq!(sys_group.len(), 1);
         assert_eq!(sys_group[0].action, Action::TalkVolume(Step::Up));

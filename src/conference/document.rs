@@ -15,6 +15,9 @@
 //! - `end_conference_duration` (int seconds >= 0): grace time after the last
 //!   `endconf` member leaves;
 //! - `status_hook` (URL) and `status_events` (subset of [`STATUS_EVENTS`]).
+//!
+//! Also Chorus's own: `require_moderator_media` (string), played to a member
+//! refused for want of a moderator (§1 step 14; none by default).
 
 use super::controls::Action;
 use super::validation::{Rule, ValidationErrors};
@@ -307,7 +310,8 @@ impl ConferenceDoc {
     /// Chorus: what a member hears before being hung up for want of a
     /// moderator (§1 step 14); absent plays nothing.
     pub fn require_moderator_media(&self) -> Option<&str> {
-        self.str("require_moderator_media").filter(|s| !s.is_empty())
+        self.str("require_moderator_media")
+            .filter(|s| !s.is_empty())
     }
 
     pub fn profile(&self) -> Option<&Map<String, Value>> {
@@ -538,7 +542,8 @@ mod tests {
 
     #[test]
     fn client_id_and_read_only_are_dropped() {
-        let doc = create(json!({"id": "x", "_read_only": {}, "focus": "fs1", "name": "a"})).unwrap();
+        let doc =
+            create(json!({"id": "x", "_read_only": {}, "focus": "fs1", "name": "a"})).unwrap();
         assert!(!doc.json().contains_key("id") && !doc.json().contains_key("_read_only"));
         assert_eq!(doc.to_api("abc")["id"], json!("abc"));
     }
@@ -561,7 +566,10 @@ mod tests {
     fn numbers_must_be_digit_strings() {
         let e = create(json!({"conference_numbers": ["1000", "12a"], "member": {"pins": [5]}}))
             .unwrap_err();
-        assert_eq!(e["conference_numbers.1"]["pattern"]["target"], json!("^[0-9]+$"));
+        assert_eq!(
+            e["conference_numbers.1"]["pattern"]["target"],
+            json!("^[0-9]+$")
+        );
         assert_eq!(e["member.pins.0"]["type"]["target"], json!("string"));
         assert!(e.get("conference_numbers.0").is_none());
     }
@@ -574,7 +582,10 @@ mod tests {
         }))
         .unwrap_err();
         assert_eq!(e["member"]["type"]["target"], json!("object"));
-        assert_eq!(e["play_entry_tone"]["type"]["target"], json!(["boolean", "string"]));
+        assert_eq!(
+            e["play_entry_tone"]["type"]["target"],
+            json!(["boolean", "string"])
+        );
         assert_eq!(e["max_participants"]["minimum"]["target"], json!(0));
         assert_eq!(e["status_events.1"]["enum"]["value"], json!("explode"));
         assert!(e["pin_timeout"]["type"].is_object());
@@ -594,7 +605,10 @@ mod tests {
             {}
         ]}}))
         .unwrap_err();
-        assert_eq!(e["controls.a%2Eb.1.action"]["enum"]["value"], json!("explode"));
+        assert_eq!(
+            e["controls.a%2Eb.1.action"]["enum"]["value"],
+            json!("explode")
+        );
         assert!(e["controls.a%2Eb.1.digits"]["pattern"].is_object());
         assert!(e["controls.a%2Eb.2.action"]["required"].is_object());
         assert!(e.get("controls.a%2Eb.0.action").is_none());
@@ -612,7 +626,8 @@ mod tests {
 
     #[test]
     fn patch_merges_deletes_and_revalidates() {
-        let doc = create(json!({"name": "a", "member": {"pins": ["1"]}, "play_name": true})).unwrap();
+        let doc =
+            create(json!({"name": "a", "member": {"pins": ["1"]}, "play_name": true})).unwrap();
         let p = doc
             .patched(&json!({"member": {"numbers": ["2000"]}, "name": null, "play_name": null}))
             .unwrap();
@@ -626,7 +641,8 @@ mod tests {
 
     #[test]
     fn numbers_unique_across_the_account() {
-        let a = create(json!({"conference_numbers": ["1000"], "member": {"numbers": ["1001"]}})).unwrap();
+        let a = create(json!({"conference_numbers": ["1000"], "member": {"numbers": ["1001"]}}))
+            .unwrap();
         let b = create(json!({"moderator": {"numbers": ["1001", "1000", "3"]}})).unwrap();
         let taken = numbers_in_use(&b, Some("b"), [("a", &a), ("b", &b)]);
         assert_eq!(taken, ["1001", "1000"]);
@@ -639,8 +655,10 @@ mod tests {
 
     #[test]
     fn list_projection() {
-        let doc = create(json!({"name": "a", "owner_id": "0123456789abcdef0123456789abcdef", "play_name": true}))
-            .unwrap();
+        let doc = create(
+            json!({"name": "a", "owner_id": "0123456789abcdef0123456789abcdef", "play_name": true}),
+        )
+        .unwrap();
         let e = doc.list_entry("id1");
         assert_eq!(e["id"], json!("id1"));
         assert_eq!(e["flags"], json!([]));
@@ -650,8 +668,10 @@ mod tests {
 
     #[test]
     fn jambonz_options() {
-        let doc = create(json!({"beep": true, "moderator": {"end_conference_on_exit": true},
-            "end_conference_duration": 10, "status_hook": "http://h/s", "status_events": ["join"]}))
+        let doc = create(
+            json!({"beep": true, "moderator": {"end_conference_on_exit": true},
+            "end_conference_duration": 10, "status_hook": "http://h/s", "status_events": ["join"]}),
+        )
         .unwrap();
         assert!(doc.beep() && doc.end_conference_on_exit(Role::Moderator));
         assert!(!doc.end_conference_on_exit(Role::Member));

@@ -125,14 +125,23 @@ pub enum FlowAction {
     Answer,
     /// Play in turn to this caller; an interruptible play stops on a digit
     /// (the flow then emits [`FlowAction::StopPlayback`]).
-    Play { media: Vec<String>, interruptible: bool },
+    Play {
+        media: Vec<String>,
+        interruptible: bool,
+    },
     StopPlayback,
     /// Look up the account's conferences by number; answer with `on_lookup`.
-    FindConference { number: String },
+    FindConference {
+        number: String,
+    },
     /// Answer with `on_conference_state`.
-    QueryConference { id: String },
+    QueryConference {
+        id: String,
+    },
     /// Record the caller; answer with `on_recording_finished`.
-    RecordName { max: Duration },
+    RecordName {
+        max: Duration,
+    },
     StopRecording,
     Join(Box<JoinDecision>),
     Hangup,
@@ -215,7 +224,10 @@ impl Flow {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
             State::Collecting(c) => c.deadline,
-            State::Recording { deadline, stopping: false } => Some(*deadline),
+            State::Recording {
+                deadline,
+                stopping: false,
+            } => Some(*deadline),
             _ => None,
         }
     }
@@ -226,7 +238,10 @@ impl Flow {
         }
         let cf = &self.setup.callflow;
         if cf.welcome {
-            let media = cf.welcome_media.clone().unwrap_or_else(|| "conf-welcome".into());
+            let media = cf
+                .welcome_media
+                .clone()
+                .unwrap_or_else(|| "conf-welcome".into());
             self.play(vec![media], Next::AfterWelcome);
         } else {
             self.after_welcome();
@@ -238,7 +253,10 @@ impl Flow {
             State::Playing(next) => match *next {
                 Next::AfterWelcome => self.after_welcome(),
                 Next::Record => {
-                    self.state = State::Recording { deadline: now + NAME_MAX, stopping: false };
+                    self.state = State::Recording {
+                        deadline: now + NAME_MAX,
+                        stopping: false,
+                    };
                     self.out.push_back(FlowAction::RecordName { max: NAME_MAX });
                 }
                 Next::Hangup => self.hang_up(),
@@ -305,7 +323,11 @@ impl Flow {
         self.name = media;
         match &self.name {
             Some(name) if self.setup.config.review_name() => {
-                let media = vec!["conf-your_announcement".into(), name.clone(), "conf-review".into()];
+                let media = vec![
+                    "conf-your_announcement".into(),
+                    name.clone(),
+                    "conf-review".into(),
+                ];
                 self.collect(media, Purpose::Review, 1, DIGIT_TIMEOUT_MS);
             }
             _ => self.join(),
@@ -323,7 +345,9 @@ impl Flow {
         let refusal = if max > 0 && state.members >= max {
             Some(Some("conf-max_participants".to_string()))
         } else if state.locked {
-            let sound = state.locked_sound.unwrap_or_else(|| "conf-max_participants".into());
+            let sound = state
+                .locked_sound
+                .unwrap_or_else(|| "conf-max_participants".into());
             Some(Some(sound))
         } else if self.role == Role::Member
             && doc.require_moderator()
@@ -358,7 +382,12 @@ impl Flow {
     /// `before` is a failure prompt played first, in the same interruptible play.
     fn ask_number(&mut self, before: Option<&str>) {
         let media = prompts(before, "conf-enter_conf_number");
-        self.collect(media, Purpose::Number, MAX_DIGITS, self.setup.config.number_timeout_ms());
+        self.collect(
+            media,
+            Purpose::Number,
+            MAX_DIGITS,
+            self.setup.config.number_timeout_ms(),
+        );
     }
 
     /// §1 step 4 (the intended rule) and step 6, then the PIN.
@@ -408,7 +437,9 @@ impl Flow {
         let moderator_pins = doc.pins(Role::Moderator);
         match self.known_role {
             Some(role) => doc.pins(role).contains(&entry).then_some(role),
-            None if member_pins.contains(&entry) || (member_pins.is_empty() && entry.is_empty()) => {
+            None if member_pins.contains(&entry)
+                || (member_pins.is_empty() && entry.is_empty()) =>
+            {
                 Some(Role::Member)
             }
             None => moderator_pins.contains(&entry).then_some(Role::Moderator),
@@ -416,7 +447,10 @@ impl Flow {
     }
 
     fn collect(&mut self, media: Vec<String>, purpose: Purpose, max: usize, first_timeout_ms: u64) {
-        self.out.push_back(FlowAction::Play { media, interruptible: true });
+        self.out.push_back(FlowAction::Play {
+            media,
+            interruptible: true,
+        });
         self.state = State::Collecting(Collect {
             purpose,
             digits: String::new(),
@@ -439,7 +473,8 @@ impl Flow {
             Purpose::Number if c.digits.is_empty() => self.failed(Purpose::Number),
             Purpose::Number => {
                 self.state = State::LookingUp;
-                self.out.push_back(FlowAction::FindConference { number: c.digits });
+                self.out
+                    .push_back(FlowAction::FindConference { number: c.digits });
             }
             Purpose::Pin => match self.classify_pin(&c.digits) {
                 Some(role) => {
@@ -506,14 +541,30 @@ impl Flow {
         let play_name = doc.play_name() && self.setup.config.support_name_announcement();
         let name = self.name.clone().filter(|_| play_name);
         let config = &self.setup.config;
-        let entry = cf.play_entry_tone.clone().unwrap_or_else(|| doc.play_entry_tone());
-        let exit = cf.play_exit_tone.clone().unwrap_or_else(|| doc.play_exit_tone());
+        let entry = cf
+            .play_entry_tone
+            .clone()
+            .unwrap_or_else(|| doc.play_entry_tone());
+        let exit = cf
+            .play_exit_tone
+            .clone()
+            .unwrap_or_else(|| doc.play_exit_tone());
         let decision = join_decision(
             id,
             doc,
             self.role,
-            sounds(entry, config.entry_tone(self.role), name.as_deref(), "conf-has_joined"),
-            sounds(exit, config.exit_tone(self.role), name.as_deref(), "conf-has_left"),
+            sounds(
+                entry,
+                config.entry_tone(self.role),
+                name.as_deref(),
+                "conf-has_joined",
+            ),
+            sounds(
+                exit,
+                config.exit_tone(self.role),
+                name.as_deref(),
+                "conf-has_left",
+            ),
             name.clone(),
         );
         self.state = State::Done;
@@ -521,7 +572,10 @@ impl Flow {
     }
 
     fn play(&mut self, media: Vec<String>, next: Next) {
-        self.out.push_back(FlowAction::Play { media, interruptible: false });
+        self.out.push_back(FlowAction::Play {
+            media,
+            interruptible: false,
+        });
         self.state = State::Playing(next);
     }
 
@@ -559,7 +613,11 @@ pub fn join_decision(
 }
 
 fn prompts(before: Option<&str>, prompt: &str) -> Vec<String> {
-    before.into_iter().chain([prompt]).map(str::to_string).collect()
+    before
+        .into_iter()
+        .chain([prompt])
+        .map(str::to_string)
+        .collect()
 }
 
 /// `[tone, name, announcement]`, each part only when present.
@@ -589,7 +647,11 @@ mod tests {
     impl Call {
         fn new(setup: FlowSetup) -> Call {
             let t0 = Instant::now();
-            let mut call = Call { flow: Flow::new(setup), t0, now: t0 };
+            let mut call = Call {
+                flow: Flow::new(setup),
+                t0,
+                now: t0,
+            };
             assert_eq!(call.actions(), [FlowAction::Answer]);
             call.flow.on_answered(t0);
             call
@@ -643,16 +705,25 @@ mod tests {
 
     fn setup(doc: ConferenceDoc, dialed: Option<&str>) -> FlowSetup {
         FlowSetup {
-            target: Target::Conference { id: "demo".into(), doc },
+            target: Target::Conference {
+                id: "demo".into(),
+                doc,
+            },
             dialed: dialed.map(str::to_string),
-            callflow: CallflowOptions { welcome: false, ..CallflowOptions::default() },
+            callflow: CallflowOptions {
+                welcome: false,
+                ..CallflowOptions::default()
+            },
             config: ConferencesConfig::default(),
             name_media: None,
         }
     }
 
     fn play(media: &[&str], interruptible: bool) -> FlowAction {
-        FlowAction::Play { media: media.iter().map(|s| s.to_string()).collect(), interruptible }
+        FlowAction::Play {
+            media: media.iter().map(|s| s.to_string()).collect(),
+            interruptible,
+        }
     }
 
     fn query() -> FlowAction {
@@ -690,7 +761,13 @@ mod tests {
         assert_eq!(call.dial("1234#"), [query()]);
         let d = joined(call.state(ConferenceState::default()));
         assert_eq!((d.conference_id.as_str(), d.role), ("demo", Role::Member));
-        assert_eq!(d.flags, JoinFlags { mute: true, ..JoinFlags::default() });
+        assert_eq!(
+            d.flags,
+            JoinFlags {
+                mute: true,
+                ..JoinFlags::default()
+            }
+        );
         assert_eq!(d.entry_sounds, [ENTRY_TONE]);
         assert_eq!(d.exit_sounds, [EXIT_TONE]);
         assert!(call.flow.is_done());
@@ -701,12 +778,21 @@ mod tests {
         let mut call = Call::new(setup(demo(), Some("1002")));
         call.actions();
         call.finish_prompt();
-        assert_eq!(call.dial("1234#"), [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]);
+        assert_eq!(
+            call.dial("1234#"),
+            [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]
+        );
         call.finish_prompt();
         assert_eq!(call.dial("4321#"), [query()]);
         let d = joined(call.state(ConferenceState::default()));
         assert_eq!(d.role, Role::Moderator);
-        assert_eq!(d.flags, JoinFlags { moderator: true, ..JoinFlags::default() });
+        assert_eq!(
+            d.flags,
+            JoinFlags {
+                moderator: true,
+                ..JoinFlags::default()
+            }
+        );
     }
 
     #[test]
@@ -722,11 +808,20 @@ mod tests {
         let mut call = Call::new(setup(demo(), Some("1001")));
         call.actions();
         call.finish_prompt();
-        assert_eq!(call.dial("9#"), [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]);
+        assert_eq!(
+            call.dial("9#"),
+            [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]
+        );
         call.finish_prompt();
-        assert_eq!(call.dial("9#"), [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]);
+        assert_eq!(
+            call.dial("9#"),
+            [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]
+        );
         call.finish_prompt();
-        assert_eq!(call.dial("4321#"), [play(&["conf-too_many_attempts"], false)]);
+        assert_eq!(
+            call.dial("4321#"),
+            [play(&["conf-too_many_attempts"], false)]
+        );
         assert_eq!(call.finish_prompt(), [FlowAction::Hangup]);
         assert!(call.flow.is_done());
     }
@@ -736,11 +831,17 @@ mod tests {
         let mut call = Call::new(setup(demo(), Some("1001")));
         call.actions();
         call.finish_prompt();
-        assert_eq!(call.flow.poll_timeout(), Some(call.now + Duration::from_millis(5000)));
+        assert_eq!(
+            call.flow.poll_timeout(),
+            Some(call.now + Duration::from_millis(5000))
+        );
         call.advance(4999);
         assert_eq!(call.actions(), []);
         call.advance(1);
-        assert_eq!(call.actions(), [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]);
+        assert_eq!(
+            call.actions(),
+            [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]
+        );
         call.finish_prompt();
         call.dial("1234");
         call.advance(1999);
@@ -751,18 +852,26 @@ mod tests {
 
     #[test]
     fn pin_timeout_from_the_doc_then_config() {
-        let doc = demo().patched(&json!({"pin_timeout": 8000})).unwrap_or_default();
+        let doc = demo()
+            .patched(&json!({"pin_timeout": 8000}))
+            .unwrap_or_default();
         let mut call = Call::new(setup(doc, Some("1001")));
         call.actions();
         call.finish_prompt();
-        assert_eq!(call.flow.poll_timeout(), Some(call.now + Duration::from_millis(8000)));
+        assert_eq!(
+            call.flow.poll_timeout(),
+            Some(call.now + Duration::from_millis(8000))
+        );
 
         let mut s = setup(demo(), Some("1001"));
         s.config = ConferencesConfig::new(obj(json!({"pin_timeout": 3000})), Map::new());
         let mut call = Call::new(s);
         call.actions();
         call.finish_prompt();
-        assert_eq!(call.flow.poll_timeout(), Some(call.now + Duration::from_millis(3000)));
+        assert_eq!(
+            call.flow.poll_timeout(),
+            Some(call.now + Duration::from_millis(3000))
+        );
     }
 
     #[test]
@@ -775,16 +884,24 @@ mod tests {
             assert_eq!(joined(call.state(ConferenceState::default())).role, role);
         }
         // Member PINs empty: an empty entry is a member, a bad one is not.
-        let doc = demo().patched(&json!({"member": {"pins": []}})).unwrap_or_default();
+        let doc = demo()
+            .patched(&json!({"member": {"pins": []}}))
+            .unwrap_or_default();
         let mut call = Call::new(setup(doc.clone(), None));
         call.actions();
         call.finish_prompt();
         assert_eq!(call.dial("#"), [query()]);
-        assert_eq!(joined(call.state(ConferenceState::default())).role, Role::Member);
+        assert_eq!(
+            joined(call.state(ConferenceState::default())).role,
+            Role::Member
+        );
         let mut call = Call::new(setup(doc, None));
         call.actions();
         call.finish_prompt();
-        assert_eq!(call.dial("5#"), [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]);
+        assert_eq!(
+            call.dial("5#"),
+            [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]
+        );
     }
 
     #[test]
@@ -806,16 +923,24 @@ mod tests {
     #[test]
     fn number_in_both_lists_is_undetermined() {
         let doc = demo()
-            .patched(&json!({"member": {"numbers": ["7"]}, "moderator": {"numbers": ["7"], "pins": []}}))
+            .patched(
+                &json!({"member": {"numbers": ["7"]}, "moderator": {"numbers": ["7"], "pins": []}}),
+            )
             .unwrap_or_default();
         let mut call = Call::new(setup(doc, Some("7")));
         assert_eq!(call.actions(), [pin_prompt()]);
         call.finish_prompt();
         // An empty moderator PIN list matches no entry.
-        assert_eq!(call.dial("#"), [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]);
+        assert_eq!(
+            call.dial("#"),
+            [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]
+        );
         call.finish_prompt();
         assert_eq!(call.dial("1234#"), [query()]);
-        assert_eq!(joined(call.state(ConferenceState::default())).role, Role::Member);
+        assert_eq!(
+            joined(call.state(ConferenceState::default())).role,
+            Role::Member
+        );
     }
 
     #[test]
@@ -825,14 +950,22 @@ mod tests {
         let mut call = Call::new(s.clone());
         call.actions();
         call.finish_prompt();
-        assert_eq!(call.dial("1234#"), [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]);
+        assert_eq!(
+            call.dial("1234#"),
+            [play(&["conf-bad_pin", "conf-enter_conf_pin"], true)]
+        );
         s.target = Target::Conference {
             id: "demo".into(),
-            doc: demo().patched(&json!({"moderator": {"pins": []}})).unwrap_or_default(),
+            doc: demo()
+                .patched(&json!({"moderator": {"pins": []}}))
+                .unwrap_or_default(),
         };
         let mut call = Call::new(s);
         assert_eq!(call.actions(), [query()]);
-        assert_eq!(joined(call.state(ConferenceState::default())).role, Role::Moderator);
+        assert_eq!(
+            joined(call.state(ConferenceState::default())).role,
+            Role::Moderator
+        );
     }
 
     #[test]
@@ -842,12 +975,24 @@ mod tests {
         let mut call = Call::new(s);
         assert_eq!(call.actions(), [play(&["conf-enter_conf_number"], true)]);
         call.finish_prompt();
-        assert_eq!(call.dial("1002#"), [FlowAction::FindConference { number: "1002".into() }]);
+        assert_eq!(
+            call.dial("1002#"),
+            [FlowAction::FindConference {
+                number: "1002".into()
+            }]
+        );
         call.flow.on_lookup(call.now, vec![("demo".into(), demo())]);
-        assert_eq!(call.actions(), [pin_prompt()], "1002 is the moderator number");
+        assert_eq!(
+            call.actions(),
+            [pin_prompt()],
+            "1002 is the moderator number"
+        );
         call.finish_prompt();
         call.dial("4321#");
-        assert_eq!(joined(call.state(ConferenceState::default())).role, Role::Moderator);
+        assert_eq!(
+            joined(call.state(ConferenceState::default())).role,
+            Role::Moderator
+        );
     }
 
     #[test]
@@ -859,17 +1004,24 @@ mod tests {
         call.finish_prompt();
         // 1: nothing entered within 5 s.
         call.advance(5000);
-        assert_eq!(call.actions(), [play(&["conf-bad_conf", "conf-enter_conf_number"], true)]);
+        assert_eq!(
+            call.actions(),
+            [play(&["conf-bad_conf", "conf-enter_conf_number"], true)]
+        );
         assert_eq!(call.elapsed(), Duration::from_millis(5000));
         call.finish_prompt();
         // 2: no match.
         call.dial("42#");
         call.flow.on_lookup(call.now, vec![]);
-        assert_eq!(call.actions(), [play(&["conf-bad_conf", "conf-enter_conf_number"], true)]);
+        assert_eq!(
+            call.actions(),
+            [play(&["conf-bad_conf", "conf-enter_conf_number"], true)]
+        );
         call.finish_prompt();
         // 3: two matches.
         call.dial("1000#");
-        call.flow.on_lookup(call.now, vec![("a".into(), demo()), ("b".into(), demo())]);
+        call.flow
+            .on_lookup(call.now, vec![("a".into(), demo()), ("b".into(), demo())]);
         assert_eq!(call.actions(), [play(&["conf-too_many_attempts"], false)]);
         assert_eq!(call.finish_prompt(), [FlowAction::Hangup]);
     }
@@ -883,17 +1035,27 @@ mod tests {
         let actions = call.dial("12345678901234567");
         assert_eq!(
             actions,
-            [FlowAction::StopPlayback, FlowAction::FindConference { number: "1234567890123456".into() }]
+            [
+                FlowAction::StopPlayback,
+                FlowAction::FindConference {
+                    number: "1234567890123456".into()
+                }
+            ]
         );
     }
 
     #[test]
     fn full_conference_refuses_the_caller() {
-        let doc = demo().patched(&json!({"max_participants": 2})).unwrap_or_default();
+        let doc = demo()
+            .patched(&json!({"max_participants": 2}))
+            .unwrap_or_default();
         let mut call = Call::new(setup(doc, Some("1001")));
         call.actions();
         call.dial("1234#");
-        let full = ConferenceState { members: 2, ..ConferenceState::default() };
+        let full = ConferenceState {
+            members: 2,
+            ..ConferenceState::default()
+        };
         assert_eq!(call.state(full), [play(&["conf-max_participants"], false)]);
         assert_eq!(call.finish_prompt(), [FlowAction::Hangup]);
     }
@@ -915,7 +1077,9 @@ mod tests {
 
     #[test]
     fn require_moderator_without_waiting_hangs_up_members() {
-        let doc = demo().patched(&json!({"require_moderator": true})).unwrap_or_default();
+        let doc = demo()
+            .patched(&json!({"require_moderator": true}))
+            .unwrap_or_default();
         let mut call = Call::new(setup(doc.clone(), Some("1001")));
         call.actions();
         call.dial("1234#");
@@ -927,24 +1091,37 @@ mod tests {
         let mut call = Call::new(setup(with_media, Some("1001")));
         call.actions();
         call.dial("1234#");
-        assert_eq!(call.state(ConferenceState::default()), [play(&["conf-no_moderator"], false)]);
+        assert_eq!(
+            call.state(ConferenceState::default()),
+            [play(&["conf-no_moderator"], false)]
+        );
 
         let mut call = Call::new(setup(doc.clone(), Some("1001")));
         call.actions();
         call.dial("1234#");
-        let present = ConferenceState { moderator_present: true, ..ConferenceState::default() };
+        let present = ConferenceState {
+            moderator_present: true,
+            ..ConferenceState::default()
+        };
         assert_eq!(joined(call.state(present)).role, Role::Member);
 
-        let waiting = doc.patched(&json!({"wait_for_moderator": true})).unwrap_or_default();
+        let waiting = doc
+            .patched(&json!({"wait_for_moderator": true}))
+            .unwrap_or_default();
         let mut call = Call::new(setup(waiting, Some("1001")));
         call.actions();
         call.dial("1234#");
-        assert_eq!(joined(call.state(ConferenceState::default())).role, Role::Member);
+        assert_eq!(
+            joined(call.state(ConferenceState::default())).role,
+            Role::Member
+        );
     }
 
     #[test]
     fn play_name_records_and_announces() {
-        let doc = demo().patched(&json!({"play_name": true})).unwrap_or_default();
+        let doc = demo()
+            .patched(&json!({"play_name": true}))
+            .unwrap_or_default();
         let mut call = Call::new(setup(doc, Some("1001")));
         call.actions();
         call.dial("1234#");
@@ -952,19 +1129,32 @@ mod tests {
             call.state(ConferenceState::default()),
             [play(&["conf-announce_your_name", NAME_BEEP], false)]
         );
-        assert_eq!(call.finish_prompt(), [FlowAction::RecordName { max: NAME_MAX }]);
-        assert_eq!(call.dial("5"), [FlowAction::StopRecording], "any digit stops it");
+        assert_eq!(
+            call.finish_prompt(),
+            [FlowAction::RecordName { max: NAME_MAX }]
+        );
+        assert_eq!(
+            call.dial("5"),
+            [FlowAction::StopRecording],
+            "any digit stops it"
+        );
         assert_eq!(call.dial("5"), []);
-        call.flow.on_recording_finished(call.now, Some("/rec/name.wav".into()));
+        call.flow
+            .on_recording_finished(call.now, Some("/rec/name.wav".into()));
         let d = joined(call.actions());
-        assert_eq!(d.entry_sounds, [ENTRY_TONE, "/rec/name.wav", "conf-has_joined"]);
+        assert_eq!(
+            d.entry_sounds,
+            [ENTRY_TONE, "/rec/name.wav", "conf-has_joined"]
+        );
         assert_eq!(d.exit_sounds, [EXIT_TONE, "/rec/name.wav", "conf-has_left"]);
         assert_eq!(d.name.as_deref(), Some("/rec/name.wav"));
     }
 
     #[test]
     fn name_recording_stops_after_sixty_seconds() {
-        let doc = demo().patched(&json!({"play_name": true})).unwrap_or_default();
+        let doc = demo()
+            .patched(&json!({"play_name": true}))
+            .unwrap_or_default();
         let mut call = Call::new(setup(doc, Some("1001")));
         call.actions();
         call.dial("1234#");
@@ -980,25 +1170,36 @@ mod tests {
 
     #[test]
     fn known_name_is_reused_and_name_support_can_be_off() {
-        let doc = demo().patched(&json!({"play_name": true})).unwrap_or_default();
+        let doc = demo()
+            .patched(&json!({"play_name": true}))
+            .unwrap_or_default();
         let mut s = setup(doc, Some("1001"));
         s.name_media = Some("media/bob".into());
         let mut call = Call::new(s.clone());
         call.actions();
         call.dial("1234#");
-        assert_eq!(joined(call.state(ConferenceState::default())).entry_sounds[1], "media/bob");
+        assert_eq!(
+            joined(call.state(ConferenceState::default())).entry_sounds[1],
+            "media/bob"
+        );
 
         s.name_media = None;
-        s.config = ConferencesConfig::new(obj(json!({"support_name_announcement": false})), Map::new());
+        s.config =
+            ConferencesConfig::new(obj(json!({"support_name_announcement": false})), Map::new());
         let mut call = Call::new(s);
         call.actions();
         call.dial("1234#");
-        assert_eq!(joined(call.state(ConferenceState::default())).entry_sounds, [ENTRY_TONE]);
+        assert_eq!(
+            joined(call.state(ConferenceState::default())).entry_sounds,
+            [ENTRY_TONE]
+        );
     }
 
     #[test]
     fn review_name_keeps_on_one_and_rerecords_otherwise() {
-        let doc = demo().patched(&json!({"play_name": true})).unwrap_or_default();
+        let doc = demo()
+            .patched(&json!({"play_name": true}))
+            .unwrap_or_default();
         let mut s = setup(doc, Some("1001"));
         s.config = ConferencesConfig::new(obj(json!({"review_name": true})), Map::new());
         let mut call = Call::new(s);
@@ -1011,7 +1212,10 @@ mod tests {
         assert_eq!(call.actions(), [review]);
         assert_eq!(
             call.dial("2"),
-            [FlowAction::StopPlayback, play(&["conf-announce_your_name", NAME_BEEP], false)]
+            [
+                FlowAction::StopPlayback,
+                play(&["conf-announce_your_name", NAME_BEEP], false)
+            ]
         );
         call.finish_prompt();
         call.flow.on_recording_finished(call.now, Some("n2".into()));
@@ -1047,8 +1251,10 @@ mod tests {
     #[test]
     fn jambonz_role_flags_reach_the_join() {
         let doc = demo()
-            .patched(&json!({"moderator": {"join_deaf": true, "end_conference_on_exit": true,
-                                           "distribute_dtmf": true}}))
+            .patched(
+                &json!({"moderator": {"join_deaf": true, "end_conference_on_exit": true,
+                                           "distribute_dtmf": true}}),
+            )
             .unwrap_or_default();
         let mut call = Call::new(setup(doc, Some("1002")));
         call.actions();
@@ -1056,7 +1262,13 @@ mod tests {
         let flags = joined(call.state(ConferenceState::default())).flags;
         assert_eq!(
             flags,
-            JoinFlags { mute: false, deaf: true, moderator: true, endconf: true, dist_dtmf: true }
+            JoinFlags {
+                mute: false,
+                deaf: true,
+                moderator: true,
+                endconf: true,
+                dist_dtmf: true
+            }
         );
     }
 
@@ -1066,7 +1278,8 @@ mod tests {
         call.actions();
         call.flow.on_lookup(call.now, vec![]);
         call.flow.on_recording_finished(call.now, None);
-        call.flow.on_conference_state(call.now, ConferenceState::default());
+        call.flow
+            .on_conference_state(call.now, ConferenceState::default());
         call.flow.on_answered(call.now);
         assert_eq!(call.actions(), []);
         assert_eq!(call.dial("1234#"), [FlowAction::StopPlayback, query()]);

@@ -29,9 +29,24 @@ const DEFAULT_SOUNDS: [(&str, &str); 9] = [
 /// Profile keys the mixer validates, with their schema rule.
 const MIXER_KEYS: [(&str, Rule); 7] = [
     ("rate", Rule::IntIn(&mixer::profile::RATES)),
-    ("interval", Rule::IntIn(&[10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120])),
-    ("energy-level", Rule::Int { min: 0, max: Some(1800) }),
-    ("comfort-noise", Rule::Int { min: 0, max: Some(10000) }),
+    (
+        "interval",
+        Rule::IntIn(&[10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120]),
+    ),
+    (
+        "energy-level",
+        Rule::Int {
+            min: 0,
+            max: Some(1800),
+        },
+    ),
+    (
+        "comfort-noise",
+        Rule::Int {
+            min: 0,
+            max: Some(10000),
+        },
+    ),
     ("channels", Rule::IntIn(&[1, 2])),
     ("announce-count", Rule::Int { min: 2, max: None }),
     ("max-members", Rule::Int { min: 2, max: None }),
@@ -63,14 +78,31 @@ impl Prompts {
             .and_then(|s| s.strip_suffix('}'))
             .unwrap_or(sound);
         let safe = !id.is_empty()
-            && id.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b));
-        let lang_ok = !lang.is_empty() && lang.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
+            && id
+                .split('/')
+                .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b));
+        let lang_ok = !lang.is_empty()
+            && lang
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
         if !safe || !lang_ok {
             return None;
         }
-        let file = if id.ends_with(".wav") { id.to_string() } else { format!("{id}.wav") };
-        Some(self.dir.join(lang).join(file).to_string_lossy().into_owned())
+        let file = if id.ends_with(".wav") {
+            id.to_string()
+        } else {
+            format!("{id}.wav")
+        };
+        Some(
+            self.dir
+                .join(lang)
+                .join(file)
+                .to_string_lossy()
+                .into_owned(),
+        )
     }
 }
 
@@ -104,7 +136,11 @@ pub fn resolve(
     prompts: &Prompts,
     account_language: Option<&str>,
 ) -> Result<ResolvedProfile, ProfileError> {
-    let language = doc.language().or(account_language).unwrap_or("en").to_string();
+    let language = doc
+        .language()
+        .or(account_language)
+        .unwrap_or("en")
+        .to_string();
     let requested = doc.profile_name().unwrap_or("default");
     let found = match doc.profile() {
         Some(p) => Some(p.clone()),
@@ -136,20 +172,32 @@ pub fn resolve(
             sounds.insert(key, path);
         }
     }
-    Ok(ResolvedProfile { name: name.to_string(), language, sounds, ..p })
+    Ok(ResolvedProfile {
+        name: name.to_string(),
+        language,
+        sounds,
+        ..p
+    })
 }
 
 fn builtin(name: &str) -> ResolvedProfile {
     let (mixer, sounds, controls) = if name == "page" {
         let page = Profile::page();
         let s = page.sounds();
-        let sounds = [("enter-sound", &s.enter), ("exit-sound", &s.exit), ("moh-sound", &s.moh)]
-            .into_iter()
-            .filter_map(|(k, v)| Some((k.to_string(), v.clone()?)))
-            .collect();
+        let sounds = [
+            ("enter-sound", &s.enter),
+            ("exit-sound", &s.exit),
+            ("moh-sound", &s.moh),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v.clone()?)))
+        .collect();
         (page, sounds, "paging")
     } else {
-        let sounds = DEFAULT_SOUNDS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let sounds = DEFAULT_SOUNDS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         (Profile::default(), sounds, "default")
     };
     ResolvedProfile {
@@ -172,7 +220,12 @@ impl ResolvedProfile {
             value: value.to_string(),
             allowed: "a string, number or boolean",
         })?;
-        let flags = || text.split('|').filter(|f| !f.is_empty()).map(str::to_string).collect();
+        let flags = || {
+            text.split('|')
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
         match key {
             k if k.ends_with("-sound") => {
                 self.sounds.insert(k.to_string(), text);
@@ -201,10 +254,19 @@ fn overlay(
         p.mixer.set("max-members", &max.to_string())?;
     }
     let max_sound = doc.max_members_media().unwrap_or("conf-max_participants");
-    p.sounds.insert("max-members-sound".into(), max_sound.to_string());
+    p.sounds
+        .insert("max-members-sound".into(), max_sound.to_string());
     let tones = [
-        ("enter-sound", doc.play_entry_tone(), config.entry_tone(Role::Member)),
-        ("exit-sound", doc.play_exit_tone(), config.exit_tone(Role::Member)),
+        (
+            "enter-sound",
+            doc.play_entry_tone(),
+            config.entry_tone(Role::Member),
+        ),
+        (
+            "exit-sound",
+            doc.play_exit_tone(),
+            config.exit_tone(Role::Member),
+        ),
     ];
     for (key, setting, default) in tones {
         match setting {
@@ -212,7 +274,9 @@ fn overlay(
                 p.sounds.remove(key);
             }
             ToneSetting::On => {
-                p.sounds.entry(key.to_string()).or_insert_with(|| default.to_string());
+                p.sounds
+                    .entry(key.to_string())
+                    .or_insert_with(|| default.to_string());
             }
             ToneSetting::Custom(s) => {
                 p.sounds.insert(key.to_string(), s);
@@ -237,7 +301,10 @@ pub(crate) fn validate(profile: &Map<String, Value>, errors: &mut ValidationErro
         let path = ["profile", key.as_str()];
         match MIXER_KEYS.iter().find(|(k, _)| k == key) {
             Some((_, rule)) => rule.check(&path, value, errors),
-            None if key.ends_with("-sound") || key.ends_with("-controls") || key.ends_with("-flags") => {
+            None if key.ends_with("-sound")
+                || key.ends_with("-controls")
+                || key.ends_with("-flags") =>
+            {
                 Rule::Str { min: 0, max: 2048 }.check(&path, value, errors)
             }
             None if scalar(value).is_none() => {
@@ -282,15 +349,27 @@ mod tests {
         assert_eq!(p.sounds["exit-sound"], EXIT_TONE);
         assert_eq!(p.sounds["alone-sound"], "/p/en/conf-alone.wav");
         assert_eq!(p.sounds["moh-sound"], "/p/en/hold_music.wav");
-        assert_eq!(p.sounds["max-members-sound"], "/p/en/conf-max_participants.wav");
-        assert_eq!(p.mixer.sounds().muted.as_deref(), Some("/p/en/conf-muted.wav"));
+        assert_eq!(
+            p.sounds["max-members-sound"],
+            "/p/en/conf-max_participants.wav"
+        );
+        assert_eq!(
+            p.mixer.sounds().muted.as_deref(),
+            Some("/p/en/conf-muted.wav")
+        );
         assert_eq!(p.mixer.max_members(), None);
-        assert_eq!((p.caller_controls.as_str(), p.moderator_controls.as_str()), ("default", "default"));
+        assert_eq!(
+            (p.caller_controls.as_str(), p.moderator_controls.as_str()),
+            ("default", "default")
+        );
     }
 
     #[test]
     fn page_profile_is_silent_and_has_no_controls() {
-        let p = run(json!({"profile_name": "page"}), &ConferencesConfig::default());
+        let p = run(
+            json!({"profile_name": "page"}),
+            &ConferencesConfig::default(),
+        );
         assert_eq!(p.mixer.rate(), 8000);
         assert_eq!(p.caller_controls, "paging");
         assert_eq!(p.sounds["enter-sound"], "silence_stream://1");
@@ -300,14 +379,20 @@ mod tests {
 
     #[test]
     fn unknown_name_falls_back_to_default() {
-        let p = run(json!({"profile_name": "nope"}), &ConferencesConfig::default());
+        let p = run(
+            json!({"profile_name": "nope"}),
+            &ConferencesConfig::default(),
+        );
         assert_eq!((p.name.as_str(), p.mixer.rate()), ("default", 48000));
     }
 
     #[test]
     fn doc_profile_wins_over_config_and_layers_over_default() {
         let cfg = ConferencesConfig::new(
-            json!({"profiles": {"big": {"rate": 8000}}}).as_object().cloned().unwrap_or_default(),
+            json!({"profiles": {"big": {"rate": 8000}}})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
             Map::new(),
         );
         let p = run(json!({"profile_name": "big"}), &cfg);
@@ -329,7 +414,10 @@ mod tests {
     #[test]
     fn overlays_members_tones_language_and_controls() {
         let cfg = ConferencesConfig::new(
-            json!({"entry_tone": "tone_stream://%(100,0,400)"}).as_object().cloned().unwrap_or_default(),
+            json!({"entry_tone": "tone_stream://%(100,0,400)"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
             Map::new(),
         );
         let p = run(
@@ -344,7 +432,10 @@ mod tests {
         assert!(!p.sounds.contains_key("exit-sound") && p.mixer.sounds().exit.is_none());
         assert_eq!(p.moderator_controls, "none");
         assert_eq!(p.conference_flags, ["wait-mod"]);
-        let p = run(json!({"max_participants": 1, "play_entry_tone": "http://x/t.wav"}), &cfg);
+        let p = run(
+            json!({"max_participants": 1, "play_entry_tone": "http://x/t.wav"}),
+            &cfg,
+        );
         assert_eq!(p.mixer.max_members(), None);
         assert_eq!(p.sounds["enter-sound"], "http://x/t.wav");
     }
@@ -352,11 +443,15 @@ mod tests {
     #[test]
     fn bad_config_values_are_errors_not_panics() {
         let cfg = ConferencesConfig::new(
-            json!({"profiles": {"x": {"rate": 22050}, "y": {"rate": [1]}}}).as_object().cloned().unwrap_or_default(),
+            json!({"profiles": {"x": {"rate": 22050}, "y": {"rate": [1]}}})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
             Map::new(),
         );
         for name in ["x", "y"] {
-            let e = resolve(&doc(json!({"profile_name": name})), &cfg, &prompts(), None).unwrap_err();
+            let e =
+                resolve(&doc(json!({"profile_name": name})), &cfg, &prompts(), None).unwrap_err();
             assert_eq!(e.key, "rate");
         }
     }
@@ -364,9 +459,20 @@ mod tests {
     #[test]
     fn prompt_resolution_keeps_streams_and_refuses_escapes() {
         let p = prompts();
-        assert_eq!(p.resolve("conf-welcome", "en").as_deref(), Some("/p/en/conf-welcome.wav"));
-        assert_eq!(p.resolve("digits/5", "en").as_deref(), Some("/p/en/digits/5.wav"));
-        for keep in ["tone_stream://%(1,0,2)", "silence_stream://1", "https://h/a.wav", "/abs/a.wav"] {
+        assert_eq!(
+            p.resolve("conf-welcome", "en").as_deref(),
+            Some("/p/en/conf-welcome.wav")
+        );
+        assert_eq!(
+            p.resolve("digits/5", "en").as_deref(),
+            Some("/p/en/digits/5.wav")
+        );
+        for keep in [
+            "tone_stream://%(1,0,2)",
+            "silence_stream://1",
+            "https://h/a.wav",
+            "/abs/a.wav",
+        ] {
             assert_eq!(p.resolve(keep, "en").as_deref(), Some(keep));
         }
         for bad in ["", "../etc/passwd", "a/../../b", "a b", "$${}"] {

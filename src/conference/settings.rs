@@ -55,7 +55,9 @@ impl ConferencesConfig {
     }
 
     pub fn review_name(&self) -> bool {
-        self.get("review_name").and_then(Value::as_bool).unwrap_or(false)
+        self.get("review_name")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
 
     pub fn support_name_announcement(&self) -> bool {
@@ -133,8 +135,14 @@ mod tests {
                                     "fr": {"big": {"alone-sound": "seul"}}}})),
         );
         let big = c.profile("big", "fr").unwrap_or_default();
-        assert_eq!(Value::Object(big), json!({"rate": 48000, "interval": 10, "alone-sound": "seul"}));
-        assert_eq!(c.profile("wide", "fr").unwrap_or_default()["rate"], json!(16000));
+        assert_eq!(
+            Value::Object(big),
+            json!({"rate": 48000, "interval": 10, "alone-sound": "seul"})
+        );
+        assert_eq!(
+            c.profile("wide", "fr").unwrap_or_default()["rate"],
+            json!(16000)
+        );
         assert_eq!(c.profile("nope", "fr"), None);
     }
 }

@@ -68,11 +68,23 @@ impl ValidationErrors {
 
     pub fn type_error(&mut self, path: &[&str], expected: &str, value: &Value) {
         let msg = format!("Value did not match type(s): {expected}");
-        self.add(path, "type", &msg, Some(json!(expected)), Some(value.clone()));
+        self.add(
+            path,
+            "type",
+            &msg,
+            Some(json!(expected)),
+            Some(value.clone()),
+        );
     }
 
     pub fn required(&mut self, path: &[&str]) {
-        self.add(path, "required", "Field is required but missing", None, None);
+        self.add(
+            path,
+            "required",
+            "Field is required but missing",
+            None,
+            None,
+        );
     }
 
     pub fn is_empty(&self) -> bool {
@@ -111,10 +123,16 @@ fn path_key(path: &[&str]) -> String {
 /// A schema rule for one field.
 #[derive(Debug, Clone, Copy)]
 pub enum Rule {
-    Str { min: usize, max: usize },
+    Str {
+        min: usize,
+        max: usize,
+    },
     Bool,
     BoolOrStr,
-    Int { min: i64, max: Option<i64> },
+    Int {
+        min: i64,
+        max: Option<i64>,
+    },
     /// An integer from a fixed list.
     IntIn(&'static [u32]),
     Object,
@@ -137,10 +155,8 @@ impl Rule {
                 errors.add(path, "type", msg, Some(target), Some(v.clone()));
             }
             Rule::Int { min, max } => check_int(path, v, min, max, errors),
-            Rule::IntIn(allowed) => {
-                if !v.as_u64().is_some_and(|n| allowed.iter().any(|a| u64::from(*a) == n)) {
-                    enum_error(path, json!(allowed), v, errors);
-                }
+            Rule::IntIn(allowed) if !one_of(v, allowed) => {
+                enum_error(path, json!(allowed), v, errors)
             }
             Rule::Object if !v.is_object() => errors.type_error(path, "object", v),
             Rule::Strings | Rule::Digits | Rule::EnumList(_) => self.check_items(path, v, errors),
@@ -163,7 +179,13 @@ impl Rule {
             match self {
                 Rule::Digits if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) => {
                     let msg = format!("Failed to match pattern '{DIGITS_PATTERN}'");
-                    errors.add(&at, "pattern", &msg, Some(json!(DIGITS_PATTERN)), Some(item.clone()));
+                    errors.add(
+                        &at,
+                        "pattern",
+                        &msg,
+                        Some(json!(DIGITS_PATTERN)),
+                        Some(item.clone()),
+                    );
                 }
                 Rule::EnumList(allowed) if !allowed.contains(&s) => {
                     enum_error(&at, json!(allowed), item, errors)
@@ -172,6 +194,11 @@ impl Rule {
             }
         }
     }
+}
+
+fn one_of(v: &Value, allowed: &[u32]) -> bool {
+    v.as_u64()
+        .is_some_and(|n| allowed.iter().any(|a| u64::from(*a) == n))
 }
 
 fn enum_error(path: &[&str], allowed: Value, v: &Value, errors: &mut ValidationErrors) {

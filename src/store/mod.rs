@@ -44,8 +44,9 @@ pub enum StoreError {
     /// A 400 for the API, in Kazoo's shape.
     #[error(transparent)]
     Invalid(#[from] ValidationErrors),
-    #[error("seed file {path}: {reason}")]
-    Seed { path: String, reason: String },
+    /// A seed file or the data directory.
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
     #[error("stored document is not valid JSON: {0}")]
     Corrupt(#[from] serde_json::Error),
     #[error("database: {0}")]

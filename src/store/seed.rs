@@ -36,7 +36,7 @@ impl Seed {
 type SeedFile = (String, String, Map<String, Value>);
 
 fn json_files(dir: &Path) -> Result<Vec<SeedFile>, StoreError> {
-    let err = |path: &Path, reason: String| StoreError::Seed {
+    let err = |path: &Path, reason: String| StoreError::File {
         path: path.display().to_string(),
         reason,
     };

@@ -57,7 +57,7 @@ impl SqliteStore {
     /// `seed` (conferences into `account`). A bad seed fails the start and
     /// writes nothing, so the next start tries again.
     pub fn open_seeded(data_dir: &Path, seed: &Seed, account: &str) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Seed {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::File {
             path: data_dir.display().to_string(),
             reason: e.to_string(),
         })?;
@@ -70,7 +70,9 @@ impl SqliteStore {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let seeded: Option<String> = tx
-            .query_row("SELECT value FROM meta WHERE key = 'seeded'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key = 'seeded'", [], |r| {
+                r.get(0)
+            })
             .optional()?;
         if seeded.is_some() {
             return Ok(());
@@ -82,7 +84,7 @@ impl SqliteStore {
             save(&tx, account, Some(id), None, |_| {
                 ConferenceDoc::from_request(body.clone()).map_err(StoreError::from)
             })
-            .map_err(|e| StoreError::Seed {
+            .map_err(|e| StoreError::File {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
@@ -157,7 +159,9 @@ impl Store for SqliteStore {
         body: Value,
         revision: Option<u64>,
     ) -> Result<StoredConference, StoreError> {
-        self.update(account, id, revision, |_| Ok(ConferenceDoc::from_request(body)?))
+        self.update(account, id, revision, |_| {
+            Ok(ConferenceDoc::from_request(body)?)
+        })
     }
 
     fn patch_conference(
@@ -266,7 +270,11 @@ fn save(
     }
     let doc = make(live_row)?;
     let others = live(conn, account)?;
-    let taken = numbers_in_use(&doc, Some(&id), others.iter().map(|c| (c.id.as_str(), &c.doc)));
+    let taken = numbers_in_use(
+        &doc,
+        Some(&id),
+        others.iter().map(|c| (c.id.as_str(), &c.doc)),
+    );
     if !taken.is_empty() {
         return Err(numbers_in_use_error(&taken).into());
     }
@@ -313,7 +321,11 @@ fn live(conn: &Connection, account: &str) -> Result<Vec<StoredConference>, Store
          WHERE account_id = ?1 AND deleted = 0 ORDER BY id",
     )?;
     let rows = stmt.query_map(params![account], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+        ))
     })?;
     rows.map(|row| {
         let (id, revision, text) = row?;
@@ -379,10 +391,20 @@ mod tests {
         let dir = TempDir::new();
         let created = {
             let s = open(&dir);
-            let c = s.create_conference(ACCT, None, json!({"name": "a", "x": [1]})).unwrap();
-            s.patch_conference(ACCT, &c.id, &json!({"play_name": true}), Some(1)).unwrap();
-            s.put_config(None, "conferences", json!({"pin_timeout": 7000}).as_object().cloned().unwrap_or_default())
+            let c = s
+                .create_conference(ACCT, None, json!({"name": "a", "x": [1]}))
                 .unwrap();
+            s.patch_conference(ACCT, &c.id, &json!({"play_name": true}), Some(1))
+                .unwrap();
+            s.put_config(
+                None,
+                "conferences",
+                json!({"pin_timeout": 7000})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+            .unwrap();
             c
         };
         assert_eq!(created.id.len(), 32);
@@ -399,32 +421,53 @@ mod tests {
     fn crud_with_revisions_and_soft_delete() {
         let dir = TempDir::new();
         let s = open(&dir);
-        let c = s.create_conference(ACCT, Some("c1"), json!({"name": "a"})).unwrap();
+        let c = s
+            .create_conference(ACCT, Some("c1"), json!({"name": "a"}))
+            .unwrap();
         assert_eq!(c.revision, 1);
         assert!(matches!(
             s.create_conference(ACCT, Some("c1"), json!({})),
             Err(StoreError::Exists(_))
         ));
-        let r = s.replace_conference(ACCT, "c1", json!({"name": "b"}), Some(1)).unwrap();
+        let r = s
+            .replace_conference(ACCT, "c1", json!({"name": "b"}), Some(1))
+            .unwrap();
         assert_eq!((r.revision, r.doc.name()), (2, Some("b")));
         assert!(matches!(
             s.replace_conference(ACCT, "c1", json!({"name": "c"}), Some(1)),
-            Err(StoreError::Conflict { expected: 1, stored: 2 })
+            Err(StoreError::Conflict {
+                expected: 1,
+                stored: 2
+            })
         ));
         assert!(matches!(
             s.patch_conference(ACCT, "c1", &json!({"name": 5}), None),
             Err(StoreError::Invalid(_))
         ));
-        assert_eq!(s.delete_conference(ACCT, "c1", None).unwrap().doc.name(), Some("b"));
-        assert!(matches!(s.get_conference(ACCT, "c1"), Err(StoreError::NotFound(_))));
-        assert!(matches!(s.delete_conference(ACCT, "c1", None), Err(StoreError::NotFound(_))));
+        assert_eq!(
+            s.delete_conference(ACCT, "c1", None).unwrap().doc.name(),
+            Some("b")
+        );
+        assert!(matches!(
+            s.get_conference(ACCT, "c1"),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            s.delete_conference(ACCT, "c1", None),
+            Err(StoreError::NotFound(_))
+        ));
         assert!(matches!(
             s.patch_conference(ACCT, "c1", &json!({}), None),
             Err(StoreError::NotFound(_))
         ));
         assert!(s.list_conferences(ACCT).unwrap().is_empty());
         // Re-creating a deleted id continues its revisions.
-        assert_eq!(s.create_conference(ACCT, Some("c1"), json!({})).unwrap().revision, 4);
+        assert_eq!(
+            s.create_conference(ACCT, Some("c1"), json!({}))
+                .unwrap()
+                .revision,
+            4
+        );
         assert!(s.list_conferences("other").unwrap().is_empty());
     }
 
@@ -432,20 +475,29 @@ mod tests {
     fn numbers_are_unique_per_account_and_found() {
         let dir = TempDir::new();
         let s = open(&dir);
-        s.create_conference(ACCT, Some("a"), json!({"conference_numbers": ["1000"]})).unwrap();
+        s.create_conference(ACCT, Some("a"), json!({"conference_numbers": ["1000"]}))
+            .unwrap();
         let e = s
             .create_conference(ACCT, Some("b"), json!({"member": {"numbers": ["1000"]}}))
             .unwrap_err();
-        let StoreError::Invalid(v) = e else { panic!("{e}") };
+        let StoreError::Invalid(v) = e else {
+            panic!("{e}")
+        };
         assert_eq!(v.to_json()["numbers"]["unique"]["cause"], json!(["1000"]));
         // Updating a doc with its own numbers is fine; another account is separate.
-        s.patch_conference(ACCT, "a", &json!({"name": "x"}), None).unwrap();
-        s.create_conference("other", Some("b"), json!({"conference_numbers": ["1000"]})).unwrap();
+        s.patch_conference(ACCT, "a", &json!({"name": "x"}), None)
+            .unwrap();
+        s.create_conference("other", Some("b"), json!({"conference_numbers": ["1000"]}))
+            .unwrap();
         // A deleted conference frees its numbers.
         s.delete_conference(ACCT, "a", None).unwrap();
-        s.create_conference(ACCT, Some("b"), json!({"moderator": {"numbers": ["1000"]}})).unwrap();
+        s.create_conference(ACCT, Some("b"), json!({"moderator": {"numbers": ["1000"]}}))
+            .unwrap();
         let found = s.find_by_number(ACCT, "1000").unwrap();
-        assert_eq!(found.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(
+            found.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
         assert!(s.find_by_number(ACCT, "1001").unwrap().is_empty());
     }
 
@@ -478,8 +530,16 @@ mod tests {
         let dir = TempDir::new();
         let seed_dir = dir.0.join("seed");
         std::fs::create_dir_all(seed_dir.join("conferences")).unwrap();
-        std::fs::write(seed_dir.join("conferences/a.json"), r#"{"conference_numbers":["1"]}"#).unwrap();
-        std::fs::write(seed_dir.join("conferences/b.json"), r#"{"conference_numbers":["1"]}"#).unwrap();
+        std::fs::write(
+            seed_dir.join("conferences/a.json"),
+            r#"{"conference_numbers":["1"]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            seed_dir.join("conferences/b.json"),
+            r#"{"conference_numbers":["1"]}"#,
+        )
+        .unwrap();
         let seed = Seed::read(&seed_dir).unwrap();
         let data = dir.0.join("data");
         let e = SqliteStore::open_seeded(&data, &seed, ACCT).unwrap_err();
