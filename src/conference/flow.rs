@@ -30,6 +30,8 @@ const MAX_DIGITS: usize = 16;
 const INTER_DIGIT: Duration = Duration::from_millis(2000);
 /// Failures before `conf-too_many_attempts`.
 const ATTEMPTS: u8 = 3;
+/// Cap on a first-digit timeout, so a huge `pin_timeout` cannot overflow the clock.
+const MAX_FIRST_DIGIT: Duration = Duration::from_secs(600);
 /// Longest recorded name.
 pub const NAME_MAX: Duration = Duration::from_secs(60);
 /// The beep before name recording: 440 Hz, 500 ms on, 100 ms off.
@@ -56,6 +58,17 @@ impl Default for CallflowOptions {
             play_exit_tone: None,
             welcome: true,
             welcome_media: None,
+        }
+    }
+}
+
+impl CallflowOptions {
+    /// For a call routed by number, with no callflow: the doc's
+    /// `play_welcome` decides the welcome (a callflow would override it).
+    pub fn for_doc(doc: &ConferenceDoc) -> Self {
+        CallflowOptions {
+            welcome: doc.play_welcome(),
+            ..CallflowOptions::default()
         }
     }
 }
@@ -455,7 +468,7 @@ impl Flow {
             purpose,
             digits: String::new(),
             max,
-            first_timeout: Duration::from_millis(first_timeout_ms),
+            first_timeout: Duration::from_millis(first_timeout_ms).min(MAX_FIRST_DIGIT),
             deadline: None,
             prompt_playing: true,
         });
@@ -848,6 +861,30 @@ mod tests {
         assert_eq!(call.actions(), []);
         call.advance(1);
         assert_eq!(call.actions(), [query()]);
+    }
+
+    #[test]
+    fn welcome_follows_the_doc_without_a_callflow() {
+        let quiet = demo()
+            .patched(&json!({"play_welcome": false}))
+            .unwrap_or_default();
+        let mut s = setup(quiet.clone(), Some("1001"));
+        s.callflow = CallflowOptions::for_doc(&quiet);
+        assert_eq!(Call::new(s).actions(), [pin_prompt()]);
+        let mut s = setup(demo(), Some("1001"));
+        s.callflow = CallflowOptions::for_doc(&demo());
+        assert_eq!(Call::new(s).actions(), [play(&["conf-welcome"], false)]);
+    }
+
+    #[test]
+    fn huge_pin_timeout_is_capped() {
+        let doc = demo()
+            .patched(&json!({"pin_timeout": u64::MAX}))
+            .unwrap_or_default();
+        let mut call = Call::new(setup(doc, Some("1001")));
+        call.actions();
+        call.finish_prompt();
+        assert_eq!(call.flow.poll_timeout(), Some(call.now + MAX_FIRST_DIGIT));
     }
 
     #[test]
