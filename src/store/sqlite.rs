@@ -351,10 +351,16 @@ fn stored(id: String, revision: i64, text: &str) -> Result<StoredConference, Sto
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conference::controls;
     use crate::conference::document::Role;
+    use crate::conference::flow::{
+        CallflowOptions, ConferenceState, Flow, FlowAction, FlowSetup, Target,
+    };
+    use crate::conference::profile::{self, Prompts};
     use serde_json::json;
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Instant;
 
     /// A fresh directory under the system temp dir, removed on drop.
     struct TempDir(PathBuf);
@@ -517,12 +523,53 @@ mod tests {
         }
         let cfg = s.conferences_config(ACCT).unwrap();
         assert_eq!(cfg.pin_timeout_ms(), 5000);
-        assert!(cfg.controls("default").is_some());
+        assert_eq!(controls::group("default", &demo.doc, &cfg).len(), 7);
+        let profile = profile::resolve(&demo.doc, &cfg, &Prompts::new("/p"), None).unwrap();
+        assert_eq!(profile.mixer.rate(), 48000);
+        assert_eq!(profile.sounds["locked-sound"], "/p/en/conf-locked.wav");
         // A second start does not re-seed: a deleted seed stays deleted.
         s.delete_conference(ACCT, "demo", None).unwrap();
         drop(s);
         let s = SqliteStore::open_seeded(&dir.0, &seed, ACCT).unwrap();
         assert!(s.get_conference(ACCT, "demo").is_err());
+    }
+
+    /// The seeded demo as a caller meets it: dial 1001, PIN 1234, join.
+    #[test]
+    fn seeded_demo_member_joins_by_number_and_pin() {
+        let dir = TempDir::new();
+        let s = SqliteStore::open_seeded(&dir.0, &repo_seed(), ACCT).unwrap();
+        let [found] = s
+            .find_by_number(ACCT, "1001")
+            .unwrap()
+            .try_into()
+            .unwrap_or_else(|v: Vec<_>| panic!("one conference expected, got {}", v.len()));
+        let mut flow = Flow::new(FlowSetup {
+            callflow: CallflowOptions::for_doc(&found.doc),
+            target: Target::Conference {
+                id: found.id,
+                doc: found.doc,
+            },
+            dialed: Some("1001".into()),
+            config: s.conferences_config(ACCT).unwrap(),
+            name_media: None,
+        });
+        let now = Instant::now();
+        flow.on_answered(now);
+        flow.on_prompt_finished(now);
+        for d in "1234#".chars() {
+            flow.on_digit(now, d);
+        }
+        flow.on_conference_state(now, ConferenceState::default());
+        let actions: Vec<_> = std::iter::from_fn(|| flow.poll()).collect();
+        let Some(FlowAction::Join(join)) = actions.last() else {
+            panic!("{actions:?}")
+        };
+        assert_eq!(
+            (join.conference_id.as_str(), join.role),
+            ("demo", Role::Member)
+        );
+        assert!(!join.flags.mute, "the demo seed lets members talk");
     }
 
     #[test]
