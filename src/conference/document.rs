@@ -391,7 +391,7 @@ impl ConferenceDoc {
 }
 
 /// The string items of an array; anything else reads as empty.
-pub(crate) fn strings(v: Option<&Value>) -> Vec<&str> {
+fn strings(v: Option<&Value>) -> Vec<&str> {
     v.and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default()
@@ -455,7 +455,7 @@ fn fill_defaults(obj: &mut Map<String, Value>, defaults: Value) {
 }
 
 /// RFC 7396 JSON merge patch.
-pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
+fn merge_patch(target: &mut Value, patch: &Value) {
     let Value::Object(patch) = patch else {
         *target = patch.clone();
         return;

@@ -37,14 +37,14 @@ const MIXER_KEYS: [(&str, Rule); 7] = [
         "energy-level",
         Rule::Int {
             min: 0,
-            max: Some(1800),
+            max: Some(mixer::profile::MAX_ENERGY_LEVEL as i64),
         },
     ),
     (
         "comfort-noise",
         Rule::Int {
             min: 0,
-            max: Some(10000),
+            max: Some(mixer::profile::MAX_COMFORT_NOISE as i64),
         },
     ),
     ("channels", Rule::IntIn(&[1, 2])),
