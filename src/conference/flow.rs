@@ -191,9 +191,13 @@ enum State {
     Answering,
     Playing(Next),
     Collecting(Collect),
-    LookingUp,
+    /// The entered number, which then decides the role like a dialed one.
+    LookingUp(String),
     Querying,
-    Recording { deadline: Instant, stopping: bool },
+    Recording {
+        deadline: Instant,
+        stopping: bool,
+    },
     Done,
 }
 
@@ -316,12 +320,13 @@ impl Flow {
 
     /// The docs whose numbers contain the entered number.
     pub fn on_lookup(&mut self, _now: Instant, mut matches: Vec<(String, ConferenceDoc)>) {
-        if !matches!(self.state, State::LookingUp) {
+        let State::LookingUp(number) = &self.state else {
             return;
-        }
+        };
         match (matches.pop(), matches.is_empty()) {
             (Some((id, doc)), true) => {
                 self.failures = 0;
+                self.setup.dialed = Some(number.clone());
                 self.setup.target = Target::Conference { id, doc };
                 self.choose_role();
             }
@@ -485,9 +490,10 @@ impl Flow {
         match c.purpose {
             Purpose::Number if c.digits.is_empty() => self.failed(Purpose::Number),
             Purpose::Number => {
-                self.state = State::LookingUp;
-                self.out
-                    .push_back(FlowAction::FindConference { number: c.digits });
+                self.out.push_back(FlowAction::FindConference {
+                    number: c.digits.clone(),
+                });
+                self.state = State::LookingUp(c.digits);
             }
             Purpose::Pin => match self.classify_pin(&c.digits) {
                 Some(role) => {
@@ -1029,6 +1035,22 @@ mod tests {
         assert_eq!(
             joined(call.state(ConferenceState::default())).role,
             Role::Moderator
+        );
+
+        // The entered member number makes a known member: the moderator PIN fails.
+        let mut s = setup(demo(), Some("5000"));
+        s.target = Target::ServiceMode;
+        let mut call = Call::new(s);
+        call.actions();
+        call.dial("1001#");
+        call.flow.on_lookup(call.now, vec![("demo".into(), demo())]);
+        call.actions();
+        assert_eq!(
+            call.dial("4321#"),
+            [
+                FlowAction::StopPlayback,
+                play(&["conf-bad_pin", "conf-enter_conf_pin"], true)
+            ]
         );
     }
 
