@@ -883,6 +883,14 @@ mod tests {
     }
 
     #[test]
+    fn built_in_tones_are_playable() {
+        use crate::conference::document::BEEP;
+        for tone in [NAME_BEEP, BEEP, ENTRY_TONE, EXIT_TONE] {
+            assert!(mixer::tone::ToneStream::parse(tone, 8000).is_ok(), "{tone}");
+        }
+    }
+
+    #[test]
     fn huge_pin_timeout_is_capped() {
         let doc = demo()
             .patched(&json!({"pin_timeout": u64::MAX}))
