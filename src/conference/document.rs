@@ -359,12 +359,9 @@ impl ConferenceDoc {
         self.str("status_hook")
     }
 
-    /// The events the status hook wants; absent means all of them.
+    /// The events the status hook wants; absent means none (as jambonz).
     pub fn status_events(&self) -> Vec<&str> {
-        match self.0.get("status_events") {
-            Some(v) => strings(Some(v)),
-            None => STATUS_EVENTS.to_vec(),
-        }
+        strings(self.0.get("status_events"))
     }
 
     fn str(&self, key: &str) -> Option<&str> {
@@ -677,6 +674,6 @@ mod tests {
         assert!(!doc.end_conference_on_exit(Role::Member));
         assert_eq!(doc.end_conference_duration_s(), Some(10));
         assert_eq!(doc.status_events(), ["join"]);
-        assert_eq!(ConferenceDoc::default().status_events().len(), 6);
+        assert!(ConferenceDoc::default().status_events().is_empty());
     }
 }

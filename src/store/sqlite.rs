@@ -415,7 +415,7 @@ mod tests {
         };
         assert_eq!(created.id.len(), 32);
         assert!(created.id.bytes().all(|b| b.is_ascii_hexdigit()));
-        let s = open(&dir);
+        let s: std::sync::Arc<dyn Store> = std::sync::Arc::new(open(&dir));
         let got = s.get_conference(ACCT, &created.id).unwrap();
         assert_eq!(got.revision, 2);
         assert_eq!(got.doc.json()["x"], json!([1]));
