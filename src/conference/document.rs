@@ -36,8 +36,9 @@ pub const STATUS_EVENTS: [&str; 6] = [
 /// The jambonz `beep`.
 pub const BEEP: &str = "tone_stream://v=-7;%(100,0,941.0,1477.0);v=-7;>=2;+=.1;%(1400,0,350,440)";
 
-/// Keys the server derives; a client's copy is dropped on write.
-const READ_ONLY: [&str; 3] = ["id", "_read_only", "focus"];
+/// Keys the server derives; a client's copy is dropped on write, as are
+/// CouchDB-style `_*` and Kazoo private `pvt_*` keys.
+const READ_ONLY: [&str; 2] = ["id", "focus"];
 
 /// Schema rules, checked in order; a nested path is skipped when its parent is
 /// not an object (the parent's own rule reports that).
@@ -159,9 +160,9 @@ impl ConferenceDoc {
                 None,
             ));
         };
-        for k in READ_ONLY {
-            obj.remove(k);
-        }
+        obj.retain(|k, _| {
+            !READ_ONLY.contains(&k.as_str()) && !k.starts_with('_') && !k.starts_with("pvt_")
+        });
         fill_defaults(&mut obj, defaults());
         let doc = ConferenceDoc(obj);
         doc.validate()?;
@@ -540,8 +541,11 @@ mod tests {
     #[test]
     fn client_id_and_read_only_are_dropped() {
         let doc =
-            create(json!({"id": "x", "_read_only": {}, "focus": "fs1", "name": "a"})).unwrap();
-        assert!(!doc.json().contains_key("id") && !doc.json().contains_key("_read_only"));
+            create(json!({"id": "x", "_read_only": {}, "_rev": "1", "pvt_type": "x", "focus": "fs1", "name": "a"})).unwrap();
+        for k in ["id", "_read_only", "_rev", "pvt_type", "focus"] {
+            assert!(!doc.json().contains_key(k), "{k}");
+        }
+        assert_eq!(doc.name(), Some("a"));
         assert_eq!(doc.to_api("abc")["id"], json!("abc"));
     }
 
