@@ -1,8 +1,10 @@
 //! Chorus: a SIP/RTP audio conference media server.
 
 pub mod call;
+pub mod conference;
 pub mod config;
 pub mod media;
 pub mod sdp;
 pub mod server;
 pub mod sip;
+pub mod store;

@@ -1,0 +1,483 @@
+//! Profile resolution (spec §3.2): which profile a conference runs with, the
+//! Kazoo overlays, and prompt ids turned into playable paths.
+//!
+//! Decision: a profile found in the doc or config is layered over the built-in
+//! of its name (`page`, else `default`), so omitting a key keeps Kazoo's
+//! default sound instead of silencing it; set a `*-sound` to `""` for none.
+
+use super::document::{ConferenceDoc, Role, ToneSetting};
+use super::settings::ConferencesConfig;
+use super::validation::{Rule, ValidationErrors};
+use mixer::{Profile, ProfileError};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Built-in `default` sounds (§3.2); enter/exit come from the tone overlay.
+const DEFAULT_SOUNDS: [(&str, &str); 9] = [
+    ("locked-sound", "conf-max_participants"),
+    ("alone-sound", "conf-alone"),
+    ("moh-sound", "$${hold_music}"),
+    ("muted-sound", "conf-muted"),
+    ("unmuted-sound", "conf-unmuted"),
+    ("deaf-sound", "conf-deaf"),
+    ("undeaf-sound", "conf-undeaf"),
+    ("member-enter-sound", "conf-joining_conference"),
+    ("max-members-sound", "conf-max_participants"),
+];
+
+/// Profile keys the mixer validates, with their schema rule.
+const MIXER_KEYS: [(&str, Rule); 7] = [
+    ("rate", Rule::IntIn(&mixer::profile::RATES)),
+    (
+        "interval",
+        Rule::IntIn(&[10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120]),
+    ),
+    (
+        "energy-level",
+        Rule::Int {
+            min: 0,
+            max: Some(mixer::profile::MAX_ENERGY_LEVEL as i64),
+        },
+    ),
+    (
+        "comfort-noise",
+        Rule::Int {
+            min: 0,
+            max: Some(mixer::profile::MAX_COMFORT_NOISE as i64),
+        },
+    ),
+    ("channels", Rule::IntIn(&[1, 2])),
+    ("announce-count", Rule::Int { min: 2, max: None }),
+    ("max-members", Rule::Int { min: 2, max: None }),
+];
+
+/// Where prompt ids live: `{dir}/{language}/{id}.wav`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompts {
+    pub dir: PathBuf,
+}
+
+impl Prompts {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Prompts { dir: dir.into() }
+    }
+
+    /// A sound string as the mixer's `sound::open` takes it. Tones, silence,
+    /// URLs and absolute paths are kept; a prompt id becomes a path in the
+    /// language's set. Decision: Chorus has no FreeSWITCH globals, so
+    /// `$${name}` names the prompt `name` (`$${hold_music}`). `None` for an
+    /// empty string (no sound) or an id that would leave the prompt set.
+    pub fn resolve(&self, sound: &str, lang: &str) -> Option<String> {
+        let keep = ["tone_stream:", "silence_stream:", "/"];
+        if sound.contains("://") || keep.iter().any(|p| sound.starts_with(p)) {
+            return Some(sound.to_string());
+        }
+        let id = sound
+            .strip_prefix("$${")
+            .and_then(|s| s.strip_suffix('}'))
+            .unwrap_or(sound);
+        let safe = !id.is_empty()
+            && id
+                .split('/')
+                .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b));
+        let lang_ok = !lang.is_empty()
+            && lang
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
+        if !safe || !lang_ok {
+            return None;
+        }
+        let file = if id.ends_with(".wav") {
+            id.to_string()
+        } else {
+            format!("{id}.wav")
+        };
+        Some(
+            self.dir
+                .join(lang)
+                .join(file)
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+}
+
+/// The profile a conference runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedProfile {
+    /// The profile name looked up (`default` when unknown).
+    pub name: String,
+    pub language: String,
+    /// Numbers and the sounds the mixer has slots for, already resolved.
+    pub mixer: Profile,
+    /// Every `*-sound` key with a playable value, resolved (including
+    /// `max-members-sound` and keys the mixer has no slot for).
+    pub sounds: BTreeMap<String, String>,
+    pub caller_controls: String,
+    pub moderator_controls: String,
+    /// `conference-flags` (`|`-separated), plus `wait-mod` when the doc waits
+    /// for a moderator.
+    pub conference_flags: Vec<String>,
+    pub member_flags: Vec<String>,
+    /// Keys passed through untouched (`tts-engine`, `caller-id-name`, ...).
+    pub other: BTreeMap<String, String>,
+}
+
+/// Resolves the profile of `doc`: its inline `profile`, else the config
+/// profile named `profile_name` (account, then system), else the built-in.
+/// `account_language` is used when the doc has no `language` (else `en`).
+pub fn resolve(
+    doc: &ConferenceDoc,
+    config: &ConferencesConfig,
+    prompts: &Prompts,
+    account_language: Option<&str>,
+) -> Result<ResolvedProfile, ProfileError> {
+    let language = doc
+        .language()
+        .or(account_language)
+        .unwrap_or("en")
+        .to_string();
+    let requested = doc.profile_name().unwrap_or("default");
+    let found = match doc.profile() {
+        Some(p) => Some(p.clone()),
+        None => config.profile(requested, &language),
+    };
+    let name = match (&found, requested) {
+        (None, n) if n != "page" => "default",
+        (_, n) => n,
+    };
+    let mut p = builtin(name);
+    for (key, value) in found.iter().flatten() {
+        p.apply(key, value)?;
+    }
+    if let Some(group) = doc.caller_controls() {
+        p.caller_controls = group.to_string();
+    }
+    if let Some(group) = doc.moderator_controls() {
+        p.moderator_controls = group.to_string();
+    }
+    if doc.wait_for_moderator() && !p.conference_flags.iter().any(|f| f == "wait-mod") {
+        p.conference_flags.push("wait-mod".into());
+    }
+    overlay(&mut p, doc, config)?;
+    let mut sounds = BTreeMap::new();
+    for (key, value) in std::mem::take(&mut p.sounds) {
+        if let Some(path) = prompts.resolve(&value, &language) {
+            // Sound keys only fail for want of a mixer slot: kept in `sounds`.
+            p.mixer.set(&key, &path).ok();
+            sounds.insert(key, path);
+        }
+    }
+    Ok(ResolvedProfile {
+        name: name.to_string(),
+        language,
+        sounds,
+        ..p
+    })
+}
+
+fn builtin(name: &str) -> ResolvedProfile {
+    let (mixer, sounds, controls) = if name == "page" {
+        let page = Profile::page();
+        let s = page.sounds();
+        let sounds = [
+            ("enter-sound", &s.enter),
+            ("exit-sound", &s.exit),
+            ("moh-sound", &s.moh),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v.clone()?)))
+        .collect();
+        (page, sounds, "paging")
+    } else {
+        let sounds = DEFAULT_SOUNDS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        (Profile::default(), sounds, "default")
+    };
+    ResolvedProfile {
+        name: name.to_string(),
+        language: String::new(),
+        mixer,
+        sounds,
+        caller_controls: controls.to_string(),
+        moderator_controls: controls.to_string(),
+        conference_flags: Vec::new(),
+        member_flags: Vec::new(),
+        other: BTreeMap::new(),
+    }
+}
+
+impl ResolvedProfile {
+    fn apply(&mut self, key: &str, value: &Value) -> Result<(), ProfileError> {
+        let text = scalar(value).ok_or_else(|| ProfileError {
+            key: key.to_string(),
+            value: value.to_string(),
+            allowed: "a string, number or boolean",
+        })?;
+        let flags = || {
+            text.split('|')
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        match key {
+            k if k.ends_with("-sound") => {
+                self.sounds.insert(k.to_string(), text);
+            }
+            "caller-controls" => self.caller_controls = text,
+            "moderator-controls" => self.moderator_controls = text,
+            "conference-flags" => self.conference_flags = flags(),
+            "member-flags" => self.member_flags = flags(),
+            k if MIXER_KEYS.iter().any(|(m, _)| *m == k) => self.mixer.set(k, &text)?,
+            k => {
+                self.other.insert(k.to_string(), text);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The Kazoo overlays: member limit and its sound, entry/exit tones.
+fn overlay(
+    p: &mut ResolvedProfile,
+    doc: &ConferenceDoc,
+    config: &ConferencesConfig,
+) -> Result<(), ProfileError> {
+    let max = doc.max_participants();
+    if max > 1 {
+        p.mixer.set("max-members", &max.to_string())?;
+    }
+    let max_sound = doc.max_members_media().unwrap_or("conf-max_participants");
+    p.sounds
+        .insert("max-members-sound".into(), max_sound.to_string());
+    let tones = [
+        (
+            "enter-sound",
+            doc.play_entry_tone(),
+            config.entry_tone(Role::Member),
+        ),
+        (
+            "exit-sound",
+            doc.play_exit_tone(),
+            config.exit_tone(Role::Member),
+        ),
+    ];
+    for (key, setting, default) in tones {
+        match setting {
+            ToneSetting::Off => {
+                p.sounds.remove(key);
+            }
+            ToneSetting::On => {
+                p.sounds
+                    .entry(key.to_string())
+                    .or_insert_with(|| default.to_string());
+            }
+            ToneSetting::Custom(s) => {
+                p.sounds.insert(key.to_string(), s);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Schema checks of a doc's inline `profile` (paths `profile.<key>`).
+pub(crate) fn validate(profile: &Map<String, Value>, errors: &mut ValidationErrors) {
+    for (key, value) in profile {
+        let path = ["profile", key.as_str()];
+        match MIXER_KEYS.iter().find(|(k, _)| k == key) {
+            Some((_, rule)) => rule.check(&path, value, errors),
+            None if key.ends_with("-sound")
+                || key.ends_with("-controls")
+                || key.ends_with("-flags") =>
+            {
+                Rule::Str { min: 0, max: 2048 }.check(&path, value, errors)
+            }
+            None if scalar(value).is_none() => {
+                errors.type_error(&path, "string", value);
+            }
+            None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conference::settings::{ENTRY_TONE, EXIT_TONE};
+    use serde_json::json;
+
+    fn doc(v: Value) -> ConferenceDoc {
+        ConferenceDoc::from_map(v.as_object().cloned().unwrap_or_default())
+    }
+
+    fn prompts() -> Prompts {
+        Prompts::new("/p")
+    }
+
+    fn run(d: Value, cfg: &ConferencesConfig) -> ResolvedProfile {
+        resolve(&doc(d), cfg, &prompts(), None).unwrap()
+    }
+
+    #[test]
+    fn builtin_default_with_tones_and_prompt_paths() {
+        let p = run(json!({}), &ConferencesConfig::default());
+        assert_eq!(p.name, "default");
+        assert_eq!(p.mixer, {
+            let mut m = Profile::default();
+            for (k, v) in &p.sounds {
+                m.set(k, v).ok();
+            }
+            m
+        });
+        assert_eq!(p.mixer.rate(), 48000);
+        assert_eq!(p.sounds["enter-sound"], ENTRY_TONE);
+        assert_eq!(p.sounds["exit-sound"], EXIT_TONE);
+        assert_eq!(p.sounds["alone-sound"], "/p/en/conf-alone.wav");
+        assert_eq!(p.sounds["moh-sound"], "/p/en/hold_music.wav");
+        assert_eq!(
+            p.sounds["max-members-sound"],
+            "/p/en/conf-max_participants.wav"
+        );
+        assert_eq!(
+            p.mixer.sounds().muted.as_deref(),
+            Some("/p/en/conf-muted.wav")
+        );
+        assert_eq!(p.mixer.max_members(), None);
+        assert_eq!(
+            (p.caller_controls.as_str(), p.moderator_controls.as_str()),
+            ("default", "default")
+        );
+    }
+
+    #[test]
+    fn page_profile_is_silent_and_has_no_controls() {
+        let p = run(
+            json!({"profile_name": "page"}),
+            &ConferencesConfig::default(),
+        );
+        assert_eq!(p.mixer.rate(), 8000);
+        assert_eq!(p.caller_controls, "paging");
+        assert_eq!(p.sounds["enter-sound"], "silence_stream://1");
+        assert_eq!(p.sounds["moh-sound"], "silence_stream://1");
+        assert!(!p.sounds.contains_key("alone-sound"));
+    }
+
+    #[test]
+    fn unknown_name_falls_back_to_default() {
+        let p = run(
+            json!({"profile_name": "nope"}),
+            &ConferencesConfig::default(),
+        );
+        assert_eq!((p.name.as_str(), p.mixer.rate()), ("default", 48000));
+    }
+
+    #[test]
+    fn doc_profile_wins_over_config_and_layers_over_default() {
+        let cfg = ConferencesConfig::new(
+            json!({"profiles": {"big": {"rate": 8000}}})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            Map::new(),
+        );
+        let p = run(json!({"profile_name": "big"}), &cfg);
+        assert_eq!((p.name.as_str(), p.mixer.rate()), ("big", 8000));
+        let p = run(
+            json!({"profile_name": "big", "profile": {"rate": 16000, "alone-sound": "",
+                   "conference-flags": "wait-mod|video", "tts-engine": "flite",
+                   "caller-controls": "mine"}}),
+            &cfg,
+        );
+        assert_eq!(p.mixer.rate(), 16000);
+        assert!(!p.sounds.contains_key("alone-sound"));
+        assert_eq!(p.sounds["muted-sound"], "/p/en/conf-muted.wav");
+        assert_eq!(p.conference_flags, ["wait-mod", "video"]);
+        assert_eq!(p.other["tts-engine"], "flite");
+        assert_eq!(p.caller_controls, "mine");
+    }
+
+    #[test]
+    fn overlays_members_tones_language_and_controls() {
+        let cfg = ConferencesConfig::new(
+            json!({"entry_tone": "tone_stream://%(100,0,400)"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            Map::new(),
+        );
+        let p = run(
+            json!({"max_participants": 5, "max_members_media": "full", "play_entry_tone": true,
+                   "play_exit_tone": false, "language": "fr", "moderator_controls": "none",
+                   "wait_for_moderator": true}),
+            &cfg,
+        );
+        assert_eq!(p.mixer.max_members(), Some(5));
+        assert_eq!(p.sounds["max-members-sound"], "/p/fr/full.wav");
+        assert_eq!(p.sounds["enter-sound"], "tone_stream://%(100,0,400)");
+        assert!(!p.sounds.contains_key("exit-sound") && p.mixer.sounds().exit.is_none());
+        assert_eq!(p.moderator_controls, "none");
+        assert_eq!(p.conference_flags, ["wait-mod"]);
+        let p = run(
+            json!({"max_participants": 1, "play_entry_tone": "http://x/t.wav"}),
+            &cfg,
+        );
+        assert_eq!(p.mixer.max_members(), None);
+        assert_eq!(p.sounds["enter-sound"], "http://x/t.wav");
+    }
+
+    #[test]
+    fn bad_config_values_are_errors_not_panics() {
+        let cfg = ConferencesConfig::new(
+            json!({"profiles": {"x": {"rate": 22050}, "y": {"rate": [1]}}})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            Map::new(),
+        );
+        for name in ["x", "y"] {
+            let e =
+                resolve(&doc(json!({"profile_name": name})), &cfg, &prompts(), None).unwrap_err();
+            assert_eq!(e.key, "rate");
+        }
+    }
+
+    #[test]
+    fn prompt_resolution_keeps_streams_and_refuses_escapes() {
+        let p = prompts();
+        assert_eq!(
+            p.resolve("conf-welcome", "en").as_deref(),
+            Some("/p/en/conf-welcome.wav")
+        );
+        assert_eq!(
+            p.resolve("digits/5", "en").as_deref(),
+            Some("/p/en/digits/5.wav")
+        );
+        for keep in [
+            "tone_stream://%(1,0,2)",
+            "silence_stream://1",
+            "https://h/a.wav",
+            "/abs/a.wav",
+        ] {
+            assert_eq!(p.resolve(keep, "en").as_deref(), Some(keep));
+        }
+        for bad in ["", "../etc/passwd", "a/../../b", "a b", "$${}"] {
+            assert_eq!(p.resolve(bad, "en"), None, "{bad}");
+        }
+        assert_eq!(p.resolve("conf-welcome", "../x"), None);
+    }
+}

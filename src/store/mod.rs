@@ -1,0 +1,129 @@
+//! Persistent documents: accounts' conference docs and the system/account
+//! config categories (e.g. `conferences`, which holds `profiles` and
+//! `controls`).
+//!
+//! [`Store`] is synchronous, `Send + Sync`, and shared as `Arc<dyn Store>`.
+//! From the tokio control plane call it inside `spawn_blocking`: reads take
+//! microseconds, but every write commits with an fsync (lose nothing), which
+//! can take milliseconds, and the control plane is one task that must not
+//! stall SIP. Writes validate the document and the account-wide number
+//! uniqueness inside one transaction, so two API calls cannot race a number
+//! into two conferences.
+
+mod seed;
+mod sqlite;
+
+pub use seed::Seed;
+pub use sqlite::SqliteStore;
+
+use crate::conference::document::ConferenceDoc;
+use crate::conference::settings::ConferencesConfig;
+use crate::conference::validation::ValidationErrors;
+use serde_json::{Map, Value};
+
+/// The config category of [`ConferencesConfig`].
+pub const CONFERENCES: &str = "conferences";
+
+/// A conference doc as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredConference {
+    pub id: String,
+    /// Starts at 1, +1 on every write (deletion included).
+    pub revision: u64,
+    pub doc: ConferenceDoc,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("conference {0} not found")]
+    NotFound(String),
+    #[error("conference {0} already exists")]
+    Exists(String),
+    #[error("revision conflict: expected {expected}, stored {stored}")]
+    Conflict { expected: u64, stored: u64 },
+    /// A 400 for the API, in Kazoo's shape.
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    /// A seed file or the data directory.
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("stored document is not valid JSON: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+}
+
+/// Documents by account. Conference ids are unique per account; deleted
+/// conferences are kept (soft delete) but invisible to every read.
+pub trait Store: Send + Sync {
+    /// The account's conferences, by id.
+    fn list_conferences(&self, account: &str) -> Result<Vec<StoredConference>, StoreError>;
+
+    fn get_conference(&self, account: &str, id: &str) -> Result<StoredConference, StoreError>;
+
+    /// Creates from an API body (defaults filled, validated, numbers unique).
+    /// `id` `None` generates a Kazoo-style 32-hex id.
+    fn create_conference(
+        &self,
+        account: &str,
+        id: Option<&str>,
+        body: Value,
+    ) -> Result<StoredConference, StoreError>;
+
+    /// POST: replaces the doc; `revision` if given must match.
+    fn replace_conference(
+        &self,
+        account: &str,
+        id: &str,
+        body: Value,
+        revision: Option<u64>,
+    ) -> Result<StoredConference, StoreError>;
+
+    /// PATCH: merges `patch` into the doc (see [`ConferenceDoc::patched`]).
+    fn patch_conference(
+        &self,
+        account: &str,
+        id: &str,
+        patch: &Value,
+        revision: Option<u64>,
+    ) -> Result<StoredConference, StoreError>;
+
+    /// Soft delete; returns the doc as it was.
+    fn delete_conference(
+        &self,
+        account: &str,
+        id: &str,
+        revision: Option<u64>,
+    ) -> Result<StoredConference, StoreError>;
+
+    /// Conferences with `number` in any of their number lists (§1 step 3:
+    /// the caller wants exactly one).
+    fn find_by_number(
+        &self,
+        account: &str,
+        number: &str,
+    ) -> Result<Vec<StoredConference>, StoreError>;
+
+    /// A config category document; `account` `None` is the system's. Empty
+    /// when absent.
+    fn config(
+        &self,
+        account: Option<&str>,
+        category: &str,
+    ) -> Result<Map<String, Value>, StoreError>;
+
+    fn put_config(
+        &self,
+        account: Option<&str>,
+        category: &str,
+        doc: Map<String, Value>,
+    ) -> Result<(), StoreError>;
+
+    /// The account's `conferences` config over the system's.
+    fn conferences_config(&self, account: &str) -> Result<ConferencesConfig, StoreError> {
+        Ok(ConferencesConfig::new(
+            self.config(None, CONFERENCES)?,
+            self.config(Some(account), CONFERENCES)?,
+        ))
+    }
+}
