@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
+/// A Kazoo-style 32-hex account id for a single-tenant install.
+pub const DEFAULT_ACCOUNT: &str = "c0ffee00c0ffee00c0ffee00c0ffee00";
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -13,8 +16,7 @@ pub struct Config {
     pub rtp: RtpConfig,
     pub media: MediaConfig,
     pub conferences: ConferencesConfig,
-    #[serde(rename = "conference")]
-    pub conference: Vec<ConferenceEntry>,
+    /// The SQLite store and recordings live here.
     pub data_dir: PathBuf,
 }
 
@@ -43,16 +45,14 @@ pub struct MediaConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConferencesConfig {
+    /// A dialed number no conference document has opens an ad-hoc conference of that name.
     pub adhoc: bool,
-}
-
-/// A conference reachable by number, with the built-in default profile.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConferenceEntry {
-    pub name: String,
-    #[serde(default)]
-    pub numbers: Vec<String>,
+    /// The account SIP dial-ins belong to (and the seed documents are created in).
+    pub account: String,
+    /// Documents loaded into a new store (see config/seed/README.md).
+    pub seed: PathBuf,
+    /// Prompt sets, a folder per language.
+    pub prompts: PathBuf,
 }
 
 /// A codec as written in the config file.
@@ -109,7 +109,6 @@ impl Default for Config {
             rtp: RtpConfig::default(),
             media: MediaConfig::default(),
             conferences: ConferencesConfig::default(),
-            conference: Vec::new(),
             data_dir: PathBuf::from("data"),
         }
     }
@@ -148,7 +147,12 @@ impl Default for MediaConfig {
 
 impl Default for ConferencesConfig {
     fn default() -> Self {
-        ConferencesConfig { adhoc: true }
+        ConferencesConfig {
+            adhoc: true,
+            account: DEFAULT_ACCOUNT.into(),
+            seed: PathBuf::from("config/seed"),
+            prompts: PathBuf::from("config/prompts"),
+        }
     }
 }
 
@@ -177,16 +181,9 @@ impl Config {
         if self.media.workers == 0 {
             anyhow::bail!("media.workers = 0: at least 1 is required");
         }
-        let mut seen = std::collections::HashSet::new();
-        for c in &self.conference {
-            for n in &c.numbers {
-                if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
-                    anyhow::bail!("conference {:?}: number {n:?} must be digits only", c.name);
-                }
-                if !seen.insert(n) {
-                    anyhow::bail!("conference {:?}: number {n} is already in use", c.name);
-                }
-            }
+        let a = &self.conferences.account;
+        if a.is_empty() || !a.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            anyhow::bail!("conferences.account = {a:?}: letters and digits only");
         }
         Ok(())
     }
@@ -201,8 +198,8 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/chorus.toml");
         let c = Config::load(&path).unwrap();
         assert_eq!(c.sip.listen, "127.0.0.1:5060".parse().unwrap());
-        assert_eq!(c.conference[0].numbers, ["1000"]);
         assert!(c.conferences.adhoc);
+        assert_eq!(c.conferences.account, DEFAULT_ACCOUNT);
     }
 
     #[test]
@@ -213,13 +210,7 @@ mod tests {
         assert!(e.to_string().contains("listen"), "{e}");
         let c: Config = toml::from_str("[rtp]\nptime_ms = 25").unwrap();
         assert!(c.check().unwrap_err().to_string().contains("rtp.ptime_ms"));
-        let c: Config =
-            toml::from_str("[[conference]]\nname=\"a\"\nnumbers=[\"1\",\"1\"]").unwrap();
-        assert!(
-            c.check()
-                .unwrap_err()
-                .to_string()
-                .contains("already in use")
-        );
+        let c: Config = toml::from_str("[conferences]\naccount = \"a/b\"").unwrap();
+        assert!(c.check().unwrap_err().to_string().contains("conferences.account"));
     }
 }

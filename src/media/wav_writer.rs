@@ -59,6 +59,14 @@ fn write(path: &Path, rate: u32, frames: &Receiver<Vec<i16>>) -> io::Result<f64>
     Ok(samples as f64 / f64::from(rate))
 }
 
+/// Writes a whole recording at once (a recorded name: seconds, not a stream).
+pub fn write_file(path: &Path, rate: u32, pcm: &[i16]) -> io::Result<()> {
+    let data = u32::try_from(pcm.len() * 2).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let mut bytes = header(rate, data).to_vec();
+    bytes.extend(pcm.iter().flat_map(|s| s.to_le_bytes()));
+    std::fs::write(path, bytes)
+}
+
 /// The canonical 44-byte header of 16-bit mono PCM with `data` bytes of samples.
 fn header(rate: u32, data: u32) -> [u8; HEADER_LEN as usize] {
     let mut h = [0u8; HEADER_LEN as usize];
