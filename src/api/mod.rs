@@ -75,7 +75,7 @@ const RECORDINGS: &str = "/v2/accounts/{account_id}/conferences/{conference_id}/
 const RECORDING: &str = "/v2/accounts/{account_id}/conferences/{conference_id}/recordings/{name}";
 
 /// The account-scoped routes, all behind [`authorize`].
-fn account_routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
+pub(crate) fn account_routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
     use conferences as c;
     vec![
         (CONFERENCES, get(c::list).put(c::create)),
@@ -91,7 +91,7 @@ fn account_routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
 }
 
 /// The open routes: subscriptions authenticate per message, the rest expose no account data.
-fn open_routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
+pub(crate) fn open_routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
     vec![
         ("/ws", get(ws::upgrade)),
         ("/metrics", get(metrics_text)),
