@@ -3,9 +3,7 @@
 
 use super::body::{Envelope, type_error};
 use super::reply::ApiError;
-use super::service::{
-    ConferenceAction, ParticipantAction, RecordAction, Relate, Relationship,
-};
+use super::service::{ConferenceAction, ParticipantAction, RecordAction, Relate, Relationship};
 use serde_json::{Map, Value, json};
 
 /// What a bulk `PUT .../participants` asks for.
@@ -21,7 +19,9 @@ pub fn conference(env: &Envelope) -> Result<ConferenceAction, ApiError> {
     match env.action() {
         Some("lock") => Ok(ConferenceAction::Lock),
         Some("unlock") => Ok(ConferenceAction::Unlock),
-        Some("play") => Ok(ConferenceAction::Play { media_id: media_id(env)? }),
+        Some("play") => Ok(ConferenceAction::Play {
+            media_id: media_id(env)?,
+        }),
         Some("record") => record(env),
         _ => Err(ApiError::FaultyRequest),
     }
@@ -34,7 +34,9 @@ pub fn participant(env: &Envelope) -> Result<ParticipantAction, ApiError> {
         Some("deaf") => Ok(ParticipantAction::Deaf),
         Some("undeaf") => Ok(ParticipantAction::Undeaf),
         Some("kick") => Ok(ParticipantAction::Kick),
-        Some("play") => Ok(ParticipantAction::Play { media_id: media_id(env)? }),
+        Some("play") => Ok(ParticipantAction::Play {
+            media_id: media_id(env)?,
+        }),
         _ => Err(ApiError::FaultyRequest),
     }
 }
@@ -61,7 +63,10 @@ fn record(env: &Envelope) -> Result<ConferenceAction, ApiError> {
     match env.argument_object("record")?.get("action") {
         Some(Value::String(a)) if a == "start" => Ok(ConferenceAction::Record(RecordAction::Start)),
         Some(Value::String(a)) if a == "stop" => Ok(ConferenceAction::Record(RecordAction::Stop)),
-        None => Err(ApiError::required("data.action", "Field is required but missing")),
+        None => Err(ApiError::required(
+            "data.action",
+            "Field is required but missing",
+        )),
         Some(other) => Err(not_in_enum("data.action", other, &["start", "stop"])),
     }
 }
@@ -120,22 +125,34 @@ mod tests {
     fn action_and_argument_at_either_level() {
         let top = env(json!({"action": "play", "data": {"media_id": "m1"}}));
         let nested = env(json!({"data": {"action": "play", "data": {"media_id": "m1"}}}));
-        let want = ConferenceAction::Play { media_id: "m1".into() };
+        let want = ConferenceAction::Play {
+            media_id: "m1".into(),
+        };
         assert_eq!(conference(&top).unwrap(), want);
         assert_eq!(conference(&nested).unwrap(), want);
     }
 
     #[test]
     fn relate_accepts_numeric_strings_and_defaults_to_clear() {
-        let e = env(json!({"action": "relate", "data": {"participant_id": "3", "other_participant": 4}}));
-        let want = Relate { participant_id: 3, other_participant: 4, relationship: Relationship::Clear };
+        let e = env(
+            json!({"action": "relate", "data": {"participant_id": "3", "other_participant": 4}}),
+        );
+        let want = Relate {
+            participant_id: 3,
+            other_participant: 4,
+            relationship: Relationship::Clear,
+        };
         assert_eq!(bulk(&e).unwrap(), Bulk::Relate(want));
     }
 
     #[test]
     fn relate_rejects_a_non_numeric_id_by_field() {
-        let e = env(json!({"action": "relate", "data": {"participant_id": "x", "other_participant": 4}}));
-        let ApiError::Validation(map) = bulk(&e).unwrap_err() else { panic!() };
+        let e = env(
+            json!({"action": "relate", "data": {"participant_id": "x", "other_participant": 4}}),
+        );
+        let ApiError::Validation(map) = bulk(&e).unwrap_err() else {
+            panic!()
+        };
         assert!(map["participant_id"]["type"].is_object(), "{map}");
     }
 }

@@ -17,16 +17,29 @@ type Answered = Result<Answer, ApiError>;
 type St = State<ApiState>;
 
 pub async fn list(State(s): St, Path(account): Path<String>) -> Answered {
-    let confs = s.service.call(|reply| Request::List { account, reply }).await?;
+    let confs = s
+        .service
+        .call(|reply| Request::List { account, reply })
+        .await?;
     let now = SystemTime::now();
-    let entries: Vec<Value> = confs.iter().map(|c| render::list_entry(c, &s.node, now)).collect();
+    let entries: Vec<Value> = confs
+        .iter()
+        .map(|c| render::list_entry(c, &s.node, now))
+        .collect();
     let page_size = entries.len();
     Ok(Answer::ok(Value::Array(entries)).extra("page_size", page_size.into()))
 }
 
 pub async fn create(State(s): St, Path(account): Path<String>, env: Envelope) -> Answered {
     let doc = env.document()?;
-    let doc = s.service.call(|reply| Request::Create { account, doc, reply }).await?;
+    let doc = s
+        .service
+        .call(|reply| Request::Create {
+            account,
+            doc,
+            reply,
+        })
+        .await?;
     Ok(Answer::with_status(StatusCode::CREATED, doc))
 }
 
@@ -34,24 +47,38 @@ pub async fn get(State(s): St, Path(conf): Path<(String, String)>) -> Answered {
     let conf = conf_ref(conf);
     let id = conf.id.clone();
     let found = s.service.call(|reply| Request::Get { conf, reply }).await?;
-    Ok(Answer::ok(render::full(&found, &id, &s.node, SystemTime::now())))
+    Ok(Answer::ok(render::full(
+        &found,
+        &id,
+        &s.node,
+        SystemTime::now(),
+    )))
 }
 
 pub async fn replace(State(s): St, Path(conf): Path<(String, String)>, env: Envelope) -> Answered {
     let (conf, doc) = (conf_ref(conf), env.document()?);
-    let doc = s.service.call(|reply| Request::Replace { conf, doc, reply }).await?;
+    let doc = s
+        .service
+        .call(|reply| Request::Replace { conf, doc, reply })
+        .await?;
     Ok(Answer::ok(doc))
 }
 
 pub async fn patch(State(s): St, Path(conf): Path<(String, String)>, env: Envelope) -> Answered {
     let (conf, patch) = (conf_ref(conf), env.document()?);
-    let doc = s.service.call(|reply| Request::Patch { conf, patch, reply }).await?;
+    let doc = s
+        .service
+        .call(|reply| Request::Patch { conf, patch, reply })
+        .await?;
     Ok(Answer::ok(doc))
 }
 
 pub async fn delete(State(s): St, Path(conf): Path<(String, String)>) -> Answered {
     let conf = conf_ref(conf);
-    let doc = s.service.call(|reply| Request::Delete { conf, reply }).await?;
+    let doc = s
+        .service
+        .call(|reply| Request::Delete { conf, reply })
+        .await?;
     Ok(Answer::ok(doc))
 }
 
@@ -70,7 +97,13 @@ async fn run_conference_action(s: &ApiState, conf: ConfRef, action: ConferenceAc
         ConferenceAction::Record(RecordAction::Stop) => "stopping recording",
         _ => "ok",
     };
-    s.service.call(|reply| Request::Conference { conf, action, reply }).await?;
+    s.service
+        .call(|reply| Request::Conference {
+            conf,
+            action,
+            reply,
+        })
+        .await?;
     Ok(Answer::accepted(message))
 }
 
@@ -78,7 +111,12 @@ pub async fn participants(State(s): St, Path(conf): Path<(String, String)>) -> A
     let conf = conf_ref(conf);
     let id = conf.id.clone();
     let found = s.service.call(|reply| Request::Get { conf, reply }).await?;
-    Ok(Answer::ok(render::participants(&found, &id, &s.node, SystemTime::now())))
+    Ok(Answer::ok(render::participants(
+        &found,
+        &id,
+        &s.node,
+        SystemTime::now(),
+    )))
 }
 
 pub async fn bulk_action(
@@ -90,17 +128,31 @@ pub async fn bulk_action(
     match actions::bulk(&env)? {
         Bulk::Conference(action) => run_conference_action(&s, conf, action).await,
         Bulk::Relate(relate) => {
-            s.service.call(|reply| Request::Relate { conf, relate, reply }).await?;
+            s.service
+                .call(|reply| Request::Relate {
+                    conf,
+                    relate,
+                    reply,
+                })
+                .await?;
             Ok(Answer::accepted("relating participants"))
         }
         Bulk::Each(action) => {
             let target = Target::All;
             let again = conf.clone();
             s.service
-                .call(|reply| Request::Participants { conf, target, action, reply })
+                .call(|reply| Request::Participants {
+                    conf,
+                    target,
+                    action,
+                    reply,
+                })
                 .await?;
             // Kazoo answers a bulk change with the conference document.
-            let found = s.service.call(|reply| Request::Get { conf: again, reply }).await?;
+            let found = s
+                .service
+                .call(|reply| Request::Get { conf: again, reply })
+                .await?;
             Ok(Answer::ok(found.doc))
         }
     }
@@ -131,17 +183,25 @@ pub async fn participant_action(
     let action = actions::participant(&env)?;
     let conf = ConfRef { account, id };
     s.service
-        .call(|reply| Request::Participants { conf, target, action, reply })
+        .call(|reply| Request::Participants {
+            conf,
+            target,
+            action,
+            reply,
+        })
         .await?;
     Ok(Answer::accepted("ok"))
 }
 
 pub async fn recordings(State(s): St, Path(conf): Path<(String, String)>) -> Answered {
     let conf = conf_ref(conf);
-    let list = s.service.call(|reply| Request::Recordings { conf, reply }).await?;
-    let entries = list.iter().map(|r| {
-        json!({"name": r.name, "bytes": r.bytes, "created": render::gregorian(r.created)})
-    });
+    let list = s
+        .service
+        .call(|reply| Request::Recordings { conf, reply })
+        .await?;
+    let entries = list.iter().map(
+        |r| json!({"name": r.name, "bytes": r.bytes, "created": render::gregorian(r.created)}),
+    );
     Ok(Answer::ok(Value::Array(entries.collect())))
 }
 
@@ -156,9 +216,22 @@ pub async fn recording(
     }
     let conf = ConfRef { account, id };
     let asked = name.clone();
-    let path = s.service.call(|reply| Request::Recording { conf, name: asked, reply }).await?;
-    let file = tokio::fs::File::open(&path).await.map_err(|_| ApiError::NotFound(name))?;
-    let len = file.metadata().await.map_err(|e| ApiError::Internal(e.to_string()))?.len();
+    let path = s
+        .service
+        .call(|reply| Request::Recording {
+            conf,
+            name: asked,
+            reply,
+        })
+        .await?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|_| ApiError::NotFound(name))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .len();
     let stream = Body::from_stream(tokio_util::io::ReaderStream::new(file));
     let headers = [
         (header::CONTENT_TYPE, "audio/wav".to_owned()),

@@ -61,7 +61,9 @@ pub struct ConferenceEvent {
 impl ConferenceEvent {
     /// Conference-level events put the conference id in the call id slot, as Kazoo does.
     pub fn call_id(&self) -> &str {
-        self.participant.as_ref().map_or(&self.conference_id, |p| &p.call_id)
+        self.participant
+            .as_ref()
+            .map_or(&self.conference_id, |p| &p.call_id)
     }
 
     pub fn routing_key(&self) -> String {

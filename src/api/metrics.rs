@@ -21,7 +21,9 @@ pub struct Metrics {
 }
 
 /// Upper bounds of the mix tick buckets, in microseconds (a 20 ms frame must mix well inside).
-const BOUNDS_US: [u64; 10] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 20_000, 50_000];
+const BOUNDS_US: [u64; 10] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 20_000, 50_000,
+];
 
 #[derive(Debug, Default)]
 pub struct Histogram {
@@ -60,27 +62,69 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let gauges = [
-            ("chorus_conferences", "Running conferences", &self.conferences),
-            ("chorus_members", "Members in all conferences", &self.members),
+            (
+                "chorus_conferences",
+                "Running conferences",
+                &self.conferences,
+            ),
+            (
+                "chorus_members",
+                "Members in all conferences",
+                &self.members,
+            ),
         ];
         let counters = [
-            ("chorus_rtp_packets_received_total", "RTP packets received", &self.packets_in),
-            ("chorus_rtp_packets_sent_total", "RTP packets sent", &self.packets_out),
-            ("chorus_rtp_packets_lost_total", "RTP packets lost", &self.packets_lost),
-            ("chorus_webhook_failures_total", "Webhook deliveries that failed every attempt", &self.webhook_failures),
-            ("chorus_webhook_dropped_total", "Webhooks dropped on a full hook queue", &self.webhook_dropped),
-            ("chorus_ws_events_dropped_total", "Events a slow WebSocket client missed", &self.ws_dropped),
+            (
+                "chorus_rtp_packets_received_total",
+                "RTP packets received",
+                &self.packets_in,
+            ),
+            (
+                "chorus_rtp_packets_sent_total",
+                "RTP packets sent",
+                &self.packets_out,
+            ),
+            (
+                "chorus_rtp_packets_lost_total",
+                "RTP packets lost",
+                &self.packets_lost,
+            ),
+            (
+                "chorus_webhook_failures_total",
+                "Webhook deliveries that failed every attempt",
+                &self.webhook_failures,
+            ),
+            (
+                "chorus_webhook_dropped_total",
+                "Webhooks dropped on a full hook queue",
+                &self.webhook_dropped,
+            ),
+            (
+                "chorus_ws_events_dropped_total",
+                "Events a slow WebSocket client missed",
+                &self.ws_dropped,
+            ),
         ];
         for (kind, list) in [("gauge", &gauges[..]), ("counter", &counters[..])] {
             for (name, help, value) in list {
                 let v = value.load(Relaxed);
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+                );
             }
         }
         let jitter = self.jitter_us.load(Relaxed) as f64 / 1e6;
         let name = "chorus_rtp_jitter_seconds";
-        let _ = writeln!(out, "# HELP {name} Latest RTP interarrival jitter\n# TYPE {name} gauge\n{name} {jitter}");
-        self.mix_tick.render("chorus_mix_tick_seconds", "Time to mix one conference frame", &mut out);
+        let _ = writeln!(
+            out,
+            "# HELP {name} Latest RTP interarrival jitter\n# TYPE {name} gauge\n{name} {jitter}"
+        );
+        self.mix_tick.render(
+            "chorus_mix_tick_seconds",
+            "Time to mix one conference frame",
+            &mut out,
+        );
         out
     }
 }

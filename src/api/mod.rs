@@ -62,7 +62,13 @@ impl ApiState {
         metrics: Arc<Metrics>,
     ) -> Self {
         let (config, node) = (Arc::new(config), Arc::new(node));
-        Self { service, config, node, events, metrics }
+        Self {
+            service,
+            config,
+            node,
+            events,
+            metrics,
+        }
     }
 }
 
@@ -81,7 +87,11 @@ pub(crate) fn account_routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
         (CONFERENCES, get(c::list).put(c::create)),
         (
             CONFERENCE,
-            get(c::get).post(c::replace).patch(c::patch).delete(c::delete).put(c::conference_action),
+            get(c::get)
+                .post(c::replace)
+                .patch(c::patch)
+                .delete(c::delete)
+                .put(c::conference_action),
         ),
         (PARTICIPANTS, get(c::participants).put(c::bulk_action)),
         (PARTICIPANT, get(c::participant).put(c::participant_action)),
@@ -109,7 +119,10 @@ pub fn router(state: ApiState) -> Router {
         .fold(scoped, |r, (path, route)| r.route(path, route))
         .fallback(|| async { ApiError::FaultyRequest })
         .layer(DefaultBodyLimit::max(body::MAX_BODY))
-        .layer(middleware::from_fn_with_state(state.clone(), reply::envelope))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            reply::envelope,
+        ))
         .with_state(state)
 }
 
@@ -126,11 +139,17 @@ async fn authorize(
     request: Request,
     next: Next,
 ) -> Response {
-    let token = request.headers().get("x-auth-token").and_then(|v| v.to_str().ok());
+    let token = request
+        .headers()
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok());
     let Some(account) = token.and_then(|t| state.config.account_for(t)) else {
         return ApiError::Unauthorized.into_response();
     };
-    let asked = params.iter().find(|(k, _)| k == "account_id").map(|(_, v)| v.as_str());
+    let asked = params
+        .iter()
+        .find(|(k, _)| k == "account_id")
+        .map(|(_, v)| v.as_str());
     if asked != Some(account) {
         return ApiError::Forbidden.into_response();
     }
@@ -139,5 +158,8 @@ async fn authorize(
 
 async fn metrics_text(State(state): State<ApiState>) -> impl IntoResponse {
     let content_type = "text/plain; version=0.0.4; charset=utf-8";
-    ([(axum::http::header::CONTENT_TYPE, content_type)], state.metrics.render())
+    (
+        [(axum::http::header::CONTENT_TYPE, content_type)],
+        state.metrics.render(),
+    )
 }

@@ -17,8 +17,15 @@ fn seconds_between(earlier: SystemTime, now: SystemTime) -> u64 {
 }
 
 /// The keys a list entry keeps (Kazoo's `crossbar_listing` view).
-const LIST_KEYS: [&str; 7] =
-    ["id", "name", "owner_id", "member", "moderator", "ui_flags", "conference_numbers"];
+const LIST_KEYS: [&str; 7] = [
+    "id",
+    "name",
+    "owner_id",
+    "member",
+    "moderator",
+    "ui_flags",
+    "conference_numbers",
+];
 
 pub fn list_entry(conf: &Conference, node: &Node, now: SystemTime) -> Value {
     let mut entry: Map<String, Value> = LIST_KEYS
@@ -60,7 +67,9 @@ pub fn full(conf: &Conference, id: &str, node: &Node, now: SystemTime) -> Value 
 }
 
 pub fn participants(conf: &Conference, id: &str, node: &Node, now: SystemTime) -> Value {
-    let Some(live) = &conf.live else { return json!([]) };
+    let Some(live) = &conf.live else {
+        return json!([]);
+    };
     let name = conf.doc.get("name").and_then(Value::as_str).unwrap_or(id);
     let all = live.participants.iter();
     Value::Array(all.map(|p| participant(p, name, live, node, now)).collect())
@@ -68,7 +77,13 @@ pub fn participants(conf: &Conference, id: &str, node: &Node, now: SystemTime) -
 
 /// Kazoo's participant object, with the channel variables both nested and flattened
 /// (the crossbar docs show the flat form, the code emits the nested one).
-pub fn participant(p: &Participant, name: &str, live: &Live, node: &Node, now: SystemTime) -> Value {
+pub fn participant(
+    p: &Participant,
+    name: &str,
+    live: &Live,
+    node: &Node,
+    now: SystemTime,
+) -> Value {
     let vars = json!({
         "is_moderator": p.is_moderator,
         "floor": p.floor,

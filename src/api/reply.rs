@@ -20,8 +20,14 @@ pub struct Answer {
 
 #[derive(Debug, Clone)]
 enum Body {
-    Data { data: Value, extra: Map<String, Value> },
-    Error { code: &'static str, data: Value },
+    Data {
+        data: Value,
+        extra: Map<String, Value>,
+    },
+    Error {
+        code: &'static str,
+        data: Value,
+    },
 }
 
 impl Answer {
@@ -35,7 +41,10 @@ impl Answer {
     }
 
     pub fn with_status(status: StatusCode, data: Value) -> Self {
-        let body = Body::Data { data, extra: Map::new() };
+        let body = Body::Data {
+            data,
+            extra: Map::new(),
+        };
         Self { status, body }
     }
 
@@ -98,7 +107,11 @@ impl From<super::service::ServiceError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, data) = match self {
-            Self::Unauthorized => (401, "invalid_credentials", json!({"message": "invalid credentials"})),
+            Self::Unauthorized => (
+                401,
+                "invalid_credentials",
+                json!({"message": "invalid credentials"}),
+            ),
             Self::Forbidden => (403, "forbidden", json!({"message": "forbidden"})),
             Self::NotFound(cause) => (
                 404,
@@ -120,7 +133,11 @@ impl IntoResponse for ApiError {
                 "invalid request body",
                 json!({"message": "invalid request body", "cause": cause}),
             ),
-            Self::Unavailable => (503, "datastore_fault", json!({"message": "datastore fault"})),
+            Self::Unavailable => (
+                503,
+                "datastore_fault",
+                json!({"message": "datastore fault"}),
+            ),
             Self::Internal(cause) => (
                 500,
                 "internal_error",
@@ -128,7 +145,11 @@ impl IntoResponse for ApiError {
             ),
         };
         let status = StatusCode::from_u16(status).expect("static status codes are valid");
-        Answer { status, body: Body::Error { code, data } }.into_response()
+        Answer {
+            status,
+            body: Body::Error { code, data },
+        }
+        .into_response()
     }
 }
 

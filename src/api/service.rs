@@ -20,25 +20,63 @@ pub struct ConfRef {
 #[derive(Debug)]
 pub enum Request {
     /// Every conference document of the account (full documents; the API projects them).
-    List { account: String, reply: Reply<Vec<Conference>> },
+    List {
+        account: String,
+        reply: Reply<Vec<Conference>>,
+    },
     /// One document; an unknown id may answer a synthetic ad-hoc document (Kazoo does).
-    Get { conf: ConfRef, reply: Reply<Conference> },
+    Get {
+        conf: ConfRef,
+        reply: Reply<Conference>,
+    },
     /// Validate (defaults, schema, unique numbers), store, answer the stored document.
-    Create { account: String, doc: Value, reply: Reply<Value> },
-    Replace { conf: ConfRef, doc: Value, reply: Reply<Value> },
+    Create {
+        account: String,
+        doc: Value,
+        reply: Reply<Value>,
+    },
+    Replace {
+        conf: ConfRef,
+        doc: Value,
+        reply: Reply<Value>,
+    },
     /// Merge `patch` into the stored document, then validate as `Replace`.
-    Patch { conf: ConfRef, patch: Value, reply: Reply<Value> },
+    Patch {
+        conf: ConfRef,
+        patch: Value,
+        reply: Reply<Value>,
+    },
     /// Soft delete; answers the deleted document or `NotFound`.
     Delete { conf: ConfRef, reply: Reply<Value> },
-    Conference { conf: ConfRef, action: ConferenceAction, reply: Reply<()> },
+    Conference {
+        conf: ConfRef,
+        action: ConferenceAction,
+        reply: Reply<()>,
+    },
     /// `Target::All` carries Kazoo's bulk rules: mute/unmute/deaf/undeaf touch only
     /// non-moderators whose state differs; kick removes everyone.
-    Participants { conf: ConfRef, target: Target, action: ParticipantAction, reply: Reply<()> },
+    Participants {
+        conf: ConfRef,
+        target: Target,
+        action: ParticipantAction,
+        reply: Reply<()>,
+    },
     /// `NotFound(pid)` when either participant is not in the conference.
-    Relate { conf: ConfRef, relate: Relate, reply: Reply<()> },
-    Recordings { conf: ConfRef, reply: Reply<Vec<Recording>> },
+    Relate {
+        conf: ConfRef,
+        relate: Relate,
+        reply: Reply<()>,
+    },
+    Recordings {
+        conf: ConfRef,
+        reply: Reply<Vec<Recording>>,
+    },
     /// The WAV file of one recording (the name is already checked to be a plain file name).
-    Recording { conf: ConfRef, name: String, reply: Reply<PathBuf> },
+    Recording {
+        conf: ConfRef,
+        name: String,
+        reply: Reply<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

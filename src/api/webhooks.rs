@@ -87,7 +87,11 @@ impl Webhooks {
         let dispatcher = Dispatcher {
             hooks: webhooks.hooks.clone(),
             queues: HashMap::new(),
-            sender: Sender { client, metrics, policy },
+            sender: Sender {
+                client,
+                metrics,
+                policy,
+            },
         };
         tokio::spawn(dispatcher.run(events));
         Ok(webhooks)
@@ -115,7 +119,10 @@ impl Dispatcher {
             match events.recv().await {
                 Ok(event) => self.dispatch(&event),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    self.sender.metrics.webhook_dropped.fetch_add(missed, Relaxed);
+                    self.sender
+                        .metrics
+                        .webhook_dropped
+                        .fetch_add(missed, Relaxed);
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             }
@@ -140,7 +147,8 @@ impl Dispatcher {
         if event.name == EventName::ConferenceDestroy {
             // Dropping a URL's sender lets its task drain the queue and exit.
             let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
-            self.queues.retain(|url, _| hooks.values().any(|h| &h.url == url));
+            self.queues
+                .retain(|url, _| hooks.values().any(|h| &h.url == url));
         }
     }
 
@@ -159,7 +167,9 @@ impl Dispatcher {
 /// The status events an event means for a hook subscribed to `hook.events`.
 fn status_events(event: &ConferenceEvent, hook: &StatusHook) -> Vec<StatusEvent> {
     let talking_owner = |e: &ConferenceEvent| {
-        hook.owner_call_id.as_deref().is_none_or(|owner| owner == e.call_id())
+        hook.owner_call_id
+            .as_deref()
+            .is_none_or(|owner| owner == e.call_id())
     };
     let all: &[StatusEvent] = match event.name {
         EventName::AddMember if event.members == 1 => &[StatusEvent::Start, StatusEvent::Join],
@@ -170,12 +180,18 @@ fn status_events(event: &ConferenceEvent, hook: &StatusHook) -> Vec<StatusEvent>
         EventName::StopTalking if talking_owner(event) => &[StatusEvent::StopTalking],
         _ => &[],
     };
-    all.iter().copied().filter(|s| hook.events.contains(s)).collect()
+    all.iter()
+        .copied()
+        .filter(|s| hook.events.contains(s))
+        .collect()
 }
 
 /// jambonz's payload: the participant's call info plus the conference fields.
 fn payload(event: &ConferenceEvent, status: StatusEvent) -> Value {
-    let duration = event.at.duration_since(event.started_at).unwrap_or_default();
+    let duration = event
+        .at
+        .duration_since(event.started_at)
+        .unwrap_or_default();
     let mut body = json!({
         "conferenceSid": format!("conf:{}:{}", event.account_id, event.conference_name),
         "friendlyName": event.conference_name,

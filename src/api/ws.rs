@@ -69,10 +69,19 @@ impl Subscriptions {
     }
 
     fn apply(&mut self, state: &ApiState, request: &Value) -> Result<Value, String> {
-        let token = request.get("auth_token").and_then(Value::as_str).unwrap_or("");
-        let account = state.config.account_for(token).ok_or("invalid credentials")?;
+        let token = request
+            .get("auth_token")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let account = state
+            .config
+            .account_for(token)
+            .ok_or("invalid credentials")?;
         let data = &request["data"];
-        let asked = data.get("account_id").and_then(Value::as_str).unwrap_or(account);
+        let asked = data
+            .get("account_id")
+            .and_then(Value::as_str)
+            .unwrap_or(account);
         if asked != account || self.account.as_deref().is_some_and(|a| a != account) {
             return Err("forbidden".into());
         }
@@ -116,11 +125,17 @@ impl Subscriptions {
 fn requested_bindings(data: &Value) -> Result<Vec<String>, String> {
     let list = match (data.get("binding"), data.get("bindings")) {
         (Some(Value::String(b)), _) => vec![b.clone()],
-        (_, Some(Value::Array(all))) => all.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        (_, Some(Value::Array(all))) => all
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
         _ => return Err("data.binding is required".into()),
     };
     match list.iter().find(|b| parts(b).is_none()) {
-        Some(bad) => Err(format!("unsupported binding '{bad}': expected conference.event.{{CONFERENCE_ID}}.{{CALL_ID|*}}")),
+        Some(bad) => Err(format!(
+            "unsupported binding '{bad}': expected conference.event.{{CONFERENCE_ID}}.{{CALL_ID|*}}"
+        )),
         None if list.is_empty() => Err("data.binding is required".into()),
         None => Ok(list),
     }

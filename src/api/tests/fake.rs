@@ -55,23 +55,35 @@ impl Fake {
         let _delivered = match request {
             Request::List { account, reply } => reply.send(Ok(s.list(&account))).is_ok(),
             Request::Get { conf, reply } => reply.send(s.get(&conf)).is_ok(),
-            Request::Create { account, doc, reply } => {
+            Request::Create {
+                account,
+                doc,
+                reply,
+            } => {
                 s.next_id += 1;
                 let id = format!("conf{:028}", s.next_id);
                 reply.send(s.store(ConfRef { account, id }, doc)).is_ok()
             }
-            Request::Replace { conf, doc, reply } => {
-                reply.send(s.get(&conf).and_then(|_| s.store(conf, doc))).is_ok()
-            }
+            Request::Replace { conf, doc, reply } => reply
+                .send(s.get(&conf).and_then(|_| s.store(conf, doc)))
+                .is_ok(),
             Request::Patch { conf, patch, reply } => {
                 let merged = s.get(&conf).map(|c| merge(c.doc, patch));
-                reply.send(merged.and_then(|doc| s.store(conf, doc))).is_ok()
+                reply
+                    .send(merged.and_then(|doc| s.store(conf, doc)))
+                    .is_ok()
             }
             Request::Delete { conf, reply } => {
                 let gone = s.docs.remove(&(conf.account, conf.id.clone()));
-                reply.send(gone.ok_or(ServiceError::NotFound(conf.id))).is_ok()
+                reply
+                    .send(gone.ok_or(ServiceError::NotFound(conf.id)))
+                    .is_ok()
             }
-            Request::Conference { conf, action, reply } => {
+            Request::Conference {
+                conf,
+                action,
+                reply,
+            } => {
                 let result = match &action {
                     ConferenceAction::Play { media_id } if media_id == "missing" => {
                         Err(ServiceError::NotFound(media_id.clone()))
@@ -81,7 +93,12 @@ impl Fake {
                 s.seen.push(Seen::Conference(conf.id, action));
                 reply.send(result).is_ok()
             }
-            Request::Participants { conf, target, action, reply } => {
+            Request::Participants {
+                conf,
+                target,
+                action,
+                reply,
+            } => {
                 let result = match target {
                     Target::One(pid) => s.has_participant(&conf.id, pid),
                     Target::All => Ok(()),
@@ -89,7 +106,11 @@ impl Fake {
                 s.seen.push(Seen::Participants(conf.id, target, action));
                 reply.send(result).is_ok()
             }
-            Request::Relate { conf, relate, reply } => {
+            Request::Relate {
+                conf,
+                relate,
+                reply,
+            } => {
                 let result = s
                     .has_participant(&conf.id, relate.participant_id)
                     .and_then(|_| s.has_participant(&conf.id, relate.other_participant));
@@ -105,9 +126,18 @@ impl Fake {
                 });
                 reply.send(Ok(list.collect())).is_ok()
             }
-            Request::Recording { conf: _, name, reply } => {
-                reply.send(s.recordings.get(&name).cloned().ok_or(ServiceError::NotFound(name))).is_ok()
-            }
+            Request::Recording {
+                conf: _,
+                name,
+                reply,
+            } => reply
+                .send(
+                    s.recordings
+                        .get(&name)
+                        .cloned()
+                        .ok_or(ServiceError::NotFound(name)),
+                )
+                .is_ok(),
         };
     }
 }
@@ -116,7 +146,10 @@ impl State {
     fn list(&self, account: &str) -> Vec<Conference> {
         let mine = self.docs.iter().filter(|((a, _), _)| a == account);
         let mut list: Vec<Conference> = mine
-            .map(|((_, id), doc)| Conference { doc: doc.clone(), live: self.live.get(id).cloned() })
+            .map(|((_, id), doc)| Conference {
+                doc: doc.clone(),
+                live: self.live.get(id).cloned(),
+            })
             .collect();
         list.sort_by_key(|c| c.doc["id"].as_str().map(str::to_owned));
         list
@@ -124,13 +157,21 @@ impl State {
 
     fn get(&self, conf: &ConfRef) -> Result<Conference, ServiceError> {
         let doc = self.docs.get(&(conf.account.clone(), conf.id.clone()));
-        let doc = doc.cloned().ok_or_else(|| ServiceError::NotFound(conf.id.clone()))?;
-        Ok(Conference { doc, live: self.live.get(&conf.id).cloned() })
+        let doc = doc
+            .cloned()
+            .ok_or_else(|| ServiceError::NotFound(conf.id.clone()))?;
+        Ok(Conference {
+            doc,
+            live: self.live.get(&conf.id).cloned(),
+        })
     }
 
     /// The two checks the real data layer makes that matter to the API: schema and numbers.
     fn store(&mut self, conf: ConfRef, mut doc: Value) -> Result<Value, ServiceError> {
-        if doc["name"].as_str().is_some_and(|n| n.chars().count() > 128) {
+        if doc["name"]
+            .as_str()
+            .is_some_and(|n| n.chars().count() > 128)
+        {
             return Err(ServiceError::Validation(json!({"name": {"maxLength": {
                 "message": "String must not be more than 128 characters",
                 "target": 128,
@@ -139,7 +180,10 @@ impl State {
         }
         let taken: Vec<String> = numbers(&doc)
             .filter(|n| {
-                let others = self.docs.iter().filter(|((a, id), _)| *a == conf.account && *id != conf.id);
+                let others = self
+                    .docs
+                    .iter()
+                    .filter(|((a, id), _)| *a == conf.account && *id != conf.id);
                 others.into_iter().any(|(_, d)| numbers(d).any(|m| &m == n))
             })
             .collect();
@@ -155,7 +199,11 @@ impl State {
     }
 
     fn has_participant(&self, id: &str, pid: u32) -> Result<(), ServiceError> {
-        let live = self.live.get(id).map(|l| &l.participants[..]).unwrap_or_default();
+        let live = self
+            .live
+            .get(id)
+            .map(|l| &l.participants[..])
+            .unwrap_or_default();
         match live.iter().any(|p| p.participant_id == pid) {
             true => Ok(()),
             false => Err(ServiceError::NotFound(pid.to_string())),
@@ -164,7 +212,11 @@ impl State {
 }
 
 fn numbers(doc: &Value) -> impl Iterator<Item = String> + '_ {
-    let lists = [&doc["conference_numbers"], &doc["member"]["numbers"], &doc["moderator"]["numbers"]];
+    let lists = [
+        &doc["conference_numbers"],
+        &doc["member"]["numbers"],
+        &doc["moderator"]["numbers"],
+    ];
     lists
         .into_iter()
         .filter_map(Value::as_array)

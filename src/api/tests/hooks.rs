@@ -24,11 +24,18 @@ async fn receiver(status: StatusCode) -> (String, mpsc::UnboundedReceiver<Value>
 }
 
 async fn next(rx: &mut mpsc::UnboundedReceiver<Value>) -> Value {
-    tokio::time::timeout(BOUND, rx.recv()).await.expect("a hook in time").unwrap()
+    tokio::time::timeout(BOUND, rx.recv())
+        .await
+        .expect("a hook in time")
+        .unwrap()
 }
 
 fn hook(url: &str, events: &[StatusEvent], owner: Option<&str>) -> StatusHook {
-    StatusHook { url: url.into(), events: events.to_vec(), owner_call_id: owner.map(str::to_owned) }
+    StatusHook {
+        url: url.into(),
+        events: events.to_vec(),
+        owner_call_id: owner.map(str::to_owned),
+    }
 }
 
 const ALL: [StatusEvent; 6] = [
@@ -68,7 +75,16 @@ async fn status_events_arrive_in_order_with_the_documented_fields() {
     for e in sequence {
         events.send(e).unwrap();
     }
-    let want = ["start", "join", "join", "start-talking", "stop-talking", "leave", "leave", "end"];
+    let want = [
+        "start",
+        "join",
+        "join",
+        "start-talking",
+        "stop-talking",
+        "leave",
+        "leave",
+        "end",
+    ];
     let mut got = Vec::new();
     for _ in want {
         got.push(next(&mut rx).await);
@@ -93,33 +109,66 @@ async fn status_events_arrive_in_order_with_the_documented_fields() {
         assert_eq!(first[key], value, "{key} in {first}");
     }
     let duration = first["duration"].as_f64().unwrap();
-    assert!((1.4..1.6).contains(&duration), "fractional seconds since start: {duration}");
+    assert!(
+        (1.4..1.6).contains(&duration),
+        "fractional seconds since start: {duration}"
+    );
     humantime::parse_rfc3339(first["time"].as_str().unwrap()).unwrap();
-    assert_eq!((&got[7]["members"], got[7].get("callSid")), (&json!(0), None));
+    assert_eq!(
+        (&got[7]["members"], got[7].get("callSid")),
+        (&json!(0), None)
+    );
     let late = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await;
-    assert!(late.is_err(), "the hook ended with its conference: {late:?}");
+    assert!(
+        late.is_err(),
+        "the hook ended with its conference: {late:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_failing_hook_retries_boundedly_without_delaying_another() {
     let (events, _) = broadcast::channel(64);
     let metrics = Arc::new(Metrics::default());
-    let policy = Policy { retries: 2, backoff: Duration::from_secs(1), ..Policy::default() };
+    let policy = Policy {
+        retries: 2,
+        backoff: Duration::from_secs(1),
+        ..Policy::default()
+    };
     let hooks = Webhooks::spawn(events.subscribe(), metrics.clone(), policy).unwrap();
     let (bad_url, mut bad) = receiver(StatusCode::INTERNAL_SERVER_ERROR).await;
     let (good_url, mut good) = receiver(StatusCode::OK).await;
-    hooks.set(ACCOUNT_A, "bad", Some(hook(&bad_url, &[StatusEvent::Join], None)));
-    hooks.set(ACCOUNT_A, "good", Some(hook(&good_url, &[StatusEvent::Join], None)));
+    hooks.set(
+        ACCOUNT_A,
+        "bad",
+        Some(hook(&bad_url, &[StatusEvent::Join], None)),
+    );
+    hooks.set(
+        ACCOUNT_A,
+        "good",
+        Some(hook(&good_url, &[StatusEvent::Join], None)),
+    );
 
     let who = participant(1, "call-1", false, SystemTime::now());
-    events.send(event(EventName::AddMember, "bad", 1, Some(who.clone()))).unwrap();
+    events
+        .send(event(EventName::AddMember, "bad", 1, Some(who.clone())))
+        .unwrap();
     next(&mut bad).await;
-    events.send(event(EventName::AddMember, "good", 1, Some(who))).unwrap();
+    events
+        .send(event(EventName::AddMember, "good", 1, Some(who)))
+        .unwrap();
     assert_eq!(next(&mut good).await["event"], "join");
-    assert_eq!(metrics.webhook_failures.load(Relaxed), 0, "delivered while the bad hook still retries");
+    assert_eq!(
+        metrics.webhook_failures.load(Relaxed),
+        0,
+        "delivered while the bad hook still retries"
+    );
 
     for _ in 0..2 {
-        assert_eq!(next(&mut bad).await["event"], "join", "the same payload is retried");
+        assert_eq!(
+            next(&mut bad).await["event"],
+            "join",
+            "the same payload is retried"
+        );
     }
     let deadline = tokio::time::Instant::now() + BOUND;
     while metrics.webhook_failures.load(Relaxed) == 0 && tokio::time::Instant::now() < deadline {
@@ -133,16 +182,34 @@ async fn a_failing_hook_retries_boundedly_without_delaying_another() {
 async fn a_full_hook_queue_drops_and_counts() {
     let (events, _) = broadcast::channel(64);
     let metrics = Arc::new(Metrics::default());
-    let policy = Policy { retries: 1, backoff: Duration::from_secs(2), queue: 2, ..Policy::default() };
+    let policy = Policy {
+        retries: 1,
+        backoff: Duration::from_secs(2),
+        queue: 2,
+        ..Policy::default()
+    };
     let hooks = Webhooks::spawn(events.subscribe(), metrics.clone(), policy).unwrap();
     let (url, mut rx) = receiver(StatusCode::SERVICE_UNAVAILABLE).await;
-    hooks.set(ACCOUNT_A, "conf1", Some(hook(&url, &[StatusEvent::Join], None)));
+    hooks.set(
+        ACCOUNT_A,
+        "conf1",
+        Some(hook(&url, &[StatusEvent::Join], None)),
+    );
     let who = participant(1, "call-1", false, SystemTime::now());
-    events.send(event(EventName::AddMember, "conf1", 2, Some(who.clone()))).unwrap();
+    events
+        .send(event(EventName::AddMember, "conf1", 2, Some(who.clone())))
+        .unwrap();
     next(&mut rx).await;
     // One in flight, two queued, the rest dropped.
     for members in 3..8 {
-        events.send(event(EventName::AddMember, "conf1", members, Some(who.clone()))).unwrap();
+        events
+            .send(event(
+                EventName::AddMember,
+                "conf1",
+                members,
+                Some(who.clone()),
+            ))
+            .unwrap();
     }
     let deadline = tokio::time::Instant::now() + BOUND;
     while metrics.webhook_dropped.load(Relaxed) < 3 && tokio::time::Instant::now() < deadline {

@@ -39,26 +39,45 @@ impl Harness {
         let fake = Fake::spawn(requests);
         let (events, _) = broadcast::channel(64);
         let metrics = Arc::new(Metrics::default());
-        let tokens = [(TOKEN_A, ACCOUNT_A), (TOKEN_B, ACCOUNT_B)]
-            .map(|(token, account_id)| TokenEntry { token: token.into(), account_id: account_id.into() });
+        let tokens =
+            [(TOKEN_A, ACCOUNT_A), (TOKEN_B, ACCOUNT_B)].map(|(token, account_id)| TokenEntry {
+                token: token.into(),
+                account_id: account_id.into(),
+            });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let config = ApiConfig { listen: listener.local_addr().unwrap(), tokens: tokens.to_vec() };
+        let config = ApiConfig {
+            listen: listener.local_addr().unwrap(),
+            tokens: tokens.to_vec(),
+        };
         let node = Node {
             name: "chorus@test".into(),
             switch_url: "sip:127.0.0.1:5060".into(),
             external_ip: "127.0.0.1".into(),
         };
-        let state = ApiState::new(service, config.clone(), node, events.clone(), metrics.clone());
+        let state = ApiState::new(
+            service,
+            config.clone(),
+            node,
+            events.clone(),
+            metrics.clone(),
+        );
         tokio::spawn(super::serve(listener, state));
         let client = reqwest::Client::builder().timeout(BOUND).build().unwrap();
         let base = format!("http://{}", config.listen);
-        Self { base, fake, events, metrics, client }
+        Self {
+            base,
+            fake,
+            events,
+            metrics,
+            client,
+        }
     }
 
     /// `path` is relative to account A's conferences.
     pub async fn a(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let url = format!("/v2/accounts/{ACCOUNT_A}/conferences{path}");
-        self.send(method, &url, Some(TOKEN_A), body.map(|b| b.to_string())).await
+        self.send(method, &url, Some(TOKEN_A), body.map(|b| b.to_string()))
+            .await
     }
 
     pub async fn send(
@@ -71,7 +90,10 @@ impl Harness {
         let response = self.raw(method, path, token, body).await;
         let status = response.status().as_u16();
         let bytes = response.bytes().await.unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     pub async fn raw(
@@ -87,7 +109,9 @@ impl Harness {
             request = request.header("x-auth-token", token);
         }
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body);
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
         }
         request.send().await.unwrap()
     }
@@ -124,10 +148,20 @@ pub fn participant(pid: u32, call_id: &str, moderator: bool, joined_at: SystemTi
 }
 
 pub fn live(participants: Vec<Participant>, started_at: SystemTime) -> Live {
-    Live { uuid: "uuid-1".into(), started_at, is_locked: true, participants }
+    Live {
+        uuid: "uuid-1".into(),
+        started_at,
+        is_locked: true,
+        participants,
+    }
 }
 
-pub fn event(name: EventName, conference_id: &str, members: u32, who: Option<Participant>) -> ConferenceEvent {
+pub fn event(
+    name: EventName,
+    conference_id: &str,
+    members: u32,
+    who: Option<Participant>,
+) -> ConferenceEvent {
     let now = SystemTime::now();
     ConferenceEvent {
         name,
