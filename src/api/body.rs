@@ -37,9 +37,9 @@ impl<S: Send + Sync> FromRequest<S> for Envelope {
 
 impl Envelope {
     /// The `data` object, required for document writes.
-    pub fn document(self) -> Result<Value, ApiError> {
-        match self.0.get("data") {
-            Some(Value::Object(_)) => Ok(self.0["data"].clone()),
+    pub fn document(mut self) -> Result<Value, ApiError> {
+        match self.0.remove("data") {
+            Some(data @ Value::Object(_)) => Ok(data),
             Some(_) => Err(type_error("data", "object")),
             None => Err(ApiError::required("data", "data object is required")),
         }

@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 pub struct ApiConfig {
     pub listen: SocketAddr,
     pub tokens: Vec<TokenEntry>,
+    /// Requests a token may make at once, and how many it regains per second.
+    pub burst: u32,
+    pub refill_per_second: u32,
 }
 
 /// An `X-Auth-Token` value and the one account it may act on.
@@ -23,6 +26,8 @@ impl Default for ApiConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             tokens: Vec::new(),
+            burst: 100,
+            refill_per_second: 10,
         }
     }
 }
@@ -32,9 +37,15 @@ impl ApiConfig {
     pub fn account_for(&self, token: &str) -> Option<&str> {
         self.tokens
             .iter()
-            .find(|t| t.token == token)
+            .find(|t| same(t.token.as_bytes(), token.as_bytes()))
             .map(|t| t.account_id.as_str())
     }
+}
+
+/// Compares without stopping at the first differing byte, so response timing does not reveal
+/// how much of a guessed token was right.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 #[cfg(test)]

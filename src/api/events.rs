@@ -1,5 +1,6 @@
 //! Conference events the control plane publishes, in Kazoo's two JSON forms.
 
+use super::render::object;
 use super::service::Participant;
 use serde_json::{Map, Value, json};
 use std::time::SystemTime;
@@ -110,7 +111,7 @@ impl ConferenceEvent {
 }
 
 fn participant_fields(p: &Participant) -> Map<String, Value> {
-    let fields = json!({
+    object(json!({
         "Participant-ID": p.participant_id,
         "Caller-ID-Name": p.caller_id_name,
         "Caller-ID-Number": p.caller_id_number,
@@ -131,11 +132,7 @@ fn participant_fields(p: &Participant) -> Map<String, Value> {
             "Member-ID": p.participant_id,
             "Member-Ghost": p.member_ghost,
         },
-    });
-    match fields {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    }
+    }))
 }
 
 /// Kazoo's `kz_json:normalize`: `Conference-Channel-Vars` -> `conference_channel_vars`, deeply.

@@ -14,6 +14,7 @@ mod actions;
 mod body;
 mod conferences;
 mod openapi;
+mod ratelimit;
 mod render;
 mod reply;
 mod ws;
@@ -32,6 +33,7 @@ use metrics::Metrics;
 use reply::ApiError;
 use service::Service;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::broadcast;
 
 /// How this media server describes itself in responses (`node`, `switch_*`).
@@ -49,6 +51,7 @@ pub struct ApiState {
     node: Arc<Node>,
     events: broadcast::Sender<ConferenceEvent>,
     metrics: Arc<Metrics>,
+    buckets: Arc<ratelimit::Buckets>,
 }
 
 impl ApiState {
@@ -61,8 +64,13 @@ impl ApiState {
         events: broadcast::Sender<ConferenceEvent>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let buckets = Arc::new(ratelimit::Buckets::new(
+            config.burst,
+            config.refill_per_second,
+        ));
         let (config, node) = (Arc::new(config), Arc::new(node));
         Self {
+            buckets,
             service,
             config,
             node,
@@ -117,7 +125,7 @@ pub fn router(state: ApiState) -> Router {
     open_routes()
         .into_iter()
         .fold(scoped, |r, (path, route)| r.route(path, route))
-        .fallback(|| async { ApiError::FaultyRequest })
+        .fallback(|| async { ApiError::UnknownPath })
         .layer(DefaultBodyLimit::max(body::MAX_BODY))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -132,7 +140,8 @@ pub async fn serve(listener: tokio::net::TcpListener, state: ApiState) -> std::i
 }
 
 /// `X-Auth-Token` must name a configured token, and the token's account must be the path's:
-/// 401 without a valid token, 403 (Kazoo's "no one authz'd the request") for another account.
+/// 401 without a valid token, 429 once its bucket is empty, 403 (Kazoo's "no one authz'd the
+/// request") for another account.
 async fn authorize(
     State(state): State<ApiState>,
     Path(params): Path<Vec<(String, String)>>,
@@ -150,10 +159,16 @@ async fn authorize(
         .iter()
         .find(|(k, _)| k == "account_id")
         .map(|(_, v)| v.as_str());
-    if asked != Some(account) {
-        return ApiError::Forbidden.into_response();
-    }
-    next.run(request).await
+    let Some(spent) = token.and_then(|t| state.buckets.take(t, Instant::now())) else {
+        return ApiError::TooManyRequests.into_response();
+    };
+    let mut response = if asked == Some(account) {
+        next.run(request).await
+    } else {
+        ApiError::Forbidden.into_response()
+    };
+    response.extensions_mut().insert(spent);
+    response
 }
 
 async fn metrics_text(State(state): State<ApiState>) -> impl IntoResponse {

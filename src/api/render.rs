@@ -56,7 +56,7 @@ pub fn list_entry(conf: &Conference, node: &Node, now: SystemTime) -> Value {
 
 /// `GET /conferences/{id}`: the document plus its realtime `_read_only`.
 pub fn full(conf: &Conference, id: &str, node: &Node, now: SystemTime) -> Value {
-    let mut doc = conf.doc.as_object().cloned().unwrap_or_default();
+    let mut doc = object(conf.doc.clone());
     let mut read_only = match &conf.live {
         None => idle(),
         Some(live) => counts(live, now),
@@ -98,9 +98,8 @@ pub fn participant(
         "member_id": p.participant_id,
         "member_ghost": p.member_ghost,
     });
-    let mut object = vars.as_object().cloned().unwrap_or_default();
-    object.extend(
-        json!({
+    let mut flat = object(vars.clone());
+    flat.extend(object(json!({
             "call_id": p.call_id,
             "conference_name": name,
             "conference_uuid": live.uuid,
@@ -113,17 +112,13 @@ pub fn participant(
             "custom_channel_vars": p.custom_channel_vars,
             "custom_application_vars": p.custom_application_vars,
             "conference_channel_vars": vars,
-        })
-        .as_object()
-        .cloned()
-        .unwrap_or_default(),
-    );
-    Value::Object(object)
+    })));
+    Value::Object(flat)
 }
 
 fn idle() -> Map<String, Value> {
     let v = json!({"members": 0, "moderators": 0, "admins": 0, "duration": 0, "is_locked": false});
-    v.as_object().cloned().unwrap_or_default()
+    object(v)
 }
 
 /// Members and moderators are counted apart; `admins` is the docs' name for moderators.
@@ -136,5 +131,13 @@ fn counts(live: &Live, now: SystemTime) -> Map<String, Value> {
         "duration": seconds_between(live.started_at, now),
         "is_locked": live.is_locked,
     });
-    v.as_object().cloned().unwrap_or_default()
+    object(v)
+}
+
+/// The map of a JSON object (built with `json!`, so never anything else).
+pub fn object(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
 }

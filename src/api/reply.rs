@@ -5,6 +5,7 @@
 //! handler has to thread those through.
 
 use super::ApiState;
+use super::ratelimit::Spent;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
@@ -78,6 +79,8 @@ pub enum ApiError {
     Malformed(String),
     Unavailable,
     Internal(String),
+    TooManyRequests,
+    UnknownPath,
 }
 
 impl ApiError {
@@ -133,6 +136,12 @@ impl IntoResponse for ApiError {
                 "invalid request body",
                 json!({"message": "invalid request body", "cause": cause}),
             ),
+            Self::TooManyRequests => (
+                429,
+                "too_many_requests",
+                json!({"message": "too many requests"}),
+            ),
+            Self::UnknownPath => (404, "not_found", json!({"message": "not found"})),
             Self::Unavailable => (
                 503,
                 "datastore_fault",
@@ -167,6 +176,10 @@ pub async fn envelope(State(state): State<ApiState>, request: Request, next: Nex
         return response;
     };
     let mut body = Map::new();
+    if let Some(spent) = response.extensions().get::<Spent>() {
+        let tokens = json!({"consumed": 1, "remaining": spent.remaining});
+        body.insert("tokens".into(), tokens);
+    }
     body.insert("auth_token".into(), auth_token.into());
     body.insert("node".into(), state.node.name.clone().into());
     body.insert("request_id".into(), request_id.into());

@@ -6,6 +6,7 @@
 
 use super::events::{ConferenceEvent, EventName};
 use super::metrics::Metrics;
+use super::render::object;
 use super::reply::iso8601;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -202,7 +203,7 @@ fn payload(event: &ConferenceEvent, status: StatusEvent) -> Value {
         "accountSid": event.account_id,
     });
     if let (Some(p), Value::Object(map)) = (&event.participant, &mut body) {
-        let call = json!({
+        map.extend(object(json!({
             "callSid": p.call_id,
             "callId": p.call_id,
             "direction": p.call.direction,
@@ -211,10 +212,7 @@ fn payload(event: &ConferenceEvent, status: StatusEvent) -> Value {
             "callerId": p.caller_id_name,
             "sipStatus": p.call.sip_status,
             "callStatus": p.call.call_status,
-        });
-        if let Value::Object(call) = call {
-            map.extend(call);
-        }
+        })));
     }
     body
 }

@@ -35,6 +35,11 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start() -> Self {
+        Self::start_with(ApiConfig::default().burst).await
+    }
+
+    /// A server whose tokens may make `burst` requests at once.
+    pub async fn start_with(burst: u32) -> Self {
         let (service, requests) = Service::channel(16);
         let fake = Fake::spawn(requests);
         let (events, _) = broadcast::channel(64);
@@ -48,6 +53,8 @@ impl Harness {
         let config = ApiConfig {
             listen: listener.local_addr().unwrap(),
             tokens: tokens.to_vec(),
+            burst,
+            ..ApiConfig::default()
         };
         let node = Node {
             name: "chorus@test".into(),

@@ -14,6 +14,8 @@ fn assert_envelope(body: &Value) {
     assert_eq!(body["revision"], "undefined");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(body["request_id"].as_str().map(str::len), Some(32));
+    assert_eq!(body["tokens"]["consumed"], 1);
+    assert!(body["tokens"]["remaining"].is_u64(), "{body}");
     let stamp = body["timestamp"].as_str().unwrap();
     humantime::parse_rfc3339(stamp).unwrap_or_else(|e| panic!("{stamp}: {e}"));
 }
@@ -582,4 +584,30 @@ async fn recordings_list_and_download() {
         assert_eq!(status, 404, "{bad}: {body}");
     }
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn an_empty_token_bucket_answers_429_without_calling_the_service() {
+    let h = Harness::start_with(2).await;
+    let (_, first) = h.a("GET", "", None).await;
+    assert_eq!(first["tokens"], json!({"consumed": 1, "remaining": 1}));
+    assert_eq!(h.a("GET", "", None).await.0, 200);
+    let (status, body) = h.a("PUT", "", Some(json!({"data": {"name": "x"}}))).await;
+    assert_eq!(status, 429);
+    assert_error(&body, 429, "too_many_requests");
+    assert_eq!(h.fake.state().requests, 2);
+    let other = format!("/v2/accounts/{ACCOUNT_B}/conferences");
+    assert_eq!(
+        h.send("GET", &other, Some(TOKEN_B), None).await.0,
+        200,
+        "buckets are per token"
+    );
+}
+
+#[tokio::test]
+async fn unknown_paths_get_a_kazoo_not_found() {
+    let h = Harness::start().await;
+    let (status, body) = h.send("GET", "/v2/nothing/here", Some(TOKEN_A), None).await;
+    assert_eq!(status, 404);
+    assert_error(&body, 404, "not_found");
 }
