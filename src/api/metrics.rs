@@ -101,7 +101,7 @@ impl Metrics {
             ),
             (
                 "chorus_ws_events_dropped_total",
-                "Events a slow WebSocket client missed",
+                "Bus events a slow WebSocket client skipped",
                 &self.ws_dropped,
             ),
         ];

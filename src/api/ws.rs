@@ -4,8 +4,8 @@
 //! for a client, a client that falls behind loses the oldest events (counted), and one whose
 //! socket stays blocked past [`SEND_TIMEOUT`] is closed.
 
-use super::ApiState;
 use super::events::ConferenceEvent;
+use super::{ApiState, body};
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
@@ -18,7 +18,9 @@ use tokio::sync::broadcast::error::RecvError;
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn upgrade(State(state): State<ApiState>, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| session(state, socket))
+    // Requests are a few hundred bytes; refuse anything that could be used to exhaust memory.
+    ws.max_message_size(body::MAX_BODY)
+        .on_upgrade(move |socket| session(state, socket))
 }
 
 async fn session(state: ApiState, socket: WebSocket) {
@@ -61,7 +63,11 @@ impl Subscriptions {
     fn request(&mut self, state: &ApiState, text: &str) -> Value {
         let request: Value = serde_json::from_str(text).unwrap_or(Value::Null);
         let request_id = request.get("request_id").cloned().unwrap_or(Value::Null);
-        let (status, data) = match self.apply(state, &request) {
+        let result = match request.is_object() {
+            true => self.apply(state, &request),
+            false => Err("expected a JSON object".into()),
+        };
+        let (status, data) = match result {
             Ok(data) => ("success", data),
             Err(message) => ("error", json!({ "message": message })),
         };

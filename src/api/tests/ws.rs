@@ -184,7 +184,11 @@ async fn bad_subscriptions_are_refused() {
         );
     }
     ws.send(Message::text("not json")).await.unwrap();
-    assert_eq!(next(&mut ws).await["status"], "error");
+    let reply = next(&mut ws).await;
+    assert_eq!(
+        reply["data"]["message"], "expected a JSON object",
+        "{reply}"
+    );
     h.events
         .send(event(EventName::Lock, "conf1", 1, None))
         .unwrap();
