@@ -49,7 +49,7 @@ impl Answer {
         Self { status, body }
     }
 
-    /// Adds an envelope key next to `data` (list `page_size`, `revision`).
+    /// Adds an envelope key next to `data` (a list's `page_size`).
     pub fn extra(mut self, key: &str, value: Value) -> Self {
         if let Body::Data { extra, .. } = &mut self.body {
             extra.insert(key.to_owned(), value);

@@ -46,6 +46,9 @@ async fn session(state: ApiState, socket: WebSocket) {
         if let Some(out) = out {
             let send = sink.send(Message::Text(out.to_string().into()));
             if !matches!(tokio::time::timeout(SEND_TIMEOUT, send).await, Ok(Ok(()))) {
+                // Hopeless or gone: what it had not read yet is lost.
+                let backlog = u64::try_from(events.len()).unwrap_or(u64::MAX);
+                state.metrics.ws_dropped.fetch_add(backlog, Relaxed);
                 break;
             }
         }
