@@ -3,6 +3,17 @@
 //!
 //! Handlers reach the rest of the server only through [`service::Service`] requests, events
 //! arrive on a broadcast of [`events::ConferenceEvent`], and media code bumps [`metrics::Metrics`].
+//!
+//! Wiring, from the server's start-up:
+//!
+//! ```text
+//! let (service, requests) = Service::channel(64);      // control plane serves `requests`
+//! let (events, _) = broadcast::channel(1024);          // control plane publishes events here
+//! let metrics = Arc::new(Metrics::default());
+//! let hooks = Webhooks::spawn(events.subscribe(), metrics.clone(), Policy::default())?;
+//! let state = ApiState::new(service, api_config, node, events.clone(), metrics.clone());
+//! tokio::spawn(api::serve(TcpListener::bind(listen).await?, state));
+//! ```
 
 pub mod config;
 pub mod events;

@@ -38,8 +38,9 @@ impl StatusEvent {
     }
 }
 
-/// A conference's hook: set from the starter's `statusHook`/`statusEvents`; later joiners
-/// share it (jambonz keeps it in the conference's Redis hash).
+/// A conference's hook: set from the starter's `statusHook`/`statusEvents` before its
+/// `add-member` is published; later joiners share it (jambonz keeps it in the conference's
+/// Redis hash). It is cleared by the conference's `conference-destroy`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusHook {
     pub url: String,
