@@ -124,6 +124,16 @@ impl Harness {
     }
 }
 
+/// Waits (at most [`BOUND`]) until `counter` reaches `at_least`, then answers its value.
+pub async fn counted(counter: &std::sync::atomic::AtomicU64, at_least: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + BOUND;
+    let load = || counter.load(std::sync::atomic::Ordering::Relaxed);
+    while load() < at_least && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    load()
+}
+
 pub fn participant(pid: u32, call_id: &str, moderator: bool, joined_at: SystemTime) -> Participant {
     Participant {
         call_id: call_id.into(),
