@@ -131,10 +131,14 @@ pub struct Participant {
 /// SIP facts about the participant's call that status webhooks report.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CallInfo {
+    /// `inbound` or `outbound`.
     pub direction: String,
+    /// The caller's From `user@host`; also the event's `Channel-Presence-ID`.
     pub from: String,
     pub to: String,
+    /// The final status sent or received for the INVITE (200 once joined).
     pub sip_status: u16,
+    /// jambonz's call status: `in-progress` while in the conference, then `completed`.
     pub call_status: String,
 }
 
