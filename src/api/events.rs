@@ -146,3 +146,49 @@ fn snake_case(value: Value) -> Value {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{event, participant};
+    use super::*;
+
+    #[test]
+    fn kazoo_form_uses_dashed_camel_case_and_nests_channel_vars() {
+        let who = participant(4, "call-4", true, SystemTime::now());
+        let e = event(EventName::MuteMember, "conf1", 2, Some(who)).kazoo_json("node1");
+        assert_eq!(e["Event"], "mute-member");
+        assert_eq!(
+            (&e["Event-Category"], &e["Event-Name"]),
+            (&json!("conference"), &json!("event"))
+        );
+        assert_eq!(
+            (&e["Conference-Node"], &e["Call-ID"]),
+            (&json!("node1"), &json!("call-4"))
+        );
+        assert_eq!(
+            e["Custom-Channel-Vars"]["Account-ID"],
+            super::super::tests::ACCOUNT_A
+        );
+        let vars = &e["Conference-Channel-Vars"];
+        assert_eq!(
+            (&vars["Is-Moderator"], &vars["Member-ID"]),
+            (&json!(true), &json!(4))
+        );
+        assert_eq!(vars.as_object().map(Map::len), Some(12));
+    }
+
+    #[test]
+    fn conference_level_events_carry_no_participant_fields() {
+        let e = event(EventName::ConferenceCreate, "conf1", 1, None);
+        let snake = e.snake_json("node1");
+        assert_eq!(snake["call_id"], "conf1");
+        assert!(snake.get("participant_id").is_none(), "{snake}");
+        assert_eq!(
+            e.routing_key(),
+            format!(
+                "conference.event.conference-create.{}.conf1.conf1",
+                e.account_id
+            )
+        );
+    }
+}
