@@ -16,6 +16,7 @@ pub struct Config {
     pub rtp: RtpConfig,
     pub media: MediaConfig,
     pub conferences: ConferencesConfig,
+    pub api: crate::api::config::ApiConfig,
     /// The SQLite store and recordings live here.
     pub data_dir: PathBuf,
 }
@@ -53,6 +54,8 @@ pub struct ConferencesConfig {
     pub seed: PathBuf,
     /// Prompt sets, a folder per language.
     pub prompts: PathBuf,
+    /// Dialing this asks for a conference number (Kazoo's service mode); empty: none.
+    pub service_number: String,
 }
 
 /// A codec as written in the config file.
@@ -109,6 +112,7 @@ impl Default for Config {
             rtp: RtpConfig::default(),
             media: MediaConfig::default(),
             conferences: ConferencesConfig::default(),
+            api: crate::api::config::ApiConfig::default(),
             data_dir: PathBuf::from("data"),
         }
     }
@@ -152,6 +156,7 @@ impl Default for ConferencesConfig {
             account: DEFAULT_ACCOUNT.into(),
             seed: PathBuf::from("config/seed"),
             prompts: PathBuf::from("config/prompts"),
+            service_number: "1999".into(),
         }
     }
 }
@@ -211,6 +216,11 @@ mod tests {
         let c: Config = toml::from_str("[rtp]\nptime_ms = 25").unwrap();
         assert!(c.check().unwrap_err().to_string().contains("rtp.ptime_ms"));
         let c: Config = toml::from_str("[conferences]\naccount = \"a/b\"").unwrap();
-        assert!(c.check().unwrap_err().to_string().contains("conferences.account"));
+        assert!(
+            c.check()
+                .unwrap_err()
+                .to_string()
+                .contains("conferences.account")
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Chorus: a SIP/RTP audio conference media server.
 
+pub mod api;
 pub mod call;
 pub mod conference;
 pub mod config;

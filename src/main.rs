@@ -29,6 +29,9 @@ struct ServeArgs {
     /// RTP port range LO-HI, overrides rtp.ports.
     #[arg(long)]
     rtp_ports: Option<PortRange>,
+    /// REST API address, overrides api.listen.
+    #[arg(long)]
+    api: Option<SocketAddr>,
     /// Data directory, overrides data_dir.
     #[arg(long)]
     data: Option<PathBuf>,
@@ -45,6 +48,9 @@ impl ServeArgs {
         }
         if let Some(ports) = &self.rtp_ports {
             config.rtp.ports = ports.clone();
+        }
+        if let Some(api) = self.api {
+            config.api.listen = api;
         }
         if let Some(data) = &self.data {
             config.data_dir = data.clone();

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use chorus::config::{CodecName, Config, PortRange};
+use chorus::config::{CodecName, Config};
 use chorus::media::codec::CodecKind;
 use chorus::server::Running;
 use support::{CallError, DialOpts, Direction, Phone, Transport};
@@ -18,9 +18,7 @@ const SILENT_DB: f64 = -50.0;
 const SECOND: Duration = Duration::from_secs(1);
 
 async fn server(edit: impl FnOnce(&mut Config)) -> Running {
-    let mut config = Config::default();
-    config.sip.listen = "127.0.0.1:0".parse().unwrap();
-    config.rtp.ports = PortRange(31000..=39999);
+    let mut config = support::server_config();
     edit(&mut config);
     chorus::server::start(config).await.expect("server starts")
 }

@@ -2,9 +2,11 @@
 //! through tests/peers/pjsua_calls.py: each phone plays its own tone and records what it
 //! hears; each must hear the other's tone and not its own, with G.711 and with G.722.
 
+mod support;
+
 use std::process::Command;
 
-use chorus::config::{Config, PortRange};
+use chorus::config::PortRange;
 
 /// Tone levels (dB) each phone heard, keyed by phone ("a", "b") and frequency ("697", "1209").
 fn pjsua_call(
@@ -50,8 +52,7 @@ fn pjsua_call(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pjsua_phones_hear_each_other_not_themselves() {
-    let mut config = Config::default();
-    config.sip.listen = "127.0.0.1:0".parse().unwrap();
+    let mut config = support::server_config();
     config.rtp.ports = PortRange(48000..=48999);
     let srv = chorus::server::start(config).await.unwrap();
     for (number, codec, rate) in [("7200", "PCMU/8000", "8k"), ("7201", "G722/16000", "16k")] {

@@ -2,10 +2,11 @@
 //! endpoint): each gets the answer its manifest names, or none when it says `drop`, and the
 //! server still answers OPTIONS afterwards.
 
+mod support;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chorus::config::Config;
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
@@ -28,8 +29,7 @@ async fn first_status(sock: &UdpSocket, wait: Duration) -> String {
 
 #[tokio::test]
 async fn torture_messages_get_their_answers_and_the_server_stays_up() {
-    let mut config = Config::default();
-    config.sip.listen = "127.0.0.1:0".parse().unwrap();
+    let mut config = support::server_config();
     config.rtp.ports = chorus::config::PortRange(43000..=43999);
     let srv = chorus::server::start(config).await.unwrap();
     let manifest = std::fs::read_to_string(torture_dir().join("expected.txt")).unwrap();

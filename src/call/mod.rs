@@ -1,27 +1,42 @@
 //! The call control plane: SIP events in, media worker commands out. It never touches PCM.
 //!
-//! A call's life: INVITE -> route the dialed number to a conference -> bind an RTP port ->
-//! SDP answer (or, without an offer, our offer in the 200 and the answer in the ACK) ->
-//! join the conference's media worker -> re-INVITEs update hold and codec -> BYE, CANCEL,
-//! RTP timeout or shutdown -> leave.
+//! A call's life: INVITE -> route the dialed number (a conference document's number, the
+//! service number, or an ad-hoc conference) -> bind an RTP port -> SDP answer (or our offer
+//! in the 200 and the answer in the ACK) -> the call's media waits in a worker's lobby while
+//! the caller flow (`conference::flow`) plays prompts and collects digits -> it joins the
+//! conference (`conference` module: entry sounds, hold music, wait for a moderator, caller
+//! controls) -> re-INVITEs update hold and codec -> BYE, CANCEL, RTP timeout, a control, the
+//! end of the conference or shutdown -> it leaves.
 
+mod api;
 pub mod dtmf_relay;
-pub mod routing;
+mod flow;
+mod live;
+mod members;
+mod sounds;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use mixer::{ConferenceId, MemberFlags, Profile};
+use mixer::ConferenceId;
 use tokio::sync::mpsc;
 
+use crate::conference::flow::{CallflowOptions, Flow, FlowSetup, JoinDecision, Target};
+use crate::conference::profile::Prompts;
 use crate::config::Config;
 use crate::media::leg::LegConfig;
 use crate::media::ports::{PortPool, RtpSockets};
-use crate::media::worker::{Command, Join, Report, WorkerHandle};
+use crate::media::worker::{Attach, Command, Lobby, Report, WorkerHandle};
 use crate::sdp::{Direction, MediaPolicy, Negotiated, SdpError, SdpSession};
-use crate::sip::{Body, CallId, Event, SipHandle, TerminationReason};
-use routing::Router;
+use crate::sip::{Body, CallId, Event, NameAddr, SipHandle, TerminationReason};
+use crate::store::Store;
+pub use api::ApiLink;
+use flow::CallerFlow;
+use live::Live;
+use sounds::Sounds;
 
 const SDP: &str = "application/sdp";
 
@@ -29,50 +44,91 @@ pub struct Calls {
     sip: SipHandle,
     workers: Vec<WorkerHandle>,
     ports: PortPool,
-    router: Router,
     policy: MediaPolicy,
     host: String,
+    store: Arc<dyn Store>,
+    account: String,
+    adhoc: bool,
+    service_number: Option<String>,
+    prompts: Prompts,
+    sounds: Sounds,
+    /// Recorded names live here until their call ends.
+    names: PathBuf,
     calls: HashMap<CallId, Call>,
-    conferences: HashMap<String, ConferenceEntry>,
-    next_conference: u64,
-}
-
-struct ConferenceEntry {
-    id: ConferenceId,
-    calls: usize,
+    /// Running conferences by document id (or ad-hoc name).
+    conferences: HashMap<String, Live>,
+    /// Playbacks and recordings in flight, by id, and the call they belong to.
+    playbacks: HashMap<u64, CallId>,
+    recordings: HashMap<u64, CallId>,
+    /// Calls detached from their lobby worker, and how they join once adopted.
+    moving: HashMap<CallId, (Box<Attach>, Box<JoinDecision>)>,
+    /// The recording running in each conference (API `record start`).
+    conference_recordings: HashMap<String, u64>,
+    api: ApiLink,
+    next_id: u64,
 }
 
 struct Call {
     sip_call_id: String,
-    conference: String,
+    from: NameAddr,
     sdp: SdpSession,
+    /// The worker holding the call's media.
+    worker: usize,
+    /// The codec's PCM rate: prompts in the lobby play at it.
+    rate: u32,
     stage: Stage,
+    /// The caller's recorded name, deleted when the call ends.
+    name_file: Option<String>,
 }
 
 enum Stage {
     /// We offered in the 200; the ACK brings the answer.
-    AwaitingAnswer(RtpSockets),
-    /// The media is in a worker.
-    Joined(ConferenceId),
+    AwaitingAnswer(RtpSockets, Box<FlowSetup>),
+    /// In the lobby, going through the caller flow.
+    Flow(Box<CallerFlow>),
+    /// Leaving its lobby worker for the conference's.
+    Moving(String),
+    /// A member of this conference.
+    Member(String),
 }
 
 impl Calls {
-    pub fn new(config: &Config, sip: SipHandle, workers: Vec<WorkerHandle>) -> Self {
+    pub fn new(
+        config: &Config,
+        sip: SipHandle,
+        workers: Vec<WorkerHandle>,
+        store: Arc<dyn Store>,
+        names: PathBuf,
+        api: ApiLink,
+    ) -> Self {
         let ip = config.sip.listen.ip();
+        let prompts = Prompts::new(config.conferences.prompts.clone());
         Calls {
             sip,
             workers,
             ports: PortPool::new(ip, config.rtp.ports.0.clone()),
-            router: Router::new(config),
             policy: MediaPolicy {
                 codecs: config.rtp.codecs.iter().map(|&c| c.into()).collect(),
                 ptime_ms: config.rtp.ptime_ms,
                 dtmf: true,
             },
             host: ip.to_string(),
+            store,
+            account: config.conferences.account.clone(),
+            adhoc: config.conferences.adhoc,
+            service_number: Some(config.conferences.service_number.clone())
+                .filter(|n| !n.is_empty()),
+            sounds: Sounds::new(prompts.clone()),
+            prompts,
+            names,
             calls: HashMap::new(),
             conferences: HashMap::new(),
-            next_conference: 1,
+            playbacks: HashMap::new(),
+            recordings: HashMap::new(),
+            moving: HashMap::new(),
+            conference_recordings: HashMap::new(),
+            api,
+            next_id: 1,
         }
     }
 
@@ -82,13 +138,18 @@ impl Calls {
         mut self,
         mut sip_events: mpsc::Receiver<Event>,
         mut reports: mpsc::UnboundedReceiver<Report>,
+        mut requests: mpsc::Receiver<crate::api::service::Request>,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
         loop {
+            let timer = self.next_timeout();
+            let sleep = tokio::time::sleep_until(timer.unwrap_or_else(far_future).into());
             tokio::select! {
                 Some(ev) = sip_events.recv() => self.on_sip(ev).await,
                 Some(r) = reports.recv() => self.on_report(r).await,
+                Some(r) = requests.recv() => self.on_request(r).await,
+                () = sleep, if timer.is_some() => self.on_timeout(Instant::now()).await,
                 () = &mut shutdown => break,
             }
         }
@@ -123,13 +184,17 @@ impl Calls {
             } => {
                 let number = request_uri_user.unwrap_or_default();
                 tracing::info!(call = %call_id, from = %from.uri, %number, "incoming call");
-                self.on_invite(call, call_id, &number, body).await;
+                self.on_invite(call, call_id, from, &number, body).await;
             }
             Event::Ack { call, body } => self.on_ack(call, body).await,
             Event::ReInvite { call, body } => self.on_reinvite(call, body).await,
-            Event::Info { call, body } => self.on_info(call, body),
-            Event::Bye { call } => self.end(call, "caller hung up"),
-            Event::Cancelled { call } => self.end(call, "caller cancelled"),
+            Event::Info { call, body } => {
+                if let Some(digit) = body.as_ref().and_then(dtmf_relay::digit) {
+                    self.on_digit(call, digit).await;
+                }
+            }
+            Event::Bye { call } => self.end(call, "caller hung up").await,
+            Event::Cancelled { call } => self.end(call, "caller cancelled").await,
             Event::Terminated { call, reason } => {
                 let why = match reason {
                     TerminationReason::AckTimeout => "no ACK",
@@ -137,7 +202,7 @@ impl Calls {
                     TerminationReason::ByeTimeout => "BYE unanswered",
                     TerminationReason::TransportClosed => "connection closed",
                 };
-                self.end(call, why);
+                self.end(call, why).await;
             }
             // Dial-out outcomes: no dial-out yet.
             Event::Response { .. }
@@ -147,14 +212,55 @@ impl Calls {
         }
     }
 
+    /// Where a dialed number leads: a conference document's number, the service number
+    /// (asks for a conference number), or an ad-hoc conference named after the number.
+    fn route(&self, number: &str) -> Option<FlowSetup> {
+        let config = self
+            .store
+            .conferences_config(&self.account)
+            .map_err(|e| tracing::error!(error = %e, "store: conferences config"))
+            .ok()?;
+        let setup = |target, dialed, callflow| FlowSetup {
+            target,
+            dialed,
+            callflow,
+            config: config.clone(),
+            name_media: None,
+        };
+        if self.service_number.as_deref() == Some(number) {
+            return Some(setup(Target::ServiceMode, None, CallflowOptions::default()));
+        }
+        let found = self
+            .store
+            .find_by_number(&self.account, number)
+            .map_err(|e| tracing::error!(error = %e, "store: find by number"))
+            .ok()?;
+        if let [c] = found.as_slice() {
+            let options = CallflowOptions::for_doc(&c.doc);
+            let target = Target::Conference {
+                id: c.id.clone(),
+                doc: c.doc.clone(),
+            };
+            return Some(setup(target, Some(number.to_string()), options));
+        }
+        let doc = (self.adhoc && found.is_empty()).then(|| adhoc_doc(number))??;
+        let options = CallflowOptions::for_doc(&doc);
+        let target = Target::Conference {
+            id: number.to_string(),
+            doc,
+        };
+        Some(setup(target, None, options))
+    }
+
     async fn on_invite(
         &mut self,
         call: CallId,
         sip_call_id: String,
+        from: NameAddr,
         number: &str,
         body: Option<Body>,
     ) {
-        let Some(conference) = self.router.route(number) else {
+        let Some(setup) = self.route(number) else {
             tracing::info!(call = %sip_call_id, %number, "rejected: no such conference");
             return self.respond(call, 404, "Not Found", None).await;
         };
@@ -165,31 +271,60 @@ impl Calls {
                 return self.respond(call, 503, "Service Unavailable", None).await;
             }
         };
-        let local = sockets.local_addr();
-        let mut sdp = SdpSession::new(self.policy.clone(), local, random());
+        let mut sdp = SdpSession::new(self.policy.clone(), sockets.local_addr(), random());
+        let worker = self.worker_for(&setup.target);
+        let log_id = sip_call_id.clone();
+        let new = |sdp, stage| Call {
+            sip_call_id,
+            from,
+            sdp,
+            worker,
+            rate: 8000,
+            stage,
+            name_file: None,
+        };
         let Some(offer) = body.filter(is_sdp) else {
             let offer = sdp.offer(Direction::SendRecv);
-            self.insert(
-                call,
-                sip_call_id,
-                conference,
-                sdp,
-                Stage::AwaitingAnswer(sockets),
-            );
+            let stage = Stage::AwaitingAnswer(sockets, Box::new(setup));
+            self.calls.insert(call, new(sdp, stage));
             return self.respond(call, 200, "OK", Some(sdp_body(offer))).await;
         };
         match sdp.answer(&String::from_utf8_lossy(&offer.bytes)) {
             Ok((neg, answer)) => {
-                let id = self.join(call, &conference, sockets, &neg);
-                tracing::info!(call = %sip_call_id, %conference, codec = ?neg.codec, ptime = neg.ptime_ms, "answered");
-                self.insert(call, sip_call_id, conference, sdp, Stage::Joined(id));
+                let flow = Box::new(CallerFlow::new(Flow::new(setup)));
+                self.calls.insert(call, new(sdp, Stage::Flow(flow)));
                 self.respond(call, 200, "OK", Some(sdp_body(answer))).await;
+                self.start_media(call, sockets, &neg).await;
             }
             Err(e) => {
-                tracing::info!(call = %sip_call_id, error = %e, "rejected: SDP");
+                tracing::info!(call = %log_id, error = %e, "rejected: SDP");
                 self.reject_sdp(call, &e, false).await;
             }
         }
+    }
+
+    /// The call's media enters its worker's lobby and the caller flow starts.
+    async fn start_media(&mut self, call: CallId, sockets: RtpSockets, neg: &Negotiated) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        c.rate = neg.codec.pcm_rate();
+        tracing::info!(call = %c.sip_call_id, codec = ?neg.codec, ptime = neg.ptime_ms, "answered");
+        let lobby = Lobby {
+            call: call.0,
+            sockets,
+            rtcp_mux: neg.rtcp_mux,
+            leg: leg_config(neg),
+        };
+        self.workers[c.worker].send(Command::Lobby(Box::new(lobby)));
+        if neg.on_hold() {
+            self.workers[c.worker].send(Command::Update {
+                call: call.0,
+                leg: Box::new(leg_config(neg)),
+                held: true,
+            });
+        }
+        self.with_flow(call, |f, now| f.on_answered(now)).await;
     }
 
     async fn on_ack(&mut self, call: CallId, body: Option<Body>) {
@@ -199,8 +334,9 @@ impl Calls {
         let answer = body
             .filter(is_sdp)
             .map(|b| String::from_utf8_lossy(&b.bytes).into_owned());
+        let awaiting = matches!(c.stage, Stage::AwaitingAnswer(..));
         let Some(answer) = answer else {
-            if matches!(c.stage, Stage::AwaitingAnswer(_)) {
+            if awaiting {
                 tracing::info!(call = %c.sip_call_id, "no SDP answer in the ACK");
                 self.hang_up(call).await;
             }
@@ -213,19 +349,14 @@ impl Calls {
                 return self.hang_up(call).await;
             }
         };
-        match std::mem::replace(&mut c.stage, Stage::Joined(ConferenceId(0))) {
-            Stage::AwaitingAnswer(sockets) => {
-                let conference = c.conference.clone();
-                tracing::info!(call = %c.sip_call_id, %conference, codec = ?neg.codec, "answered (late offer)");
-                let id = self.join(call, &conference, sockets, &neg);
-                if let Some(c) = self.calls.get_mut(&call) {
-                    c.stage = Stage::Joined(id);
-                }
-            }
-            Stage::Joined(id) => {
-                c.stage = Stage::Joined(id);
-                self.update(call, id, &neg);
-            }
+        if !awaiting {
+            return self.update_media(call, &neg);
+        }
+        let placeholder = Stage::Member(String::new());
+        if let Stage::AwaitingAnswer(sockets, setup) = std::mem::replace(&mut c.stage, placeholder)
+        {
+            c.stage = Stage::Flow(Box::new(CallerFlow::new(Flow::new(*setup))));
+            self.start_media(call, sockets, &neg).await;
         }
     }
 
@@ -233,11 +364,11 @@ impl Calls {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        let Stage::Joined(id) = c.stage else {
+        if matches!(c.stage, Stage::AwaitingAnswer(..)) {
             return self
                 .respond_reinvite(call, 491, "Request Pending", None)
                 .await;
-        };
+        }
         let Some(offer) = body.filter(is_sdp) else {
             // An offerless re-INVITE: we offer, the ACK answers.
             let offer = c.sdp.offer(Direction::SendRecv);
@@ -248,7 +379,7 @@ impl Calls {
         match c.sdp.answer(&String::from_utf8_lossy(&offer.bytes)) {
             Ok((neg, answer)) => {
                 tracing::info!(call = %c.sip_call_id, hold = neg.on_hold(), codec = ?neg.codec, "re-INVITE");
-                self.update(call, id, &neg);
+                self.update_media(call, &neg);
                 self.respond_reinvite(call, 200, "OK", Some(sdp_body(answer)))
                     .await;
             }
@@ -256,133 +387,134 @@ impl Calls {
         }
     }
 
-    fn on_info(&mut self, call: CallId, body: Option<Body>) {
-        let Some(c) = self.calls.get(&call) else {
+    fn update_media(&mut self, call: CallId, neg: &Negotiated) {
+        let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        if let Some(digit) = body.as_ref().and_then(dtmf_relay::digit) {
-            tracing::info!(call = %c.sip_call_id, %digit, "DTMF (INFO)");
-        }
-    }
-
-    async fn on_report(&mut self, r: Report) {
-        match r {
-            Report::Joined { call, member } => {
-                tracing::debug!(call, member = member.0, "joined the mixer");
-            }
-            Report::JoinFailed { call, reason } => {
-                tracing::warn!(call, %reason, "could not join the conference");
-                self.hang_up(CallId(call)).await;
-            }
-            Report::RtpTimeout { call } => {
-                tracing::info!(call, "RTP timeout: hanging up");
-                self.hang_up(CallId(call)).await;
-            }
-            Report::Dtmf { call, digit } => tracing::info!(call, %digit, "DTMF (RFC 4733)"),
-            Report::Talking {
-                call,
-                talking,
-                energy,
-            } => {
-                tracing::debug!(call, talking, energy, "talk state");
-            }
-            Report::Left { call, conference } => {
-                tracing::debug!(call, conference = conference.0, "left the mixer");
-            }
-            // Answers to commands this control plane does not send yet (caller flows, API).
-            Report::Detached { .. }
-            | Report::PlaybackDone { .. }
-            | Report::Recorded { .. }
-            | Report::RecordingDone { .. }
-            | Report::RecordingFailed { .. } => {}
-        }
-    }
-
-    fn insert(
-        &mut self,
-        call: CallId,
-        sip_call_id: String,
-        conference: String,
-        sdp: SdpSession,
-        stage: Stage,
-    ) {
-        self.calls.insert(
-            call,
-            Call {
-                sip_call_id,
-                conference,
-                sdp,
-                stage,
-            },
-        );
-    }
-
-    /// Puts the call's media into its conference's worker, opening the conference if needed.
-    fn join(
-        &mut self,
-        call: CallId,
-        conference: &str,
-        sockets: RtpSockets,
-        neg: &Negotiated,
-    ) -> ConferenceId {
-        let next = &mut self.next_conference;
-        let entry = self
-            .conferences
-            .entry(conference.to_string())
-            .or_insert_with(|| {
-                *next += 1;
-                ConferenceEntry {
-                    id: ConferenceId(*next - 1),
-                    calls: 0,
-                }
-            });
-        entry.calls += 1;
-        let id = entry.id;
-        let held = neg.on_hold();
-        let join = Join {
-            call: call.0,
-            conference: id,
-            profile: Profile::default(),
-            sockets,
-            rtcp_mux: neg.rtcp_mux,
-            leg: leg_config(neg),
-            flags: MemberFlags {
-                speak: !held,
-                hear: !held,
-                moderator: false,
-            },
-        };
-        self.worker(id).send(Command::Join(Box::new(join)));
-        id
-    }
-
-    fn update(&self, call: CallId, id: ConferenceId, neg: &Negotiated) {
-        self.worker(id).send(Command::Update {
+        c.rate = neg.codec.pcm_rate();
+        self.workers[c.worker].send(Command::Update {
             call: call.0,
             leg: Box::new(leg_config(neg)),
             held: neg.on_hold(),
         });
     }
 
-    fn worker(&self, id: ConferenceId) -> &WorkerHandle {
-        &self.workers[(id.0 % self.workers.len() as u64) as usize]
+    async fn on_report(&mut self, r: Report) {
+        match r {
+            Report::Joined { call, member } => self.on_joined(CallId(call), member.0),
+            Report::JoinFailed { call, reason } => {
+                tracing::warn!(call, %reason, "could not join the conference");
+                self.refuse_full(CallId(call)).await;
+            }
+            Report::RtpTimeout { call } => {
+                tracing::info!(call, "RTP timeout: hanging up");
+                self.hang_up(CallId(call)).await;
+            }
+            Report::Dtmf { call, digit } => self.on_digit(CallId(call), digit).await,
+            Report::Talking {
+                call,
+                talking,
+                energy,
+            } => self.on_talking(CallId(call), talking, energy),
+            Report::Detached { call, session } => self.on_detached(CallId(call), session).await,
+            Report::PlaybackDone { id, stopped } => self.on_playback_done(id, stopped).await,
+            Report::Recorded {
+                id,
+                call,
+                rate,
+                pcm,
+            } => self.on_recorded(id, CallId(call), rate, &pcm).await,
+            Report::Left { .. } | Report::RecordingDone { .. } | Report::RecordingFailed { .. } => {
+            }
+        }
+    }
+
+    async fn on_digit(&mut self, call: CallId, digit: char) {
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
+        tracing::debug!(call = %c.sip_call_id, %digit, "DTMF");
+        match &c.stage {
+            Stage::Flow(_) => self.with_flow(call, |f, now| f.on_digit(now, digit)).await,
+            Stage::Member(conf) => {
+                let conf = conf.clone();
+                self.member_digit(&conf, call, digit).await;
+            }
+            Stage::AwaitingAnswer(..) | Stage::Moving(_) => {}
+        }
+    }
+
+    /// The earliest timer of any caller flow, caller control or ending conference.
+    fn next_timeout(&self) -> Option<Instant> {
+        let flows = self.calls.values().filter_map(|c| match &c.stage {
+            Stage::Flow(f) => f.flow.poll_timeout(),
+            _ => None,
+        });
+        let confs = self.conferences.values().flat_map(|l| {
+            l.members
+                .values()
+                .filter_map(|m| m.controls.poll_timeout())
+                .chain(l.ending_at)
+        });
+        flows.chain(confs).min()
+    }
+
+    async fn on_timeout(&mut self, now: Instant) {
+        let due: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| match &c.stage {
+                Stage::Flow(f) => f.flow.poll_timeout().is_some_and(|t| t <= now),
+                _ => false,
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for call in due {
+            self.with_flow(call, |f, now| f.handle_timeout(now)).await;
+        }
+        self.conference_timers(now).await;
+    }
+
+    fn worker_for(&self, target: &Target) -> usize {
+        match target {
+            Target::Conference { id, .. } => self.worker_of(id),
+            Target::ServiceMode => 0,
+        }
+    }
+
+    /// A conference always lives on the worker its id hashes to, so callers routed to it
+    /// wait in that worker's lobby and join without moving.
+    fn worker_of(&self, conference: &str) -> usize {
+        (stable_hash(conference) % self.workers.len() as u64) as usize
+    }
+
+    fn new_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn conference_key(&mut self) -> ConferenceId {
+        // Below 2^63: the workers' lobbies use the top bit.
+        ConferenceId(self.new_id())
     }
 
     /// Forgets a call the SIP side has ended and takes it out of its conference.
-    fn end(&mut self, call: CallId, why: &str) {
+    async fn end(&mut self, call: CallId, why: &str) {
         let Some(c) = self.calls.remove(&call) else {
             return;
         };
-        tracing::info!(call = %c.sip_call_id, conference = %c.conference, "{why}");
-        let Stage::Joined(id) = c.stage else {
-            return;
-        };
-        self.worker(id).send(Command::Leave { call: call.0 });
-        if let Some(e) = self.conferences.get_mut(&c.conference) {
-            e.calls -= 1;
-            if e.calls == 0 {
-                self.conferences.remove(&c.conference);
-            }
+        tracing::info!(call = %c.sip_call_id, "{why}");
+        if !matches!(c.stage, Stage::AwaitingAnswer(..)) {
+            self.workers[c.worker].send(Command::Leave { call: call.0 });
+        }
+        self.playbacks.retain(|_, owner| *owner != call);
+        self.recordings.retain(|_, owner| *owner != call);
+        if let Some(path) = &c.name_file {
+            self.sounds.forget(path);
+            let _ = std::fs::remove_file(path);
+        }
+        if let Stage::Member(conf) | Stage::Moving(conf) = c.stage {
+            self.member_left(&conf, call).await;
         }
     }
 
@@ -390,7 +522,7 @@ impl Calls {
         if let Err(e) = self.sip.bye(call).await {
             tracing::debug!(call = call.0, error = ?e, "BYE");
         }
-        self.end(call, "hung up by the server");
+        self.end(call, "hung up by the server").await;
     }
 
     async fn reject_sdp(&mut self, call: CallId, e: &SdpError, reinvite: bool) {
@@ -417,6 +549,21 @@ impl Calls {
     }
 }
 
+/// An ad-hoc conference: no document, so no numbers, PINs or welcome; callers join unmuted
+/// (Kazoo's `join_muted` default only applies to documents created through the API).
+fn adhoc_doc(name: &str) -> Option<crate::conference::document::ConferenceDoc> {
+    let plausible = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b));
+    let doc = serde_json::json!({"name": name, "play_welcome": false});
+    let serde_json::Value::Object(map) = doc else {
+        return None;
+    };
+    plausible.then(|| crate::conference::document::ConferenceDoc::from_map(map))
+}
+
 fn leg_config(neg: &Negotiated) -> LegConfig {
     LegConfig::from_negotiated(neg, random() as u32)
 }
@@ -432,9 +579,39 @@ fn sdp_body(text: String) -> Body {
     }
 }
 
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
+}
+
+/// The same value for the same string in every run (worker placement must not depend on
+/// the process's random hash keys).
+fn stable_hash(s: &str) -> u64 {
+    // FNV-1a.
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// A random 64-bit value (SSRCs, SDP session ids) from the hasher's per-process random keys.
 fn random() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     std::collections::hash_map::RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adhoc_names_are_plausible_numbers_or_names() {
+        assert!(adhoc_doc("4242").is_some());
+        assert!(adhoc_doc("team-standup").is_some());
+        assert!(adhoc_doc("").is_none());
+        assert!(adhoc_doc("a b").is_none());
+        assert!(adhoc_doc(&"9".repeat(65)).is_none());
+        let doc = adhoc_doc("4242").unwrap();
+        assert!(!doc.play_welcome());
+        assert!(!doc.join_muted(crate::conference::document::Role::Member));
+    }
 }

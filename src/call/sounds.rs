@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use mixer::source::Source;
 use mixer::sound::Sequence;
+use mixer::source::Source;
 use mixer::wav::Pcm;
 
 use crate::conference::profile::Prompts;
@@ -38,7 +38,13 @@ impl Sounds {
         self.one(media, lang, rate, true)
     }
 
-    fn one(&mut self, media: &str, lang: &str, rate: u32, looping: bool) -> Option<Box<dyn Source>> {
+    fn one(
+        &mut self,
+        media: &str,
+        lang: &str,
+        rate: u32,
+        looping: bool,
+    ) -> Option<Box<dyn Source>> {
         let spec = self.prompts.resolve(media, lang)?;
         if spec.contains("://") {
             return mixer::sound::open(&spec, rate)
@@ -96,8 +102,12 @@ mod tests {
         let pcm = drain(s.open(&beep, "en", 8000).unwrap(), 8000);
         assert_eq!(pcm.len(), 4000);
         assert!(level_db(&pcm, 8000, 440.0) > -20.0);
-        let media = ["conf-welcome", "no-such-prompt", "tone_stream://%(100,0,697)"]
-            .map(String::from);
+        let media = [
+            "conf-welcome",
+            "no-such-prompt",
+            "tone_stream://%(100,0,697)",
+        ]
+        .map(String::from);
         let pcm = drain(s.open(&media, "en", 16000).unwrap(), 16000 * 30);
         let (welcome, tone) = pcm.split_at(pcm.len() - 1600);
         assert!(welcome.iter().any(|&x| x.abs() > 1000), "the prompt speaks");

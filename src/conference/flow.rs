@@ -229,6 +229,11 @@ impl Flow {
         }
     }
 
+    /// Where the call was routed.
+    pub fn target(&self) -> &Target {
+        &self.setup.target
+    }
+
     pub fn poll(&mut self) -> Option<FlowAction> {
         self.out.pop_front()
     }

@@ -46,3 +46,17 @@ pub fn unique_token() -> String {
 pub fn branch() -> String {
     format!("z9hG4bK{}", unique_token())
 }
+
+/// A server config for tests: SIP on a free loopback port, the shipped seed and prompts,
+/// and a fresh data directory of its own.
+pub fn server_config() -> chorus::config::Config {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut config = chorus::config::Config::default();
+    config.sip.listen = "127.0.0.1:0".parse().unwrap();
+    config.api.listen = "127.0.0.1:0".parse().unwrap();
+    config.rtp.ports = chorus::config::PortRange(31000..=39999);
+    config.conferences.seed = root.join("config/seed");
+    config.conferences.prompts = root.join("config/prompts");
+    config.data_dir = std::env::temp_dir().join(format!("chorus-test-{}", unique_token()));
+    config
+}

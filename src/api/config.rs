@@ -1,0 +1,65 @@
+//! The `[api]` section of the server config file.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    pub tokens: Vec<TokenEntry>,
+    /// Requests a token may make at once, and how many it regains per second.
+    pub burst: u32,
+    pub refill_per_second: u32,
+}
+
+/// An `X-Auth-Token` value and the one account it may act on.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    pub token: String,
+    pub account_id: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            tokens: Vec::new(),
+            burst: 100,
+            refill_per_second: 10,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The account a token is bound to, if the token is known.
+    pub fn account_for(&self, token: &str) -> Option<&str> {
+        self.tokens
+            .iter()
+            .find(|t| same(t.token.as_bytes(), token.as_bytes()))
+            .map(|t| t.account_id.as_str())
+    }
+}
+
+/// Compares without stopping at the first differing byte, so response timing does not reveal
+/// how much of a guessed token was right.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tokens_from_toml() {
+        let c: ApiConfig = toml::from_str(
+            "listen = \"0.0.0.0:8080\"\n[[tokens]]\ntoken = \"t1\"\naccount_id = \"acc1\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.account_for("t1"), Some("acc1"));
+        assert_eq!(c.account_for("t2"), None);
+    }
+}

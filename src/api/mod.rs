@@ -1,0 +1,191 @@
+//! The HTTP/WebSocket control API: Kazoo-compatible conference REST, event subscriptions,
+//! status webhooks, Prometheus metrics and the OpenAPI document.
+//!
+//! Handlers reach the rest of the server only through [`service::Service`] requests, events
+//! arrive on a broadcast of [`events::ConferenceEvent`], and media code bumps [`metrics::Metrics`].
+//!
+//! Wiring, from the server's start-up:
+//!
+//! ```text
+//! let (service, requests) = Service::channel(64);      // control plane serves `requests`
+//! let (events, _) = broadcast::channel(1024);          // control plane publishes events here
+//! let metrics = Arc::new(Metrics::default());
+//! let hooks = Webhooks::spawn(events.subscribe(), metrics.clone(), Policy::default())?;
+//! let state = ApiState::new(service, api_config, node, events.clone(), metrics.clone());
+//! tokio::spawn(api::serve(TcpListener::bind(listen).await?, state));
+//! ```
+
+pub mod config;
+pub mod events;
+pub mod metrics;
+pub mod service;
+pub mod webhooks;
+
+mod actions;
+mod body;
+mod conferences;
+mod openapi;
+mod ratelimit;
+mod render;
+mod reply;
+mod ws;
+
+#[cfg(test)]
+mod tests;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use config::ApiConfig;
+use events::ConferenceEvent;
+use metrics::Metrics;
+use reply::ApiError;
+use service::Service;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::broadcast;
+
+/// How this media server describes itself in responses (`node`, `switch_*`).
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    pub name: String,
+    pub switch_url: String,
+    pub external_ip: String,
+}
+
+#[derive(Clone)]
+pub struct ApiState {
+    service: Service,
+    config: Arc<ApiConfig>,
+    node: Arc<Node>,
+    events: broadcast::Sender<ConferenceEvent>,
+    metrics: Arc<Metrics>,
+    buckets: Arc<ratelimit::Buckets>,
+}
+
+impl ApiState {
+    /// `events` is the channel the control plane publishes into; WebSocket clients and the
+    /// webhook dispatcher each subscribe to it.
+    pub fn new(
+        service: Service,
+        config: ApiConfig,
+        node: Node,
+        events: broadcast::Sender<ConferenceEvent>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let buckets = Arc::new(ratelimit::Buckets::new(
+            config.burst,
+            config.refill_per_second,
+        ));
+        let (config, node) = (Arc::new(config), Arc::new(node));
+        Self {
+            buckets,
+            service,
+            config,
+            node,
+            events,
+            metrics,
+        }
+    }
+}
+
+const CONFERENCES: &str = "/v2/accounts/{account_id}/conferences";
+const CONFERENCE: &str = "/v2/accounts/{account_id}/conferences/{conference_id}";
+const PARTICIPANTS: &str = "/v2/accounts/{account_id}/conferences/{conference_id}/participants";
+const PARTICIPANT: &str =
+    "/v2/accounts/{account_id}/conferences/{conference_id}/participants/{participant_id}";
+const RECORDINGS: &str = "/v2/accounts/{account_id}/conferences/{conference_id}/recordings";
+const RECORDING: &str = "/v2/accounts/{account_id}/conferences/{conference_id}/recordings/{name}";
+
+/// The account-scoped routes, all behind [`authorize`].
+pub(crate) fn account_routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
+    use conferences as c;
+    vec![
+        (CONFERENCES, get(c::list).put(c::create)),
+        (
+            CONFERENCE,
+            get(c::get)
+                .post(c::replace)
+                .patch(c::patch)
+                .delete(c::delete)
+                .put(c::conference_action),
+        ),
+        (PARTICIPANTS, get(c::participants).put(c::bulk_action)),
+        (PARTICIPANT, get(c::participant).put(c::participant_action)),
+        (RECORDINGS, get(c::recordings)),
+        (RECORDING, get(c::recording)),
+    ]
+}
+
+/// The open routes: subscriptions authenticate per message, the rest expose no account data.
+pub(crate) fn open_routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
+    vec![
+        ("/ws", get(ws::upgrade)),
+        ("/metrics", get(metrics_text)),
+        ("/v2/openapi.json", get(openapi::document)),
+    ]
+}
+
+pub fn router(state: ApiState) -> Router {
+    let scoped = account_routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, route)| r.route(path, route))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    open_routes()
+        .into_iter()
+        .fold(scoped, |r, (path, route)| r.route(path, route))
+        .fallback(|| async { ApiError::UnknownPath })
+        .layer(DefaultBodyLimit::max(body::MAX_BODY))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            reply::envelope,
+        ))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until the task is dropped or the listener fails.
+pub async fn serve(listener: tokio::net::TcpListener, state: ApiState) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).await
+}
+
+/// `X-Auth-Token` must name a configured token, and the token's account must be the path's:
+/// 401 without a valid token, 429 once its bucket is empty, 403 (Kazoo's "no one authz'd the
+/// request") for another account.
+async fn authorize(
+    State(state): State<ApiState>,
+    Path(params): Path<Vec<(String, String)>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let token = request
+        .headers()
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok());
+    let Some(account) = token.and_then(|t| state.config.account_for(t)) else {
+        return ApiError::Unauthorized.into_response();
+    };
+    let asked = params
+        .iter()
+        .find(|(k, _)| k == "account_id")
+        .map(|(_, v)| v.as_str());
+    let Some(spent) = token.and_then(|t| state.buckets.take(t, Instant::now())) else {
+        return ApiError::TooManyRequests.into_response();
+    };
+    let mut response = if asked == Some(account) {
+        next.run(request).await
+    } else {
+        ApiError::Forbidden.into_response()
+    };
+    response.extensions_mut().insert(spent);
+    response
+}
+
+async fn metrics_text(State(state): State<ApiState>) -> impl IntoResponse {
+    let content_type = "text/plain; version=0.0.4; charset=utf-8";
+    (
+        [(axum::http::header::CONTENT_TYPE, content_type)],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,258 @@
+//! jambonz-style conference status webhooks (§5.2), fed from the event broadcast.
+//!
+//! A dispatcher task maps events to status events and queues them per hook URL; one sender
+//! task per URL posts them in order with a timeout and bounded retries. A slow or dead hook
+//! only ever fills its own bounded queue (overflow is dropped and counted).
+
+use super::events::{ConferenceEvent, EventName};
+use super::metrics::Metrics;
+use super::render::object;
+use super::reply::iso8601;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusEvent {
+    Start,
+    End,
+    Join,
+    Leave,
+    StartTalking,
+    StopTalking,
+}
+
+impl StatusEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::End => "end",
+            Self::Join => "join",
+            Self::Leave => "leave",
+            Self::StartTalking => "start-talking",
+            Self::StopTalking => "stop-talking",
+        }
+    }
+}
+
+/// A conference's hook: set from the starter's `statusHook`/`statusEvents` before its
+/// `add-member` is published; later joiners share it (jambonz keeps it in the conference's
+/// Redis hash). It is cleared by the conference's `conference-destroy`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusHook {
+    pub url: String,
+    pub events: Vec<StatusEvent>,
+    /// Talking events are reported for this call only (the hook owner's member), if set.
+    pub owner_call_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub timeout: Duration,
+    /// Attempts after the first failure; the wait doubles from `backoff` each time.
+    pub retries: u32,
+    pub backoff: Duration,
+    pub queue: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            retries: 3,
+            backoff: Duration::from_millis(250),
+            queue: 256,
+        }
+    }
+}
+
+type Hooks = Arc<Mutex<HashMap<(String, String), StatusHook>>>;
+
+/// The control plane's handle: register or clear a conference's hook.
+#[derive(Debug, Clone, Default)]
+pub struct Webhooks {
+    hooks: Hooks,
+}
+
+impl Webhooks {
+    /// Starts the dispatcher on `events` (a receiver of the API's event broadcast).
+    pub fn spawn(
+        events: broadcast::Receiver<ConferenceEvent>,
+        metrics: Arc<Metrics>,
+        policy: Policy,
+    ) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder().timeout(policy.timeout).build()?;
+        let webhooks = Self::default();
+        let dispatcher = Dispatcher {
+            hooks: webhooks.hooks.clone(),
+            queues: HashMap::new(),
+            sender: Sender {
+                client,
+                metrics,
+                policy,
+            },
+        };
+        tokio::spawn(dispatcher.run(events));
+        Ok(webhooks)
+    }
+
+    pub fn set(&self, account: &str, conference_id: &str, hook: Option<StatusHook>) {
+        let key = (account.to_owned(), conference_id.to_owned());
+        let mut hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        match hook {
+            Some(hook) => hooks.insert(key, hook),
+            None => hooks.remove(&key),
+        };
+    }
+}
+
+struct Dispatcher {
+    hooks: Hooks,
+    queues: HashMap<String, mpsc::Sender<Value>>,
+    sender: Sender,
+}
+
+impl Dispatcher {
+    async fn run(mut self, mut events: broadcast::Receiver<ConferenceEvent>) {
+        loop {
+            match events.recv().await {
+                Ok(event) => self.dispatch(&event),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    self.sender
+                        .metrics
+                        .webhook_dropped
+                        .fetch_add(missed, Relaxed);
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    fn dispatch(&mut self, event: &ConferenceEvent) {
+        let key = (event.account_id.clone(), event.conference_id.clone());
+        let hook = {
+            let mut hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+            if event.name == EventName::ConferenceDestroy {
+                hooks.remove(&key)
+            } else {
+                hooks.get(&key).cloned()
+            }
+        };
+        if let Some(hook) = hook {
+            for status in status_events(event, &hook) {
+                self.enqueue(&hook.url, payload(event, status));
+            }
+        }
+        if event.name == EventName::ConferenceDestroy {
+            // Dropping a URL's sender lets its task drain the queue and exit.
+            let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+            self.queues
+                .retain(|url, _| hooks.values().any(|h| &h.url == url));
+        }
+    }
+
+    fn enqueue(&mut self, url: &str, body: Value) {
+        let queue = self.queues.entry(url.to_owned()).or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(self.sender.policy.queue);
+            tokio::spawn(self.sender.clone().run(url.to_owned(), rx));
+            tx
+        });
+        if queue.try_send(body).is_err() {
+            self.sender.metrics.webhook_dropped.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// The status events an event means for a hook subscribed to `hook.events`.
+fn status_events(event: &ConferenceEvent, hook: &StatusHook) -> Vec<StatusEvent> {
+    let talking_owner = |e: &ConferenceEvent| {
+        hook.owner_call_id
+            .as_deref()
+            .is_none_or(|owner| owner == e.call_id())
+    };
+    let all: &[StatusEvent] = match event.name {
+        EventName::AddMember if event.members == 1 => &[StatusEvent::Start, StatusEvent::Join],
+        EventName::AddMember => &[StatusEvent::Join],
+        EventName::DelMember => &[StatusEvent::Leave],
+        EventName::ConferenceDestroy => &[StatusEvent::End],
+        EventName::StartTalking if talking_owner(event) => &[StatusEvent::StartTalking],
+        EventName::StopTalking if talking_owner(event) => &[StatusEvent::StopTalking],
+        _ => &[],
+    };
+    all.iter()
+        .copied()
+        .filter(|s| hook.events.contains(s))
+        .collect()
+}
+
+/// jambonz's payload: the participant's call info plus the conference fields.
+fn payload(event: &ConferenceEvent, status: StatusEvent) -> Value {
+    let duration = event
+        .at
+        .duration_since(event.started_at)
+        .unwrap_or_default();
+    let mut body = json!({
+        "conferenceSid": format!("conf:{}:{}", event.account_id, event.conference_name),
+        "friendlyName": event.conference_name,
+        "event": status.as_str(),
+        "time": iso8601(event.at),
+        "members": event.members,
+        "duration": duration.as_secs_f64(),
+        "accountSid": event.account_id,
+    });
+    if let (Some(p), Value::Object(map)) = (&event.participant, &mut body) {
+        map.extend(object(json!({
+            "callSid": p.call_id,
+            "callId": p.call_id,
+            "direction": p.call.direction,
+            "from": p.call.from,
+            "to": p.call.to,
+            "callerId": p.caller_id_name,
+            "sipStatus": p.call.sip_status,
+            "callStatus": p.call.call_status,
+        })));
+    }
+    body
+}
+
+#[derive(Clone)]
+struct Sender {
+    client: reqwest::Client,
+    metrics: Arc<Metrics>,
+    policy: Policy,
+}
+
+impl Sender {
+    async fn run(self, url: String, mut queue: mpsc::Receiver<Value>) {
+        while let Some(body) = queue.recv().await {
+            if !self.deliver(&url, body.to_string()).await {
+                self.metrics.webhook_failures.fetch_add(1, Relaxed);
+                tracing::warn!(%url, "status webhook failed after retries");
+            }
+        }
+    }
+
+    async fn deliver(&self, url: &str, body: String) -> bool {
+        let mut wait = self.policy.backoff;
+        for attempt in 0..=self.policy.retries {
+            if attempt > 0 {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            let sent = self
+                .client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await;
+            if sent.is_ok_and(|r| r.status().is_success()) {
+                return true;
+            }
+        }
+        false
+    }
+}

@@ -1,0 +1,538 @@
+//! Conference membership: joining (entry sounds, hold music while alone, waiting for a
+//! moderator), caller controls, leaving (exit sounds, the end of the conference).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use mixer::MemberFlags;
+
+use crate::api::events::EventName;
+use crate::conference::controls::{self, Action, DigitMatcher, Step, Toggle};
+use crate::conference::document::{BEEP, Role};
+use crate::conference::flow::JoinDecision;
+use crate::conference::profile;
+use crate::media::session::Session;
+use crate::media::worker::{Attach, Command, Target as PlayTarget};
+use crate::sip::CallId;
+
+use super::live::{Live, Member};
+use super::{Calls, Stage};
+
+/// FreeSWITCH's energy step for `energy up` / `energy dn`.
+const ENERGY_STEP: u32 = 200;
+const ENERGY_MAX: u32 = 1800;
+
+impl Calls {
+    /// Puts a caller who passed the flow into the conference, opening it if needed.
+    pub(super) async fn join(&mut self, call: CallId, decision: JoinDecision) {
+        let id = decision.conference_id.clone();
+        if !self.conferences.contains_key(&id) && !self.open_conference(&decision) {
+            return self.hang_up(call).await;
+        }
+        let Some(live) = self.conferences.get_mut(&id) else {
+            return;
+        };
+        let config = self
+            .store
+            .conferences_config(&self.account)
+            .unwrap_or_default();
+        let group = match decision.role {
+            Role::Member => &live.profile.caller_controls,
+            Role::Moderator => &live.profile.moderator_controls,
+        };
+        let bindings = controls::group(group, &live.doc, &config);
+        let member = Member {
+            flags: decision.flags,
+            waiting: live.must_wait(decision.role),
+            exit_sounds: decision.exit_sounds.clone(),
+            controls: DigitMatcher::new(bindings),
+            energy_level: None,
+            talk_volume: 0,
+            listen_volume: 0,
+            talking: false,
+            energy: 0,
+            member_id: None,
+            joined_at: SystemTime::now(),
+            moh: None,
+        };
+        let attach = Attach {
+            call: call.0,
+            conference: live.key,
+            profile: live.profile.mixer.clone(),
+            flags: MemberFlags {
+                speak: member.speaks(),
+                hear: member.hears(),
+                moderator: decision.flags.moderator,
+            },
+            energy_level: None,
+        };
+        live.members.insert(call, member);
+        let worker = live.worker;
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        tracing::info!(call = %c.sip_call_id, conference = %id, role = ?decision.role, "joins");
+        if c.worker == worker {
+            c.stage = Stage::Member(id.clone());
+            self.workers[worker].send(Command::Attach(Box::new(attach)));
+            self.after_join(&id, call, &decision);
+        } else {
+            // Its media waits in another worker's lobby: detach it there, adopt it here.
+            c.stage = Stage::Moving(id.clone());
+            self.workers[c.worker].send(Command::Detach { call: call.0 });
+            self.moving
+                .insert(call, (Box::new(attach), Box::new(decision)));
+        }
+    }
+
+    /// The lobby worker let go of a moving call: the conference's worker takes it in.
+    pub(super) async fn on_detached(&mut self, call: CallId, session: Box<Session>) {
+        let Some((attach, decision)) = self.moving.remove(&call) else {
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Stage::Moving(id) = &c.stage else {
+            return;
+        };
+        let id = id.clone();
+        let Some(worker) = self.conferences.get(&id).map(|l| l.worker) else {
+            return self.hang_up(call).await;
+        };
+        c.worker = worker;
+        c.stage = Stage::Member(id.clone());
+        self.workers[worker].send(Command::Adopt { session, attach });
+        self.after_join(&id, call, &decision);
+    }
+
+    fn open_conference(&mut self, decision: &JoinDecision) -> bool {
+        let config = self
+            .store
+            .conferences_config(&self.account)
+            .unwrap_or_default();
+        let resolved = match profile::resolve(&decision.doc, &config, &self.prompts, None) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(conference = %decision.conference_id, error = %e, "bad profile");
+                return false;
+            }
+        };
+        let key = self.conference_key();
+        let worker = self.worker_of(&decision.conference_id);
+        let live = Live::new(key, worker, decision.doc.clone(), resolved);
+        self.conferences
+            .insert(decision.conference_id.clone(), live);
+        tracing::info!(conference = %decision.conference_id, "conference opened");
+        true
+    }
+
+    /// The sounds of a join: to the joiner, to everyone, hold music while alone, and the
+    /// release of members who waited for this moderator.
+    fn after_join(&mut self, id: &str, call: CallId, decision: &JoinDecision) {
+        let Some(live) = self.conferences.get(id) else {
+            return;
+        };
+        let count = live.members.len();
+        let waiting = live.members.get(&call).is_some_and(|m| m.waiting);
+        if let Some(s) = live.sound("member-enter-sound") {
+            self.play(id, PlayTarget::Call(call.0), &[s]);
+        }
+        if waiting {
+            self.start_moh(id, call);
+        } else if count > 1 {
+            self.play(
+                id,
+                PlayTarget::Conference(self.key_of(id)),
+                &decision.entry_sounds,
+            );
+        }
+        if decision.doc.beep() {
+            self.play(
+                id,
+                PlayTarget::Conference(self.key_of(id)),
+                &[BEEP.to_string()],
+            );
+        }
+        if decision.flags.moderator {
+            self.release_waiting(id);
+        }
+        self.alone_or_together(id);
+    }
+
+    /// Hold music plays to a member alone in the conference and stops once someone joins.
+    fn alone_or_together(&mut self, id: &str) {
+        let Some(live) = self.conferences.get(id) else {
+            return;
+        };
+        let mixed: Vec<CallId> = live
+            .members
+            .iter()
+            .filter(|(_, m)| !m.waiting)
+            .map(|(c, _)| *c)
+            .collect();
+        if let [alone] = mixed.as_slice() {
+            if live.members[alone].moh.is_none() {
+                if let Some(s) = live.sound("alone-sound") {
+                    self.play(id, PlayTarget::Call(alone.0), &[s]);
+                }
+                self.start_moh(id, *alone);
+            }
+        } else {
+            for call in mixed {
+                self.stop_moh(id, call);
+            }
+        }
+    }
+
+    fn release_waiting(&mut self, id: &str) {
+        let Some(live) = self.conferences.get_mut(id) else {
+            return;
+        };
+        let waiting = live.waiting();
+        for call in &waiting {
+            if let Some(m) = live.members.get_mut(call) {
+                m.waiting = false;
+            }
+        }
+        for call in waiting {
+            self.stop_moh(id, call);
+            self.push_flags(id, call);
+        }
+    }
+
+    fn start_moh(&mut self, id: &str, call: CallId) {
+        let Some(live) = self.conferences.get(id) else {
+            return;
+        };
+        let (Some(moh), lang, rate, worker) = (
+            live.sound("moh-sound"),
+            live.profile.language.clone(),
+            live.profile.mixer.rate(),
+            live.worker,
+        ) else {
+            return;
+        };
+        let Some(sound) = self.sounds.looping(&moh, &lang, rate) else {
+            return;
+        };
+        let playback = self.new_id();
+        if let Some(m) = self
+            .conferences
+            .get_mut(id)
+            .and_then(|l| l.members.get_mut(&call))
+        {
+            m.moh = Some(playback);
+        }
+        let target = PlayTarget::Call(call.0);
+        self.workers[worker].send(Command::Play {
+            target,
+            id: playback,
+            sound,
+        });
+    }
+
+    fn stop_moh(&mut self, id: &str, call: CallId) {
+        let Some(live) = self.conferences.get_mut(id) else {
+            return;
+        };
+        if let Some(playback) = live.members.get_mut(&call).and_then(|m| m.moh.take()) {
+            self.workers[live.worker].send(Command::StopPlayback { id: playback });
+        }
+    }
+
+    /// Plays sounds in a conference (to everyone, or one member), at the conference rate;
+    /// false when none of them can play.
+    pub(super) fn play(&mut self, id: &str, target: PlayTarget, media: &[String]) -> bool {
+        let Some(live) = self.conferences.get(id) else {
+            return false;
+        };
+        let (lang, rate, worker) = (
+            live.profile.language.clone(),
+            live.profile.mixer.rate(),
+            live.worker,
+        );
+        let Some(sound) = self.sounds.open(media, &lang, rate) else {
+            return false;
+        };
+        let playback = self.new_id();
+        self.workers[worker].send(Command::Play {
+            target,
+            id: playback,
+            sound,
+        });
+        true
+    }
+
+    fn key_of(&self, id: &str) -> mixer::ConferenceId {
+        self.conferences[id].key
+    }
+
+    /// Tells the worker what the member may do now (mute, deaf, waiting).
+    fn push_flags(&self, id: &str, call: CallId) {
+        let Some(live) = self.conferences.get(id) else {
+            return;
+        };
+        if let Some(m) = live.members.get(&call) {
+            let cmd = Command::SetFlags {
+                call: call.0,
+                speak: m.speaks(),
+                hear: m.hears(),
+            };
+            self.workers[live.worker].send(cmd);
+        }
+    }
+
+    /// The mixer confirmed the join: the member is announced with its member id.
+    pub(super) fn on_joined(&mut self, call: CallId, member: u32) {
+        let Some(m) = self.member_mut(call) else {
+            return;
+        };
+        m.member_id = Some(member);
+        if let Some(Stage::Member(id)) = self.calls.get(&call).map(|c| &c.stage) {
+            let id = id.clone();
+            if self
+                .conferences
+                .get(&id)
+                .is_some_and(|l| l.members.len() == 1)
+            {
+                self.register_hook(&id, call);
+                self.publish(&id, EventName::ConferenceCreate, None);
+            }
+            self.publish(&id, EventName::AddMember, Some(call));
+        }
+        self.count();
+    }
+
+    pub(super) fn on_talking(&mut self, call: CallId, talking: bool, energy: u32) {
+        if let Some(m) = self.member_mut(call) {
+            m.talking = talking;
+            m.energy = energy;
+        }
+        if let Some(Stage::Member(id)) = self.calls.get(&call).map(|c| &c.stage) {
+            let name = if talking {
+                EventName::StartTalking
+            } else {
+                EventName::StopTalking
+            };
+            self.publish(&id.clone(), name, Some(call));
+        }
+    }
+
+    fn member_mut(&mut self, call: CallId) -> Option<&mut Member> {
+        let Stage::Member(id) = &self.calls.get(&call)?.stage else {
+            return None;
+        };
+        self.conferences.get_mut(id)?.members.get_mut(&call)
+    }
+
+    /// The engine refused the join (max-members): the caller hears why and is hung up.
+    pub(super) async fn refuse_full(&mut self, call: CallId) {
+        let sound = self
+            .calls
+            .get(&call)
+            .and_then(|c| match &c.stage {
+                Stage::Member(id) => self.conferences.get(id),
+                _ => None,
+            })
+            .and_then(|l| l.sound("max-members-sound"));
+        tracing::info!(call = call.0, sound = ?sound, "conference full");
+        self.hang_up(call).await;
+    }
+
+    /// A member's digit: its caller controls.
+    pub(super) async fn member_digit(&mut self, id: &str, call: CallId, digit: char) {
+        let now = Instant::now();
+        let action = self
+            .conferences
+            .get_mut(id)
+            .and_then(|l| l.members.get_mut(&call))
+            .filter(|m| !m.flags.dist_dtmf)
+            .and_then(|m| m.controls.feed(now, digit));
+        if let Some(action) = action {
+            self.apply_control(id, call, action).await;
+        }
+    }
+
+    /// Applies a caller control (Kazoo's action vocabulary) to the member.
+    pub(super) async fn apply_control(&mut self, id: &str, call: CallId, action: Action) {
+        let Some(live) = self.conferences.get_mut(id) else {
+            return;
+        };
+        let (worker, locked) = (live.worker, live.locked);
+        let Some(m) = live.members.get_mut(&call) else {
+            return;
+        };
+        let (mute, deaf) = (m.flags.mute, m.flags.deaf);
+        match action {
+            Action::Mute(t) => self.set_member(id, call, Some(toggle(mute, t)), None),
+            Action::Deaf(t) => self.set_member(id, call, None, Some(toggle(deaf, t))),
+            Action::DeafMute => self.set_member(id, call, Some(true), Some(true)),
+            Action::Energy(step) => {
+                let now = m.energy_level.unwrap_or(0);
+                let level = match step {
+                    Step::Up => Some(now.saturating_add(ENERGY_STEP).min(ENERGY_MAX)),
+                    Step::Down => Some(now.saturating_sub(ENERGY_STEP)),
+                    Step::Reset => None,
+                };
+                m.energy_level = level;
+                self.workers[worker].send(Command::SetEnergyLevel {
+                    call: call.0,
+                    level,
+                });
+            }
+            Action::TalkVolume(step) => {
+                m.talk_volume = volume(m.talk_volume, step);
+                let (talk, listen) = (Some(m.talk_volume), None);
+                self.workers[worker].send(Command::SetVolume {
+                    call: call.0,
+                    talk,
+                    listen,
+                });
+            }
+            Action::ListenVolume(step) => {
+                m.listen_volume = volume(m.listen_volume, step);
+                let (talk, listen) = (None, Some(m.listen_volume));
+                self.workers[worker].send(Command::SetVolume {
+                    call: call.0,
+                    talk,
+                    listen,
+                });
+            }
+            Action::Lock => self.set_locked(id, !locked),
+            Action::Hangup => self.hang_up(call).await,
+            Action::Transfer(_) | Action::ExecuteApplication(_) | Action::Event(_) => {
+                tracing::info!(conference = %id, ?action, "caller control not supported here");
+            }
+        }
+    }
+
+    /// Mutes/unmutes and deafens/undeafens a member (caller control or API): the mixer
+    /// follows at once, the member hears the matching prompt, and the change is announced.
+    pub(super) fn set_member(
+        &mut self,
+        id: &str,
+        call: CallId,
+        mute: Option<bool>,
+        deaf: Option<bool>,
+    ) {
+        let Some(m) = self
+            .conferences
+            .get_mut(id)
+            .and_then(|l| l.members.get_mut(&call))
+        else {
+            return;
+        };
+        let mut changes = Vec::new();
+        if let Some(mute) = mute.filter(|&v| v != m.flags.mute) {
+            m.flags.mute = mute;
+            changes.push(if mute {
+                ("muted-sound", EventName::MuteMember)
+            } else {
+                ("unmuted-sound", EventName::UnmuteMember)
+            });
+        }
+        if let Some(deaf) = deaf.filter(|&v| v != m.flags.deaf) {
+            m.flags.deaf = deaf;
+            changes.push(if deaf {
+                ("deaf-sound", EventName::DeafMember)
+            } else {
+                ("undeaf-sound", EventName::UndeafMember)
+            });
+        }
+        if changes.is_empty() {
+            return;
+        }
+        self.push_flags(id, call);
+        let media: Vec<String> = changes
+            .iter()
+            .filter_map(|(k, _)| self.conferences.get(id).and_then(|l| l.sound(k)))
+            .collect();
+        self.play(id, PlayTarget::Call(call.0), &media);
+        for (_, event) in changes {
+            self.publish(id, event, Some(call));
+        }
+    }
+
+    /// A member left (hung up, kicked, timed out): exit sounds, hold music for one left
+    /// alone, and the end of the conference when its last `endconf` member goes.
+    pub(super) async fn member_left(&mut self, id: &str, call: CallId) {
+        let Some(live) = self.conferences.get_mut(id) else {
+            return;
+        };
+        if !live.members.contains_key(&call) {
+            return;
+        }
+        // The leaver is still listed while its del-member is built, then counted out.
+        self.publish(id, EventName::DelMember, Some(call));
+        let Some(live) = self.conferences.get_mut(id) else {
+            return;
+        };
+        let Some(gone) = live.members.remove(&call) else {
+            return;
+        };
+        if live.members.is_empty() {
+            self.publish(id, EventName::ConferenceDestroy, None);
+            self.conferences.remove(id);
+            self.api.webhooks.set(&self.account, id, None);
+            self.count();
+            tracing::info!(conference = %id, "conference closed");
+            return;
+        }
+        if gone.flags.endconf && !live.has_endconf() {
+            let grace = Duration::from_secs(live.doc.end_conference_duration_s().unwrap_or(0));
+            live.ending_at = Some(Instant::now() + grace);
+        }
+        let key = live.key;
+        self.count();
+        self.play(id, PlayTarget::Conference(key), &gone.exit_sounds);
+        self.alone_or_together(id);
+    }
+
+    /// Ends conferences whose grace time after the last `endconf` member ran out, and
+    /// fires caller-control timeouts (a binding that is a prefix of another).
+    pub(super) async fn conference_timers(&mut self, now: Instant) {
+        let ending: Vec<String> = self
+            .conferences
+            .iter()
+            .filter(|(_, l)| l.ending_at.is_some_and(|t| t <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ending {
+            tracing::info!(conference = %id, "the last endconf member left: ending");
+            let calls: Vec<CallId> = self.conferences[&id].members.keys().copied().collect();
+            for call in calls {
+                self.hang_up(call).await;
+            }
+        }
+        let mut fired = Vec::new();
+        for (id, live) in self.conferences.iter_mut() {
+            for (call, m) in live.members.iter_mut() {
+                if m.controls.poll_timeout().is_some_and(|t| t <= now)
+                    && let Some(action) = m.controls.handle_timeout(now)
+                {
+                    fired.push((id.clone(), *call, action));
+                }
+            }
+        }
+        for (id, call, action) in fired {
+            self.apply_control(&id, call, action).await;
+        }
+    }
+}
+
+fn toggle(state: bool, t: Toggle) -> bool {
+    match t {
+        Toggle::Toggle => !state,
+        Toggle::On => true,
+        Toggle::Off => false,
+    }
+}
+
+/// FreeSWITCH's volume steps, -4..=4.
+fn volume(v: i8, step: Step) -> i8 {
+    match step {
+        Step::Up => (v + 1).min(4),
+        Step::Down => (v - 1).max(-4),
+        Step::Reset => 0,
+    }
+}
