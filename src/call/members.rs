@@ -138,7 +138,7 @@ impl Calls {
             self.play(id, PlayTarget::Call(call.0), &[s]);
         }
         if waiting {
-            self.start_moh(id, call);
+            self.start_moh(id, call, None);
         } else if count > 1 {
             self.play(
                 id,
@@ -172,10 +172,8 @@ impl Calls {
             .collect();
         if let [alone] = mixed.as_slice() {
             if live.members[alone].moh.is_none() {
-                if let Some(s) = live.sound("alone-sound") {
-                    self.play(id, PlayTarget::Call(alone.0), &[s]);
-                }
-                self.start_moh(id, *alone);
+                let alone_sound = live.sound("alone-sound");
+                self.start_moh(id, *alone, alone_sound);
             }
         } else {
             for call in mixed {
@@ -200,21 +198,25 @@ impl Calls {
         }
     }
 
-    fn start_moh(&mut self, id: &str, call: CallId) {
+    /// Hold music to one member, after `first` (the alone prompt) when given: one
+    /// playback, so a joiner stops both.
+    fn start_moh(&mut self, id: &str, call: CallId, first: Option<String>) {
         let Some(live) = self.conferences.get(id) else {
             return;
         };
-        let (Some(moh), lang, rate, worker) = (
+        let (moh, lang, rate, worker) = (
             live.sound("moh-sound"),
             live.profile.language.clone(),
             live.profile.mixer.rate(),
             live.worker,
-        ) else {
+        );
+        let first = first.and_then(|s| self.sounds.open(&[s], &lang, rate));
+        let music = moh.and_then(|m| self.sounds.looping(&m, &lang, rate));
+        let parts: Vec<_> = first.into_iter().chain(music).collect();
+        if parts.is_empty() {
             return;
-        };
-        let Some(sound) = self.sounds.looping(&moh, &lang, rate) else {
-            return;
-        };
+        }
+        let sound: Box<dyn mixer::source::Source> = Box::new(mixer::sound::Sequence::new(parts));
         let playback = self.new_id();
         if let Some(m) = self
             .conferences

@@ -54,6 +54,10 @@ pub fn server_config() -> chorus::config::Config {
     let mut config = chorus::config::Config::default();
     config.sip.listen = "127.0.0.1:0".parse().unwrap();
     config.api.listen = "127.0.0.1:0".parse().unwrap();
+    config.api.tokens = vec![chorus::api::config::TokenEntry {
+        token: "test-token".into(),
+        account_id: chorus::config::DEFAULT_ACCOUNT.into(),
+    }];
     config.rtp.ports = chorus::config::PortRange(31000..=39999);
     config.conferences.seed = root.join("config/seed");
     config.conferences.prompts = root.join("config/prompts");

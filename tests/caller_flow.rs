@@ -1,0 +1,199 @@
+//! Kazoo caller flow and controls end to end over SIP with DTMF: PINs decide the role,
+//! wrong PINs hang up, full and locked conferences refuse, members wait for a moderator
+//! with hold music, *1 mutes, joins ring the entry tone, and an endconf member ends it.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chorus::server::Running;
+use serde_json::json;
+use support::{DialOpts, Dtmf, Phone};
+
+const SECOND: Duration = Duration::from_secs(1);
+const HEARD_DB: f64 = -30.0;
+const SILENT_DB: f64 = -50.0;
+
+/// A server whose store is seeded with `docs` (file stem -> conference document).
+async fn server(docs: &[(&str, serde_json::Value)]) -> Running {
+    let mut config = support::server_config();
+    let seed = config.data_dir.with_extension("seed");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(seed.join("conferences")).unwrap();
+    std::fs::create_dir_all(seed.join("system_config")).unwrap();
+    std::fs::copy(
+        root.join("config/seed/system_config/conferences.json"),
+        seed.join("system_config/conferences.json"),
+    )
+    .unwrap();
+    for (name, doc) in docs {
+        let path: PathBuf = seed.join("conferences").join(format!("{name}.json"));
+        std::fs::write(path, doc.to_string()).unwrap();
+    }
+    config.conferences.seed = seed;
+    chorus::server::start(config).await.expect("server starts")
+}
+
+fn pin(pin: &str) -> DialOpts {
+    DialOpts {
+        pin: Some(pin.to_string()),
+        ..DialOpts::default()
+    }
+}
+
+/// RMS level (dBFS) of what the phone received over the last `window`.
+fn loudness(phone: &Phone, window: Duration) -> f64 {
+    let now = Instant::now();
+    let (_, pcm) = phone.heard().between(now - window, now);
+    let energy: f64 = pcm.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+    let rms = (energy / pcm.len().max(1) as f64).sqrt() / 32768.0;
+    20.0 * rms.max(1e-9).log10()
+}
+
+async fn keys(phone: &Phone, digits: &str) {
+    for d in digits.chars() {
+        phone.send_dtmf_rfc4733(d).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pin_decides_the_role_and_three_wrong_pins_hang_up() {
+    let doc = json!({"name": "pins", "conference_numbers": ["5000"],
+        "member": {"pins": ["1234"], "join_muted": false}, "moderator": {"pins": ["4321"]}});
+    let srv = server(&[("pins", doc)]).await;
+    let member = Phone::dial(srv.sip, "5000", pin("1234#")).await.unwrap();
+    let info = DialOpts {
+        pin_dtmf: Dtmf::Info,
+        ..pin("4321#")
+    };
+    let moderator = Phone::dial(srv.sip, "5000", info).await.unwrap();
+    // Both got past the PIN prompt into the conference: they hear each other.
+    let welcome_and_pin = 6 * SECOND;
+    tokio::time::sleep(welcome_and_pin).await;
+    tokio::join!(
+        member.send_tone(697.0, 2 * SECOND),
+        moderator.send_tone(1209.0, 2 * SECOND)
+    );
+    assert!(member.hear_level(1209.0, SECOND) > HEARD_DB, "member hears moderator");
+    assert!(moderator.hear_level(697.0, SECOND) > HEARD_DB, "moderator hears member");
+    let roles = participants(&srv, "pins").await;
+    let mut moderators: Vec<bool> = roles.iter().map(|p| p["is_moderator"] == true).collect();
+    moderators.sort();
+    assert_eq!(moderators, [false, true], "one member, one moderator: {roles:?}");
+
+    let wrong = Phone::dial(srv.sip, "5000", DialOpts::default()).await.unwrap();
+    for _ in 0..3 {
+        tokio::time::sleep(2 * SECOND).await;
+        keys(&wrong, "9999#").await;
+    }
+    assert!(wrong.wait_bye(10 * SECOND).await, "hung up after three wrong PINs");
+    assert!(loudness(&wrong, 4 * SECOND) > -40.0, "conf-too_many_attempts played first");
+    srv.stop().await;
+}
+
+/// The participants the REST API shows for a conference.
+async fn participants(srv: &Running, id: &str) -> Vec<serde_json::Value> {
+    let url = format!(
+        "http://{}/v2/accounts/{}/conferences/{id}/participants",
+        srv.api,
+        chorus::config::DEFAULT_ACCOUNT
+    );
+    let body = api_get(&url).await;
+    body["data"].as_array().cloned().unwrap_or_default()
+}
+
+async fn api_get(url: &str) -> serde_json::Value {
+    let client = reqwest::Client::new();
+    let r = client
+        .get(url)
+        .header("X-Auth-Token", "test-token")
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_conference_and_a_locked_one_refuse_with_their_prompts() {
+    let full = json!({"name": "full", "conference_numbers": ["5001"], "max_participants": 2,
+        "play_welcome": false, "member": {"join_muted": false}});
+    let lockable = json!({"name": "lockable", "conference_numbers": ["5002"],
+        "play_welcome": false, "member": {"join_muted": false}, "caller_controls": "locking",
+        "controls": {"locking": [{"action": "lock", "digits": "*7"}]}});
+    let srv = server(&[("full", full), ("lockable", lockable)]).await;
+    let _a = Phone::dial(srv.sip, "5001", DialOpts::default()).await.unwrap();
+    let _b = Phone::dial(srv.sip, "5001", DialOpts::default()).await.unwrap();
+    tokio::time::sleep(SECOND).await;
+    let third = Phone::dial(srv.sip, "5001", DialOpts::default()).await.unwrap();
+    assert!(third.wait_bye(10 * SECOND).await, "the third caller is refused");
+    assert!(loudness(&third, 5 * SECOND) > -40.0, "after conf-max_participants");
+
+    let locker = Phone::dial(srv.sip, "5002", DialOpts::default()).await.unwrap();
+    tokio::time::sleep(SECOND).await;
+    keys(&locker, "*7").await;
+    tokio::time::sleep(SECOND).await;
+    let late = Phone::dial(srv.sip, "5002", DialOpts::default()).await.unwrap();
+    assert!(late.wait_bye(10 * SECOND).await, "a locked conference refuses");
+    assert!(loudness(&late, 5 * SECOND) > -40.0, "after the locked prompt");
+    assert!(!locker.wait_bye(SECOND).await, "the member inside stays");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_wait_with_hold_music_until_a_moderator_arrives() {
+    let doc = json!({"name": "waitmod", "wait_for_moderator": true, "play_welcome": false,
+        "member": {"numbers": ["5003"], "join_muted": false}, "moderator": {"numbers": ["5004"]}});
+    let srv = server(&[("waitmod", doc)]).await;
+    let a = Phone::dial(srv.sip, "5003", DialOpts::default()).await.unwrap();
+    let b = Phone::dial(srv.sip, "5003", DialOpts::default()).await.unwrap();
+    tokio::time::sleep(2 * SECOND).await;
+    assert!(loudness(&a, SECOND) > -45.0, "a waiting member hears hold music");
+    b.send_tone(1209.0, 2 * SECOND).await;
+    assert!(a.hear_level(1209.0, SECOND) < SILENT_DB, "members are not mixed yet");
+    let _moderator = Phone::dial(srv.sip, "5004", DialOpts::default()).await.unwrap();
+    tokio::time::sleep(SECOND).await;
+    b.send_tone(1209.0, 2 * SECOND).await;
+    assert!(a.hear_level(1209.0, SECOND) > HEARD_DB, "the moderator's arrival mixes them");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn star_one_toggles_mute_and_joins_ring_the_entry_tone() {
+    let srv = server(&[]).await;
+    let a = Phone::dial(srv.sip, "5010", DialOpts::default()).await.unwrap();
+    tokio::time::sleep(SECOND).await;
+    let b = Phone::dial(srv.sip, "5010", DialOpts::default()).await.unwrap();
+    // Kazoo's entry tone: 523+659 Hz for 300 ms, then 659+783 Hz for 800 ms.
+    tokio::time::sleep(SECOND).await;
+    assert!(a.hear_level(783.0, SECOND) > -40.0, "A hears the entry tone");
+    assert!(a.hear_level(659.0, SECOND) > -40.0, "A hears the entry tone");
+    tokio::time::sleep(SECOND).await;
+
+    a.send_tone(697.0, SECOND + SECOND / 2).await;
+    assert!(b.hear_level(697.0, SECOND) > HEARD_DB, "B hears A");
+    keys(&a, "*1").await;
+    tokio::time::sleep(2 * SECOND).await; // the conf-muted prompt plays to A
+    a.send_tone(697.0, SECOND + SECOND / 2).await;
+    assert!(b.hear_level(697.0, SECOND) < SILENT_DB, "*1 muted A");
+    keys(&a, "*1").await;
+    tokio::time::sleep(2 * SECOND).await;
+    a.send_tone(697.0, SECOND + SECOND / 2).await;
+    assert!(b.hear_level(697.0, SECOND) > HEARD_DB, "*1 again unmuted A");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endconf_member_leaving_ends_the_conference() {
+    let doc = json!({"name": "endconf", "play_welcome": false,
+        "member": {"numbers": ["5005"], "join_muted": false},
+        "moderator": {"numbers": ["5006"], "end_conference_on_exit": true}});
+    let srv = server(&[("endconf", doc)]).await;
+    let member = Phone::dial(srv.sip, "5005", DialOpts::default()).await.unwrap();
+    let mut moderator = Phone::dial(srv.sip, "5006", DialOpts::default()).await.unwrap();
+    tokio::time::sleep(SECOND).await;
+    assert!(!member.wait_bye(SECOND).await);
+    moderator.hangup().await.unwrap();
+    assert!(member.wait_bye(5 * SECOND).await, "everyone is hung up");
+    srv.stop().await;
+}
