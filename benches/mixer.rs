@@ -93,10 +93,11 @@ fn ticks(c: &mut Criterion) {
 fn g711(c: &mut Criterion) {
     let silence = vec![0i16; 160];
     let mut g = c.benchmark_group("g711");
-    let mut r = room(48000, 8000, 1000, 3, &silence);
-    g.bench_function(BenchmarkId::new("profile48000/8000/3talk", 1000), |b| {
-        b.iter_custom(|iters| time_ticks(&mut r, iters))
-    });
+    for (label, talkers) in [("3talk", 3), ("alltalk", 1000)] {
+        let id = BenchmarkId::new(format!("profile48000/8000/{label}"), 1000);
+        let mut r = room(48000, 8000, 1000, talkers, &silence);
+        g.bench_function(id, |b| b.iter_custom(|iters| time_ticks(&mut r, iters)));
+    }
     g.finish();
 }
 
