@@ -320,6 +320,7 @@ impl Conference {
                 self.route(i, audible, conference_playback, out);
             }
         }
+        self.advance_inputs();
     }
 
     /// The mix rate for the members, plus one joining at `joining`.
@@ -412,11 +413,22 @@ impl Conference {
             if m.gate.mix_open() {
                 m.take_frame(n);
                 // Summed now, while the frame is still in cache.
-                mix::add(&mut self.acc, &m.own);
+                for (at, run) in m.own() {
+                    mix::add(&mut self.acc[at..], run);
+                }
                 m.contributing = true;
                 self.contributors.push((m.id, i));
             }
-            m.ingress.advance();
+        }
+    }
+
+    /// Consumes this tick's input, which stayed in the rings while the
+    /// mixes read it in place.
+    fn advance_inputs(&mut self) {
+        for m in &mut self.members {
+            if m.flags.speak {
+                m.ingress.advance();
+            }
         }
     }
 
@@ -537,7 +549,7 @@ impl Conference {
         if plain_n_minus_1 {
             let dst = out.pcm_mut(idx);
             dst.resize(self.frame, 0);
-            mix::limit_minus(&self.acc, &m.own, dst);
+            mix::limit_minus_runs(&self.acc, m.own(), dst);
             return idx;
         }
         if !hears_someone {
@@ -548,7 +560,9 @@ impl Conference {
             self.tmp.copy_from_slice(&self.acc);
             for &(c, ci) in &self.contributors {
                 if c == m.id || m.nohear.contains(&c) {
-                    mix::sub(&mut self.tmp, &self.members[ci].own);
+                    for (at, run) in self.members[ci].own() {
+                        mix::sub(&mut self.tmp[at..], run);
+                    }
                 }
             }
         } else {

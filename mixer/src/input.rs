@@ -21,6 +21,8 @@
 use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 
+use crate::mix::Runs;
+
 /// Pre-roll delay (capped at one frame).
 pub const PREROLL_MS: u32 = 10;
 /// Queued frames beyond which the oldest input is dropped.
@@ -167,17 +169,22 @@ impl Ingress {
         self.consumed += self.cons.skip(n) as u64;
     }
 
-    /// Writes the delayed frame: pre-roll tail of the previous frame, then
-    /// the head of this one, zero-filled where input was missing.
-    pub fn emit(&self, out: &mut [i16]) {
-        let out = &mut out[..self.frame];
+    /// The delayed frame, in place in the ring: pre-roll tail of the
+    /// previous frame, then the head of this one. Valid until `advance`.
+    pub fn frame(&self) -> Runs<'_> {
         let lost = self.preroll - self.held;
-        out[..lost].fill(0);
         let avail = (self.held + self.take).min(self.frame - lost);
         let (a, b) = range(self.cons.as_slices(), 0, avail);
-        out[lost..lost + a.len()].copy_from_slice(a);
-        out[lost + a.len()..lost + avail].copy_from_slice(b);
-        out[lost + avail..].fill(0);
+        [(lost, a), (lost + a.len(), b)]
+    }
+
+    /// Writes the delayed frame, zero-filled where input was missing.
+    pub fn emit(&self, out: &mut [i16]) {
+        let out = &mut out[..self.frame];
+        out.fill(0);
+        for (at, run) in self.frame() {
+            out[at..at + run.len()].copy_from_slice(run);
+        }
     }
 
     /// Ends a tick: consumes the frame, keeping its tail as the next pre-roll.

@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::gate::{Gate, Transition};
 use crate::input::{self, Ingress, MemberInput};
-use crate::mix;
+use crate::mix::{self, Runs};
 use crate::profile::{Profile, ProfileError, RATES};
 use crate::resample::{self, Resampler};
 
@@ -105,7 +105,7 @@ pub(crate) struct Member {
     pub gate: Gate,
     /// This tick's frame at the member's rate (used when resampling in).
     pub pcm_in: Vec<i16>,
-    /// This tick's contribution at the mix rate.
+    /// This tick's contribution at the mix rate when not mixed in place.
     pub own: Vec<i16>,
     pub contributing: bool,
     pub rs_in: Option<Resampler>,
@@ -182,9 +182,19 @@ impl Member {
         (self.gate.update(score, level), score)
     }
 
+    /// Whether this tick's frame is mixed straight from the ring: it is at
+    /// the mix rate with no talk volume to apply, and copying it out would
+    /// only add memory traffic (1000 talkers at 48 kHz: 4 MB a tick).
+    fn in_place(&self) -> bool {
+        self.rs_in.is_none() && self.talk_volume == 0
+    }
+
     /// Puts this tick's frame (pre-rolled, talk volume applied) into `own`
-    /// at the mix rate, `n` samples.
+    /// at the mix rate, `n` samples, unless it is mixed in place.
     pub fn take_frame(&mut self, n: usize) {
+        if self.in_place() {
+            return;
+        }
         let frame = match self.rs_in {
             Some(_) => &mut self.pcm_in,
             None => {
@@ -199,6 +209,16 @@ impl Member {
         if let Some(rs) = &mut self.rs_in {
             self.own.clear();
             rs.process(&self.pcm_in, &mut self.own);
+        }
+    }
+
+    /// This tick's contribution at the mix rate, valid until the ingress
+    /// advances.
+    pub fn own(&self) -> Runs<'_> {
+        if self.in_place() {
+            self.ingress.frame()
+        } else {
+            [(0, &self.own), (self.own.len(), &[])]
         }
     }
 }

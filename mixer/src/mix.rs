@@ -57,6 +57,23 @@ fn limit_minus_portable(acc: &[i32], own: &[i16], dst: &mut [i16]) {
     }
 }
 
+/// A frame given in place as runs of samples at their offsets in it; the
+/// rest of the frame is silence.
+pub type Runs<'a> = [(usize, &'a [i16]); 2];
+
+/// [`limit_minus`] with `own` given as runs: one pass over `dst`, with no
+/// copy of `own` into a frame buffer first.
+pub fn limit_minus_runs(acc: &[i32], own: Runs<'_>, dst: &mut [i16]) {
+    let mut pos = 0;
+    for (at, run) in own {
+        let end = at + run.len();
+        limit(&acc[pos..at], &mut dst[pos..at]);
+        limit_minus(&acc[at..end], run, &mut dst[at..end]);
+        pos = end;
+    }
+    limit(&acc[pos..], &mut dst[pos..]);
+}
+
 /// `dst = limit(src * gain)` for a listen volume applied to a shared mix.
 pub fn limit_scaled(src: &[i16], gain: f32, dst: &mut [i16]) {
     for (d, s) in dst.iter_mut().zip(src) {
