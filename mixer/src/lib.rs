@@ -30,7 +30,8 @@
 //!   [`TickOutput::routes`] says who gets which, so each distinct mix is
 //!   encoded once per codec group.
 //! - Steady-state ticks allocate nothing. The only `unsafe` is the runtime
-//!   AVX2 dispatch of the N-1 limiter loop ([`mix::limit_minus`]).
+//!   AVX2 dispatch of the per-talker loops ([`mix::add`],
+//!   [`mix::limit_minus`]).
 
 pub mod comfort_noise;
 pub mod conference;

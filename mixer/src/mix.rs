@@ -33,21 +33,27 @@ pub fn limit(src: &[i32], dst: &mut [i16]) {
     }
 }
 
-/// `dst = limit(acc - own)`: a talker's N-1 mix in one pass. This is the
-/// loop that scales with talkers x members, so it uses AVX2 when present.
-pub fn limit_minus(acc: &[i32], own: &[i16], dst: &mut [i16]) {
+/// Runs `f` compiled for AVX2 when the CPU has it, for the loops that run
+/// once per talker (the sum and the N-1 mixes): twice the lanes of
+/// baseline x86-64. `f` must be a closure over `#[inline(always)]` loops so
+/// it is compiled inside the AVX2 function.
+#[inline(always)]
+fn wide(f: impl FnOnce()) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        fn avx2(f: impl FnOnce()) {
+            f()
+        }
         // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { limit_minus_avx2(acc, own, dst) };
+        return unsafe { avx2(f) };
     }
-    limit_minus_portable(acc, own, dst);
+    f()
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn limit_minus_avx2(acc: &[i32], own: &[i16], dst: &mut [i16]) {
-    limit_minus_portable(acc, own, dst);
+/// `dst = limit(acc - own)`: a talker's N-1 mix in one pass.
+pub fn limit_minus(acc: &[i32], own: &[i16], dst: &mut [i16]) {
+    wide(|| limit_minus_portable(acc, own, dst));
 }
 
 #[inline(always)]
@@ -83,6 +89,11 @@ pub fn limit_scaled(src: &[i16], gain: f32, dst: &mut [i16]) {
 
 /// `acc += src`.
 pub fn add<T: Copy + Into<i32>>(acc: &mut [i32], src: &[T]) {
+    wide(|| add_portable(acc, src));
+}
+
+#[inline(always)]
+fn add_portable<T: Copy + Into<i32>>(acc: &mut [i32], src: &[T]) {
     for (a, s) in acc.iter_mut().zip(src) {
         *a = a.wrapping_add((*s).into());
     }
