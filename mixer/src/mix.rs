@@ -24,7 +24,8 @@ fn soft(x: i32) -> i16 {
     // no special case: |i32::MIN| is above the ceiling too.
     let a = x.unsigned_abs().min((KNEE + 2 * ROOM) as u32) as i32;
     let e = (a - KNEE).max(0);
-    let mag = a.min(KNEE) + e - ((e * e) >> 15);
+    // `a` is the knee plus the excess `e` (or below it, with `e` = 0).
+    let mag = a - ((e * e) >> 15);
     (if x < 0 { -mag } else { mag }) as i16
 }
 
