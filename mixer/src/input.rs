@@ -6,7 +6,9 @@
 //! gated out), so when a frame opens the gate, the emitted frame starts with
 //! the last `PREROLL_MS` of the previous frame: the soft attack of the first
 //! syllable that did not yet cross the energy level. Cost: `PREROLL_MS` of
-//! added latency on the talker-to-listener path.
+//! added latency on the talker-to-listener path. The frame stays in the
+//! ring until the tick ends, so talkers at the mix rate are mixed from it
+//! in place (`Ingress::frame`).
 //!
 //! Clocking: a missing frame is silence (never a stall), late samples are
 //! simply the next frame, and a backlog beyond [`MAX_QUEUED_FRAMES`] is
