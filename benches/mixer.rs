@@ -1,5 +1,6 @@
 //! Mixer tick cost: 10/100/1000 members at 8/16/48 kHz, with 3 talkers and
-//! with everyone talking, plus the gate alone (everyone below energy-level).
+//! with everyone talking, plus the gate alone (everyone below energy-level)
+//! and G.711 phones (8 kHz) in Kazoo's default 48 kHz profile.
 //! Input pushes happen outside the timed region (they are the network
 //! threads' work); only `tick` is timed.
 
@@ -22,13 +23,16 @@ struct Room {
     now: Instant,
 }
 
-/// `members` members at `rate`; the first `talkers` push a tone, the rest
-/// push `quiet` (silence, or noise below the energy level).
-fn room(rate: u32, members: usize, talkers: usize, quiet: &[i16]) -> Room {
+/// `members` members at `rate` in a profile at `profile_rate`; the first
+/// `talkers` push a tone, the rest push `quiet` (silence, or noise below
+/// the energy level).
+fn room(profile_rate: u32, rate: u32, members: usize, talkers: usize, quiet: &[i16]) -> Room {
     let mut profile = Profile::default();
-    profile.set("rate", &rate.to_string()).expect("valid rate");
+    profile
+        .set("rate", &profile_rate.to_string())
+        .expect("valid rate");
     let mut conf = Conference::new(profile);
-    let n = conf.profile().frame_len();
+    let n = conf.profile().frame_len_at(rate);
     let tone = sine(697.0, rate, n, 8000.0);
     let (mut inputs, mut frames) = (Vec::new(), Vec::new());
     for i in 0..members {
@@ -77,10 +81,22 @@ fn ticks(c: &mut Criterion) {
         for members in [10, 100, 1000] {
             for (label, talkers) in [("3talk", 3), ("alltalk", members)] {
                 let id = BenchmarkId::new(format!("{rate}/{label}"), members);
-                let mut r = room(rate, members, talkers, &silence);
+                let mut r = room(rate, rate, members, talkers, &silence);
                 g.bench_function(id, |b| b.iter_custom(|iters| time_ticks(&mut r, iters)));
             }
         }
+    }
+    g.finish();
+}
+
+/// What the server runs for G.711 phones under Kazoo's default profile.
+fn g711(c: &mut Criterion) {
+    let silence = vec![0i16; 160];
+    let mut g = c.benchmark_group("g711");
+    for (label, talkers) in [("3talk", 3), ("alltalk", 1000)] {
+        let id = BenchmarkId::new(format!("profile48000/8000/{label}"), 1000);
+        let mut r = room(48000, 8000, 1000, talkers, &silence);
+        g.bench_function(id, |b| b.iter_custom(|iters| time_ticks(&mut r, iters)));
     }
     g.finish();
 }
@@ -92,7 +108,7 @@ fn gating(c: &mut Criterion) {
         .collect();
     let mut g = c.benchmark_group("gate");
     for members in [100, 1000] {
-        let mut r = room(48000, members, 0, &hiss);
+        let mut r = room(48000, 48000, members, 0, &hiss);
         g.bench_function(BenchmarkId::new("48000/all_below_level", members), |b| {
             b.iter_custom(|iters| time_ticks(&mut r, iters))
         });
@@ -100,5 +116,5 @@ fn gating(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, ticks, gating);
+criterion_group!(benches, ticks, g711, gating);
 criterion_main!(benches);

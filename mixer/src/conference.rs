@@ -1,5 +1,10 @@
 //! A conference: its members and playbacks, and the per-tick N-1 mix.
 //!
+//! The mix rate is Asterisk's `internal_sample_rate=auto`: the highest
+//! member rate, capped by the profile's `rate`, re-decided on every join
+//! and leave. G.711 phones in Kazoo's 48 kHz profile then mix at 8 kHz
+//! with no resampling at all, which was a third of the server's CPU.
+//!
 //! Each tick: read every speaking member's frame and run its gate; sum the
 //! audible ones and conference playback into a wide accumulator; then give
 //! each hearing member a mix. Members who contribute nothing, block no
@@ -19,7 +24,7 @@ use crate::member::{JoinError, Member, MemberConfig, MemberFlags, MemberId, Rela
 use crate::mix;
 use crate::output::TickOutput;
 use crate::profile::{Profile, ProfileError, check_energy_level};
-use crate::resample::Resampler;
+use crate::resample::{self, Resampler};
 use crate::source::Source;
 
 /// A control call named something that is not there or a bad value.
@@ -45,6 +50,8 @@ impl std::error::Error for ControlError {}
 struct Playback {
     id: PlaybackId,
     target: PlaybackTarget,
+    /// Profile rate to mix rate, built on first use after each rate switch.
+    rs: Option<Resampler>,
     source: Box<dyn Source>,
     done: bool,
 }
@@ -60,6 +67,8 @@ struct SharedRate {
 /// One conference's mixer. Clock-free: time enters through [`Conference::tick`].
 pub struct Conference {
     profile: Profile,
+    mix_rate: u32,
+    /// Samples per frame at the mix rate.
     frame: usize,
     members: Vec<Member>,
     next_member: u32,
@@ -70,6 +79,8 @@ pub struct Conference {
     acc: Vec<i32>,
     tmp: Vec<i32>,
     pcm: Vec<i16>,
+    /// One playback frame at the profile rate.
+    src: Vec<i16>,
     noise: ComfortNoise,
     noise_buf: Vec<i16>,
     noise_ready: bool,
@@ -85,6 +96,7 @@ impl Conference {
     pub fn new(profile: Profile) -> Conference {
         let n = profile.frame_len();
         Conference {
+            mix_rate: profile.rate(),
             frame: n,
             members: Vec::new(),
             next_member: 1,
@@ -94,6 +106,7 @@ impl Conference {
             acc: vec![0; n],
             tmp: vec![0; n],
             pcm: vec![0; n],
+            src: vec![0; n],
             noise: ComfortNoise::new(profile.rate() ^ 0x9e37_79b9),
             noise_buf: vec![0; n],
             noise_ready: false,
@@ -109,6 +122,11 @@ impl Conference {
 
     pub fn profile(&self) -> &Profile {
         &self.profile
+    }
+
+    /// The rate the conference mixes at now (see the module docs).
+    pub fn mix_rate(&self) -> u32 {
+        self.mix_rate
     }
 
     pub fn member_count(&self) -> usize {
@@ -137,14 +155,14 @@ impl Conference {
             return Err(JoinError::Full { max });
         }
         let id = MemberId(self.next_member);
-        let (member, input) = Member::new(id, &cfg, &self.profile)?;
+        let mix_rate = self.wanted_rate(Some(cfg.rate));
+        let (member, input) = Member::new(id, &cfg, &self.profile, mix_rate)?;
         self.next_member = self.next_member.wrapping_add(1);
+        self.set_mix_rate(mix_rate);
         if !self.shared.iter().any(|s| s.rate == cfg.rate) {
-            let conf_rate = self.profile.rate();
             self.shared.push(SharedRate {
                 rate: cfg.rate,
-                rs: (cfg.rate != conf_rate)
-                    .then(|| Resampler::new(conf_rate, cfg.rate, self.frame)),
+                rs: resample::converter(mix_rate, cfg.rate, self.frame),
                 pcm: Vec::with_capacity(self.profile.frame_len_at(cfg.rate)),
                 ready: false,
             });
@@ -163,6 +181,7 @@ impl Conference {
             other.nohear.retain(|b| *b != id);
         }
         self.end_playbacks(|p| p.target == PlaybackTarget::Member(id));
+        self.set_mix_rate(self.wanted_rate(None));
         Ok(())
     }
 
@@ -242,8 +261,11 @@ impl Conference {
         self.member(id).map(|m| m.gate.talking())
     }
 
-    /// Starts a playback of `source` at the conference rate. A source that
-    /// should loop loops itself; a short fill ends it with `PlaybackDone`.
+    /// Starts a playback of `source`, which must produce PCM at the
+    /// profile's `rate` (open sounds at `profile().rate()`): the mix rate
+    /// changes as members come and go, so the conference converts playback
+    /// to it. A source that should loop loops itself; a short fill ends it
+    /// with `PlaybackDone`.
     pub fn play(
         &mut self,
         id: PlaybackId,
@@ -256,6 +278,7 @@ impl Conference {
         self.playbacks.push(Playback {
             id,
             target,
+            rs: None,
             source,
             done: false,
         });
@@ -297,6 +320,40 @@ impl Conference {
                 self.route(i, audible, conference_playback, out);
             }
         }
+        self.advance_inputs();
+    }
+
+    /// The mix rate for the members, plus one joining at `joining`.
+    fn wanted_rate(&self, joining: Option<u32>) -> u32 {
+        let ceiling = self.profile.rate();
+        let highest = self.members.iter().map(|m| m.rate).chain(joining).max();
+        highest.map_or(ceiling, |r| r.min(ceiling))
+    }
+
+    /// Switches the mix to `rate`: resizes the mix-rate buffers and rebuilds
+    /// every conversion to or from the mix rate (between ticks, so nothing
+    /// in flight is lost).
+    fn set_mix_rate(&mut self, rate: u32) {
+        if rate == self.mix_rate {
+            return;
+        }
+        let n = self.profile.frame_len_at(rate);
+        self.mix_rate = rate;
+        self.frame = n;
+        self.acc.resize(n, 0);
+        self.tmp.resize(n, 0);
+        for buf in [&mut self.pcm, &mut self.noise_buf, &mut self.base] {
+            buf.resize(n, 0);
+        }
+        for m in &mut self.members {
+            m.set_mix_rate(rate, &self.profile);
+        }
+        for s in &mut self.shared {
+            s.rs = resample::converter(rate, s.rate, n);
+        }
+        for p in &mut self.playbacks {
+            p.rs = None;
+        }
     }
 
     fn member(&self, id: MemberId) -> Option<&Member> {
@@ -329,7 +386,7 @@ impl Conference {
     }
 
     /// Pulls each speaking member's frame, runs its gate, and sums the
-    /// conference-rate contribution of those whose gate is open into `acc`.
+    /// mix-rate contribution of those whose gate is open into `acc`.
     fn read_inputs(&mut self) {
         self.contributors.clear();
         let n = self.frame;
@@ -356,22 +413,39 @@ impl Conference {
             if m.gate.mix_open() {
                 m.take_frame(n);
                 // Summed now, while the frame is still in cache.
-                mix::add(&mut self.acc, &m.own);
+                for (at, run) in m.own() {
+                    mix::add(&mut self.acc[at..], run);
+                }
                 m.contributing = true;
                 self.contributors.push((m.id, i));
             }
-            m.ingress.advance();
+        }
+    }
+
+    /// Consumes this tick's input, which stayed in the rings while the
+    /// mixes read it in place.
+    fn advance_inputs(&mut self) {
+        for m in &mut self.members {
+            if m.flags.speak {
+                m.ingress.advance();
+            }
         }
     }
 
     /// Pulls one frame from each playback; returns whether any conference
     /// playback was mixed into the accumulator.
     fn run_playbacks(&mut self) -> bool {
-        let n = self.frame;
+        let (from, to) = (self.profile.rate(), self.mix_rate);
+        let n = self.src.len();
         let mut conference_wide = false;
         for p in &mut self.playbacks {
-            let got = p.source.fill(&mut self.pcm[..n]).min(n);
-            let pcm = &self.pcm[..got];
+            let got = p.source.fill(&mut self.src).min(n);
+            // A short last frame is padded so the resampler flushes its tail.
+            self.src[got..].fill(0);
+            self.pcm.clear();
+            let rs = (from != to).then(|| p.rs.get_or_insert_with(|| Resampler::new(from, to, n)));
+            resample::convert(rs, &self.src, &mut self.pcm);
+            let pcm = &self.pcm;
             match p.target {
                 PlaybackTarget::All => {
                     mix::add(&mut self.acc, pcm);
@@ -447,10 +521,7 @@ impl Conference {
         if let Some(s) = self.shared.iter_mut().find(|s| s.rate == rate) {
             if !s.ready {
                 s.pcm.clear();
-                match &mut s.rs {
-                    Some(rs) => rs.process(&self.base, &mut s.pcm),
-                    None => s.pcm.extend_from_slice(&self.base),
-                }
+                resample::convert(s.rs.as_mut(), &self.base, &mut s.pcm);
                 s.ready = true;
             }
             if vol == 0 {
@@ -478,7 +549,7 @@ impl Conference {
         if plain_n_minus_1 {
             let dst = out.pcm_mut(idx);
             dst.resize(self.frame, 0);
-            mix::limit_minus(&self.acc, &m.own, dst);
+            mix::limit_minus_runs(&self.acc, m.own(), dst);
             return idx;
         }
         if !hears_someone {
@@ -489,7 +560,9 @@ impl Conference {
             self.tmp.copy_from_slice(&self.acc);
             for &(c, ci) in &self.contributors {
                 if c == m.id || m.nohear.contains(&c) {
-                    mix::sub(&mut self.tmp, &self.members[ci].own);
+                    for (at, run) in self.members[ci].own() {
+                        mix::sub(&mut self.tmp[at..], run);
+                    }
                 }
             }
         } else {
@@ -505,10 +578,7 @@ impl Conference {
         mix::limit(&self.tmp, &mut self.pcm);
         let dst = out.pcm_mut(idx);
         dst.clear();
-        match &mut self.members[i].rs_out {
-            Some(rs) => rs.process(&self.pcm, dst),
-            None => dst.extend_from_slice(&self.pcm),
-        }
+        resample::convert(self.members[i].rs_out.as_mut(), &self.pcm, dst);
         idx
     }
 }

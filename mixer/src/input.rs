@@ -6,7 +6,9 @@
 //! gated out), so when a frame opens the gate, the emitted frame starts with
 //! the last `PREROLL_MS` of the previous frame: the soft attack of the first
 //! syllable that did not yet cross the energy level. Cost: `PREROLL_MS` of
-//! added latency on the talker-to-listener path.
+//! added latency on the talker-to-listener path. The frame stays in the
+//! ring until the tick ends, so talkers at the mix rate are mixed from it
+//! in place (`Ingress::frame`).
 //!
 //! Clocking: a missing frame is silence (never a stall), late samples are
 //! simply the next frame, and a backlog beyond [`MAX_QUEUED_FRAMES`] is
@@ -20,6 +22,8 @@
 
 use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
+
+use crate::mix::Runs;
 
 /// Pre-roll delay (capped at one frame).
 pub const PREROLL_MS: u32 = 10;
@@ -167,17 +171,22 @@ impl Ingress {
         self.consumed += self.cons.skip(n) as u64;
     }
 
-    /// Writes the delayed frame: pre-roll tail of the previous frame, then
-    /// the head of this one, zero-filled where input was missing.
-    pub fn emit(&self, out: &mut [i16]) {
-        let out = &mut out[..self.frame];
+    /// The delayed frame, in place in the ring: pre-roll tail of the
+    /// previous frame, then the head of this one. Valid until `advance`.
+    pub fn frame(&self) -> Runs<'_> {
         let lost = self.preroll - self.held;
-        out[..lost].fill(0);
         let avail = (self.held + self.take).min(self.frame - lost);
         let (a, b) = range(self.cons.as_slices(), 0, avail);
-        out[lost..lost + a.len()].copy_from_slice(a);
-        out[lost + a.len()..lost + avail].copy_from_slice(b);
-        out[lost + avail..].fill(0);
+        [(lost, a), (lost + a.len(), b)]
+    }
+
+    /// Writes the delayed frame, zero-filled where input was missing.
+    pub fn emit(&self, out: &mut [i16]) {
+        let out = &mut out[..self.frame];
+        out.fill(0);
+        for (at, run) in self.frame() {
+            out[at..at + run.len()].copy_from_slice(run);
+        }
     }
 
     /// Ends a tick: consumes the frame, keeping its tail as the next pre-roll.

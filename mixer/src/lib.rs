@@ -14,8 +14,10 @@
 //! - [`driver`]: a sans-IO scheduler for many conferences and a thread runner.
 //!
 //! All PCM is mono i16 (a profile's `channels` is recorded, not mixed).
-//! Playback sources produce PCM at the conference rate; members may use any
-//! profile rate and are resampled in and out.
+//! The conference mixes at its members' highest rate, capped by the
+//! profile's `rate` ([`Conference::mix_rate`]); members may use any profile
+//! rate and are resampled in and out when theirs differs. Playback sources
+//! produce PCM at the profile's `rate` and are resampled to the mix rate.
 //!
 //! Design choices the server should know:
 //! - Gating: FreeSWITCH's talking state and events, but hot frames are mixed
@@ -28,7 +30,8 @@
 //!   [`TickOutput::routes`] says who gets which, so each distinct mix is
 //!   encoded once per codec group.
 //! - Steady-state ticks allocate nothing. The only `unsafe` is the runtime
-//!   AVX2 dispatch of the N-1 limiter loop ([`mix::limit_minus`]).
+//!   AVX2 dispatch of the per-talker loops ([`mix::add`],
+//!   [`mix::limit_minus`]).
 
 pub mod comfort_noise;
 pub mod conference;

@@ -20,9 +20,12 @@ const ROOM: i32 = i16::MAX as i32 - KNEE;
 /// vectorizes and no below-knee fast path is needed (it is exact there).
 #[inline(always)]
 fn soft(x: i32) -> i16 {
-    let a = x.saturating_abs().min(KNEE + 2 * ROOM);
+    // `unsigned_abs` is one instruction (saturating_abs is five) and needs
+    // no special case: |i32::MIN| is above the ceiling too.
+    let a = x.unsigned_abs().min((KNEE + 2 * ROOM) as u32) as i32;
     let e = (a - KNEE).max(0);
-    let mag = a.min(KNEE) + e - ((e * e) >> 15);
+    // `a` is the knee plus the excess `e` (or below it, with `e` = 0).
+    let mag = a - ((e * e) >> 15);
     (if x < 0 { -mag } else { mag }) as i16
 }
 
@@ -33,21 +36,27 @@ pub fn limit(src: &[i32], dst: &mut [i16]) {
     }
 }
 
-/// `dst = limit(acc - own)`: a talker's N-1 mix in one pass. This is the
-/// loop that scales with talkers x members, so it uses AVX2 when present.
-pub fn limit_minus(acc: &[i32], own: &[i16], dst: &mut [i16]) {
+/// Runs `f` compiled for AVX2 when the CPU has it, for the loops that run
+/// once per talker (the sum and the N-1 mixes): twice the lanes of
+/// baseline x86-64. `f` must be a closure over `#[inline(always)]` loops so
+/// it is compiled inside the AVX2 function.
+#[inline(always)]
+fn wide(f: impl FnOnce()) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        fn avx2(f: impl FnOnce()) {
+            f()
+        }
         // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { limit_minus_avx2(acc, own, dst) };
+        return unsafe { avx2(f) };
     }
-    limit_minus_portable(acc, own, dst);
+    f()
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn limit_minus_avx2(acc: &[i32], own: &[i16], dst: &mut [i16]) {
-    limit_minus_portable(acc, own, dst);
+/// `dst = limit(acc - own)`: a talker's N-1 mix in one pass.
+pub fn limit_minus(acc: &[i32], own: &[i16], dst: &mut [i16]) {
+    wide(|| limit_minus_portable(acc, own, dst));
 }
 
 #[inline(always)]
@@ -55,6 +64,23 @@ fn limit_minus_portable(acc: &[i32], own: &[i16], dst: &mut [i16]) {
     for ((d, a), o) in dst.iter_mut().zip(acc).zip(own) {
         *d = soft(a.wrapping_sub(*o as i32));
     }
+}
+
+/// A frame given in place as runs of samples at their offsets in it; the
+/// rest of the frame is silence.
+pub type Runs<'a> = [(usize, &'a [i16]); 2];
+
+/// [`limit_minus`] with `own` given as runs: one pass over `dst`, with no
+/// copy of `own` into a frame buffer first.
+pub fn limit_minus_runs(acc: &[i32], own: Runs<'_>, dst: &mut [i16]) {
+    let mut pos = 0;
+    for (at, run) in own {
+        let end = at + run.len();
+        limit(&acc[pos..at], &mut dst[pos..at]);
+        limit_minus(&acc[at..end], run, &mut dst[at..end]);
+        pos = end;
+    }
+    limit(&acc[pos..], &mut dst[pos..]);
 }
 
 /// `dst = limit(src * gain)` for a listen volume applied to a shared mix.
@@ -66,6 +92,11 @@ pub fn limit_scaled(src: &[i16], gain: f32, dst: &mut [i16]) {
 
 /// `acc += src`.
 pub fn add<T: Copy + Into<i32>>(acc: &mut [i32], src: &[T]) {
+    wide(|| add_portable(acc, src));
+}
+
+#[inline(always)]
+fn add_portable<T: Copy + Into<i32>>(acc: &mut [i32], src: &[T]) {
     for (a, s) in acc.iter_mut().zip(src) {
         *a = a.wrapping_add((*s).into());
     }

@@ -73,7 +73,8 @@ impl Sounds {
 /// fields are private so every value has passed validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
-    /// Mixing rate in Hz, one of [`RATES`].
+    /// Highest mixing rate in Hz, one of [`RATES`]: the conference mixes at
+    /// its members' highest rate up to this, and playback runs at it.
     rate: u32,
     /// Frame length in ms: 10..=120 in steps of 10.
     interval_ms: u32,
@@ -259,7 +260,7 @@ impl Profile {
         (rate as u64 * self.interval_ms as u64 / 1000) as usize
     }
 
-    /// Samples per frame at the conference rate.
+    /// Samples per frame at the profile rate (playback sources' frames).
     pub fn frame_len(&self) -> usize {
         self.frame_len_at(self.rate)
     }

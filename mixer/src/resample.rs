@@ -1,4 +1,5 @@
-//! Sample-rate conversion between a member's rate and the conference rate.
+//! Sample-rate conversion between a member's rate (or the profile rate of
+//! playback) and the conference's mix rate.
 //!
 //! A rational polyphase FIR (Kaiser-windowed sinc) with one precomputed
 //! coefficient row per output phase. Rates are fixed for a stream's life and
@@ -113,6 +114,20 @@ impl Resampler {
             return 0;
         }
         (self.taps as u64 / 2 * self.up / self.down) as usize
+    }
+}
+
+/// A resampler from `from` to `to`, or `None` when the rates match.
+pub(crate) fn converter(from: u32, to: u32, frame_in: usize) -> Option<Resampler> {
+    (from != to).then(|| Resampler::new(from, to, frame_in))
+}
+
+/// Converts `input` with `rs` into `out`, or copies it when the rates
+/// match (`None`).
+pub(crate) fn convert(rs: Option<&mut Resampler>, input: &[i16], out: &mut Vec<i16>) {
+    match rs {
+        Some(rs) => rs.process(input, out),
+        None => out.extend_from_slice(input),
     }
 }
 

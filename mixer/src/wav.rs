@@ -1,4 +1,4 @@
-//! PCM WAV prompts and music, decoded once to mono at the conference rate.
+//! PCM WAV prompts and music, decoded once to mono at the profile rate.
 //!
 //! Decoded samples live in an `Arc<[i16]>`: a prompt cached once is played
 //! by any number of members at once without copying.

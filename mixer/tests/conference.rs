@@ -462,7 +462,7 @@ fn hangover_stops_talking_after_40_quiet_frames() {
     assert!(matches!(events(&mut c)[..], [Event::StopTalking { .. }]));
 }
 
-/// A test tone source at the conference rate, `frames` frames long.
+/// A test tone source at `rate` (the profile's), `len` samples long.
 struct ToneSource {
     freq: f64,
     rate: u32,
@@ -479,12 +479,12 @@ impl Source for ToneSource {
     }
 }
 
-fn tone(freq: f64, ms: usize) -> Box<ToneSource> {
+fn tone(freq: f64, rate: u32, ms: usize) -> Box<ToneSource> {
     Box::new(ToneSource {
         freq,
-        rate: 8000,
+        rate,
         pos: 0,
-        len: 8 * ms,
+        len: rate as usize * ms / 1000,
     })
 }
 
@@ -494,7 +494,7 @@ fn conference_playback_reaches_everyone_and_reports_done() {
     let mut ts = vec![talker(&mut c, 697.0, 8000.0, at(8000))];
     let (l, _in) = join(&mut c, at(8000));
     let b = ts[0].id;
-    c.play(PlaybackId(7), PlaybackTarget::All, tone(1209.0, 190))
+    c.play(PlaybackId(7), PlaybackTarget::All, tone(1209.0, 8000, 190))
         .unwrap();
     let heard = run(&mut c, &mut ts, &[b, l], 14);
     assert!(
@@ -527,7 +527,8 @@ fn member_playback_is_private_and_can_be_stopped() {
     let (p, _ip) = join(&mut c, at(8000));
     let (q, _iq) = join(&mut c, at(8000));
     let target = PlaybackTarget::Member(p);
-    c.play(PlaybackId(1), target, tone(1209.0, 10_000)).unwrap();
+    c.play(PlaybackId(1), target, tone(1209.0, 8000, 10_000))
+        .unwrap();
     let heard = run(&mut c, &mut ts, &[p, q], 10);
     assert!(level_db(&heard[0], 8000, 1209.0) > HEARD);
     assert!(
@@ -550,7 +551,7 @@ fn member_playback_is_private_and_can_be_stopped() {
         c.play(
             PlaybackId(2),
             PlaybackTarget::Member(MemberId(99)),
-            tone(1.0, 1)
+            tone(1.0, 8000, 1)
         )
         .is_err()
     );
@@ -643,4 +644,128 @@ fn relating_a_member_to_itself_changes_nothing() {
     let heard = run(&mut c, &mut ts, &[a], 10);
     assert!(level_db(&heard[0][800..], 8000, 1209.0) > HEARD);
     assert!(level_db(&heard[0][800..], 8000, 697.0) < SILENT);
+}
+
+#[test]
+fn g711_phones_in_a_48khz_profile_mix_at_8khz() {
+    let mut c = Conference::new(Profile::default());
+    assert_eq!(
+        c.mix_rate(),
+        48000,
+        "an empty conference mixes at the profile rate"
+    );
+    let mut ts = vec![
+        talker(&mut c, 941.0, 8000.0, at(8000)),
+        talker(&mut c, 697.0, 8000.0, at(8000)),
+    ];
+    assert_eq!(c.mix_rate(), 8000);
+    let ids: Vec<_> = ts.iter().map(|t| t.id).collect();
+    let heard = run(&mut c, &mut ts, &ids, 10);
+    assert_eq!(heard[0].len(), 1600);
+    assert!(level_db(&heard[0][800..], 8000, 697.0) > HEARD);
+    assert!(level_db(&heard[0][800..], 8000, 941.0) < SILENT);
+    assert!(level_db(&heard[1][800..], 8000, 941.0) > HEARD);
+    assert!(level_db(&heard[1][800..], 8000, 697.0) < SILENT);
+}
+
+/// RMS of each 10 ms window of `s`: a dropout shows as a low window.
+fn quietest_10ms(s: &[i16], rate: u32) -> f64 {
+    s.chunks(rate as usize / 100)
+        .map(|w| (w.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / w.len() as f64).sqrt())
+        .fold(f64::MAX, f64::min)
+}
+
+#[test]
+fn a_wideband_member_switches_the_mix_up_and_leaving_switches_it_back() {
+    let mut c = Conference::new(Profile::default());
+    let mut ts = vec![
+        talker(&mut c, 697.0, 8000.0, at(8000)),
+        talker(&mut c, 1209.0, 8000.0, at(8000)),
+    ];
+    let (a, b) = (ts[0].id, ts[1].id);
+    let mut heard_a = run(&mut c, &mut ts, &[a], 10).remove(0);
+    assert!(level_db(&heard_a[800..], 8000, 1209.0) > HEARD);
+    // A 16 kHz phone (1633 Hz) and one sending 6 kHz, which only a
+    // wideband mix carries.
+    ts.push(talker(&mut c, 1633.0, 8000.0, at(16000)));
+    ts.push(talker(&mut c, 6000.0, 8000.0, at(16000)));
+    assert_eq!(c.mix_rate(), 16000);
+    let (w, x) = (ts[2].id, ts[3].id);
+    let heard = run(&mut c, &mut ts, &[a, b, w], 10);
+    heard_a.extend_from_slice(&heard[0]);
+    assert_eq!(heard[0].len(), 1600, "no samples lost at the switch");
+    assert_eq!(heard[2].len(), 3200);
+    // Across the switch A keeps hearing B: no silent gap, same tone.
+    let across = &heard_a[1200..2000];
+    assert!(level_db(across, 8000, 1209.0) > HEARD);
+    assert!(level_db(across, 8000, 697.0) < SILENT);
+    assert!(quietest_10ms(across, 8000) > 1000.0);
+    let (ha, hb, hw) = (&heard[0][800..], &heard[1][800..], &heard[2][1600..]);
+    assert!(level_db(ha, 8000, 1209.0) > HEARD && level_db(ha, 8000, 1633.0) > HEARD);
+    assert!(level_db(ha, 8000, 697.0) < SILENT);
+    assert!(level_db(hb, 8000, 697.0) > HEARD && level_db(hb, 8000, 1633.0) > HEARD);
+    for f in [697.0, 1209.0, 6000.0] {
+        assert!(level_db(hw, 16000, f) > HEARD, "W hears {f} Hz");
+    }
+    assert!(level_db(hw, 16000, 1633.0) < SILENT);
+    c.remove_member(w).unwrap();
+    assert_eq!(c.mix_rate(), 16000, "X still needs it");
+    c.remove_member(x).unwrap();
+    assert_eq!(c.mix_rate(), 8000);
+    ts.truncate(2);
+    let heard = run(&mut c, &mut ts, &[a, b], 10);
+    assert_eq!(heard[0].len(), 1600);
+    assert!(quietest_10ms(&heard[0], 8000) > 1000.0);
+    assert!(level_db(&heard[0][800..], 8000, 1209.0) > HEARD);
+    assert!(level_db(&heard[0][800..], 8000, 697.0) < SILENT);
+    assert!(level_db(&heard[1][800..], 8000, 697.0) > HEARD);
+}
+
+#[test]
+fn playback_keeps_its_frequency_and_length_across_a_switch() {
+    let mut c = Conference::new(Profile::default());
+    let (a, _ia) = join(&mut c, at(8000));
+    // One second of tone at the profile rate: 50 full ticks whatever the mix
+    // rate; the 51st finds it empty.
+    c.play(
+        PlaybackId(3),
+        PlaybackTarget::All,
+        tone(1209.0, 48000, 1000),
+    )
+    .unwrap();
+    let before = run(&mut c, &mut [], &[a], 20).remove(0);
+    assert_eq!(c.mix_rate(), 8000);
+    let (w, _iw) = join(&mut c, at(16000));
+    assert_eq!(c.mix_rate(), 16000);
+    let after = run(&mut c, &mut [], &[a, w], 30);
+    assert!(events(&mut c).is_empty(), "still playing after 50 ticks");
+    run(&mut c, &mut [], &[], 1);
+    assert!(matches!(events(&mut c)[..], [Event::PlaybackDone { .. }]));
+    let across: Vec<i16> = before[2400..]
+        .iter()
+        .chain(&after[0][..800])
+        .copied()
+        .collect();
+    for h in [&before[400..], &across[..], &after[0][..]] {
+        assert!(level_db(h, 8000, 1209.0) > HEARD);
+        assert!(level_db(h, 8000, 1000.0) < -40.0 && level_db(h, 8000, 1400.0) < -40.0);
+    }
+    assert!(quietest_10ms(&across, 8000) > 1000.0);
+    assert!(level_db(&after[1][..], 16000, 1209.0) > HEARD);
+}
+
+#[test]
+fn the_profile_rate_caps_the_mix_rate() {
+    let mut c = Conference::new(profile(&[("rate", "16000")]));
+    let mut ts = vec![
+        talker(&mut c, 697.0, 8000.0, at(8000)),
+        talker(&mut c, 1209.0, 8000.0, at(48000)),
+    ];
+    assert_eq!(c.mix_rate(), 16000);
+    let ids: Vec<_> = ts.iter().map(|t| t.id).collect();
+    let heard = run(&mut c, &mut ts, &ids, 10);
+    assert_eq!(heard[1].len(), 9600, "the 48 kHz member still gets 48 kHz");
+    assert!(level_db(&heard[0][800..], 8000, 1209.0) > HEARD);
+    assert!(level_db(&heard[1][4800..], 48000, 697.0) > HEARD);
+    assert!(level_db(&heard[1][4800..], 48000, 1209.0) < -40.0);
 }
