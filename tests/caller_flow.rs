@@ -35,9 +35,11 @@ async fn server(docs: &[(&str, serde_json::Value)]) -> Running {
     chorus::server::start(config).await.expect("server starts")
 }
 
+/// Keys `pin` once conf-welcome (1.7 s) is over, into conf-enter_conf_pin.
 fn pin(pin: &str) -> DialOpts {
     DialOpts {
         pin: Some(pin.to_string()),
+        pin_delay: Duration::from_millis(2500),
         ..DialOpts::default()
     }
 }
@@ -75,20 +77,38 @@ async fn the_pin_decides_the_role_and_three_wrong_pins_hang_up() {
         member.send_tone(697.0, 2 * SECOND),
         moderator.send_tone(1209.0, 2 * SECOND)
     );
-    assert!(member.hear_level(1209.0, SECOND) > HEARD_DB, "member hears moderator");
-    assert!(moderator.hear_level(697.0, SECOND) > HEARD_DB, "moderator hears member");
+    assert!(
+        member.hear_level(1209.0, SECOND) > HEARD_DB,
+        "member hears moderator"
+    );
+    assert!(
+        moderator.hear_level(697.0, SECOND) > HEARD_DB,
+        "moderator hears member"
+    );
     let roles = participants(&srv, "pins").await;
     let mut moderators: Vec<bool> = roles.iter().map(|p| p["is_moderator"] == true).collect();
     moderators.sort();
-    assert_eq!(moderators, [false, true], "one member, one moderator: {roles:?}");
+    assert_eq!(
+        moderators,
+        [false, true],
+        "one member, one moderator: {roles:?}"
+    );
 
-    let wrong = Phone::dial(srv.sip, "5000", DialOpts::default()).await.unwrap();
+    let wrong = Phone::dial(srv.sip, "5000", DialOpts::default())
+        .await
+        .unwrap();
     for _ in 0..3 {
         tokio::time::sleep(2 * SECOND).await;
         keys(&wrong, "9999#").await;
     }
-    assert!(wrong.wait_bye(10 * SECOND).await, "hung up after three wrong PINs");
-    assert!(loudness(&wrong, 4 * SECOND) > -40.0, "conf-too_many_attempts played first");
+    assert!(
+        wrong.wait_bye(10 * SECOND).await,
+        "hung up after three wrong PINs"
+    );
+    assert!(
+        loudness(&wrong, 4 * SECOND) > -40.0,
+        "conf-too_many_attempts played first"
+    );
     srv.stop().await;
 }
 
@@ -122,20 +142,42 @@ async fn a_full_conference_and_a_locked_one_refuse_with_their_prompts() {
         "play_welcome": false, "member": {"join_muted": false}, "caller_controls": "locking",
         "controls": {"locking": [{"action": "lock", "digits": "*7"}]}});
     let srv = server(&[("full", full), ("lockable", lockable)]).await;
-    let _a = Phone::dial(srv.sip, "5001", DialOpts::default()).await.unwrap();
-    let _b = Phone::dial(srv.sip, "5001", DialOpts::default()).await.unwrap();
+    let _a = Phone::dial(srv.sip, "5001", DialOpts::default())
+        .await
+        .unwrap();
+    let _b = Phone::dial(srv.sip, "5001", DialOpts::default())
+        .await
+        .unwrap();
     tokio::time::sleep(SECOND).await;
-    let third = Phone::dial(srv.sip, "5001", DialOpts::default()).await.unwrap();
-    assert!(third.wait_bye(10 * SECOND).await, "the third caller is refused");
-    assert!(loudness(&third, 5 * SECOND) > -40.0, "after conf-max_participants");
+    let third = Phone::dial(srv.sip, "5001", DialOpts::default())
+        .await
+        .unwrap();
+    assert!(
+        third.wait_bye(10 * SECOND).await,
+        "the third caller is refused"
+    );
+    assert!(
+        loudness(&third, 5 * SECOND) > -40.0,
+        "after conf-max_participants"
+    );
 
-    let locker = Phone::dial(srv.sip, "5002", DialOpts::default()).await.unwrap();
+    let locker = Phone::dial(srv.sip, "5002", DialOpts::default())
+        .await
+        .unwrap();
     tokio::time::sleep(SECOND).await;
     keys(&locker, "*7").await;
     tokio::time::sleep(SECOND).await;
-    let late = Phone::dial(srv.sip, "5002", DialOpts::default()).await.unwrap();
-    assert!(late.wait_bye(10 * SECOND).await, "a locked conference refuses");
-    assert!(loudness(&late, 5 * SECOND) > -40.0, "after the locked prompt");
+    let late = Phone::dial(srv.sip, "5002", DialOpts::default())
+        .await
+        .unwrap();
+    assert!(
+        late.wait_bye(10 * SECOND).await,
+        "a locked conference refuses"
+    );
+    assert!(
+        loudness(&late, 5 * SECOND) > -40.0,
+        "after the locked prompt"
+    );
     assert!(!locker.wait_bye(SECOND).await, "the member inside stays");
     srv.stop().await;
 }
@@ -145,29 +187,54 @@ async fn members_wait_with_hold_music_until_a_moderator_arrives() {
     let doc = json!({"name": "waitmod", "wait_for_moderator": true, "play_welcome": false,
         "member": {"numbers": ["5003"], "join_muted": false}, "moderator": {"numbers": ["5004"]}});
     let srv = server(&[("waitmod", doc)]).await;
-    let a = Phone::dial(srv.sip, "5003", DialOpts::default()).await.unwrap();
-    let b = Phone::dial(srv.sip, "5003", DialOpts::default()).await.unwrap();
+    let a = Phone::dial(srv.sip, "5003", DialOpts::default())
+        .await
+        .unwrap();
+    let b = Phone::dial(srv.sip, "5003", DialOpts::default())
+        .await
+        .unwrap();
     tokio::time::sleep(2 * SECOND).await;
-    assert!(loudness(&a, SECOND) > -45.0, "a waiting member hears hold music");
+    assert!(
+        loudness(&a, SECOND) > -45.0,
+        "a waiting member hears hold music"
+    );
     b.send_tone(1209.0, 2 * SECOND).await;
-    assert!(a.hear_level(1209.0, SECOND) < SILENT_DB, "members are not mixed yet");
-    let _moderator = Phone::dial(srv.sip, "5004", DialOpts::default()).await.unwrap();
+    assert!(
+        a.hear_level(1209.0, SECOND) < SILENT_DB,
+        "members are not mixed yet"
+    );
+    let _moderator = Phone::dial(srv.sip, "5004", DialOpts::default())
+        .await
+        .unwrap();
     tokio::time::sleep(SECOND).await;
     b.send_tone(1209.0, 2 * SECOND).await;
-    assert!(a.hear_level(1209.0, SECOND) > HEARD_DB, "the moderator's arrival mixes them");
+    assert!(
+        a.hear_level(1209.0, SECOND) > HEARD_DB,
+        "the moderator's arrival mixes them"
+    );
     srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn star_one_toggles_mute_and_joins_ring_the_entry_tone() {
     let srv = server(&[]).await;
-    let a = Phone::dial(srv.sip, "5010", DialOpts::default()).await.unwrap();
+    let a = Phone::dial(srv.sip, "5010", DialOpts::default())
+        .await
+        .unwrap();
     tokio::time::sleep(SECOND).await;
-    let b = Phone::dial(srv.sip, "5010", DialOpts::default()).await.unwrap();
+    let b = Phone::dial(srv.sip, "5010", DialOpts::default())
+        .await
+        .unwrap();
     // Kazoo's entry tone: 523+659 Hz for 300 ms, then 659+783 Hz for 800 ms.
     tokio::time::sleep(SECOND).await;
-    assert!(a.hear_level(783.0, SECOND) > -40.0, "A hears the entry tone");
-    assert!(a.hear_level(659.0, SECOND) > -40.0, "A hears the entry tone");
+    assert!(
+        a.hear_level(783.0, SECOND) > -40.0,
+        "A hears the entry tone"
+    );
+    assert!(
+        a.hear_level(659.0, SECOND) > -40.0,
+        "A hears the entry tone"
+    );
     tokio::time::sleep(SECOND).await;
 
     a.send_tone(697.0, SECOND + SECOND / 2).await;
@@ -189,8 +256,12 @@ async fn an_endconf_member_leaving_ends_the_conference() {
         "member": {"numbers": ["5005"], "join_muted": false},
         "moderator": {"numbers": ["5006"], "end_conference_on_exit": true}});
     let srv = server(&[("endconf", doc)]).await;
-    let member = Phone::dial(srv.sip, "5005", DialOpts::default()).await.unwrap();
-    let mut moderator = Phone::dial(srv.sip, "5006", DialOpts::default()).await.unwrap();
+    let member = Phone::dial(srv.sip, "5005", DialOpts::default())
+        .await
+        .unwrap();
+    let mut moderator = Phone::dial(srv.sip, "5006", DialOpts::default())
+        .await
+        .unwrap();
     tokio::time::sleep(SECOND).await;
     assert!(!member.wait_bye(SECOND).await);
     moderator.hangup().await.unwrap();

@@ -316,8 +316,15 @@ impl Conference {
         let conference_playback = self.run_playbacks();
         let audible = !self.contributors.is_empty() || conference_playback;
         for i in 0..self.members.len() {
-            if self.members[i].flags.hear {
+            let m = &self.members[i];
+            if m.flags.hear {
                 self.route(i, audible, conference_playback, out);
+            } else if m.has_playback {
+                // A deaf member still hears what is played to it alone (its deaf prompt,
+                // hold music while it waits).
+                let id = m.id;
+                let mix = self.private_mix(i, Heard::OwnPlayback, out);
+                out.route(id, mix);
             }
         }
         self.advance_inputs();
@@ -496,7 +503,12 @@ impl Conference {
         } else {
             let heard = (self.contributors.len() + conference_playback as usize)
                 .saturating_sub(m.contributing as usize + blocked);
-            self.private_mix(i, heard > 0, out)
+            let heard = if heard > 0 {
+                Heard::Others
+            } else {
+                Heard::NoOne
+            };
+            self.private_mix(i, heard, out)
         };
         out.route(id, mix);
     }
@@ -537,10 +549,10 @@ impl Conference {
 
     /// A mix for member `i` alone: N-1, minus talkers it does not hear,
     /// plus its own playback; comfort noise when it hears no one.
-    fn private_mix(&mut self, i: usize, hears_someone: bool, out: &mut TickOutput) -> usize {
+    fn private_mix(&mut self, i: usize, heard: Heard, out: &mut TickOutput) -> usize {
         let m = &self.members[i];
         let plain_n_minus_1 = m.contributing
-            && hears_someone
+            && heard == Heard::Others
             && m.nohear.is_empty()
             && !m.has_playback
             && m.listen_volume == 0
@@ -552,22 +564,26 @@ impl Conference {
             mix::limit_minus_runs(&self.acc, m.own(), dst);
             return idx;
         }
-        if !hears_someone {
+        if heard == Heard::NoOne {
             self.ensure_noise();
         }
         let m = &self.members[i];
-        if hears_someone {
-            self.tmp.copy_from_slice(&self.acc);
-            for &(c, ci) in &self.contributors {
-                if c == m.id || m.nohear.contains(&c) {
-                    for (at, run) in self.members[ci].own() {
-                        mix::sub(&mut self.tmp[at..], run);
+        match heard {
+            Heard::Others => {
+                self.tmp.copy_from_slice(&self.acc);
+                for &(c, ci) in &self.contributors {
+                    if c == m.id || m.nohear.contains(&c) {
+                        for (at, run) in self.members[ci].own() {
+                            mix::sub(&mut self.tmp[at..], run);
+                        }
                     }
                 }
             }
-        } else {
-            self.tmp.fill(0);
-            mix::add(&mut self.tmp, &self.noise_buf);
+            Heard::NoOne => {
+                self.tmp.fill(0);
+                mix::add(&mut self.tmp, &self.noise_buf);
+            }
+            Heard::OwnPlayback => self.tmp.fill(0),
         }
         if m.has_playback {
             mix::add(&mut self.tmp, &m.playback);
@@ -581,6 +597,17 @@ impl Conference {
         resample::convert(self.members[i].rs_out.as_mut(), &self.pcm, dst);
         idx
     }
+}
+
+/// What a private mix carries besides the member's own playback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Heard {
+    /// The conference, less the member itself and those it does not hear.
+    Others,
+    /// Nobody is audible to it: comfort noise.
+    NoOne,
+    /// It is deaf: only what plays to it alone.
+    OwnPlayback,
 }
 
 fn set_blocked(list: &mut Vec<MemberId>, who: MemberId, blocked: bool) {

@@ -152,6 +152,29 @@ fn a_deaf_member_gets_nothing() {
 }
 
 #[test]
+fn a_deaf_member_hears_only_what_plays_to_it() {
+    let mut c = Conference::new(profile(&[]));
+    let mut ts = vec![talker(&mut c, 697.0, 8000.0, at(8000))];
+    let deaf = MemberConfig {
+        flags: MemberFlags {
+            hear: false,
+            ..MemberFlags::default()
+        },
+        ..at(8000)
+    };
+    let (d, _in) = join(&mut c, deaf);
+    c.play(
+        PlaybackId(1),
+        PlaybackTarget::Member(d),
+        tone(1209.0, 8000, 10_000),
+    )
+    .unwrap();
+    let heard = run(&mut c, &mut ts, &[d], 10);
+    assert!(level_db(&heard[0], 8000, 1209.0) > HEARD, "its prompt");
+    assert!(level_db(&heard[0], 8000, 697.0) < SILENT, "not the talker");
+}
+
+#[test]
 fn a_muted_member_is_not_heard() {
     let mut c = Conference::new(profile(&[]));
     let muted = MemberConfig {
