@@ -150,7 +150,7 @@ impl Calls {
     }
 
     /// A member as the API shows it; members the mixer has not confirmed yet are left out.
-    fn participant(&self, live: &Live, call: CallId) -> Option<svc::Participant> {
+    pub(super) fn participant(&self, live: &Live, call: CallId) -> Option<svc::Participant> {
         let m = live.members.get(&call)?;
         let c = self.calls.get(&call)?;
         let from = c.from.uri.trim_start_matches("sip:").to_string();
@@ -346,10 +346,20 @@ impl Calls {
 
     /// Publishes a conference event (for WebSocket subscribers and status webhooks).
     pub(super) fn publish(&self, id: &str, name: EventName, call: Option<CallId>) {
+        let participant = call.and_then(|c| self.participant(self.conferences.get(id)?, c));
+        self.publish_about(id, name, participant);
+    }
+
+    /// Publishes an event about `participant`, who may have left already.
+    pub(super) fn publish_about(
+        &self,
+        id: &str,
+        name: EventName,
+        participant: Option<svc::Participant>,
+    ) {
         let Some(live) = self.conferences.get(id) else {
             return;
         };
-        let participant = call.and_then(|c| self.participant(live, c));
         let event = ConferenceEvent {
             name,
             account_id: self.account.clone(),

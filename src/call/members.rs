@@ -458,24 +458,25 @@ impl Calls {
     /// A member left (hung up, kicked, timed out): exit sounds, hold music for one left
     /// alone, and the end of the conference when its last `endconf` member goes.
     pub(super) async fn member_left(&mut self, id: &str, call: CallId) {
-        let Some(live) = self.conferences.get_mut(id) else {
-            return;
-        };
-        if !live.members.contains_key(&call) {
-            return;
-        }
-        // The leaver is still listed while its del-member is built, then counted out.
-        self.publish(id, EventName::DelMember, Some(call));
+        // The leaver is described while still listed; the event counts it out.
+        let leaver = self
+            .conferences
+            .get(id)
+            .and_then(|live| self.participant(live, call));
         let Some(live) = self.conferences.get_mut(id) else {
             return;
         };
         let Some(gone) = live.members.remove(&call) else {
             return;
         };
+        self.publish_about(id, EventName::DelMember, leaver);
+        let Some(live) = self.conferences.get_mut(id) else {
+            return;
+        };
         if live.members.is_empty() {
+            // The webhook dispatcher forgets the hook on this event, after delivering.
             self.publish(id, EventName::ConferenceDestroy, None);
             self.conferences.remove(id);
-            self.api.webhooks.set(&self.account, id, None);
             self.count();
             tracing::info!(conference = %id, "conference closed");
             return;

@@ -500,21 +500,27 @@ impl Calls {
 
     /// Forgets a call the SIP side has ended and takes it out of its conference.
     async fn end(&mut self, call: CallId, why: &str) {
-        let Some(c) = self.calls.remove(&call) else {
+        let Some(c) = self.calls.get(&call) else {
             return;
         };
         tracing::info!(call = %c.sip_call_id, "{why}");
+        // Out of its conference first, while the call can still be described in events.
+        if let Stage::Member(conf) | Stage::Moving(conf) = &c.stage {
+            let conf = conf.clone();
+            self.member_left(&conf, call).await;
+        }
+        let Some(c) = self.calls.remove(&call) else {
+            return;
+        };
         if !matches!(c.stage, Stage::AwaitingAnswer(..)) {
             self.workers[c.worker].send(Command::Leave { call: call.0 });
         }
+        self.moving.remove(&call);
         self.playbacks.retain(|_, owner| *owner != call);
         self.recordings.retain(|_, owner| *owner != call);
         if let Some(path) = &c.name_file {
             self.sounds.forget(path);
             let _ = std::fs::remove_file(path);
-        }
-        if let Stage::Member(conf) | Stage::Moving(conf) = c.stage {
-            self.member_left(&conf, call).await;
         }
     }
 

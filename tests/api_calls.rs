@@ -1,0 +1,273 @@
+//! The REST API, WebSocket events and status webhooks against a running server with real
+//! SIP callers: create a conference, dial it, see it live, act on it, and watch the events.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chorus::config::DEFAULT_ACCOUNT;
+use chorus::server::Running;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use support::{DialOpts, Phone};
+use tokio_tungstenite::tungstenite::Message;
+
+const SECOND: Duration = Duration::from_secs(1);
+const TOKEN: &str = "test-token";
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    fn new(srv: &Running) -> Api {
+        Api {
+            base: format!(
+                "http://{}/v2/accounts/{DEFAULT_ACCOUNT}/conferences",
+                srv.api
+            ),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("X-Auth-Token", TOKEN);
+        if let Some(b) = body {
+            req = req
+                .body(b.to_string())
+                .header("Content-Type", "application/json");
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+async fn server() -> Running {
+    chorus::server::start(support::server_config())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conference_made_through_the_api_is_dialed_seen_and_controlled() {
+    let srv = server().await;
+    let api = Api::new(&srv);
+    let doc = json!({"data": {"name": "board", "member": {"numbers": ["6100"], "pins": ["2468"],
+        "join_muted": false}, "moderator": {"numbers": ["6101"]}, "play_welcome": false}});
+    let (status, created) = api.call(reqwest::Method::PUT, "", Some(doc)).await;
+    assert!(status < 300, "{status} {created}");
+    let id = created["data"]["id"].as_str().unwrap().to_string();
+    let taken = json!({"data": {"name": "other", "conference_numbers": ["6100"]}});
+    let (status, err) = api.call(reqwest::Method::PUT, "", Some(taken)).await;
+    assert_eq!(status, 400, "a number in use: {err}");
+    assert!(err["data"]["numbers"]["unique"].is_object(), "{err}");
+
+    let pin = DialOpts {
+        pin: Some("2468#".into()),
+        pin_delay: Duration::from_millis(1500),
+        ..DialOpts::default()
+    };
+    let member = Phone::dial(srv.sip, "6100", pin).await.unwrap();
+    let moderator = Phone::dial(srv.sip, "6101", DialOpts::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(3 * SECOND).await;
+    let (_, conf) = api
+        .call(reqwest::Method::GET, &format!("/{id}"), None)
+        .await;
+    let ro = &conf["data"]["_read_only"];
+    assert_eq!(ro["members"], 1, "{conf}");
+    assert_eq!(ro["moderators"], 1, "{conf}");
+    let parts = ro["participants"].as_array().unwrap();
+    let m = parts.iter().find(|p| p["is_moderator"] == false).unwrap();
+    assert_eq!(m["conference_channel_vars"]["speak"], true, "{m}");
+    assert_eq!(m["conference_channel_vars"]["hear"], true, "{m}");
+    let pid = m["participant_id"].as_u64().unwrap();
+
+    // Mute the member: the moderator stops hearing its tone.
+    member.send_tone(697.0, SECOND + SECOND / 2).await;
+    assert!(moderator.hear_level(697.0, SECOND) > -30.0);
+    let mute = json!({"data": {"action": "mute"}});
+    let path = format!("/{id}/participants/{pid}");
+    let (status, _) = api.call(reqwest::Method::PUT, &path, Some(mute)).await;
+    assert!(status < 300);
+    tokio::time::sleep(2 * SECOND).await;
+    member.send_tone(697.0, SECOND + SECOND / 2).await;
+    assert!(
+        moderator.hear_level(697.0, SECOND) < -50.0,
+        "muted through the API"
+    );
+
+    // Lock: the next caller is refused; kick: the member gets a BYE.
+    let lock = json!({"action": "lock", "data": {}});
+    let (status, _) = api
+        .call(reqwest::Method::PUT, &format!("/{id}"), Some(lock))
+        .await;
+    assert!(status < 300);
+    let late = Phone::dial(srv.sip, "6101", DialOpts::default())
+        .await
+        .unwrap();
+    assert!(late.wait_bye(10 * SECOND).await, "locked");
+    let kick = json!({"data": {"action": "kick"}});
+    let (status, _) = api.call(reqwest::Method::PUT, &path, Some(kick)).await;
+    assert!(status < 300);
+    assert!(member.wait_bye(3 * SECOND).await, "kicked");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_without_a_token_or_for_another_account_are_refused() {
+    let srv = server().await;
+    let url = format!(
+        "http://{}/v2/accounts/{DEFAULT_ACCOUNT}/conferences",
+        srv.api
+    );
+    let client = reqwest::Client::new();
+    let none = client.get(&url).send().await.unwrap();
+    assert_eq!(none.status().as_u16(), 401);
+    let wrong = client
+        .get(&url)
+        .header("X-Auth-Token", "nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    let other = format!(
+        "http://{}/v2/accounts/0123456789abcdef0123456789abcdef/conferences",
+        srv.api
+    );
+    let r = client
+        .get(&other)
+        .header("X-Auth-Token", TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_clients_get_add_member_and_start_talking_of_a_real_call() {
+    let srv = server().await;
+    let url = format!("ws://{}/ws", srv.api);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let sub = json!({"action": "subscribe", "auth_token": TOKEN, "request_id": "r1",
+        "data": {"account_id": DEFAULT_ACCOUNT, "binding": "conference.event.6200.*"}});
+    ws.send(Message::text(sub.to_string())).await.unwrap();
+    let reply = next_json(&mut ws).await;
+    assert_eq!(reply["status"], "success", "{reply}");
+
+    let a = Phone::dial(srv.sip, "6200", DialOpts::default())
+        .await
+        .unwrap();
+    let _b = Phone::dial(srv.sip, "6200", DialOpts::default())
+        .await
+        .unwrap();
+    a.send_tone(697.0, 2 * SECOND).await;
+    let mut names = Vec::new();
+    while let Ok(ev) = tokio::time::timeout(2 * SECOND, next_json(&mut ws)).await {
+        assert_eq!(ev["action"], "event");
+        names.push(ev["name"].as_str().unwrap_or_default().to_string());
+        if ev["name"] == "add-member" {
+            let data = &ev["data"];
+            for key in [
+                "call_id",
+                "conference_id",
+                "participant_id",
+                "caller_id_number",
+            ] {
+                assert!(!data[key].is_null(), "{key} in {data}");
+            }
+        }
+    }
+    assert!(
+        names.iter().filter(|n| *n == "add-member").count() >= 2,
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n == "start-talking"), "{names:?}");
+    srv.stop().await;
+}
+
+async fn next_json(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Value {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("websocket ended: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_webhooks_arrive_in_order_with_their_fields() {
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                    sink.lock().unwrap().push(v);
+                }
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let srv = server().await;
+    let api = Api::new(&srv);
+    let doc = json!({"data": {"name": "hooked", "conference_numbers": ["6300"],
+        "play_welcome": false, "member": {"join_muted": false}, "status_hook": hook,
+        "status_events": ["start", "join", "leave", "end"]}});
+    let (status, body) = api.call(reqwest::Method::PUT, "", Some(doc)).await;
+    assert!(status < 300, "{body}");
+    let mut a = Phone::dial(srv.sip, "6300", DialOpts::default())
+        .await
+        .unwrap();
+    let mut b = Phone::dial(srv.sip, "6300", DialOpts::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(SECOND).await;
+    b.hangup().await.unwrap();
+    a.hangup().await.unwrap();
+    tokio::time::sleep(2 * SECOND).await;
+    let got = received.lock().unwrap().clone();
+    let events: Vec<&str> = got.iter().filter_map(|v| v["event"].as_str()).collect();
+    assert_eq!(
+        events,
+        ["start", "join", "join", "leave", "leave", "end"],
+        "{got:?}"
+    );
+    for v in &got {
+        for key in [
+            "conferenceSid",
+            "friendlyName",
+            "event",
+            "time",
+            "members",
+            "duration",
+        ] {
+            assert!(!v[key].is_null(), "{key} in {v}");
+        }
+        assert_eq!(v["friendlyName"], "hooked");
+    }
+    srv.stop().await;
+}
