@@ -179,31 +179,13 @@ impl Endpoint {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         let t = self.config.timers;
-        let due: Vec<TxKey> = self
-            .server
-            .iter()
-            .filter(|(_, e)| e.tx.next_timeout().is_some_and(|at| at <= now))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due {
+        for key in due(&self.server, now, |e| e.tx.next_timeout()) {
             self.fire_server(now, &key, &t);
         }
-        let due: Vec<String> = self
-            .client
-            .iter()
-            .filter(|(_, e)| e.tx.next_timeout().is_some_and(|at| at <= now))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for branch in due {
+        for branch in due(&self.client, now, |e| e.tx.next_timeout()) {
             self.fire_client(now, &branch, &t);
         }
-        let due: Vec<String> = self
-            .outgoing
-            .iter()
-            .filter(|(_, o)| o.tx.next_timeout().is_some_and(|at| at <= now))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for branch in due {
+        for branch in due(&self.outgoing, now, |o| o.tx.next_timeout()) {
             self.fire_outgoing(now, &branch);
         }
     }
@@ -639,4 +621,16 @@ impl<'a> Answer<'a> {
             headers: Vec::new(),
         }
     }
+}
+
+/// The keys of `map` whose timer is due by `now`.
+fn due<K: Clone + Eq + std::hash::Hash, V>(
+    map: &std::collections::HashMap<K, V>,
+    now: Instant,
+    timer: impl Fn(&V) -> Option<Instant>,
+) -> Vec<K> {
+    map.iter()
+        .filter(|(_, v)| timer(v).is_some_and(|at| at <= now))
+        .map(|(k, _)| k.clone())
+        .collect()
 }
