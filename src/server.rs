@@ -57,11 +57,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .map_err(|e| anyhow::anyhow!("SIP listen on {listen}: {e}"))?;
     let (report_tx, reports) = mpsc::unbounded_channel();
+    let metrics = Arc::new(Metrics::default());
     let timeout = Duration::from_secs(config.rtp.timeout_secs);
     let mut handles = Vec::new();
     let mut threads = Vec::new();
     for i in 0..config.media.workers {
-        let (handle, thread) = worker::spawn(i, timeout, report_tx.clone())?;
+        let (handle, thread) = worker::spawn(i, timeout, report_tx.clone(), metrics.clone())?;
         handles.push(handle);
         threads.push(thread);
     }
@@ -70,7 +71,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let names = config.data_dir.join("names");
     std::fs::create_dir_all(&names).map_err(|e| anyhow::anyhow!("{}: {e}", names.display()))?;
     let names = names.canonicalize()?;
-    let (requests, api, api_addr) = start_api(&config).await?;
+    let (requests, api, api_addr) = start_api(&config, metrics).await?;
     let (stop, stopped) = oneshot::channel::<()>();
     let calls = Calls::new(&config, sip, handles.clone(), store, names, api);
     let done = tokio::spawn(async move {
@@ -99,6 +100,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 /// answers the returned requests and publishes through the link.
 async fn start_api(
     config: &Config,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<(mpsc::Receiver<Request>, ApiLink, SocketAddr)> {
     let listen = config.api.listen;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -107,7 +109,6 @@ async fn start_api(
     let bound = listener.local_addr()?;
     let (service, requests) = Service::channel(64);
     let (events, _) = broadcast::channel(1024);
-    let metrics = Arc::new(Metrics::default());
     let webhooks = Webhooks::spawn(events.subscribe(), metrics.clone(), Policy::default())?;
     let node = Node {
         name: format!("chorus@{}", config.sip.listen.ip()),

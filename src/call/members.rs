@@ -25,7 +25,7 @@ impl Calls {
     /// Puts a caller who passed the flow into the conference, opening it if needed.
     pub(super) async fn join(&mut self, call: CallId, decision: JoinDecision) {
         let id = decision.conference_id.clone();
-        if !self.conferences.contains_key(&id) && !self.open_conference(&decision) {
+        if !self.conferences.contains_key(&id) && !self.open_conference(&decision, call) {
             return self.hang_up(call).await;
         }
         let Some(live) = self.conferences.get_mut(&id) else {
@@ -105,7 +105,9 @@ impl Calls {
         self.after_join(&id, call, &decision);
     }
 
-    fn open_conference(&mut self, decision: &JoinDecision) -> bool {
+    /// Opens the conference `call` is the first to join: its profile, its worker, its
+    /// status hook (owned by this starter), and its conference-create event.
+    fn open_conference(&mut self, decision: &JoinDecision, call: CallId) -> bool {
         let config = self
             .store
             .conferences_config(&self.account)

@@ -5,12 +5,15 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
 use mixer::{ConferenceId, MemberFlags, MemberId, MemberInput};
 
 use super::call_recording::CallRecording;
+use crate::api::metrics::Metrics;
+
 use super::leg::{Leg, Transmit};
 
 /// RTP and RTCP share the first byte's version bits; RTCP packet types 192..=223 land in
@@ -42,6 +45,8 @@ pub struct Session {
     pub listen_volume: i8,
     pub recording: Option<CallRecording>,
     pub started: Instant,
+    /// Leg counters already added to the server's metrics.
+    counted: [u64; 3],
     /// Decoded PCM not yet handed to the mixer (when ptime and interval differ).
     inbound: Vec<i16>,
     /// Mixed PCM not yet sent (when ptime and interval differ).
@@ -69,6 +74,7 @@ impl Session {
             listen_volume: 0,
             recording: None,
             started: now,
+            counted: [0; 3],
             inbound: Vec::new(),
             outbound: Vec::new(),
         }
@@ -161,6 +167,21 @@ impl Session {
     pub fn report(&mut self, now: Instant, ntp: u64) {
         if let Some(t) = self.leg.poll_rtcp(now, ntp) {
             send(self.rtcp.as_ref().unwrap_or(&self.rtp), t);
+        }
+    }
+
+    /// Adds what the leg counted since the last call (packets in, out, lost) to `metrics`.
+    pub fn count_into(&mut self, metrics: &Metrics) {
+        let st = self.leg.stats();
+        let now = [st.packets_in, st.packets_out, st.lost];
+        let gauges = [
+            &metrics.packets_in,
+            &metrics.packets_out,
+            &metrics.packets_lost,
+        ];
+        for ((total, before), counter) in now.iter().zip(&mut self.counted).zip(gauges) {
+            counter.fetch_add(total.saturating_sub(*before), Ordering::Relaxed);
+            *before = *total;
         }
     }
 

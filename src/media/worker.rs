@@ -39,6 +39,7 @@ use super::ports::RtpSockets;
 use super::rtcp::ntp_timestamp;
 use super::session::Session;
 use super::wav_writer::Frames;
+use crate::api::metrics::Metrics;
 
 /// Identifies a call's media across the control plane and the workers.
 pub type CallKey = u64;
@@ -258,6 +259,7 @@ pub fn spawn(
     index: usize,
     rtp_timeout: Duration,
     reports: tokio::sync::mpsc::UnboundedSender<Report>,
+    metrics: Arc<Metrics>,
 ) -> io::Result<(WorkerHandle, std::thread::JoinHandle<()>)> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -274,6 +276,8 @@ pub fn spawn(
             reports,
             now,
             payload: Vec::with_capacity(1500),
+            metrics,
+            mixing_since: now,
         },
         rtp_timeout,
         epoch: now,
@@ -309,6 +313,9 @@ struct Media {
     reports: tokio::sync::mpsc::UnboundedSender<Report>,
     now: Instant,
     payload: Vec<u8>,
+    metrics: Arc<Metrics>,
+    /// When the current conference's mixing began (for the mix tick histogram).
+    mixing_since: Instant,
 }
 
 #[derive(Default)]
@@ -402,12 +409,19 @@ impl Worker {
     fn housekeeping(&mut self, now: Instant) {
         let ntp = ntp_timestamp(SystemTime::now());
         let mut dead = Vec::new();
+        let mut jitter_us = 0u64;
         for (&call, s) in self.media.sessions.iter_mut() {
             s.report(now, ntp);
+            s.count_into(&self.media.metrics);
+            jitter_us = jitter_us.max((s.leg.stats().jitter_ms * 1000.0) as u64);
             if s.timed_out(now, self.rtp_timeout) {
                 dead.push(call);
             }
         }
+        self.media
+            .metrics
+            .jitter_us
+            .store(jitter_us, std::sync::atomic::Ordering::Relaxed);
         for call in dead {
             self.leave(call);
             self.media.report(Report::RtpTimeout { call });

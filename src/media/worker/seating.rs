@@ -191,6 +191,7 @@ impl Worker {
     /// Takes a call out of this worker: sockets deregistered, seat given up.
     fn take_session(&mut self, call: CallKey) -> Option<Session> {
         let mut s = self.media.sessions.remove(&call)?;
+        s.count_into(&self.media.metrics);
         self.deregister(&mut s);
         self.unseat(call, &s.seat);
         Some(s)

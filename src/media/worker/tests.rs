@@ -179,7 +179,7 @@ impl Drop for Worker {
 
 fn worker(index: usize) -> (Worker, UnboundedReceiver<Report>) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let (handle, thread) = spawn(index, Duration::from_secs(30), tx).unwrap();
+    let (handle, thread) = spawn(index, Duration::from_secs(30), tx, Default::default()).unwrap();
     let w = Worker {
         handle,
         thread: Some(thread),

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::time::Instant;
 
 use mixer::{Conference, ConferenceId, Event as MixerEvent, Profile, TickHandler, TickOutput};
 
@@ -135,9 +136,11 @@ impl TickHandler for Media {
                 let _ = self.reports.send(recorded(*call, r));
             }
         }
+        self.mixing_since = Instant::now();
     }
 
     fn after_tick(&mut self, id: ConferenceId, conf: &mut Conference, out: &TickOutput) {
+        self.metrics.mix_tick.observe(self.mixing_since.elapsed());
         self.send_mixes(id, out, conf.profile());
         self.forward_events(id, conf);
     }
