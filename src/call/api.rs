@@ -367,7 +367,8 @@ impl Calls {
             conference_name: live.doc.name().unwrap_or(id).to_string(),
             instance_id: format!("{:016x}", live.key.0),
             profile: live.profile.name.clone(),
-            members: live.members.len() as u32,
+            // The engine's count: members the mixer has confirmed.
+            members: live.members.values().filter(|m| m.member_id.is_some()).count() as u32,
             started_at: live.started_at,
             at: SystemTime::now(),
             participant,

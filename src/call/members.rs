@@ -122,9 +122,11 @@ impl Calls {
         let key = self.conference_key();
         let worker = self.worker_of(&decision.conference_id);
         let live = Live::new(key, worker, decision.doc.clone(), resolved);
-        self.conferences
-            .insert(decision.conference_id.clone(), live);
-        tracing::info!(conference = %decision.conference_id, "conference opened");
+        let id = &decision.conference_id;
+        self.conferences.insert(id.clone(), live);
+        tracing::info!(conference = %id, "conference opened");
+        self.register_hook(id, call);
+        self.publish(id, EventName::ConferenceCreate, None);
         true
     }
 
@@ -293,16 +295,7 @@ impl Calls {
         };
         m.member_id = Some(member);
         if let Some(Stage::Member(id)) = self.calls.get(&call).map(|c| &c.stage) {
-            let id = id.clone();
-            if self
-                .conferences
-                .get(&id)
-                .is_some_and(|l| l.members.len() == 1)
-            {
-                self.register_hook(&id, call);
-                self.publish(&id, EventName::ConferenceCreate, None);
-            }
-            self.publish(&id, EventName::AddMember, Some(call));
+            self.publish(&id.clone(), EventName::AddMember, Some(call));
         }
         self.count();
     }
