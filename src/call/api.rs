@@ -368,7 +368,11 @@ impl Calls {
             instance_id: format!("{:016x}", live.key.0),
             profile: live.profile.name.clone(),
             // The engine's count: members the mixer has confirmed.
-            members: live.members.values().filter(|m| m.member_id.is_some()).count() as u32,
+            members: live
+                .members
+                .values()
+                .filter(|m| m.member_id.is_some())
+                .count() as u32,
             started_at: live.started_at,
             at: SystemTime::now(),
             participant,
