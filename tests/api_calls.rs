@@ -108,6 +108,43 @@ async fn a_conference_made_through_the_api_is_dialed_seen_and_controlled() {
         "muted through the API"
     );
 
+    // Record the conference while the moderator talks; the WAV lists and downloads.
+    let start = json!({"action": "record", "data": {"action": "start"}});
+    let (status, _) = api
+        .call(reqwest::Method::PUT, &format!("/{id}"), Some(start))
+        .await;
+    assert!(status < 300);
+    moderator.send_tone(1209.0, 2 * SECOND).await;
+    let stop = json!({"action": "record", "data": {"action": "stop"}});
+    let (status, _) = api
+        .call(reqwest::Method::PUT, &format!("/{id}"), Some(stop))
+        .await;
+    assert!(status < 300);
+    tokio::time::sleep(SECOND).await;
+    let (_, list) = api
+        .call(reqwest::Method::GET, &format!("/{id}/recordings"), None)
+        .await;
+    let name = list["data"][0]["name"]
+        .as_str()
+        .expect("a recording")
+        .to_string();
+    let wav = api
+        .client
+        .get(format!("{}/{id}/recordings/{name}", api.base))
+        .header("X-Auth-Token", TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let pcm = mixer::wav::Pcm::from_wav_bytes(&wav, 8000).unwrap();
+    let level = mixer::goertzel::level_db(pcm.samples(), 8000, 1209.0);
+    assert!(
+        level > -30.0,
+        "the recording holds the moderator's tone: {level} dB"
+    );
+
     // Lock: the next caller is refused; kick: the member gets a BYE.
     let lock = json!({"action": "lock", "data": {}});
     let (status, _) = api
