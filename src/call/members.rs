@@ -322,20 +322,6 @@ impl Calls {
         self.conferences.get_mut(id)?.members.get_mut(&call)
     }
 
-    /// The engine refused the join (max-members): the caller hears why and is hung up.
-    pub(super) async fn refuse_full(&mut self, call: CallId) {
-        let sound = self
-            .calls
-            .get(&call)
-            .and_then(|c| match &c.stage {
-                Stage::Member(id) => self.conferences.get(id),
-                _ => None,
-            })
-            .and_then(|l| l.sound("max-members-sound"));
-        tracing::info!(call = call.0, sound = ?sound, "conference full");
-        self.hang_up(call).await;
-    }
-
     /// A member's digit: its caller controls.
     pub(super) async fn member_digit(&mut self, id: &str, call: CallId, digit: char) {
         let now = Instant::now();

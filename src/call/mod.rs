@@ -403,8 +403,10 @@ impl Calls {
         match r {
             Report::Joined { call, member } => self.on_joined(CallId(call), member.0),
             Report::JoinFailed { call, reason } => {
+                // The flow checks capacity (with its prompt) first; this is a join that raced
+                // past it, or a media failure.
                 tracing::warn!(call, %reason, "could not join the conference");
-                self.refuse_full(CallId(call)).await;
+                self.hang_up(CallId(call)).await;
             }
             Report::RtpTimeout { call } => {
                 tracing::info!(call, "RTP timeout: hanging up");
