@@ -336,15 +336,26 @@ impl Calls {
         self.hang_up(call).await;
     }
 
-    /// A member's digit: its caller controls.
+    /// A member's digit: its caller controls, or for a `dist-dtmf` member, sent on to
+    /// every other member (an IVR or a bridge behind the conference hears it).
     pub(super) async fn member_digit(&mut self, id: &str, call: CallId, digit: char) {
-        let now = Instant::now();
-        let action = self
-            .conferences
-            .get_mut(id)
-            .and_then(|l| l.members.get_mut(&call))
-            .filter(|m| !m.flags.dist_dtmf)
-            .and_then(|m| m.controls.feed(now, digit));
+        let Some(live) = self.conferences.get_mut(id) else {
+            return;
+        };
+        let Some(m) = live.members.get_mut(&call) else {
+            return;
+        };
+        if m.flags.dist_dtmf {
+            for other in live.members.keys().filter(|&&c| c != call) {
+                let cmd = Command::SendDtmf {
+                    call: other.0,
+                    digit,
+                };
+                self.workers[live.worker].send(cmd);
+            }
+            return;
+        }
+        let action = m.controls.feed(Instant::now(), digit);
         if let Some(action) = action {
             self.apply_control(id, call, action).await;
         }
