@@ -1,7 +1,7 @@
 //! Kazoo caller flow and controls end to end over SIP with DTMF: PINs decide the role,
 //! wrong PINs hang up, full and locked conferences refuse, members wait for a moderator
 //! with hold music, *1 mutes, joins ring the entry tone, an endconf member ends it, and a
-//! dist-dtmf member's keys reach the others.
+//! dist-dtmf member's keys reach the others; announce-count tells a joiner the count.
 
 mod support;
 
@@ -290,5 +290,40 @@ async fn a_dist_dtmf_member_sends_its_keys_to_the_others() {
     keys(&b, "5").await;
     tokio::time::sleep(SECOND).await;
     assert!(a.heard().dtmf.is_empty(), "B has no dist-dtmf flag");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announce_count_tells_the_joiner_how_many_are_in() {
+    let doc = |name: &str, number: &str, profile: serde_json::Value| {
+        json!({"name": name, "play_welcome": false, "play_entry_tone": false,
+            "member": {"numbers": [number], "join_muted": false}, "profile": profile})
+    };
+    let silent = "silence_stream://1";
+    let counted = doc(
+        "counted",
+        "5011",
+        json!({"announce-count": 2, "member-enter-sound": silent}),
+    );
+    let quiet = doc("quiet", "5012", json!({"member-enter-sound": silent}));
+    let srv = server(&[("counted", counted), ("quiet", quiet)]).await;
+    let mut levels = Vec::new();
+    for number in ["5011", "5012"] {
+        let _first = Phone::dial(srv.sip, number, DialOpts::default())
+            .await
+            .unwrap();
+        tokio::time::sleep(SECOND).await;
+        let second = Phone::dial(srv.sip, number, DialOpts::default())
+            .await
+            .unwrap();
+        // conf-there_is, digits/1, conf-other_participant: 2.8 s.
+        tokio::time::sleep(3 * SECOND).await;
+        levels.push(loudness(&second, 3 * SECOND));
+    }
+    assert!(levels[0] > -40.0, "the count is said: {levels:?}");
+    assert!(
+        levels[1] < SILENT_DB,
+        "not without announce-count: {levels:?}"
+    );
     srv.stop().await;
 }

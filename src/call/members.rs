@@ -14,6 +14,7 @@ use crate::media::session::Session;
 use crate::media::worker::{Attach, Command, Target as PlayTarget};
 use crate::sip::CallId;
 
+use super::announce_count;
 use super::live::{Live, Member};
 use super::{Calls, Stage};
 
@@ -130,16 +131,25 @@ impl Calls {
         true
     }
 
-    /// The sounds of a join: to the joiner, to everyone, hold music while alone, and the
-    /// release of members who waited for this moderator.
+    /// The sounds of a join: to the joiner (with the count, under `announce-count`), to
+    /// everyone, hold music while alone, and the release of members who waited for this
+    /// moderator.
     fn after_join(&mut self, id: &str, call: CallId, decision: &JoinDecision) {
         let Some(live) = self.conferences.get(id) else {
             return;
         };
         let count = live.members.len();
         let waiting = live.members.get(&call).is_some_and(|m| m.waiting);
-        if let Some(s) = live.sound("member-enter-sound") {
-            self.play(id, PlayTarget::Call(call.0), &[s]);
+        // One playback for the joiner, so the count follows the enter sound, not over it.
+        let mut to_joiner: Vec<String> = live.sound("member-enter-sound").into_iter().collect();
+        if !waiting
+            && let Some(n) = live.profile.mixer.announce_count()
+            && count >= n as usize
+        {
+            to_joiner.extend(announce_count::prompts(count - 1));
+        }
+        if !to_joiner.is_empty() {
+            self.play(id, PlayTarget::Call(call.0), &to_joiner);
         }
         if waiting {
             self.start_moh(id, call, None);

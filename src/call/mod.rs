@@ -8,6 +8,7 @@
 //! controls) -> re-INVITEs update hold and codec -> BYE, CANCEL, RTP timeout, a control, the
 //! end of the conference or shutdown -> it leaves.
 
+mod announce_count;
 mod api;
 pub mod dtmf_relay;
 mod flow;
