@@ -122,6 +122,9 @@ impl Calls {
         };
         let key = self.conference_key();
         let worker = self.worker_of(&decision.conference_id);
+        for sound in resolved.sounds.values() {
+            self.sounds.prefetch(sound, &resolved.language);
+        }
         let live = Live::new(key, worker, decision.doc.clone(), resolved);
         let id = &decision.conference_id;
         self.conferences.insert(id.clone(), live);
@@ -256,8 +259,8 @@ impl Calls {
         }
     }
 
-    /// Plays sounds in a conference (to everyone, or one member), at the conference rate;
-    /// false when none of them can play.
+    /// Plays sounds in a conference (to everyone, or one member), at the conference rate,
+    /// once the URLs among them are fetched; false when none of them can play.
     pub(super) fn play(&mut self, id: &str, target: PlayTarget, media: &[String]) -> bool {
         let Some(live) = self.conferences.get(id) else {
             return false;
@@ -267,6 +270,10 @@ impl Calls {
             live.profile.mixer.rate(),
             live.worker,
         );
+        if let Some(url) = self.sounds.pending(media, &lang) {
+            self.defer(url, id, target, media);
+            return true;
+        }
         let Some(sound) = self.sounds.open(media, &lang, rate) else {
             return false;
         };
