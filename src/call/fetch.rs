@@ -96,3 +96,55 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<Arc<[u8]>, String> {
     }
     Ok(body.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Serves a WAV header at `/a.wav` and text at `/text`, counting requests.
+    async fn server(hits: Arc<AtomicUsize>) -> String {
+        let count = move || {
+            hits.fetch_add(1, Ordering::SeqCst);
+        };
+        let wav = count.clone();
+        let app = axum::Router::new()
+            .route(
+                "/a.wav",
+                axum::routing::get(move || async move {
+                    wav();
+                    b"RIFF\0\0\0\0WAVEfmt ".to_vec()
+                }),
+            )
+            .route(
+                "/text",
+                axum::routing::get(move || async move {
+                    count();
+                    "hello"
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_url_is_fetched_once_and_a_non_wav_fails() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let base = server(hits.clone()).await;
+        let (mut fetcher, mut reports) = Fetcher::new();
+        let wav = format!("{base}/a.wav");
+        fetcher.start(&wav);
+        fetcher.start(&wav);
+        fetcher.finish(reports.recv().await.unwrap());
+        fetcher.start(&wav);
+        assert!(matches!(fetcher.state(&wav), Some(State::Ready(b)) if b.starts_with(b"RIFF")));
+        let text = format!("{base}/text");
+        fetcher.start(&text);
+        fetcher.finish(reports.recv().await.unwrap());
+        assert!(matches!(fetcher.state(&text), Some(State::Failed)));
+        assert_eq!(hits.load(Ordering::SeqCst), 2, "the WAV was fetched once");
+        assert!(reports.try_recv().is_err(), "no second fetch of the WAV");
+    }
+}
