@@ -1,5 +1,6 @@
 //! The REST API, WebSocket events and status webhooks against a running server with real
-//! SIP callers: create a conference, dial it, see it live, act on it, and watch the events.
+//! SIP callers: create a conference, dial it, see it live, act on it (play media URLs), and
+//! watch the events.
 
 mod support;
 
@@ -324,5 +325,85 @@ async fn status_webhooks_arrive_in_order_with_their_fields() {
         }
         assert_eq!(v["friendlyName"], "hooked");
     }
+    srv.stop().await;
+}
+
+/// A 16-bit mono 8 kHz WAV of `hz` lasting `seconds`.
+fn tone_wav(hz: f64, seconds: u32) -> Vec<u8> {
+    let samples: Vec<i16> = (0..8000 * seconds)
+        .map(|i| {
+            (f64::sin(2.0 * std::f64::consts::PI * hz * f64::from(i) / 8000.0) * 16000.0) as i16
+        })
+        .collect();
+    let data = u32::try_from(samples.len() * 2).unwrap();
+    let mut wav = Vec::new();
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    for (v, n) in [
+        (16u32, 4),
+        (1, 2),
+        (1, 2),
+        (8000, 4),
+        (16000, 4),
+        (2, 2),
+        (16, 2),
+    ] {
+        wav.extend_from_slice(&v.to_le_bytes()[..n]);
+    }
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data.to_le_bytes());
+    samples
+        .iter()
+        .for_each(|s| wav.extend_from_slice(&s.to_le_bytes()));
+    wav
+}
+
+/// An HTTP server on 127.0.0.1 with `/tone.wav`; anything else is a 404.
+async fn media_server(wav: Vec<u8>) -> std::net::SocketAddr {
+    let app =
+        axum::Router::new().route("/tone.wav", axum::routing::get(move || async move { wav }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_urls_play_and_a_bad_one_does_not_stop_the_call() {
+    let srv = server().await;
+    let api = Api::new(&srv);
+    let media = media_server(tone_wav(1000.0, 3)).await;
+    let doc = json!({"data": {"name": "urls", "play_welcome": false,
+        "member": {"numbers": ["6200"], "join_muted": false}}});
+    let (_, created) = api.call(reqwest::Method::PUT, "", Some(doc)).await;
+    let id = created["data"]["id"].as_str().unwrap().to_string();
+    let a = Phone::dial(srv.sip, "6200", DialOpts::default())
+        .await
+        .unwrap();
+    let b = Phone::dial(srv.sip, "6200", DialOpts::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(2 * SECOND).await;
+    let play = |url: String| json!({"action": "play", "data": {"media_id": url}});
+    let path = format!("/{id}");
+    let missing = play(format!("http://{media}/missing.wav"));
+    let (status, body) = api.call(reqwest::Method::PUT, &path, Some(missing)).await;
+    assert!(status < 500, "the API answers: {status} {body}");
+    let tone = play(format!("http://{media}/tone.wav"));
+    let (status, body) = api.call(reqwest::Method::PUT, &path, Some(tone)).await;
+    assert!(status < 300, "{status} {body}");
+    tokio::time::sleep(2 * SECOND).await;
+    assert!(
+        a.hear_level(1000.0, SECOND) > -30.0,
+        "A hears the URL's tone"
+    );
+    assert!(
+        b.hear_level(1000.0, SECOND) > -30.0,
+        "B hears the URL's tone"
+    );
+    tokio::time::sleep(2 * SECOND).await;
+    a.send_tone(697.0, 2 * SECOND).await;
+    assert!(b.hear_level(697.0, SECOND) > -30.0, "the call goes on");
     srv.stop().await;
 }

@@ -1,6 +1,7 @@
 //! Kazoo caller flow and controls end to end over SIP with DTMF: PINs decide the role,
 //! wrong PINs hang up, full and locked conferences refuse, members wait for a moderator
-//! with hold music, *1 mutes, joins ring the entry tone, and an endconf member ends it.
+//! with hold music, *1 mutes, joins ring the entry tone, an endconf member ends it, and a
+//! dist-dtmf member's keys reach the others; announce-count tells a joiner the count.
 
 mod support;
 
@@ -266,5 +267,63 @@ async fn an_endconf_member_leaving_ends_the_conference() {
     assert!(!member.wait_bye(SECOND).await);
     moderator.hangup().await.unwrap();
     assert!(member.wait_bye(5 * SECOND).await, "everyone is hung up");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dist_dtmf_member_sends_its_keys_to_the_others() {
+    let doc = json!({"name": "distdtmf", "play_welcome": false,
+        "member": {"numbers": ["5007"], "join_muted": false, "distribute_dtmf": true},
+        "moderator": {"numbers": ["5008"]}});
+    let srv = server(&[("distdtmf", doc)]).await;
+    let a = Phone::dial(srv.sip, "5007", DialOpts::default())
+        .await
+        .unwrap();
+    let b = Phone::dial(srv.sip, "5008", DialOpts::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(SECOND).await;
+    keys(&a, "5").await;
+    tokio::time::sleep(SECOND).await;
+    let to_b: Vec<char> = b.heard().dtmf.iter().map(|(_, k)| *k).collect();
+    assert_eq!(to_b, ['5'], "B's phone got A's key");
+    keys(&b, "5").await;
+    tokio::time::sleep(SECOND).await;
+    assert!(a.heard().dtmf.is_empty(), "B has no dist-dtmf flag");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announce_count_tells_the_joiner_how_many_are_in() {
+    let doc = |name: &str, number: &str, profile: serde_json::Value| {
+        json!({"name": name, "play_welcome": false, "play_entry_tone": false,
+            "member": {"numbers": [number], "join_muted": false}, "profile": profile})
+    };
+    let silent = "silence_stream://1";
+    let counted = doc(
+        "counted",
+        "5011",
+        json!({"announce-count": 2, "member-enter-sound": silent}),
+    );
+    let quiet = doc("quiet", "5012", json!({"member-enter-sound": silent}));
+    let srv = server(&[("counted", counted), ("quiet", quiet)]).await;
+    let mut levels = Vec::new();
+    for number in ["5011", "5012"] {
+        let _first = Phone::dial(srv.sip, number, DialOpts::default())
+            .await
+            .unwrap();
+        tokio::time::sleep(SECOND).await;
+        let second = Phone::dial(srv.sip, number, DialOpts::default())
+            .await
+            .unwrap();
+        // conf-there_is, digits/1, conf-other_participant: 2.8 s.
+        tokio::time::sleep(3 * SECOND).await;
+        levels.push(loudness(&second, 3 * SECOND));
+    }
+    assert!(levels[0] > -40.0, "the count is said: {levels:?}");
+    assert!(
+        levels[1] < SILENT_DB,
+        "not without announce-count: {levels:?}"
+    );
     srv.stop().await;
 }

@@ -243,6 +243,10 @@ impl Calls {
         target: PlayTarget,
         media: &str,
     ) -> Result<(), ServiceError> {
+        if let Some(live) = self.conferences.get(id) {
+            let lang = live.profile.language.clone();
+            self.sounds.prefetch(media, &lang);
+        }
         if self.play(id, target, &[media.to_string()]) {
             Ok(())
         } else {

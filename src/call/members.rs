@@ -14,6 +14,7 @@ use crate::media::session::Session;
 use crate::media::worker::{Attach, Command, Target as PlayTarget};
 use crate::sip::CallId;
 
+use super::announce_count;
 use super::live::{Live, Member};
 use super::{Calls, Stage};
 
@@ -121,6 +122,9 @@ impl Calls {
         };
         let key = self.conference_key();
         let worker = self.worker_of(&decision.conference_id);
+        for sound in resolved.sounds.values() {
+            self.sounds.prefetch(sound, &resolved.language);
+        }
         let live = Live::new(key, worker, decision.doc.clone(), resolved);
         let id = &decision.conference_id;
         self.conferences.insert(id.clone(), live);
@@ -130,16 +134,25 @@ impl Calls {
         true
     }
 
-    /// The sounds of a join: to the joiner, to everyone, hold music while alone, and the
-    /// release of members who waited for this moderator.
+    /// The sounds of a join: to the joiner (with the count, under `announce-count`), to
+    /// everyone, hold music while alone, and the release of members who waited for this
+    /// moderator.
     fn after_join(&mut self, id: &str, call: CallId, decision: &JoinDecision) {
         let Some(live) = self.conferences.get(id) else {
             return;
         };
         let count = live.members.len();
         let waiting = live.members.get(&call).is_some_and(|m| m.waiting);
-        if let Some(s) = live.sound("member-enter-sound") {
-            self.play(id, PlayTarget::Call(call.0), &[s]);
+        // One playback for the joiner, so the count follows the enter sound, not over it.
+        let mut to_joiner: Vec<String> = live.sound("member-enter-sound").into_iter().collect();
+        if !waiting
+            && let Some(n) = live.profile.mixer.announce_count()
+            && count >= n as usize
+        {
+            to_joiner.extend(announce_count::prompts(count - 1));
+        }
+        if !to_joiner.is_empty() {
+            self.play(id, PlayTarget::Call(call.0), &to_joiner);
         }
         if waiting {
             self.start_moh(id, call, None);
@@ -246,8 +259,8 @@ impl Calls {
         }
     }
 
-    /// Plays sounds in a conference (to everyone, or one member), at the conference rate;
-    /// false when none of them can play.
+    /// Plays sounds in a conference (to everyone, or one member), at the conference rate,
+    /// once the URLs among them are fetched; false when none of them can play.
     pub(super) fn play(&mut self, id: &str, target: PlayTarget, media: &[String]) -> bool {
         let Some(live) = self.conferences.get(id) else {
             return false;
@@ -257,6 +270,10 @@ impl Calls {
             live.profile.mixer.rate(),
             live.worker,
         );
+        if let Some(url) = self.sounds.pending(media, &lang) {
+            self.defer(url, id, target, media);
+            return true;
+        }
         let Some(sound) = self.sounds.open(media, &lang, rate) else {
             return false;
         };
@@ -322,15 +339,26 @@ impl Calls {
         self.conferences.get_mut(id)?.members.get_mut(&call)
     }
 
-    /// A member's digit: its caller controls.
+    /// A member's digit: its caller controls, or for a `dist-dtmf` member, sent on to
+    /// every other member (an IVR or a bridge behind the conference hears it).
     pub(super) async fn member_digit(&mut self, id: &str, call: CallId, digit: char) {
-        let now = Instant::now();
-        let action = self
-            .conferences
-            .get_mut(id)
-            .and_then(|l| l.members.get_mut(&call))
-            .filter(|m| !m.flags.dist_dtmf)
-            .and_then(|m| m.controls.feed(now, digit));
+        let Some(live) = self.conferences.get_mut(id) else {
+            return;
+        };
+        let Some(m) = live.members.get_mut(&call) else {
+            return;
+        };
+        if m.flags.dist_dtmf {
+            for other in live.members.keys().filter(|&&c| c != call) {
+                let cmd = Command::SendDtmf {
+                    call: other.0,
+                    digit,
+                };
+                self.workers[live.worker].send(cmd);
+            }
+            return;
+        }
+        let action = m.controls.feed(Instant::now(), digit);
         if let Some(action) = action {
             self.apply_control(id, call, action).await;
         }

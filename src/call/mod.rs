@@ -8,11 +8,14 @@
 //! controls) -> re-INVITEs update hold and codec -> BYE, CANCEL, RTP timeout, a control, the
 //! end of the conference or shutdown -> it leaves.
 
+mod announce_count;
 mod api;
 pub mod dtmf_relay;
+mod fetch;
 mod flow;
 mod live;
 mod members;
+mod prefetch;
 mod sounds;
 
 use std::collections::HashMap;
@@ -52,6 +55,10 @@ pub struct Calls {
     service_number: Option<String>,
     prompts: Prompts,
     sounds: Sounds,
+    /// Media URL fetches reporting back.
+    fetched: mpsc::UnboundedReceiver<fetch::Fetched>,
+    /// Plays waiting for a URL being fetched, by that URL.
+    deferred: HashMap<String, Vec<prefetch::Deferred>>,
     /// Recorded names live here until their call ends.
     names: PathBuf,
     calls: HashMap<CallId, Call>,
@@ -103,6 +110,7 @@ impl Calls {
     ) -> Self {
         let ip = config.sip.listen.ip();
         let prompts = Prompts::new(config.conferences.prompts.clone());
+        let (sounds, fetched) = Sounds::new(prompts.clone());
         Calls {
             sip,
             workers,
@@ -118,7 +126,9 @@ impl Calls {
             adhoc: config.conferences.adhoc,
             service_number: Some(config.conferences.service_number.clone())
                 .filter(|n| !n.is_empty()),
-            sounds: Sounds::new(prompts.clone()),
+            sounds,
+            fetched,
+            deferred: HashMap::new(),
             prompts,
             names,
             calls: HashMap::new(),
@@ -149,6 +159,7 @@ impl Calls {
                 Some(ev) = sip_events.recv() => self.on_sip(ev).await,
                 Some(r) = reports.recv() => self.on_report(r).await,
                 Some(r) = requests.recv() => self.on_request(r).await,
+                Some(f) = self.fetched.recv() => self.on_fetched(f),
                 () = sleep, if timer.is_some() => self.on_timeout(Instant::now()).await,
                 () = &mut shutdown => break,
             }
@@ -264,6 +275,9 @@ impl Calls {
             tracing::info!(call = %sip_call_id, %number, "rejected: no such conference");
             return self.respond(call, 404, "Not Found", None).await;
         };
+        if let Target::Conference { doc, .. } = &setup.target {
+            self.prefetch_doc(doc);
+        }
         let sockets = match self.ports.allocate() {
             Ok(s) => s,
             Err(e) => {

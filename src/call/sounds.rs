@@ -1,6 +1,7 @@
 //! Sound strings (prompt ids, tones, silence, WAV paths) turned into mixer sources at the
 //! rate of the mixer they play in. Decoded WAVs are cached per (file, rate): a prompt is
-//! read and resampled once, then shared by every call that hears it.
+//! read and resampled once, then shared by every call that hears it. Media URLs are
+//! fetched once ([`super::fetch`]) and decoded the same way.
 
 use std::collections::HashMap;
 
@@ -8,19 +9,51 @@ use mixer::sound::Sequence;
 use mixer::source::Source;
 use mixer::wav::Pcm;
 
+use tokio::sync::mpsc;
+
+use super::fetch::{self, Fetched, Fetcher, State};
 use crate::conference::profile::Prompts;
 
 pub struct Sounds {
     prompts: Prompts,
     cache: HashMap<(String, u32), Pcm>,
+    fetcher: Fetcher,
 }
 
 impl Sounds {
-    pub fn new(prompts: Prompts) -> Self {
-        Sounds {
+    /// The sounds, and the channel their URL fetches report on (see [`Sounds::fetched`]).
+    pub fn new(prompts: Prompts) -> (Self, mpsc::UnboundedReceiver<Fetched>) {
+        let (fetcher, reports) = Fetcher::new();
+        let cache = HashMap::new();
+        let sounds = Sounds {
             prompts,
-            cache: HashMap::new(),
+            cache,
+            fetcher,
+        };
+        (sounds, reports)
+    }
+
+    /// Starts fetching `media` if it is a URL, so it is ready when played.
+    pub fn prefetch(&mut self, media: &str, lang: &str) {
+        if let Some(spec) = self
+            .prompts
+            .resolve(media, lang)
+            .filter(|s| fetch::is_url(s))
+        {
+            self.fetcher.start(&spec);
         }
+    }
+
+    pub fn fetched(&mut self, fetched: Fetched) {
+        self.fetcher.finish(fetched);
+    }
+
+    /// The first URL of `media` still being fetched.
+    pub fn pending(&self, media: &[String], lang: &str) -> Option<String> {
+        media
+            .iter()
+            .filter_map(|m| self.prompts.resolve(m, lang))
+            .find(|spec| matches!(self.fetcher.state(spec), Some(State::Pending)))
     }
 
     /// The sounds of `media` played in turn; `None` when none of them can play. A sound
@@ -46,14 +79,14 @@ impl Sounds {
         looping: bool,
     ) -> Option<Box<dyn Source>> {
         let spec = self.prompts.resolve(media, lang)?;
-        if spec.contains("://") {
+        if spec.contains("://") && !fetch::is_url(&spec) {
             return mixer::sound::open(&spec, rate)
                 .map_err(|e| tracing::warn!(sound = %media, error = %e, "cannot play"))
                 .ok();
         }
         let key = (spec, rate);
         if !self.cache.contains_key(&key) {
-            match Pcm::load(&key.0, rate) {
+            match self.decode(&key.0, rate) {
                 Ok(pcm) => {
                     self.cache.insert(key.clone(), pcm);
                 }
@@ -71,6 +104,21 @@ impl Sounds {
         })
     }
 
+    /// A WAV file, or a fetched URL's bytes, at `rate`.
+    fn decode(&self, spec: &str, rate: u32) -> Result<Pcm, String> {
+        if !fetch::is_url(spec) {
+            return Pcm::load(spec, rate).map_err(|e| e.to_string());
+        }
+        match self.fetcher.state(spec) {
+            Some(State::Ready(bytes)) => {
+                Pcm::from_wav_bytes(bytes, rate).map_err(|e| e.to_string())
+            }
+            Some(State::Pending) => Err("still being fetched".into()),
+            Some(State::Failed) => Err("its fetch failed".into()),
+            None => Err("never fetched".into()),
+        }
+    }
+
     /// Forgets a file (a caller's recorded name, deleted when the call ends).
     pub fn forget(&mut self, path: &str) {
         self.cache.retain(|(p, _), _| p != path);
@@ -86,6 +134,7 @@ mod tests {
         Sounds::new(Prompts::new(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/prompts"),
         ))
+        .0
     }
 
     fn drain(mut s: Box<dyn Source>, max: usize) -> Vec<i16> {

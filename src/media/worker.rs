@@ -119,6 +119,11 @@ pub enum Command {
     StopRecording {
         id: u64,
     },
+    /// Sends a digit to the call as RFC 4733 events (a `dist-dtmf` member's key).
+    SendDtmf {
+        call: CallKey,
+        digit: char,
+    },
     /// The members of a conference; an unknown conference answers an empty list.
     Snapshot {
         conference: ConferenceId,
@@ -396,6 +401,7 @@ impl Worker {
                     id,
                 } => self.record_conference(conference, path, id),
                 Command::StopRecording { id } => self.stop_recording(id),
+                Command::SendDtmf { call, digit } => self.send_dtmf(call, digit),
                 Command::Snapshot { conference, reply } => {
                     // The asker may have given up waiting.
                     let _ = reply.send(self.snapshot(conference));

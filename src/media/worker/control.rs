@@ -54,6 +54,17 @@ impl Worker {
         self.apply_flags(call);
     }
 
+    pub(super) fn send_dtmf(&mut self, call: CallKey, digit: char) {
+        let sent = self
+            .media
+            .sessions
+            .get_mut(&call)
+            .is_some_and(|s| s.leg.send_dtmf(digit));
+        if !sent {
+            tracing::debug!(call, %digit, "dtmf not sent: no such call or no telephone-event");
+        }
+    }
+
     pub(super) fn set_energy_level(&mut self, call: CallKey, level: Option<u32>) {
         let Some(s) = self.media.sessions.get(&call) else {
             tracing::debug!(call, "energy level: no such call");
