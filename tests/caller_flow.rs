@@ -327,3 +327,31 @@ async fn announce_count_tells_the_joiner_how_many_are_in() {
     );
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_name_is_announced_to_the_others() {
+    let doc = json!({"name": "names", "conference_numbers": ["5020"], "play_welcome": false,
+        "play_name": true, "member": {"join_muted": false}});
+    let srv = server(&[("names", doc)]).await;
+    // conf-announce_your_name (4.2 s) and the 440 Hz beep, then the recording runs
+    // until a key: B records a silent name, A says its "name" as a 1633 Hz tone.
+    let announce_and_beep = 5500;
+    let b = Phone::dial(srv.sip, "5020", DialOpts::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(announce_and_beep)).await;
+    keys(&b, "#").await;
+    tokio::time::sleep(2 * SECOND).await;
+    let a = Phone::dial(srv.sip, "5020", DialOpts::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(announce_and_beep)).await;
+    a.send_tone(1633.0, SECOND + SECOND / 2).await;
+    keys(&a, "#").await;
+    let window = Duration::from_millis(500);
+    assert!(
+        b.wait_hear(1633.0, -35.0, window, 8 * SECOND).await,
+        "B hears A's recorded name when A joins"
+    );
+    srv.stop().await;
+}
