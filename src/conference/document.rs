@@ -210,27 +210,6 @@ impl ConferenceDoc {
         Value::Object(obj)
     }
 
-    /// The list view entry (§3.1 list projection).
-    pub fn list_entry(&self, id: &str) -> Value {
-        let mut obj = Map::new();
-        obj.insert("id".into(), json!(id));
-        for k in [
-            "name",
-            "owner_id",
-            "member",
-            "moderator",
-            "ui_flags",
-            "conference_numbers",
-        ] {
-            if let Some(v) = self.0.get(k) {
-                obj.insert(k.into(), v.clone());
-            }
-        }
-        let flags = self.0.get("flags").cloned().unwrap_or_else(|| json!([]));
-        obj.insert("flags".into(), flags);
-        Value::Object(obj)
-    }
-
     pub fn name(&self) -> Option<&str> {
         self.str("name")
     }
@@ -652,19 +631,6 @@ mod tests {
             numbers_in_use_error(&taken).to_json(),
             json!({"numbers": {"unique": {"message": "Numbers already in use", "cause": ["1001", "1000"]}}})
         );
-    }
-
-    #[test]
-    fn list_projection() {
-        let doc = create(
-            json!({"name": "a", "owner_id": "0123456789abcdef0123456789abcdef", "play_name": true}),
-        )
-        .unwrap();
-        let e = doc.list_entry("id1");
-        assert_eq!(e["id"], json!("id1"));
-        assert_eq!(e["flags"], json!([]));
-        assert_eq!(e["member"]["join_muted"], json!(true));
-        assert!(e.get("play_name").is_none());
     }
 
     #[test]
