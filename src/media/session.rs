@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -212,15 +211,11 @@ impl fmt::Debug for Session {
 }
 
 fn send(sock: &UdpSocket, t: Transmit<'_>) {
-    send_to(sock, t.bytes, t.to);
-}
-
-fn send_to(sock: &UdpSocket, bytes: &[u8], to: SocketAddr) {
     // A full socket buffer drops the packet: late audio is worse than lost audio.
-    if let Err(e) = sock.send_to(bytes, to)
+    if let Err(e) = sock.send_to(t.bytes, t.to)
         && e.kind() != io::ErrorKind::WouldBlock
     {
-        tracing::debug!(error = %e, %to, "rtp send");
+        tracing::debug!(error = %e, to = %t.to, "rtp send");
     }
 }
 

@@ -202,17 +202,9 @@ impl Endpoint {
             req.to.tag.clone().unwrap_or_default(),
             req.from.tag.clone().unwrap_or_default(),
         );
-        let Some(call) = self.dialogs.get(&dkey).copied() else {
-            return self.reply(
-                now,
-                &key,
-                481,
-                "Call/Transaction Does Not Exist",
-                vec![],
-                None,
-            );
-        };
-        let Some(c) = self.calls.get_mut(&call) else {
+        let found = self.dialogs.get(&dkey).copied();
+        let Some((call, c)) = found.and_then(|call| Some((call, self.calls.get_mut(&call)?)))
+        else {
             return self.reply(
                 now,
                 &key,
