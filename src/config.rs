@@ -17,6 +17,7 @@ pub struct Config {
     pub media: MediaConfig,
     pub conferences: ConferencesConfig,
     pub api: crate::api::config::ApiConfig,
+    pub sounds: crate::sounds::config::SoundsConfig,
     /// The SQLite store and recordings live here.
     pub data_dir: PathBuf,
 }
@@ -113,6 +114,7 @@ impl Default for Config {
             media: MediaConfig::default(),
             conferences: ConferencesConfig::default(),
             api: crate::api::config::ApiConfig::default(),
+            sounds: crate::sounds::config::SoundsConfig::default(),
             data_dir: PathBuf::from("data"),
         }
     }
