@@ -15,7 +15,7 @@ use super::Sound;
 use super::cache::{self, Shared, Slot};
 use super::fetch::Fetcher;
 
-/// Files read and decoded at once: bounds the memory of loads in flight.
+/// Sounds fetched or read, and decoded, at once: bounds the memory of loads in flight.
 const CONCURRENT: usize = 2;
 
 pub struct Loader {
@@ -45,11 +45,12 @@ impl Loader {
     }
 
     async fn pcm(self: &Arc<Self>, sound: &Sound, rate: u32, slot: &Arc<Slot>) -> Result<Pcm, String> {
+        // Before the fetch: a body waiting to be decoded counts against the bound too.
+        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
         let bytes: Arc<[u8]> = match sound {
             Sound::Url(url) => self.fetcher.get(&self.fetcher.check(url)?).await?,
             Sound::File(_) | Sound::Stream(_) => Arc::from(&[][..]),
         };
-        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
         let (this, sound, slot) = (self.clone(), sound.clone(), slot.clone());
         tokio::task::spawn_blocking(move || {
             let bytes = match &sound {
