@@ -188,8 +188,12 @@ impl Config {
         if self.media.workers == 0 {
             anyhow::bail!("media.workers = 0: at least 1 is required");
         }
-        let accounts = std::iter::once(("conferences.account", &self.conferences.account))
-            .chain(self.api.tokens.iter().map(|t| ("api.tokens.account_id", &t.account_id)));
+        let accounts = std::iter::once(("conferences.account", &self.conferences.account)).chain(
+            self.api
+                .tokens
+                .iter()
+                .map(|t| ("api.tokens.account_id", &t.account_id)),
+        );
         for (key, a) in accounts {
             // Account ids name folders (recordings, recorded names).
             if a.is_empty() || !a.bytes().all(|b| b.is_ascii_alphanumeric()) {

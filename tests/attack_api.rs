@@ -59,7 +59,10 @@ impl Api {
         body: Option<Value>,
     ) -> (u16, Value) {
         let url = format!("{}/{account}/conferences{path}", self.base);
-        let mut req = self.client.request(method, url).header("X-Auth-Token", token);
+        let mut req = self
+            .client
+            .request(method, url)
+            .header("X-Auth-Token", token);
         if let Some(b) = body {
             req = req
                 .body(b.to_string())
@@ -68,7 +71,10 @@ impl Api {
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();
         let bytes = r.bytes().await.unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// Account A plays `media` to the whole of conference `id`.
@@ -100,21 +106,43 @@ async fn another_account_cannot_reach_recordings_conferences_or_participants() {
     let api = Api::new(&srv);
     let (get, put) = (reqwest::Method::GET, reqwest::Method::PUT);
     // Account A's ad-hoc conference 7100 (dial-ins belong to A), recorded while it talks.
-    let a = Phone::dial(srv.sip, "7100", DialOpts::default()).await.unwrap();
-    let b = Phone::dial(srv.sip, "7100", DialOpts::default()).await.unwrap();
+    let a = Phone::dial(srv.sip, "7100", DialOpts::default())
+        .await
+        .unwrap();
+    let b = Phone::dial(srv.sip, "7100", DialOpts::default())
+        .await
+        .unwrap();
     tokio::time::sleep(2 * SECOND).await;
     let record = |action: &str| json!({"action": "record", "data": {"action": action}});
     let (status, _) = api
-        .call(TOKEN_A, DEFAULT_ACCOUNT, put.clone(), "/7100", Some(record("start")))
+        .call(
+            TOKEN_A,
+            DEFAULT_ACCOUNT,
+            put.clone(),
+            "/7100",
+            Some(record("start")),
+        )
         .await;
     assert_eq!(status, 202);
     a.send_tone(697.0, SECOND).await;
-    api.call(TOKEN_A, DEFAULT_ACCOUNT, put.clone(), "/7100", Some(record("stop")))
-        .await;
+    api.call(
+        TOKEN_A,
+        DEFAULT_ACCOUNT,
+        put.clone(),
+        "/7100",
+        Some(record("stop")),
+    )
+    .await;
     let mut name = String::new();
     let listed = eventually(5 * SECOND, async || {
         let (_, list) = api
-            .call(TOKEN_A, DEFAULT_ACCOUNT, get.clone(), "/7100/recordings", None)
+            .call(
+                TOKEN_A,
+                DEFAULT_ACCOUNT,
+                get.clone(),
+                "/7100/recordings",
+                None,
+            )
             .await;
         name = list["data"][0]["name"].as_str().unwrap_or_default().into();
         !name.is_empty()
@@ -126,55 +154,131 @@ async fn another_account_cannot_reach_recordings_conferences_or_participants() {
         .join(DEFAULT_ACCOUNT)
         .join("7100")
         .join(&name);
-    assert!(on_disk.is_file(), "stored under its account: {}", on_disk.display());
+    assert!(
+        on_disk.is_file(),
+        "stored under its account: {}",
+        on_disk.display()
+    );
 
     // B's token on A's account: 403 for everything.
     let recording = format!("/7100/recordings/{name}");
-    for path in ["", "/7100", "/7100/participants", "/7100/recordings", &recording] {
-        let (status, body) = api.call(TOKEN_B, DEFAULT_ACCOUNT, get.clone(), path, None).await;
-        assert_eq!((status, &body["message"]), (403, &json!("forbidden")), "{path}");
+    for path in [
+        "",
+        "/7100",
+        "/7100/participants",
+        "/7100/recordings",
+        &recording,
+    ] {
+        let (status, body) = api
+            .call(TOKEN_B, DEFAULT_ACCOUNT, get.clone(), path, None)
+            .await;
+        assert_eq!(
+            (status, &body["message"]),
+            (403, &json!("forbidden")),
+            "{path}"
+        );
     }
     // B's token on its own account, naming A's conference: nothing there.
     let (_, pids) = api
-        .call(TOKEN_A, DEFAULT_ACCOUNT, get.clone(), "/7100/participants", None)
+        .call(
+            TOKEN_A,
+            DEFAULT_ACCOUNT,
+            get.clone(),
+            "/7100/participants",
+            None,
+        )
         .await;
-    let pid = pids["data"][0]["participant_id"].as_u64().expect("A sees participants");
-    let (status, list) = api.call(TOKEN_B, ACCOUNT_B, get.clone(), "/7100/recordings", None).await;
-    assert_eq!((status, &list["data"]), (200, &json!([])), "B lists none of A's");
-    let (status, body) = api.call(TOKEN_B, ACCOUNT_B, get.clone(), &recording, None).await;
-    assert_eq!((status, &body["message"]), (404, &json!("bad_identifier")), "B downloads nothing");
-    let (_, conf) = api.call(TOKEN_B, ACCOUNT_B, get.clone(), "/7100", None).await;
-    assert!(conf["data"]["_read_only"]["participants"].as_array().is_none_or(Vec::is_empty), "{conf}");
-    let (_, parts) = api.call(TOKEN_B, ACCOUNT_B, get.clone(), "/7100/participants", None).await;
+    let pid = pids["data"][0]["participant_id"]
+        .as_u64()
+        .expect("A sees participants");
+    let (status, list) = api
+        .call(TOKEN_B, ACCOUNT_B, get.clone(), "/7100/recordings", None)
+        .await;
+    assert_eq!(
+        (status, &list["data"]),
+        (200, &json!([])),
+        "B lists none of A's"
+    );
+    let (status, body) = api
+        .call(TOKEN_B, ACCOUNT_B, get.clone(), &recording, None)
+        .await;
+    assert_eq!(
+        (status, &body["message"]),
+        (404, &json!("bad_identifier")),
+        "B downloads nothing"
+    );
+    let (_, conf) = api
+        .call(TOKEN_B, ACCOUNT_B, get.clone(), "/7100", None)
+        .await;
+    assert!(
+        conf["data"]["_read_only"]["participants"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{conf}"
+    );
+    let (_, parts) = api
+        .call(TOKEN_B, ACCOUNT_B, get.clone(), "/7100/participants", None)
+        .await;
     assert_eq!(parts["data"], json!([]), "B sees no participants");
     let acts = [
-        (format!("/7100/participants/{pid}"), json!({"data": {"action": "kick"}})),
-        (format!("/7100/participants/{pid}"), json!({"data": {"action": "mute"}})),
-        ("/7100/participants".into(), json!({"data": {"action": "kick"}})),
+        (
+            format!("/7100/participants/{pid}"),
+            json!({"data": {"action": "kick"}}),
+        ),
+        (
+            format!("/7100/participants/{pid}"),
+            json!({"data": {"action": "mute"}}),
+        ),
+        (
+            "/7100/participants".into(),
+            json!({"data": {"action": "kick"}}),
+        ),
         ("/7100".into(), json!({"action": "lock", "data": {}})),
         ("/7100".into(), record("start")),
-        ("/7100".into(), json!({"action": "play", "data": {"media_id": "tone_stream://%(500,0,440)"}})),
+        (
+            "/7100".into(),
+            json!({"action": "play", "data": {"media_id": "tone_stream://%(500,0,440)"}}),
+        ),
     ];
     for (path, body) in &acts {
         let (status, reply) = api
             .call(TOKEN_B, ACCOUNT_B, put.clone(), path, Some(body.clone()))
             .await;
-        assert_eq!((status, &reply["message"]), (404, &json!("bad_identifier")), "{path} {body}");
+        assert_eq!(
+            (status, &reply["message"]),
+            (404, &json!("bad_identifier")),
+            "{path} {body}"
+        );
     }
     // Nothing B tried happened; A still acts on its conference.
     let (_, parts) = api
-        .call(TOKEN_A, DEFAULT_ACCOUNT, get.clone(), "/7100/participants", None)
+        .call(
+            TOKEN_A,
+            DEFAULT_ACCOUNT,
+            get.clone(),
+            "/7100/participants",
+            None,
+        )
         .await;
-    assert_eq!(parts["data"].as_array().map(Vec::len), Some(2), "nobody was kicked");
+    assert_eq!(
+        parts["data"].as_array().map(Vec::len),
+        Some(2),
+        "nobody was kicked"
+    );
     b.send_tone(1209.0, 2 * SECOND).await;
     assert!(a.hear_level(1209.0, SECOND) > -30.0, "nobody was muted");
     let mute = json!({"data": {"action": "mute"}});
     let path = format!("/7100/participants/{pid}");
-    let (status, _) = api.call(TOKEN_A, DEFAULT_ACCOUNT, put.clone(), &path, Some(mute)).await;
+    let (status, _) = api
+        .call(TOKEN_A, DEFAULT_ACCOUNT, put.clone(), &path, Some(mute))
+        .await;
     assert_eq!(status, 202, "A still can");
     let wav = api
         .client
-        .get(format!("{}/{DEFAULT_ACCOUNT}/conferences{recording}", api.base))
+        .get(format!(
+            "{}/{DEFAULT_ACCOUNT}/conferences{recording}",
+            api.base
+        ))
         .header("X-Auth-Token", TOKEN_A)
         .send()
         .await
@@ -191,7 +295,15 @@ fn tone_wav(hz: f64, rate: u32, seconds: f64) -> Vec<u8> {
     wav.extend_from_slice(b"RIFF");
     wav.extend_from_slice(&(36 + data).to_le_bytes());
     wav.extend_from_slice(b"WAVEfmt ");
-    for (v, len) in [(16u32, 4), (1, 2), (1, 2), (rate, 4), (rate * 2, 4), (2, 2), (16, 2)] {
+    for (v, len) in [
+        (16u32, 4),
+        (1, 2),
+        (1, 2),
+        (rate, 4),
+        (rate * 2, 4),
+        (2, 2),
+        (16, 2),
+    ] {
         wav.extend_from_slice(&v.to_le_bytes()[..len]);
     }
     wav.extend_from_slice(b"data");
@@ -239,24 +351,38 @@ async fn media_paths_outside_the_folders_are_refused_alike_and_nothing_blocks() 
     config.sounds.folders = vec![media.clone()];
     let srv = chorus::server::start(config).await.unwrap();
     let api = Api::new(&srv);
-    let phone = Phone::dial(srv.sip, "7200", DialOpts::default()).await.unwrap();
+    let phone = Phone::dial(srv.sip, "7200", DialOpts::default())
+        .await
+        .unwrap();
     tokio::time::sleep(2 * SECOND).await;
 
     let path = |p: PathBuf| p.to_str().unwrap().to_string();
     // Each pair: one that exists, one that does not. Both answer the same refusal.
     let pairs = [
-        (path(private.join("secret.wav")), path(private.join("missing.wav"))),
-        (path(media.join("../private/secret.wav")), path(media.join("../private/missing.wav"))),
+        (
+            path(private.join("secret.wav")),
+            path(private.join("missing.wav")),
+        ),
+        (
+            path(media.join("../private/secret.wav")),
+            path(media.join("../private/missing.wav")),
+        ),
         ("/etc/passwd".into(), "/etc/no-such-file".into()),
         ("/dev/zero".into(), "/dev/no-such-device".into()),
-        (path(private.join("fifo.wav")), path(private.join("no-fifo.wav"))),
+        (
+            path(private.join("fifo.wav")),
+            path(private.join("no-fifo.wav")),
+        ),
         ("../../etc/passwd".into(), "../../etc/no-such-file".into()),
     ];
     for (exists, missing) in &pairs {
         let (status, refused) = api.play("7200", exists).await;
         assert_eq!(status, 400, "{exists}: {refused}");
         let field = &refused["data"]["data.media_id"];
-        assert!(field["media"]["message"].is_string(), "names the field: {refused}");
+        assert!(
+            field["media"]["message"].is_string(),
+            "names the field: {refused}"
+        );
         let (status, other) = api.play("7200", missing).await;
         assert_eq!(status, 400, "{missing}: {other}");
         let message = |v: &Value| v["data"]["data.media_id"]["media"]["message"].clone();
@@ -265,7 +391,10 @@ async fn media_paths_outside_the_folders_are_refused_alike_and_nothing_blocks() 
     // A FIFO inside a media folder: refused without being opened, and nothing waits on it.
     let (status, body) = api.play("7200", &path(media.join("fifo.wav"))).await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(body["data"]["data.media_id"]["media"]["message"], "not a regular file");
+    assert_eq!(
+        body["data"]["data.media_id"]["media"]["message"],
+        "not a regular file"
+    );
     let started = Instant::now();
     let get = reqwest::Method::GET;
     let (status, _) = api.call(TOKEN_A, DEFAULT_ACCOUNT, get, "/7200", None).await;
@@ -274,14 +403,20 @@ async fn media_paths_outside_the_folders_are_refused_alike_and_nothing_blocks() 
     // What the folder holds plays.
     let (status, body) = api.play("7200", &path(media.join("tone.wav"))).await;
     assert_eq!(status, 202, "{body}");
-    let heard = eventually(5 * SECOND, async || phone.hear_level(1000.0, SECOND / 2) > -30.0);
+    let heard = eventually(5 * SECOND, async || {
+        phone.hear_level(1000.0, SECOND / 2) > -30.0
+    });
     assert!(heard.await, "the media folder's file plays");
     srv.stop().await;
 }
 
 /// An HTTP server counting its requests by path: `/…/tone.wav` is a tone, `/…/away` redirects
 /// to `away`, anything else is a 404.
-async fn media_server(bind: &str, wav: Vec<u8>, away: String) -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+async fn media_server(
+    bind: &str,
+    wav: Vec<u8>,
+    away: String,
+) -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
     let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     let log = seen.clone();
     let wav = bytes::Bytes::from(wav);
@@ -307,18 +442,25 @@ async fn media_server(bind: &str, wav: Vec<u8>, away: String) -> (SocketAddr, Ar
 async fn forbidden_urls_are_refused_and_never_requested() {
     // The only loopback server the policy lets in is on [::1]; the one on 127.0.0.1 is what
     // a redirect tries to reach.
-    let (inside, inside_seen) = media_server("127.0.0.1:0", tone_wav(700.0, 8000, 2.0), String::new()).await;
+    let (inside, inside_seen) =
+        media_server("127.0.0.1:0", tone_wav(700.0, 8000, 2.0), String::new()).await;
     let away = format!("http://{inside}/secret.wav");
     let (allowed, allowed_seen) = media_server("[::1]:0", tone_wav(1000.0, 8000, 3.0), away).await;
     let mut config = config();
     config.sounds.urls.allow_networks = vec!["::1".parse().unwrap()];
-    config.sounds.urls.allow = [format!("http://{allowed}/ok/"), "127.0.0.1".into(), "169.254.169.254".into()]
-        .iter()
-        .map(|p| p.parse().unwrap())
-        .collect();
+    config.sounds.urls.allow = [
+        format!("http://{allowed}/ok/"),
+        "127.0.0.1".into(),
+        "169.254.169.254".into(),
+    ]
+    .iter()
+    .map(|p| p.parse().unwrap())
+    .collect();
     let srv = chorus::server::start(config).await.unwrap();
     let api = Api::new(&srv);
-    let phone = Phone::dial(srv.sip, "7300", DialOpts::default()).await.unwrap();
+    let phone = Phone::dial(srv.sip, "7300", DialOpts::default())
+        .await
+        .unwrap();
     tokio::time::sleep(2 * SECOND).await;
 
     let refused = [
@@ -331,16 +473,30 @@ async fn forbidden_urls_are_refused_and_never_requested() {
     for url in &refused {
         let (status, body) = api.play("7300", url).await;
         assert_eq!(status, 400, "{url}: {body}");
-        assert!(body["data"]["data.media_id"]["media"]["message"].is_string(), "{body}");
+        assert!(
+            body["data"]["data.media_id"]["media"]["message"].is_string(),
+            "{body}"
+        );
     }
     let (status, body) = api.play("7300", &format!("http://{allowed}/ok/away")).await;
     assert_eq!(status, 202, "allowed at first: {body}");
-    let (status, body) = api.play("7300", &format!("http://{allowed}/ok/tone.wav")).await;
+    let (status, body) = api
+        .play("7300", &format!("http://{allowed}/ok/tone.wav"))
+        .await;
     assert_eq!(status, 202, "{body}");
-    let heard = eventually(8 * SECOND, async || phone.hear_level(1000.0, SECOND / 2) > -30.0);
+    let heard = eventually(8 * SECOND, async || {
+        phone.hear_level(1000.0, SECOND / 2) > -30.0
+    });
     assert!(heard.await, "the allowed URL plays");
-    assert_eq!(*allowed_seen.lock().unwrap(), ["/ok/away", "/ok/tone.wav"], "nothing else asked");
-    assert!(inside_seen.lock().unwrap().is_empty(), "the redirect to 127.0.0.1 was not followed");
+    assert_eq!(
+        *allowed_seen.lock().unwrap(),
+        ["/ok/away", "/ok/tone.wav"],
+        "nothing else asked"
+    );
+    assert!(
+        inside_seen.lock().unwrap().is_empty(),
+        "the redirect to 127.0.0.1 was not followed"
+    );
     srv.stop().await;
 }
 
@@ -367,11 +523,15 @@ async fn many_large_distinct_urls_stay_within_the_memory_budgets() {
     config.sounds.pcm_cache_bytes = pcm_budget;
     let srv = chorus::server::start(config).await.unwrap();
     let api = Api::new(&srv);
-    let phone = Phone::dial(srv.sip, "7400", DialOpts::default()).await.unwrap();
+    let phone = Phone::dial(srv.sip, "7400", DialOpts::default())
+        .await
+        .unwrap();
     tokio::time::sleep(2 * SECOND).await;
     let before = rss();
     for n in 0..URLS {
-        let (status, body) = api.play("7400", &format!("http://{media}/big/{n}.wav")).await;
+        let (status, body) = api
+            .play("7400", &format!("http://{media}/big/{n}.wav"))
+            .await;
         assert_eq!(status, 202, "{body}");
     }
     // Every fetch is done well within this (4 at a time over loopback).
@@ -379,7 +539,10 @@ async fn many_large_distinct_urls_stay_within_the_memory_budgets() {
     let grown = rss().saturating_sub(before);
     // Budgets, plus the bodies of loads in flight (4 fetches, 2 decodes) and allocator slack.
     let margin = 48 << 20;
-    println!("RSS grew {} MiB for {URLS} distinct 4 MiB URLs", grown >> 20);
+    println!(
+        "RSS grew {} MiB for {URLS} distinct 4 MiB URLs",
+        grown >> 20
+    );
     assert!(
         grown < (fetch_budget + pcm_budget + margin) as u64,
         "RSS grew {} MiB",
@@ -415,7 +578,12 @@ async fn idle_slow_and_unauthenticated_connections_are_capped_and_closed() {
     let srv = chorus::server::start(config).await.unwrap();
     let api = Api::new(&srv);
     let get = reqwest::Method::GET;
-    let works = async || api.call(TOKEN_A, DEFAULT_ACCOUNT, get.clone(), "", None).await.0 == 200;
+    let works = async || {
+        api.call(TOKEN_A, DEFAULT_ACCOUNT, get.clone(), "", None)
+            .await
+            .0
+            == 200
+    };
 
     // Five idle connections and one slowloris trickling a header: the cap is reached.
     let mut idle = Vec::new();
@@ -424,22 +592,37 @@ async fn idle_slow_and_unauthenticated_connections_are_capped_and_closed() {
     }
     assert!(works().await, "a call still fits under the cap");
     let mut slow = TcpStream::connect(srv.api).await.unwrap();
-    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     tokio::time::sleep(SECOND / 2).await;
     let mut over = TcpStream::connect(srv.api).await.unwrap();
-    assert!(closed(&mut over, 5 * SECOND).await, "the connection over the cap is closed");
+    assert!(
+        closed(&mut over, 5 * SECOND).await,
+        "the connection over the cap is closed"
+    );
     let trickle = async {
         for i in 0..40 {
-            if slow.write_all(format!("X-{i}: y\r\n").as_bytes()).await.is_err() {
+            if slow
+                .write_all(format!("X-{i}: y\r\n").as_bytes())
+                .await
+                .is_err()
+            {
                 return true;
             }
             tokio::time::sleep(SECOND / 4).await;
         }
         false
     };
-    assert!(trickle.await, "the slowloris header was cut off despite trickling");
+    assert!(
+        trickle.await,
+        "the slowloris header was cut off despite trickling"
+    );
     for conn in &mut idle {
-        assert!(closed(conn, 10 * SECOND).await, "idle connections are closed");
+        assert!(
+            closed(conn, 10 * SECOND).await,
+            "idle connections are closed"
+        );
     }
     assert!(works().await, "calls work again");
 
@@ -449,7 +632,10 @@ async fn idle_slow_and_unauthenticated_connections_are_capped_and_closed() {
     let (mut subscriber, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     let sub = json!({"action": "subscribe", "auth_token": TOKEN_A, "request_id": "r1",
         "data": {"account_id": DEFAULT_ACCOUNT, "binding": "conference.event.*.*"}});
-    subscriber.send(Message::text(sub.to_string())).await.unwrap();
+    subscriber
+        .send(Message::text(sub.to_string()))
+        .await
+        .unwrap();
     let (_third, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     let refused = tokio_tungstenite::connect_async(&url).await;
     assert!(
@@ -465,7 +651,10 @@ async fn idle_slow_and_unauthenticated_connections_are_capped_and_closed() {
     });
     assert!(ended.await.is_ok(), "the unauthenticated socket is closed");
     tokio::time::sleep(2 * SECOND).await;
-    subscriber.send(Message::text(sub.to_string())).await.unwrap();
+    subscriber
+        .send(Message::text(sub.to_string()))
+        .await
+        .unwrap();
     let reply = tokio::time::timeout(5 * SECOND, async {
         loop {
             match subscriber.next().await {
@@ -475,16 +664,31 @@ async fn idle_slow_and_unauthenticated_connections_are_capped_and_closed() {
             }
         }
     });
-    assert_eq!(reply.await.unwrap()["status"], "success", "an authenticated socket stays");
+    assert_eq!(
+        reply.await.unwrap()["status"],
+        "success",
+        "an authenticated socket stays"
+    );
 
-    let metrics = api.client.get(format!("http://{}/metrics", srv.api)).send().await;
+    let metrics = api
+        .client
+        .get(format!("http://{}/metrics", srv.api))
+        .send()
+        .await;
     let text = metrics.unwrap().text().await.unwrap();
     let value = |name: &str| -> f64 {
         let line = text.lines().find(|l| l.starts_with(&format!("{name} ")));
-        line.and_then(|l| l[name.len()..].trim().parse().ok()).unwrap_or(-1.0)
+        line.and_then(|l| l[name.len()..].trim().parse().ok())
+            .unwrap_or(-1.0)
     };
-    assert!(value("chorus_api_connections_refused_total") >= 1.0, "{text}");
-    assert!(value("chorus_ws_unauthenticated_closed_total") >= 1.0, "{text}");
+    assert!(
+        value("chorus_api_connections_refused_total") >= 1.0,
+        "{text}"
+    );
+    assert!(
+        value("chorus_ws_unauthenticated_closed_total") >= 1.0,
+        "{text}"
+    );
     assert!(value("chorus_ws_refused_total") >= 1.0, "{text}");
     srv.stop().await;
 }

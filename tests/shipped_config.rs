@@ -64,7 +64,13 @@ async fn the_shipped_config_plays_the_alone_prompt_then_hold_music() {
     let api = format!("127.0.0.1:{}", free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_chorus"))
         .current_dir(root)
-        .args(["serve", "--config", "config/chorus.toml", "--rtp-ports", "41000-41999"])
+        .args([
+            "serve",
+            "--config",
+            "config/chorus.toml",
+            "--rtp-ports",
+            "41000-41999",
+        ])
         .args(["--sip", &sip.to_string(), "--api", &api, "--data"])
         .arg(&data)
         .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
@@ -73,7 +79,10 @@ async fn the_shipped_config_plays_the_alone_prompt_then_hold_music() {
     let server = Server(child);
     let started = Instant::now();
     while std::net::TcpStream::connect(&api).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "the server starts");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server starts"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let phone = Phone::dial(sip, "7500", DialOpts::default()).await.unwrap();
@@ -84,10 +93,17 @@ async fn the_shipped_config_plays_the_alone_prompt_then_hold_music() {
     let heard = envelope(&pcm, rate);
     let file = |name: &str| {
         let path = root.join(format!("config/prompts/en/{name}.wav"));
-        mixer::wav::Pcm::load(path, rate).unwrap().samples().to_vec()
+        mixer::wav::Pcm::load(path, rate)
+            .unwrap()
+            .samples()
+            .to_vec()
     };
     // The joiner hears its enter sound over the alone prompt, then the music after it.
-    let (joining, alone, music) = (file("conf-joining_conference"), file("conf-alone"), file("hold_music"));
+    let (joining, alone, music) = (
+        file("conf-joining_conference"),
+        file("conf-alone"),
+        file("hold_music"),
+    );
     let mut expected: Vec<i16> = (0..alone.len().max(joining.len()))
         .map(|i| {
             let at = |v: &[i16]| i32::from(v.get(i).copied().unwrap_or(0));
@@ -98,13 +114,22 @@ async fn the_shipped_config_plays_the_alone_prompt_then_hold_music() {
     expected.extend_from_slice(&music[..rate as usize * 4]);
     let expected = envelope(&expected, rate);
     let (at, fit) = best_match(&heard, &expected);
-    assert!(fit > 0.7, "the prompts, then the music: correlation {fit:.2}");
+    assert!(
+        fit > 0.7,
+        "the prompts, then the music: correlation {fit:.2}"
+    );
     let fit = correlation(&heard[at..at + prompts], &expected[..prompts]);
     assert!(fit > 0.5, "the alone prompt plays: correlation {fit:.2}");
-    let fit = correlation(&heard[at + prompts..at + expected.len()], &expected[prompts..]);
+    let fit = correlation(
+        &heard[at + prompts..at + expected.len()],
+        &expected[prompts..],
+    );
     assert!(fit > 0.7, "then the hold music: correlation {fit:.2}");
     let log = std::fs::read_to_string(&log).unwrap();
-    assert!(!log.contains("cannot play"), "every sound resolved once:\n{log}");
+    assert!(
+        !log.contains("cannot play"),
+        "every sound resolved once:\n{log}"
+    );
     let _ = std::fs::remove_dir_all(&data);
     let _ = std::fs::remove_file(data.with_extension("log"));
 }

@@ -33,11 +33,11 @@ use crate::media::ports::{PortPool, RtpSockets};
 use crate::media::worker::{Attach, Command, Lobby, Report, WorkerHandle};
 use crate::sdp::{Direction, MediaPolicy, Negotiated, SdpError, SdpSession};
 use crate::sip::{Body, CallId, Event, NameAddr, SipHandle, TerminationReason};
+use crate::sounds::Sounds;
 use crate::store::Store;
 pub use api::ApiLink;
 use flow::CallerFlow;
 use live::Live;
-use crate::sounds::Sounds;
 
 const SDP: &str = "application/sdp";
 

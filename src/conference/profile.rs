@@ -290,14 +290,8 @@ mod tests {
         assert_eq!(p.sounds["exit-sound"], EXIT_TONE);
         assert_eq!(p.sounds["alone-sound"], "conf-alone");
         assert_eq!(p.sounds["moh-sound"], "$${hold_music}");
-        assert_eq!(
-            p.sounds["max-members-sound"],
-            "conf-max_participants"
-        );
-        assert_eq!(
-            p.mixer.sounds().muted.as_deref(),
-            Some("conf-muted")
-        );
+        assert_eq!(p.sounds["max-members-sound"], "conf-max_participants");
+        assert_eq!(p.mixer.sounds().muted.as_deref(), Some("conf-muted"));
         assert_eq!(p.mixer.max_members(), None);
         assert_eq!(
             (p.caller_controls.as_str(), p.moderator_controls.as_str()),
@@ -391,8 +385,7 @@ mod tests {
             Map::new(),
         );
         for name in ["x", "y"] {
-            let e =
-                resolve(&doc(json!({"profile_name": name})), &cfg, None).unwrap_err();
+            let e = resolve(&doc(json!({"profile_name": name})), &cfg, None).unwrap_err();
             assert_eq!(e.key, "rate");
         }
     }

@@ -117,7 +117,10 @@ impl PcmCache {
     /// Sounds still loading.
     #[cfg(test)]
     pub fn loading(&self) -> usize {
-        self.slots.values().filter(|s| s.pcm.get().is_none()).count()
+        self.slots
+            .values()
+            .filter(|s| s.pcm.get().is_none())
+            .count()
     }
 }
 

@@ -143,26 +143,32 @@ mod tests {
     /// `elsewhere`, counting requests.
     async fn server(hits: Arc<AtomicUsize>, elsewhere: &str) -> String {
         let to = format!("{elsewhere}/0.wav");
-        let app = axum::Router::new()
-            .route(
-                "/{file}",
-                axum::routing::get(move |axum::extract::Path(file): axum::extract::Path<String>| {
+        let app = axum::Router::new().route(
+            "/{file}",
+            axum::routing::get(
+                move |axum::extract::Path(file): axum::extract::Path<String>| {
                     hits.fetch_add(1, Ordering::SeqCst);
                     let to = to.clone();
                     async move {
                         use axum::response::IntoResponse;
-                        match file.strip_suffix(".wav").and_then(|n| n.parse::<usize>().ok()) {
+                        match file
+                            .strip_suffix(".wav")
+                            .and_then(|n| n.parse::<usize>().ok())
+                        {
                             Some(kib) => {
                                 let mut wav = b"RIFF\0\0\0\0WAVEfmt ".to_vec();
                                 wav.resize(12 + kib * 1024, 0);
                                 wav.into_response()
                             }
-                            None if file == "away" => axum::response::Redirect::to(&to).into_response(),
+                            None if file == "away" => {
+                                axum::response::Redirect::to(&to).into_response()
+                            }
                             None => "hello".into_response(),
                         }
                     }
-                }),
-            );
+                },
+            ),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -207,7 +213,11 @@ mod tests {
         let away = f.check(&format!("{base}/away")).unwrap();
         let e = f.get(&away).await.unwrap_err();
         assert!(e.contains("sounds.urls.allow"), "{e}");
-        assert_eq!(other.load(Ordering::SeqCst), 0, "the redirect was not followed");
+        assert_eq!(
+            other.load(Ordering::SeqCst),
+            0,
+            "the redirect was not followed"
+        );
         let closed = Fetcher::new(&UrlConfig::default(), 1024);
         assert!(closed.check(&format!("{base}/0.wav")).is_err(), "loopback");
         assert!(closed.check("http://169.254.169.254/latest").is_err());

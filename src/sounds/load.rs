@@ -44,7 +44,12 @@ impl Loader {
         slot.fill(outcome.ok());
     }
 
-    async fn pcm(self: &Arc<Self>, sound: &Sound, rate: u32, slot: &Arc<Slot>) -> Result<Pcm, String> {
+    async fn pcm(
+        self: &Arc<Self>,
+        sound: &Sound,
+        rate: u32,
+        slot: &Arc<Slot>,
+    ) -> Result<Pcm, String> {
         // Before the fetch: a body waiting to be decoded counts against the bound too.
         let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
         let bytes: Arc<[u8]> = match sound {

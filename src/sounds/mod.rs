@@ -26,8 +26,8 @@ use cache::{Lazy, PcmCache};
 use config::SoundsConfig;
 use fetch::Fetcher;
 use load::Loader;
-pub use reference::{Refused, Scope, Sound};
 use reference::Resolver;
+pub use reference::{Refused, Scope, Sound};
 
 pub struct Sounds {
     resolver: Resolver,

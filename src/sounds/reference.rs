@@ -34,8 +34,7 @@ pub struct Scope<'a> {
     pub account: &'a str,
 }
 
-const OUTSIDE: &str =
-    "expected a prompt id, a tone_stream/silence_stream, an http(s) URL or a WAV file inside the media folders";
+const OUTSIDE: &str = "expected a prompt id, a tone_stream/silence_stream, an http(s) URL or a WAV file inside the media folders";
 
 pub struct Resolver {
     prompts: PathBuf,
@@ -115,7 +114,9 @@ impl Resolver {
         let mut roots = self.folders.clone();
         roots.push(self.prompts.clone());
         roots.push(self.names.join(account));
-        let plain = path.components().all(|c| !matches!(c, Component::ParentDir));
+        let plain = path
+            .components()
+            .all(|c| !matches!(c, Component::ParentDir));
         if !plain || !roots.iter().any(|r| path.starts_with(r)) {
             return Err(Refused::Invalid(OUTSIDE.into()));
         }
@@ -166,18 +167,30 @@ mod tests {
     /// prompts/en/hi.wav, media/a.wav, names/acc1/n.wav, a secret outside, an escaping
     /// symlink and a FIFO inside media.
     fn tree() -> (Dir, Resolver) {
-        let root = std::env::temp_dir().join(format!("chorus-ref-{}", uuid::Uuid::new_v4().simple()));
+        let root =
+            std::env::temp_dir().join(format!("chorus-ref-{}", uuid::Uuid::new_v4().simple()));
         for dir in ["prompts/en", "media", "names/acc1", "names/acc2", "private"] {
             std::fs::create_dir_all(root.join(dir)).unwrap();
         }
-        for file in ["prompts/en/hi.wav", "media/a.wav", "names/acc1/n.wav", "names/acc2/n.wav", "private/secret.wav"] {
+        for file in [
+            "prompts/en/hi.wav",
+            "media/a.wav",
+            "names/acc1/n.wav",
+            "names/acc2/n.wav",
+            "private/secret.wav",
+        ] {
             std::fs::write(root.join(file), b"RIFF").unwrap();
         }
         std::fs::write(root.join("media/big.wav"), vec![0; 100]).unwrap();
         std::os::unix::fs::symlink(root.join("private"), root.join("media/out")).unwrap();
         let fifo = std::ffi::CString::new(root.join("media/fifo.wav").to_str().unwrap()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
-        let r = Resolver::new(&root.join("prompts"), &[root.join("media")], &root.join("names"), 50);
+        let r = Resolver::new(
+            &root.join("prompts"),
+            &[root.join("media")],
+            &root.join("names"),
+            50,
+        );
         (Dir(root), r)
     }
 
@@ -185,7 +198,10 @@ mod tests {
     fn only_streams_prompts_urls_and_files_inside_the_folders_resolve() {
         let (dir, r) = tree();
         let urls = Fetcher::new(&Default::default(), 50);
-        let scope = Scope { language: "en", account: "acc1" };
+        let scope = Scope {
+            language: "en",
+            account: "acc1",
+        };
         let resolve = |s: &str| r.resolve(s, scope, &urls);
         let root = dir.0.canonicalize().unwrap();
         let file = |p: &str| Ok(Some(Sound::File(root.join(p))));
@@ -194,8 +210,14 @@ mod tests {
         assert_eq!(resolve("$${hi}"), file("prompts/en/hi.wav"));
         assert_eq!(resolve("nope"), Err(Refused::Missing));
         let media = dir.0.join("media");
-        assert_eq!(resolve(media.join("a.wav").to_str().unwrap()), file("media/a.wav"));
-        assert_eq!(resolve(media.join("gone.wav").to_str().unwrap()), Err(Refused::Missing));
+        assert_eq!(
+            resolve(media.join("a.wav").to_str().unwrap()),
+            file("media/a.wav")
+        );
+        assert_eq!(
+            resolve(media.join("gone.wav").to_str().unwrap()),
+            Err(Refused::Missing)
+        );
         let own = dir.0.join("names/acc1/n.wav");
         assert_eq!(resolve(own.to_str().unwrap()), file("names/acc1/n.wav"));
         let outside = Err(Refused::Invalid(OUTSIDE.into()));
@@ -210,7 +232,12 @@ mod tests {
         ] {
             assert_eq!(resolve(bad.to_str().unwrap()), outside, "{}", bad.display());
         }
-        for bad in ["../x", "a b", "file:///etc/passwd", "http://127.0.0.1/x.wav"] {
+        for bad in [
+            "../x",
+            "a b",
+            "file:///etc/passwd",
+            "http://127.0.0.1/x.wav",
+        ] {
             assert!(matches!(resolve(bad), Err(Refused::Invalid(_))), "{bad}");
         }
         let fifo = resolve(media.join("fifo.wav").to_str().unwrap());
@@ -218,7 +245,14 @@ mod tests {
         let big = resolve(media.join("big.wav").to_str().unwrap());
         assert!(matches!(big, Err(Refused::Invalid(m)) if m.contains("max_file_bytes")));
         assert!(matches!(
-            r.resolve("hi", Scope { language: "../x", account: "acc1" }, &urls),
+            r.resolve(
+                "hi",
+                Scope {
+                    language: "../x",
+                    account: "acc1"
+                },
+                &urls
+            ),
             Err(Refused::Invalid(_))
         ));
     }
