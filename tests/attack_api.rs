@@ -77,12 +77,22 @@ impl Api {
         )
     }
 
+    /// A request of account A on its own conferences.
+    async fn as_a(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(TOKEN_A, DEFAULT_ACCOUNT, method, path, body)
+            .await
+    }
+
+    /// A request of account B on its own conferences.
+    async fn as_b(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(TOKEN_B, ACCOUNT_B, method, path, body).await
+    }
+
     /// Account A plays `media` to the whole of conference `id`.
     async fn play(&self, id: &str, media: &str) -> (u16, Value) {
         let body = json!({"action": "play", "data": {"media_id": media}});
         let put = reqwest::Method::PUT;
-        self.call(TOKEN_A, DEFAULT_ACCOUNT, put, &format!("/{id}"), Some(body))
-            .await
+        self.as_a(put, &format!("/{id}"), Some(body)).await
     }
 }
 
@@ -114,36 +124,13 @@ async fn another_account_cannot_reach_recordings_conferences_or_participants() {
         .unwrap();
     tokio::time::sleep(2 * SECOND).await;
     let record = |action: &str| json!({"action": "record", "data": {"action": action}});
-    let (status, _) = api
-        .call(
-            TOKEN_A,
-            DEFAULT_ACCOUNT,
-            put.clone(),
-            "/7100",
-            Some(record("start")),
-        )
-        .await;
+    let (status, _) = api.as_a(put.clone(), "/7100", Some(record("start"))).await;
     assert_eq!(status, 202);
     a.send_tone(697.0, SECOND).await;
-    api.call(
-        TOKEN_A,
-        DEFAULT_ACCOUNT,
-        put.clone(),
-        "/7100",
-        Some(record("stop")),
-    )
-    .await;
+    api.as_a(put.clone(), "/7100", Some(record("stop"))).await;
     let mut name = String::new();
     let listed = eventually(5 * SECOND, async || {
-        let (_, list) = api
-            .call(
-                TOKEN_A,
-                DEFAULT_ACCOUNT,
-                get.clone(),
-                "/7100/recordings",
-                None,
-            )
-            .await;
+        let (_, list) = api.as_a(get.clone(), "/7100/recordings", None).await;
         name = list["data"][0]["name"].as_str().unwrap_or_default().into();
         !name.is_empty()
     })
@@ -179,46 +166,30 @@ async fn another_account_cannot_reach_recordings_conferences_or_participants() {
         );
     }
     // B's token on its own account, naming A's conference: nothing there.
-    let (_, pids) = api
-        .call(
-            TOKEN_A,
-            DEFAULT_ACCOUNT,
-            get.clone(),
-            "/7100/participants",
-            None,
-        )
-        .await;
+    let (_, pids) = api.as_a(get.clone(), "/7100/participants", None).await;
     let pid = pids["data"][0]["participant_id"]
         .as_u64()
         .expect("A sees participants");
-    let (status, list) = api
-        .call(TOKEN_B, ACCOUNT_B, get.clone(), "/7100/recordings", None)
-        .await;
+    let (status, list) = api.as_b(get.clone(), "/7100/recordings", None).await;
     assert_eq!(
         (status, &list["data"]),
         (200, &json!([])),
         "B lists none of A's"
     );
-    let (status, body) = api
-        .call(TOKEN_B, ACCOUNT_B, get.clone(), &recording, None)
-        .await;
+    let (status, body) = api.as_b(get.clone(), &recording, None).await;
     assert_eq!(
         (status, &body["message"]),
         (404, &json!("bad_identifier")),
         "B downloads nothing"
     );
-    let (_, conf) = api
-        .call(TOKEN_B, ACCOUNT_B, get.clone(), "/7100", None)
-        .await;
+    let (_, conf) = api.as_b(get.clone(), "/7100", None).await;
     assert!(
         conf["data"]["_read_only"]["participants"]
             .as_array()
             .is_none_or(Vec::is_empty),
         "{conf}"
     );
-    let (_, parts) = api
-        .call(TOKEN_B, ACCOUNT_B, get.clone(), "/7100/participants", None)
-        .await;
+    let (_, parts) = api.as_b(get.clone(), "/7100/participants", None).await;
     assert_eq!(parts["data"], json!([]), "B sees no participants");
     let acts = [
         (
@@ -241,9 +212,7 @@ async fn another_account_cannot_reach_recordings_conferences_or_participants() {
         ),
     ];
     for (path, body) in &acts {
-        let (status, reply) = api
-            .call(TOKEN_B, ACCOUNT_B, put.clone(), path, Some(body.clone()))
-            .await;
+        let (status, reply) = api.as_b(put.clone(), path, Some(body.clone())).await;
         assert_eq!(
             (status, &reply["message"]),
             (404, &json!("bad_identifier")),
@@ -251,15 +220,7 @@ async fn another_account_cannot_reach_recordings_conferences_or_participants() {
         );
     }
     // Nothing B tried happened; A still acts on its conference.
-    let (_, parts) = api
-        .call(
-            TOKEN_A,
-            DEFAULT_ACCOUNT,
-            get.clone(),
-            "/7100/participants",
-            None,
-        )
-        .await;
+    let (_, parts) = api.as_a(get.clone(), "/7100/participants", None).await;
     assert_eq!(
         parts["data"].as_array().map(Vec::len),
         Some(2),
@@ -269,9 +230,7 @@ async fn another_account_cannot_reach_recordings_conferences_or_participants() {
     assert!(a.hear_level(1209.0, SECOND) > -30.0, "nobody was muted");
     let mute = json!({"data": {"action": "mute"}});
     let path = format!("/7100/participants/{pid}");
-    let (status, _) = api
-        .call(TOKEN_A, DEFAULT_ACCOUNT, put.clone(), &path, Some(mute))
-        .await;
+    let (status, _) = api.as_a(put.clone(), &path, Some(mute)).await;
     assert_eq!(status, 202, "A still can");
     let wav = api
         .client
@@ -397,7 +356,7 @@ async fn media_paths_outside_the_folders_are_refused_alike_and_nothing_blocks() 
     );
     let started = Instant::now();
     let get = reqwest::Method::GET;
-    let (status, _) = api.call(TOKEN_A, DEFAULT_ACCOUNT, get, "/7200", None).await;
+    let (status, _) = api.as_a(get, "/7200", None).await;
     assert_eq!(status, 200, "the control plane answers");
     println!("GET during the FIFO play: {:?}", started.elapsed());
     // What the folder holds plays.
@@ -550,7 +509,7 @@ async fn many_large_distinct_urls_stay_within_the_memory_budgets() {
     );
     assert!(phone.hear_level(440.0, SECOND) > -30.0, "what fits plays");
     let get = reqwest::Method::GET;
-    let (status, _) = api.call(TOKEN_A, DEFAULT_ACCOUNT, get, "/7400", None).await;
+    let (status, _) = api.as_a(get, "/7400", None).await;
     assert_eq!(status, 200);
     srv.stop().await;
 }
@@ -578,12 +537,7 @@ async fn idle_slow_and_unauthenticated_connections_are_capped_and_closed() {
     let srv = chorus::server::start(config).await.unwrap();
     let api = Api::new(&srv);
     let get = reqwest::Method::GET;
-    let works = async || {
-        api.call(TOKEN_A, DEFAULT_ACCOUNT, get.clone(), "", None)
-            .await
-            .0
-            == 200
-    };
+    let works = async || api.as_a(get.clone(), "", None).await.0 == 200;
 
     // Five idle connections and one slowloris trickling a header: the cap is reached.
     let mut idle = Vec::new();

@@ -340,7 +340,7 @@ impl Calls {
         };
         dir.filter_map(Result::ok)
             .filter_map(|e| {
-                let meta = e.metadata().ok()?;
+                let meta = e.metadata().ok().filter(std::fs::Metadata::is_file)?;
                 Some(svc::Recording {
                     name: e.file_name().to_string_lossy().into_owned(),
                     bytes: meta.len(),
@@ -430,9 +430,12 @@ impl Calls {
 
 /// Ids come from URLs: only letters, digits, `-` and `_` reach a path (never `..` or `/`).
 fn path_component(id: &str) -> String {
-    id.chars()
+    let safe: String = id
+        .chars()
         .filter(|c| c.is_ascii_alphanumeric() || "-_".contains(*c))
-        .collect()
+        .collect();
+    // Never the parent folder itself, whose entries are other conferences.
+    if safe.is_empty() { "_".into() } else { safe }
 }
 
 fn status_event(name: &str) -> Option<StatusEvent> {
