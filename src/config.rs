@@ -17,6 +17,7 @@ pub struct Config {
     pub media: MediaConfig,
     pub conferences: ConferencesConfig,
     pub api: crate::api::config::ApiConfig,
+    pub sounds: crate::sounds::config::SoundsConfig,
     /// The SQLite store and recordings live here.
     pub data_dir: PathBuf,
 }
@@ -113,6 +114,7 @@ impl Default for Config {
             media: MediaConfig::default(),
             conferences: ConferencesConfig::default(),
             api: crate::api::config::ApiConfig::default(),
+            sounds: crate::sounds::config::SoundsConfig::default(),
             data_dir: PathBuf::from("data"),
         }
     }
@@ -186,9 +188,17 @@ impl Config {
         if self.media.workers == 0 {
             anyhow::bail!("media.workers = 0: at least 1 is required");
         }
-        let a = &self.conferences.account;
-        if a.is_empty() || !a.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            anyhow::bail!("conferences.account = {a:?}: letters and digits only");
+        let accounts = std::iter::once(("conferences.account", &self.conferences.account)).chain(
+            self.api
+                .tokens
+                .iter()
+                .map(|t| ("api.tokens.account_id", &t.account_id)),
+        );
+        for (key, a) in accounts {
+            // Account ids name folders (recordings, recorded names).
+            if a.is_empty() || !a.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                anyhow::bail!("{key} = {a:?}: letters and digits only");
+            }
         }
         Ok(())
     }

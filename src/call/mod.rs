@@ -11,12 +11,10 @@
 mod announce_count;
 mod api;
 pub mod dtmf_relay;
-mod fetch;
 mod flow;
 mod live;
 mod members;
 mod prefetch;
-mod sounds;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -27,19 +25,19 @@ use std::time::{Duration, Instant};
 use mixer::ConferenceId;
 use tokio::sync::mpsc;
 
+use crate::api::service::ConfRef;
 use crate::conference::flow::{CallflowOptions, Flow, FlowSetup, JoinDecision, Target};
-use crate::conference::profile::Prompts;
 use crate::config::Config;
 use crate::media::leg::LegConfig;
 use crate::media::ports::{PortPool, RtpSockets};
 use crate::media::worker::{Attach, Command, Lobby, Report, WorkerHandle};
 use crate::sdp::{Direction, MediaPolicy, Negotiated, SdpError, SdpSession};
 use crate::sip::{Body, CallId, Event, NameAddr, SipHandle, TerminationReason};
+use crate::sounds::Sounds;
 use crate::store::Store;
 pub use api::ApiLink;
 use flow::CallerFlow;
 use live::Live;
-use sounds::Sounds;
 
 const SDP: &str = "application/sdp";
 
@@ -53,24 +51,19 @@ pub struct Calls {
     account: String,
     adhoc: bool,
     service_number: Option<String>,
-    prompts: Prompts,
     sounds: Sounds,
-    /// Media URL fetches reporting back.
-    fetched: mpsc::UnboundedReceiver<fetch::Fetched>,
-    /// Plays waiting for a URL being fetched, by that URL.
-    deferred: HashMap<String, Vec<prefetch::Deferred>>,
-    /// Recorded names live here until their call ends.
+    /// Recorded names live here, a folder per account, until their call ends.
     names: PathBuf,
     calls: HashMap<CallId, Call>,
-    /// Running conferences by document id (or ad-hoc name).
-    conferences: HashMap<String, Live>,
+    /// Running conferences by account and document id (or ad-hoc name).
+    conferences: HashMap<ConfRef, Live>,
     /// Playbacks and recordings in flight, by id, and the call they belong to.
     playbacks: HashMap<u64, CallId>,
     recordings: HashMap<u64, CallId>,
     /// Calls detached from their lobby worker, and how they join once adopted.
     moving: HashMap<CallId, (Box<Attach>, Box<JoinDecision>)>,
     /// The recording running in each conference (API `record start`).
-    conference_recordings: HashMap<String, u64>,
+    conference_recordings: HashMap<ConfRef, u64>,
     api: ApiLink,
     next_id: u64,
 }
@@ -94,9 +87,9 @@ enum Stage {
     /// In the lobby, going through the caller flow.
     Flow(Box<CallerFlow>),
     /// Leaving its lobby worker for the conference's.
-    Moving(String),
+    Moving(ConfRef),
     /// A member of this conference.
-    Member(String),
+    Member(ConfRef),
 }
 
 impl Calls {
@@ -109,8 +102,7 @@ impl Calls {
         api: ApiLink,
     ) -> Self {
         let ip = config.sip.listen.ip();
-        let prompts = Prompts::new(config.conferences.prompts.clone());
-        let (sounds, fetched) = Sounds::new(prompts.clone());
+        let sounds = Sounds::new(&config.sounds, &config.conferences.prompts, &names);
         Calls {
             sip,
             workers,
@@ -127,9 +119,6 @@ impl Calls {
             service_number: Some(config.conferences.service_number.clone())
                 .filter(|n| !n.is_empty()),
             sounds,
-            fetched,
-            deferred: HashMap::new(),
-            prompts,
             names,
             calls: HashMap::new(),
             conferences: HashMap::new(),
@@ -159,7 +148,6 @@ impl Calls {
                 Some(ev) = sip_events.recv() => self.on_sip(ev).await,
                 Some(r) = reports.recv() => self.on_report(r).await,
                 Some(r) = requests.recv() => self.on_request(r).await,
-                Some(f) = self.fetched.recv() => self.on_fetched(f),
                 () = sleep, if timer.is_some() => self.on_timeout(Instant::now()).await,
                 () = &mut shutdown => break,
             }
@@ -366,7 +354,7 @@ impl Calls {
         if !awaiting {
             return self.update_media(call, &neg);
         }
-        let placeholder = Stage::Member(String::new());
+        let placeholder = Stage::Member(ConfRef::default());
         if let Stage::AwaitingAnswer(sockets, setup) = std::mem::replace(&mut c.stage, placeholder)
         {
             c.stage = Stage::Flow(Box::new(CallerFlow::new(Flow::new(*setup))));
@@ -504,6 +492,14 @@ impl Calls {
         (stable_hash(conference) % self.workers.len() as u64) as usize
     }
 
+    /// A conference SIP callers reach: they all belong to `[conferences] account`.
+    fn sip_conference(&self, id: &str) -> ConfRef {
+        ConfRef {
+            account: self.account.clone(),
+            id: id.to_string(),
+        }
+    }
+
     fn new_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
@@ -535,7 +531,7 @@ impl Calls {
         self.playbacks.retain(|_, owner| *owner != call);
         self.recordings.retain(|_, owner| *owner != call);
         if let Some(path) = &c.name_file {
-            self.sounds.forget(path);
+            self.sounds.forget(std::path::Path::new(path));
             let _ = std::fs::remove_file(path);
         }
     }
