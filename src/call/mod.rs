@@ -3,8 +3,8 @@
 //! A call's life: INVITE -> route the dialed number (a conference document's number, the
 //! service number, or an ad-hoc conference) -> take an RTP port pair (none free: 503) -> SDP
 //! answer (or our offer in the 200 and the answer in the ACK) -> the call's media waits in a
-//! worker's lobby, receiving but silent until the ACK -> at the ACK the caller flow (`conference::flow`) plays prompts and collects digits -> it joins the
-//! conference (`conference` module: entry sounds, hold music, wait for a moderator, caller
+//! worker's lobby, receiving but silent until the ACK -> from the ACK the caller flow
+//! (`conference::flow`) plays prompts and collects digits -> it joins the conference (`conference` module: entry sounds, hold music, wait for a moderator, caller
 //! controls) -> re-INVITEs update hold and codec -> BYE, CANCEL, RTP timeout, a control, the
 //! end of the conference or shutdown -> it leaves.
 

@@ -175,7 +175,8 @@ pub struct LegStats {
     pub dropped_in: u64,
     /// Of `dropped_in`: valid packets from a source other than the latched one.
     pub foreign_in: u64,
-    /// Received digits over the rate bound, and digits to send that found the queue full.
+    /// Received digits over the rate bound, and digits to send that were refused (the
+    /// queue was full).
     pub dtmf_dropped_in: u64,
     pub dtmf_dropped_out: u64,
     pub lost: u64,
@@ -267,7 +268,9 @@ impl Leg {
             self.jitter = JitterBuffer::new(cfg.jitter_config());
         }
         self.latch.reconfigure(cfg.signalled(), cfg.limits.latch);
-        self.dtmf_rate = DigitRate::new(cfg.limits.dtmf_per_sec);
+        if cfg.limits.dtmf_per_sec != self.cfg.limits.dtmf_per_sec {
+            self.dtmf_rate = DigitRate::new(cfg.limits.dtmf_per_sec);
+        }
         self.tx.dtmf.set_max(cfg.limits.dtmf_queue);
         self.cfg = LegConfig {
             ssrc: self.cfg.ssrc,

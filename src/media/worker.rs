@@ -338,6 +338,7 @@ impl Worker {
         let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
         // Sockets with datagrams left after their read budget: read again before waiting.
         let mut unread: Vec<Token> = Vec::new();
+        let mut ready: Vec<Token> = Vec::new();
         loop {
             let deadline = self
                 .scheduler
@@ -354,9 +355,10 @@ impl Worker {
                 return;
             }
             let now = Instant::now();
-            let ready = events.iter().map(|ev| ev.token()).filter(|&t| t != WAKER);
-            let tokens: Vec<Token> = unread.drain(..).chain(ready).collect();
-            for token in tokens {
+            ready.clear();
+            ready.extend(events.iter().map(|ev| ev.token()).filter(|&t| t != WAKER));
+            ready.append(&mut unread);
+            for &token in &ready {
                 let (call, rtcp) = (token.0 as u64 >> 1, token.0 & 1 == 1);
                 if let Some(s) = self.media.sessions.get_mut(&call)
                     && !s.receive(now, rtcp, &mut buf)

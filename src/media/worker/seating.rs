@@ -295,11 +295,12 @@ impl Worker {
         };
         s.held = held;
         let old_rate = s.leg.config().codec.pcm_rate();
+        let had_peer = s.leg.last_rx().is_some();
         if let Err(e) = s.leg.reconfigure(cfg) {
             tracing::warn!(call, error = %e, "codec change failed");
         }
-        if s.leg.last_rx().is_none() {
-            // Learning a new address: the RTP timeout starts over.
+        if had_peer && s.leg.last_rx().is_none() {
+            // A new address to learn: the RTP timeout starts over.
             s.waiting_since = self.media.now;
         }
         if s.leg.config().codec.pcm_rate() == old_rate {

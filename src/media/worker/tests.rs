@@ -322,6 +322,24 @@ fn the_lobby_listens_at_once_and_speaks_from_the_ack() {
 }
 
 #[test]
+fn a_burst_beyond_the_read_budget_is_read_to_its_end() {
+    let (w, mut rx) = worker(0);
+    let (mut p, lobby) = Peer::new(9);
+    open(&w, lobby);
+    run(&mut [&mut p], Duration::from_millis(200));
+    // Junk from another port, more than one read's worth, then a key; then nothing more
+    // arrives to wake the socket again.
+    let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..150u16 {
+        junk.send_to(&i.to_be_bytes(), p.server).unwrap();
+    }
+    p.dtmf('9');
+    expect(&mut rx, |r| {
+        matches!(r, Report::Dtmf { call: 9, digit: '9' }).then_some(())
+    });
+}
+
+#[test]
 fn attached_callers_hear_each_other_until_muted() {
     let (w, mut rx) = worker(0);
     let (mut a, mut b) = two_in_conference(&w, &mut rx);
