@@ -335,7 +335,14 @@ fn a_burst_beyond_the_read_budget_is_read_to_its_end() {
     }
     p.dtmf('9');
     expect(&mut rx, |r| {
-        matches!(r, Report::Dtmf { call: 9, digit: '9' }).then_some(())
+        matches!(
+            r,
+            Report::Dtmf {
+                call: 9,
+                digit: '9'
+            }
+        )
+        .then_some(())
     });
 }
 
