@@ -1,10 +1,12 @@
 //! Server configuration: a TOML file with defaults for every key, plus command-line overrides.
 
 use crate::media::codec::CodecKind;
+use crate::media::leg::{LatchLimits, LegLimits};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A Kazoo-style 32-hex account id for a single-tenant install.
 pub const DEFAULT_ACCOUNT: &str = "c0ffee00c0ffee00c0ffee00c0ffee00";
@@ -36,6 +38,27 @@ pub struct RtpConfig {
     pub timeout_secs: u64,
     pub codecs: Vec<CodecName>,
     pub ptime_ms: u32,
+    /// Strict RTP and DTMF bounds: see docs/security.md, "Media (RTP)".
+    pub probation_packets: u32,
+    pub relatch_after_secs: u64,
+    pub send_before_peer_packets: u32,
+    pub dtmf_queue_digits: usize,
+    pub dtmf_digits_per_sec: u32,
+}
+
+impl RtpConfig {
+    /// What each call's leg allows its peer.
+    pub fn leg_limits(&self) -> LegLimits {
+        LegLimits {
+            latch: LatchLimits {
+                probation: self.probation_packets,
+                relatch_after: Duration::from_secs(self.relatch_after_secs),
+                send_before_peer: self.send_before_peer_packets,
+            },
+            dtmf_queue: self.dtmf_queue_digits,
+            dtmf_per_sec: self.dtmf_digits_per_sec,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -131,6 +154,7 @@ impl Default for SipConfig {
 
 impl Default for RtpConfig {
     fn default() -> Self {
+        let limits = LegLimits::default();
         RtpConfig {
             ports: PortRange(20000..=29999),
             timeout_secs: 30,
@@ -141,6 +165,11 @@ impl Default for RtpConfig {
                 CodecName::Pcma,
             ],
             ptime_ms: 20,
+            probation_packets: limits.latch.probation,
+            relatch_after_secs: limits.latch.relatch_after.as_secs(),
+            send_before_peer_packets: limits.latch.send_before_peer,
+            dtmf_queue_digits: limits.dtmf_queue,
+            dtmf_digits_per_sec: limits.dtmf_per_sec,
         }
     }
 }
@@ -185,6 +214,20 @@ impl Config {
                 self.rtp.ptime_ms
             );
         }
+        let rtp = &self.rtp;
+        for (key, value) in [
+            ("rtp.probation_packets", u64::from(rtp.probation_packets)),
+            ("rtp.relatch_after_secs", rtp.relatch_after_secs),
+            ("rtp.dtmf_queue_digits", rtp.dtmf_queue_digits as u64),
+            (
+                "rtp.dtmf_digits_per_sec",
+                u64::from(rtp.dtmf_digits_per_sec),
+            ),
+        ] {
+            if value == 0 {
+                anyhow::bail!("{key} = 0: at least 1 is required");
+            }
+        }
         if self.media.workers == 0 {
             anyhow::bail!("media.workers = 0: at least 1 is required");
         }
@@ -215,6 +258,7 @@ mod tests {
         assert_eq!(c.sip.listen, "127.0.0.1:5060".parse().unwrap());
         assert!(c.conferences.adhoc);
         assert_eq!(c.conferences.account, DEFAULT_ACCOUNT);
+        assert_eq!(c.rtp.leg_limits(), LegLimits::default());
     }
 
     #[test]
@@ -225,6 +269,9 @@ mod tests {
         assert!(e.to_string().contains("listen"), "{e}");
         let c: Config = toml::from_str("[rtp]\nptime_ms = 25").unwrap();
         assert!(c.check().unwrap_err().to_string().contains("rtp.ptime_ms"));
+        let c: Config = toml::from_str("[rtp]\nprobation_packets = 0").unwrap();
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("rtp.probation_packets"), "{e}");
         let c: Config = toml::from_str("[conferences]\naccount = \"a/b\"").unwrap();
         assert!(
             c.check()

@@ -1,10 +1,10 @@
 //! The call control plane: SIP events in, media worker commands out. It never touches PCM.
 //!
 //! A call's life: INVITE -> route the dialed number (a conference document's number, the
-//! service number, or an ad-hoc conference) -> bind an RTP port -> SDP answer (or our offer
-//! in the 200 and the answer in the ACK) -> the call's media waits in a worker's lobby while
-//! the caller flow (`conference::flow`) plays prompts and collects digits -> it joins the
-//! conference (`conference` module: entry sounds, hold music, wait for a moderator, caller
+//! service number, or an ad-hoc conference) -> take an RTP port pair (none free: 503) -> SDP
+//! answer (or our offer in the 200 and the answer in the ACK) -> the call's media waits in a
+//! worker's lobby, receiving but silent until the ACK -> from the ACK the caller flow
+//! (`conference::flow`) plays prompts and collects digits -> it joins the conference (`conference` module: entry sounds, hold music, wait for a moderator, caller
 //! controls) -> re-INVITEs update hold and codec -> BYE, CANCEL, RTP timeout, a control, the
 //! end of the conference or shutdown -> it leaves.
 
@@ -18,6 +18,7 @@ mod prefetch;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +29,7 @@ use tokio::sync::mpsc;
 use crate::api::service::ConfRef;
 use crate::conference::flow::{CallflowOptions, Flow, FlowSetup, JoinDecision, Target};
 use crate::config::Config;
-use crate::media::leg::LegConfig;
+use crate::media::leg::{LegConfig, LegLimits};
 use crate::media::ports::{PortPool, RtpSockets};
 use crate::media::worker::{Attach, Command, Lobby, Report, WorkerHandle};
 use crate::sdp::{Direction, MediaPolicy, Negotiated, SdpError, SdpSession};
@@ -40,12 +41,15 @@ use flow::CallerFlow;
 use live::Live;
 
 const SDP: &str = "application/sdp";
+/// Retry-After of the 503 an INVITE gets when no RTP port pair is free (seconds).
+const PORTS_BUSY_RETRY_AFTER: &str = "10";
 
 pub struct Calls {
     sip: SipHandle,
     workers: Vec<WorkerHandle>,
     ports: PortPool,
     policy: MediaPolicy,
+    limits: LegLimits,
     host: String,
     store: Arc<dyn Store>,
     account: String,
@@ -71,6 +75,10 @@ pub struct Calls {
 struct Call {
     sip_call_id: String,
     from: NameAddr,
+    /// Where the INVITE came from: the IP a NAT'd phone's RTP comes from.
+    source: IpAddr,
+    /// The ACK of the 200 arrived: media may flow to the caller.
+    acked: bool,
     sdp: SdpSession,
     /// The worker holding the call's media.
     worker: usize,
@@ -112,6 +120,7 @@ impl Calls {
                 ptime_ms: config.rtp.ptime_ms,
                 dtmf: true,
             },
+            limits: config.rtp.leg_limits(),
             host: ip.to_string(),
             store,
             account: config.conferences.account.clone(),
@@ -179,11 +188,13 @@ impl Calls {
                 from,
                 request_uri_user,
                 body,
+                source,
                 ..
             } => {
                 let number = request_uri_user.unwrap_or_default();
                 tracing::info!(call = %call_id, from = %from.uri, %number, "incoming call");
-                self.on_invite(call, call_id, from, &number, body).await;
+                let caller = (from, source.ip());
+                self.on_invite(call, call_id, caller, &number, body).await;
             }
             Event::Ack { call, body } => self.on_ack(call, body).await,
             Event::ReInvite { call, body } => self.on_reinvite(call, body).await,
@@ -255,7 +266,7 @@ impl Calls {
         &mut self,
         call: CallId,
         sip_call_id: String,
-        from: NameAddr,
+        (from, source): (NameAddr, IpAddr),
         number: &str,
         body: Option<Body>,
     ) {
@@ -266,11 +277,18 @@ impl Calls {
         if let Target::Conference { doc, .. } = &setup.target {
             self.prefetch_doc(doc);
         }
-        let sockets = match self.ports.allocate() {
+        let sockets = match self.ports.allocate(Instant::now()) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(call = %sip_call_id, error = %e, "rejected: no RTP port");
-                return self.respond(call, 503, "Service Unavailable", None).await;
+                let retry = vec![("Retry-After", PORTS_BUSY_RETRY_AFTER.to_string())];
+                let result = self
+                    .sip
+                    .reject(call, false, 503, "Service Unavailable", retry);
+                if let Err(e) = result.await {
+                    tracing::debug!(call = call.0, error = ?e, "503");
+                }
+                return;
             }
         };
         let mut sdp = SdpSession::new(self.policy.clone(), sockets.local_addr(), random());
@@ -279,6 +297,8 @@ impl Calls {
         let new = |sdp, stage| Call {
             sip_call_id,
             from,
+            source,
+            acked: false,
             sdp,
             worker,
             rate: 8000,
@@ -296,7 +316,7 @@ impl Calls {
                 let flow = Box::new(CallerFlow::new(Flow::new(setup)));
                 self.calls.insert(call, new(sdp, Stage::Flow(flow)));
                 self.respond(call, 200, "OK", Some(sdp_body(answer))).await;
-                self.start_media(call, sockets, &neg).await;
+                self.start_media(call, sockets, &neg);
             }
             Err(e) => {
                 tracing::info!(call = %log_id, error = %e, "rejected: SDP");
@@ -305,8 +325,10 @@ impl Calls {
         }
     }
 
-    /// The call's media enters its worker's lobby and the caller flow starts.
-    async fn start_media(&mut self, call: CallId, sockets: RtpSockets, neg: &Negotiated) {
+    /// The call's media enters its worker's lobby: it receives at once (a phone sends as
+    /// soon as it sees the 200) and sends from the ACK on.
+    fn start_media(&mut self, call: CallId, sockets: RtpSockets, neg: &Negotiated) {
+        let limits = self.limits;
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
@@ -316,16 +338,26 @@ impl Calls {
             call: call.0,
             sockets,
             rtcp_mux: neg.rtcp_mux,
-            leg: leg_config(neg),
+            leg: leg_config(neg, c.source, limits),
         };
         self.workers[c.worker].send(Command::Lobby(Box::new(lobby)));
         if neg.on_hold() {
             self.workers[c.worker].send(Command::Update {
                 call: call.0,
-                leg: Box::new(leg_config(neg)),
+                leg: Box::new(leg_config(neg, c.source, limits)),
                 held: true,
             });
         }
+    }
+
+    /// The 200's ACK: media may flow to the caller, and the caller flow starts (its first
+    /// prompt is heard from the start).
+    async fn confirm(&mut self, call: CallId) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        c.acked = true;
+        self.workers[c.worker].send(Command::Confirm { call: call.0 });
         self.with_flow(call, |f, now| f.on_answered(now)).await;
     }
 
@@ -337,10 +369,14 @@ impl Calls {
             .filter(is_sdp)
             .map(|b| String::from_utf8_lossy(&b.bytes).into_owned());
         let awaiting = matches!(c.stage, Stage::AwaitingAnswer(..));
+        let first = !c.acked;
         let Some(answer) = answer else {
             if awaiting {
                 tracing::info!(call = %c.sip_call_id, "no SDP answer in the ACK");
-                self.hang_up(call).await;
+                return self.hang_up(call).await;
+            }
+            if first {
+                self.confirm(call).await;
             }
             return;
         };
@@ -352,13 +388,15 @@ impl Calls {
             }
         };
         if !awaiting {
-            return self.update_media(call, &neg);
-        }
-        let placeholder = Stage::Member(ConfRef::default());
-        if let Stage::AwaitingAnswer(sockets, setup) = std::mem::replace(&mut c.stage, placeholder)
+            self.update_media(call, &neg);
+        } else if let Stage::AwaitingAnswer(sockets, setup) =
+            std::mem::replace(&mut c.stage, Stage::Member(ConfRef::default()))
         {
             c.stage = Stage::Flow(Box::new(CallerFlow::new(Flow::new(*setup))));
-            self.start_media(call, sockets, &neg).await;
+            self.start_media(call, sockets, &neg);
+        }
+        if first {
+            self.confirm(call).await;
         }
     }
 
@@ -390,13 +428,14 @@ impl Calls {
     }
 
     fn update_media(&mut self, call: CallId, neg: &Negotiated) {
+        let limits = self.limits;
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
         c.rate = neg.codec.pcm_rate();
         self.workers[c.worker].send(Command::Update {
             call: call.0,
-            leg: Box::new(leg_config(neg)),
+            leg: Box::new(leg_config(neg, c.source, limits)),
             held: neg.on_hold(),
         });
     }
@@ -582,8 +621,12 @@ fn adhoc_doc(name: &str) -> Option<crate::conference::document::ConferenceDoc> {
     plausible.then(|| crate::conference::document::ConferenceDoc::from_map(map))
 }
 
-fn leg_config(neg: &Negotiated) -> LegConfig {
-    LegConfig::from_negotiated(neg, random() as u32)
+fn leg_config(neg: &Negotiated, sip_source: IpAddr, limits: LegLimits) -> LegConfig {
+    LegConfig {
+        sip_source: Some(sip_source),
+        limits,
+        ..LegConfig::from_negotiated(neg, random() as u32)
+    }
 }
 
 fn is_sdp(b: &Body) -> bool {

@@ -447,6 +447,24 @@ impl Phone {
         self.leg.shared.media.stop();
     }
 
+    /// Pauses or resumes sending, as a phone with silence suppression does: its stream
+    /// (SSRC, sequence numbers, timestamps) carries on when it resumes.
+    pub fn pause_media(&self, paused: bool) {
+        self.leg.shared.media.pause(paused);
+    }
+
+    /// Sends `events` RFC 4733 events in its RTP stream, each a new key, `per_tick` of
+    /// them every 20 ms; returns once they are all sent.
+    pub async fn flood_dtmf(&self, events: u32, per_tick: u32) -> Result<()> {
+        if self.session().and_then(|s| s.event_pt).is_none() {
+            return Err(CallError::Protocol(
+                "telephone-event was not negotiated".into(),
+            ));
+        }
+        self.leg.shared.media.flood(events, per_tick).await;
+        Ok(())
+    }
+
     /// Sends BYE and returns the status of its response.
     pub async fn hangup(&mut self) -> Result<u16> {
         self.leg.shared.media.stop();
