@@ -7,8 +7,8 @@ Both WAVs are mono 16-bit at one rate: 8 kHz is scored narrowband (MOS-LQO), 16 
 wideband. The recording is aligned to the reference first (50 ms log-energy envelopes at the
 best lag, then sample cross-correlation), and only the reference's [from, to) seconds are
 scored, so join tones over the first words do not count. Delay slips are found by aligning
-0.5 s blocks of speech on their own: a block whose best lag differs from the one before by
-1 ms or more is a slip. Prints one JSON line: mos, lag_ms, slips, slip_at (seconds) and
+0.5 s blocks of speech (no pause in them) on their own: a block whose best lag differs by
+1 ms or more from the block of speech right before it is a slip. Prints one JSON line: mos, lag_ms, slips, slip_at (seconds) and
 block_lags_ms.
 """
 import argparse
@@ -81,15 +81,20 @@ def main():
         seg_deg = np.concatenate([seg_deg, np.zeros(len(seg_ref) - len(seg_deg))])
     mode = "nb" if rate == 8000 else "wb"
     mos = pesq(rate, seg_ref.astype(np.int16), seg_deg.astype(np.int16), mode)
-    # Slips: each loud block aligned on its own.
+    # Slips: each block of speech aligned on its own; a change between two neighbouring
+    # blocks of speech (no pause between them, where a delay change is free) is a slip.
     block, span = int(BLOCK * rate), int(BLOCK_SEARCH * rate)
-    loud = np.sqrt(np.mean(seg_ref**2)) / 4
+    sub = int(rate * ENVELOPE)
+    floor = np.sqrt(np.mean(seg_ref**2)) / 8
     lags = []
     for s in range(start, end - block + 1, block):
-        if np.sqrt(np.mean(ref[s : s + block] ** 2)) > loud:
-            lags.append((s / rate, fine_lag(ref, deg, s, s + block, lag, span)))
+        parts = ref[s : s + block].reshape(-1, sub)
+        if np.mean(np.sqrt(np.mean(parts**2, axis=1)) > floor) >= 0.9:
+            lags.append((s, fine_lag(ref, deg, s, s + block, lag, span)))
     slip_at = [
-        round(t, 2) for (_, a), (t, b) in zip(lags, lags[1:]) if abs(b - a) * 1000 >= rate
+        round(t / rate, 2)
+        for (s, a), (t, b) in zip(lags, lags[1:])
+        if t - s == block and abs(b - a) * 1000 >= rate
     ]
     print(
         json.dumps(
@@ -98,7 +103,9 @@ def main():
                 "lag_ms": round(lag * 1000 / rate, 2),
                 "slips": len(slip_at),
                 "slip_at": slip_at,
-                "block_lags_ms": [round(b * 1000 / rate, 2) for _, b in lags],
+                "block_lags_ms": [
+                    (round(s / rate, 2), round(b * 1000 / rate, 2)) for s, b in lags
+                ],
             }
         ),
         flush=True,

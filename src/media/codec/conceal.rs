@@ -93,6 +93,39 @@ impl Concealer {
         self.produce(&synth, out);
     }
 
+    /// Outputs `samples` of concealment for a gap that `next` (the decoded frame after
+    /// it) closes: the past's pitch repeated forward is crossfaded across the gap into the
+    /// next frame's first period repeated backward, so the gap ends in phase with `next`.
+    pub fn bridge(&mut self, samples: usize, next: &[i16], out: &mut Vec<i16>) {
+        let (rate, len) = (self.rate, next.len());
+        let (min, max) = (
+            pitch::samples(rate, PITCH_MIN_MS),
+            pitch::samples(rate, PITCH_MAX_MS),
+        );
+        let w = len
+            .saturating_sub(max)
+            .min(pitch::samples(rate, CORR_MS) / 2);
+        let Some((p, _)) = (w > 0)
+            .then(|| pitch::best_lag(next, min..=max.min(len - w), rate, |_| (0, w)))
+            .flatten()
+        else {
+            return self.lost(samples, out);
+        };
+        if self.erased == 0 {
+            self.start_loss();
+        }
+        let synth: Vec<i16> = (0..samples)
+            .map(|i| {
+                let back = self.next_sample();
+                let fwd = next[(p - (samples - i) % p) % p] as f32;
+                let w = (i + 1) as f32 / (samples + 1) as f32;
+                (back * (1.0 - w) + fwd * w) as i16
+            })
+            .collect();
+        self.erased = 0;
+        self.produce(&synth, out);
+    }
+
     /// Appends `new` to the history and outputs the samples `delay` behind it.
     fn produce(&mut self, new: &[i16], out: &mut Vec<i16>) {
         let h = self.hist.len();
@@ -197,6 +230,24 @@ mod tests {
         assert_eq!(d, 30);
         assert!(out[..d].iter().all(|&s| s == 0));
         assert_eq!(&out[d..], &x[..480 - d]);
+    }
+
+    #[test]
+    fn a_gap_the_next_frame_closes_is_bridged_in_phase() {
+        let x = tone(210.0, 8000, 160 * 10, 8000.0);
+        let mut c = Concealer::new(8000);
+        let mut out = Vec::new();
+        for (i, f) in x.chunks(160).enumerate() {
+            match i {
+                4 => c.bridge(160, &x[800..960], &mut out),
+                _ => c.good(&mut f.to_vec(), &mut out),
+            }
+        }
+        let limit = (std::f64::consts::TAU * 210.0 / 8000.0 * 8000.0 * 1.3) as i32;
+        assert!(max_step(&out) <= limit, "{} > {limit}", max_step(&out));
+        // The bridge is the tone itself.
+        let d = c.delay();
+        assert!(level_db(&out[640 + d..800 + d], 8000, 210.0) > -14.0);
     }
 
     #[test]

@@ -175,18 +175,28 @@ impl G711Decoder {
     }
 }
 
+impl G711Decoder {
+    fn expand(&self, code: u8) -> i16 {
+        match self.law {
+            Law::Ulaw => ULAW_DEC[code as usize],
+            Law::Alaw => ALAW_DEC[code as usize],
+        }
+    }
+}
+
 impl Decoder for G711Decoder {
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) {
-        let table = match self.law {
-            Law::Ulaw => &ULAW_DEC,
-            Law::Alaw => &ALAW_DEC,
-        };
-        let mut pcm: Vec<i16> = payload.iter().map(|&c| table[c as usize]).collect();
+        let mut pcm: Vec<i16> = payload.iter().map(|&c| self.expand(c)).collect();
         self.concealer.good(&mut pcm, out);
     }
 
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
         self.concealer.lost(samples, out);
+    }
+
+    fn recover(&mut self, next_payload: &[u8], samples: usize, out: &mut Vec<i16>) {
+        let next: Vec<i16> = next_payload.iter().map(|&c| self.expand(c)).collect();
+        self.concealer.bridge(samples, &next, out);
     }
 
     fn delay(&self) -> usize {

@@ -11,8 +11,8 @@
 //! - Here: the decoded audio queue and the decisions. At each packet played, the slack it
 //!   had (pull time minus when the fastest path would have brought it) is compared with
 //!   the target. Too little: audio is added; more than a margin too much: audio is
-//!   removed. Where it cannot be heard: in quiet audio (pauses, comfort noise, the start
-//!   of a talkspurt) at any length; in speech only when needed, one pitch period at a time
+//!   removed. Where it cannot be heard: in pauses (a few quiet packets in a row, comfort
+//!   noise, the start of a talkspurt) at any length; in speech only when needed, one pitch period at a time
 //!   by time-scale modification (`tsm`). A received speech frame is never dropped and a
 //!   concealed one never inserted just to move the delay, so a steady or steadily bursty
 //!   stream plays at a constant delay, and drift is absorbed in the pauses.
@@ -46,6 +46,13 @@ const SLACK: Duration = Duration::from_millis(1);
 /// In speech, the delay shrinks (by time-scale modification) only beyond this many
 /// frames of excess: drift without pauses, or the end of a long jitter episode.
 const SPEECH_SHRINK_FRAMES: u32 = 2;
+/// Packets in a row that must be quiet before the delay moves there: a pause, not the
+/// gap between two words.
+const PAUSE_PACKETS: u32 = 3;
+/// In speech the delay grows only when packets are late now: the one just played came
+/// with less than `MARGIN` to spare, or a frame found nothing buffered this recently.
+/// Otherwise it waits for the next pause.
+const UNDERRUN_MEMORY: Duration = Duration::from_secs(2);
 /// Weight of a new sample in the smoothed delay report.
 const DELAY_SMOOTHING: f64 = 1.0 / 16.0;
 
@@ -114,6 +121,10 @@ pub struct JitterBuffer {
     pcm: Vec<i16>,
     played: usize,
     frame: Vec<i16>,
+    /// Quiet packets in a row, up to the one just decoded.
+    quiet_run: u32,
+    /// When nothing was buffered for a frame due last.
+    last_underrun: Option<Instant>,
     stats: JitterStats,
 }
 
@@ -148,6 +159,8 @@ impl JitterBuffer {
             pcm: Vec::new(),
             played: 0,
             frame: Vec::new(),
+            quiet_run: 0,
+            last_underrun: None,
             stats: JitterStats::default(),
             cfg,
         }
@@ -286,7 +299,10 @@ impl JitterBuffer {
                 (timestamp, arrival, start)
             }
             Pop::Lost { next, dry } => {
-                self.stats.underruns += dry as u64;
+                if dry {
+                    self.stats.underruns += 1;
+                    self.last_underrun = Some(now);
+                }
                 match next {
                     Some(next) => decoder.recover(next, packet_samples, &mut self.pcm),
                     None => decoder.conceal(packet_samples, &mut self.pcm),
@@ -295,7 +311,14 @@ impl JitterBuffer {
             }
         };
         let (timestamp, arrival, start) = played;
-        self.adapt(now, timestamp, queued, start, secs(n, rate), rate);
+        self.adapt(
+            now,
+            (timestamp, arrival),
+            queued,
+            start,
+            secs(n, rate),
+            rate,
+        );
         let waited = now.saturating_duration_since(arrival) + secs(queued + decoder.delay(), rate);
         self.note_delay(waited);
         true
@@ -316,7 +339,7 @@ impl JitterBuffer {
     fn adapt(
         &mut self,
         now: Instant,
-        timestamp: u32,
+        (timestamp, arrival): (u32, Instant),
         queued: usize,
         start: bool,
         frame: Duration,
@@ -329,7 +352,11 @@ impl JitterBuffer {
         let delay = lag + secs(queued, rate);
         let target = self.target();
         let block = self.played + queued;
-        let quiet = start || tsm::is_quiet(&self.pcm[block..]);
+        self.quiet_run = match tsm::is_quiet(&self.pcm[block..]) {
+            true => self.quiet_run.saturating_add(1),
+            false => 0,
+        };
+        let quiet = start || self.quiet_run >= PAUSE_PACKETS;
         let grow_to = on_phase(if quiet { target + AHEAD } else { target }, lag, frame);
         if delay < grow_to {
             let need = samples(grow_to - delay, rate);
@@ -340,10 +367,16 @@ impl JitterBuffer {
             } else if quiet {
                 tsm::pad_quiet(&mut self.pcm, block, need, rate);
                 need
-            } else {
+            } else if now.saturating_duration_since(arrival) < MARGIN
+                || self
+                    .last_underrun
+                    .is_some_and(|t| now.saturating_duration_since(t) < UNDERRUN_MEMORY)
+            {
                 let added = tsm::expand(&mut self.pcm, block, rate);
                 self.stats.stretched += (added > 0) as u64;
                 added
+            } else {
+                0
             };
             self.stats.grown += secs(added, rate);
             return;
