@@ -23,7 +23,7 @@ use support::impair::{self, CONDITIONS, Condition};
 use support::{DialOpts, Phone};
 
 const PTIME: Duration = Duration::from_millis(20);
-const SEED: u64 = 0x5EED_0F_C40_u64;
+const SEED: u64 = 0x0005_EED0_FC40;
 
 /// What a score run found (see tests/peers/pesq_score.py).
 #[derive(Debug, Clone, serde::Deserialize)]

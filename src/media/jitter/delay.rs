@@ -186,7 +186,7 @@ mod tests {
             let mut d = DelayManager::new(8000);
             let t0 = Instant::now();
             for k in 0..3000i64 {
-                let us = (k as i64 * 20_000 * (1_000_000 + ppm) / 1_000_000) as u64;
+                let us = (k * 20_000 * (1_000_000 + ppm) / 1_000_000) as u64;
                 d.arrival(t0 + Duration::from_micros(us), k as u32 * 160);
             }
             assert!(d.quantile().unwrap() <= Duration::from_millis(3), "{ppm}");
