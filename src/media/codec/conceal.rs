@@ -207,16 +207,8 @@ impl Concealer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::codec::testutil::tone;
+    use crate::media::codec::testutil::{max_step, tone};
     use mixer::goertzel::level_db;
-
-    /// Largest step between neighbouring samples.
-    fn max_step(x: &[i16]) -> i32 {
-        x.windows(2)
-            .map(|w| (w[1] as i32 - w[0] as i32).abs())
-            .max()
-            .unwrap_or(0)
-    }
 
     #[test]
     fn good_frames_pass_unchanged_behind_the_delay() {

@@ -187,19 +187,24 @@ fn a_bursty_softphone_never_moves_the_delay_in_speech() {
     assert!(s.target <= Duration::from_millis(50), "{s:?}");
 }
 
+/// A steady sender whose clock runs `ppm` parts per million slow (+) or fast (-).
+fn drifted(frames: usize, ppm: i64) -> Vec<(u64, usize)> {
+    (0..frames)
+        .map(|k| {
+            (
+                (k as i64 * MS20 as i64 * (1_000_000 + ppm) / 1_000_000) as u64,
+                k,
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn clock_drift_is_absorbed_in_the_pauses() {
     let frames = 15_000;
     let (pcm, spurt) = speech(frames, &mut Rng(14));
     for ppm in [-1000i64, 1000] {
-        let arrivals: Vec<_> = (0..frames)
-            .map(|k| {
-                (
-                    (k as i64 * MS20 as i64 * (1_000_000 + ppm) / 1_000_000) as u64,
-                    k,
-                )
-            })
-            .collect();
+        let arrivals = drifted(frames, ppm);
         let (out, jb) = play(&pcm, &arrivals, 9_000);
         assert_clean_speech(&pcm, &out, &spurt, 100);
         let s = jb.stats();
@@ -216,14 +221,7 @@ fn drift_without_pauses_is_absorbed_by_stretching_voiced_speech() {
     let frames = 6_000; // two minutes of one vowel
     let pcm = tone(180.0, RATE, frames * N, 8000.0);
     for ppm in [-1000i64, 1000] {
-        let arrivals: Vec<_> = (0..frames)
-            .map(|k| {
-                (
-                    (k as i64 * MS20 as i64 * (1_000_000 + ppm) / 1_000_000) as u64,
-                    k,
-                )
-            })
-            .collect();
+        let arrivals = drifted(frames, ppm);
         let (out, jb) = play(&pcm, &arrivals, 9_000);
         let s = jb.stats();
         assert!(s.stretched > 0, "{ppm}: {s:?}");
@@ -231,11 +229,7 @@ fn drift_without_pauses_is_absorbed_by_stretching_voiced_speech() {
         assert!(s.delay <= Duration::from_millis(70), "{ppm}: {s:?}");
         // No step: a 180 Hz sine at 8000 moves at most 1131 per sample.
         let steady = &out[50 * N..out.len() - 20 * N];
-        let step = steady
-            .windows(2)
-            .map(|w| (w[1] as i32 - w[0] as i32).abs())
-            .max()
-            .unwrap();
+        let step = crate::media::codec::testutil::max_step(steady);
         assert!(step <= 1300, "{ppm}: step {step}");
     }
 }

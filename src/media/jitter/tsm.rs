@@ -109,14 +109,7 @@ pub fn expand(buf: &mut Vec<i16>, from: usize, rate: u32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::codec::testutil::tone;
-
-    fn max_step(x: &[i16]) -> i32 {
-        x.windows(2)
-            .map(|w| (w[1] as i32 - w[0] as i32).abs())
-            .max()
-            .unwrap_or(0)
-    }
+    use crate::media::codec::testutil::{max_step, tone};
 
     #[test]
     fn a_period_goes_or_comes_without_a_step_and_the_past_stays() {
