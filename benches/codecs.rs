@@ -1,10 +1,12 @@
-//! Cost of one 20 ms frame through each codec, and of the jitter buffer per packet.
+//! Cost of one 20 ms frame through each codec, and of the jitter buffer, concealment and
+//! time-scale modification per packet.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use chorus::media::codec::{CodecKind, EncoderOptions};
 use chorus::media::jitter::{JitterBuffer, JitterConfig, PacketInfo};
+use chorus::media::pitch;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 /// 20 ms of a speech-like signal (two tones and a little noise) at `rate`.
@@ -55,12 +57,21 @@ fn codecs(c: &mut Criterion) {
     codec(c, "opus c5", CodecKind::Opus, 5);
 }
 
+/// A packet pushed and a frame pulled (decoded by PCMU); G.711 Appendix I concealment of
+/// a lost frame (its pitch search included); and the pitch search time-scale
+/// modification runs before it adds or removes a period.
 fn jitter(c: &mut Criterion) {
-    let payload = [0x55u8; 160];
+    let payload: Vec<u8> = {
+        let mut enc = CodecKind::Pcmu.encoder(EncoderOptions::default()).unwrap();
+        let mut p = Vec::new();
+        enc.encode(&frame(8000), &mut p);
+        p
+    };
     let mut jb = JitterBuffer::new(JitterConfig::new(8000, 20));
+    let mut dec = CodecKind::Pcmu.decoder().unwrap();
     let t0 = Instant::now();
     let mut i = 0u32;
-    c.bench_function("jitter push+pop", |b| {
+    c.bench_function("jitter push+pull pcmu", |b| {
         b.iter(|| {
             let now = t0 + Duration::from_millis(20 * i as u64);
             let info = PacketInfo {
@@ -71,10 +82,34 @@ fn jitter(c: &mut Criterion) {
                 payload: &payload,
             };
             jb.push(now, black_box(info));
-            black_box(jb.pop(now + Duration::from_millis(5)));
+            black_box(jb.pull(now + Duration::from_millis(5), 160, 8000, dec.as_mut()));
             i = i.wrapping_add(1);
         })
     });
+    let mut out = Vec::with_capacity(2000);
+    c.bench_function("pcmu conceal 20ms (first lost frame)", |b| {
+        b.iter(|| {
+            out.clear();
+            dec.decode(&payload, &mut out);
+            dec.conceal(160, &mut out);
+            black_box(&out);
+        })
+    });
+    for rate in [8000u32, 48000] {
+        let pcm: Vec<i16> = (0..4).flat_map(|_| frame(rate)).collect();
+        let from = rate as usize / 50;
+        let max = rate as usize * 15 / 1000;
+        c.bench_function(&format!("tsm pitch search {}k", rate / 1000), |b| {
+            b.iter(|| {
+                black_box(pitch::best_lag(
+                    black_box(&pcm),
+                    max / 6..=max,
+                    rate,
+                    |lag| (from - lag, lag),
+                ))
+            })
+        });
+    }
 }
 
 criterion_group!(benches, codecs, jitter);

@@ -4,8 +4,8 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-/// Gauges (`conferences`, `members`, `jitter_us`, `api_connections`, `ws_clients`) are
-/// `store`d or go both ways; the rest only grow.
+/// Gauges (`conferences`, `members`, `jitter_us`, `delay_us`, `api_connections`,
+/// `ws_clients`) are `store`d or go both ways; the rest only grow.
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub conferences: AtomicU64,
@@ -15,6 +15,8 @@ pub struct Metrics {
     pub packets_lost: AtomicU64,
     /// Latest interarrival jitter estimate across calls, in microseconds.
     pub jitter_us: AtomicU64,
+    /// Largest delay the server adds to a caller's audio, in microseconds.
+    pub delay_us: AtomicU64,
     pub mix_tick: Histogram,
     pub webhook_failures: AtomicU64,
     pub webhook_dropped: AtomicU64,
@@ -145,12 +147,21 @@ impl Metrics {
                 );
             }
         }
-        let jitter = self.jitter_us.load(Relaxed) as f64 / 1e6;
-        let name = "chorus_rtp_jitter_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Latest RTP interarrival jitter\n# TYPE {name} gauge\n{name} {jitter}"
-        );
+        for (name, help, us) in [
+            (
+                "chorus_rtp_jitter_seconds",
+                "Latest RTP interarrival jitter",
+                &self.jitter_us,
+            ),
+            (
+                "chorus_media_delay_seconds",
+                "Largest delay the server adds to a caller's audio (jitter buffer, concealment, mixer pre-roll)",
+                &self.delay_us,
+            ),
+        ] {
+            let v = us.load(Relaxed) as f64 / 1e6;
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
         self.mix_tick.render(
             "chorus_mix_tick_seconds",
             "Time to mix one conference frame",

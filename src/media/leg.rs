@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::codec::{CodecError, CodecKind, Decoder, Encoder, EncoderOptions};
 use super::dtmf::DtmfReceiver;
-use super::jitter::{JitterBuffer, JitterConfig, PacketInfo, Playout};
+use super::jitter::{JitterBuffer, JitterConfig, PacketInfo};
 use super::rtcp::{self, Reception, SenderInfo};
 use super::rtp::{RtpError, RtpHeader, RtpPacket};
 use crate::sdp::{Direction, Negotiated};
@@ -207,8 +207,6 @@ pub struct Leg {
     jitter: JitterBuffer,
     decoder: Box<dyn Decoder>,
     encoder: Box<dyn Encoder>,
-    pcm: Vec<i16>,
-    frame: Vec<i16>,
     dtmf_rx: DtmfReceiver,
     dtmf_rate: DigitRate,
     events: VecDeque<LegEvent>,
@@ -229,8 +227,6 @@ impl Leg {
             jitter: JitterBuffer::new(cfg.jitter_config()),
             decoder: cfg.codec.decoder()?,
             encoder: cfg.codec.encoder(cfg.encoder)?,
-            pcm: Vec::new(),
-            frame: Vec::new(),
             dtmf_rx: DtmfReceiver::default(),
             dtmf_rate: DigitRate::new(cfg.limits.dtmf_per_sec),
             events: VecDeque::new(),
@@ -259,7 +255,6 @@ impl Leg {
         if cfg.codec != self.cfg.codec || cfg.encoder != self.cfg.encoder {
             self.decoder = cfg.codec.decoder()?;
             self.encoder = cfg.codec.encoder(cfg.encoder)?;
-            self.pcm.clear();
         }
         if cfg.codec != self.cfg.codec
             || cfg.jitter_config() != self.cfg.jitter_config()
@@ -454,34 +449,8 @@ impl Leg {
     /// concealed; `None` while nothing is playing (buffering, or the peer is silent).
     /// Call once per ptime.
     pub fn pull_frame(&mut self, now: Instant) -> Option<&[i16]> {
-        let n = self.frame_samples();
-        while self.pcm.len() < n && self.decode_next(now) {}
-        if self.pcm.len() < n {
-            return None;
-        }
-        self.frame.clear();
-        self.frame.extend(self.pcm.drain(..n));
-        Some(&self.frame)
-    }
-
-    /// Decodes or conceals one packet's worth into the PCM queue; false when nothing is due.
-    fn decode_next(&mut self, now: Instant) -> bool {
-        let codec = self.cfg.codec;
-        let packet_samples = (self.jitter.packet_ticks() as u64 * codec.pcm_rate() as u64
-            / codec.rtp_clock() as u64) as usize;
-        match self.jitter.pop(now) {
-            Playout::Frame { payload: [], .. } => {
-                self.decoder.conceal(packet_samples, &mut self.pcm)
-            }
-            Playout::Frame { payload, .. } => self.decoder.decode(payload, &mut self.pcm),
-            Playout::Lost => match self.jitter.peek_next() {
-                Some(next) => self.decoder.recover(next, packet_samples, &mut self.pcm),
-                None => self.decoder.conceal(packet_samples, &mut self.pcm),
-            },
-            Playout::Stretch => self.decoder.conceal(packet_samples, &mut self.pcm),
-            Playout::Empty => return false,
-        }
-        true
+        let (n, rate) = (self.frame_samples(), self.cfg.codec.pcm_rate());
+        self.jitter.pull(now, n, rate, self.decoder.as_mut())
     }
 
     /// Queues a DTMF digit as RFC 4733 events; they replace the audio of the next sends,

@@ -199,6 +199,14 @@ impl Session {
         }
     }
 
+    /// The delay the server adds to this caller's audio: the jitter buffer (with the
+    /// concealment look-back) and the mixer's pre-roll; the mix leaves as soon as it is made.
+    pub fn delay(&self) -> Duration {
+        let preroll = Duration::from_millis(mixer::input::PREROLL_MS as u64)
+            .min(Duration::from_millis(self.leg.config().ptime_ms as u64));
+        self.leg.stats().delay + preroll
+    }
+
     /// Whether media from the peer has been missing for longer than `timeout` (held calls
     /// are exempt).
     pub fn timed_out(&self, now: Instant, timeout: Duration) -> bool {

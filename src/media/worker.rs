@@ -177,6 +177,8 @@ pub struct MemberState {
     pub energy_level: u32,
     pub talk_volume: i8,
     pub listen_volume: i8,
+    /// The delay the server adds to this member's audio (jitter buffer and mixing).
+    pub delay: Duration,
 }
 
 /// What a worker reports.
@@ -417,11 +419,12 @@ impl Worker {
     fn housekeeping(&mut self, now: Instant) {
         let ntp = ntp_timestamp(SystemTime::now());
         let mut dead = Vec::new();
-        let mut jitter_us = 0u64;
+        let (mut jitter_us, mut delay_us) = (0u64, 0u64);
         for (&call, s) in self.media.sessions.iter_mut() {
             s.report(now, ntp);
             s.count_into(&self.media.metrics);
             jitter_us = jitter_us.max((s.leg.stats().jitter_ms * 1000.0) as u64);
+            delay_us = delay_us.max(s.delay().as_micros() as u64);
             if s.timed_out(now, self.rtp_timeout) {
                 dead.push(call);
             }
@@ -430,6 +433,10 @@ impl Worker {
             .metrics
             .jitter_us
             .store(jitter_us, std::sync::atomic::Ordering::Relaxed);
+        self.media
+            .metrics
+            .delay_us
+            .store(delay_us, std::sync::atomic::Ordering::Relaxed);
         for call in dead {
             self.leave(call);
             self.media.report(Report::RtpTimeout { call });

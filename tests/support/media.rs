@@ -82,6 +82,8 @@ enum Cmd {
 /// The RTP side of one call; the tasks stop when it is dropped.
 pub struct Media {
     pub local: SocketAddr,
+    /// The RTP socket, for tests that send their own packets (after `stop`).
+    pub socket: Arc<UdpSocket>,
     heard: Arc<Mutex<Heard>>,
     receiver: Arc<Mutex<Receiver>>,
     cmds: mpsc::UnboundedSender<Cmd>,
@@ -102,10 +104,11 @@ impl Media {
         let (cmds, rx) = mpsc::unbounded_channel();
         let tasks = [
             tokio::spawn(receive(socket.clone(), receiver.clone(), heard.clone())),
-            tokio::spawn(send(socket, rx)),
+            tokio::spawn(send(socket.clone(), rx)),
         ];
         Ok(Media {
             local,
+            socket,
             heard,
             receiver,
             cmds,

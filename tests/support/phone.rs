@@ -357,6 +357,12 @@ impl Phone {
         self.leg.shared.media.local
     }
 
+    /// The RTP socket: after `stop_media`, a test can send its own packets from the address
+    /// the server latched.
+    pub fn rtp_socket(&self) -> Arc<tokio::net::UdpSocket> {
+        self.leg.shared.media.socket.clone()
+    }
+
     /// Sends `pcm` (at the codec's PCM rate) in real time; returns when it is all sent.
     pub async fn send_pcm(&self, pcm: Vec<i16>) {
         self.leg.shared.media.play(pcm).await;

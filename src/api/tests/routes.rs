@@ -25,6 +25,7 @@ async fn metrics_parse_as_prometheus_text() {
     h.metrics.conferences.store(2, Relaxed);
     h.metrics.packets_in.fetch_add(1500, Relaxed);
     h.metrics.jitter_us.store(2500, Relaxed);
+    h.metrics.delay_us.store(31_000, Relaxed);
     h.metrics.mix_tick.observe(Duration::from_micros(80));
     h.metrics.mix_tick.observe(Duration::from_micros(3000));
     h.metrics.mix_tick.observe(Duration::from_millis(90));
@@ -39,6 +40,7 @@ async fn metrics_parse_as_prometheus_text() {
     assert_eq!(samples["chorus_conferences"], 2.0);
     assert_eq!(samples["chorus_rtp_packets_received_total"], 1500.0);
     assert_eq!(samples["chorus_rtp_jitter_seconds"], 0.0025);
+    assert_eq!(samples["chorus_media_delay_seconds"], 0.031);
     assert_eq!(samples["chorus_webhook_failures_total"], 0.0);
     assert_eq!(
         samples["chorus_mix_tick_seconds_bucket{le=\"0.0001\"}"],

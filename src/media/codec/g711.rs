@@ -160,7 +160,7 @@ impl Encoder for G711Encoder {
     }
 }
 
-/// G.711 decoder with repeat-and-fade concealment.
+/// G.711 decoder with G.711 Appendix I concealment.
 pub struct G711Decoder {
     law: Law,
     concealer: Concealer,
@@ -170,24 +170,37 @@ impl G711Decoder {
     pub fn new(law: Law) -> Self {
         G711Decoder {
             law,
-            concealer: Concealer::default(),
+            concealer: Concealer::new(8000),
+        }
+    }
+}
+
+impl G711Decoder {
+    fn expand(&self, code: u8) -> i16 {
+        match self.law {
+            Law::Ulaw => ULAW_DEC[code as usize],
+            Law::Alaw => ALAW_DEC[code as usize],
         }
     }
 }
 
 impl Decoder for G711Decoder {
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) {
-        let start = out.len();
-        let table = match self.law {
-            Law::Ulaw => &ULAW_DEC,
-            Law::Alaw => &ALAW_DEC,
-        };
-        out.extend(payload.iter().map(|&c| table[c as usize]));
-        self.concealer.remember(&out[start..]);
+        let mut pcm: Vec<i16> = payload.iter().map(|&c| self.expand(c)).collect();
+        self.concealer.good(&mut pcm, out);
     }
 
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
-        self.concealer.conceal(samples, out);
+        self.concealer.lost(samples, out);
+    }
+
+    fn recover(&mut self, next_payload: &[u8], samples: usize, out: &mut Vec<i16>) {
+        let next: Vec<i16> = next_payload.iter().map(|&c| self.expand(c)).collect();
+        self.concealer.bridge(samples, &next, out);
+    }
+
+    fn delay(&self) -> usize {
+        self.concealer.delay()
     }
 }
 

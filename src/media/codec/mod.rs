@@ -129,4 +129,8 @@ pub trait Decoder: Send {
     fn recover(&mut self, _next_payload: &[u8], samples: usize, out: &mut Vec<i16>) {
         self.conceal(samples, out);
     }
+    /// Samples by which the output lags the input (concealment look-back).
+    fn delay(&self) -> usize {
+        0
+    }
 }

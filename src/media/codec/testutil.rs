@@ -16,3 +16,11 @@ pub fn snr_db(reference: &[i16], out: &[i16]) -> f64 {
     }
     10.0 * (sig / noise.max(1.0)).log10()
 }
+
+/// The largest step between neighbouring samples (a click shows as a big one).
+pub fn max_step(x: &[i16]) -> i32 {
+    x.windows(2)
+        .map(|w| (w[1] as i32 - w[0] as i32).abs())
+        .max()
+        .unwrap_or(0)
+}
