@@ -34,7 +34,9 @@
 //! (symmetric signalling, which phones behind NAT need); responses follow RFC 3261 §18.2.2
 //! with RFC 3581 rport.
 
+pub mod admission;
 pub mod dialog;
+pub mod digest;
 pub mod endpoint;
 pub mod framer;
 pub mod message;
