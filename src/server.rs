@@ -52,6 +52,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         udp_port: listen.port(),
         tcp_port: listen.port(),
         timers: Timers::default(),
+        limits: crate::sip::admission::Limits::default(),
+        acl: crate::sip::admission::Acl::default(),
+        auth: None,
     };
     let (sip, sip_events, bound) = sip::spawn(listen, endpoint)
         .await

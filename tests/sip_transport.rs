@@ -22,6 +22,9 @@ fn config() -> EndpointConfig {
         udp_port: 0,
         tcp_port: 0,
         timers: Timers::default(),
+        limits: chorus::sip::admission::Limits::default(),
+        acl: chorus::sip::admission::Acl::default(),
+        auth: None,
     }
 }
 

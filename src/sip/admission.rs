@@ -273,7 +273,10 @@ impl Admission {
         let ip = canonical(ip);
         self.sweep(now);
         self.track(now, ip);
-        let (per_source, global) = (&self.limits.refusals_per_source, &self.limits.refusals_global);
+        let (per_source, global) = (
+            &self.limits.refusals_per_source,
+            &self.limits.refusals_global,
+        );
         let source_ok = match self.sources.get_mut(&ip) {
             Some(m) => m.refusals.has_token(per_source, now),
             None => true,
@@ -392,7 +395,9 @@ impl Admission {
         }
         self.next_sweep = Some(now + SWEEP_EVERY);
         self.sources.retain(|_, m| {
-            !m.load.is_empty() || m.seen.is_some_and(|at| now.saturating_duration_since(at) < FORGET_AFTER)
+            !m.load.is_empty()
+                || m.seen
+                    .is_some_and(|at| now.saturating_duration_since(at) < FORGET_AFTER)
         });
         if self.sources.is_empty() {
             self.sources.shrink_to_fit();
@@ -445,7 +450,11 @@ mod tests {
     fn invites_from_one_source_follow_its_bucket_and_refill_with_time() {
         let mut adm = Admission::new(Limits::default(), Acl::default());
         let t0 = Instant::now();
-        assert_eq!(admitted(&mut adm, t0, A, Kind::NewInvite, 120), 100, "the burst");
+        assert_eq!(
+            admitted(&mut adm, t0, A, Kind::NewInvite, 120),
+            100,
+            "the burst"
+        );
         assert_eq!(
             adm.admit(t0, A, Kind::NewInvite),
             Verdict::Refuse(Refusal::Busy)
@@ -509,7 +518,11 @@ mod tests {
             Verdict::Refuse(Refusal::Busy)
         );
         adm.call_confirmed(A);
-        assert_eq!(adm.admit(t0, A, Kind::NewInvite), Verdict::Admit, "an ACK frees one");
+        assert_eq!(
+            adm.admit(t0, A, Kind::NewInvite),
+            Verdict::Admit,
+            "an ACK frees one"
+        );
         adm.call_opened(A);
         for _ in 0..2 {
             assert_eq!(adm.admit(t0, B, Kind::NewInvite), Verdict::Admit);
@@ -522,7 +535,11 @@ mod tests {
         );
         adm.call_closed(B, false);
         assert_eq!(adm.admit(t0, ip(9), Kind::NewInvite), Verdict::Admit);
-        assert_eq!(adm.admit(t0, ip(9), Kind::Other), Verdict::Admit, "only INVITEs");
+        assert_eq!(
+            adm.admit(t0, ip(9), Kind::Other),
+            Verdict::Admit,
+            "only INVITEs"
+        );
     }
 
     #[test]
@@ -540,7 +557,10 @@ mod tests {
             adm.call_opened(A);
             adm.call_confirmed(A);
         }
-        assert_eq!(adm.admit(t0, A, Kind::NewInvite), Verdict::Refuse(Refusal::Busy));
+        assert_eq!(
+            adm.admit(t0, A, Kind::NewInvite),
+            Verdict::Refuse(Refusal::Busy)
+        );
         adm.call_closed(A, true);
         assert_eq!(adm.admit(t0, A, Kind::NewInvite), Verdict::Admit);
         for _ in 0..3 {
@@ -548,12 +568,19 @@ mod tests {
         }
         assert_eq!(adm.admit(t0, A, Kind::Other), Verdict::Admit);
         adm.opened(A);
-        assert_eq!(adm.admit(t0, A, Kind::Other), Verdict::Refuse(Refusal::Busy));
+        assert_eq!(
+            adm.admit(t0, A, Kind::Other),
+            Verdict::Refuse(Refusal::Busy)
+        );
         for _ in 0..2 {
             assert_eq!(adm.admit(t0, B, Kind::Other), Verdict::Admit);
             adm.opened(B);
         }
-        assert_eq!(adm.admit(t0, B, Kind::Other), Verdict::Refuse(Refusal::Busy), "global");
+        assert_eq!(
+            adm.admit(t0, B, Kind::Other),
+            Verdict::Refuse(Refusal::Busy),
+            "global"
+        );
         adm.closed(A);
         assert_eq!(adm.admit(t0, B, Kind::Other), Verdict::Admit);
     }
@@ -569,9 +596,19 @@ mod tests {
         let t0 = Instant::now();
         let verdicts: Vec<Verdict> = (0..10).map(|_| adm.admit(t0, A, Kind::NewInvite)).collect();
         assert_eq!(verdicts[0], Verdict::Admit);
-        assert!(verdicts[1..6].iter().all(|v| *v == Verdict::Refuse(Refusal::Busy)));
-        assert!(verdicts[6..].iter().all(|v| *v == Verdict::Drop), "{verdicts:?}");
-        assert!(!adm.may_refuse(t0, A), "malformed requests share the budget");
+        assert!(
+            verdicts[1..6]
+                .iter()
+                .all(|v| *v == Verdict::Refuse(Refusal::Busy))
+        );
+        assert!(
+            verdicts[6..].iter().all(|v| *v == Verdict::Drop),
+            "{verdicts:?}"
+        );
+        assert!(
+            !adm.may_refuse(t0, A),
+            "malformed requests share the budget"
+        );
         assert!(adm.may_refuse(t0 + SECOND, A), "the budget refills");
     }
 
@@ -601,7 +638,10 @@ mod tests {
         for kind in [Kind::NewInvite, Kind::Existing, Kind::Other] {
             assert_eq!(adm.admit(t0, B, kind), Verdict::Refuse(Refusal::Forbidden));
         }
-        assert_eq!(adm.admit(t0, ip(1), Kind::Other), Verdict::Refuse(Refusal::Forbidden));
+        assert_eq!(
+            adm.admit(t0, ip(1), Kind::Other),
+            Verdict::Refuse(Refusal::Forbidden)
+        );
         let mapped: IpAddr = "::ffff:192.0.2.2".parse().unwrap();
         assert!(!adm.permits(mapped), "IPv4-mapped is the IPv4 address");
         assert!(adm.permits("::1".parse().unwrap()));
@@ -627,7 +667,11 @@ mod tests {
             "every entry holds a transaction"
         );
         adm.closed(ip(0));
-        assert_eq!(adm.admit(t0, ip(7), Kind::Other), Verdict::Admit, "evicts the idle one");
+        assert_eq!(
+            adm.admit(t0, ip(7), Kind::Other),
+            Verdict::Admit,
+            "evicts the idle one"
+        );
         assert_eq!(adm.tracked(), 3);
         for n in 1..3 {
             adm.closed(ip(n));

@@ -416,7 +416,11 @@ mod tests {
             format!("Basic {}", "YWxpY2U6czNjcmV0"),
         ];
         for auth in &cases {
-            assert_eq!(d.check(t0, "INVITE", "sip:1000@h", [auth.as_str()]), fresh, "{auth}");
+            assert_eq!(
+                d.check(t0, "INVITE", "sip:1000@h", [auth.as_str()]),
+                fresh,
+                "{auth}"
+            );
         }
         let other_secret = Digest::new("chorus", vec![Algorithm::Md5], [], [8; 32]);
         assert_eq!(
@@ -443,7 +447,12 @@ mod tests {
             Outcome::Refused
         );
         assert!(matches!(
-            d.check(t0 + NONCE_LIFETIME, "INVITE", "sip:1000@h", [right.as_str()]),
+            d.check(
+                t0 + NONCE_LIFETIME,
+                "INVITE",
+                "sip:1000@h",
+                [right.as_str()]
+            ),
             Outcome::Authorized { .. }
         ));
     }

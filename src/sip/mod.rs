@@ -45,6 +45,8 @@ pub mod transaction;
 pub mod transport;
 
 #[cfg(test)]
+mod admission_tests;
+#[cfg(test)]
 mod dial_tests;
 #[cfg(test)]
 mod endpoint_tests;
@@ -52,8 +54,8 @@ mod endpoint_tests;
 mod torture_tests;
 
 pub use endpoint::{
-    CallId, ConnId, Dial, Endpoint, EndpointConfig, Event, RequestId, SipError, TerminationReason,
-    Transmit, Transport,
+    CallId, ConnId, Dial, DialInAuth, Endpoint, EndpointConfig, Event, RequestId, SipError,
+    TerminationReason, Transmit, Transport,
 };
 pub use framer::{FrameError, Framer};
 pub use message::{Body, NameAddr};
