@@ -36,9 +36,13 @@ fn sdp() -> Body {
 }
 
 async fn start() -> (SipHandle, mpsc::Receiver<Event>, SocketAddr) {
-    sip::spawn("127.0.0.1:0".parse().expect("addr"), config())
-        .await
-        .expect("bind")
+    sip::spawn(
+        "127.0.0.1:0".parse().expect("addr"),
+        config(),
+        chorus::sip::connections::TcpLimits::default(),
+    )
+    .await
+    .expect("bind")
 }
 
 fn request(method: &str, branch: &str, to_tag: &str, cseq: u32, via: &str, body: &str) -> String {

@@ -141,6 +141,8 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     admission: Admission,
     digest: Option<Digest>,
+    /// Requests refused or dropped by admission or authentication, since the start.
+    turned_away: u64,
     next_id: u64,
     random: RandomState,
 }
@@ -165,6 +167,7 @@ impl Endpoint {
             events: VecDeque::new(),
             admission,
             digest,
+            turned_away: 0,
             next_id: 0,
             random: RandomState::new(),
         }
@@ -223,6 +226,16 @@ impl Endpoint {
             self.fire_outgoing(now, &branch);
         }
         self.release_memory();
+    }
+
+    /// Whether the ACL lets `ip` talk to us (the transport asks before accepting TCP).
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        self.admission.permits(ip)
+    }
+
+    /// How many requests admission or authentication refused or dropped since the start.
+    pub fn turned_away(&self) -> u64 {
+        self.turned_away
     }
 
     /// Whether calls or transactions still use this TCP connection (so idleness is no reason

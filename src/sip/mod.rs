@@ -35,10 +35,12 @@
 //! with RFC 3581 rport.
 
 pub mod admission;
+pub mod connections;
 pub mod dialog;
 pub mod digest;
 pub mod endpoint;
 pub mod framer;
+pub mod log_limit;
 pub mod message;
 pub mod parse;
 pub mod transaction;

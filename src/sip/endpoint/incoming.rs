@@ -33,6 +33,8 @@ impl Endpoint {
             Err(d) => {
                 if self.admission.may_refuse(now, from.ip()) {
                     self.reply_stateless(&msg, from, transport, d.status, &d.reason, vec![]);
+                } else {
+                    self.turned_away += 1;
                 }
                 return;
             }
@@ -58,7 +60,10 @@ impl Endpoint {
         match self.admission.admit(now, from.ip(), kind) {
             Verdict::Admit => {}
             Verdict::Refuse(why) => return self.send_refusal(&req.msg, from, transport, why),
-            Verdict::Drop => return,
+            Verdict::Drop => {
+                self.turned_away += 1;
+                return;
+            }
         }
         if kind == Kind::NewInvite && !self.authenticated(now, &req, from, transport) {
             return;
@@ -184,6 +189,8 @@ impl Endpoint {
     ) {
         if self.admission.may_refuse(now, from.ip()) {
             self.send_refusal(msg, from, transport, why);
+        } else {
+            self.turned_away += 1;
         }
     }
 
@@ -195,6 +202,7 @@ impl Endpoint {
         transport: Transport,
         why: Refusal,
     ) {
+        self.turned_away += 1;
         match why {
             Refusal::Forbidden => {
                 self.reply_stateless(msg, from, transport, 403, "Forbidden", vec![])
