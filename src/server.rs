@@ -38,6 +38,7 @@ impl Running {
 /// Serves until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let running = start(config).await?;
+    crate::heap::spawn_trimmer();
     shutdown_signal().await;
     running.stop().await;
     tracing::info!("stopped");

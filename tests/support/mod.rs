@@ -16,6 +16,7 @@ pub mod codec;
 pub mod dialog;
 pub mod media;
 pub mod phone;
+pub mod process;
 pub mod rtp;
 pub mod sdp_text;
 pub mod sip_text;
