@@ -33,7 +33,8 @@ pub struct SipConfig {
     pub tcp: crate::sip::connections::TcpLimits,
     /// The realm of dial-in digest challenges.
     pub auth_realm: String,
-    /// Offered in this order (RFC 8760 puts SHA-256 first; some phones only know MD5).
+    /// Offered in this order. MD5 first by default: clients that read only the first
+    /// challenge (SIPp, older phones) know only MD5; RFC 8760 clients take the first they know.
     pub auth_algorithms: Vec<crate::sip::digest::Algorithm>,
     /// With entries, a dial-in INVITE must authenticate as one of them.
     pub dial_in_auth: Vec<DialInUser>,
@@ -159,8 +160,8 @@ impl Default for SipConfig {
             tcp: Default::default(),
             auth_realm: "chorus".into(),
             auth_algorithms: vec![
-                crate::sip::digest::Algorithm::Sha256,
                 crate::sip::digest::Algorithm::Md5,
+                crate::sip::digest::Algorithm::Sha256,
             ],
             dial_in_auth: Vec::new(),
         }

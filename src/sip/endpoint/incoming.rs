@@ -160,7 +160,7 @@ impl Endpoint {
             return true;
         };
         let credentials = req.msg.headers_named("Authorization");
-        match digest.check(now, &req.method, &req.uri, credentials) {
+        match digest.check(now, &req.method, credentials) {
             Outcome::Authorized { .. } => true,
             Outcome::Challenge { stale } => {
                 let challenges = digest.challenges(now, stale);
