@@ -272,6 +272,12 @@ mod tests {
         assert_eq!(c.sip.listen, "127.0.0.1:5060".parse().unwrap());
         assert!(c.conferences.adhoc);
         assert_eq!(c.conferences.account, DEFAULT_ACCOUNT);
+        let defaults = SipConfig::default();
+        assert_eq!(c.sip.limits, defaults.limits, "the shipped file shows the defaults");
+        assert_eq!(c.sip.tcp, defaults.tcp);
+        assert_eq!(c.sip.acl, defaults.acl);
+        assert_eq!(c.sip.auth_algorithms, defaults.auth_algorithms);
+        assert_eq!(c.sip.timer_t1_ms, defaults.timer_t1_ms);
     }
 
     #[test]
