@@ -1,10 +1,12 @@
 //! Server configuration: a TOML file with defaults for every key, plus command-line overrides.
 
 use crate::media::codec::CodecKind;
+use crate::media::leg::{LatchLimits, LegLimits};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A Kazoo-style 32-hex account id for a single-tenant install.
 pub const DEFAULT_ACCOUNT: &str = "c0ffee00c0ffee00c0ffee00c0ffee00";
@@ -17,6 +19,7 @@ pub struct Config {
     pub media: MediaConfig,
     pub conferences: ConferencesConfig,
     pub api: crate::api::config::ApiConfig,
+    pub sounds: crate::sounds::config::SoundsConfig,
     /// The SQLite store and recordings live here.
     pub data_dir: PathBuf,
 }
@@ -66,6 +69,27 @@ pub struct RtpConfig {
     pub timeout_secs: u64,
     pub codecs: Vec<CodecName>,
     pub ptime_ms: u32,
+    /// Strict RTP and DTMF bounds: see docs/security.md, "Media (RTP)".
+    pub probation_packets: u32,
+    pub relatch_after_secs: u64,
+    pub send_before_peer_packets: u32,
+    pub dtmf_queue_digits: usize,
+    pub dtmf_digits_per_sec: u32,
+}
+
+impl RtpConfig {
+    /// What each call's leg allows its peer.
+    pub fn leg_limits(&self) -> LegLimits {
+        LegLimits {
+            latch: LatchLimits {
+                probation: self.probation_packets,
+                relatch_after: Duration::from_secs(self.relatch_after_secs),
+                send_before_peer: self.send_before_peer_packets,
+            },
+            dtmf_queue: self.dtmf_queue_digits,
+            dtmf_per_sec: self.dtmf_digits_per_sec,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,6 +168,7 @@ impl Default for Config {
             media: MediaConfig::default(),
             conferences: ConferencesConfig::default(),
             api: crate::api::config::ApiConfig::default(),
+            sounds: crate::sounds::config::SoundsConfig::default(),
             data_dir: PathBuf::from("data"),
         }
     }
@@ -170,6 +195,7 @@ impl Default for SipConfig {
 
 impl Default for RtpConfig {
     fn default() -> Self {
+        let limits = LegLimits::default();
         RtpConfig {
             ports: PortRange(20000..=29999),
             timeout_secs: 30,
@@ -180,6 +206,11 @@ impl Default for RtpConfig {
                 CodecName::Pcma,
             ],
             ptime_ms: 20,
+            probation_packets: limits.latch.probation,
+            relatch_after_secs: limits.latch.relatch_after.as_secs(),
+            send_before_peer_packets: limits.latch.send_before_peer,
+            dtmf_queue_digits: limits.dtmf_queue,
+            dtmf_digits_per_sec: limits.dtmf_per_sec,
         }
     }
 }
@@ -224,12 +255,34 @@ impl Config {
                 self.rtp.ptime_ms
             );
         }
+        let rtp = &self.rtp;
+        for (key, value) in [
+            ("rtp.probation_packets", u64::from(rtp.probation_packets)),
+            ("rtp.relatch_after_secs", rtp.relatch_after_secs),
+            ("rtp.dtmf_queue_digits", rtp.dtmf_queue_digits as u64),
+            (
+                "rtp.dtmf_digits_per_sec",
+                u64::from(rtp.dtmf_digits_per_sec),
+            ),
+        ] {
+            if value == 0 {
+                anyhow::bail!("{key} = 0: at least 1 is required");
+            }
+        }
         if self.media.workers == 0 {
             anyhow::bail!("media.workers = 0: at least 1 is required");
         }
-        let a = &self.conferences.account;
-        if a.is_empty() || !a.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            anyhow::bail!("conferences.account = {a:?}: letters and digits only");
+        let accounts = std::iter::once(("conferences.account", &self.conferences.account)).chain(
+            self.api
+                .tokens
+                .iter()
+                .map(|t| ("api.tokens.account_id", &t.account_id)),
+        );
+        for (key, a) in accounts {
+            // Account ids name folders (recordings, recorded names).
+            if a.is_empty() || !a.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                anyhow::bail!("{key} = {a:?}: letters and digits only");
+            }
         }
         self.check_sip()
     }
@@ -273,11 +326,15 @@ mod tests {
         assert!(c.conferences.adhoc);
         assert_eq!(c.conferences.account, DEFAULT_ACCOUNT);
         let defaults = SipConfig::default();
-        assert_eq!(c.sip.limits, defaults.limits, "the shipped file shows the defaults");
+        assert_eq!(
+            c.sip.limits, defaults.limits,
+            "the shipped file shows the defaults"
+        );
         assert_eq!(c.sip.tcp, defaults.tcp);
         assert_eq!(c.sip.acl, defaults.acl);
         assert_eq!(c.sip.auth_algorithms, defaults.auth_algorithms);
         assert_eq!(c.sip.timer_t1_ms, defaults.timer_t1_ms);
+        assert_eq!(c.rtp.leg_limits(), LegLimits::default());
     }
 
     #[test]
@@ -303,6 +360,9 @@ mod tests {
         assert!(e.to_string().contains("burst"), "{e}");
         let e = toml::from_str::<Config>("[sip.acl]\ndeny = [\"10.0.0.0/33\"]").unwrap_err();
         assert!(e.to_string().contains("deny"), "{e}");
+        let c: Config = toml::from_str("[rtp]\nprobation_packets = 0").unwrap();
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("rtp.probation_packets"), "{e}");
         let c: Config = toml::from_str("[conferences]\naccount = \"a/b\"").unwrap();
         assert!(
             c.check()

@@ -9,4 +9,5 @@ pub mod media;
 pub mod sdp;
 pub mod server;
 pub mod sip;
+pub mod sounds;
 pub mod store;

@@ -53,10 +53,12 @@ impl Api {
     }
 }
 
+/// The test server; its media URLs come from a server on 127.0.0.1, which the URL policy
+/// refuses unless allowed.
 async fn server() -> Running {
-    chorus::server::start(support::server_config())
-        .await
-        .unwrap()
+    let mut config = support::server_config();
+    config.sounds.urls.allow_networks = vec!["127.0.0.1".parse().unwrap()];
+    chorus::server::start(config).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

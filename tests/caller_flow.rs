@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chorus::server::Running;
@@ -18,21 +17,7 @@ const SILENT_DB: f64 = -50.0;
 
 /// A server whose store is seeded with `docs` (file stem -> conference document).
 async fn server(docs: &[(&str, serde_json::Value)]) -> Running {
-    let mut config = support::server_config();
-    let seed = config.data_dir.with_extension("seed");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::create_dir_all(seed.join("conferences")).unwrap();
-    std::fs::create_dir_all(seed.join("system_config")).unwrap();
-    std::fs::copy(
-        root.join("config/seed/system_config/conferences.json"),
-        seed.join("system_config/conferences.json"),
-    )
-    .unwrap();
-    for (name, doc) in docs {
-        let path: PathBuf = seed.join("conferences").join(format!("{name}.json"));
-        std::fs::write(path, doc.to_string()).unwrap();
-    }
-    config.conferences.seed = seed;
+    let config = support::seeded_config(docs);
     chorus::server::start(config).await.expect("server starts")
 }
 

@@ -11,6 +11,21 @@ pub struct ApiConfig {
     /// Requests a token may make at once, and how many it regains per second.
     pub burst: u32,
     pub refill_per_second: u32,
+    /// Open HTTP connections at once, from everyone and from one address; more are closed
+    /// as they are accepted.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// A connection must send a complete request head within this time of opening or of
+    /// its previous response: slow headers and idle keep-alive connections are closed.
+    pub header_timeout_secs: u64,
+    /// A request (body included) must be answered within this time (408 after).
+    pub request_timeout_secs: u64,
+    /// WebSocket clients at once; more are refused with 503.
+    pub max_websockets: usize,
+    /// A WebSocket closed unless it makes an authenticated subscription within this time.
+    pub ws_auth_secs: u64,
+    /// Bindings one WebSocket may subscribe to.
+    pub max_ws_bindings: usize,
 }
 
 /// An `X-Auth-Token` value and the one account it may act on.
@@ -28,6 +43,13 @@ impl Default for ApiConfig {
             tokens: Vec::new(),
             burst: 100,
             refill_per_second: 10,
+            max_connections: 256,
+            max_connections_per_ip: 32,
+            header_timeout_secs: 10,
+            request_timeout_secs: 30,
+            max_websockets: 128,
+            ws_auth_secs: 5,
+            max_ws_bindings: 32,
         }
     }
 }

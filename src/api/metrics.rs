@@ -4,7 +4,8 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-/// Gauges (`conferences`, `members`, `jitter_us`) are `store`d; the rest only grow.
+/// Gauges (`conferences`, `members`, `jitter_us`, `api_connections`, `ws_clients`) are
+/// `store`d or go both ways; the rest only grow.
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub conferences: AtomicU64,
@@ -18,6 +19,11 @@ pub struct Metrics {
     pub webhook_failures: AtomicU64,
     pub webhook_dropped: AtomicU64,
     pub ws_dropped: AtomicU64,
+    pub api_connections: AtomicU64,
+    pub api_refused: AtomicU64,
+    pub ws_clients: AtomicU64,
+    pub ws_refused: AtomicU64,
+    pub ws_unauthenticated: AtomicU64,
 }
 
 /// Upper bounds of the mix tick buckets, in microseconds (a 20 ms frame must mix well inside).
@@ -72,6 +78,16 @@ impl Metrics {
                 "Members in all conferences",
                 &self.members,
             ),
+            (
+                "chorus_api_connections",
+                "Open API connections (WebSockets not included)",
+                &self.api_connections,
+            ),
+            (
+                "chorus_ws_clients",
+                "Connected WebSocket clients",
+                &self.ws_clients,
+            ),
         ];
         let counters = [
             (
@@ -103,6 +119,21 @@ impl Metrics {
                 "chorus_ws_events_dropped_total",
                 "Bus events a slow WebSocket client skipped",
                 &self.ws_dropped,
+            ),
+            (
+                "chorus_api_connections_refused_total",
+                "API connections closed at accept: over a connection cap",
+                &self.api_refused,
+            ),
+            (
+                "chorus_ws_refused_total",
+                "WebSocket upgrades refused: too many clients",
+                &self.ws_refused,
+            ),
+            (
+                "chorus_ws_unauthenticated_closed_total",
+                "WebSockets closed for not subscribing in time",
+                &self.ws_unauthenticated,
             ),
         ];
         for (kind, list) in [("gauge", &gauges[..]), ("counter", &counters[..])] {

@@ -24,6 +24,7 @@ pub mod webhooks;
 mod actions;
 mod body;
 mod conferences;
+mod listener;
 mod openapi;
 mod ratelimit;
 mod render;
@@ -44,7 +45,7 @@ use metrics::Metrics;
 use reply::ApiError;
 use service::Service;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 /// How this media server describes itself in responses (`node`, `switch_*`).
@@ -63,6 +64,8 @@ pub struct ApiState {
     events: broadcast::Sender<ConferenceEvent>,
     metrics: Arc<Metrics>,
     buckets: Arc<ratelimit::Buckets>,
+    /// One permit per WebSocket client.
+    websockets: Arc<tokio::sync::Semaphore>,
 }
 
 impl ApiState {
@@ -79,8 +82,10 @@ impl ApiState {
             config.burst,
             config.refill_per_second,
         ));
+        let websockets = Arc::new(tokio::sync::Semaphore::new(config.max_websockets));
         let (config, node) = (Arc::new(config), Arc::new(node));
         Self {
+            websockets,
             buckets,
             service,
             config,
@@ -129,6 +134,7 @@ pub(crate) fn open_routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
 }
 
 pub fn router(state: ApiState) -> Router {
+    let request_timeout = Duration::from_secs(state.config.request_timeout_secs);
     let scoped = account_routes()
         .into_iter()
         .fold(Router::new(), |r, (path, route)| r.route(path, route))
@@ -138,6 +144,9 @@ pub fn router(state: ApiState) -> Router {
         .fold(scoped, |r, (path, route)| r.route(path, route))
         .fallback(|| async { ApiError::UnknownPath })
         .layer(DefaultBodyLimit::max(body::MAX_BODY))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            deadline(request_timeout, request, next)
+        }))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             reply::envelope,
@@ -145,9 +154,18 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until the task is dropped or the listener fails.
+/// Serves the API on `listener` until the task is dropped (see [`listener`] for the
+/// connection limits).
 pub async fn serve(listener: tokio::net::TcpListener, state: ApiState) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).await
+    listener::serve(listener, state).await
+}
+
+/// A request (its body included) not answered in time gets 408 and is dropped.
+async fn deadline(limit: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
 }
 
 /// `X-Auth-Token` must name a configured token, and the token's account must be the path's:

@@ -81,6 +81,8 @@ pub enum ApiError {
     Internal(String),
     TooManyRequests,
     UnknownPath,
+    Timeout,
+    Busy,
 }
 
 impl ApiError {
@@ -142,6 +144,16 @@ impl IntoResponse for ApiError {
                 json!({"message": "too many requests"}),
             ),
             Self::UnknownPath => (404, "not_found", json!({"message": "not found"})),
+            Self::Timeout => (
+                408,
+                "request_timeout",
+                json!({"message": "the request took too long"}),
+            ),
+            Self::Busy => (
+                503,
+                "too_many_clients",
+                json!({"message": "too many clients: try again later"}),
+            ),
             Self::Unavailable => (
                 503,
                 "datastore_fault",

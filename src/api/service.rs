@@ -10,11 +10,18 @@ use tokio::sync::{mpsc, oneshot};
 
 pub type Reply<T> = oneshot::Sender<Result<T, ServiceError>>;
 
-/// Which conference of which account a request is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which conference of which account a request is about; also how the control plane keys
+/// its running conferences, so one account's id never reaches another's conference.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ConfRef {
     pub account: String,
     pub id: String,
+}
+
+impl std::fmt::Display for ConfRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.account, self.id)
+    }
 }
 
 #[derive(Debug)]

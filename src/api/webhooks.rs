@@ -2,7 +2,8 @@
 //!
 //! A dispatcher task maps events to status events and queues them per hook URL; one sender
 //! task per URL posts them in order with a timeout and bounded retries. A slow or dead hook
-//! only ever fills its own bounded queue (overflow is dropped and counted).
+//! only ever fills its own bounded queue (overflow is dropped and counted), and there are at
+//! most [`MAX_URLS`] queues.
 
 use super::events::{ConferenceEvent, EventName};
 use super::metrics::Metrics;
@@ -68,6 +69,9 @@ impl Default for Policy {
         }
     }
 }
+
+/// Hook URLs with a queue and a sender at once; events for more are dropped (counted).
+const MAX_URLS: usize = 256;
 
 type Hooks = Arc<Mutex<HashMap<(String, String), StatusHook>>>;
 
@@ -155,6 +159,10 @@ impl Dispatcher {
     }
 
     fn enqueue(&mut self, url: &str, body: Value) {
+        if !self.queues.contains_key(url) && self.queues.len() >= MAX_URLS {
+            self.sender.metrics.webhook_dropped.fetch_add(1, Relaxed);
+            return;
+        }
         let queue = self.queues.entry(url.to_owned()).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(self.sender.policy.queue);
             tokio::spawn(self.sender.clone().run(url.to_owned(), rx));

@@ -2,13 +2,16 @@
 //!
 //! Each connection reads the shared broadcast channel at its own pace: publishers never wait
 //! for a client, a client that falls behind loses the oldest events (counted), and one whose
-//! socket stays blocked past [`SEND_TIMEOUT`] is closed.
+//! socket stays blocked past [`SEND_TIMEOUT`] is closed. Clients are capped
+//! (`api.max_websockets`), and one that has not authenticated a subscription within
+//! `api.ws_auth_secs` is closed.
 
 use super::events::ConferenceEvent;
+use super::reply::ApiError;
 use super::{ApiState, body};
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering::Relaxed;
@@ -18,19 +21,41 @@ use tokio::sync::broadcast::error::RecvError;
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn upgrade(State(state): State<ApiState>, ws: WebSocketUpgrade) -> Response {
+    let Ok(permit) = state.websockets.clone().try_acquire_owned() else {
+        state.metrics.ws_refused.fetch_add(1, Relaxed);
+        return ApiError::Busy.into_response();
+    };
     // Requests are a few hundred bytes; refuse anything that could be used to exhaust memory.
     ws.max_message_size(body::MAX_BODY)
-        .on_upgrade(move |socket| session(state, socket))
+        .on_upgrade(move |socket| async move {
+            count_clients(&state);
+            session(&state, socket).await;
+            drop(permit);
+            count_clients(&state);
+        })
 }
 
-async fn session(state: ApiState, socket: WebSocket) {
+/// Keeps the client gauge: one taken permit per client.
+fn count_clients(state: &ApiState) {
+    let taken = state.config.max_websockets - state.websockets.available_permits();
+    state.metrics.ws_clients.store(taken as u64, Relaxed);
+}
+
+async fn session(state: &ApiState, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let mut events = state.events.subscribe();
     let mut subs = Subscriptions::default();
+    let auth = tokio::time::sleep(Duration::from_secs(state.config.ws_auth_secs));
+    tokio::pin!(auth);
     loop {
         let out = tokio::select! {
+            () = &mut auth, if subs.account.is_none() => {
+                state.metrics.ws_unauthenticated.fetch_add(1, Relaxed);
+                let _ = sink.send(Message::Close(None)).await;
+                break;
+            }
             msg = stream.next() => match msg {
-                Some(Ok(Message::Text(text))) => Some(subs.request(&state, &text)),
+                Some(Ok(Message::Text(text))) => Some(subs.request(state, &text)),
                 Some(Ok(Message::Close(_)) | Err(_)) | None => break,
                 Some(Ok(_)) => None,
             },
@@ -98,11 +123,17 @@ impl Subscriptions {
         self.account = Some(account.to_owned());
         match request.get("action").and_then(Value::as_str) {
             Some("subscribe") => {
+                let mut all = self.bindings.clone();
                 for b in bindings {
-                    if !self.bindings.contains(&b) {
-                        self.bindings.push(b);
+                    if !all.contains(&b) {
+                        all.push(b);
                     }
                 }
+                let max = state.config.max_ws_bindings;
+                if all.len() > max {
+                    return Err(format!("too many bindings: at most {max} per connection"));
+                }
+                self.bindings = all;
                 Ok(json!({ "subscribed": self.bindings }))
             }
             Some("unsubscribe") => {

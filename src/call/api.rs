@@ -18,6 +18,7 @@ use crate::api::service::{
 use crate::api::webhooks::{StatusEvent, StatusHook, Webhooks};
 use crate::media::worker::{Command, Target as PlayTarget};
 use crate::sip::CallId;
+use crate::sounds::{Refused, Scope};
 use crate::store::StoreError;
 
 use super::Calls;
@@ -93,7 +94,7 @@ impl Calls {
                 let _ = reply.send(Ok(self.recordings(&conf)));
             }
             Request::Recording { conf, name, reply } => {
-                let path = self.recording_dir(&conf.id).join(&name);
+                let path = self.recording_dir(&conf).join(&name);
                 let found = path.is_file().then_some(path);
                 let _ = reply.send(found.ok_or(ServiceError::NotFound(name)));
             }
@@ -123,11 +124,10 @@ impl Calls {
         }
     }
 
-    /// A running conference of the account that SIP callers belong to.
+    /// A running conference of this account; another account's is not found.
     fn live_of(&self, conf: &ConfRef) -> Result<&Live, ServiceError> {
-        (conf.account == self.account)
-            .then(|| self.conferences.get(&conf.id))
-            .flatten()
+        self.conferences
+            .get(conf)
             .ok_or_else(|| ServiceError::NotFound(conf.id.clone()))
     }
 
@@ -192,20 +192,20 @@ impl Calls {
         match action {
             ConferenceAction::Lock | ConferenceAction::Unlock => {
                 let locked = action == ConferenceAction::Lock;
-                self.set_locked(&conf.id, locked);
+                self.set_locked(conf, locked);
             }
             ConferenceAction::Play { media_id } => {
-                self.play_checked(&conf.id, PlayTarget::Conference(key), &media_id)?;
+                self.play_checked(conf, PlayTarget::Conference(key), &media_id)?;
             }
             ConferenceAction::Record(RecordAction::Start) => {
-                let dir = self.recording_dir(&conf.id);
+                let dir = self.recording_dir(conf);
                 std::fs::create_dir_all(&dir).map_err(|_| ServiceError::Unavailable)?;
                 let stamp = SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis());
                 let id = self.new_id();
                 let path = dir.join(format!("{}-{stamp}.wav", conf.id));
-                self.conference_recordings.insert(conf.id.clone(), id);
+                self.conference_recordings.insert(conf.clone(), id);
                 self.workers[worker].send(Command::RecordConference {
                     conference: key,
                     path,
@@ -213,7 +213,7 @@ impl Calls {
                 });
             }
             ConferenceAction::Record(RecordAction::Stop) => {
-                if let Some(id) = self.conference_recordings.remove(&conf.id) {
+                if let Some(id) = self.conference_recordings.remove(conf) {
                     self.workers[worker].send(Command::StopRecording { id });
                 }
             }
@@ -222,7 +222,7 @@ impl Calls {
     }
 
     /// Locks or unlocks (API or caller control), announcing it.
-    pub(super) fn set_locked(&mut self, id: &str, locked: bool) {
+    pub(super) fn set_locked(&mut self, id: &ConfRef, locked: bool) {
         let Some(live) = self.conferences.get_mut(id) else {
             return;
         };
@@ -237,20 +237,31 @@ impl Calls {
         }
     }
 
+    /// Plays `media` if it may play: a refused source is a validation error naming the
+    /// field, answered at once; a prompt or file that is not there is not found.
     fn play_checked(
         &mut self,
-        id: &str,
+        id: &ConfRef,
         target: PlayTarget,
         media: &str,
     ) -> Result<(), ServiceError> {
-        if let Some(live) = self.conferences.get(id) {
-            let lang = live.profile.language.clone();
-            self.sounds.prefetch(media, &lang);
+        let language = self.live_of(id)?.profile.language.clone();
+        let scope = Scope {
+            language: &language,
+            account: &id.account,
+        };
+        match self.sounds.resolve(media, scope) {
+            Ok(Some(_)) => {}
+            Ok(None) | Err(Refused::Missing) => return Err(ServiceError::NotFound(media.into())),
+            Err(Refused::Invalid(message)) => {
+                return Err(ServiceError::Validation(json!({
+                    "data.media_id": {"media": {"message": message, "value": media}}
+                })));
+            }
         }
-        if self.play(id, target, &[media.to_string()]) {
-            Ok(())
-        } else {
-            Err(ServiceError::NotFound(media.to_string()))
+        match self.play(id, target, &[media.to_string()]) {
+            true => Ok(()),
+            false => Err(ServiceError::NotFound(media.to_string())),
         }
     }
 
@@ -282,13 +293,13 @@ impl Calls {
             match &action {
                 ParticipantAction::Kick => self.hang_up(call).await,
                 ParticipantAction::Play { media_id } => {
-                    self.play_checked(&conf.id, PlayTarget::Call(call.0), media_id)?;
+                    self.play_checked(conf, PlayTarget::Call(call.0), media_id)?;
                 }
                 _ if bulk && moderator => {}
-                ParticipantAction::Mute => self.set_member(&conf.id, call, Some(true), None),
-                ParticipantAction::Unmute => self.set_member(&conf.id, call, Some(false), None),
-                ParticipantAction::Deaf => self.set_member(&conf.id, call, None, Some(true)),
-                ParticipantAction::Undeaf => self.set_member(&conf.id, call, None, Some(false)),
+                ParticipantAction::Mute => self.set_member(conf, call, Some(true), None),
+                ParticipantAction::Unmute => self.set_member(conf, call, Some(false), None),
+                ParticipantAction::Deaf => self.set_member(conf, call, None, Some(true)),
+                ParticipantAction::Undeaf => self.set_member(conf, call, None, Some(false)),
             }
         }
         Ok(())
@@ -324,12 +335,12 @@ impl Calls {
     }
 
     fn recordings(&self, conf: &ConfRef) -> Vec<svc::Recording> {
-        let Ok(dir) = std::fs::read_dir(self.recording_dir(&conf.id)) else {
+        let Ok(dir) = std::fs::read_dir(self.recording_dir(conf)) else {
             return Vec::new();
         };
         dir.filter_map(Result::ok)
             .filter_map(|e| {
-                let meta = e.metadata().ok()?;
+                let meta = e.metadata().ok().filter(std::fs::Metadata::is_file)?;
                 Some(svc::Recording {
                     name: e.file_name().to_string_lossy().into_owned(),
                     bytes: meta.len(),
@@ -339,17 +350,16 @@ impl Calls {
             .collect()
     }
 
-    fn recording_dir(&self, id: &str) -> PathBuf {
-        // Conference ids come from the URL: keep them inside the recordings folder.
-        let safe: String = id
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || "-_".contains(*c))
-            .collect();
-        self.api.recordings.join(safe)
+    /// `{recordings}/{account}/{conference}`: an account only ever reaches its own folder.
+    fn recording_dir(&self, conf: &ConfRef) -> PathBuf {
+        self.api
+            .recordings
+            .join(path_component(&conf.account))
+            .join(path_component(&conf.id))
     }
 
     /// Publishes a conference event (for WebSocket subscribers and status webhooks).
-    pub(super) fn publish(&self, id: &str, name: EventName, call: Option<CallId>) {
+    pub(super) fn publish(&self, id: &ConfRef, name: EventName, call: Option<CallId>) {
         let participant = call.and_then(|c| self.participant(self.conferences.get(id)?, c));
         self.publish_about(id, name, participant);
     }
@@ -357,7 +367,7 @@ impl Calls {
     /// Publishes an event about `participant`, who may have left already.
     pub(super) fn publish_about(
         &self,
-        id: &str,
+        id: &ConfRef,
         name: EventName,
         participant: Option<svc::Participant>,
     ) {
@@ -366,9 +376,9 @@ impl Calls {
         };
         let event = ConferenceEvent {
             name,
-            account_id: self.account.clone(),
-            conference_id: id.to_string(),
-            conference_name: live.doc.name().unwrap_or(id).to_string(),
+            account_id: id.account.clone(),
+            conference_id: id.id.clone(),
+            conference_name: live.doc.name().unwrap_or(&id.id).to_string(),
             instance_id: format!("{:016x}", live.key.0),
             profile: live.profile.name.clone(),
             // The engine's count: members the mixer has confirmed.
@@ -386,7 +396,7 @@ impl Calls {
     }
 
     /// Registers the conference's status hook (jambonz statusHook), owned by its starter.
-    pub(super) fn register_hook(&self, id: &str, starter: CallId) {
+    pub(super) fn register_hook(&self, id: &ConfRef, starter: CallId) {
         let Some(live) = self.conferences.get(id) else {
             return;
         };
@@ -401,7 +411,7 @@ impl Calls {
             owner_call_id: self.calls.get(&starter).map(|c| c.sip_call_id.clone()),
         });
         if hook.is_some() {
-            self.api.webhooks.set(&self.account, id, hook);
+            self.api.webhooks.set(&id.account, &id.id, hook);
         }
     }
 
@@ -416,6 +426,16 @@ impl Calls {
         m.members
             .store(members as u64, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// Ids come from URLs: only letters, digits, `-` and `_` reach a path (never `..` or `/`).
+fn path_component(id: &str) -> String {
+    let safe: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_".contains(*c))
+        .collect();
+    // Never the parent folder itself, whose entries are other conferences.
+    if safe.is_empty() { "_".into() } else { safe }
 }
 
 fn status_event(name: &str) -> Option<StatusEvent> {

@@ -6,6 +6,7 @@ use std::time::Instant;
 use crate::conference::flow::{Flow, FlowAction, Target};
 use crate::media::worker::{Command, Target as PlayTarget};
 use crate::sip::CallId;
+use crate::sounds::Scope;
 
 use super::{Calls, Stage};
 
@@ -72,7 +73,7 @@ impl Calls {
             FlowAction::QueryConference { id } => {
                 let state = self
                     .conferences
-                    .get(&id)
+                    .get(&self.sip_conference(&id))
                     .map(|l| l.state())
                     .unwrap_or_default();
                 if let Some(f) = self.flow_mut(call) {
@@ -113,8 +114,11 @@ impl Calls {
             Stage::Flow(f) => f.flow_language(),
             _ => "en".to_string(),
         };
-        let rate = c.rate;
-        let Some(sound) = self.sounds.open(media, &lang, rate) else {
+        let scope = Scope {
+            language: &lang,
+            account: &self.account,
+        };
+        let Some(sound) = self.sounds.open(media, scope, c.rate) else {
             if let Some(f) = self.flow_mut(call) {
                 f.flow.on_prompt_finished(Instant::now());
             }
@@ -163,8 +167,11 @@ impl Calls {
     }
 
     fn save_name(&mut self, call: CallId, rate: u32, pcm: &[i16]) -> Option<String> {
-        let path = self.names.join(format!("name-{}.wav", call.0));
-        if let Err(e) = crate::media::wav_writer::write_file(&path, rate, pcm) {
+        let dir = self.names.join(&self.account);
+        let path = dir.join(format!("name-{}.wav", call.0));
+        let written = std::fs::create_dir_all(&dir)
+            .and_then(|()| crate::media::wav_writer::write_file(&path, rate, pcm));
+        if let Err(e) = written {
             tracing::warn!(path = %path.display(), error = %e, "cannot keep the recorded name");
             return None;
         }

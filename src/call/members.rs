@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use mixer::MemberFlags;
 
 use crate::api::events::EventName;
+use crate::api::service::ConfRef;
 use crate::conference::controls::{self, Action, DigitMatcher, Step, Toggle};
 use crate::conference::document::{BEEP, Role};
 use crate::conference::flow::JoinDecision;
@@ -13,6 +14,7 @@ use crate::conference::profile;
 use crate::media::session::Session;
 use crate::media::worker::{Attach, Command, Target as PlayTarget};
 use crate::sip::CallId;
+use crate::sounds::Scope;
 
 use super::announce_count;
 use super::live::{Live, Member};
@@ -25,7 +27,7 @@ const ENERGY_MAX: u32 = 1800;
 impl Calls {
     /// Puts a caller who passed the flow into the conference, opening it if needed.
     pub(super) async fn join(&mut self, call: CallId, decision: JoinDecision) {
-        let id = decision.conference_id.clone();
+        let id = self.sip_conference(&decision.conference_id);
         if !self.conferences.contains_key(&id) && !self.open_conference(&decision, call) {
             return self.hang_up(call).await;
         }
@@ -34,7 +36,7 @@ impl Calls {
         };
         let config = self
             .store
-            .conferences_config(&self.account)
+            .conferences_config(&id.account)
             .unwrap_or_default();
         let group = match decision.role {
             Role::Member => &live.profile.caller_controls,
@@ -109,11 +111,12 @@ impl Calls {
     /// Opens the conference `call` is the first to join: its profile, its worker, its
     /// status hook (owned by this starter), and its conference-create event.
     fn open_conference(&mut self, decision: &JoinDecision, call: CallId) -> bool {
+        let id = self.sip_conference(&decision.conference_id);
         let config = self
             .store
-            .conferences_config(&self.account)
+            .conferences_config(&id.account)
             .unwrap_or_default();
-        let resolved = match profile::resolve(&decision.doc, &config, &self.prompts, None) {
+        let resolved = match profile::resolve(&decision.doc, &config, None) {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(conference = %decision.conference_id, error = %e, "bad profile");
@@ -122,11 +125,15 @@ impl Calls {
         };
         let key = self.conference_key();
         let worker = self.worker_of(&decision.conference_id);
+        let scope = Scope {
+            language: &resolved.language,
+            account: &id.account,
+        };
         for sound in resolved.sounds.values() {
-            self.sounds.prefetch(sound, &resolved.language);
+            self.sounds.prefetch(sound, scope);
         }
         let live = Live::new(key, worker, decision.doc.clone(), resolved);
-        let id = &decision.conference_id;
+        let id = &id;
         self.conferences.insert(id.clone(), live);
         tracing::info!(conference = %id, "conference opened");
         self.register_hook(id, call);
@@ -137,7 +144,7 @@ impl Calls {
     /// The sounds of a join: to the joiner (with the count, under `announce-count`), to
     /// everyone, hold music while alone, and the release of members who waited for this
     /// moderator.
-    fn after_join(&mut self, id: &str, call: CallId, decision: &JoinDecision) {
+    fn after_join(&mut self, id: &ConfRef, call: CallId, decision: &JoinDecision) {
         let Some(live) = self.conferences.get(id) else {
             return;
         };
@@ -177,7 +184,7 @@ impl Calls {
     }
 
     /// Hold music plays to a member alone in the conference and stops once someone joins.
-    fn alone_or_together(&mut self, id: &str) {
+    fn alone_or_together(&mut self, id: &ConfRef) {
         let Some(live) = self.conferences.get(id) else {
             return;
         };
@@ -199,7 +206,7 @@ impl Calls {
         }
     }
 
-    fn release_waiting(&mut self, id: &str) {
+    fn release_waiting(&mut self, id: &ConfRef) {
         let Some(live) = self.conferences.get_mut(id) else {
             return;
         };
@@ -217,7 +224,7 @@ impl Calls {
 
     /// Hold music to one member, after `first` (the alone prompt) when given: one
     /// playback, so a joiner stops both.
-    fn start_moh(&mut self, id: &str, call: CallId, first: Option<String>) {
+    fn start_moh(&mut self, id: &ConfRef, call: CallId, first: Option<String>) {
         let Some(live) = self.conferences.get(id) else {
             return;
         };
@@ -227,8 +234,12 @@ impl Calls {
             live.profile.mixer.rate(),
             live.worker,
         );
-        let first = first.and_then(|s| self.sounds.open(&[s], &lang, rate));
-        let music = moh.and_then(|m| self.sounds.looping(&m, &lang, rate));
+        let scope = Scope {
+            language: &lang,
+            account: &id.account,
+        };
+        let first = first.and_then(|s| self.sounds.open(&[s], scope, rate));
+        let music = moh.and_then(|m| self.sounds.looping(&m, scope, rate));
         let parts: Vec<_> = first.into_iter().chain(music).collect();
         if parts.is_empty() {
             return;
@@ -250,7 +261,7 @@ impl Calls {
         });
     }
 
-    fn stop_moh(&mut self, id: &str, call: CallId) {
+    fn stop_moh(&mut self, id: &ConfRef, call: CallId) {
         let Some(live) = self.conferences.get_mut(id) else {
             return;
         };
@@ -259,9 +270,9 @@ impl Calls {
         }
     }
 
-    /// Plays sounds in a conference (to everyone, or one member), at the conference rate,
-    /// once the URLs among them are fetched; false when none of them can play.
-    pub(super) fn play(&mut self, id: &str, target: PlayTarget, media: &[String]) -> bool {
+    /// Plays sounds in a conference (to everyone, or one member), at the conference rate;
+    /// false when none of them can play.
+    pub(super) fn play(&mut self, id: &ConfRef, target: PlayTarget, media: &[String]) -> bool {
         let Some(live) = self.conferences.get(id) else {
             return false;
         };
@@ -270,11 +281,11 @@ impl Calls {
             live.profile.mixer.rate(),
             live.worker,
         );
-        if let Some(url) = self.sounds.pending(media, &lang) {
-            self.defer(url, id, target, media);
-            return true;
-        }
-        let Some(sound) = self.sounds.open(media, &lang, rate) else {
+        let scope = Scope {
+            language: &lang,
+            account: &id.account,
+        };
+        let Some(sound) = self.sounds.open(media, scope, rate) else {
             return false;
         };
         let playback = self.new_id();
@@ -286,12 +297,12 @@ impl Calls {
         true
     }
 
-    fn key_of(&self, id: &str) -> mixer::ConferenceId {
+    fn key_of(&self, id: &ConfRef) -> mixer::ConferenceId {
         self.conferences[id].key
     }
 
     /// Tells the worker what the member may do now (mute, deaf, waiting).
-    fn push_flags(&self, id: &str, call: CallId) {
+    fn push_flags(&self, id: &ConfRef, call: CallId) {
         let Some(live) = self.conferences.get(id) else {
             return;
         };
@@ -341,7 +352,7 @@ impl Calls {
 
     /// A member's digit: its caller controls, or for a `dist-dtmf` member, sent on to
     /// every other member (an IVR or a bridge behind the conference hears it).
-    pub(super) async fn member_digit(&mut self, id: &str, call: CallId, digit: char) {
+    pub(super) async fn member_digit(&mut self, id: &ConfRef, call: CallId, digit: char) {
         let Some(live) = self.conferences.get_mut(id) else {
             return;
         };
@@ -365,7 +376,7 @@ impl Calls {
     }
 
     /// Applies a caller control (Kazoo's action vocabulary) to the member.
-    pub(super) async fn apply_control(&mut self, id: &str, call: CallId, action: Action) {
+    pub(super) async fn apply_control(&mut self, id: &ConfRef, call: CallId, action: Action) {
         let Some(live) = self.conferences.get_mut(id) else {
             return;
         };
@@ -421,7 +432,7 @@ impl Calls {
     /// follows at once, the member hears the matching prompt, and the change is announced.
     pub(super) fn set_member(
         &mut self,
-        id: &str,
+        id: &ConfRef,
         call: CallId,
         mute: Option<bool>,
         deaf: Option<bool>,
@@ -466,7 +477,7 @@ impl Calls {
 
     /// A member left (hung up, kicked, timed out): exit sounds, hold music for one left
     /// alone, and the end of the conference when its last `endconf` member goes.
-    pub(super) async fn member_left(&mut self, id: &str, call: CallId) {
+    pub(super) async fn member_left(&mut self, id: &ConfRef, call: CallId) {
         // The leaver is described while still listed; the event counts it out.
         let leaver = self
             .conferences
@@ -503,7 +514,7 @@ impl Calls {
     /// Ends conferences whose grace time after the last `endconf` member ran out, and
     /// fires caller-control timeouts (a binding that is a prefix of another).
     pub(super) async fn conference_timers(&mut self, now: Instant) {
-        let ending: Vec<String> = self
+        let ending: Vec<ConfRef> = self
             .conferences
             .iter()
             .filter(|(_, l)| l.ending_at.is_some_and(|t| t <= now))

@@ -1,25 +1,24 @@
 //! The call control plane: SIP events in, media worker commands out. It never touches PCM.
 //!
 //! A call's life: INVITE -> route the dialed number (a conference document's number, the
-//! service number, or an ad-hoc conference) -> bind an RTP port -> SDP answer (or our offer
-//! in the 200 and the answer in the ACK) -> the call's media waits in a worker's lobby while
-//! the caller flow (`conference::flow`) plays prompts and collects digits -> it joins the
-//! conference (`conference` module: entry sounds, hold music, wait for a moderator, caller
+//! service number, or an ad-hoc conference) -> take an RTP port pair (none free: 503) -> SDP
+//! answer (or our offer in the 200 and the answer in the ACK) -> the call's media waits in a
+//! worker's lobby, receiving but silent until the ACK -> from the ACK the caller flow
+//! (`conference::flow`) plays prompts and collects digits -> it joins the conference (`conference` module: entry sounds, hold music, wait for a moderator, caller
 //! controls) -> re-INVITEs update hold and codec -> BYE, CANCEL, RTP timeout, a control, the
 //! end of the conference or shutdown -> it leaves.
 
 mod announce_count;
 mod api;
 pub mod dtmf_relay;
-mod fetch;
 mod flow;
 mod live;
 mod members;
 mod prefetch;
-mod sounds;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,50 +26,48 @@ use std::time::{Duration, Instant};
 use mixer::ConferenceId;
 use tokio::sync::mpsc;
 
+use crate::api::service::ConfRef;
 use crate::conference::flow::{CallflowOptions, Flow, FlowSetup, JoinDecision, Target};
-use crate::conference::profile::Prompts;
 use crate::config::Config;
-use crate::media::leg::LegConfig;
+use crate::media::leg::{LegConfig, LegLimits};
 use crate::media::ports::{PortPool, RtpSockets};
 use crate::media::worker::{Attach, Command, Lobby, Report, WorkerHandle};
 use crate::sdp::{Direction, MediaPolicy, Negotiated, SdpError, SdpSession};
 use crate::sip::{Body, CallId, Event, NameAddr, SipHandle, TerminationReason};
+use crate::sounds::Sounds;
 use crate::store::Store;
 pub use api::ApiLink;
 use flow::CallerFlow;
 use live::Live;
-use sounds::Sounds;
 
 const SDP: &str = "application/sdp";
+/// Retry-After of the 503 an INVITE gets when no RTP port pair is free (seconds).
+const PORTS_BUSY_RETRY_AFTER: &str = "10";
 
 pub struct Calls {
     sip: SipHandle,
     workers: Vec<WorkerHandle>,
     ports: PortPool,
     policy: MediaPolicy,
+    limits: LegLimits,
     host: String,
     store: Arc<dyn Store>,
     account: String,
     adhoc: bool,
     service_number: Option<String>,
-    prompts: Prompts,
     sounds: Sounds,
-    /// Media URL fetches reporting back.
-    fetched: mpsc::UnboundedReceiver<fetch::Fetched>,
-    /// Plays waiting for a URL being fetched, by that URL.
-    deferred: HashMap<String, Vec<prefetch::Deferred>>,
-    /// Recorded names live here until their call ends.
+    /// Recorded names live here, a folder per account, until their call ends.
     names: PathBuf,
     calls: HashMap<CallId, Call>,
-    /// Running conferences by document id (or ad-hoc name).
-    conferences: HashMap<String, Live>,
+    /// Running conferences by account and document id (or ad-hoc name).
+    conferences: HashMap<ConfRef, Live>,
     /// Playbacks and recordings in flight, by id, and the call they belong to.
     playbacks: HashMap<u64, CallId>,
     recordings: HashMap<u64, CallId>,
     /// Calls detached from their lobby worker, and how they join once adopted.
     moving: HashMap<CallId, (Box<Attach>, Box<JoinDecision>)>,
     /// The recording running in each conference (API `record start`).
-    conference_recordings: HashMap<String, u64>,
+    conference_recordings: HashMap<ConfRef, u64>,
     api: ApiLink,
     next_id: u64,
 }
@@ -78,6 +75,10 @@ pub struct Calls {
 struct Call {
     sip_call_id: String,
     from: NameAddr,
+    /// Where the INVITE came from: the IP a NAT'd phone's RTP comes from.
+    source: IpAddr,
+    /// The ACK of the 200 arrived: media may flow to the caller.
+    acked: bool,
     sdp: SdpSession,
     /// The worker holding the call's media.
     worker: usize,
@@ -94,9 +95,9 @@ enum Stage {
     /// In the lobby, going through the caller flow.
     Flow(Box<CallerFlow>),
     /// Leaving its lobby worker for the conference's.
-    Moving(String),
+    Moving(ConfRef),
     /// A member of this conference.
-    Member(String),
+    Member(ConfRef),
 }
 
 impl Calls {
@@ -109,8 +110,7 @@ impl Calls {
         api: ApiLink,
     ) -> Self {
         let ip = config.sip.listen.ip();
-        let prompts = Prompts::new(config.conferences.prompts.clone());
-        let (sounds, fetched) = Sounds::new(prompts.clone());
+        let sounds = Sounds::new(&config.sounds, &config.conferences.prompts, &names);
         Calls {
             sip,
             workers,
@@ -120,6 +120,7 @@ impl Calls {
                 ptime_ms: config.rtp.ptime_ms,
                 dtmf: true,
             },
+            limits: config.rtp.leg_limits(),
             host: ip.to_string(),
             store,
             account: config.conferences.account.clone(),
@@ -127,9 +128,6 @@ impl Calls {
             service_number: Some(config.conferences.service_number.clone())
                 .filter(|n| !n.is_empty()),
             sounds,
-            fetched,
-            deferred: HashMap::new(),
-            prompts,
             names,
             calls: HashMap::new(),
             conferences: HashMap::new(),
@@ -159,7 +157,6 @@ impl Calls {
                 Some(ev) = sip_events.recv() => self.on_sip(ev).await,
                 Some(r) = reports.recv() => self.on_report(r).await,
                 Some(r) = requests.recv() => self.on_request(r).await,
-                Some(f) = self.fetched.recv() => self.on_fetched(f),
                 () = sleep, if timer.is_some() => self.on_timeout(Instant::now()).await,
                 () = &mut shutdown => break,
             }
@@ -191,11 +188,13 @@ impl Calls {
                 from,
                 request_uri_user,
                 body,
+                source,
                 ..
             } => {
                 let number = request_uri_user.unwrap_or_default();
                 tracing::info!(call = %call_id, from = %from.uri, %number, "incoming call");
-                self.on_invite(call, call_id, from, &number, body).await;
+                let caller = (from, source.ip());
+                self.on_invite(call, call_id, caller, &number, body).await;
             }
             Event::Ack { call, body } => self.on_ack(call, body).await,
             Event::ReInvite { call, body } => self.on_reinvite(call, body).await,
@@ -267,7 +266,7 @@ impl Calls {
         &mut self,
         call: CallId,
         sip_call_id: String,
-        from: NameAddr,
+        (from, source): (NameAddr, IpAddr),
         number: &str,
         body: Option<Body>,
     ) {
@@ -278,11 +277,18 @@ impl Calls {
         if let Target::Conference { doc, .. } = &setup.target {
             self.prefetch_doc(doc);
         }
-        let sockets = match self.ports.allocate() {
+        let sockets = match self.ports.allocate(Instant::now()) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(call = %sip_call_id, error = %e, "rejected: no RTP port");
-                return self.respond(call, 503, "Service Unavailable", None).await;
+                let retry = vec![("Retry-After", PORTS_BUSY_RETRY_AFTER.to_string())];
+                let result = self
+                    .sip
+                    .reject(call, false, 503, "Service Unavailable", retry);
+                if let Err(e) = result.await {
+                    tracing::debug!(call = call.0, error = ?e, "503");
+                }
+                return;
             }
         };
         let mut sdp = SdpSession::new(self.policy.clone(), sockets.local_addr(), random());
@@ -291,6 +297,8 @@ impl Calls {
         let new = |sdp, stage| Call {
             sip_call_id,
             from,
+            source,
+            acked: false,
             sdp,
             worker,
             rate: 8000,
@@ -308,7 +316,7 @@ impl Calls {
                 let flow = Box::new(CallerFlow::new(Flow::new(setup)));
                 self.calls.insert(call, new(sdp, Stage::Flow(flow)));
                 self.respond(call, 200, "OK", Some(sdp_body(answer))).await;
-                self.start_media(call, sockets, &neg).await;
+                self.start_media(call, sockets, &neg);
             }
             Err(e) => {
                 tracing::info!(call = %log_id, error = %e, "rejected: SDP");
@@ -317,8 +325,10 @@ impl Calls {
         }
     }
 
-    /// The call's media enters its worker's lobby and the caller flow starts.
-    async fn start_media(&mut self, call: CallId, sockets: RtpSockets, neg: &Negotiated) {
+    /// The call's media enters its worker's lobby: it receives at once (a phone sends as
+    /// soon as it sees the 200) and sends from the ACK on.
+    fn start_media(&mut self, call: CallId, sockets: RtpSockets, neg: &Negotiated) {
+        let limits = self.limits;
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
@@ -328,16 +338,26 @@ impl Calls {
             call: call.0,
             sockets,
             rtcp_mux: neg.rtcp_mux,
-            leg: leg_config(neg),
+            leg: leg_config(neg, c.source, limits),
         };
         self.workers[c.worker].send(Command::Lobby(Box::new(lobby)));
         if neg.on_hold() {
             self.workers[c.worker].send(Command::Update {
                 call: call.0,
-                leg: Box::new(leg_config(neg)),
+                leg: Box::new(leg_config(neg, c.source, limits)),
                 held: true,
             });
         }
+    }
+
+    /// The 200's ACK: media may flow to the caller, and the caller flow starts (its first
+    /// prompt is heard from the start).
+    async fn confirm(&mut self, call: CallId) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        c.acked = true;
+        self.workers[c.worker].send(Command::Confirm { call: call.0 });
         self.with_flow(call, |f, now| f.on_answered(now)).await;
     }
 
@@ -349,10 +369,14 @@ impl Calls {
             .filter(is_sdp)
             .map(|b| String::from_utf8_lossy(&b.bytes).into_owned());
         let awaiting = matches!(c.stage, Stage::AwaitingAnswer(..));
+        let first = !c.acked;
         let Some(answer) = answer else {
             if awaiting {
                 tracing::info!(call = %c.sip_call_id, "no SDP answer in the ACK");
-                self.hang_up(call).await;
+                return self.hang_up(call).await;
+            }
+            if first {
+                self.confirm(call).await;
             }
             return;
         };
@@ -364,13 +388,15 @@ impl Calls {
             }
         };
         if !awaiting {
-            return self.update_media(call, &neg);
-        }
-        let placeholder = Stage::Member(String::new());
-        if let Stage::AwaitingAnswer(sockets, setup) = std::mem::replace(&mut c.stage, placeholder)
+            self.update_media(call, &neg);
+        } else if let Stage::AwaitingAnswer(sockets, setup) =
+            std::mem::replace(&mut c.stage, Stage::Member(ConfRef::default()))
         {
             c.stage = Stage::Flow(Box::new(CallerFlow::new(Flow::new(*setup))));
-            self.start_media(call, sockets, &neg).await;
+            self.start_media(call, sockets, &neg);
+        }
+        if first {
+            self.confirm(call).await;
         }
     }
 
@@ -402,13 +428,14 @@ impl Calls {
     }
 
     fn update_media(&mut self, call: CallId, neg: &Negotiated) {
+        let limits = self.limits;
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
         c.rate = neg.codec.pcm_rate();
         self.workers[c.worker].send(Command::Update {
             call: call.0,
-            leg: Box::new(leg_config(neg)),
+            leg: Box::new(leg_config(neg, c.source, limits)),
             held: neg.on_hold(),
         });
     }
@@ -504,6 +531,14 @@ impl Calls {
         (stable_hash(conference) % self.workers.len() as u64) as usize
     }
 
+    /// A conference SIP callers reach: they all belong to `[conferences] account`.
+    fn sip_conference(&self, id: &str) -> ConfRef {
+        ConfRef {
+            account: self.account.clone(),
+            id: id.to_string(),
+        }
+    }
+
     fn new_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
@@ -535,7 +570,7 @@ impl Calls {
         self.playbacks.retain(|_, owner| *owner != call);
         self.recordings.retain(|_, owner| *owner != call);
         if let Some(path) = &c.name_file {
-            self.sounds.forget(path);
+            self.sounds.forget(std::path::Path::new(path));
             let _ = std::fs::remove_file(path);
         }
     }
@@ -586,8 +621,12 @@ fn adhoc_doc(name: &str) -> Option<crate::conference::document::ConferenceDoc> {
     plausible.then(|| crate::conference::document::ConferenceDoc::from_map(map))
 }
 
-fn leg_config(neg: &Negotiated) -> LegConfig {
-    LegConfig::from_negotiated(neg, random() as u32)
+fn leg_config(neg: &Negotiated, sip_source: IpAddr, limits: LegLimits) -> LegConfig {
+    LegConfig {
+        sip_source: Some(sip_source),
+        limits,
+        ..LegConfig::from_negotiated(neg, random() as u32)
+    }
 }
 
 fn is_sdp(b: &Body) -> bool {

@@ -7,7 +7,7 @@
 //! `on_prompt_finished`, except a play stopped by `StopPlayback`, whose end
 //! must not be reported. Media strings in [`FlowAction::Play`] are
 //! prompt ids, tones or paths as the doc gives them: open them through
-//! [`super::profile::Prompts::resolve`] in the conference's language.
+//! `crate::sounds` in the conference's language.
 //!
 //! Decisions where the spec leaves room:
 //! - attempts 1 and 2 play `conf-bad_conf` / `conf-bad_pin`; the 3rd failure

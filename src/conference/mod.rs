@@ -11,7 +11,7 @@
 //! 2. **Prompt.** A [`flow::Flow`] per call: feed it answer, digits, prompt and
 //!    recording ends, lookups, conference state and timeouts
 //!    ([`flow::Flow::poll_timeout`]); carry out each [`flow::FlowAction`].
-//!    Media strings go through [`profile::Prompts::resolve`].
+//!    Media strings are resolved when played, by `crate::sounds`.
 //! 3. **Create the conference** on its first join with
 //!    [`profile::resolve`]: a [`mixer::Profile`] (numbers and sounds, ready
 //!    for the mixer) plus every sound, the control groups and the flags.

@@ -1,5 +1,6 @@
-//! Profile resolution (spec §3.2): which profile a conference runs with, the
-//! Kazoo overlays, and prompt ids turned into playable paths.
+//! Profile resolution (spec §3.2): which profile a conference runs with and the Kazoo
+//! overlays. Sound values stay as written (prompt ids, tones, paths, URLs): they are
+//! resolved once, when played (`crate::sounds`), in the conference's language.
 //!
 //! Decision: a profile found in the doc or config is layered over the built-in
 //! of its name (`page`, else `default`), so omitting a key keeps Kazoo's
@@ -11,7 +12,6 @@ use super::validation::{Rule, ValidationErrors};
 use mixer::{Profile, ProfileError};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 /// Built-in `default` sounds (§3.2); enter/exit come from the tone overlay.
 const DEFAULT_SOUNDS: [(&str, &str); 9] = [
@@ -52,69 +52,15 @@ const MIXER_KEYS: [(&str, Rule); 7] = [
     ("max-members", Rule::Int { min: 2, max: None }),
 ];
 
-/// Where prompt ids live: `{dir}/{language}/{id}.wav`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Prompts {
-    pub dir: PathBuf,
-}
-
-impl Prompts {
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Prompts { dir: dir.into() }
-    }
-
-    /// A sound string as the mixer's `sound::open` takes it. Tones, silence,
-    /// URLs and absolute paths are kept; a prompt id becomes a path in the
-    /// language's set. Decision: Chorus has no FreeSWITCH globals, so
-    /// `$${name}` names the prompt `name` (`$${hold_music}`). `None` for an
-    /// empty string (no sound) or an id that would leave the prompt set.
-    pub fn resolve(&self, sound: &str, lang: &str) -> Option<String> {
-        let keep = ["tone_stream:", "silence_stream:", "/"];
-        if sound.contains("://") || keep.iter().any(|p| sound.starts_with(p)) {
-            return Some(sound.to_string());
-        }
-        let id = sound
-            .strip_prefix("$${")
-            .and_then(|s| s.strip_suffix('}'))
-            .unwrap_or(sound);
-        let safe = !id.is_empty()
-            && id
-                .split('/')
-                .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b));
-        let lang_ok = !lang.is_empty()
-            && lang
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
-        if !safe || !lang_ok {
-            return None;
-        }
-        let file = if id.ends_with(".wav") {
-            id.to_string()
-        } else {
-            format!("{id}.wav")
-        };
-        Some(
-            self.dir
-                .join(lang)
-                .join(file)
-                .to_string_lossy()
-                .into_owned(),
-        )
-    }
-}
-
 /// The profile a conference runs with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedProfile {
     /// The profile name looked up (`default` when unknown).
     pub name: String,
     pub language: String,
-    /// Numbers and the sounds the mixer has slots for, already resolved.
+    /// Numbers and the sounds the mixer has slots for.
     pub mixer: Profile,
-    /// Every `*-sound` key with a playable value, resolved (including
+    /// Every `*-sound` key with a sound, as written (including
     /// `max-members-sound` and keys the mixer has no slot for).
     pub sounds: BTreeMap<String, String>,
     pub caller_controls: String,
@@ -133,7 +79,6 @@ pub struct ResolvedProfile {
 pub fn resolve(
     doc: &ConferenceDoc,
     config: &ConferencesConfig,
-    prompts: &Prompts,
     account_language: Option<&str>,
 ) -> Result<ResolvedProfile, ProfileError> {
     let language = doc
@@ -166,10 +111,10 @@ pub fn resolve(
     overlay(&mut p, doc, config)?;
     let mut sounds = BTreeMap::new();
     for (key, value) in std::mem::take(&mut p.sounds) {
-        if let Some(path) = prompts.resolve(&value, &language) {
+        if !value.is_empty() {
             // Sound keys only fail for want of a mixer slot: kept in `sounds`.
-            p.mixer.set(&key, &path).ok();
-            sounds.insert(key, path);
+            p.mixer.set(&key, &value).ok();
+            sounds.insert(key, value);
         }
     }
     Ok(ResolvedProfile {
@@ -325,12 +270,8 @@ mod tests {
         ConferenceDoc::from_map(v.as_object().cloned().unwrap_or_default())
     }
 
-    fn prompts() -> Prompts {
-        Prompts::new("/p")
-    }
-
     fn run(d: Value, cfg: &ConferencesConfig) -> ResolvedProfile {
-        resolve(&doc(d), cfg, &prompts(), None).unwrap()
+        resolve(&doc(d), cfg, None).unwrap()
     }
 
     #[test]
@@ -347,16 +288,10 @@ mod tests {
         assert_eq!(p.mixer.rate(), 48000);
         assert_eq!(p.sounds["enter-sound"], ENTRY_TONE);
         assert_eq!(p.sounds["exit-sound"], EXIT_TONE);
-        assert_eq!(p.sounds["alone-sound"], "/p/en/conf-alone.wav");
-        assert_eq!(p.sounds["moh-sound"], "/p/en/hold_music.wav");
-        assert_eq!(
-            p.sounds["max-members-sound"],
-            "/p/en/conf-max_participants.wav"
-        );
-        assert_eq!(
-            p.mixer.sounds().muted.as_deref(),
-            Some("/p/en/conf-muted.wav")
-        );
+        assert_eq!(p.sounds["alone-sound"], "conf-alone");
+        assert_eq!(p.sounds["moh-sound"], "$${hold_music}");
+        assert_eq!(p.sounds["max-members-sound"], "conf-max_participants");
+        assert_eq!(p.mixer.sounds().muted.as_deref(), Some("conf-muted"));
         assert_eq!(p.mixer.max_members(), None);
         assert_eq!(
             (p.caller_controls.as_str(), p.moderator_controls.as_str()),
@@ -405,7 +340,7 @@ mod tests {
         );
         assert_eq!(p.mixer.rate(), 16000);
         assert!(!p.sounds.contains_key("alone-sound"));
-        assert_eq!(p.sounds["muted-sound"], "/p/en/conf-muted.wav");
+        assert_eq!(p.sounds["muted-sound"], "conf-muted");
         assert_eq!(p.conference_flags, ["wait-mod", "video"]);
         assert_eq!(p.other["tts-engine"], "flite");
         assert_eq!(p.caller_controls, "mine");
@@ -427,7 +362,7 @@ mod tests {
             &cfg,
         );
         assert_eq!(p.mixer.max_members(), Some(5));
-        assert_eq!(p.sounds["max-members-sound"], "/p/fr/full.wav");
+        assert_eq!(p.sounds["max-members-sound"], "full");
         assert_eq!(p.sounds["enter-sound"], "tone_stream://%(100,0,400)");
         assert!(!p.sounds.contains_key("exit-sound") && p.mixer.sounds().exit.is_none());
         assert_eq!(p.moderator_controls, "none");
@@ -450,34 +385,8 @@ mod tests {
             Map::new(),
         );
         for name in ["x", "y"] {
-            let e =
-                resolve(&doc(json!({"profile_name": name})), &cfg, &prompts(), None).unwrap_err();
+            let e = resolve(&doc(json!({"profile_name": name})), &cfg, None).unwrap_err();
             assert_eq!(e.key, "rate");
         }
-    }
-
-    #[test]
-    fn prompt_resolution_keeps_streams_and_refuses_escapes() {
-        let p = prompts();
-        assert_eq!(
-            p.resolve("conf-welcome", "en").as_deref(),
-            Some("/p/en/conf-welcome.wav")
-        );
-        assert_eq!(
-            p.resolve("digits/5", "en").as_deref(),
-            Some("/p/en/digits/5.wav")
-        );
-        for keep in [
-            "tone_stream://%(1,0,2)",
-            "silence_stream://1",
-            "https://h/a.wav",
-            "/abs/a.wav",
-        ] {
-            assert_eq!(p.resolve(keep, "en").as_deref(), Some(keep));
-        }
-        for bad in ["", "../etc/passwd", "a/../../b", "a b", "$${}"] {
-            assert_eq!(p.resolve(bad, "en"), None, "{bad}");
-        }
-        assert_eq!(p.resolve("conf-welcome", "../x"), None);
     }
 }

@@ -1,26 +1,31 @@
 //! The media side of one call, sans-IO: RTP/RTCP datagrams in, PCM frames and DTMF digits
 //! out; PCM or shared encoded payloads in, RTP datagrams out. The caller owns sockets and
 //! clocks and passes `now` to every call.
+//!
+//! Hostile peers are bounded here: media counts only from the latched source (`latch`),
+//! nothing is sent before the ACK and little before the peer shows up, and DTMF is
+//! rate-bounded in and queue-bounded out (`dtmf_limits`).
+
+mod dtmf_limits;
+mod latch;
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::codec::{CodecError, CodecKind, Decoder, Encoder, EncoderOptions};
-use super::dtmf::{self, DtmfPacket, DtmfReceiver};
+use super::dtmf::DtmfReceiver;
 use super::jitter::{JitterBuffer, JitterConfig, PacketInfo, Playout};
 use super::rtcp::{self, Reception, SenderInfo};
 use super::rtp::{RtpError, RtpHeader, RtpPacket};
 use crate::sdp::{Direction, Negotiated};
+use dtmf_limits::{DigitRate, DtmfQueue};
+pub use latch::LatchLimits;
+use latch::{Latch, Signalled};
 
 /// Interval between RTCP reports (RFC 3550's 5 s minimum, no randomisation needed for
 /// two-party sessions).
 const RTCP_INTERVAL: Duration = Duration::from_secs(5);
-/// Length of a sent DTMF digit.
-const DTMF_DURATION_MS: u32 = 100;
-/// A new source address with an unknown SSRC may take over the stream only after the
-/// current one has been silent this long (stops a stray or spoofed stream hijacking it).
-const RELATCH_AFTER: Duration = Duration::from_secs(1);
 /// Undrained events beyond this are dropped, so a flood cannot grow memory.
 const MAX_EVENTS: usize = 64;
 
@@ -32,9 +37,12 @@ pub struct LegConfig {
     pub ptime_ms: u32,
     /// Negotiated telephone-event payload type, at the codec's RTP clock.
     pub dtmf_payload_type: Option<u8>,
-    /// Where to send until a valid packet arrives from elsewhere (symmetric RTP).
+    /// The SDP's address: where to send until the peer is latched (symmetric RTP).
     pub remote_rtp: SocketAddr,
     pub remote_rtcp: SocketAddr,
+    /// Where the INVITE came from: the IP to expect RTP from when the SDP names a NAT's
+    /// inside address.
+    pub sip_source: Option<IpAddr>,
     pub direction: Direction,
     /// Our SSRC; the initial sequence number and timestamp are derived from it, so pass a
     /// random value.
@@ -44,6 +52,27 @@ pub struct LegConfig {
     /// Jitter buffer delay bounds (its clock rate and ptime always follow `codec` and
     /// `ptime_ms`).
     pub jitter: JitterConfig,
+    pub limits: LegLimits,
+}
+
+/// What a leg allows a peer (`[rtp]` in the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegLimits {
+    pub latch: LatchLimits,
+    /// Digits queued to send (the one playing included); more are dropped.
+    pub dtmf_queue: usize,
+    /// Received digits reported per second (bursts of a second's worth); more are dropped.
+    pub dtmf_per_sec: u32,
+}
+
+impl Default for LegLimits {
+    fn default() -> Self {
+        LegLimits {
+            latch: LatchLimits::default(),
+            dtmf_queue: 4,
+            dtmf_per_sec: 10,
+        }
+    }
 }
 
 impl LegConfig {
@@ -64,11 +93,13 @@ impl LegConfig {
             dtmf_payload_type: None,
             remote_rtp,
             remote_rtcp,
+            sip_source: None,
             direction: Direction::SendRecv,
             ssrc,
             cname: format!("chorus-{ssrc:08x}"),
             encoder: EncoderOptions::default(),
             jitter: JitterConfig::new(codec.rtp_clock(), ptime_ms),
+            limits: LegLimits::default(),
         }
     }
 
@@ -88,6 +119,14 @@ impl LegConfig {
         cfg
     }
 
+    fn signalled(&self) -> Signalled {
+        Signalled {
+            rtp: self.remote_rtp,
+            rtcp: self.remote_rtcp,
+            sip_source: self.sip_source,
+        }
+    }
+
     fn jitter_config(&self) -> JitterConfig {
         let fresh = JitterConfig::new(self.codec.rtp_clock(), self.ptime_ms);
         JitterConfig {
@@ -105,7 +144,7 @@ pub enum Dropped {
     Malformed(#[from] RtpError),
     #[error("payload type {0} was not negotiated")]
     UnknownPayloadType(u8),
-    #[error("a second source while the latched one is alive")]
+    #[error("not from the latched source")]
     ForeignSource,
     #[error("not RTCP: {0}")]
     BadRtcp(#[from] rtcp::RtcpError),
@@ -115,7 +154,7 @@ pub enum Dropped {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LegEvent {
     Dtmf(char),
-    /// Symmetric RTP moved the destination (NAT, or the peer changed its address).
+    /// The leg latched to this source, or moved to it (a NAT that rebound).
     RemoteMoved(SocketAddr),
 }
 
@@ -134,6 +173,12 @@ pub struct LegStats {
     pub packets_out: u64,
     pub octets_out: u64,
     pub dropped_in: u64,
+    /// Of `dropped_in`: valid packets from a source other than the latched one.
+    pub foreign_in: u64,
+    /// Received digits over the rate bound, and digits to send that were refused (the
+    /// queue was full).
+    pub dtmf_dropped_in: u64,
+    pub dtmf_dropped_out: u64,
     pub lost: u64,
     pub late: u64,
     pub duplicates: u64,
@@ -149,7 +194,7 @@ struct Sender {
     seq: u16,
     timestamp: u32,
     last_send: Option<Instant>,
-    dtmf: VecDeque<DtmfPacket>,
+    dtmf: DtmfQueue,
     dtmf_timestamp: u32,
     buf: Vec<u8>,
     encoded: Vec<u8>,
@@ -158,14 +203,14 @@ struct Sender {
 /// The media state of one call.
 pub struct Leg {
     cfg: LegConfig,
-    remote: SocketAddr,
-    remote_ssrc: Option<u32>,
+    latch: Latch,
     jitter: JitterBuffer,
     decoder: Box<dyn Decoder>,
     encoder: Box<dyn Encoder>,
     pcm: Vec<i16>,
     frame: Vec<i16>,
     dtmf_rx: DtmfReceiver,
+    dtmf_rate: DigitRate,
     events: VecDeque<LegEvent>,
     tx: Sender,
     reception: Reception,
@@ -174,28 +219,26 @@ pub struct Leg {
     next_rtcp: Option<Instant>,
     rtcp_buf: Vec<u8>,
     stats: LegStats,
-    /// When the last valid RTP or RTCP packet arrived (for liveness checks).
-    pub last_rx: Option<Instant>,
 }
 
 impl Leg {
     pub fn new(cfg: LegConfig) -> Result<Self, CodecError> {
         let ssrc = cfg.ssrc;
         Ok(Leg {
-            remote: cfg.remote_rtp,
-            remote_ssrc: None,
+            latch: Latch::new(cfg.signalled(), cfg.limits.latch),
             jitter: JitterBuffer::new(cfg.jitter_config()),
             decoder: cfg.codec.decoder()?,
             encoder: cfg.codec.encoder(cfg.encoder)?,
             pcm: Vec::new(),
             frame: Vec::new(),
             dtmf_rx: DtmfReceiver::default(),
+            dtmf_rate: DigitRate::new(cfg.limits.dtmf_per_sec),
             events: VecDeque::new(),
             tx: Sender {
                 seq: (ssrc >> 7) as u16,
                 timestamp: ssrc.rotate_left(11),
                 last_send: None,
-                dtmf: VecDeque::new(),
+                dtmf: DtmfQueue::new(cfg.limits.dtmf_queue),
                 dtmf_timestamp: 0,
                 buf: Vec::with_capacity(1500),
                 encoded: Vec::with_capacity(1500),
@@ -205,13 +248,13 @@ impl Leg {
             next_rtcp: None,
             rtcp_buf: Vec::with_capacity(256),
             stats: LegStats::default(),
-            last_rx: None,
             cfg,
         })
     }
 
-    /// Applies a re-negotiation (re-INVITE): new codec, payload types, ptime or address.
-    /// Our SSRC and RTP numbering carry on, so the peer sees one continuous stream.
+    /// Applies a re-negotiation (re-INVITE): new codec, payload types, ptime, direction,
+    /// address or limits. Our SSRC and RTP numbering carry on, so the peer sees one
+    /// continuous stream; a new address is learnt again (see `latch`).
     pub fn reconfigure(&mut self, cfg: LegConfig) -> Result<(), CodecError> {
         if cfg.codec != self.cfg.codec || cfg.encoder != self.cfg.encoder {
             self.decoder = cfg.codec.decoder()?;
@@ -224,9 +267,11 @@ impl Leg {
         {
             self.jitter = JitterBuffer::new(cfg.jitter_config());
         }
-        if cfg.remote_rtp != self.cfg.remote_rtp {
-            self.remote = cfg.remote_rtp;
+        self.latch.reconfigure(cfg.signalled(), cfg.limits.latch);
+        if cfg.limits.dtmf_per_sec != self.cfg.limits.dtmf_per_sec {
+            self.dtmf_rate = DigitRate::new(cfg.limits.dtmf_per_sec);
         }
+        self.tx.dtmf.set_max(cfg.limits.dtmf_queue);
         self.cfg = LegConfig {
             ssrc: self.cfg.ssrc,
             cname: std::mem::take(&mut self.cfg.cname),
@@ -239,23 +284,28 @@ impl Leg {
         &self.cfg
     }
 
-    /// Where RTP goes now (latched to the peer's source address).
+    /// Where RTP goes now: the latched peer, else the SDP's address.
     pub fn remote(&self) -> SocketAddr {
-        self.remote
+        self.latch.remote()
     }
 
-    /// The SSRC of the peer's stream, once a packet has arrived.
+    /// The SSRC of the latched peer's stream, once its RTP has arrived.
     pub fn remote_ssrc(&self) -> Option<u32> {
-        self.remote_ssrc
+        self.latch.peer_ssrc()
+    }
+
+    /// When valid RTP or RTCP last arrived from the latched peer (for liveness checks).
+    pub fn last_rx(&self) -> Option<Instant> {
+        self.latch.last_rx()
+    }
+
+    /// The peer's ACK arrived: sending may start.
+    pub fn confirm(&mut self) {
+        self.latch.confirm();
     }
 
     pub fn direction(&self) -> Direction {
         self.cfg.direction
-    }
-
-    /// After a re-INVITE changed the stream's direction (hold/resume).
-    pub fn set_direction(&mut self, direction: Direction) {
-        self.cfg.direction = direction;
     }
 
     /// PCM frame length in samples at the codec's `pcm_rate`.
@@ -299,25 +349,22 @@ impl Leg {
         if p.payload_type != self.cfg.payload_type && !is_dtmf {
             return Err(Dropped::UnknownPayloadType(p.payload_type));
         }
-        if from != self.remote {
-            let silent = self
-                .last_rx
-                .is_none_or(|t| now.saturating_duration_since(t) > RELATCH_AFTER);
-            // Same SSRC from a new address is the same phone behind a rebinding NAT.
-            if !silent && self.remote_ssrc != Some(p.ssrc) {
-                return Err(Dropped::ForeignSource);
-            }
-            self.remote = from;
-            self.push_event(LegEvent::RemoteMoved(from));
+        let before = self.latch.peer();
+        if !self.latch.accept_rtp(now, from, p.ssrc, p.seq) {
+            self.stats.foreign_in += 1;
+            return Err(Dropped::ForeignSource);
         }
-        self.last_rx = Some(now);
+        self.note_move(before);
         self.stats.packets_in += 1;
         self.stats.octets_in += p.payload.len() as u64;
-        self.remote_ssrc = Some(p.ssrc);
         self.reception.record(p.ssrc, p.seq);
         if is_dtmf {
             if let Some(d) = self.dtmf_rx.handle(p.timestamp, p.payload) {
-                self.push_event(LegEvent::Dtmf(d));
+                if self.dtmf_rate.allow(now) {
+                    self.push_event(LegEvent::Dtmf(d));
+                } else {
+                    self.stats.dtmf_dropped_in += 1;
+                }
             }
             // The event took an audio packet's place in the sequence: not a loss.
             self.jitter.push_filler(now, p.seq, p.ssrc);
@@ -335,20 +382,42 @@ impl Leg {
     }
 
     /// Takes one incoming RTCP datagram: SR timing and the peer's report about us are kept,
-    /// everything else is ignored.
-    /// Valid RTCP latches the report destination to its source (symmetric RTCP).
+    /// everything else is ignored. Only the latched peer's RTCP counts (see `latch`); it
+    /// moves the report destination to its source (symmetric RTCP).
     pub fn handle_rtcp(
         &mut self,
         now: Instant,
         from: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), Dropped> {
-        let result = self.accept_rtcp(now, bytes);
+        let result = self.check_rtcp(now, from, bytes);
         match result {
             Ok(()) => self.cfg.remote_rtcp = from,
             Err(_) => self.stats.dropped_in += 1,
         }
         result
+    }
+
+    fn check_rtcp(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Result<(), Dropped> {
+        // Parsed first, so garbage from the SDP's address latches nothing.
+        if bytes.is_empty() {
+            return Err(rtcp::RtcpError::Truncated.into());
+        }
+        rtcp::parse(bytes).try_for_each(|p| p.map(drop))?;
+        let before = self.latch.peer();
+        if !self.latch.accept_rtcp(now, from) {
+            self.stats.foreign_in += 1;
+            return Err(Dropped::ForeignSource);
+        }
+        self.note_move(before);
+        self.accept_rtcp(now, bytes)
+    }
+
+    /// Reports a latch or a move of the peer.
+    fn note_move(&mut self, before: Option<SocketAddr>) {
+        if let Some(now) = self.latch.peer().filter(|&p| Some(p) != before) {
+            self.push_event(LegEvent::RemoteMoved(now));
+        }
     }
 
     fn accept_rtcp(&mut self, now: Instant, bytes: &[u8]) -> Result<(), Dropped> {
@@ -366,7 +435,6 @@ impl Leg {
                 self.stats.remote_jitter_ms =
                     b.jitter as f64 * 1000.0 / self.cfg.codec.rtp_clock() as f64;
             }
-            self.last_rx = Some(now);
         }
         Ok(())
     }
@@ -416,38 +484,51 @@ impl Leg {
         true
     }
 
-    /// Queues a DTMF digit as RFC 4733 events; they replace the audio of the next sends.
-    /// False when telephone-event was not negotiated or `digit` is not a DTMF digit.
+    /// Queues a DTMF digit as RFC 4733 events; they replace the audio of the next sends,
+    /// with audio between digits. False when telephone-event was not negotiated, `digit` is
+    /// not a DTMF digit, or the queue is full (the digit is dropped and counted).
     pub fn send_dtmf(&mut self, digit: char) -> bool {
         if self.cfg.dtmf_payload_type.is_none() {
             return false;
         }
-        let clock = self.cfg.codec.rtp_clock();
-        match dtmf::digit_packets(digit, clock, self.cfg.ptime_ms, DTMF_DURATION_MS) {
-            Some(packets) => {
-                self.tx.dtmf.extend(packets);
-                true
-            }
-            None => false,
-        }
+        let queued = self.tx.dtmf.push(digit);
+        self.stats.dtmf_dropped_out += u64::from(!queued);
+        queued
     }
 
-    /// Encodes one frame of PCM (`frame_samples` at `pcm_rate`) and returns the RTP packet.
-    pub fn send_pcm(&mut self, now: Instant, pcm: &[i16]) -> Transmit<'_> {
+    /// Encodes one frame of PCM (`frame_samples` at `pcm_rate`) and returns the RTP packet;
+    /// `None` while the leg may not send (see `latch`).
+    pub fn send_pcm(&mut self, now: Instant, pcm: &[i16]) -> Option<Transmit<'_>> {
+        if !self.latch.permit_send() {
+            return None;
+        }
         let mut encoded = std::mem::take(&mut self.tx.encoded);
         encoded.clear();
         self.encoder.encode(pcm, &mut encoded);
-        self.send_payload(now, &encoded);
+        self.write_packet(now, &encoded);
         self.tx.encoded = encoded;
+        Some(self.transmit())
+    }
+
+    /// Wraps an already encoded frame (shared by every leg of an encoder group) in this
+    /// leg's RTP header. Queued DTMF events go out instead of the audio. `None` while the
+    /// leg may not send.
+    pub fn send_payload(&mut self, now: Instant, payload: &[u8]) -> Option<Transmit<'_>> {
+        if !self.latch.permit_send() {
+            return None;
+        }
+        self.write_packet(now, payload);
+        Some(self.transmit())
+    }
+
+    fn transmit(&self) -> Transmit<'_> {
         Transmit {
-            to: self.remote,
+            to: self.latch.remote(),
             bytes: &self.tx.buf,
         }
     }
 
-    /// Wraps an already encoded frame (shared by every leg of an encoder group) in this
-    /// leg's RTP header. Queued DTMF events go out instead of the audio.
-    pub fn send_payload(&mut self, now: Instant, payload: &[u8]) -> Transmit<'_> {
+    fn write_packet(&mut self, now: Instant, payload: &[u8]) {
         let ticks = self.cfg.codec.rtp_ticks(self.cfg.ptime_ms);
         let ptime = Duration::from_millis(self.cfg.ptime_ms as u64);
         // After a pause in sending, the timestamp follows real time and the marker flags
@@ -465,7 +546,8 @@ impl Leg {
         }
         self.tx.last_send = Some(now);
         self.tx.buf.clear();
-        match self.tx.dtmf.pop_front() {
+        let clock = self.cfg.codec.rtp_clock();
+        match self.tx.dtmf.next(clock, self.cfg.ptime_ms) {
             Some(event) => {
                 if event.marker {
                     self.tx.dtmf_timestamp = self.tx.timestamp;
@@ -497,15 +579,15 @@ impl Leg {
         self.tx.timestamp = self.tx.timestamp.wrapping_add(ticks);
         self.stats.packets_out += 1;
         self.stats.octets_out += (self.tx.buf.len() - super::rtp::HEADER_LEN) as u64;
-        Transmit {
-            to: self.remote,
-            bytes: &self.tx.buf,
-        }
     }
 
     /// The compound RTCP report due at `now` (SR once we have sent, else RR; always SDES),
     /// then every 5 s. `ntp` is the wall clock as an NTP timestamp (`rtcp::ntp_timestamp`).
+    /// Reports start once the peer has ACKed and is latched.
     pub fn poll_rtcp(&mut self, now: Instant, ntp: u64) -> Option<Transmit<'_>> {
+        if !self.latch.established() {
+            return None;
+        }
         let due = *self.next_rtcp.get_or_insert(now + RTCP_INTERVAL);
         if now < due {
             return None;
@@ -555,14 +637,36 @@ mod tests {
         s.parse().unwrap()
     }
 
-    /// Two legs wired back to back, as a phone and the server.
+    /// Two legs wired back to back, as a phone (a, at 127.0.0.1:5000) and the server (b, at
+    /// 127.0.0.1:4000), both past the ACK and each latched to the other.
     fn pair(codec: CodecKind, pt: u8) -> (Leg, Leg) {
         let mut a = LegConfig::new(codec, pt, 20, addr("127.0.0.1:4000"), 0x1111);
         a.dtmf_payload_type = Some(101);
         let mut b = a.clone();
         b.ssrc = 0x2222;
         b.remote_rtp = addr("127.0.0.1:5000");
-        (Leg::new(a).unwrap(), Leg::new(b).unwrap())
+        b.remote_rtcp = addr("127.0.0.1:5001");
+        let (mut a, mut b) = (Leg::new(a).unwrap(), Leg::new(b).unwrap());
+        let now = Instant::now();
+        for (leg, peer) in [(&mut a, "127.0.0.1:4000"), (&mut b, "127.0.0.1:5000")] {
+            leg.confirm();
+            // An empty receiver report from the peer's SDP address latches it, and sends
+            // nothing (the tests count packets).
+            let mut rr = Vec::new();
+            rtcp::write_rr(&mut rr, 0x9999, &[]);
+            leg.handle_rtcp(now, addr(peer), &rr).unwrap();
+            assert_eq!(leg.remote(), addr(peer));
+        }
+        while a.poll_event().is_some() || b.poll_event().is_some() {}
+        (a, b)
+    }
+
+    /// An RTP packet of `ssrc`/`seq` carrying `payload` with payload type `pt`.
+    fn rtp(pt: u8, seq: u16, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        RtpHeader::simple(pt, seq, u32::from(seq) * 160, ssrc, false).write(&mut out);
+        out.extend_from_slice(payload);
+        out
     }
 
     /// Sends `frames` of a tone from `tx` to `rx`, dropping packets where `drop(i)`, and
@@ -580,7 +684,11 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..frames {
             let now = t0 + PTIME * i;
-            let packet = tx.send_pcm(now, &pcm[i as usize * n..][..n]).bytes.to_vec();
+            let packet = tx
+                .send_pcm(now, &pcm[i as usize * n..][..n])
+                .unwrap()
+                .bytes
+                .to_vec();
             if !drop(i) {
                 rx.handle_rtp(
                     now + Duration::from_millis(3),
@@ -650,7 +758,7 @@ mod tests {
                 assert!(a.send_dtmf('7') && a.send_dtmf('#'));
             }
             let now = t0 + PTIME * i;
-            let bytes = a.send_payload(now, &[0xFF; 160]).bytes.to_vec();
+            let bytes = a.send_payload(now, &[0xFF; 160]).unwrap().bytes.to_vec();
             let p = RtpPacket::parse(&bytes).unwrap();
             if p.payload_type == 101 {
                 dtmf_packets += 1;
@@ -668,48 +776,132 @@ mod tests {
     }
 
     #[test]
-    fn symmetric_rtp_latches_and_liveness_updates() {
-        let (mut a, mut b) = pair(CodecKind::Pcmu, 0);
+    fn media_counts_only_from_the_latched_source() {
+        let mut cfg = LegConfig::new(CodecKind::Pcmu, 0, 20, addr("198.51.100.7:4000"), 1);
+        cfg.dtmf_payload_type = Some(101);
+        let mut leg = Leg::new(cfg).unwrap();
         let t0 = Instant::now();
-        assert_eq!(b.remote(), addr("127.0.0.1:5000"));
-        let pkt = a.send_payload(t0, &[0xFF; 160]).bytes.to_vec();
-        assert!(b.last_rx.is_none());
-        b.handle_rtp(t0, addr("203.0.113.5:40000"), &pkt).unwrap();
-        assert_eq!(b.remote(), addr("203.0.113.5:40000"));
-        assert_eq!((b.last_rx, b.remote_ssrc()), (Some(t0), Some(0x1111)));
-        assert_eq!(b.send_payload(t0, &[0; 160]).to, addr("203.0.113.5:40000"));
-        // Another source with another SSRC cannot take over a live stream...
-        let mut intruder = a.send_payload(t0 + PTIME, &[0xFF; 160]).bytes.to_vec();
-        intruder[8..12].copy_from_slice(&0x9999u32.to_be_bytes());
-        let at = t0 + PTIME;
-        let err = b.handle_rtp(at, addr("192.0.2.66:4000"), &intruder);
-        assert_eq!(err, Err(Dropped::ForeignSource));
-        // ...but the same SSRC from a new port (NAT rebinding) moves it at once,
-        let pkt2 = a.send_payload(t0 + PTIME * 2, &[0xFF; 160]).bytes.to_vec();
-        b.handle_rtp(t0 + PTIME * 2, addr("203.0.113.5:40002"), &pkt2)
+        let phone = addr("198.51.100.7:4000");
+        assert_eq!((leg.remote(), leg.last_rx()), (phone, None));
+        leg.handle_rtp(t0, phone, &rtp(0, 1, 0x1111, &[0xFF; 160]))
             .unwrap();
-        assert_eq!(b.remote(), addr("203.0.113.5:40002"));
-        // and any source may take over once the old one has been silent for a while.
-        let quiet = t0 + Duration::from_secs(3);
-        b.handle_rtp(quiet, addr("192.0.2.66:4000"), &intruder)
-            .unwrap();
-        assert_eq!(b.remote(), addr("192.0.2.66:4000"));
-        let t0 = quiet;
-        // Garbage or a foreign payload type neither latches nor counts as life.
+        assert_eq!(leg.poll_event(), Some(LegEvent::RemoteMoved(phone)));
+        assert_eq!((leg.last_rx(), leg.remote_ssrc()), (Some(t0), Some(0x1111)));
+        // An attacker's audio and keys, from another port and from another IP, at any pace:
+        // dropped before the jitter buffer and DTMF, and counted.
         let later = t0 + PTIME;
-        assert!(
-            b.handle_rtp(later, addr("198.51.100.1:1"), &[0x80, 0, 1])
-                .is_err()
-        );
-        let mut wrong_pt = pkt.clone();
-        wrong_pt[1] = 18;
+        for (i, from) in ["198.51.100.7:6666", "203.0.113.9:4000"].iter().enumerate() {
+            for seq in 0..20u16 {
+                let seq = seq + 100 * i as u16;
+                let audio = rtp(0, seq, 0x6666, &[0x00; 160]);
+                let key = rtp(101, seq, 0x6666, &[5, 0x8A, 0, 160]);
+                for bytes in [audio, key] {
+                    let r = leg.handle_rtp(later, addr(from), &bytes);
+                    assert_eq!(r, Err(Dropped::ForeignSource));
+                }
+            }
+        }
+        let s = leg.stats();
+        assert_eq!((s.packets_in, s.foreign_in, s.dropped_in), (1, 80, 80));
+        assert_eq!(leg.poll_event(), None);
+        assert_eq!((leg.remote(), leg.last_rx()), (phone, Some(t0)));
+        // Garbage or a foreign payload type from the phone neither counts nor latches.
+        assert!(leg.handle_rtp(later, phone, &[0x80, 0, 1]).is_err());
         assert_eq!(
-            b.handle_rtp(later, addr("198.51.100.1:1"), &wrong_pt),
+            leg.handle_rtp(later, phone, &rtp(18, 2, 0x1111, &[0; 20])),
             Err(Dropped::UnknownPayloadType(18))
         );
+        assert_eq!(leg.last_rx(), Some(t0));
+    }
+
+    #[test]
+    fn rtcp_from_elsewhere_keeps_nothing_alive() {
+        let (_, mut b) = pair(CodecKind::Pcmu, 0);
+        let t0 = Instant::now();
+        let mut rr = Vec::new();
+        rtcp::write_rr(&mut rr, 0x6666, &[]);
+        let later = t0 + Duration::from_secs(20);
+        for from in ["127.0.0.1:6667", "192.0.2.1:5001"] {
+            assert_eq!(
+                b.handle_rtcp(later, addr(from), &rr),
+                Err(Dropped::ForeignSource)
+            );
+        }
+        assert!(b.last_rx().is_some_and(|t| t < later));
+        b.handle_rtcp(later, addr("127.0.0.1:5001"), &rr).unwrap();
+        assert_eq!(b.last_rx(), Some(later));
+    }
+
+    #[test]
+    fn nothing_before_the_ack_and_a_handful_before_the_peer() {
+        let mut leg = Leg::new(LegConfig::new(
+            CodecKind::Pcmu,
+            0,
+            20,
+            addr("192.0.2.50:4000"),
+            1,
+        ))
+        .unwrap();
+        let t0 = Instant::now();
+        let sends = |leg: &mut Leg, from: u32| {
+            (from..from + 100)
+                .filter(|&i| leg.send_pcm(t0 + PTIME * i, &[0; 160]).is_some())
+                .count()
+        };
+        assert_eq!(sends(&mut leg, 0), 0, "before the ACK");
+        assert!(leg.poll_rtcp(t0 + Duration::from_secs(10), 1).is_none());
+        leg.confirm();
+        let handful = LegLimits::default().latch.send_before_peer as usize;
         assert_eq!(
-            (b.remote(), b.last_rx, b.stats().dropped_in),
-            (addr("192.0.2.66:4000"), Some(t0), 3)
+            sends(&mut leg, 100),
+            handful,
+            "after the ACK, before the peer"
+        );
+        assert_eq!(leg.stats().packets_out, handful as u64);
+        leg.handle_rtp(t0, addr("192.0.2.50:4000"), &rtp(0, 1, 7, &[0xFF; 160]))
+            .unwrap();
+        assert_eq!(sends(&mut leg, 200), 100, "once the peer is heard");
+    }
+
+    #[test]
+    fn a_dtmf_flood_is_bounded_both_ways() {
+        let (mut a, mut b) = pair(CodecKind::Pcmu, 0);
+        let t0 = Instant::now();
+        // 5,000 events in one second from the latched phone: a second's burst and the
+        // refill get through, the rest is dropped and counted.
+        for i in 0..5000u32 {
+            let key = rtp(101, i as u16, 0x1111, &[(i % 10) as u8, 0x8A, 0, 160]);
+            let mut key = key;
+            key[4..8].copy_from_slice(&(i * 7).to_be_bytes()); // a new event each
+            b.handle_rtp(
+                t0 + Duration::from_micros(200 * u64::from(i)),
+                addr("127.0.0.1:5000"),
+                &key,
+            )
+            .unwrap();
+        }
+        let digits = std::iter::from_fn(|| b.poll_event()).count();
+        assert!((19..=21).contains(&digits), "{digits}");
+        assert_eq!(b.stats().dtmf_dropped_in, 5000 - digits as u64);
+        // 5,000 digits to send: four queue, the rest drop; the audio is back after them.
+        let queued = (0..5000).filter(|_| a.send_dtmf('5')).count();
+        assert_eq!(queued, LegLimits::default().dtmf_queue);
+        assert_eq!(a.stats().dtmf_dropped_out, 5000 - queued as u64);
+        let kinds: String = (0..60u32)
+            .map(|i| {
+                let bytes = a.send_payload(t0 + PTIME * i, &[0xFF; 160]).unwrap().bytes;
+                if RtpPacket::parse(bytes).unwrap().payload_type == 101 {
+                    'd'
+                } else {
+                    'a'
+                }
+            })
+            .collect();
+        let digit = "ddddddd";
+        let gap = "aaaaa";
+        assert_eq!(
+            kinds,
+            format!("{}{}", [digit, gap].concat().repeat(4), "a".repeat(12))
         );
     }
 
@@ -717,10 +909,10 @@ mod tests {
     fn sender_resumes_with_marker_and_real_time_timestamp() {
         let (mut a, _) = pair(CodecKind::Pcmu, 0);
         let t0 = Instant::now();
-        let first = RtpPacket::parse(a.send_payload(t0, &[0; 160]).bytes)
+        let first = RtpPacket::parse(a.send_payload(t0, &[0; 160]).unwrap().bytes)
             .map(|p| (p.seq, p.timestamp, p.marker))
             .unwrap();
-        let second = RtpPacket::parse(a.send_payload(t0 + PTIME, &[0; 160]).bytes)
+        let second = RtpPacket::parse(a.send_payload(t0 + PTIME, &[0; 160]).unwrap().bytes)
             .map(|p| (p.seq, p.timestamp, p.marker))
             .unwrap();
         assert!(first.2 && !second.2);
@@ -728,7 +920,7 @@ mod tests {
             (second.0, second.1),
             (first.0.wrapping_add(1), first.1.wrapping_add(160))
         );
-        let after_pause = a.send_payload(t0 + PTIME * 11, &[0; 160]).bytes;
+        let after_pause = a.send_payload(t0 + PTIME * 11, &[0; 160]).unwrap().bytes;
         let p = RtpPacket::parse(after_pause).unwrap();
         assert!(p.marker);
         assert_eq!(
@@ -768,7 +960,7 @@ mod tests {
     fn reconfigure_keeps_the_stream_continuous() {
         let (mut a, _) = pair(CodecKind::Pcmu, 0);
         let t0 = Instant::now();
-        let before = RtpPacket::parse(a.send_pcm(t0, &[0; 160]).bytes)
+        let before = RtpPacket::parse(a.send_pcm(t0, &[0; 160]).unwrap().bytes)
             .map(|p| (p.seq, p.ssrc))
             .unwrap();
         let mut cfg = a.config().clone();
@@ -777,7 +969,7 @@ mod tests {
         cfg.ssrc = 0xBAD;
         a.reconfigure(cfg).unwrap();
         assert_eq!(a.frame_samples(), 960);
-        let bytes = a.send_pcm(t0 + PTIME, &[0; 960]).bytes;
+        let bytes = a.send_pcm(t0 + PTIME, &[0; 960]).unwrap().bytes;
         let p = RtpPacket::parse(bytes).unwrap();
         assert_eq!(p.payload_type, 111);
         assert!(!p.payload.is_empty());
@@ -834,7 +1026,7 @@ mod tests {
         let pcm = tone(440.0, 48000, 960, 8000.0);
         for i in 0..2000u32 {
             let now = t0 + PTIME * i;
-            let mut bytes = a.send_pcm(now, &pcm).bytes.to_vec();
+            let mut bytes = a.send_pcm(now, &pcm).unwrap().bytes.to_vec();
             for _ in 0..(next() % 4) {
                 let at = next() as usize % bytes.len();
                 bytes[at] = next() as u8;

@@ -11,9 +11,13 @@ use mio::net::UdpSocket;
 use mixer::{ConferenceId, MemberFlags, MemberId, MemberInput};
 
 use super::call_recording::CallRecording;
+use super::leg::{Leg, Transmit};
+use super::ports::PortLease;
 use crate::api::metrics::Metrics;
 
-use super::leg::{Leg, Transmit};
+/// Datagrams read from one socket per wake-up: a flooded port cannot keep its worker from
+/// mixing; the rest is read on the next pass.
+const READ_BUDGET: usize = 64;
 
 /// RTP and RTCP share the first byte's version bits; RTCP packet types 192..=223 land in
 /// the RTP payload-type field as 64..=95 (RFC 5761 §4), which is how rtcp-mux tells them apart.
@@ -33,6 +37,9 @@ pub struct Session {
     pub rtp: UdpSocket,
     /// `None` with rtcp-mux: RTCP shares the RTP socket.
     pub rtcp: Option<UdpSocket>,
+    /// Returns the port pair to the pool once the sockets above are closed (fields drop
+    /// in order).
+    _lease: PortLease,
     /// Stale while the session travels between workers; the adopting worker reseats it.
     pub seat: Seat,
     /// Held calls neither send nor are expected to send.
@@ -43,7 +50,9 @@ pub struct Session {
     pub talk_volume: i8,
     pub listen_volume: i8,
     pub recording: Option<CallRecording>,
-    pub started: Instant,
+    /// Since when the leg has waited for its peer (new media, or a re-INVITE's new address):
+    /// the RTP timeout counts from here until the peer is latched.
+    pub waiting_since: Instant,
     /// Leg counters already added to the server's metrics.
     counted: [u64; 3],
     /// Decoded PCM not yet handed to the mixer (when ptime and interval differ).
@@ -55,8 +64,7 @@ pub struct Session {
 impl Session {
     pub fn new(
         leg: Leg,
-        rtp: UdpSocket,
-        rtcp: Option<UdpSocket>,
+        (rtp, rtcp, lease): (UdpSocket, Option<UdpSocket>, PortLease),
         seat: Seat,
         flags: MemberFlags,
         now: Instant,
@@ -65,6 +73,7 @@ impl Session {
             leg,
             rtp,
             rtcp,
+            _lease: lease,
             seat,
             held: false,
             flags,
@@ -72,27 +81,29 @@ impl Session {
             talk_volume: 0,
             listen_volume: 0,
             recording: None,
-            started: now,
+            waiting_since: now,
             counted: [0; 3],
             inbound: Vec::new(),
             outbound: Vec::new(),
         }
     }
 
-    /// Drains one socket into the leg; malformed datagrams are counted by the leg and dropped.
-    pub fn receive(&mut self, now: Instant, rtcp_socket: bool, buf: &mut [u8]) {
-        loop {
+    /// Reads one socket into the leg, up to a budget; false when datagrams may be left
+    /// (call again: the socket will not be reported readable again until drained).
+    /// Malformed or foreign datagrams are counted by the leg and dropped.
+    pub fn receive(&mut self, now: Instant, rtcp_socket: bool, buf: &mut [u8]) -> bool {
+        for _ in 0..READ_BUDGET {
             let sock = match (rtcp_socket, &self.rtcp) {
                 (true, Some(s)) => s,
                 _ => &self.rtp,
             };
             let (n, from) = match sock.recv_from(buf) {
                 Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) => {
                     // ICMP port unreachable surfaces here on Linux; the peer may come back.
                     tracing::debug!(error = %e, "rtp receive");
-                    return;
+                    return true;
                 }
             };
             let bytes = &buf[..n];
@@ -102,6 +113,7 @@ impl Session {
                 self.leg.handle_rtp(now, from, bytes)
             };
         }
+        false
     }
 
     /// The flags the mixer applies: the ones asked for, with hold on top.
@@ -139,8 +151,9 @@ impl Session {
         if self.held {
             return;
         }
-        let t = self.leg.send_payload(now, payload);
-        send(&self.rtp, t);
+        if let Some(t) = self.leg.send_payload(now, payload) {
+            send(&self.rtp, t);
+        }
     }
 
     /// Encodes and sends this call's own mix, in packets of its ptime.
@@ -150,14 +163,16 @@ impl Session {
         }
         let frame = self.leg.frame_samples();
         if self.outbound.is_empty() && pcm.len() == frame {
-            let t = self.leg.send_pcm(now, pcm);
-            send(&self.rtp, t);
+            if let Some(t) = self.leg.send_pcm(now, pcm) {
+                send(&self.rtp, t);
+            }
             return;
         }
         self.outbound.extend_from_slice(pcm);
         while self.outbound.len() >= frame {
-            let t = self.leg.send_pcm(now, &self.outbound[..frame]);
-            send(&self.rtp, t);
+            if let Some(t) = self.leg.send_pcm(now, &self.outbound[..frame]) {
+                send(&self.rtp, t);
+            }
             self.outbound.drain(..frame);
         }
     }
@@ -184,9 +199,10 @@ impl Session {
         }
     }
 
-    /// Whether RTP has been missing for longer than `timeout` (held calls are exempt).
+    /// Whether media from the peer has been missing for longer than `timeout` (held calls
+    /// are exempt).
     pub fn timed_out(&self, now: Instant, timeout: Duration) -> bool {
-        let last = self.leg.last_rx.unwrap_or(self.started);
+        let last = self.leg.last_rx().unwrap_or(self.waiting_since);
         !self.held && now.saturating_duration_since(last) > timeout
     }
 }

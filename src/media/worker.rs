@@ -50,10 +50,14 @@ const HOUSEKEEPING: Duration = Duration::from_millis(500);
 
 /// What the control plane asks of a worker.
 pub enum Command {
-    /// New call media straight into a conference (Lobby + Attach in one step).
-    Join(Box<Join>),
-    /// New call media, in no conference yet.
+    /// New call media, in no conference yet. It receives (a phone sends RTP as soon as it
+    /// sees the 200) but sends nothing until [`Command::Confirm`].
     Lobby(Box<Lobby>),
+    /// The call's ACK arrived: its media may be sent (see `media::leg` for how much before
+    /// the peer's own RTP arrives).
+    Confirm {
+        call: CallKey,
+    },
     /// Moves a call of this worker (lobby or conference) into a conference of this worker.
     Attach(Box<Attach>),
     /// Takes a call out of this worker: answered by [`Report::Detached`].
@@ -139,17 +143,6 @@ pub enum Target {
     Call(CallKey),
     /// Everyone in the conference.
     Conference(ConferenceId),
-}
-
-pub struct Join {
-    pub call: CallKey,
-    pub conference: ConferenceId,
-    /// Used when this call opens the conference.
-    pub profile: Profile,
-    pub sockets: RtpSockets,
-    pub rtcp_mux: bool,
-    pub leg: LegConfig,
-    pub flags: MemberFlags,
 }
 
 pub struct Lobby {
@@ -343,12 +336,18 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         let mut buf = vec![0u8; 2048];
         let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
+        // Sockets with datagrams left after their read budget: read again before waiting.
+        let mut unread: Vec<Token> = Vec::new();
+        let mut ready: Vec<Token> = Vec::new();
         loop {
             let deadline = self
                 .scheduler
                 .poll_timeout()
                 .map_or(next_housekeeping, |t| t.min(next_housekeeping));
-            let wait = deadline.saturating_duration_since(Instant::now());
+            let mut wait = deadline.saturating_duration_since(Instant::now());
+            if !unread.is_empty() {
+                wait = Duration::ZERO;
+            }
             if let Err(e) = self.poll.poll(&mut events, Some(wait))
                 && e.kind() != io::ErrorKind::Interrupted
             {
@@ -356,13 +355,16 @@ impl Worker {
                 return;
             }
             let now = Instant::now();
-            for ev in events.iter() {
-                if ev.token() == WAKER {
-                    continue;
-                }
-                let (call, rtcp) = (ev.token().0 as u64 >> 1, ev.token().0 & 1 == 1);
-                if let Some(s) = self.media.sessions.get_mut(&call) {
-                    s.receive(now, rtcp, &mut buf);
+            ready.clear();
+            ready.extend(events.iter().map(|ev| ev.token()).filter(|&t| t != WAKER));
+            ready.append(&mut unread);
+            for &token in &ready {
+                let (call, rtcp) = (token.0 as u64 >> 1, token.0 & 1 == 1);
+                if let Some(s) = self.media.sessions.get_mut(&call)
+                    && !s.receive(now, rtcp, &mut buf)
+                    && !unread.contains(&token)
+                {
+                    unread.push(token);
                 }
             }
             self.media.now = now;
@@ -381,8 +383,8 @@ impl Worker {
     fn drain_commands(&mut self) -> bool {
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
-                Command::Join(j) => self.join(*j),
                 Command::Lobby(l) => self.lobby(*l),
+                Command::Confirm { call } => self.confirm(call),
                 Command::Attach(a) => self.attach(*a),
                 Command::Detach { call } => self.detach(call),
                 Command::Adopt { session, attach } => self.adopt(session, *attach),

@@ -356,7 +356,7 @@ mod tests {
     use crate::conference::flow::{
         CallflowOptions, ConferenceState, Flow, FlowAction, FlowSetup, Target,
     };
-    use crate::conference::profile::{self, Prompts};
+    use crate::conference::profile;
     use serde_json::json;
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -524,9 +524,9 @@ mod tests {
         let cfg = s.conferences_config(ACCT).unwrap();
         assert_eq!(cfg.pin_timeout_ms(), 5000);
         assert_eq!(controls::group("default", &demo.doc, &cfg).len(), 7);
-        let profile = profile::resolve(&demo.doc, &cfg, &Prompts::new("/p"), None).unwrap();
+        let profile = profile::resolve(&demo.doc, &cfg, None).unwrap();
         assert_eq!(profile.mixer.rate(), 48000);
-        assert_eq!(profile.sounds["locked-sound"], "/p/en/conf-locked.wav");
+        assert_eq!(profile.sounds["locked-sound"], "conf-locked");
         // A second start does not re-seed: a deleted seed stays deleted.
         s.delete_conference(ACCT, "demo", None).unwrap();
         drop(s);

@@ -63,12 +63,19 @@ struct Receiver {
 enum Item {
     Audio(VecDeque<i16>),
     Dtmf(u8),
+    /// `left` telephone-events, each a new key, `per_tick` of them every 20 ms.
+    Flood {
+        left: u32,
+        per_tick: u32,
+    },
     Done(oneshot::Sender<()>),
 }
 
 enum Cmd {
     Start(Session),
     Stop,
+    /// Silence suppression: nothing sent while paused, the stream carries on after.
+    Pause(bool),
     Queue(Item),
 }
 
@@ -118,6 +125,20 @@ impl Media {
 
     pub fn stop(&self) {
         let _ = self.cmds.send(Cmd::Stop);
+    }
+
+    pub fn pause(&self, paused: bool) {
+        let _ = self.cmds.send(Cmd::Pause(paused));
+    }
+
+    /// Sends `events` RFC 4733 events, each a new key, `per_tick` per 20 ms; returns once
+    /// they are all sent.
+    pub async fn flood(&self, events: u32, per_tick: u32) {
+        self.queue(Item::Flood {
+            left: events,
+            per_tick,
+        })
+        .await;
     }
 
     pub fn session(&self) -> Option<Session> {
@@ -206,6 +227,7 @@ const EVENT_VOLUME: u8 = 10;
 async fn send(socket: Arc<UdpSocket>, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
     let mut queue: VecDeque<Item> = VecDeque::new();
     let mut sender: Option<Sender> = None;
+    let mut paused = false;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let ssrc = std::process::id() ^ (super::unique() as u32).rotate_left(16);
     loop {
@@ -214,6 +236,7 @@ async fn send(socket: Arc<UdpSocket>, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
             match cmds.try_recv() {
                 Ok(Cmd::Start(session)) => sender = Some(Sender::resume(sender, session, ssrc)),
                 Ok(Cmd::Stop) => sender = None,
+                Ok(Cmd::Pause(p)) => paused = p,
                 Ok(Cmd::Queue(item)) => queue.push_back(item),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
@@ -227,6 +250,10 @@ async fn send(socket: Arc<UdpSocket>, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
         let Some(s) = sender.as_mut() else {
             continue;
         };
+        if paused {
+            s.skip_frame();
+            continue;
+        }
         for packet in s.next_packets(&mut queue) {
             let _ = socket.send_to(&packet, s.session.remote).await;
         }
@@ -257,13 +284,43 @@ impl Sender {
         super::sdp_text::rtp_format(self.session.codec).1 / 50
     }
 
+    /// A 20 ms frame not sent (silence suppression): time goes on, the next packet starts
+    /// a talkspurt.
+    fn skip_frame(&mut self) {
+        self.ts = self.ts.wrapping_add(self.frame_ticks());
+        self.first = true;
+    }
+
+    /// `per_tick` events, each a new key (its own timestamp) in one end packet.
+    fn flood_step(&mut self, pt: u8, queue: &mut VecDeque<Item>) -> Vec<Vec<u8>> {
+        let Some(Item::Flood { left, per_tick }) = queue.front_mut() else {
+            return Vec::new();
+        };
+        let n = (*per_tick).min(*left);
+        *left -= n;
+        if *left == 0 {
+            queue.pop_front();
+        }
+        let ticks = self.frame_ticks();
+        let payload = rtp::event_payload(5, true, EVENT_VOLUME, ticks as u16);
+        (0..n)
+            .map(|_| {
+                self.ts = self.ts.wrapping_add(ticks);
+                self.packet(pt, true, self.ts, &payload)
+            })
+            .collect()
+    }
+
     /// The packets for this 20 ms tick: a DTMF event step, or one audio frame.
     fn next_packets(&mut self, queue: &mut VecDeque<Item>) -> Vec<Vec<u8>> {
+        if let (Some(Item::Flood { .. }), Some(pt)) = (queue.front(), self.session.event_pt) {
+            return self.flood_step(pt, queue);
+        }
         if let (Some(Item::Dtmf(event)), Some(pt)) = (queue.front(), self.session.event_pt) {
             let event = *event;
             return self.event_step(event, pt, queue);
         }
-        if let Some(Item::Dtmf(_)) = queue.front() {
+        if let Some(Item::Dtmf(_) | Item::Flood { .. }) = queue.front() {
             queue.pop_front(); // no telephone-event negotiated: nothing to send it with
         }
         let n = codec::frame_samples(self.session.codec);

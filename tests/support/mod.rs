@@ -65,3 +65,43 @@ pub fn server_config() -> chorus::config::Config {
     config.data_dir = std::env::temp_dir().join(format!("chorus-test-{}", unique_token()));
     config
 }
+
+/// [`server_config`] with a store seeded with `docs` (file stem -> conference document)
+/// and the shipped system config.
+pub fn seeded_config(docs: &[(&str, serde_json::Value)]) -> chorus::config::Config {
+    let mut config = server_config();
+    let seed = config.data_dir.with_extension("seed");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(seed.join("conferences")).unwrap();
+    std::fs::create_dir_all(seed.join("system_config")).unwrap();
+    std::fs::copy(
+        root.join("config/seed/system_config/conferences.json"),
+        seed.join("system_config/conferences.json"),
+    )
+    .unwrap();
+    for (name, doc) in docs {
+        let path = seed.join("conferences").join(format!("{name}.json"));
+        std::fs::write(path, doc.to_string()).unwrap();
+    }
+    config.conferences.seed = seed;
+    config
+}
+
+/// `pairs` RTP port pairs on 127.0.0.1 that are free now, below the kernel's ephemeral
+/// ports and the range of [`server_config`], so nothing else takes them meanwhile.
+pub fn free_port_range(pairs: u16) -> std::ops::RangeInclusive<u16> {
+    assert!(pairs <= 50);
+    for _ in 0..50 {
+        let base = 30000 + 2 * (unique() % 400) as u16;
+        let range = base..=base + 2 * pairs - 1;
+        let all_free = range
+            .clone()
+            .map(|p| std::net::UdpSocket::bind(("127.0.0.1", p)))
+            .collect::<Result<Vec<_>, _>>()
+            .is_ok();
+        if all_free {
+            return range;
+        }
+    }
+    panic!("no {pairs} free port pairs below 31000");
+}

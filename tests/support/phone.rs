@@ -162,7 +162,7 @@ impl Phone {
     /// Sends the INVITE and returns at once, so a test can wait for ringing or CANCEL.
     pub async fn call(server: SocketAddr, number: &str, opts: DialOpts) -> Result<Calling> {
         let local_ip = opts.local_ip.unwrap_or(server.ip());
-        let (link, incoming, reader) = Link::open(server, local_ip, opts.transport).await?;
+        let (link, incoming, reader) = Link::open_from(server, local_ip, opts.transport).await?;
         let media = Media::bind(link.local.ip()).await?;
         let dialog = Dialog::new(link.local, server, number, &opts.user, opts.transport);
         let (bye, _) = watch::channel(false);
@@ -450,6 +450,24 @@ impl Phone {
     /// Stops sending RTP (the call stays up), as a phone whose network died would.
     pub fn stop_media(&self) {
         self.leg.shared.media.stop();
+    }
+
+    /// Pauses or resumes sending, as a phone with silence suppression does: its stream
+    /// (SSRC, sequence numbers, timestamps) carries on when it resumes.
+    pub fn pause_media(&self, paused: bool) {
+        self.leg.shared.media.pause(paused);
+    }
+
+    /// Sends `events` RFC 4733 events in its RTP stream, each a new key, `per_tick` of
+    /// them every 20 ms; returns once they are all sent.
+    pub async fn flood_dtmf(&self, events: u32, per_tick: u32) -> Result<()> {
+        if self.session().and_then(|s| s.event_pt).is_none() {
+            return Err(CallError::Protocol(
+                "telephone-event was not negotiated".into(),
+            ));
+        }
+        self.leg.shared.media.flood(events, per_tick).await;
+        Ok(())
     }
 
     /// Sends BYE and returns the status of its response.

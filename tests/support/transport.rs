@@ -25,9 +25,17 @@ pub struct Link {
 }
 
 impl Link {
-    /// Connects (TCP) or binds (UDP) from `local_ip` and starts a task that parses what
-    /// arrives into `incoming`.
+    /// Connects (TCP) or binds (UDP) on the server's address and starts a task that parses
+    /// what arrives into `incoming`.
     pub async fn open(
+        server: SocketAddr,
+        transport: Transport,
+    ) -> io::Result<(Arc<Link>, mpsc::UnboundedReceiver<Message>, JoinHandle<()>)> {
+        Link::open_from(server, server.ip(), transport).await
+    }
+
+    /// [`Link::open`] from `local_ip` (any of 127/8 on Linux), for tests with several sources.
+    pub async fn open_from(
         server: SocketAddr,
         local_ip: IpAddr,
         transport: Transport,

@@ -10,9 +10,9 @@ use mixer::{
 };
 
 use super::tick::recorded;
-use super::{Attach, CallKey, Join, Lobby, Media, Report, Worker};
+use super::{Attach, CallKey, Lobby, Media, Report, Worker};
 use crate::media::leg::{Leg, LegConfig};
-use crate::media::ports::RtpSockets;
+use crate::media::ports::{PortLease, RtpSockets};
 use crate::media::session::{Seat, Session, with_hold};
 
 /// Marks a call's private lobby conference; the control plane's ids stay below it.
@@ -69,27 +69,6 @@ impl Worker {
         self.scheduler.update(id, at, |c| f(c, media))
     }
 
-    pub(super) fn join(&mut self, j: Join) {
-        let attach = Attach {
-            call: j.call,
-            conference: j.conference,
-            profile: j.profile,
-            flags: j.flags,
-            energy_level: None,
-        };
-        let lobby = Lobby {
-            call: j.call,
-            sockets: j.sockets,
-            rtcp_mux: j.rtcp_mux,
-            leg: j.leg,
-        };
-        let call = j.call;
-        match self.install(lobby, attach) {
-            Ok(member) => self.media.report(Report::Joined { call, member }),
-            Err(reason) => self.media.report(Report::JoinFailed { call, reason }),
-        }
-    }
-
     pub(super) fn lobby(&mut self, l: Lobby) {
         let call = l.call;
         let attach = Attach {
@@ -104,16 +83,23 @@ impl Worker {
         }
     }
 
+    pub(super) fn confirm(&mut self, call: CallKey) {
+        match self.media.sessions.get_mut(&call) {
+            Some(s) => s.leg.confirm(),
+            None => tracing::debug!(call, "confirm: no such call"),
+        }
+    }
+
     /// New call media: a leg, its sockets, and a seat in `attach.conference`.
     fn install(&mut self, l: Lobby, attach: Attach) -> Result<MemberId, String> {
         if self.media.sessions.contains_key(&l.call) {
             return Err("call already has media here".into());
         }
         let leg = Leg::new(l.leg).map_err(|e| e.to_string())?;
-        let (rtp, rtcp) = mio_sockets(l.sockets, l.rtcp_mux).map_err(|e| e.to_string())?;
+        let sockets = mio_sockets(l.sockets, l.rtcp_mux).map_err(|e| e.to_string())?;
         let cfg = member_config(&attach, leg.config().codec.pcm_rate(), false, (0, 0));
         let seat = self.seat(&attach, cfg)?;
-        let mut session = Session::new(leg, rtp, rtcp, seat, attach.flags, self.media.now);
+        let mut session = Session::new(leg, sockets, seat, attach.flags, self.media.now);
         session.energy_level = attach.energy_level;
         if let Err(e) = self.register(l.call, &mut session) {
             self.release(&session.seat);
@@ -301,23 +287,21 @@ impl Worker {
         }
     }
 
+    /// A re-INVITE: the leg keeps its numbering, its latch (unless the address changed) and
+    /// its confirmation; a new codec rate needs a new mixer member.
     pub(super) fn update(&mut self, call: CallKey, cfg: LegConfig, held: bool) {
         let Some(s) = self.media.sessions.get_mut(&call) else {
             return;
         };
         s.held = held;
-        let same_stream = {
-            let old = s.leg.config();
-            old.codec == cfg.codec && old.payload_type == cfg.payload_type
-        };
-        if same_stream {
-            s.leg.set_direction(cfg.direction);
-            return self.apply_flags(call);
-        }
         let old_rate = s.leg.config().codec.pcm_rate();
-        match Leg::new(cfg) {
-            Ok(leg) => s.leg = leg,
-            Err(e) => tracing::warn!(call, error = %e, "codec change failed"),
+        let had_peer = s.leg.last_rx().is_some();
+        if let Err(e) = s.leg.reconfigure(cfg) {
+            tracing::warn!(call, error = %e, "codec change failed");
+        }
+        if had_peer && s.leg.last_rx().is_none() {
+            // A new address to learn: the RTP timeout starts over.
+            s.waiting_since = self.media.now;
         }
         if s.leg.config().codec.pcm_rate() == old_rate {
             self.apply_flags(call);
@@ -386,7 +370,7 @@ fn session_member_config(a: &Attach, s: &Session) -> MemberConfig {
 fn mio_sockets(
     sockets: RtpSockets,
     rtcp_mux: bool,
-) -> std::io::Result<(UdpSocket, Option<UdpSocket>)> {
+) -> std::io::Result<(UdpSocket, Option<UdpSocket>, PortLease)> {
     let setup = |s: std::net::UdpSocket| -> std::io::Result<UdpSocket> {
         s.set_nonblocking(true)?;
         Ok(UdpSocket::from_std(s))
@@ -396,5 +380,5 @@ fn mio_sockets(
     } else {
         Some(setup(sockets.rtcp)?)
     };
-    Ok((setup(sockets.rtp)?, rtcp))
+    Ok((setup(sockets.rtp)?, rtcp, sockets.lease))
 }

@@ -44,10 +44,10 @@ impl Peer {
     fn new(call: CallKey) -> (Peer, Lobby) {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         sock.set_nonblocking(true).unwrap();
-        let sockets = RtpSockets {
-            rtp: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
-            rtcp: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
-        };
+        let sockets = RtpSockets::unpooled(
+            std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+            std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+        );
         let server = sockets.rtp.local_addr().unwrap();
         let mut leg = LegConfig::new(
             CodecKind::Pcmu,
@@ -221,6 +221,13 @@ fn attach(call: CallKey, conference: u64) -> Command {
     Command::Attach(to_conference(call, conference))
 }
 
+/// New call media whose ACK has arrived.
+fn open(w: &Worker, lobby: Lobby) {
+    let call = lobby.call;
+    w.handle.send(Command::Lobby(Box::new(lobby)));
+    w.handle.send(Command::Confirm { call });
+}
+
 /// Two callers in conference 1 of `w`, talking 697 Hz and 1209 Hz.
 fn two_in_conference(w: &Worker, rx: &mut UnboundedReceiver<Report>) -> (Peer, Peer) {
     let (mut a, la) = Peer::new(1);
@@ -228,7 +235,7 @@ fn two_in_conference(w: &Worker, rx: &mut UnboundedReceiver<Report>) -> (Peer, P
     a.tone = Some(697.0);
     b.tone = Some(1209.0);
     for (l, call) in [(la, 1), (lb, 2)] {
-        w.handle.send(Command::Lobby(Box::new(l)));
+        open(w, l);
         w.handle.send(attach(call, 1));
         expect(rx, |r| {
             matches!(r, Report::Joined { call: c, .. } if c == call).then_some(())
@@ -250,7 +257,7 @@ fn snapshot(w: &Worker, conference: u64) -> Vec<MemberState> {
 fn lobby_plays_to_the_caller_and_reports_dtmf() {
     let (w, mut rx) = worker(0);
     let (mut p, lobby) = Peer::new(7);
-    w.handle.send(Command::Lobby(Box::new(lobby)));
+    open(&w, lobby);
     w.handle.send(Command::Play {
         target: Target::Call(7),
         id: 70,
@@ -283,6 +290,60 @@ fn lobby_plays_to_the_caller_and_reports_dtmf() {
         _ => None,
     });
     assert!(!stopped);
+}
+
+#[test]
+fn the_lobby_listens_at_once_and_speaks_from_the_ack() {
+    let (w, mut rx) = worker(0);
+    let (mut p, lobby) = Peer::new(8);
+    w.handle.send(Command::Lobby(Box::new(lobby)));
+    w.handle.send(Command::Play {
+        target: Target::Call(8),
+        id: 80,
+        sound: tone(5000, 440, RATE),
+    });
+    // Before the ACK: the phone's keys are heard, nothing reaches the phone.
+    run(&mut [&mut p], Duration::from_millis(300));
+    p.dtmf('7');
+    let digit = expect(&mut rx, |r| match r {
+        Report::Dtmf { call: 8, digit } => Some(digit),
+        _ => None,
+    });
+    assert_eq!(digit, '7');
+    run(&mut [&mut p], Duration::from_millis(300));
+    assert!(
+        p.heard.is_empty(),
+        "{} samples before the ACK",
+        p.heard.len()
+    );
+    w.handle.send(Command::Confirm { call: 8 });
+    run(&mut [&mut p], Duration::from_millis(600));
+    assert!(p.level(440.0, Duration::from_millis(300)) > HEARD_DB);
+}
+
+#[test]
+fn a_burst_beyond_the_read_budget_is_read_to_its_end() {
+    let (w, mut rx) = worker(0);
+    let (mut p, lobby) = Peer::new(9);
+    open(&w, lobby);
+    run(&mut [&mut p], Duration::from_millis(200));
+    // Junk from another port, more than one read's worth, then a key; then nothing more
+    // arrives to wake the socket again.
+    let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..150u16 {
+        junk.send_to(&i.to_be_bytes(), p.server).unwrap();
+    }
+    p.dtmf('9');
+    expect(&mut rx, |r| {
+        matches!(
+            r,
+            Report::Dtmf {
+                call: 9,
+                digit: '9'
+            }
+        )
+        .then_some(())
+    });
 }
 
 #[test]
@@ -402,7 +463,7 @@ fn record_call_returns_the_callers_tone_until_a_digit() {
     let (w, mut rx) = worker(0);
     let (mut p, lobby) = Peer::new(3);
     p.tone = Some(770.0);
-    w.handle.send(Command::Lobby(Box::new(lobby)));
+    open(&w, lobby);
     w.handle.send(Command::RecordCall {
         call: 3,
         max: Duration::from_secs(10),
@@ -459,8 +520,8 @@ fn a_call_migrates_between_workers_and_keeps_talking() {
     let (mut a, la) = Peer::new(1);
     let (mut b, lb) = Peer::new(2);
     (a.tone, b.tone) = (Some(697.0), Some(1209.0));
-    w1.handle.send(Command::Lobby(Box::new(la)));
-    w2.handle.send(Command::Lobby(Box::new(lb)));
+    open(&w1, la);
+    open(&w2, lb);
     w2.handle.send(attach(2, 5));
     w1.handle.send(Command::Play {
         target: Target::Call(1),

@@ -126,9 +126,12 @@ impl TickHandler for Media {
             s.feed(self.now, samples);
             let mut pressed = false;
             while let Some(ev) = s.leg.poll_event() {
-                if let LegEvent::Dtmf(digit) = ev {
-                    pressed = true;
-                    let _ = self.reports.send(Report::Dtmf { call: *call, digit });
+                match ev {
+                    LegEvent::Dtmf(digit) => {
+                        pressed = true;
+                        let _ = self.reports.send(Report::Dtmf { call: *call, digit });
+                    }
+                    LegEvent::RemoteMoved(to) => tracing::info!(call, %to, "media from"),
                 }
             }
             // Any digit ends a recording (the caller's "press any key when done").
