@@ -288,7 +288,9 @@ async fn dial_out_to_sipp_uas() {
 /// arrives, none lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_application_stops_tcp_input_at_the_event_bound_and_loses_nothing() {
-    const INVITES: usize = 30_000;
+    // 8 KiB each, so they overflow the kernel's socket buffers (some MB) soon after the
+    // transport's own queues (some 6,000 messages).
+    const INVITES: usize = 8_000;
     let lifted = chorus::sip::admission::Rate {
         rate: 1e9,
         burst: 1e9,
@@ -315,10 +317,12 @@ async fn a_stalled_application_stops_tcp_input_at_the_event_bound_and_loses_noth
         let mut buf = vec![0u8; 65536];
         while read.read(&mut buf).await.is_ok_and(|n| n > 0) {}
     });
+    let pad = format!("X-Pad: {}\r\nContact:", "p".repeat(8192));
     let writer = tokio::spawn(async move {
         for n in 0..INVITES {
             let invite = request("INVITE", &format!("z9hG4bKs{n}"), "", 1, &via, SDP)
-                .replace("transport-test", &format!("stall-{n}"));
+                .replace("transport-test", &format!("stall-{n}"))
+                .replacen("Contact:", &pad, 1);
             write.write_all(invite.as_bytes()).await.expect("write");
         }
         write

@@ -6,8 +6,8 @@
 //!   datagrams wait in, then overflow, the socket buffer; TCP readers wait) until it drains;
 //! - commands from the application: [`COMMAND_QUEUE`]; senders wait;
 //! - messages from TCP readers: [`CONN_QUEUE`]; readers wait, so the peer's window closes;
-//! - bytes queued for one TCP connection: [`WRITE_QUEUE`] messages; a peer that does not read
-//!   them is disconnected;
+//! - bytes queued for one TCP connection beyond what its socket took: [`WRITE_QUEUE_BYTES`]; a
+//!   peer that does not read them is disconnected;
 //! - TCP connections: [`TcpLimits`] caps and timeouts (see [`super::connections`]); past a
 //!   cap the connection is accepted and closed at once. When accept fails for lack of file
 //!   descriptors it is retried after [`ACCEPT_BACKOFF`], and repeated failures or refusals are
@@ -16,6 +16,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
@@ -36,7 +38,7 @@ const EVENT_QUEUE: usize = 1024;
 pub const MAX_PENDING: usize = 4096;
 pub const COMMAND_QUEUE: usize = 1024;
 pub const CONN_QUEUE: usize = 1024;
-pub const WRITE_QUEUE: usize = 64;
+pub const WRITE_QUEUE_BYTES: usize = 256 * 1024;
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 /// Bytes a TCP reader takes from the socket at a time.
@@ -259,7 +261,9 @@ impl std::fmt::Display for Misbehaved {
 }
 
 struct Conn {
-    writer: mpsc::Sender<Vec<u8>>,
+    writer: mpsc::UnboundedSender<Vec<u8>>,
+    /// Bytes handed to the writer and not yet written: at most [`WRITE_QUEUE_BYTES`].
+    queued: Arc<AtomicUsize>,
     peer: SocketAddr,
     reader: AbortHandle,
 }
@@ -376,10 +380,11 @@ impl Driver {
             }
             Transport::Tcp(conn) => {
                 // A full queue means the peer stopped reading: it loses the connection.
-                let sent = self
-                    .conns
-                    .get(&conn)
-                    .is_some_and(|c| c.writer.try_send(t.bytes).is_ok());
+                let sent = self.conns.get(&conn).is_some_and(|c| {
+                    let len = t.bytes.len();
+                    let queued = c.queued.fetch_add(len, Ordering::Relaxed) + len;
+                    queued <= WRITE_QUEUE_BYTES && c.writer.send(t.bytes).is_ok()
+                });
                 if !sent {
                     self.close(conn);
                 }
@@ -458,7 +463,8 @@ impl Driver {
         self.next_conn += 1;
         let conn = ConnId(self.next_conn);
         let (read, write) = stream.into_split();
-        let (writer, queue) = mpsc::channel(WRITE_QUEUE);
+        let (writer, queue) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
         let reader = tokio::spawn(read_conn(
             conn,
             peer,
@@ -466,12 +472,14 @@ impl Driver {
             self.conn_tx.clone(),
             self.timeouts,
         ));
-        tokio::spawn(write_conn(conn, write, queue, self.conn_tx.clone()));
+        let (done, out) = (queued.clone(), self.conn_tx.clone());
+        tokio::spawn(write_conn(conn, write, queue, done, out));
         let reader = reader.abort_handle();
         self.conns.insert(
             conn,
             Conn {
                 writer,
+                queued,
                 peer,
                 reader,
             },
@@ -601,7 +609,8 @@ fn read_into(read: &OwnedReadHalf, framer: &mut Framer) -> io::Result<usize> {
 async fn write_conn(
     conn: ConnId,
     mut write: OwnedWriteHalf,
-    mut queue: mpsc::Receiver<Vec<u8>>,
+    mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
     out: mpsc::Sender<ConnInput>,
 ) {
     while let Some(bytes) = queue.recv().await {
@@ -609,5 +618,6 @@ async fn write_conn(
             let _ = out.send(ConnInput::Closed(conn, None)).await;
             return;
         }
+        queued.fetch_sub(bytes.len(), Ordering::Relaxed);
     }
 }
