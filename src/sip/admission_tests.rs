@@ -189,13 +189,7 @@ fn authorization(algorithm: Algorithm, nonce: &str, password: &str) -> String {
         nonce,
         qop_auth: Some(("00000001", "0a4f113b")),
     };
-    format!(
-        "Authorization: Digest username=\"alice\", realm=\"chorus\", nonce=\"{nonce}\", \
-         uri=\"sip:conf@127.0.0.1\", response=\"{}\", algorithm={}, qop=auth, nc=00000001, \
-         cnonce=\"0a4f113b\"",
-        proof.response(password),
-        algorithm.name()
-    )
+    format!("Authorization: {}", proof.credentials(password))
 }
 
 /// Sends INVITE `n` without credentials and returns the 401's nonce.

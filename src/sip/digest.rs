@@ -72,6 +72,28 @@ impl Proof<'_> {
             None => h(&format!("{ha1}:{}:{ha2}", self.nonce)),
         }
     }
+
+    /// The Authorization (or Proxy-Authorization) value a client with this password sends.
+    pub fn credentials(&self, password: &str) -> String {
+        let mut out = format!(
+            "Digest username={}, realm={}, nonce={}, uri={}, response=\"{}\", algorithm={}",
+            quote(self.username),
+            quote(self.realm),
+            quote(self.nonce),
+            quote(self.uri),
+            self.response(password),
+            self.algorithm.name()
+        );
+        if let Some((nc, cnonce)) = self.qop_auth {
+            out += &format!(", qop=auth, nc={nc}, cnonce={}", quote(cnonce));
+        }
+        out
+    }
+}
+
+/// A quoted-string (RFC 3261 §25.1): quotes and backslashes escaped.
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// The verdict on a request.
@@ -352,12 +374,7 @@ mod tests {
             nonce,
             qop_auth: Some(("00000001", "c\"n")),
         };
-        format!(
-            "Digest username=\"alice\", realm=\"chorus\", nonce=\"{nonce}\", uri=\"sip:1000@h\", \
-             response=\"{}\", algorithm={}, qop=auth, nc=00000001, cnonce=\"c\\\"n\"",
-            proof.response(password),
-            algorithm.name()
-        )
+        proof.credentials(password)
     }
 
     #[test]

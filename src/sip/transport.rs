@@ -6,8 +6,10 @@
 //!   datagrams wait in, then overflow, the socket buffer; TCP readers wait) until it drains;
 //! - commands from the application: [`COMMAND_QUEUE`]; senders wait;
 //! - messages from TCP readers: [`CONN_QUEUE`]; readers wait, so the peer's window closes;
-//! - bytes queued for one TCP connection beyond what its socket took: [`WRITE_QUEUE_BYTES`]; a
-//!   peer that does not read them is disconnected;
+//! - bytes queued for one TCP connection beyond what its socket took: past
+//!   [`WRITE_QUEUE_BYTES`] its requests are no longer read until the queue drains (closed if it
+//!   does not within the header timeout: the peer is not reading); past [`WRITE_QUEUE_MAX`] it
+//!   is closed at once;
 //! - TCP connections: [`TcpLimits`] caps and timeouts (see [`super::connections`]); past a
 //!   cap the connection is accepted and closed at once. When accept fails for lack of file
 //!   descriptors it is retried after [`ACCEPT_BACKOFF`], and repeated failures or refusals are
@@ -39,6 +41,7 @@ pub const MAX_PENDING: usize = 4096;
 pub const COMMAND_QUEUE: usize = 1024;
 pub const CONN_QUEUE: usize = 1024;
 pub const WRITE_QUEUE_BYTES: usize = 256 * 1024;
+pub const WRITE_QUEUE_MAX: usize = 4 * WRITE_QUEUE_BYTES;
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 /// Bytes a TCP reader takes from the socket at a time.
@@ -248,6 +251,7 @@ enum ConnInput {
 #[derive(Debug)]
 enum Misbehaved {
     Slow,
+    NotReading,
     Framing(FrameError),
 }
 
@@ -255,6 +259,7 @@ impl std::fmt::Display for Misbehaved {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Misbehaved::Slow => f.write_str("message not completed within the header timeout"),
+            Misbehaved::NotReading => f.write_str("the peer does not read its responses"),
             Misbehaved::Framing(e) => write!(f, "{e}"),
         }
     }
@@ -262,7 +267,7 @@ impl std::fmt::Display for Misbehaved {
 
 struct Conn {
     writer: mpsc::UnboundedSender<Vec<u8>>,
-    /// Bytes handed to the writer and not yet written: at most [`WRITE_QUEUE_BYTES`].
+    /// Bytes handed to the writer and not yet written: at most [`WRITE_QUEUE_MAX`].
     queued: Arc<AtomicUsize>,
     peer: SocketAddr,
     reader: AbortHandle,
@@ -383,7 +388,7 @@ impl Driver {
                 let sent = self.conns.get(&conn).is_some_and(|c| {
                     let len = t.bytes.len();
                     let queued = c.queued.fetch_add(len, Ordering::Relaxed) + len;
-                    queued <= WRITE_QUEUE_BYTES && c.writer.send(t.bytes).is_ok()
+                    queued <= WRITE_QUEUE_MAX && c.writer.send(t.bytes).is_ok()
                 });
                 if !sent {
                     self.close(conn);
@@ -463,14 +468,15 @@ impl Driver {
         self.next_conn += 1;
         let conn = ConnId(self.next_conn);
         let (read, write) = stream.into_split();
-        let (writer, queue) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
+        let (writer, queue) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read_conn(
             conn,
             peer,
             read,
             self.conn_tx.clone(),
             self.timeouts,
+            queued.clone(),
         ));
         let (done, out) = (queued.clone(), self.conn_tx.clone());
         tokio::spawn(write_conn(conn, write, queue, done, out));
@@ -552,10 +558,14 @@ async fn read_conn(
     read: OwnedReadHalf,
     out: mpsc::Sender<ConnInput>,
     timeouts: Timeouts,
+    queued: Arc<AtomicUsize>,
 ) {
     let mut framer = Framer::new();
     let mut clock = ConnClock::new(Instant::now(), timeouts);
     let why = loop {
+        if !drained(&queued, timeouts.header).await {
+            break Some(Misbehaved::NotReading);
+        }
         let (deadline, expiry) = clock.deadline();
         let ready = tokio::time::timeout_at(deadline.into(), read.readable()).await;
         match (ready, expiry) {
@@ -595,6 +605,19 @@ async fn read_conn(
         clock.on_read(Instant::now(), messages, framer.pending());
     };
     let _ = out.send(ConnInput::Closed(conn, why)).await;
+}
+
+/// Waits while more than [`WRITE_QUEUE_BYTES`] wait to be written to this peer, so that it
+/// cannot make us answer faster than it reads; false if the queue did not drain in `within`.
+async fn drained(queued: &AtomicUsize, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while queued.load(Ordering::Relaxed) > WRITE_QUEUE_BYTES {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
 }
 
 /// Moves what the socket has into the framer, through a buffer on this (synchronous) stack
