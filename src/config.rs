@@ -29,6 +29,37 @@ pub struct Config {
 pub struct SipConfig {
     pub listen: SocketAddr,
     pub user_agent: String,
+    /// RFC 3261 T1: retransmissions start at it; an unacknowledged 2xx is given up after 64*T1.
+    pub timer_t1_ms: u64,
+    pub limits: crate::sip::admission::Limits,
+    pub acl: crate::sip::admission::Acl,
+    pub tcp: crate::sip::connections::TcpLimits,
+    /// The realm of dial-in digest challenges.
+    pub auth_realm: String,
+    /// Offered in this order. MD5 first by default: clients that read only the first
+    /// challenge (SIPp, older phones) know only MD5; RFC 8760 clients take the first they know.
+    pub auth_algorithms: Vec<crate::sip::digest::Algorithm>,
+    /// With entries, a dial-in INVITE must authenticate as one of them.
+    pub dial_in_auth: Vec<DialInUser>,
+}
+
+/// `[[sip.dial_in_auth]]`: a username and password a caller may dial in with.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialInUser {
+    /// The account whose dial-ins it opens: `conferences.account` (the one dial-in account).
+    pub account: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for DialInUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DialInUser")
+            .field("account", &self.account)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -148,6 +179,16 @@ impl Default for SipConfig {
         SipConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
             user_agent: "Chorus".into(),
+            timer_t1_ms: 500,
+            limits: Default::default(),
+            acl: Default::default(),
+            tcp: Default::default(),
+            auth_realm: "chorus".into(),
+            auth_algorithms: vec![
+                crate::sip::digest::Algorithm::Md5,
+                crate::sip::digest::Algorithm::Sha256,
+            ],
+            dial_in_auth: Vec::new(),
         }
     }
 }
@@ -243,6 +284,32 @@ impl Config {
                 anyhow::bail!("{key} = {a:?}: letters and digits only");
             }
         }
+        self.check_sip()
+    }
+
+    fn check_sip(&self) -> anyhow::Result<()> {
+        let sip = &self.sip;
+        if !(50..=4000).contains(&sip.timer_t1_ms) {
+            anyhow::bail!("sip.timer_t1_ms = {}: allowed 50..=4000", sip.timer_t1_ms);
+        }
+        if sip.tcp.header_timeout_secs == 0 || sip.tcp.idle_timeout_secs == 0 {
+            anyhow::bail!("sip.tcp: header_timeout_secs and idle_timeout_secs must be at least 1");
+        }
+        if !sip.dial_in_auth.is_empty() && sip.auth_algorithms.is_empty() {
+            anyhow::bail!("sip.auth_algorithms: at least one is required with sip.dial_in_auth");
+        }
+        for (i, u) in sip.dial_in_auth.iter().enumerate() {
+            if u.account != self.conferences.account {
+                anyhow::bail!(
+                    "sip.dial_in_auth[{i}].account = {:?}: dial-ins belong to conferences.account = {:?}",
+                    u.account,
+                    self.conferences.account
+                );
+            }
+            if u.username.is_empty() || u.password.is_empty() {
+                anyhow::bail!("sip.dial_in_auth[{i}]: username and password must not be empty");
+            }
+        }
         Ok(())
     }
 }
@@ -258,6 +325,15 @@ mod tests {
         assert_eq!(c.sip.listen, "127.0.0.1:5060".parse().unwrap());
         assert!(c.conferences.adhoc);
         assert_eq!(c.conferences.account, DEFAULT_ACCOUNT);
+        let defaults = SipConfig::default();
+        assert_eq!(
+            c.sip.limits, defaults.limits,
+            "the shipped file shows the defaults"
+        );
+        assert_eq!(c.sip.tcp, defaults.tcp);
+        assert_eq!(c.sip.acl, defaults.acl);
+        assert_eq!(c.sip.auth_algorithms, defaults.auth_algorithms);
+        assert_eq!(c.sip.timer_t1_ms, defaults.timer_t1_ms);
         assert_eq!(c.rtp.leg_limits(), LegLimits::default());
     }
 
@@ -269,6 +345,21 @@ mod tests {
         assert!(e.to_string().contains("listen"), "{e}");
         let c: Config = toml::from_str("[rtp]\nptime_ms = 25").unwrap();
         assert!(c.check().unwrap_err().to_string().contains("rtp.ptime_ms"));
+        let c: Config = toml::from_str(
+            "[[sip.dial_in_auth]]\naccount = \"other\"\nusername = \"u\"\npassword = \"p\"",
+        )
+        .unwrap();
+        assert!(
+            c.check()
+                .unwrap_err()
+                .to_string()
+                .contains("sip.dial_in_auth[0].account")
+        );
+        let e =
+            toml::from_str::<Config>("[sip.limits]\ninvite_per_source = { rate = 5 }").unwrap_err();
+        assert!(e.to_string().contains("burst"), "{e}");
+        let e = toml::from_str::<Config>("[sip.acl]\ndeny = [\"10.0.0.0/33\"]").unwrap_err();
+        assert!(e.to_string().contains("deny"), "{e}");
         let c: Config = toml::from_str("[rtp]\nprobation_packets = 0").unwrap();
         let e = c.check().unwrap_err().to_string();
         assert!(e.contains("rtp.probation_packets"), "{e}");

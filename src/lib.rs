@@ -4,6 +4,7 @@ pub mod api;
 pub mod call;
 pub mod conference;
 pub mod config;
+pub mod heap;
 pub mod media;
 pub mod sdp;
 pub mod server;

@@ -14,7 +14,8 @@ use crate::api::{ApiState, Node};
 use crate::call::{ApiLink, Calls};
 use crate::config::Config;
 use crate::media::worker::{self, Command};
-use crate::sip::{self, EndpointConfig, Timers};
+use crate::sip::connections::TcpLimits;
+use crate::sip::{self, DialInAuth, EndpointConfig, Timers};
 use crate::store::{Seed, SqliteStore, Store};
 
 /// A started server; [`Running::stop`] hangs up every call and stops it.
@@ -37,6 +38,7 @@ impl Running {
 /// Serves until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let running = start(config).await?;
+    crate::heap::spawn_trimmer();
     shutdown_signal().await;
     running.stop().await;
     tracing::info!("stopped");
@@ -46,14 +48,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// Binds SIP, starts the media workers and the control plane.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let listen = config.sip.listen;
-    let endpoint = EndpointConfig {
-        user_agent: config.sip.user_agent.clone(),
-        contact_host: listen.ip().to_string(),
-        udp_port: listen.port(),
-        tcp_port: listen.port(),
-        timers: Timers::default(),
-    };
-    let (sip, sip_events, bound) = sip::spawn(listen, endpoint)
+    let tcp = tcp_limits(&config);
+    let endpoint = endpoint_config(&config);
+    let (sip, sip_events, bound) = sip::spawn(listen, endpoint, tcp)
         .await
         .map_err(|e| anyhow::anyhow!("SIP listen on {listen}: {e}"))?;
     let (report_tx, reports) = mpsc::unbounded_channel();
@@ -94,6 +91,118 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         stop,
         done,
     })
+}
+
+fn endpoint_config(config: &Config) -> EndpointConfig {
+    let sip = &config.sip;
+    let auth = (!sip.dial_in_auth.is_empty()).then(|| DialInAuth {
+        realm: sip.auth_realm.clone(),
+        algorithms: sip.auth_algorithms.clone(),
+        users: sip
+            .dial_in_auth
+            .iter()
+            .map(|u| (u.username.clone(), u.password.clone()))
+            .collect(),
+    });
+    let l = &sip.limits;
+    tracing::info!(
+        invite_per_source = ?l.invite_per_source,
+        invite_global = ?l.invite_global,
+        unacked_per_source = l.unacked_per_source,
+        unacked_global = l.unacked_global,
+        calls_per_source = l.calls_per_source,
+        acl = !(sip.acl.allow.is_empty() && sip.acl.deny.is_empty()),
+        dial_in_auth = auth.as_ref().map_or(0, |a| a.users.len()),
+        "SIP admission limits"
+    );
+    EndpointConfig {
+        user_agent: sip.user_agent.clone(),
+        contact_host: sip.listen.ip().to_string(),
+        udp_port: sip.listen.port(),
+        tcp_port: sip.listen.port(),
+        timers: Timers {
+            t1: Duration::from_millis(sip.timer_t1_ms),
+            ..Timers::default()
+        },
+        limits: sip.limits.clone(),
+        acl: sip.acl.clone(),
+        auth,
+    }
+}
+
+/// File descriptors kept for everything but SIP TCP and RTP: API connections, the store,
+/// prompt, music and recording files, the workers' polls, SIP's UDP socket and listener.
+const FDS_OTHER: u64 = 1024;
+/// TCP connections allowed even when the descriptor limit cannot hold the RTP range.
+const MIN_TCP: u64 = 64;
+
+/// Raises the descriptor limit and fits the SIP TCP cap under it beside the RTP ports (one
+/// descriptor each), so a TCP flood can never leave a call without its RTP sockets.
+fn tcp_limits(config: &Config) -> TcpLimits {
+    let (limit, before) = raise_fd_limit();
+    let ports = config.rtp.ports.0.clone();
+    let rtp = u64::from(ports.end() - ports.start()) + 1;
+    let mut tcp = config.sip.tcp.clone();
+    let budget = tcp_budget(limit, rtp, tcp.max_connections as u64);
+    if budget < tcp.max_connections as u64 {
+        tracing::warn!(
+            fd_limit = limit,
+            rtp_ports = rtp,
+            "sip.tcp.max_connections lowered from {} to {budget} to keep descriptors for RTP",
+            tcp.max_connections
+        );
+    }
+    if limit < rtp + FDS_OTHER {
+        tracing::warn!(
+            fd_limit = limit,
+            rtp_ports = rtp,
+            "the descriptor limit cannot hold the RTP port range: raise it (LimitNOFILE) or narrow rtp.ports"
+        );
+    }
+    tcp.max_connections = budget as usize;
+    tracing::info!(
+        fd_limit = limit,
+        raised_from = before,
+        rtp_reserved = rtp,
+        tcp_max = tcp.max_connections,
+        tcp_per_source = tcp.max_connections_per_source,
+        idle_secs = tcp.idle_timeout_secs,
+        header_secs = tcp.header_timeout_secs,
+        "file descriptors and SIP TCP limits"
+    );
+    tcp
+}
+
+/// The TCP connections that fit under `limit` descriptors beside `rtp` RTP ports.
+fn tcp_budget(limit: u64, rtp: u64, configured: u64) -> u64 {
+    let spare = limit.saturating_sub(rtp + FDS_OTHER).max(MIN_TCP);
+    configured.min(spare)
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit; returns the limit now and before.
+fn raise_fd_limit() -> (u64, u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return (1024, 1024);
+    }
+    let before = lim.rlim_cur;
+    // Linux refuses "infinity" for open files; 2^20 is its default ceiling (fs.nr_open).
+    let target = lim.rlim_max.min(1 << 20);
+    if target > before {
+        let raised = libc::rlimit {
+            rlim_cur: target,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads one rlimit we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return (target, before);
+        }
+    }
+    (before, before)
 }
 
 /// Starts the REST/WebSocket API, its webhook sender and metrics; the control plane
@@ -158,5 +267,38 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_connections_leave_descriptors_for_every_rtp_port() {
+        assert_eq!(tcp_budget(20_000, 10_000, 8192), 8192);
+        assert_eq!(
+            tcp_budget(12_000, 10_000, 8192),
+            12_000 - 10_000 - FDS_OTHER
+        );
+        assert_eq!(
+            tcp_budget(1024, 10_000, 8192),
+            MIN_TCP,
+            "a limit too low for RTP anyway"
+        );
+        assert_eq!(tcp_budget(1 << 20, 10_000, 100), 100);
+    }
+
+    #[test]
+    fn the_descriptor_limit_is_raised_to_the_hard_limit() {
+        let (now, _) = raise_fd_limit();
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: as in raise_fd_limit.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        assert_eq!(lim.rlim_cur, now);
+        assert_eq!(now, lim.rlim_max.min(1 << 20));
     }
 }

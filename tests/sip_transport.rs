@@ -22,6 +22,9 @@ fn config() -> EndpointConfig {
         udp_port: 0,
         tcp_port: 0,
         timers: Timers::default(),
+        limits: chorus::sip::admission::Limits::default(),
+        acl: chorus::sip::admission::Acl::default(),
+        auth: None,
     }
 }
 
@@ -33,9 +36,13 @@ fn sdp() -> Body {
 }
 
 async fn start() -> (SipHandle, mpsc::Receiver<Event>, SocketAddr) {
-    sip::spawn("127.0.0.1:0".parse().expect("addr"), config())
-        .await
-        .expect("bind")
+    sip::spawn(
+        "127.0.0.1:0".parse().expect("addr"),
+        config(),
+        chorus::sip::connections::TcpLimits::default(),
+    )
+    .await
+    .expect("bind")
 }
 
 fn request(method: &str, branch: &str, to_tag: &str, cseq: u32, via: &str, body: &str) -> String {
@@ -273,4 +280,65 @@ async fn dial_out_to_sipp_uas() {
         status.success(),
         "sipp uas reported a failed call: {status}"
     );
+}
+
+/// A stalled application (nobody takes events) while a peer streams INVITEs over TCP: the
+/// transport holds at most `MAX_PENDING` events and stops reading, so the peer's writes stall
+/// instead of the server's memory growing; once the application reads again every INVITE
+/// arrives, none lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_application_stops_tcp_input_at_the_event_bound_and_loses_nothing() {
+    // 8 KiB each, so they overflow the kernel's socket buffers (some MB) soon after the
+    // transport's own queues (some 6,000 messages).
+    const INVITES: usize = 8_000;
+    let lifted = chorus::sip::admission::Rate {
+        rate: 1e9,
+        burst: 1e9,
+    };
+    let mut config = config();
+    config.limits = chorus::sip::admission::Limits {
+        invite_per_source: lifted,
+        invite_global: lifted,
+        unacked_per_source: u32::MAX,
+        unacked_global: u32::MAX,
+        calls_per_source: u32::MAX,
+        transactions_per_source: u32::MAX,
+        transactions_global: u32::MAX,
+        ..Default::default()
+    };
+    let addr = "127.0.0.1:0".parse().expect("addr");
+    let tcp_limits = chorus::sip::connections::TcpLimits::default();
+    let (_handle, mut events, server) = sip::spawn(addr, config, tcp_limits).await.expect("bind");
+    let tcp = TcpStream::connect(server).await.expect("connect");
+    let via = format!("TCP {}", tcp.local_addr().expect("addr"));
+    let (mut read, mut write) = tcp.into_split();
+    // Responses are read and dropped, so only the server's input can stall the writer.
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while read.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    });
+    let pad = format!("X-Pad: {}\r\nContact:", "p".repeat(8192));
+    let writer = tokio::spawn(async move {
+        for n in 0..INVITES {
+            let invite = request("INVITE", &format!("z9hG4bKs{n}"), "", 1, &via, SDP)
+                .replace("transport-test", &format!("stall-{n}"))
+                .replacen("Contact:", &pad, 1);
+            write.write_all(invite.as_bytes()).await.expect("write");
+        }
+        write
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !writer.is_finished(),
+        "the server stopped reading: the peer cannot push {INVITES} INVITEs"
+    );
+    let mut invites = 0;
+    while invites < INVITES {
+        match timeout(Duration::from_secs(30), events.recv()).await {
+            Ok(Some(Event::Invite { .. })) => invites += 1,
+            Ok(Some(_)) => {}
+            other => panic!("after {invites} INVITEs: {other:?}"),
+        }
+    }
+    assert!(writer.await.is_ok());
 }

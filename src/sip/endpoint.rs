@@ -4,10 +4,12 @@
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use super::admission::Admission;
 use super::dialog::{Dialog, Peer};
+use super::digest::Digest;
 use super::message::{
     Body, MAGIC, Request, Response, ResponseParts, Via, build_response, response_destination,
     uri_user,
@@ -58,11 +60,21 @@ impl TxKey {
             method,
         }
     }
+
+    /// The INVITE transaction a CANCEL with this key cancels.
+    fn invite(&self) -> Self {
+        Self {
+            method: "INVITE".into(),
+            ..self.clone()
+        }
+    }
 }
 
 struct ServerEntry {
     tx: ServerTx,
     req: Message,
+    /// The request's source address, which admission counts it against.
+    source: IpAddr,
     to: SocketAddr,
     transport: Transport,
     to_tag: String,
@@ -88,6 +100,15 @@ struct Call {
     /// The INVITE whose 2xx awaits its ACK: CSeq and transaction.
     awaiting_ack: Option<(u32, TxKey)>,
     bye_after_ack: bool,
+    /// An incoming call, as admission counts it; `None` for dial-out.
+    admitted: Option<Admitted>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Admitted {
+    source: IpAddr,
+    /// The initial INVITE's 2xx was acknowledged.
+    confirmed: bool,
 }
 
 enum Purpose {
@@ -118,12 +139,22 @@ pub struct Endpoint {
     dialogs: HashMap<DialogKey, CallId>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    admission: Admission,
+    digest: Option<Digest>,
+    /// Requests refused or dropped by admission or authentication, since the start.
+    turned_away: u64,
     next_id: u64,
     random: RandomState,
 }
 
 impl Endpoint {
     pub fn new(config: EndpointConfig) -> Self {
+        let admission = Admission::new(config.limits.clone(), config.acl.clone());
+        let digest = config.auth.as_ref().map(|a| {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret).expect("the OS random source");
+            Digest::new(&a.realm, a.algorithms.clone(), a.users.clone(), secret)
+        });
         Self {
             config,
             server: HashMap::new(),
@@ -134,6 +165,9 @@ impl Endpoint {
             dialogs: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            admission,
+            digest,
+            turned_away: 0,
             next_id: 0,
             random: RandomState::new(),
         }
@@ -171,13 +205,16 @@ impl Endpoint {
         };
         match &msg.start {
             StartLine::Response { .. } | StartLine::BadStatusLine => {
-                self.handle_response(now, &msg)
+                if self.admission.permits(from.ip()) {
+                    self.handle_response(now, &msg)
+                }
             }
             _ => self.handle_request(now, from, transport, msg),
         }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.admission.sweep(now);
         let t = self.config.timers;
         for key in due(&self.server, now, |e| e.tx.next_timeout()) {
             self.fire_server(now, &key, &t);
@@ -188,6 +225,26 @@ impl Endpoint {
         for branch in due(&self.outgoing, now, |o| o.tx.next_timeout()) {
             self.fire_outgoing(now, &branch);
         }
+        self.release_memory();
+    }
+
+    /// Whether the ACL lets `ip` talk to us (the transport asks before accepting TCP).
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        self.admission.permits(ip)
+    }
+
+    /// How many requests admission or authentication refused or dropped since the start.
+    pub fn turned_away(&self) -> u64 {
+        self.turned_away
+    }
+
+    /// Whether calls or transactions still use this TCP connection (so idleness is no reason
+    /// to close it).
+    pub fn transport_in_use(&self, conn: ConnId) -> bool {
+        let tcp = Transport::Tcp(conn);
+        self.calls.values().any(|c| c.peer.transport == tcp)
+            || self.server.values().any(|e| e.transport == tcp)
+            || self.client.values().any(|e| e.peer.transport == tcp)
     }
 
     /// The TCP connection is gone: calls signalled over it end, its transactions are dropped.
@@ -208,7 +265,14 @@ impl Endpoint {
         }
         self.close_outgoing(gone);
         self.transmits.retain(|t| t.transport != gone);
-        self.server.retain(|_, e| e.transport != gone);
+        let admission = &mut self.admission;
+        self.server.retain(|_, e| {
+            let keep = e.transport != gone;
+            if !keep {
+                admission.closed(e.source);
+            }
+            keep
+        });
         self.client.retain(|_, e| e.peer.transport != gone);
         let server = &self.server;
         self.merges.retain(|_, k| server.contains_key(k));
@@ -403,11 +467,12 @@ impl Endpoint {
                 bytes,
             }),
             Fire::TimedOut | Fire::Finished => {
-                let call = e.call;
+                let (call, source) = (e.call, e.source);
                 if let Some(m) = e.merge.take() {
                     self.merges.remove(&m);
                 }
                 self.server.remove(key);
+                self.admission.closed(source);
                 self.ack_timeout(now, call);
             }
         }
@@ -528,6 +593,9 @@ impl Endpoint {
         let Some(c) = self.calls.remove(&call) else {
             return;
         };
+        if let Some(a) = c.admitted {
+            self.admission.call_closed(a.source, a.confirmed);
+        }
         self.dialogs.remove(&dialog_key(&c.dialog));
         if let Some(p) = c.invite {
             self.reply(now, &p.key, 487, "Request Terminated", vec![], None);
@@ -536,6 +604,21 @@ impl Endpoint {
             && let Some(e) = self.server.get_mut(&key)
         {
             e.tx.ack(now, &self.config.timers);
+        }
+    }
+
+    /// Gives memory back after a flood: maps and queues keep their largest capacity otherwise.
+    fn release_memory(&mut self) {
+        shrink(&mut self.server);
+        shrink(&mut self.merges);
+        shrink(&mut self.client);
+        shrink(&mut self.calls);
+        shrink(&mut self.dialogs);
+        if oversized(self.transmits.len(), self.transmits.capacity()) {
+            self.transmits.shrink_to_fit();
+        }
+        if oversized(self.events.len(), self.events.capacity()) {
+            self.events.shrink_to_fit();
         }
     }
 
@@ -621,6 +704,17 @@ impl<'a> Answer<'a> {
             headers: Vec::new(),
         }
     }
+}
+
+/// Shrinks a map holding under a quarter of its capacity.
+fn shrink<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+    if oversized(map.len(), map.capacity()) {
+        map.shrink_to_fit();
+    }
+}
+
+fn oversized(len: usize, capacity: usize) -> bool {
+    capacity > 64 && len < capacity / 4
 }
 
 /// The keys of `map` whose timer is due by `now`.

@@ -20,15 +20,31 @@ pub struct Harness {
 
 impl Harness {
     pub fn new() -> Self {
+        Self::with(|_| {})
+    }
+
+    /// A harness whose endpoint config `edit` changed first.
+    pub fn with(edit: impl FnOnce(&mut EndpointConfig)) -> Self {
         let now = Instant::now();
-        let ep = Endpoint::new(EndpointConfig {
+        let mut config = EndpointConfig {
             user_agent: "Chorus-test".into(),
             contact_host: "127.0.0.1".into(),
             udp_port: 5060,
             tcp_port: 5060,
             timers: Timers::default(),
-        });
+            limits: crate::sip::admission::Limits::default(),
+            acl: crate::sip::admission::Acl::default(),
+            auth: None,
+        };
+        edit(&mut config);
+        let ep = Endpoint::new(config);
         Self { ep, t0: now, now }
+    }
+
+    /// A datagram from `from` rather than from [`PEER`].
+    pub fn send_from(&mut self, from: SocketAddr, msg: &str) {
+        self.ep
+            .handle_input(self.now, from, Transport::Udp, msg.as_bytes());
     }
 
     pub fn send(&mut self, msg: &str) {
@@ -149,11 +165,11 @@ pub fn to_tag(response: &str) -> String {
     to.split(";tag=").nth(1).expect("to-tag").trim().to_string()
 }
 
-fn status_of(msg: &str) -> &str {
+pub fn status_of(msg: &str) -> &str {
     msg.get(8..11).unwrap_or_default()
 }
 
-fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
     msg.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
 }

@@ -26,6 +26,12 @@ impl Framer {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Whether part of a message is waiting for the rest (keep-alive CRLFs aside), once
+    /// [`Self::next_message`] has returned `Ok(None)`.
+    pub fn pending(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// The next whole message, `Ok(None)` when more bytes are needed.
     pub fn next_message(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
         let skip = self

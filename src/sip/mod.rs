@@ -34,14 +34,20 @@
 //! (symmetric signalling, which phones behind NAT need); responses follow RFC 3261 §18.2.2
 //! with RFC 3581 rport.
 
+pub mod admission;
+pub mod connections;
 pub mod dialog;
+pub mod digest;
 pub mod endpoint;
 pub mod framer;
+pub mod log_limit;
 pub mod message;
 pub mod parse;
 pub mod transaction;
 pub mod transport;
 
+#[cfg(test)]
+mod admission_tests;
 #[cfg(test)]
 mod dial_tests;
 #[cfg(test)]
@@ -50,8 +56,8 @@ mod endpoint_tests;
 mod torture_tests;
 
 pub use endpoint::{
-    CallId, ConnId, Dial, Endpoint, EndpointConfig, Event, RequestId, SipError, TerminationReason,
-    Transmit, Transport,
+    CallId, ConnId, Dial, DialInAuth, Endpoint, EndpointConfig, Event, RequestId, SipError,
+    TerminationReason, Transmit, Transport,
 };
 pub use framer::{FrameError, Framer};
 pub use message::{Body, NameAddr};

@@ -1,23 +1,51 @@
 //! Tokio driver: one UDP socket and one TCP listener on the same address feed a single
 //! [`Endpoint`] in one task; it moves bytes, runs the endpoint's clock and relays commands.
+//!
+//! Bounds, and what happens at each:
+//! - events the application has not taken: [`MAX_PENDING`]; at it, no input is read (UDP
+//!   datagrams wait in, then overflow, the socket buffer; TCP readers wait) until it drains;
+//! - commands from the application: [`COMMAND_QUEUE`]; senders wait;
+//! - messages from TCP readers: [`CONN_QUEUE`]; readers wait, so the peer's window closes;
+//! - bytes queued for one TCP connection beyond what its socket took: past
+//!   [`WRITE_QUEUE_BYTES`] its requests are no longer read until the queue drains (closed if it
+//!   does not within the header timeout: the peer is not reading); past [`WRITE_QUEUE_MAX`] it
+//!   is closed at once;
+//! - TCP connections: [`TcpLimits`] caps and timeouts (see [`super::connections`]); past a
+//!   cap the connection is accepted and closed at once. When accept fails for lack of file
+//!   descriptors it is retried after [`ACCEPT_BACKOFF`], and repeated failures or refusals are
+//!   logged once per [`LOG_EVERY`] with a count.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
 
+use super::connections::{ConnClock, Connections, Expiry, TcpLimits, Timeouts};
 use super::endpoint::{
     CallId, ConnId, Dial, Endpoint, EndpointConfig, Event, RequestId, SipError, Transmit, Transport,
 };
-use super::framer::Framer;
+use super::framer::{FrameError, Framer};
+use super::log_limit::LogLimit;
 use super::message::Body;
 
 const EVENT_QUEUE: usize = 1024;
+pub const MAX_PENDING: usize = 4096;
+pub const COMMAND_QUEUE: usize = 1024;
+pub const CONN_QUEUE: usize = 1024;
+pub const WRITE_QUEUE_BYTES: usize = 256 * 1024;
+pub const WRITE_QUEUE_MAX: usize = 4 * WRITE_QUEUE_BYTES;
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+/// Bytes a TCP reader takes from the socket at a time.
+const READ_CHUNK: usize = 4096;
 
 type Reply<T> = oneshot::Sender<Result<T, SipError>>;
 
@@ -61,7 +89,7 @@ enum Command {
 /// Sends application commands into the SIP task. Cheap to clone.
 #[derive(Clone)]
 pub struct SipHandle {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::Sender<Command>,
 }
 
 impl SipHandle {
@@ -69,6 +97,7 @@ impl SipHandle {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(make(tx))
+            .await
             .map_err(|_| SipError::Stopped)?;
         rx.await.map_err(|_| SipError::Stopped)?
     }
@@ -179,6 +208,7 @@ impl SipHandle {
 pub async fn spawn(
     bind: SocketAddr,
     mut config: EndpointConfig,
+    tcp_limits: TcpLimits,
 ) -> io::Result<(SipHandle, mpsc::Receiver<Event>, SocketAddr)> {
     let udp = UdpSocket::bind(bind).await?;
     let bound = udp.local_addr()?;
@@ -188,31 +218,79 @@ pub async fn spawn(
             *port = bound.port();
         }
     }
-    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
-    let (conn_tx, conn_rx) = mpsc::unbounded_channel();
+    let (conn_tx, conn_rx) = mpsc::channel(CONN_QUEUE);
     let driver = Driver {
         endpoint: Endpoint::new(config),
         udp,
         tcp,
         conns: HashMap::new(),
+        connections: Connections::new(&tcp_limits),
+        timeouts: tcp_limits.timeouts(),
         conn_tx,
         next_conn: 0,
         pending: VecDeque::new(),
+        accept_paused: None,
+        logs: Logs::default(),
+        turned_away: 0,
     };
     tokio::spawn(driver.run(cmd_rx, conn_rx, event_tx));
     Ok((SipHandle { commands: cmd_tx }, event_rx, bound))
 }
 
-/// What the per-connection reader tasks report.
+/// What the per-connection tasks report.
 enum ConnInput {
     Message(ConnId, SocketAddr, Vec<u8>),
-    Closed(ConnId),
+    /// Nothing arrived for the idle timeout.
+    Idle(ConnId),
+    /// The connection ended, or misbehaved (then the reason) and must be closed.
+    Closed(ConnId, Option<Misbehaved>),
+}
+
+#[derive(Debug)]
+enum Misbehaved {
+    Slow,
+    NotReading,
+    Framing(FrameError),
+}
+
+impl std::fmt::Display for Misbehaved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Misbehaved::Slow => f.write_str("message not completed within the header timeout"),
+            Misbehaved::NotReading => f.write_str("the peer does not read its responses"),
+            Misbehaved::Framing(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 struct Conn {
     writer: mpsc::UnboundedSender<Vec<u8>>,
+    /// Bytes handed to the writer and not yet written: at most [`WRITE_QUEUE_MAX`].
+    queued: Arc<AtomicUsize>,
     peer: SocketAddr,
+    reader: AbortHandle,
+}
+
+/// Log lines that could repeat at the rate of an attack, one per [`LOG_EVERY`].
+struct Logs {
+    accept_failed: LogLimit,
+    refused_conn: LogLimit,
+    misbehaved: LogLimit,
+    turned_away: LogLimit,
+}
+
+impl Default for Logs {
+    fn default() -> Self {
+        let limit = || LogLimit::new(LOG_EVERY);
+        Logs {
+            accept_failed: limit(),
+            refused_conn: limit(),
+            misbehaved: limit(),
+            turned_away: limit(),
+        }
+    }
 }
 
 struct Driver {
@@ -220,38 +298,60 @@ struct Driver {
     udp: UdpSocket,
     tcp: TcpListener,
     conns: HashMap<ConnId, Conn>,
-    conn_tx: mpsc::UnboundedSender<ConnInput>,
+    connections: Connections,
+    timeouts: Timeouts,
+    conn_tx: mpsc::Sender<ConnInput>,
     next_conn: u64,
-    /// Events the application has not had room for yet: kept, never dropped.
+    /// Events the application has not had room for yet: kept, never dropped; input pauses
+    /// while there are [`MAX_PENDING`].
     pending: VecDeque<Event>,
+    /// Accepting resumes at this time (after running out of file descriptors).
+    accept_paused: Option<tokio::time::Instant>,
+    logs: Logs,
+    /// The endpoint's count of refused requests when last logged.
+    turned_away: u64,
 }
 
 impl Driver {
     async fn run(
         mut self,
-        mut commands: mpsc::UnboundedReceiver<Command>,
-        mut conn_rx: mpsc::UnboundedReceiver<ConnInput>,
+        mut commands: mpsc::Receiver<Command>,
+        mut conn_rx: mpsc::Receiver<ConnInput>,
         events: mpsc::Sender<Event>,
     ) {
         let mut buf = vec![0u8; 65_536];
         loop {
             self.flush().await;
+            self.log_turned_away();
             let deadline = self.endpoint.poll_timeout();
             let sleep = tokio::time::sleep_until(deadline.map_or_else(far_future, Into::into));
+            let room = self.pending.len() < MAX_PENDING;
+            let paused = self.accept_paused;
             tokio::select! {
-                r = self.udp.recv_from(&mut buf) => match r {
+                r = self.udp.recv_from(&mut buf), if room => match r {
                     Ok((n, from)) => self.endpoint.handle_input(Instant::now(), from, Transport::Udp, &buf[..n]),
                     Err(e) => tracing::debug!("udp receive: {e}"),
                 },
-                accepted = self.tcp.accept() => match accepted {
+                accepted = self.tcp.accept(), if room && paused.is_none() => match accepted {
                     Ok((stream, peer)) => self.adopt(stream, peer),
-                    Err(e) => tracing::warn!("tcp accept: {e}"),
+                    Err(e) => self.accept_failed(&e),
                 },
-                Some(input) = conn_rx.recv() => match input {
+                () = sleep_until_some(paused), if paused.is_some() => self.accept_paused = None,
+                Some(input) = conn_rx.recv(), if room => match input {
                     ConnInput::Message(conn, from, bytes) => {
                         self.endpoint.handle_input(Instant::now(), from, Transport::Tcp(conn), &bytes)
                     }
-                    ConnInput::Closed(conn) => self.close(conn),
+                    ConnInput::Idle(conn) => {
+                        if !self.endpoint.transport_in_use(conn) {
+                            self.close(conn);
+                        }
+                    }
+                    ConnInput::Closed(conn, why) => {
+                        if let Some(why) = why {
+                            self.log_misbehaved(conn, &why);
+                        }
+                        self.close(conn);
+                    }
                 },
                 command = commands.recv() => match command {
                     Some(c) => self.apply(c),
@@ -284,10 +384,12 @@ impl Driver {
                 }
             }
             Transport::Tcp(conn) => {
-                let sent = self
-                    .conns
-                    .get(&conn)
-                    .is_some_and(|c| c.writer.send(t.bytes).is_ok());
+                // A full queue means the peer stopped reading: it loses the connection.
+                let sent = self.conns.get(&conn).is_some_and(|c| {
+                    let len = t.bytes.len();
+                    let queued = c.queued.fetch_add(len, Ordering::Relaxed) + len;
+                    queued <= WRITE_QUEUE_MAX && c.writer.send(t.bytes).is_ok()
+                });
                 if !sent {
                     self.close(conn);
                 }
@@ -351,69 +453,194 @@ impl Driver {
     }
 
     fn adopt(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let admitted = if self.endpoint.permits(peer.ip()) {
+            self.connections.open(peer.ip()).map_err(|e| e.to_string())
+        } else {
+            Err("source denied by sip.acl".to_string())
+        };
+        if let Err(why) = admitted {
+            // Dropping the stream closes it.
+            if let Some(n) = self.logs.refused_conn.count(Instant::now(), 1) {
+                tracing::warn!(refused = n, last = %peer, "tcp connections refused: {why}");
+            }
+            return;
+        }
         self.next_conn += 1;
         let conn = ConnId(self.next_conn);
         let (read, write) = stream.into_split();
+        let queued = Arc::new(AtomicUsize::new(0));
         let (writer, queue) = mpsc::unbounded_channel();
-        tokio::spawn(read_conn(conn, peer, read, self.conn_tx.clone()));
-        tokio::spawn(write_conn(conn, write, queue, self.conn_tx.clone()));
-        self.conns.insert(conn, Conn { writer, peer });
+        let reader = tokio::spawn(read_conn(
+            conn,
+            peer,
+            read,
+            self.conn_tx.clone(),
+            self.timeouts,
+            queued.clone(),
+        ));
+        let (done, out) = (queued.clone(), self.conn_tx.clone());
+        tokio::spawn(write_conn(conn, write, queue, done, out));
+        let reader = reader.abort_handle();
+        self.conns.insert(
+            conn,
+            Conn {
+                writer,
+                queued,
+                peer,
+                reader,
+            },
+        );
+    }
+
+    /// Out of file descriptors (or memory), accept fails at once for as long as a connection
+    /// waits: pause instead of spinning, and say so once per [`LOG_EVERY`].
+    fn accept_failed(&mut self, e: &io::Error) {
+        let exhausted = matches!(
+            e.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+        );
+        if exhausted {
+            self.accept_paused = Some(tokio::time::Instant::now() + ACCEPT_BACKOFF);
+        }
+        if let Some(n) = self.logs.accept_failed.count(Instant::now(), 1) {
+            tracing::warn!(
+                failures = n,
+                open = self.connections.total(),
+                "tcp accept: {e}"
+            );
+        }
+    }
+
+    fn log_misbehaved(&mut self, conn: ConnId, why: &Misbehaved) {
+        let peer = self.conns.get(&conn).map(|c| c.peer);
+        if let Some(n) = self.logs.misbehaved.count(Instant::now(), 1) {
+            tracing::info!(closed = n, last = ?peer, "tcp connections closed: {why}");
+        }
+    }
+
+    fn log_turned_away(&mut self) {
+        let total = self.endpoint.turned_away();
+        let new = total - self.turned_away;
+        if new == 0 {
+            return;
+        }
+        self.turned_away = total;
+        if let Some(n) = self.logs.turned_away.count(Instant::now(), new) {
+            tracing::warn!(
+                requests = n,
+                "SIP requests refused or dropped by admission control (see sip.limits, sip.acl)"
+            );
+        }
     }
 
     fn close(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
             tracing::debug!("tcp connection from {} closed", c.peer);
+            // The reader holds half the socket: stop it so the socket closes now.
+            c.reader.abort();
+            self.connections.close(c.peer.ip());
             self.endpoint.handle_transport_closed(Instant::now(), conn);
         }
     }
 }
 
 fn far_future() -> tokio::time::Instant {
-    tokio::time::Instant::now() + std::time::Duration::from_secs(3600)
+    tokio::time::Instant::now() + Duration::from_secs(3600)
+}
+
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    tokio::time::sleep_until(at.unwrap_or_else(far_future)).await
 }
 
 async fn read_conn(
     conn: ConnId,
     peer: SocketAddr,
-    mut read: OwnedReadHalf,
-    out: mpsc::UnboundedSender<ConnInput>,
+    read: OwnedReadHalf,
+    out: mpsc::Sender<ConnInput>,
+    timeouts: Timeouts,
+    queued: Arc<AtomicUsize>,
 ) {
     let mut framer = Framer::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        match read.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => framer.push(&buf[..n]),
+    let mut clock = ConnClock::new(Instant::now(), timeouts);
+    let why = loop {
+        if !drained(&queued, timeouts.header).await {
+            break Some(Misbehaved::NotReading);
         }
-        loop {
+        let (deadline, expiry) = clock.deadline();
+        let ready = tokio::time::timeout_at(deadline.into(), read.readable()).await;
+        match (ready, expiry) {
+            (Err(_), Expiry::Header) => break Some(Misbehaved::Slow),
+            (Err(_), Expiry::Idle) => {
+                if out.send(ConnInput::Idle(conn)).await.is_err() {
+                    return;
+                }
+                clock.touch(Instant::now());
+                continue;
+            }
+            (Ok(Err(_)), _) => break None,
+            (Ok(Ok(())), _) => {}
+        }
+        match read_into(&read, &mut framer) {
+            Ok(0) => break None,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => break None,
+        }
+        let mut messages = 0;
+        let failed = loop {
             match framer.next_message() {
                 Ok(Some(msg)) => {
-                    if out.send(ConnInput::Message(conn, peer, msg)).is_err() {
+                    messages += 1;
+                    if out.send(ConnInput::Message(conn, peer, msg)).await.is_err() {
                         return;
                     }
                 }
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::info!("closing tcp connection from {peer}: {e}");
-                    let _ = out.send(ConnInput::Closed(conn));
-                    return;
-                }
+                Ok(None) => break None,
+                Err(e) => break Some(Misbehaved::Framing(e)),
             }
+        };
+        if failed.is_some() {
+            break failed;
         }
+        clock.on_read(Instant::now(), messages, framer.pending());
+    };
+    let _ = out.send(ConnInput::Closed(conn, why)).await;
+}
+
+/// Waits while more than [`WRITE_QUEUE_BYTES`] wait to be written to this peer, so that it
+/// cannot make us answer faster than it reads; false if the queue did not drain in `within`.
+async fn drained(queued: &AtomicUsize, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while queued.load(Ordering::Relaxed) > WRITE_QUEUE_BYTES {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let _ = out.send(ConnInput::Closed(conn));
+    true
+}
+
+/// Moves what the socket has into the framer, through a buffer on this (synchronous) stack
+/// so that an idle connection's task holds none.
+fn read_into(read: &OwnedReadHalf, framer: &mut Framer) -> io::Result<usize> {
+    let mut chunk = [0u8; READ_CHUNK];
+    let n = read.try_read(&mut chunk)?;
+    framer.push(&chunk[..n]);
+    Ok(n)
 }
 
 async fn write_conn(
     conn: ConnId,
     mut write: OwnedWriteHalf,
     mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
-    out: mpsc::UnboundedSender<ConnInput>,
+    queued: Arc<AtomicUsize>,
+    out: mpsc::Sender<ConnInput>,
 ) {
     while let Some(bytes) = queue.recv().await {
         if write.write_all(&bytes).await.is_err() {
-            let _ = out.send(ConnInput::Closed(conn));
+            let _ = out.send(ConnInput::Closed(conn, None)).await;
             return;
         }
+        queued.fetch_sub(bytes.len(), Ordering::Relaxed);
     }
 }

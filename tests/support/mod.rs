@@ -17,6 +17,7 @@ pub mod dialog;
 pub mod impair;
 pub mod media;
 pub mod phone;
+pub mod process;
 pub mod rtp;
 pub mod sdp_text;
 pub mod sip_text;

@@ -37,6 +37,9 @@ pub struct DialOpts {
     pub user: String,
     /// How long to wait for the final response to the INVITE.
     pub answer_timeout: Duration,
+    /// The phone's address (any of 127/8 on Linux), for tests with several sources; `None`:
+    /// the server's.
+    pub local_ip: Option<std::net::IpAddr>,
 }
 
 impl Default for DialOpts {
@@ -50,6 +53,7 @@ impl Default for DialOpts {
             pin_delay: Duration::from_millis(500),
             user: "phone".to_string(),
             answer_timeout: Duration::from_secs(10),
+            local_ip: None,
         }
     }
 }
@@ -157,7 +161,8 @@ impl Phone {
 
     /// Sends the INVITE and returns at once, so a test can wait for ringing or CANCEL.
     pub async fn call(server: SocketAddr, number: &str, opts: DialOpts) -> Result<Calling> {
-        let (link, incoming, reader) = Link::open(server, opts.transport).await?;
+        let local_ip = opts.local_ip.unwrap_or(server.ip());
+        let (link, incoming, reader) = Link::open_from(server, local_ip, opts.transport).await?;
         let media = Media::bind(link.local.ip()).await?;
         let dialog = Dialog::new(link.local, server, number, &opts.user, opts.transport);
         let (bye, _) = watch::channel(false);

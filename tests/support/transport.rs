@@ -3,11 +3,11 @@
 use super::dialog::Transport;
 use super::sip_text::{self, Message};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 
@@ -25,13 +25,23 @@ pub struct Link {
 }
 
 impl Link {
-    /// Connects (TCP) or binds (UDP) and starts a task that parses what arrives into `incoming`.
+    /// Connects (TCP) or binds (UDP) on the server's address and starts a task that parses
+    /// what arrives into `incoming`.
     pub async fn open(
         server: SocketAddr,
         transport: Transport,
     ) -> io::Result<(Arc<Link>, mpsc::UnboundedReceiver<Message>, JoinHandle<()>)> {
+        Link::open_from(server, server.ip(), transport).await
+    }
+
+    /// [`Link::open`] from `local_ip` (any of 127/8 on Linux), for tests with several sources.
+    pub async fn open_from(
+        server: SocketAddr,
+        local_ip: IpAddr,
+        transport: Transport,
+    ) -> io::Result<(Arc<Link>, mpsc::UnboundedReceiver<Message>, JoinHandle<()>)> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let unspecified = SocketAddr::new(server.ip(), 0);
+        let unspecified = SocketAddr::new(local_ip, 0);
         let (link, reader) = match transport {
             Transport::Udp => {
                 let socket = Arc::new(UdpSocket::bind(unspecified).await?);
@@ -48,7 +58,7 @@ impl Link {
                 )
             }
             Transport::Tcp => {
-                let stream = TcpStream::connect(server).await?;
+                let stream = connect_from(local_ip, server).await?;
                 let local = stream.local_addr()?;
                 let (read, write) = stream.into_split();
                 let reader = tokio::spawn(read_tcp(read, tx));
@@ -73,6 +83,16 @@ impl Link {
             Writer::Tcp(stream) => stream.lock().await.write_all(text.as_bytes()).await,
         }
     }
+}
+
+/// A TCP connection to `server` from `local_ip` (any free port).
+pub async fn connect_from(local_ip: IpAddr, server: SocketAddr) -> io::Result<TcpStream> {
+    let socket = match local_ip {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(local_ip, 0))?;
+    socket.connect(server).await
 }
 
 async fn read_udp(socket: Arc<UdpSocket>, tx: mpsc::UnboundedSender<Message>) {

@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use crate::sip::admission::{Acl, Limits};
+use crate::sip::digest::Algorithm;
 use crate::sip::message::{Body, NameAddr};
 use crate::sip::transaction::Timers;
 
@@ -44,6 +46,32 @@ pub struct EndpointConfig {
     pub udp_port: u16,
     pub tcp_port: u16,
     pub timers: Timers,
+    /// Rates and caps for requests from peers (see [`crate::sip::admission`]).
+    pub limits: Limits,
+    pub acl: Acl,
+    /// New INVITEs must authenticate as one of these users; `None`: no challenge.
+    pub auth: Option<DialInAuth>,
+}
+
+/// Digest credentials for dial-in calls.
+#[derive(Clone)]
+pub struct DialInAuth {
+    pub realm: String,
+    /// Offered in this order (RFC 8760: most preferred first).
+    pub algorithms: Vec<Algorithm>,
+    /// Username and password.
+    pub users: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for DialInAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let users: Vec<&str> = self.users.iter().map(|(u, _)| u.as_str()).collect();
+        f.debug_struct("DialInAuth")
+            .field("realm", &self.realm)
+            .field("algorithms", &self.algorithms)
+            .field("users", &users)
+            .finish()
+    }
 }
 
 /// Bytes to send.

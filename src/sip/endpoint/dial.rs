@@ -177,6 +177,7 @@ impl Endpoint {
             invite: None,
             awaiting_ack: None,
             bye_after_ack: false,
+            admitted: None,
         };
         self.calls.insert(call, c);
         if cancelled {

@@ -1,7 +1,9 @@
-//! Requests from peers: validation and screening, then new calls, in-dialog requests,
-//! CANCEL and ACK.
+//! Requests from peers: admission, authentication, validation and screening, then new
+//! calls, in-dialog requests, CANCEL and ACK.
 
 use super::*;
+use crate::sip::admission::{Kind, Refusal, Verdict};
+use crate::sip::digest::Outcome;
 
 /// Methods that exist (RFC 3261 and extensions) but that a conference server does not serve.
 const NOT_ALLOWED: &[&str] = &[
@@ -23,9 +25,19 @@ impl Endpoint {
         transport: Transport,
         msg: Message,
     ) {
+        if !self.admission.permits(from.ip()) {
+            return self.refuse(now, &msg, from, transport, Refusal::Forbidden);
+        }
         let req = match Request::from_message(msg.clone()) {
             Ok(req) => req,
-            Err(defect) => return self.reject_stateless(&msg, from, transport, &defect),
+            Err(d) => {
+                if self.admission.may_refuse(now, from.ip()) {
+                    self.reply_stateless(&msg, from, transport, d.status, &d.reason, vec![]);
+                } else {
+                    self.turned_away += 1;
+                }
+                return;
+            }
         };
         let key = TxKey::of(&req);
         if req.method != "ACK"
@@ -44,6 +56,18 @@ impl Endpoint {
         if req.method == "ACK" {
             return self.handle_ack(now, &key, req);
         }
+        let kind = self.kind_of(&req, &key);
+        match self.admission.admit(now, from.ip(), kind) {
+            Verdict::Admit => {}
+            Verdict::Refuse(why) => return self.send_refusal(&req.msg, from, transport, why),
+            Verdict::Drop => {
+                self.turned_away += 1;
+                return;
+            }
+        }
+        if kind == Kind::NewInvite && !self.authenticated(now, &req, from, transport) {
+            return;
+        }
         let merge = req.to.tag.is_none().then(|| {
             (
                 req.call_id.clone(),
@@ -61,11 +85,13 @@ impl Endpoint {
             Transport::Tcp(_) => from,
         };
         let to_tag = self.fresh_token();
+        self.admission.opened(from.ip());
         self.server.insert(
             key.clone(),
             ServerEntry {
                 tx: ServerTx::new(req.method == "INVITE", transport.reliable()),
                 req: req.msg.clone(),
+                source: from.ip(),
                 to,
                 transport,
                 to_tag,
@@ -106,6 +132,86 @@ impl Endpoint {
                 None,
             ),
             (_, true) => self.in_dialog(now, key, req, peer),
+        }
+    }
+
+    /// What admission weighs this request as: requests of calls and transactions we hold
+    /// pass, whatever the rates.
+    fn kind_of(&self, req: &Request, key: &TxKey) -> Kind {
+        match (req.method.as_str(), req.to.tag.is_some()) {
+            ("INVITE", false) => Kind::NewInvite,
+            ("REGISTER", false) => Kind::Register,
+            ("CANCEL", _) if self.server.contains_key(&key.invite()) => Kind::Existing,
+            (_, true) if self.dialogs.contains_key(&in_dialog_key(req)) => Kind::Existing,
+            _ => Kind::Other,
+        }
+    }
+
+    /// With dial-in authentication on, a new INVITE without the right credentials is
+    /// challenged (401) or refused (403), statelessly; true when it may go on.
+    fn authenticated(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        from: SocketAddr,
+        transport: Transport,
+    ) -> bool {
+        let Some(digest) = self.digest.as_mut() else {
+            return true;
+        };
+        let credentials = req.msg.headers_named("Authorization");
+        match digest.check(now, &req.method, credentials) {
+            Outcome::Authorized { .. } => true,
+            Outcome::Challenge { stale } => {
+                let challenges = digest.challenges(now, stale);
+                let headers = challenges
+                    .into_iter()
+                    .map(|c| ("WWW-Authenticate", c))
+                    .collect();
+                self.reply_stateless(&req.msg, from, transport, 401, "Unauthorized", headers);
+                false
+            }
+            Outcome::Refused => {
+                self.refuse(now, &req.msg, from, transport, Refusal::Forbidden);
+                false
+            }
+        }
+    }
+
+    /// Answers with `why` if the refusal budget allows it.
+    fn refuse(
+        &mut self,
+        now: Instant,
+        msg: &Message,
+        from: SocketAddr,
+        transport: Transport,
+        why: Refusal,
+    ) {
+        if self.admission.may_refuse(now, from.ip()) {
+            self.send_refusal(msg, from, transport, why);
+        } else {
+            self.turned_away += 1;
+        }
+    }
+
+    /// 403, or 503 with Retry-After, without a transaction: a retransmission is weighed again.
+    fn send_refusal(
+        &mut self,
+        msg: &Message,
+        from: SocketAddr,
+        transport: Transport,
+        why: Refusal,
+    ) {
+        self.turned_away += 1;
+        match why {
+            Refusal::Forbidden => {
+                self.reply_stateless(msg, from, transport, 403, "Forbidden", vec![])
+            }
+            Refusal::Busy => {
+                let retry = self.admission.limits().retry_after_secs.to_string();
+                let headers = vec![("Retry-After", retry)];
+                self.reply_stateless(msg, from, transport, 503, "Service Unavailable", headers)
+            }
         }
     }
 
@@ -151,6 +257,7 @@ impl Endpoint {
             return self.reply(now, &key, 400, "Missing Contact", vec![], None);
         };
         let call = CallId(self.fresh_id());
+        self.admission.call_opened(peer.addr.ip());
         self.dialogs.insert(dialog_key(&dialog), call);
         self.calls.insert(
             call,
@@ -164,6 +271,10 @@ impl Endpoint {
                 }),
                 awaiting_ack: None,
                 bye_after_ack: false,
+                admitted: Some(Admitted {
+                    source: peer.addr.ip(),
+                    confirmed: false,
+                }),
             },
         );
         if let Some(e) = self.server.get_mut(&key) {
@@ -197,12 +308,7 @@ impl Endpoint {
     }
 
     fn in_dialog(&mut self, now: Instant, key: TxKey, req: Request, peer: Peer) {
-        let dkey = (
-            req.call_id.clone(),
-            req.to.tag.clone().unwrap_or_default(),
-            req.from.tag.clone().unwrap_or_default(),
-        );
-        let found = self.dialogs.get(&dkey).copied();
+        let found = self.dialogs.get(&in_dialog_key(&req)).copied();
         let Some((call, c)) = found.and_then(|call| Some((call, self.calls.get_mut(&call)?)))
         else {
             return self.reply(
@@ -262,10 +368,7 @@ impl Endpoint {
     }
 
     fn incoming_cancel(&mut self, now: Instant, key: &TxKey) {
-        let invite_key = TxKey {
-            method: "INVITE".into(),
-            ..key.clone()
-        };
+        let invite_key = key.invite();
         let pending = self
             .server
             .get(&invite_key)
@@ -303,12 +406,7 @@ impl Endpoint {
             e.tx.ack(now, &t);
             return;
         }
-        let dkey = (
-            req.call_id.clone(),
-            req.to.tag.clone().unwrap_or_default(),
-            req.from.tag.clone().unwrap_or_default(),
-        );
-        let Some(call) = self.dialogs.get(&dkey).copied() else {
+        let Some(call) = self.dialogs.get(&in_dialog_key(&req)).copied() else {
             return;
         };
         let Some(c) = self.calls.get_mut(&call) else {
@@ -317,6 +415,10 @@ impl Endpoint {
         let Some((_, invite)) = c.awaiting_ack.take_if(|(cseq, _)| *cseq == req.cseq) else {
             return;
         };
+        if let Some(a) = c.admitted.as_mut().filter(|a| !a.confirmed) {
+            a.confirmed = true;
+            self.admission.call_confirmed(a.source);
+        }
         let bye = std::mem::take(&mut c.bye_after_ack);
         if let Some(e) = self.server.get_mut(&invite) {
             e.tx.ack(now, &t);
@@ -330,14 +432,16 @@ impl Endpoint {
         }
     }
 
-    /// Answers what cannot become a transaction: only requests (never ACK) with a Via we can
-    /// route to; anything else is dropped.
-    fn reject_stateless(
+    /// Answers a request outside any transaction: only requests (never ACK) with a Via we
+    /// can route to; anything else is dropped.
+    fn reply_stateless(
         &mut self,
         msg: &Message,
         from: SocketAddr,
         transport: Transport,
-        d: &Defect,
+        status: u16,
+        reason: &str,
+        mut headers: Vec<(&'static str, String)>,
     ) {
         if matches!(&msg.start, StartLine::Request { method, .. } if method == "ACK") {
             return;
@@ -350,12 +454,12 @@ impl Endpoint {
             Transport::Tcp(_) => from,
         };
         let tag = self.fresh_token();
-        let extra = [("Server", self.config.user_agent.clone())];
+        headers.push(("Server", self.config.user_agent.clone()));
         let parts = ResponseParts {
-            status: d.status,
-            reason: &d.reason,
+            status,
+            reason,
             to_tag: Some(&tag),
-            headers: &extra,
+            headers: &headers,
             body: None,
         };
         self.transmits.push_back(Transmit {
@@ -364,6 +468,15 @@ impl Endpoint {
             bytes: build_response(msg, from, &parts),
         });
     }
+}
+
+/// The dialog an in-dialog request names, as our dialogs are keyed (local tag first).
+fn in_dialog_key(req: &Request) -> DialogKey {
+    (
+        req.call_id.clone(),
+        req.to.tag.clone().unwrap_or_default(),
+        req.from.tag.clone().unwrap_or_default(),
+    )
 }
 
 /// What OPTIONS advertises.
