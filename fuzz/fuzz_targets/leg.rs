@@ -1,7 +1,8 @@
 //! One call's media (`media::Leg`) fed arbitrary datagrams on its RTP and RTCP ports from
 //! four sources on a virtual clock, with the mixer's side pulling a frame and sending one
-//! back every packet time, as the media worker does. It never panics, every pulled frame has
-//! the frame length, and the work per input stays bounded.
+//! back every packet time, as the media worker does (an already encoded payload, as an
+//! encoder group shares it: encoding is not what a peer controls). DTMF digits received
+//! are sent back. It never panics and every pulled frame has the frame length.
 //!
 //! Input: one config byte (codec, ptime, telephone-event), then the record format of
 //! `chorus_fuzz::records`. Peer 0 is the address the SDP named. Flag bit 0 delivers to the
@@ -43,7 +44,8 @@ fuzz_target!(|data: &[u8]| {
     let frame = Duration::from_millis(u64::from(ptime));
     let mut now = Instant::now();
     let mut next_pull = now;
-    let silence = vec![0i16; leg.frame_samples()];
+    let frame_samples = leg.frame_samples();
+    let encoded = vec![0xFFu8; 160];
     for r in records(data) {
         now += r.after;
         let from: SocketAddr = PEERS[r.peer].parse().unwrap();
@@ -63,9 +65,9 @@ fuzz_target!(|data: &[u8]| {
         let mut pulls = 0;
         while next_pull <= now && pulls < MAX_PULLS {
             if let Some(pcm) = leg.pull_frame(next_pull) {
-                assert_eq!(pcm.len(), silence.len());
+                assert_eq!(pcm.len(), frame_samples);
             }
-            let _ = leg.send_pcm(next_pull, &silence);
+            let _ = leg.send_payload(next_pull, &encoded);
             next_pull += frame;
             pulls += 1;
         }
