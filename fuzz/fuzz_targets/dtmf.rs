@@ -31,8 +31,17 @@ fuzz_target!(|input: Input| {
     };
     let packets: Vec<_> = packets.collect();
     assert!(packets[0].marker && packets[1..].iter().all(|p| !p.marker));
-    assert!(packets.iter().rev().take(3).all(|p| p.payload[1] & 0x80 != 0));
+    assert!(
+        packets
+            .iter()
+            .rev()
+            .take(3)
+            .all(|p| p.payload[1] & 0x80 != 0)
+    );
     let mut fresh = DtmfReceiver::default();
-    let got: String = packets.iter().filter_map(|p| fresh.handle(1234, &p.payload)).collect();
+    let got: String = packets
+        .iter()
+        .filter_map(|p| fresh.handle(1234, &p.payload))
+        .collect();
     assert_eq!(got, input.digit.to_ascii_uppercase().to_string());
 });

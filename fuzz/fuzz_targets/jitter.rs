@@ -1,7 +1,8 @@
 //! The jitter buffer (`media::jitter`) on a virtual clock: arbitrary arrivals (reordered,
 //! duplicated, jumping, from two SSRCs, with RFC 4733 fillers) and pops. It never panics,
 //! never plays a packet twice or one it was not given, and keeps its delay target within
-//! its bounds. Thin on purpose: only `new`, `push`, `push_filler`, `pop` and `stats`.
+//! its bounds. Thin on purpose: only `new`, `push`, `push_filler`, `stats` and, in `play`,
+//! `pop`.
 #![no_main]
 
 use std::time::{Duration, Instant};
@@ -59,7 +60,14 @@ fuzz_target!(|input: Input| {
     let mut played = std::collections::HashSet::new();
     for op in input.ops {
         match op {
-            Op::Next { after_ms, seq_delta, ts_delta, other_ssrc, marker, len } => {
+            Op::Next {
+                after_ms,
+                seq_delta,
+                ts_delta,
+                other_ssrc,
+                marker,
+                len,
+            } => {
                 now += Duration::from_millis(u64::from(after_ms));
                 seq = seq.wrapping_add(seq_delta as u16);
                 let step = clock * ptime / 1000;
@@ -67,21 +75,26 @@ fuzz_target!(|input: Input| {
                 let s = if other_ssrc { ssrc ^ 1 } else { ssrc };
                 push(&mut jb, now, &mut pushed, seq, ts, s, marker, len);
             }
-            Op::Jump { after_ms, seq: s, timestamp, ssrc: x } => {
+            Op::Jump {
+                after_ms,
+                seq: s,
+                timestamp,
+                ssrc: x,
+            } => {
                 now += Duration::from_millis(u64::from(after_ms));
                 (seq, ts, ssrc) = (s, timestamp, x);
                 push(&mut jb, now, &mut pushed, seq, ts, ssrc, false, 160);
             }
-            Op::Filler { after_ms, seq_delta } => {
+            Op::Filler {
+                after_ms,
+                seq_delta,
+            } => {
                 now += Duration::from_millis(u64::from(after_ms));
                 jb.push_filler(now, seq.wrapping_add(seq_delta as u16), ssrc);
             }
             Op::Pop { after_ms } => {
                 now += Duration::from_millis(u64::from(after_ms));
-                if let Playout::Frame { payload, .. } = jb.pop(now)
-                    && !payload.is_empty()
-                {
-                    let id = u32::from_le_bytes(payload[..4].try_into().unwrap());
+                if let Some(id) = play(&mut jb, now) {
                     assert!(id < pushed, "played packet {id} of {pushed}");
                     assert!(played.insert(id), "packet {id} played twice");
                 }
@@ -92,11 +105,39 @@ fuzz_target!(|input: Input| {
     }
 });
 
+/// One frame time of playout: the index of the packet played, if one was.
+fn play(jb: &mut JitterBuffer, now: Instant) -> Option<u32> {
+    match jb.pop(now) {
+        Playout::Frame { payload, .. } if !payload.is_empty() => {
+            Some(u32::from_le_bytes(payload[..4].try_into().unwrap()))
+        }
+        _ => None,
+    }
+}
+
 /// Pushes a packet whose payload names it (its index), padded to `len` bytes.
 #[allow(clippy::too_many_arguments)]
-fn push(jb: &mut JitterBuffer, now: Instant, pushed: &mut u32, seq: u16, timestamp: u32, ssrc: u32, marker: bool, len: u8) {
+fn push(
+    jb: &mut JitterBuffer,
+    now: Instant,
+    pushed: &mut u32,
+    seq: u16,
+    timestamp: u32,
+    ssrc: u32,
+    marker: bool,
+    len: u8,
+) {
     let mut payload = pushed.to_le_bytes().to_vec();
     payload.resize(4 + usize::from(len), 0xD5);
     *pushed += 1;
-    jb.push(now, PacketInfo { seq, timestamp, ssrc, marker, payload: &payload });
+    jb.push(
+        now,
+        PacketInfo {
+            seq,
+            timestamp,
+            ssrc,
+            marker,
+            payload: &payload,
+        },
+    );
 }

@@ -33,7 +33,9 @@ fuzz_target!(|data: &[u8]| {
 /// A packet's fields with its blocks decoded, to compare two packets.
 fn reports(p: RtcpPacket<'_>) -> (u8, u32, Option<rtcp::SenderInfo>, Vec<ReportBlock>) {
     match p {
-        RtcpPacket::SenderReport { ssrc, info, blocks } => (200, ssrc, Some(info), blocks.collect()),
+        RtcpPacket::SenderReport { ssrc, info, blocks } => {
+            (200, ssrc, Some(info), blocks.collect())
+        }
         RtcpPacket::ReceiverReport { ssrc, blocks } => (201, ssrc, None, blocks.collect()),
         RtcpPacket::Other { packet_type } => (packet_type, 0, None, Vec::new()),
     }

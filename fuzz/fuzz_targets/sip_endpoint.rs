@@ -95,12 +95,18 @@ fn session(data: &[u8]) {
     let baseline = live_blocks();
     let now = round(&mut ep, Instant::now(), data);
     let first = live_blocks() - baseline;
-    assert!(first <= IDLE_MAX_BLOCKS, "an idle endpoint kept {first} heap blocks");
+    assert!(
+        first <= IDLE_MAX_BLOCKS,
+        "an idle endpoint kept {first} heap blocks"
+    );
     // Tables keep their (one) allocation whatever their capacity: an identical second
     // session leaves exactly as many blocks, unless entries leak.
     round(&mut ep, now, data);
     let second = live_blocks() - baseline;
-    assert_eq!(second, first, "the same session again left more heap blocks");
+    assert_eq!(
+        second, first,
+        "the same session again left more heap blocks"
+    );
 }
 
 /// One session: the records, then the application hangs up every call and the clock runs
@@ -132,10 +138,18 @@ fn round(ep: &mut Endpoint, mut now: Instant, data: &[u8]) -> Instant {
         steps += 1;
         assert!(steps < 100_000, "timers keep firing");
     }
-    assert_eq!(ep.poll_timeout(), None, "a transaction outlived every timer");
+    assert_eq!(
+        ep.poll_timeout(),
+        None,
+        "a transaction outlived every timer"
+    );
     assert!(app.live.is_empty(), "calls never ended: {:?}", app.live);
     for call in &app.seen {
-        assert_eq!(ep.bye(now, *call), Err(SipError::UnknownCall), "{call} after hang-up");
+        assert_eq!(
+            ep.bye(now, *call),
+            Err(SipError::UnknownCall),
+            "{call} after hang-up"
+        );
     }
     assert!(ep.poll_transmit().is_none() && ep.poll_event().is_none());
     now
@@ -200,7 +214,15 @@ impl App {
         out
     }
 
-    fn tcp(&mut self, ep: &mut Endpoint, now: Instant, peer: usize, from: SocketAddr, bytes: &[u8], close: bool) {
+    fn tcp(
+        &mut self,
+        ep: &mut Endpoint,
+        now: Instant,
+        peer: usize,
+        from: SocketAddr,
+        bytes: &[u8],
+        close: bool,
+    ) {
         let conn = ConnId(peer as u64);
         let framer = self.framers[peer].get_or_insert_with(Framer::new);
         framer.push(bytes);
@@ -249,7 +271,9 @@ impl App {
             StartLine::Response { .. } => {
                 let mut framer = Framer::new();
                 framer.push(bytes);
-                let framed = framer.next_message().expect("a response frames on a stream");
+                let framed = framer
+                    .next_message()
+                    .expect("a response frames on a stream");
                 assert_eq!(framed.as_deref(), Some(bytes));
                 "To"
             }
@@ -259,11 +283,19 @@ impl App {
             }
             _ => panic!("we sent {}", String::from_utf8_lossy(bytes)),
         };
-        if let Some(tag) = msg.header(ours).and_then(NameAddr::parse).and_then(|n| n.tag) {
+        if let Some(tag) = msg
+            .header(ours)
+            .and_then(NameAddr::parse)
+            .and_then(|n| n.tag)
+        {
             self.tag = tag;
         }
         if let StartLine::Request { .. } = msg.start {
-            if let Some(b) = msg.header("Via").and_then(Via::parse).and_then(|v| v.branch) {
+            if let Some(b) = msg
+                .header("Via")
+                .and_then(Via::parse)
+                .and_then(|v| v.branch)
+            {
                 self.branch = b;
             }
             self.call_id = msg.header("Call-ID").unwrap_or_default().to_string();
@@ -305,12 +337,19 @@ impl App {
                 if let Some(b) = body {
                     let _ = self.sdp.accept_answer(&String::from_utf8_lossy(&b.bytes));
                 }
-                let _ = ep.info(now, call, Body {
-                    content_type: "application/dtmf-relay".into(),
-                    bytes: b"Signal=1\r\nDuration=100\r\n".to_vec(),
-                });
+                let _ = ep.info(
+                    now,
+                    call,
+                    Body {
+                        content_type: "application/dtmf-relay".into(),
+                        bytes: b"Signal=1\r\nDuration=100\r\n".to_vec(),
+                    },
+                );
             }
-            Event::Ack { .. } | Event::Info { .. } | Event::Response { .. } | Event::Progress { .. } => {}
+            Event::Ack { .. }
+            | Event::Info { .. }
+            | Event::Response { .. }
+            | Event::Progress { .. } => {}
         }
     }
 
