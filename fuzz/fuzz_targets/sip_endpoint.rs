@@ -6,8 +6,9 @@
 //!
 //! Input: the record format of `chorus_fuzz::records`. Flag bit 0 sends the record over the
 //! peer's TCP connection (through a `Framer`, as the transport does), bit 1 then closes it.
-//! In a record, `@TAG@`, `@BRANCH@` and `@CALLID@` are replaced by our latest tag, Via branch
-//! and Call-ID, so inputs can reach confirmed dialogs and answer our requests.
+//! In a record, `@TAG@` is replaced by the To tag of our latest response, `@BRANCH@` and
+//! `@CALLID@` by the Via branch and Call-ID of our latest request, so inputs can reach
+//! confirmed dialogs and answer our requests.
 #![no_main]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -261,10 +262,11 @@ impl App {
         }
     }
 
-    /// Checks what we send and learns our tags, branches and Call-IDs from it.
+    /// Checks what we send and learns our latest To tag (from responses), branch and
+    /// Call-ID (from requests).
     fn learn(&mut self, bytes: &[u8]) {
         let msg = parse(bytes, Framing::Datagram).expect("we send whole messages");
-        let ours = match msg.start {
+        match msg.start {
             // Responses echo the request's Via, From, To, Call-ID and CSeq as received (even
             // a NUL in a 400 about it), but their framing is ours: a TCP peer must find the
             // end of the message where we put it.
@@ -275,30 +277,20 @@ impl App {
                     .next_message()
                     .expect("a response frames on a stream");
                 assert_eq!(framed.as_deref(), Some(bytes));
-                "To"
+                let to = msg.header("To").and_then(NameAddr::parse);
+                if let Some(tag) = to.and_then(|n| n.tag) {
+                    self.tag = tag;
+                }
             }
             StartLine::Request { .. } => {
                 assert_eq!(msg.defect, None, "{}", String::from_utf8_lossy(bytes));
-                "From"
+                let via = msg.header("Via").and_then(Via::parse);
+                if let Some(branch) = via.and_then(|v| v.branch) {
+                    self.branch = branch;
+                }
+                self.call_id = msg.header("Call-ID").unwrap_or_default().to_string();
             }
             _ => panic!("we sent {}", String::from_utf8_lossy(bytes)),
-        };
-        if let Some(tag) = msg
-            .header(ours)
-            .and_then(NameAddr::parse)
-            .and_then(|n| n.tag)
-        {
-            self.tag = tag;
-        }
-        if let StartLine::Request { .. } = msg.start {
-            if let Some(b) = msg
-                .header("Via")
-                .and_then(Via::parse)
-                .and_then(|v| v.branch)
-            {
-                self.branch = b;
-            }
-            self.call_id = msg.header("Call-ID").unwrap_or_default().to_string();
         }
     }
 
