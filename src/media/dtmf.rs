@@ -130,7 +130,11 @@ mod tests {
             packets.iter().map(|p| p.marker).collect::<Vec<_>>(),
             [true, false, false]
         );
-        assert!(packets.iter().all(|p| p.payload == [7, 0x80 | VOLUME, 0, 160]));
+        assert!(
+            packets
+                .iter()
+                .all(|p| p.payload == [7, 0x80 | VOLUME, 0, 160])
+        );
     }
 
     #[test]

@@ -177,8 +177,13 @@ fn callee_ignoring_our_cancel_is_given_up_after_64_t1() {
     let invite = h.out().pop().expect("INVITE");
     h.send(&response(&invite, "180 Ringing", None));
     h.advance(Duration::from_secs(100));
-    assert_eq!(h.ep.poll_timeout(), None, "ringing waits for the application");
-    h.ep.bye(h.now, call).expect("bye cancels a ringing dial-out");
+    assert_eq!(
+        h.ep.poll_timeout(),
+        None,
+        "ringing waits for the application"
+    );
+    h.ep.bye(h.now, call)
+        .expect("bye cancels a ringing dial-out");
     h.send(&response(&invite, "180 Ringing", None));
     h.events();
     h.advance(Duration::from_secs(31));

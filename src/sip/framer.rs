@@ -157,7 +157,11 @@ mod tests {
             f.push(&B[..cut]);
             assert_eq!(f.next_message().unwrap(), None);
             f.push(&B[cut..]);
-            assert_eq!(f.next_message().unwrap().as_deref(), Some(B), "cut at {cut}");
+            assert_eq!(
+                f.next_message().unwrap().as_deref(),
+                Some(B),
+                "cut at {cut}"
+            );
         }
     }
 
