@@ -115,8 +115,7 @@ fn session(data: &[u8]) {
 fn round(ep: &mut Endpoint, mut now: Instant, data: &[u8]) -> Instant {
     let mut app = App::new(ep, now);
     for r in records(data) {
-        now += r.after;
-        ep.handle_timeout(now);
+        now = app.run_timers(ep, now, now + r.after);
         let bytes = app.fill_in(r.bytes);
         let from: SocketAddr = PEERS[r.peer].parse().unwrap();
         if r.flags & 1 == 0 {
@@ -130,15 +129,7 @@ fn round(ep: &mut Endpoint, mut now: Instant, data: &[u8]) -> Instant {
         let _ = ep.bye(now, call);
         app.serve(ep, now);
     }
-    let end = now + DRAIN;
-    let mut steps = 0;
-    while let Some(at) = ep.poll_timeout().filter(|at| *at <= end) {
-        now = now.max(at);
-        ep.handle_timeout(now);
-        app.serve(ep, now);
-        steps += 1;
-        assert!(steps < 100_000, "timers keep firing");
-    }
+    now = app.run_timers(ep, now, now + DRAIN);
     assert_eq!(
         ep.poll_timeout(),
         None,
@@ -242,6 +233,19 @@ impl App {
             self.framers[peer] = None;
             ep.handle_transport_closed(now, conn);
         }
+    }
+
+    /// Fires every timer due until `end`, each at its time, as the transport does.
+    fn run_timers(&mut self, ep: &mut Endpoint, mut now: Instant, end: Instant) -> Instant {
+        let mut steps = 0;
+        while let Some(at) = ep.poll_timeout().filter(|at| *at <= end) {
+            now = now.max(at);
+            ep.handle_timeout(now);
+            self.serve(ep, now);
+            steps += 1;
+            assert!(steps < 100_000, "timers keep firing");
+        }
+        end
     }
 
     /// Drains what the endpoint has to send and to say, and acts on its events.
