@@ -68,14 +68,16 @@ pub fn digit_packets(
         let duration = (step * k).min(total as u32) as u16;
         let flags = if end { 0x80 | VOLUME } else { VOLUME };
         let d = duration.to_be_bytes();
-        DtmfPacket {
-            payload: [event, flags, d[0], d[1]],
-            marker: k == 1,
-        }
+        [event, flags, d[0], d[1]]
     };
     let body = (1..updates).map(move |k| packet(k, false));
     let ends = (0..END_REPEATS).map(move |_| packet(updates, true));
-    Some(body.chain(ends))
+    // Only the event's first packet is marked, even when it is already an end packet.
+    let packets = body.chain(ends).enumerate();
+    Some(packets.map(|(i, payload)| DtmfPacket {
+        payload,
+        marker: i == 0,
+    }))
 }
 
 #[cfg(test)]
@@ -117,6 +119,22 @@ mod tests {
         assert_eq!(ends, 3);
         assert!(packets.iter().all(|p| p.payload[0] == 5));
         assert!(digit_packets('x', 8000, 20, 100).is_none());
+    }
+
+    #[test]
+    fn a_digit_shorter_than_a_packet_marks_only_its_first_packet() {
+        // Found by fuzzing (fuzz/fuzz_targets/dtmf.rs): all three end packets were marked.
+        let packets: Vec<_> = digit_packets('7', 8000, 20, 15).unwrap().collect();
+        assert_eq!(packets.len(), 3);
+        assert_eq!(
+            packets.iter().map(|p| p.marker).collect::<Vec<_>>(),
+            [true, false, false]
+        );
+        assert!(
+            packets
+                .iter()
+                .all(|p| p.payload == [7, 0x80 | VOLUME, 0, 160])
+        );
     }
 
     #[test]

@@ -168,6 +168,33 @@ fn cancel_waits_for_a_provisional_then_ends_with_487() {
 }
 
 #[test]
+fn callee_ignoring_our_cancel_is_given_up_after_64_t1() {
+    // Found by fuzzing (fuzz/fuzz_targets/sip_endpoint.rs): a callee that rang, then
+    // answered neither the INVITE nor the CANCEL, kept the dial-out forever and the
+    // application never heard how it ended (RFC 3261 §9.1: give up after 64*T1).
+    let mut h = Harness::new();
+    let call = h.ep.invite(h.now, dial());
+    let invite = h.out().pop().expect("INVITE");
+    h.send(&response(&invite, "180 Ringing", None));
+    h.advance(Duration::from_secs(100));
+    assert_eq!(
+        h.ep.poll_timeout(),
+        None,
+        "ringing waits for the application"
+    );
+    h.ep.bye(h.now, call)
+        .expect("bye cancels a ringing dial-out");
+    h.send(&response(&invite, "180 Ringing", None));
+    h.events();
+    h.advance(Duration::from_secs(31));
+    assert!(h.events().is_empty(), "still within 64*T1 of the CANCEL");
+    h.advance(Duration::from_secs(2));
+    assert_eq!(h.events(), [Event::Rejected { call, status: 487 }]);
+    assert_eq!(h.ep.poll_timeout(), None);
+    assert_eq!(h.ep.cancel(h.now, call), Err(SipError::UnknownCall));
+}
+
+#[test]
 fn answer_crossing_our_cancel_is_acked_and_hung_up() {
     let mut h = Harness::new();
     let call = h.ep.invite(h.now, dial());

@@ -279,6 +279,8 @@ pub struct ClientInviteTx {
     /// Timer A doubles without the T2 cap (§17.1.1.2).
     resend: Option<Backoff>,
     deadline: Option<Instant>,
+    /// Once our CANCEL is out: when to stop waiting for a final response (§9.1).
+    give_up: Option<Instant>,
     reliable: bool,
 }
 
@@ -289,12 +291,23 @@ impl ClientInviteTx {
             state: InviteState::Calling,
             resend: (!reliable).then(|| Backoff::start(now, t)),
             deadline: Some(now + t.timeout()),
+            give_up: None,
             reliable,
         }
     }
 
     pub fn proceeding(&self) -> bool {
         self.state == InviteState::Proceeding
+    }
+
+    /// Our CANCEL went out: without a final response within 64*T1 the INVITE times out,
+    /// however long the callee keeps sending provisionals (§9.1).
+    pub fn cancel_sent(&mut self, now: Instant, t: &Timers) {
+        self.give_up = Some(now + t.timeout());
+    }
+
+    fn waiting(&self) -> bool {
+        matches!(self.state, InviteState::Calling | InviteState::Proceeding)
     }
 
     pub fn on_response(&mut self, now: Instant, t: &Timers, status: u16) -> InviteReply {
@@ -331,18 +344,20 @@ impl ClientInviteTx {
     }
 
     pub fn next_timeout(&self) -> Option<Instant> {
-        match (&self.resend, self.deadline) {
-            (Some(r), Some(d)) => Some(r.at.min(d)),
-            (Some(r), None) => Some(r.at),
-            (None, d) => d,
-        }
+        let give_up = self.give_up.filter(|_| self.waiting());
+        [self.resend.as_ref().map(|r| r.at), self.deadline, give_up]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn fire(&mut self, now: Instant) -> Fire {
-        if self.deadline.is_some_and(|d| now >= d) {
-            return match self.state {
-                InviteState::Calling => Fire::TimedOut,
-                _ => Fire::Finished,
+        let given_up = self.waiting() && self.give_up.is_some_and(|g| now >= g);
+        if given_up || self.deadline.is_some_and(|d| now >= d) {
+            return if self.waiting() {
+                Fire::TimedOut
+            } else {
+                Fire::Finished
             };
         }
         match &mut self.resend {

@@ -96,9 +96,10 @@ impl Endpoint {
     }
 
     fn send_cancel(&mut self, now: Instant, branch: &str) {
-        let Some(o) = self.outgoing.get(branch) else {
+        let Some(o) = self.outgoing.get_mut(branch) else {
             return;
         };
+        o.tx.cancel_sent(now, &self.config.timers);
         let headers = [("User-Agent", self.config.user_agent.clone())];
         let bytes = o.invite.request("CANCEL", &o.invite.to, &headers, None);
         let (call, peer) = (o.call, o.peer);
@@ -200,9 +201,10 @@ impl Endpoint {
                 self.send_to(peer, bytes);
             }
             Fire::TimedOut => {
-                let call = o.call;
+                let (call, cancelled) = (o.call, o.cancel_requested);
                 self.outgoing.remove(branch);
-                self.events.push_back(Event::Rejected { call, status: 408 });
+                let status = if cancelled { 487 } else { 408 };
+                self.events.push_back(Event::Rejected { call, status });
             }
             Fire::Finished => {
                 self.outgoing.remove(branch);
