@@ -119,8 +119,10 @@ async fn a_conference_made_through_the_api_is_dialed_seen_and_controlled() {
     // Record the conference while the (now unmuted) moderator talks; the WAV lists and
     // downloads.
     let unmute = json!({"data": {"action": "unmute"}});
-    let path = format!("/{id}/participants/{boss_pid}");
-    let (status, _) = api.call(reqwest::Method::PUT, &path, Some(unmute)).await;
+    let boss_path = format!("/{id}/participants/{boss_pid}");
+    let (status, _) = api
+        .call(reqwest::Method::PUT, &boss_path, Some(unmute))
+        .await;
     assert!(status < 300);
     let start = json!({"action": "record", "data": {"action": "start"}});
     let (status, _) = api

@@ -85,7 +85,10 @@ async fn profile_enter_and_exit_sounds_play_and_the_page_profile_stays_silent() 
     // Kazoo's entry tone is 523/659/783 Hz, its exit tone 523/440/349 Hz.
     for freq in [659.0, 783.0, 440.0] {
         let level = heard_since(&a, joined, freq);
-        assert!(level < SILENT_DB, "the page profile beeps at {freq} Hz: {level:.0} dB");
+        assert!(
+            level < SILENT_DB,
+            "the page profile beeps at {freq} Hz: {level:.0} dB"
+        );
     }
     srv.stop().await;
 }
@@ -121,17 +124,30 @@ async fn a_full_conference_plays_its_max_members_sound_then_hangs_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_french_conference_speaks_french() {
     let quiet = json!({"member-enter-sound": "", "moh-sound": ""});
-    let french = doc("francais", "5105", json!({"language": "fr", "profile": quiet}));
+    let french = doc(
+        "francais",
+        "5105",
+        json!({"language": "fr", "profile": quiet}),
+    );
     let srv = server(&[("francais", french)]).await;
     let dialed = Instant::now();
     let phone = dial(&srv, "5105").await;
     tokio::time::sleep(5 * SECOND).await;
     let (rate, pcm) = phone.heard().between(dialed, Instant::now());
     let heard = envelope(&pcm, rate);
-    let fit = |language| best_match(&heard, &envelope(&prompt(language, "conf-alone", rate), rate)).1;
+    let fit = |language| {
+        best_match(
+            &heard,
+            &envelope(&prompt(language, "conf-alone", rate), rate),
+        )
+        .1
+    };
     let (fr, en) = (fit("fr"), fit("en"));
     assert!(fr > 0.8, "the French alone prompt: correlation {fr:.2}");
-    assert!(fr > en + 0.1, "French ({fr:.2}) rather than English ({en:.2})");
+    assert!(
+        fr > en + 0.1,
+        "French ({fr:.2}) rather than English ({en:.2})"
+    );
     srv.stop().await;
 }
 

@@ -19,7 +19,10 @@ fn every_done_row_cites_tests_that_exist() {
             continue;
         }
         rows += 1;
-        assert!(STATUSES.contains(&status), "unknown status {status:?}: {line}");
+        assert!(
+            STATUSES.contains(&status),
+            "unknown status {status:?}: {line}"
+        );
         let cited: Vec<&str> = tests
             .split('`')
             .skip(1)

@@ -93,7 +93,9 @@ mod tests {
 
     fn query(page_size: Option<&str>, paginate: Option<&str>) -> PageQuery {
         let pairs = [("page_size", page_size), ("paginate", paginate)];
-        let given = pairs.into_iter().filter_map(|(k, v)| Some((k.into(), v?.into())));
+        let given = pairs
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.into(), v?.into())));
         PageQuery::new(given.collect())
     }
 

@@ -506,7 +506,10 @@ mod tests {
         let doc = create(json!({"name": "sales", "x_custom": {"a": 1}, "member": {"pins": ["1"]}}))
             .unwrap();
         assert!(doc.join_muted(Role::Member));
-        assert!(doc.join_muted(Role::Moderator), "as the API documentation says");
+        assert!(
+            doc.join_muted(Role::Moderator),
+            "as the API documentation says"
+        );
         assert_eq!(doc.pins(Role::Member), ["1"]);
         assert_eq!(doc.json()["x_custom"], json!({"a": 1}));
         assert_eq!(doc.json()["member"]["numbers"], json!([]));
@@ -634,8 +637,10 @@ mod tests {
         let ok = json!({"profile": {"conference-flags": "wait-mod",
                                     "member-flags": "mute|endconf|dist-dtmf"}});
         assert!(create(ok).is_ok());
-        let e = create(json!({"profile": {"conference-flags": "wait-mod|video-floor-only",
-                                          "member-flags": "nomoh"}}))
+        let e = create(
+            json!({"profile": {"conference-flags": "wait-mod|video-floor-only",
+                                          "member-flags": "nomoh"}}),
+        )
         .unwrap_err();
         assert_eq!(
             e["profile.conference-flags"]["enum"]["value"],
@@ -649,7 +654,11 @@ mod tests {
         for action in ["transfer", "execute_application", "event"] {
             let e = create(json!({"controls": {"g": [{"action": action, "digits": "7"}]}}))
                 .unwrap_err();
-            assert_eq!(e["controls.g.0.action"]["enum"]["value"], json!(action), "{e}");
+            assert_eq!(
+                e["controls.g.0.action"]["enum"]["value"],
+                json!(action),
+                "{e}"
+            );
         }
     }
 

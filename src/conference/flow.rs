@@ -384,11 +384,16 @@ impl Flow {
         let profile = profile::resolve(doc, &self.setup.config, None).ok();
         let max = doc.max_participants();
         let engine_max = profile.as_ref().and_then(|p| p.mixer.max_members());
-        let full = (max > 0 && state.members >= max) || engine_max.is_some_and(|m| state.members >= m);
+        let full =
+            (max > 0 && state.members >= max) || engine_max.is_some_and(|m| state.members >= m);
         let refusal = if full {
             // The `max-members-sound`: the doc's `max_members_media`, else the profile's.
-            let sound = profile.as_ref().and_then(|p| p.sounds.get("max-members-sound").cloned());
-            Some(Some(sound.unwrap_or_else(|| "conf-max_participants".into())))
+            let sound = profile
+                .as_ref()
+                .and_then(|p| p.sounds.get("max-members-sound").cloned());
+            Some(Some(
+                sound.unwrap_or_else(|| "conf-max_participants".into()),
+            ))
         } else if state.locked {
             let sound = state
                 .locked_sound
@@ -844,6 +849,8 @@ mod tests {
             d.flags,
             JoinFlags {
                 moderator: true,
+                // The API's default, as its documentation says.
+                mute: true,
                 ..JoinFlags::default()
             }
         );
@@ -1387,7 +1394,10 @@ mod tests {
             ..ConferenceState::default()
         };
         let profile = json!({"profile": {"max-members": 3, "max-members-sound": "full"}});
-        assert_eq!(member_join(profile.clone(), at(3)), [play(&["full"], false)]);
+        assert_eq!(
+            member_join(profile.clone(), at(3)),
+            [play(&["full"], false)]
+        );
         joined(member_join(profile, at(2)));
         let media = json!({"max_participants": 2, "max_members_media": "no-room",
                            "profile": {"max-members-sound": "full"}});

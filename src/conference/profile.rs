@@ -468,6 +468,9 @@ mod tests {
         }
         let flags = doc(json!({"profile": {"member-flags": "mute|nomoh"}}));
         let e = resolve(&flags, &cfg, None).unwrap_err();
-        assert_eq!((e.key.as_str(), e.value.as_str()), ("member-flags", "nomoh"));
+        assert_eq!(
+            (e.key.as_str(), e.value.as_str()),
+            ("member-flags", "nomoh")
+        );
     }
 }

@@ -178,7 +178,14 @@ mod tests {
     fn tree() -> (Dir, Resolver) {
         let root =
             std::env::temp_dir().join(format!("chorus-ref-{}", uuid::Uuid::new_v4().simple()));
-        for dir in ["prompts/en", "prompts/fr", "media", "names/acc1", "names/acc2", "private"] {
+        for dir in [
+            "prompts/en",
+            "prompts/fr",
+            "media",
+            "names/acc1",
+            "names/acc2",
+            "private",
+        ] {
             std::fs::create_dir_all(root.join(dir)).unwrap();
         }
         for file in [
@@ -226,7 +233,11 @@ mod tests {
         assert_eq!(in_lang("fr", "hi"), file("prompts/fr/hi.wav"));
         std::fs::remove_file(dir.0.join("prompts/fr/hi.wav")).unwrap();
         assert_eq!(in_lang("fr", "hi"), file("prompts/en/hi.wav"), "per prompt");
-        assert_eq!(in_lang("xx", "hi"), file("prompts/en/hi.wav"), "no set at all");
+        assert_eq!(
+            in_lang("xx", "hi"),
+            file("prompts/en/hi.wav"),
+            "no set at all"
+        );
         assert_eq!(in_lang("fr", "nope"), Err(Refused::Missing));
         let media = dir.0.join("media");
         assert_eq!(

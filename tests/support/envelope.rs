@@ -28,5 +28,8 @@ pub fn best_match(heard: &[f64], part: &[f64]) -> (usize, f64) {
 pub fn prompt(language: &str, name: &str, rate: u32) -> Vec<i16> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let path = root.join(format!("config/prompts/{language}/{name}.wav"));
-    mixer::wav::Pcm::load(path, rate).unwrap().samples().to_vec()
+    mixer::wav::Pcm::load(path, rate)
+        .unwrap()
+        .samples()
+        .to_vec()
 }

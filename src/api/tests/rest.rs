@@ -62,7 +62,10 @@ async fn crud_round_trip_with_envelope() {
         json!({"members": 0, "moderators": 0, "admins": 0, "duration": 0, "is_locked": false});
     assert_eq!(entry["_read_only"], idle);
     for key in ["members", "admins", "duration", "is_locked"] {
-        assert_eq!(entry[key], idle[key], "the docs' summary {key} on the entry");
+        assert_eq!(
+            entry[key], idle[key],
+            "the docs' summary {key} on the entry"
+        );
     }
 
     let (status, one) = h.a("GET", &format!("/{id}"), None).await;
@@ -634,7 +637,11 @@ async fn lists_page_by_page_size_and_start_key_or_all_without_pagination() {
     assert_eq!(status, 200, "{first}");
     assert_eq!(listed(&first), ids[..2]);
     assert_eq!(
-        (&first["page_size"], &first["start_key"], &first["next_start_key"]),
+        (
+            &first["page_size"],
+            &first["start_key"],
+            &first["next_start_key"]
+        ),
         (&json!(2), &json!(ids[0]), &json!(ids[2]))
     );
     let next = format!("?page_size=2&start_key={}", ids[2]);
