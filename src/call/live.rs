@@ -9,9 +9,10 @@ use std::time::{Instant, SystemTime};
 use mixer::ConferenceId;
 
 use crate::conference::controls::DigitMatcher;
-use crate::conference::document::{ConferenceDoc, Role};
+use crate::conference::document::ConferenceDoc;
 use crate::conference::flow::{ConferenceState, JoinFlags};
 use crate::conference::profile::ResolvedProfile;
+use crate::conference::vocabulary::Role;
 use crate::sip::CallId;
 
 pub struct Live {

@@ -7,10 +7,11 @@ use mixer::MemberFlags;
 
 use crate::api::events::EventName;
 use crate::api::service::ConfRef;
-use crate::conference::controls::{self, Action, DigitMatcher, Step, Toggle};
-use crate::conference::document::{BEEP, Role};
+use crate::conference::controls::{self, DigitMatcher};
+use crate::conference::document::BEEP;
 use crate::conference::flow::JoinDecision;
 use crate::conference::profile;
+use crate::conference::vocabulary::{Action, Role, Step, Toggle};
 use crate::media::session::Session;
 use crate::media::worker::{Attach, Command, Target as PlayTarget};
 use crate::sip::CallId;

@@ -673,6 +673,6 @@ mod tests {
         assert!(adhoc_doc(&"9".repeat(65)).is_none());
         let doc = adhoc_doc("4242").unwrap();
         assert!(!doc.play_welcome());
-        assert!(!doc.join_muted(crate::conference::document::Role::Member));
+        assert!(!doc.join_muted(crate::conference::vocabulary::Role::Member));
     }
 }
