@@ -62,6 +62,7 @@ impl Live {
         worker: usize,
         doc: ConferenceDoc,
         profile: ResolvedProfile,
+        started_at: SystemTime,
     ) -> Self {
         Live {
             key,
@@ -69,7 +70,7 @@ impl Live {
             doc,
             profile,
             locked: false,
-            started_at: SystemTime::now(),
+            started_at,
             members: HashMap::new(),
             ending_at: None,
         }
