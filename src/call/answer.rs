@@ -110,7 +110,7 @@ impl CallPlane {
 
     /// The shell's answer to [`Output::AllocatePorts`]: the call is answered with SDP.
     pub fn handle_ports(&mut self, call: CallId, ports: Ports) {
-        if !self.answering.get(&call).is_some_and(|a| a.setup.is_some()) {
+        if self.answering.get(&call).is_none_or(|a| a.setup.is_none()) {
             return;
         }
         let local = match ports {
