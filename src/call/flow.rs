@@ -6,16 +6,9 @@ use std::time::Instant;
 use crate::conference::flow::{Flow, FlowAction, Target};
 use crate::media::worker::{Command, Target as PlayTarget};
 use crate::sip::CallId;
-use crate::sounds::Scope;
 
-use super::{Calls, Stage};
-
-/// The flow of one call and what it has in flight.
-pub struct CallerFlow {
-    pub flow: Flow,
-    playback: Option<u64>,
-    recording: Option<u64>,
-}
+use super::output::{MediaCommand, Output, Sound, StoreQuery, StoreRequest};
+use super::plane::{CallPlane, CallerFlow, Lookup, Stage};
 
 impl CallerFlow {
     pub fn new(flow: Flow) -> Self {
@@ -25,18 +18,31 @@ impl CallerFlow {
             recording: None,
         }
     }
+
+    /// The language prompts play in: the target conference's, else English.
+    fn language(&self) -> String {
+        match self.flow.target() {
+            Target::Conference { doc, .. } => doc.language().unwrap_or("en").to_string(),
+            Target::ServiceMode => "en".to_string(),
+        }
+    }
 }
 
-impl Calls {
+impl CallPlane {
     /// Feeds the call's flow (if it is in one) and carries out what it asks, until it asks
     /// nothing more.
-    pub(super) async fn with_flow(&mut self, call: CallId, feed: impl FnOnce(&mut Flow, Instant)) {
+    pub(super) fn with_flow(
+        &mut self,
+        call: CallId,
+        now: Instant,
+        feed: impl FnOnce(&mut Flow, Instant),
+    ) {
         let Some(f) = self.flow_mut(call) else {
             return;
         };
-        feed(&mut f.flow, Instant::now());
+        feed(&mut f.flow, now);
         while let Some(action) = self.flow_mut(call).and_then(|f| f.flow.poll()) {
-            self.carry_out(call, action).await;
+            self.carry_out(call, action, now);
         }
     }
 
@@ -47,12 +53,11 @@ impl Calls {
         }
     }
 
-    async fn carry_out(&mut self, call: CallId, action: FlowAction) {
-        let now = Instant::now();
+    fn carry_out(&mut self, call: CallId, action: FlowAction, now: Instant) {
         match action {
             // The call was answered before its flow started.
             FlowAction::Answer => {}
-            FlowAction::Play { media, .. } => self.play_prompt(call, &media),
+            FlowAction::Play { media, .. } => self.play_prompt(call, media),
             FlowAction::StopPlayback => {
                 if let Some(id) = self.flow_mut(call).and_then(|f| f.playback.take()) {
                     self.playbacks.remove(&id);
@@ -60,15 +65,11 @@ impl Calls {
                 }
             }
             FlowAction::FindConference { number } => {
-                let found = self
-                    .store
-                    .find_by_number(&self.account, &number)
-                    .map_err(|e| tracing::error!(error = %e, "store: find by number"))
-                    .unwrap_or_default();
-                let matches = found.into_iter().map(|c| (c.id, c.doc)).collect();
-                if let Some(f) = self.flow_mut(call) {
-                    f.flow.on_lookup(now, matches);
-                }
+                let id = self.new_id();
+                self.lookups.insert(id, (call, Lookup::Find));
+                let account = self.settings.account.clone();
+                let query = StoreQuery::FindByNumber { number };
+                self.push(Output::Store(StoreRequest { id, account, query }));
             }
             FlowAction::QueryConference { id } => {
                 let state = self
@@ -86,55 +87,53 @@ impl Calls {
                 if let Some(f) = self.flow_mut(call) {
                     f.recording = Some(id);
                 }
-                self.command(
-                    call,
-                    Command::RecordCall {
-                        call: call.0,
-                        max,
-                        id,
-                    },
-                );
+                let record = Command::RecordCall {
+                    call: call.0,
+                    max,
+                    id,
+                };
+                self.command(call, record);
             }
             FlowAction::StopRecording => {
                 if let Some(id) = self.flow_mut(call).and_then(|f| f.recording) {
                     self.command(call, Command::StopRecording { id });
                 }
             }
-            FlowAction::Join(decision) => self.join(call, *decision).await,
-            FlowAction::Hangup => self.hang_up(call).await,
+            FlowAction::Join(decision) => self.join(call, *decision, now),
+            FlowAction::Hangup => self.hang_up(call, now),
         }
     }
 
-    /// Plays prompts to a caller in the lobby; media that cannot play counts as played.
-    fn play_prompt(&mut self, call: CallId, media: &[String]) {
+    /// Plays prompts to a caller in the lobby; the shell reports media that cannot play
+    /// as played.
+    fn play_prompt(&mut self, call: CallId, media: Vec<String>) {
         let Some(c) = self.calls.get(&call) else {
             return;
         };
-        let lang = match &c.stage {
-            Stage::Flow(f) => f.flow_language(),
+        let language = match &c.stage {
+            Stage::Flow(f) => f.language(),
             _ => "en".to_string(),
         };
-        let scope = Scope {
-            language: &lang,
-            account: &self.account,
-        };
-        let Some(sound) = self.sounds.open(media, scope, c.rate) else {
-            if let Some(f) = self.flow_mut(call) {
-                f.flow.on_prompt_finished(Instant::now());
-            }
-            return;
-        };
+        let (worker, rate) = (c.worker, c.rate);
         let id = self.new_id();
         self.playbacks.insert(id, call);
         if let Some(f) = self.flow_mut(call) {
             f.playback = Some(id);
         }
+        let sound = Sound {
+            media,
+            looping: None,
+            language,
+            account: self.settings.account.clone(),
+            rate,
+        };
         let target = PlayTarget::Call(call.0);
-        self.command(call, Command::Play { target, id, sound });
+        self.media(worker, MediaCommand::Play { target, id, sound });
     }
 
-    /// A playback ended: a caller's prompt moves its flow on.
-    pub(super) async fn on_playback_done(&mut self, id: u64, stopped: bool) {
+    /// A playback ended: a caller's prompt moves its flow on; a member's hold music is off.
+    pub(super) fn on_playback_done(&mut self, id: u64, stopped: bool, now: Instant) {
+        self.moh_done(id);
         let Some(call) = self.playbacks.remove(&id) else {
             return;
         };
@@ -146,56 +145,43 @@ impl Calls {
             f.playback = None;
         }
         if !stopped {
-            self.with_flow(call, |f, now| f.on_prompt_finished(now))
-                .await;
+            self.with_flow(call, now, |f, now| f.on_prompt_finished(now));
         }
     }
 
-    /// A recorded name: kept as a WAV file for the entry and exit announcements.
-    pub(super) async fn on_recorded(&mut self, id: u64, call: CallId, rate: u32, pcm: &[i16]) {
+    /// A recorded name: the shell keeps it as a WAV file for the entry and exit
+    /// announcements, then answers with [`CallPlane::handle_name_saved`].
+    pub(super) fn on_recorded(
+        &mut self,
+        id: u64,
+        call: CallId,
+        rate: u32,
+        pcm: Vec<i16>,
+        now: Instant,
+    ) {
         if self.recordings.remove(&id).is_none() {
             return;
         }
-        let media = (!pcm.is_empty())
-            .then(|| self.save_name(call, rate, pcm))
-            .flatten();
         if let Some(f) = self.flow_mut(call) {
             f.recording = None;
         }
-        self.with_flow(call, |f, now| f.on_recording_finished(now, media))
-            .await;
+        if pcm.is_empty() {
+            return self.handle_name_saved(call, None, now);
+        }
+        let account = self.settings.account.clone();
+        self.push(Output::SaveName {
+            call,
+            account,
+            rate,
+            pcm,
+        });
     }
 
-    fn save_name(&mut self, call: CallId, rate: u32, pcm: &[i16]) -> Option<String> {
-        let dir = self.names.join(&self.account);
-        let path = dir.join(format!("name-{}.wav", call.0));
-        let written = std::fs::create_dir_all(&dir)
-            .and_then(|()| crate::media::wav_writer::write_file(&path, rate, pcm));
-        if let Err(e) = written {
-            tracing::warn!(path = %path.display(), error = %e, "cannot keep the recorded name");
-            return None;
-        }
-        let path = path.to_string_lossy().into_owned();
+    /// The recorded name's file (`None`: nothing recorded, or it could not be kept).
+    pub fn handle_name_saved(&mut self, call: CallId, path: Option<String>, now: Instant) {
         if let Some(c) = self.calls.get_mut(&call) {
-            c.name_file = Some(path.clone());
+            c.name_file.clone_from(&path);
         }
-        Some(path)
-    }
-
-    /// Sends a command to the worker holding the call's media.
-    pub(super) fn command(&self, call: CallId, cmd: Command) {
-        if let Some(c) = self.calls.get(&call) {
-            self.workers[c.worker].send(cmd);
-        }
-    }
-}
-
-impl CallerFlow {
-    /// The language prompts play in: the target conference's, else English.
-    fn flow_language(&self) -> String {
-        match self.flow.target() {
-            Target::Conference { doc, .. } => doc.language().unwrap_or("en").to_string(),
-            Target::ServiceMode => "en".to_string(),
-        }
+        self.with_flow(call, now, |f, now| f.on_recording_finished(now, path));
     }
 }

@@ -9,9 +9,10 @@ use std::time::{Instant, SystemTime};
 use mixer::ConferenceId;
 
 use crate::conference::controls::DigitMatcher;
-use crate::conference::document::{ConferenceDoc, Role};
+use crate::conference::document::ConferenceDoc;
 use crate::conference::flow::{ConferenceState, JoinFlags};
 use crate::conference::profile::ResolvedProfile;
+use crate::conference::vocabulary::Role;
 use crate::sip::CallId;
 
 pub struct Live {
@@ -61,6 +62,7 @@ impl Live {
         worker: usize,
         doc: ConferenceDoc,
         profile: ResolvedProfile,
+        started_at: SystemTime,
     ) -> Self {
         Live {
             key,
@@ -68,7 +70,7 @@ impl Live {
             doc,
             profile,
             locked: false,
-            started_at: SystemTime::now(),
+            started_at,
             members: HashMap::new(),
             ending_at: None,
         }

@@ -1,43 +1,43 @@
 //! Conference membership: joining (entry sounds, hold music while alone, waiting for a
 //! moderator), caller controls, leaving (exit sounds, the end of the conference).
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use mixer::MemberFlags;
 
 use crate::api::events::EventName;
 use crate::api::service::ConfRef;
-use crate::conference::controls::{self, Action, DigitMatcher, Step, Toggle};
-use crate::conference::document::{BEEP, Role};
+use crate::conference::controls::{self, DigitMatcher};
+use crate::conference::document::BEEP;
 use crate::conference::flow::JoinDecision;
 use crate::conference::profile;
-use crate::media::session::Session;
+use crate::conference::vocabulary::{Action, Role, Step, Toggle};
 use crate::media::worker::{Attach, Command, Target as PlayTarget};
 use crate::sip::CallId;
-use crate::sounds::Scope;
 
 use super::announce_count;
 use super::live::{Live, Member};
-use super::{Calls, Stage};
+use super::output::{MediaCommand, Output, Sound};
+use super::plane::{CallPlane, Stage};
 
 /// FreeSWITCH's energy step for `energy up` / `energy dn`.
 const ENERGY_STEP: u32 = 200;
 const ENERGY_MAX: u32 = 1800;
 
-impl Calls {
+impl CallPlane {
     /// Puts a caller who passed the flow into the conference, opening it if needed.
-    pub(super) async fn join(&mut self, call: CallId, decision: JoinDecision) {
+    pub(super) fn join(&mut self, call: CallId, decision: JoinDecision, now: Instant) {
         let id = self.sip_conference(&decision.conference_id);
-        if !self.conferences.contains_key(&id) && !self.open_conference(&decision, call) {
-            return self.hang_up(call).await;
+        let Some(config) = self.calls.get(&call).map(|c| c.config.clone()) else {
+            return;
+        };
+        if !self.conferences.contains_key(&id) && !self.open_conference(&decision, call, now) {
+            return self.hang_up(call, now);
         }
+        let joined_at = self.wall(now);
         let Some(live) = self.conferences.get_mut(&id) else {
             return;
         };
-        let config = self
-            .store
-            .conferences_config(&id.account)
-            .unwrap_or_default();
         let group = match decision.role {
             Role::Member => &live.profile.caller_controls,
             Role::Moderator => &live.profile.moderator_controls,
@@ -54,7 +54,7 @@ impl Calls {
             talking: false,
             energy: 0,
             member_id: None,
-            joined_at: SystemTime::now(),
+            joined_at,
             moh: None,
         };
         let attach = Attach {
@@ -73,50 +73,29 @@ impl Calls {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        tracing::info!(call = %c.sip_call_id, conference = %id, role = ?decision.role, "joins");
+        tracing::info!(call = %c.party.sip_call_id, conference = %id, role = ?decision.role, "joins");
         if c.worker == worker {
             c.stage = Stage::Member(id.clone());
-            self.workers[worker].send(Command::Attach(Box::new(attach)));
+            self.command_to(worker, Command::Attach(Box::new(attach)));
             self.after_join(&id, call, &decision);
         } else {
             // Its media waits in another worker's lobby: detach it there, adopt it here.
             c.stage = Stage::Moving(id.clone());
-            self.workers[c.worker].send(Command::Detach { call: call.0 });
+            let lobby = c.worker;
+            self.command_to(lobby, Command::Detach { call: call.0 });
             self.moving
                 .insert(call, (Box::new(attach), Box::new(decision)));
         }
     }
 
-    /// The lobby worker let go of a moving call: the conference's worker takes it in.
-    pub(super) async fn on_detached(&mut self, call: CallId, session: Box<Session>) {
-        let Some((attach, decision)) = self.moving.remove(&call) else {
-            return;
-        };
-        let Some(c) = self.calls.get_mut(&call) else {
-            return;
-        };
-        let Stage::Moving(id) = &c.stage else {
-            return;
-        };
-        let id = id.clone();
-        let Some(worker) = self.conferences.get(&id).map(|l| l.worker) else {
-            return self.hang_up(call).await;
-        };
-        c.worker = worker;
-        c.stage = Stage::Member(id.clone());
-        self.workers[worker].send(Command::Adopt { session, attach });
-        self.after_join(&id, call, &decision);
-    }
-
     /// Opens the conference `call` is the first to join: its profile, its worker, its
     /// status hook (owned by this starter), and its conference-create event.
-    fn open_conference(&mut self, decision: &JoinDecision, call: CallId) -> bool {
+    fn open_conference(&mut self, decision: &JoinDecision, call: CallId, now: Instant) -> bool {
         let id = self.sip_conference(&decision.conference_id);
-        let config = self
-            .store
-            .conferences_config(&id.account)
-            .unwrap_or_default();
-        let resolved = match profile::resolve(&decision.doc, &config, None) {
+        let Some(config) = self.calls.get(&call).map(|c| &c.config) else {
+            return false;
+        };
+        let resolved = match profile::resolve(&decision.doc, config, None) {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(conference = %decision.conference_id, error = %e, "bad profile");
@@ -125,26 +104,25 @@ impl Calls {
         };
         let key = self.conference_key();
         let worker = self.worker_of(&decision.conference_id);
-        let scope = Scope {
-            language: &resolved.language,
-            account: &id.account,
-        };
-        for sound in resolved.sounds.values() {
-            self.sounds.prefetch(sound, scope);
-        }
-        let live = Live::new(key, worker, decision.doc.clone(), resolved);
+        self.push(Output::Prefetch {
+            media: resolved.sounds.values().cloned().collect(),
+            language: resolved.language.clone(),
+            account: id.account.clone(),
+        });
+        let started_at = self.wall(now);
+        let live = Live::new(key, worker, decision.doc.clone(), resolved, started_at);
         let id = &id;
         self.conferences.insert(id.clone(), live);
         tracing::info!(conference = %id, "conference opened");
         self.register_hook(id, call);
-        self.publish(id, EventName::ConferenceCreate, None);
+        self.publish(id, EventName::ConferenceCreate, None, now);
         true
     }
 
     /// The sounds of a join: to the joiner (with the count, under `announce-count`), to
     /// everyone, hold music while alone, and the release of members who waited for this
     /// moderator.
-    fn after_join(&mut self, id: &ConfRef, call: CallId, decision: &JoinDecision) {
+    pub(super) fn after_join(&mut self, id: &ConfRef, call: CallId, decision: &JoinDecision) {
         let Some(live) = self.conferences.get(id) else {
             return;
         };
@@ -228,23 +206,18 @@ impl Calls {
         let Some(live) = self.conferences.get(id) else {
             return;
         };
-        let (moh, lang, rate, worker) = (
-            live.sound("moh-sound"),
-            live.profile.language.clone(),
-            live.profile.mixer.rate(),
-            live.worker,
-        );
-        let scope = Scope {
-            language: &lang,
-            account: &id.account,
-        };
-        let first = first.and_then(|s| self.sounds.open(&[s], scope, rate));
-        let music = moh.and_then(|m| self.sounds.looping(&m, scope, rate));
-        let parts: Vec<_> = first.into_iter().chain(music).collect();
-        if parts.is_empty() {
+        let looping = live.sound("moh-sound");
+        if first.is_none() && looping.is_none() {
             return;
         }
-        let sound: Box<dyn mixer::source::Source> = Box::new(mixer::sound::Sequence::new(parts));
+        let sound = Sound {
+            media: first.into_iter().collect(),
+            looping,
+            language: live.profile.language.clone(),
+            account: id.account.clone(),
+            rate: live.profile.mixer.rate(),
+        };
+        let worker = live.worker;
         let playback = self.new_id();
         if let Some(m) = self
             .conferences
@@ -254,47 +227,62 @@ impl Calls {
             m.moh = Some(playback);
         }
         let target = PlayTarget::Call(call.0);
-        self.workers[worker].send(Command::Play {
-            target,
-            id: playback,
-            sound,
-        });
+        self.media(
+            worker,
+            MediaCommand::Play {
+                target,
+                id: playback,
+                sound,
+            },
+        );
+    }
+
+    /// Hold music that ended (it could not play, or its member left) is off.
+    pub(super) fn moh_done(&mut self, playback: u64) {
+        let members = self
+            .conferences
+            .values_mut()
+            .flat_map(|l| l.members.values_mut());
+        for m in members.filter(|m| m.moh == Some(playback)) {
+            m.moh = None;
+        }
     }
 
     fn stop_moh(&mut self, id: &ConfRef, call: CallId) {
         let Some(live) = self.conferences.get_mut(id) else {
             return;
         };
+        let worker = live.worker;
         if let Some(playback) = live.members.get_mut(&call).and_then(|m| m.moh.take()) {
-            self.workers[live.worker].send(Command::StopPlayback { id: playback });
+            self.command_to(worker, Command::StopPlayback { id: playback });
         }
     }
 
-    /// Plays sounds in a conference (to everyone, or one member), at the conference rate;
-    /// false when none of them can play.
-    pub(super) fn play(&mut self, id: &ConfRef, target: PlayTarget, media: &[String]) -> bool {
+    /// Plays sounds in a conference (to everyone, or one member), at the conference rate.
+    pub(super) fn play(&mut self, id: &ConfRef, target: PlayTarget, media: &[String]) {
         let Some(live) = self.conferences.get(id) else {
-            return false;
+            return;
         };
-        let (lang, rate, worker) = (
-            live.profile.language.clone(),
-            live.profile.mixer.rate(),
-            live.worker,
-        );
-        let scope = Scope {
-            language: &lang,
-            account: &id.account,
+        if media.is_empty() {
+            return;
+        }
+        let sound = Sound {
+            media: media.to_vec(),
+            looping: None,
+            language: live.profile.language.clone(),
+            account: id.account.clone(),
+            rate: live.profile.mixer.rate(),
         };
-        let Some(sound) = self.sounds.open(media, scope, rate) else {
-            return false;
-        };
+        let worker = live.worker;
         let playback = self.new_id();
-        self.workers[worker].send(Command::Play {
-            target,
-            id: playback,
-            sound,
-        });
-        true
+        self.media(
+            worker,
+            MediaCommand::Play {
+                target,
+                id: playback,
+                sound,
+            },
+        );
     }
 
     fn key_of(&self, id: &ConfRef) -> mixer::ConferenceId {
@@ -302,7 +290,7 @@ impl Calls {
     }
 
     /// Tells the worker what the member may do now (mute, deaf, waiting).
-    fn push_flags(&self, id: &ConfRef, call: CallId) {
+    fn push_flags(&mut self, id: &ConfRef, call: CallId) {
         let Some(live) = self.conferences.get(id) else {
             return;
         };
@@ -312,23 +300,22 @@ impl Calls {
                 speak: m.speaks(),
                 hear: m.hears(),
             };
-            self.workers[live.worker].send(cmd);
+            self.command_to(live.worker, cmd);
         }
     }
 
     /// The mixer confirmed the join: the member is announced with its member id.
-    pub(super) fn on_joined(&mut self, call: CallId, member: u32) {
+    pub(super) fn on_joined(&mut self, call: CallId, member: u32, now: Instant) {
         let Some(m) = self.member_mut(call) else {
             return;
         };
         m.member_id = Some(member);
         if let Some(Stage::Member(id)) = self.calls.get(&call).map(|c| &c.stage) {
-            self.publish(&id.clone(), EventName::AddMember, Some(call));
+            self.publish(&id.clone(), EventName::AddMember, Some(call), now);
         }
-        self.count();
     }
 
-    pub(super) fn on_talking(&mut self, call: CallId, talking: bool, energy: u32) {
+    pub(super) fn on_talking(&mut self, call: CallId, talking: bool, energy: u32, now: Instant) {
         if let Some(m) = self.member_mut(call) {
             m.talking = talking;
             m.energy = energy;
@@ -339,7 +326,7 @@ impl Calls {
             } else {
                 EventName::StopTalking
             };
-            self.publish(&id.clone(), name, Some(call));
+            self.publish(&id.clone(), name, Some(call), now);
         }
     }
 
@@ -352,7 +339,7 @@ impl Calls {
 
     /// A member's digit: its caller controls, or for a `dist-dtmf` member, sent on to
     /// every other member (an IVR or a bridge behind the conference hears it).
-    pub(super) async fn member_digit(&mut self, id: &ConfRef, call: CallId, digit: char) {
+    pub(super) fn member_digit(&mut self, id: &ConfRef, call: CallId, digit: char, now: Instant) {
         let Some(live) = self.conferences.get_mut(id) else {
             return;
         };
@@ -360,23 +347,36 @@ impl Calls {
             return;
         };
         if m.flags.dist_dtmf {
-            for other in live.members.keys().filter(|&&c| c != call) {
+            let worker = live.worker;
+            let others: Vec<CallId> = live
+                .members
+                .keys()
+                .filter(|&&c| c != call)
+                .copied()
+                .collect();
+            for other in others {
                 let cmd = Command::SendDtmf {
                     call: other.0,
                     digit,
                 };
-                self.workers[live.worker].send(cmd);
+                self.command_to(worker, cmd);
             }
             return;
         }
-        let action = m.controls.feed(Instant::now(), digit);
+        let action = m.controls.feed(now, digit);
         if let Some(action) = action {
-            self.apply_control(id, call, action).await;
+            self.apply_control(id, call, action, now);
         }
     }
 
     /// Applies a caller control (Kazoo's action vocabulary) to the member.
-    pub(super) async fn apply_control(&mut self, id: &ConfRef, call: CallId, action: Action) {
+    pub(super) fn apply_control(
+        &mut self,
+        id: &ConfRef,
+        call: CallId,
+        action: Action,
+        now: Instant,
+    ) {
         let Some(live) = self.conferences.get_mut(id) else {
             return;
         };
@@ -386,9 +386,9 @@ impl Calls {
         };
         let (mute, deaf) = (m.flags.mute, m.flags.deaf);
         match action {
-            Action::Mute(t) => self.set_member(id, call, Some(toggle(mute, t)), None),
-            Action::Deaf(t) => self.set_member(id, call, None, Some(toggle(deaf, t))),
-            Action::DeafMute => self.set_member(id, call, Some(true), Some(true)),
+            Action::Mute(t) => self.set_member(id, call, (Some(toggle(mute, t)), None), now),
+            Action::Deaf(t) => self.set_member(id, call, (None, Some(toggle(deaf, t))), now),
+            Action::DeafMute => self.set_member(id, call, (Some(true), Some(true)), now),
             Action::Energy(step) => {
                 let now = m.energy_level.unwrap_or(0);
                 let level = match step {
@@ -397,31 +397,40 @@ impl Calls {
                     Step::Reset => None,
                 };
                 m.energy_level = level;
-                self.workers[worker].send(Command::SetEnergyLevel {
-                    call: call.0,
-                    level,
-                });
+                self.command_to(
+                    worker,
+                    Command::SetEnergyLevel {
+                        call: call.0,
+                        level,
+                    },
+                );
             }
             Action::TalkVolume(step) => {
                 m.talk_volume = volume(m.talk_volume, step);
                 let (talk, listen) = (Some(m.talk_volume), None);
-                self.workers[worker].send(Command::SetVolume {
-                    call: call.0,
-                    talk,
-                    listen,
-                });
+                self.command_to(
+                    worker,
+                    Command::SetVolume {
+                        call: call.0,
+                        talk,
+                        listen,
+                    },
+                );
             }
             Action::ListenVolume(step) => {
                 m.listen_volume = volume(m.listen_volume, step);
                 let (talk, listen) = (None, Some(m.listen_volume));
-                self.workers[worker].send(Command::SetVolume {
-                    call: call.0,
-                    talk,
-                    listen,
-                });
+                self.command_to(
+                    worker,
+                    Command::SetVolume {
+                        call: call.0,
+                        talk,
+                        listen,
+                    },
+                );
             }
-            Action::Lock => self.set_locked(id, !locked),
-            Action::Hangup => self.hang_up(call).await,
+            Action::Lock => self.set_locked(id, !locked, now),
+            Action::Hangup => self.hang_up(call, now),
         }
     }
 
@@ -431,8 +440,8 @@ impl Calls {
         &mut self,
         id: &ConfRef,
         call: CallId,
-        mute: Option<bool>,
-        deaf: Option<bool>,
+        (mute, deaf): (Option<bool>, Option<bool>),
+        now: Instant,
     ) {
         let Some(m) = self
             .conferences
@@ -468,13 +477,13 @@ impl Calls {
             .collect();
         self.play(id, PlayTarget::Call(call.0), &media);
         for (_, event) in changes {
-            self.publish(id, event, Some(call));
+            self.publish(id, event, Some(call), now);
         }
     }
 
     /// A member left (hung up, kicked, timed out): exit sounds, hold music for one left
     /// alone, and the end of the conference when its last `endconf` member goes.
-    pub(super) async fn member_left(&mut self, id: &ConfRef, call: CallId) {
+    pub(super) fn member_left(&mut self, id: &ConfRef, call: CallId, now: Instant) {
         // The leaver is described while still listed; the event counts it out.
         let leaver = self
             .conferences
@@ -486,31 +495,29 @@ impl Calls {
         let Some(gone) = live.members.remove(&call) else {
             return;
         };
-        self.publish_about(id, EventName::DelMember, leaver);
+        self.publish_about(id, EventName::DelMember, leaver, now);
         let Some(live) = self.conferences.get_mut(id) else {
             return;
         };
         if live.members.is_empty() {
             // The webhook dispatcher forgets the hook on this event, after delivering.
-            self.publish(id, EventName::ConferenceDestroy, None);
+            self.publish(id, EventName::ConferenceDestroy, None, now);
             self.conferences.remove(id);
-            self.count();
             tracing::info!(conference = %id, "conference closed");
             return;
         }
         if gone.flags.endconf && !live.has_endconf() {
             let grace = Duration::from_secs(live.doc.end_conference_duration_s().unwrap_or(0));
-            live.ending_at = Some(Instant::now() + grace);
+            live.ending_at = Some(now + grace);
         }
         let key = live.key;
-        self.count();
         self.play(id, PlayTarget::Conference(key), &gone.exit_sounds);
         self.alone_or_together(id);
     }
 
     /// Ends conferences whose grace time after the last `endconf` member ran out, and
     /// fires caller-control timeouts (a binding that is a prefix of another).
-    pub(super) async fn conference_timers(&mut self, now: Instant) {
+    pub(super) fn conference_timers(&mut self, now: Instant) {
         let ending: Vec<ConfRef> = self
             .conferences
             .iter()
@@ -521,7 +528,7 @@ impl Calls {
             tracing::info!(conference = %id, "the last endconf member left: ending");
             let calls: Vec<CallId> = self.conferences[&id].members.keys().copied().collect();
             for call in calls {
-                self.hang_up(call).await;
+                self.hang_up(call, now);
             }
         }
         let mut fired = Vec::new();
@@ -535,7 +542,7 @@ impl Calls {
             }
         }
         for (id, call, action) in fired {
-            self.apply_control(&id, call, action).await;
+            self.apply_control(&id, call, action, now);
         }
     }
 }

@@ -3,24 +3,25 @@
 
 use serde_json::Value;
 
-use super::Calls;
+use super::output::Output;
+use super::plane::CallPlane;
 use crate::conference::document::ConferenceDoc;
-use crate::sounds::Scope;
 
-impl Calls {
-    /// Starts fetching every URL the document names (prompts, tones, profile sounds).
-    pub(super) fn prefetch_doc(&self, doc: &ConferenceDoc) {
-        let scope = Scope {
-            language: doc.language().unwrap_or("en"),
-            account: &self.account,
-        };
+impl CallPlane {
+    /// Asks for every URL the document names (prompts, tones, profile sounds) to be fetched.
+    pub(super) fn prefetch_doc(&mut self, doc: &ConferenceDoc) {
         let mut urls = Vec::new();
         for value in doc.json().values() {
             collect_urls(value, &mut urls);
         }
-        for url in urls {
-            self.sounds.prefetch(url, scope);
+        if urls.is_empty() {
+            return;
         }
+        self.push(Output::Prefetch {
+            media: urls.into_iter().map(str::to_string).collect(),
+            language: doc.language().unwrap_or("en").to_string(),
+            account: self.settings.account.clone(),
+        });
     }
 }
 

@@ -6,6 +6,7 @@
 
 use super::document::ConferenceDoc;
 use super::settings::ConferencesConfig;
+use super::vocabulary::{Action, valid_digits};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -22,92 +23,6 @@ const DEFAULT_GROUP: [(&str, &str); 7] = [
     ("*6", "deaf off"),
     ("#", "hangup"),
 ];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Toggle {
-    Toggle,
-    On,
-    Off,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    Up,
-    /// `equ` for energy, `zero` for volumes.
-    Reset,
-    Down,
-}
-
-/// A caller-control action. Kazoo's `transfer`, `execute_application` and `event` need a
-/// dialplan Chorus has not: they are refused (a validation error naming the value).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Mute(Toggle),
-    Deaf(Toggle),
-    DeafMute,
-    Energy(Step),
-    TalkVolume(Step),
-    ListenVolume(Step),
-    Lock,
-    Hangup,
-}
-
-impl Action {
-    /// The accepted action strings (for `enum` validation errors).
-    pub const VOCABULARY: [&'static str; 18] = [
-        "mute",
-        "mute on",
-        "mute off",
-        "deaf",
-        "deaf on",
-        "deaf off",
-        "deaf mute",
-        "energy up",
-        "energy equ",
-        "energy dn",
-        "vol talk up",
-        "vol talk zero",
-        "vol talk dn",
-        "vol listen up",
-        "vol listen zero",
-        "vol listen dn",
-        "lock",
-        "hangup",
-    ];
-
-    /// Parses an action string; `None` if it is not in the vocabulary.
-    pub fn parse(s: &str) -> Option<Action> {
-        let words: Vec<&str> = s.split_whitespace().collect();
-        let step = |w: &str, reset: &str| match w {
-            "up" => Some(Step::Up),
-            "dn" => Some(Step::Down),
-            w if w == reset => Some(Step::Reset),
-            _ => None,
-        };
-        Some(match words.as_slice() {
-            ["mute"] => Action::Mute(Toggle::Toggle),
-            ["mute", "on"] => Action::Mute(Toggle::On),
-            ["mute", "off"] => Action::Mute(Toggle::Off),
-            ["deaf"] => Action::Deaf(Toggle::Toggle),
-            ["deaf", "on"] => Action::Deaf(Toggle::On),
-            ["deaf", "off"] => Action::Deaf(Toggle::Off),
-            ["deaf", "mute"] => Action::DeafMute,
-            ["energy", w] => Action::Energy(step(w, "equ")?),
-            ["vol", "talk", w] => Action::TalkVolume(step(w, "zero")?),
-            ["vol", "listen", w] => Action::ListenVolume(step(w, "zero")?),
-            ["lock"] => Action::Lock,
-            ["hangup"] => Action::Hangup,
-            _ => return None,
-        })
-    }
-}
-
-/// Binding digits: 1 to 16 of `0-9 * #`.
-pub fn valid_digits(d: &str) -> bool {
-    (1..=16).contains(&d.len())
-        && d.bytes()
-            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
-}
 
 /// One DTMF binding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,6 +163,7 @@ impl DigitMatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conference::vocabulary::{Step, Toggle};
     use serde_json::{Map, json};
 
     fn ms(base: Instant, n: u64) -> Instant {
@@ -257,40 +173,6 @@ mod tests {
     fn default_matcher() -> DigitMatcher {
         let cfg = ConferencesConfig::default();
         DigitMatcher::new(group("default", &ConferenceDoc::default(), &cfg))
-    }
-
-    #[test]
-    fn parses_the_whole_vocabulary() {
-        assert_eq!(Action::parse("mute"), Some(Action::Mute(Toggle::Toggle)));
-        assert_eq!(Action::parse("deaf  off"), Some(Action::Deaf(Toggle::Off)));
-        assert_eq!(Action::parse("deaf mute"), Some(Action::DeafMute));
-        assert_eq!(
-            Action::parse("energy equ"),
-            Some(Action::Energy(Step::Reset))
-        );
-        assert_eq!(
-            Action::parse("vol talk zero"),
-            Some(Action::TalkVolume(Step::Reset))
-        );
-        assert_eq!(
-            Action::parse("vol listen dn"),
-            Some(Action::ListenVolume(Step::Down))
-        );
-        for bad in [
-            "",
-            "mute maybe",
-            "vol talk equ",
-            "energy zero",
-            "explode",
-            "transfer 1000 XML",
-            "execute_application",
-            "event",
-        ] {
-            assert_eq!(Action::parse(bad), None, "{bad}");
-        }
-        for s in &Action::VOCABULARY {
-            assert!(Action::parse(s).is_some(), "{s}");
-        }
     }
 
     #[test]

@@ -19,8 +19,8 @@
 //! Also Chorus's own: `require_moderator_media` (string), played to a member
 //! refused for want of a moderator (§1 step 14; none by default).
 
-use super::controls::Action;
 use super::validation::{Rule, ValidationErrors};
+use super::vocabulary::{Action, Role, ToneSetting, valid_digits};
 use serde_json::{Map, Value, json};
 
 /// The jambonz status hook events (§5.2).
@@ -107,41 +107,6 @@ fn defaults() -> Value {
     })
 }
 
-/// A conference participant's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Member,
-    Moderator,
-}
-
-impl Role {
-    fn key(self) -> &'static str {
-        match self {
-            Role::Member => "member",
-            Role::Moderator => "moderator",
-        }
-    }
-}
-
-/// `play_entry_tone` / `play_exit_tone`: a bool, or a media id, URL or tone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ToneSetting {
-    On,
-    Off,
-    Custom(String),
-}
-
-impl ToneSetting {
-    /// Absent or unreadable means on (§3.1 default true).
-    pub fn from_json(v: Option<&Value>) -> ToneSetting {
-        match v {
-            Some(Value::Bool(false)) => ToneSetting::Off,
-            Some(Value::String(s)) => ToneSetting::Custom(s.clone()),
-            _ => ToneSetting::On,
-        }
-    }
-}
-
 /// A conference document: the raw JSON object with typed accessors.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ConferenceDoc(Map<String, Value>);
@@ -191,7 +156,7 @@ impl ConferenceDoc {
             }
         }
         if let Some(profile) = self.profile() {
-            super::profile::validate(profile, &mut errors);
+            super::profile_keys::validate(profile, &mut errors);
         }
         if let Some(controls) = self.controls() {
             validate_controls(controls, &mut errors);
@@ -479,7 +444,7 @@ fn validate_controls(controls: &Map<String, Value>, errors: &mut ValidationError
                 None => errors.required(&at("action")),
             }
             match b.get("digits") {
-                Some(Value::String(d)) if super::controls::valid_digits(d) => {}
+                Some(Value::String(d)) if valid_digits(d) => {}
                 Some(v) => errors.add(
                     &at("digits"),
                     "pattern",

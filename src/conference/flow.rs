@@ -19,9 +19,10 @@
 //!   `max-members` and lock still refuse a join that races past them;
 //! - a review answer other than `1` (or none) records the name again.
 
-use super::document::{ConferenceDoc, Role, ToneSetting};
+use super::document::ConferenceDoc;
 use super::profile;
 use super::settings::{ConferencesConfig, DIGIT_TIMEOUT_MS};
+use super::vocabulary::{Role, ToneSetting};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 

@@ -21,7 +21,7 @@
 //! 5. **Caller controls.** [`controls::group`] with the profile's
 //!    `caller_controls` (members) or `moderator_controls` (moderators) gives
 //!    the bindings of a [`controls::DigitMatcher`]; feed it the member's
-//!    digits (unless `dist_dtmf`) and apply the [`controls::Action`]s.
+//!    digits (unless `dist_dtmf`) and apply the [`vocabulary::Action`]s.
 //! 6. **API.** [`document::ConferenceDoc`] reads and validates bodies; the
 //!    store validates again inside its write transaction, adding account-wide
 //!    number uniqueness; [`validation::ValidationErrors::to_json`] is the
@@ -31,5 +31,7 @@ pub mod controls;
 pub mod document;
 pub mod flow;
 pub mod profile;
+pub mod profile_keys;
 pub mod settings;
 pub mod validation;
+pub mod vocabulary;

@@ -6,11 +6,15 @@
 //! of its name (`page`, else `default`), so omitting a key keeps Kazoo's
 //! default sound instead of silencing it; set a `*-sound` to `""` for none.
 
-use super::document::{ConferenceDoc, Role, ToneSetting};
+use super::document::ConferenceDoc;
+use super::profile_keys::{
+    CONFERENCE_FLAGS, CONFERENCE_FLAGS_TEXT, MEMBER_FLAGS, MEMBER_FLAGS_TEXT, MIXER_KEYS,
+    flag_list, scalar,
+};
 use super::settings::ConferencesConfig;
-use super::validation::{Rule, ValidationErrors};
+use super::vocabulary::{Role, ToneSetting};
 use mixer::{Profile, ProfileError};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Built-in `default` sounds (§3.2); enter/exit come from the tone overlay.
@@ -24,39 +28,6 @@ const DEFAULT_SOUNDS: [(&str, &str); 9] = [
     ("undeaf-sound", "conf-undeaf"),
     ("member-enter-sound", "conf-joining_conference"),
     ("max-members-sound", "conf-max_participants"),
-];
-
-/// `conference-flags` the engine applies; any other is refused.
-pub const CONFERENCE_FLAGS: [&str; 1] = ["wait-mod"];
-/// `member-flags` the engine applies to every joining member; any other is refused.
-pub const MEMBER_FLAGS: [&str; 5] = ["mute", "deaf", "moderator", "endconf", "dist-dtmf"];
-const CONFERENCE_FLAGS_TEXT: &str = "wait-mod";
-const MEMBER_FLAGS_TEXT: &str = "mute, deaf, moderator, endconf or dist-dtmf";
-
-/// Profile keys the mixer validates, with their schema rule.
-const MIXER_KEYS: [(&str, Rule); 7] = [
-    ("rate", Rule::IntIn(&mixer::profile::RATES)),
-    (
-        "interval",
-        Rule::IntIn(&[10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120]),
-    ),
-    (
-        "energy-level",
-        Rule::Int {
-            min: 0,
-            max: Some(mixer::profile::MAX_ENERGY_LEVEL as i64),
-        },
-    ),
-    (
-        "comfort-noise",
-        Rule::Int {
-            min: 0,
-            max: Some(mixer::profile::MAX_COMFORT_NOISE as i64),
-        },
-    ),
-    ("channels", Rule::IntIn(&[1, 2])),
-    ("announce-count", Rule::Int { min: 2, max: None }),
-    ("max-members", Rule::Int { min: 2, max: None }),
 ];
 
 /// The profile a conference runs with.
@@ -283,56 +254,11 @@ fn known_flags(
         .collect()
 }
 
-fn flag_list(text: &str) -> impl Iterator<Item = &str> {
-    text.split('|').filter(|f| !f.is_empty())
-}
-
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// Schema checks of a doc's inline `profile` (paths `profile.<key>`).
-pub(crate) fn validate(profile: &Map<String, Value>, errors: &mut ValidationErrors) {
-    for (key, value) in profile {
-        let path = ["profile", key.as_str()];
-        let flags = match key.as_str() {
-            "conference-flags" => Some(&CONFERENCE_FLAGS[..]),
-            "member-flags" => Some(&MEMBER_FLAGS[..]),
-            _ => None,
-        };
-        if let (Some(known), Some(text)) = (flags, value.as_str()) {
-            for flag in flag_list(text).filter(|f| !known.contains(f)) {
-                let msg = "Value not found in enumerated list of values";
-                errors.add(&path, "enum", msg, Some(json!(known)), Some(json!(flag)));
-            }
-            continue;
-        }
-        match MIXER_KEYS.iter().find(|(k, _)| k == key) {
-            Some((_, rule)) => rule.check(&path, value, errors),
-            None if key.ends_with("-sound")
-                || key.ends_with("-controls")
-                || key.ends_with("-flags") =>
-            {
-                Rule::Str { min: 0, max: 2048 }.check(&path, value, errors)
-            }
-            None if scalar(value).is_none() => {
-                errors.type_error(&path, "string", value);
-            }
-            None => {}
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::conference::settings::{ENTRY_TONE, EXIT_TONE};
-    use serde_json::json;
+    use serde_json::{Map, json};
 
     fn doc(v: Value) -> ConferenceDoc {
         ConferenceDoc::from_map(v.as_object().cloned().unwrap_or_default())

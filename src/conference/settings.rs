@@ -1,7 +1,7 @@
 //! The `conferences` config category (spec §3.2): the account's document over
 //! the system's, each key falling back to the documented default.
 
-use super::document::Role;
+use super::vocabulary::Role;
 use serde_json::{Map, Value};
 
 /// §1 step 12 default entry tone (members and moderators).

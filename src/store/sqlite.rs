@@ -352,11 +352,11 @@ fn stored(id: String, revision: i64, text: &str) -> Result<StoredConference, Sto
 mod tests {
     use super::*;
     use crate::conference::controls;
-    use crate::conference::document::Role;
     use crate::conference::flow::{
         CallflowOptions, ConferenceState, Flow, FlowAction, FlowSetup, Target,
     };
     use crate::conference::profile;
+    use crate::conference::vocabulary::Role;
     use serde_json::json;
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,360 @@
+//! Answering a call: route the dialed number (a store request), take an RTP port pair
+//! (none free: 503), answer the SDP offer (or offer in the 200 and take the answer from the
+//! ACK), put the media in the lobby, and from the ACK start the caller flow. Re-INVITEs
+//! update hold and codec.
+
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use crate::conference::document::ConferenceDoc;
+use crate::conference::flow::{CallflowOptions, Flow, FlowSetup, Target};
+use crate::conference::settings::ConferencesConfig;
+use crate::media::leg::{LegConfig, LegLimits};
+use crate::media::worker::Command;
+use crate::sdp::{Direction, Negotiated, SdpError, SdpSession};
+use crate::sip::{Body, CallId};
+
+use super::output::{MediaCommand, Output, Ports, SipAction, StoreQuery, StoreRequest};
+use super::plane::{
+    Answering, Call, CallPlane, CallerFlow, Lookup, Party, Stage, is_sdp, sdp_body,
+};
+
+/// Retry-After of the 503 an INVITE gets when no RTP port pair is free (seconds).
+const PORTS_BUSY_RETRY_AFTER: &str = "10";
+
+impl CallPlane {
+    pub(super) fn on_invite(
+        &mut self,
+        call: CallId,
+        party: Party,
+        number: String,
+        offer: Option<Body>,
+    ) {
+        let id = self.new_id();
+        self.lookups.insert(id, (call, Lookup::Route));
+        let account = self.settings.account.clone();
+        let query = StoreQuery::Route {
+            number: number.clone(),
+        };
+        let setup = None;
+        self.answering.insert(
+            call,
+            Answering {
+                party,
+                number,
+                offer,
+                setup,
+            },
+        );
+        self.push(Output::Store(StoreRequest { id, account, query }));
+    }
+
+    /// The store answered the route lookup (`None`: it failed).
+    pub(super) fn on_routed(
+        &mut self,
+        call: CallId,
+        answer: Option<(ConferencesConfig, Vec<(String, ConferenceDoc)>)>,
+    ) {
+        let Some(number) = self.answering.get(&call).map(|a| a.number.clone()) else {
+            return;
+        };
+        let setup = answer.and_then(|(config, found)| self.route(&number, config, found));
+        let Some(setup) = setup else {
+            tracing::info!(%number, "rejected: no such conference");
+            return self.reject(call, 404, "Not Found", Vec::new());
+        };
+        if let Target::Conference { doc, .. } = &setup.target {
+            self.prefetch_doc(doc);
+        }
+        if let Some(a) = self.answering.get_mut(&call) {
+            a.setup = Some(Box::new(setup));
+            self.push(Output::AllocatePorts { call });
+        }
+    }
+
+    /// Where a dialed number leads: a conference document's number, the service number
+    /// (asks for a conference number), or an ad-hoc conference named after the number.
+    fn route(
+        &self,
+        number: &str,
+        config: ConferencesConfig,
+        found: Vec<(String, ConferenceDoc)>,
+    ) -> Option<FlowSetup> {
+        let setup = |target, dialed, callflow| FlowSetup {
+            target,
+            dialed,
+            callflow,
+            config,
+            name_media: None,
+        };
+        if self.settings.service_number.as_deref() == Some(number) {
+            return Some(setup(Target::ServiceMode, None, CallflowOptions::default()));
+        }
+        if let [(id, doc)] = found.as_slice() {
+            let options = CallflowOptions::for_doc(doc);
+            let target = Target::Conference {
+                id: id.clone(),
+                doc: doc.clone(),
+            };
+            return Some(setup(target, Some(number.to_string()), options));
+        }
+        let doc = (self.settings.adhoc && found.is_empty()).then(|| adhoc_doc(number))??;
+        let options = CallflowOptions::for_doc(&doc);
+        let target = Target::Conference {
+            id: number.to_string(),
+            doc,
+        };
+        Some(setup(target, None, options))
+    }
+
+    /// The shell's answer to [`Output::AllocatePorts`]: the call is answered with SDP.
+    pub fn handle_ports(&mut self, call: CallId, ports: Ports) {
+        if self.answering.get(&call).is_none_or(|a| a.setup.is_none()) {
+            return;
+        }
+        let local = match ports {
+            Ok(local) => local,
+            Err(e) => {
+                tracing::warn!(%call, error = %e, "rejected: no RTP port");
+                let retry = vec![("Retry-After", PORTS_BUSY_RETRY_AFTER.to_string())];
+                return self.reject(call, 503, "Service Unavailable", retry);
+            }
+        };
+        let Some(Answering {
+            party,
+            offer,
+            setup: Some(setup),
+            ..
+        }) = self.answering.remove(&call)
+        else {
+            return;
+        };
+        let config = setup.config.clone();
+        let mut sdp = SdpSession::new(self.settings.policy.clone(), local, random());
+        let worker = self.worker_for(&setup.target);
+        let new = |sdp, stage| Call {
+            party,
+            acked: false,
+            sdp,
+            worker,
+            rate: 8000,
+            stage,
+            config,
+            name_file: None,
+        };
+        let Some(offer) = offer.filter(is_sdp) else {
+            let offer = sdp.offer(Direction::SendRecv);
+            self.calls
+                .insert(call, new(sdp, Stage::AwaitingAnswer(setup)));
+            return self.respond(call, false, Some(sdp_body(offer)));
+        };
+        match sdp.answer(&String::from_utf8_lossy(&offer.bytes)) {
+            Ok((neg, answer)) => {
+                let flow = Box::new(CallerFlow::new(Flow::new(*setup)));
+                self.calls.insert(call, new(sdp, Stage::Flow(flow)));
+                self.respond(call, false, Some(sdp_body(answer)));
+                self.start_media(call, &neg);
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "rejected: SDP");
+                self.reject_sdp(call, &e, false);
+                let name_file = None;
+                self.push(Output::Released { call, name_file });
+            }
+        }
+    }
+
+    /// The call's media enters its worker's lobby: it receives at once (a phone sends as
+    /// soon as it sees the 200) and sends from the ACK on.
+    fn start_media(&mut self, call: CallId, neg: &Negotiated) {
+        let limits = self.settings.limits;
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        c.rate = neg.codec.pcm_rate();
+        tracing::info!(call = %c.party.sip_call_id, codec = ?neg.codec, ptime = neg.ptime_ms, "answered");
+        let (worker, source) = (c.worker, c.party.source);
+        let lobby = MediaCommand::Lobby {
+            call: call.0,
+            rtcp_mux: neg.rtcp_mux,
+            leg: Box::new(leg_config(neg, source, limits)),
+        };
+        self.media(worker, lobby);
+        if neg.on_hold() {
+            self.command_to(
+                worker,
+                Command::Update {
+                    call: call.0,
+                    leg: Box::new(leg_config(neg, source, limits)),
+                    held: true,
+                },
+            );
+        }
+    }
+
+    /// The 200's ACK: media may flow to the caller, and the caller flow starts (its first
+    /// prompt is heard from the start).
+    fn confirm(&mut self, call: CallId, now: Instant) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        c.acked = true;
+        self.command(call, Command::Confirm { call: call.0 });
+        self.with_flow(call, now, |f, now| f.on_answered(now));
+    }
+
+    pub(super) fn on_ack(&mut self, call: CallId, body: Option<Body>, now: Instant) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let answer = body
+            .filter(is_sdp)
+            .map(|b| String::from_utf8_lossy(&b.bytes).into_owned());
+        let awaiting = matches!(c.stage, Stage::AwaitingAnswer(..));
+        let first = !c.acked;
+        let Some(answer) = answer else {
+            if awaiting {
+                tracing::info!(call = %c.party.sip_call_id, "no SDP answer in the ACK");
+                return self.hang_up(call, now);
+            }
+            if first {
+                self.confirm(call, now);
+            }
+            return;
+        };
+        let neg = match c.sdp.accept_answer(&answer) {
+            Ok(neg) => neg,
+            Err(e) => {
+                tracing::info!(call = %c.party.sip_call_id, error = %e, "unusable SDP answer in the ACK");
+                return self.hang_up(call, now);
+            }
+        };
+        if !awaiting {
+            self.update_media(call, &neg);
+        } else if let Stage::AwaitingAnswer(setup) =
+            std::mem::replace(&mut c.stage, Stage::Member(Default::default()))
+        {
+            c.stage = Stage::Flow(Box::new(CallerFlow::new(Flow::new(*setup))));
+            self.start_media(call, &neg);
+        }
+        if first {
+            self.confirm(call, now);
+        }
+    }
+
+    pub(super) fn on_reinvite(&mut self, call: CallId, body: Option<Body>) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if matches!(c.stage, Stage::AwaitingAnswer(..)) {
+            return self.sip(SipAction::Reject {
+                call,
+                reinvite: true,
+                status: 491,
+                reason: "Request Pending",
+                headers: Vec::new(),
+            });
+        }
+        let Some(offer) = body.filter(is_sdp) else {
+            // An offerless re-INVITE: we offer, the ACK answers.
+            let offer = c.sdp.offer(Direction::SendRecv);
+            return self.respond(call, true, Some(sdp_body(offer)));
+        };
+        match c.sdp.answer(&String::from_utf8_lossy(&offer.bytes)) {
+            Ok((neg, answer)) => {
+                tracing::info!(call = %c.party.sip_call_id, hold = neg.on_hold(), codec = ?neg.codec, "re-INVITE");
+                self.update_media(call, &neg);
+                self.respond(call, true, Some(sdp_body(answer)));
+            }
+            Err(e) => self.reject_sdp(call, &e, true),
+        }
+    }
+
+    fn update_media(&mut self, call: CallId, neg: &Negotiated) {
+        let limits = self.settings.limits;
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        c.rate = neg.codec.pcm_rate();
+        let leg = Box::new(leg_config(neg, c.party.source, limits));
+        let held = neg.on_hold();
+        self.command(
+            call,
+            Command::Update {
+                call: call.0,
+                leg,
+                held,
+            },
+        );
+    }
+
+    fn respond(&mut self, call: CallId, reinvite: bool, body: Option<Body>) {
+        self.sip(SipAction::Respond {
+            call,
+            reinvite,
+            status: 200,
+            reason: "OK",
+            body,
+        });
+    }
+
+    fn reject_sdp(&mut self, call: CallId, e: &SdpError, reinvite: bool) {
+        let headers = vec![("Warning", e.warning(&self.settings.host))];
+        self.sip(SipAction::Reject {
+            call,
+            reinvite,
+            status: 488,
+            reason: "Not Acceptable Here",
+            headers,
+        });
+    }
+}
+
+/// An ad-hoc conference: no document, so no numbers, PINs or welcome; callers join unmuted
+/// (Kazoo's `join_muted` default only applies to documents created through the API).
+fn adhoc_doc(name: &str) -> Option<ConferenceDoc> {
+    let plausible = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b));
+    let doc = serde_json::json!({"name": name, "play_welcome": false});
+    let serde_json::Value::Object(map) = doc else {
+        return None;
+    };
+    plausible.then(|| ConferenceDoc::from_map(map))
+}
+
+fn leg_config(neg: &Negotiated, sip_source: IpAddr, limits: LegLimits) -> LegConfig {
+    LegConfig {
+        sip_source: Some(sip_source),
+        limits,
+        ..LegConfig::from_negotiated(neg, random() as u32)
+    }
+}
+
+/// A random 64-bit value (SSRCs, SDP session ids) from the hasher's per-process random keys.
+fn random() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    std::collections::hash_map::RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conference::vocabulary::Role;
+
+    #[test]
+    fn adhoc_names_are_plausible_numbers_or_names() {
+        assert!(adhoc_doc("4242").is_some());
+        assert!(adhoc_doc("team-standup").is_some());
+        assert!(adhoc_doc("").is_none());
+        assert!(adhoc_doc("a b").is_none());
+        assert!(adhoc_doc(&"9".repeat(65)).is_none());
+        let doc = adhoc_doc("4242").unwrap();
+        assert!(!doc.play_welcome());
+        assert!(!doc.join_muted(Role::Member));
+    }
+}

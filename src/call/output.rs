@@ -1,0 +1,132 @@
+//! What the call plane asks of the world: the outputs its shell carries out. Work that
+//! needs the world back (a store lookup, an RTP port pair, a recorded name on disk) is a
+//! request the shell answers with the matching `handle_*` input.
+
+use std::net::SocketAddr;
+
+use crate::api::events::ConferenceEvent;
+use crate::api::webhooks::StatusHook;
+use crate::conference::document::ConferenceDoc;
+use crate::conference::settings::ConferencesConfig;
+use crate::media::leg::LegConfig;
+use crate::media::worker::{CallKey, Command, Target};
+use crate::sip::{Body, CallId};
+
+pub enum Output {
+    Sip(SipAction),
+    /// A command for media worker `worker`.
+    Media {
+        worker: usize,
+        command: MediaCommand,
+    },
+    /// Answer with [`super::CallPlane::handle_store_answer`].
+    Store(StoreRequest),
+    /// Bind an RTP/RTCP port pair for the call; answer with
+    /// [`super::CallPlane::handle_ports`].
+    AllocatePorts {
+        call: CallId,
+    },
+    /// Keep a recorded name as a file; answer with [`super::CallPlane::handle_name_saved`].
+    SaveName {
+        call: CallId,
+        account: String,
+        rate: u32,
+        pcm: Vec<i16>,
+    },
+    /// Start fetching media (URLs) before they are played.
+    Prefetch {
+        media: Vec<String>,
+        language: String,
+        account: String,
+    },
+    /// For WebSocket subscribers and status webhooks.
+    Event(Box<ConferenceEvent>),
+    /// The conference's status hook (jambonz statusHook).
+    Hook {
+        account: String,
+        id: String,
+        hook: StatusHook,
+    },
+    /// The call is gone: its unused port pair and its recorded name can go too.
+    Released {
+        call: CallId,
+        name_file: Option<String>,
+    },
+}
+
+/// SIP requests and responses, as [`crate::sip::SipHandle`] sends them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SipAction {
+    Respond {
+        call: CallId,
+        reinvite: bool,
+        status: u16,
+        reason: &'static str,
+        body: Option<Body>,
+    },
+    Reject {
+        call: CallId,
+        reinvite: bool,
+        status: u16,
+        reason: &'static str,
+        headers: Vec<(&'static str, String)>,
+    },
+    Bye {
+        call: CallId,
+    },
+}
+
+/// A worker command, or one the shell completes with what it owns: the port pair of a
+/// call entering the lobby, the sound source of a playback.
+pub enum MediaCommand {
+    Lobby {
+        call: CallKey,
+        rtcp_mux: bool,
+        leg: Box<LegConfig>,
+    },
+    Play {
+        target: Target,
+        id: u64,
+        sound: Sound,
+    },
+    Do(Command),
+}
+
+/// A playback to open: `media` in turn, then `looping` for as long as it plays. One that
+/// cannot be opened is answered with a [`crate::media::worker::Report::PlaybackDone`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sound {
+    pub media: Vec<String>,
+    pub looping: Option<String>,
+    pub language: String,
+    pub account: String,
+    /// PCM rate of the mixer it plays in.
+    pub rate: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreRequest {
+    pub id: u64,
+    pub account: String,
+    pub query: StoreQuery,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreQuery {
+    /// The `conferences` config and the documents with this number.
+    Route { number: String },
+    /// The documents with this number.
+    FindByNumber { number: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreAnswer {
+    Route {
+        config: ConferencesConfig,
+        found: Vec<(String, ConferenceDoc)>,
+    },
+    Found(Vec<(String, ConferenceDoc)>),
+}
+
+/// Where a call's RTP is received: the port pair the shell bound.
+pub type Ports = Result<SocketAddr, String>;

@@ -1,0 +1,502 @@
+//! The call plane's state and its inputs: SIP events, worker reports, store answers and
+//! the clock go in; [`Output`]s and the next timeout come out. No sockets, no files, no
+//! clock of its own.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::{Instant, SystemTime};
+
+use mixer::ConferenceId;
+
+use crate::api::service::ConfRef;
+use crate::conference::flow::{Flow, FlowSetup, JoinDecision, Target};
+use crate::conference::settings::ConferencesConfig;
+use crate::media::leg::LegLimits;
+use crate::media::session::Session;
+use crate::media::worker::{Attach, Command, Report};
+use crate::sdp::{MediaPolicy, SdpSession};
+use crate::sip::{Body, CallId, Event, NameAddr, TerminationReason};
+
+use super::live::Live;
+use super::output::{MediaCommand, Output, SipAction, StoreAnswer};
+
+/// What the call plane is configured with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The account SIP callers belong to (`[conferences] account`).
+    pub account: String,
+    /// Unknown numbers open an ad-hoc conference named after them.
+    pub adhoc: bool,
+    /// The number that asks for a conference number.
+    pub service_number: Option<String>,
+    pub workers: usize,
+    pub policy: MediaPolicy,
+    pub limits: LegLimits,
+    /// Our SIP host, named in SDP Warning headers.
+    pub host: String,
+    /// Conference recordings, a folder per account and conference.
+    pub recordings: std::path::PathBuf,
+}
+
+/// Who placed or took the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// A caller reached us.
+    Inbound,
+    /// We called out (dial-out, issue 9 part 5).
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// The other end of a call.
+#[derive(Debug, Clone)]
+pub struct Party {
+    pub direction: Direction,
+    pub sip_call_id: String,
+    pub from: NameAddr,
+    /// Where its SIP came from: the IP a NAT'd phone's RTP comes from.
+    pub source: IpAddr,
+}
+
+/// An answered call.
+pub(super) struct Call {
+    pub party: Party,
+    /// The ACK of the 200 arrived: media may flow to the caller.
+    pub acked: bool,
+    pub sdp: SdpSession,
+    /// The worker holding the call's media.
+    pub worker: usize,
+    /// The codec's PCM rate: prompts in the lobby play at it.
+    pub rate: u32,
+    pub stage: Stage,
+    /// The config the call was routed with (caller controls come from it).
+    pub config: ConferencesConfig,
+    /// The caller's recorded name, deleted when the call ends.
+    pub name_file: Option<String>,
+}
+
+pub(super) enum Stage {
+    /// We offered in the 200; the ACK brings the answer.
+    AwaitingAnswer(Box<FlowSetup>),
+    /// In the lobby, going through the caller flow.
+    Flow(Box<CallerFlow>),
+    /// Leaving its lobby worker for the conference's.
+    Moving(ConfRef),
+    /// A member of this conference.
+    Member(ConfRef),
+}
+
+/// A call not answered yet.
+pub(super) struct Answering {
+    pub party: Party,
+    pub number: String,
+    pub offer: Option<Body>,
+    /// Routed, waiting for its port pair.
+    pub setup: Option<Box<FlowSetup>>,
+}
+
+/// The flow of one call and what it has in flight.
+pub(super) struct CallerFlow {
+    pub flow: Flow,
+    pub playback: Option<u64>,
+    pub recording: Option<u64>,
+}
+
+/// What a store request in flight was for.
+pub(super) enum Lookup {
+    Route,
+    Find,
+}
+
+pub struct CallPlane {
+    pub(super) settings: Settings,
+    /// The wall clock at a monotonic instant: wall times follow from `now`.
+    epoch: (Instant, SystemTime),
+    /// Calls not answered yet: routing, or waiting for their port pair.
+    pub(super) answering: HashMap<CallId, Answering>,
+    pub(super) calls: HashMap<CallId, Call>,
+    /// Running conferences by account and document id (or ad-hoc name).
+    pub(super) conferences: HashMap<ConfRef, Live>,
+    /// Playbacks and recordings in flight, by id, and the call they belong to.
+    pub(super) playbacks: HashMap<u64, CallId>,
+    pub(super) recordings: HashMap<u64, CallId>,
+    /// Calls detached from their lobby worker, and how they join once adopted.
+    pub(super) moving: HashMap<CallId, (Box<Attach>, Box<JoinDecision>)>,
+    /// The recording running in each conference (API `record start`).
+    pub(super) conference_recordings: HashMap<ConfRef, u64>,
+    /// Store requests in flight.
+    pub(super) lookups: HashMap<u64, (CallId, Lookup)>,
+    outputs: VecDeque<Output>,
+    next_id: u64,
+}
+
+impl CallPlane {
+    pub fn new(settings: Settings, now: Instant, wall: SystemTime) -> Self {
+        CallPlane {
+            settings,
+            epoch: (now, wall),
+            answering: HashMap::new(),
+            calls: HashMap::new(),
+            conferences: HashMap::new(),
+            playbacks: HashMap::new(),
+            recordings: HashMap::new(),
+            moving: HashMap::new(),
+            conference_recordings: HashMap::new(),
+            lookups: HashMap::new(),
+            outputs: VecDeque::new(),
+            next_id: 1,
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    pub fn handle_sip(&mut self, ev: Event, now: Instant) {
+        match ev {
+            Event::Invite {
+                call,
+                call_id,
+                from,
+                request_uri_user,
+                body,
+                source,
+                ..
+            } => {
+                let number = request_uri_user.unwrap_or_default();
+                tracing::info!(call = %call_id, from = %from.uri, %number, "incoming call");
+                let party = Party {
+                    direction: Direction::Inbound,
+                    sip_call_id: call_id,
+                    from,
+                    source: source.ip(),
+                };
+                self.on_invite(call, party, number, body);
+            }
+            Event::Ack { call, body } => self.on_ack(call, body, now),
+            Event::ReInvite { call, body } => self.on_reinvite(call, body),
+            Event::Info { call, body } => {
+                if let Some(digit) = body.as_ref().and_then(super::dtmf_relay::digit) {
+                    self.on_digit(call, digit, now);
+                }
+            }
+            Event::Bye { call } => self.end(call, "caller hung up", now),
+            Event::Cancelled { call } => self.end(call, "caller cancelled", now),
+            Event::Terminated { call, reason } => {
+                let why = match reason {
+                    TerminationReason::AckTimeout => "no ACK",
+                    TerminationReason::ByeCompleted(_) => "hung up",
+                    TerminationReason::ByeTimeout => "BYE unanswered",
+                    TerminationReason::TransportClosed => "connection closed",
+                };
+                self.end(call, why, now);
+            }
+            // Dial-out outcomes: no dial-out yet.
+            Event::Response { .. }
+            | Event::Progress { .. }
+            | Event::Answered { .. }
+            | Event::Rejected { .. } => {}
+        }
+    }
+
+    pub fn handle_report(&mut self, r: Report, now: Instant) {
+        match r {
+            Report::Joined { call, member } => self.on_joined(CallId(call), member.0, now),
+            Report::JoinFailed { call, reason } => {
+                // The flow checks capacity (with its prompt) first; this is a join that raced
+                // past it, or a media failure.
+                tracing::warn!(call, %reason, "could not join the conference");
+                self.hang_up(CallId(call), now);
+            }
+            Report::RtpTimeout { call } => {
+                tracing::info!(call, "RTP timeout: hanging up");
+                self.hang_up(CallId(call), now);
+            }
+            Report::Dtmf { call, digit } => self.on_digit(CallId(call), digit, now),
+            Report::Talking {
+                call,
+                talking,
+                energy,
+            } => self.on_talking(CallId(call), talking, energy, now),
+            Report::Detached { call, session } => self.on_detached(CallId(call), session, now),
+            Report::PlaybackDone { id, stopped } => self.on_playback_done(id, stopped, now),
+            Report::Recorded {
+                id,
+                call,
+                rate,
+                pcm,
+            } => self.on_recorded(id, CallId(call), rate, pcm, now),
+            Report::Left { .. } | Report::RecordingDone { .. } | Report::RecordingFailed { .. } => {
+            }
+        }
+    }
+
+    /// The answer to [`Output::Store`] request `id`; `Err` is the store's error, logged.
+    pub fn handle_store_answer(
+        &mut self,
+        id: u64,
+        answer: Result<StoreAnswer, String>,
+        now: Instant,
+    ) {
+        let Some((call, lookup)) = self.lookups.remove(&id) else {
+            return;
+        };
+        let answer = answer.map_err(|e| tracing::error!(error = %e, "store"));
+        match (lookup, answer) {
+            (Lookup::Route, Ok(StoreAnswer::Route { config, found })) => {
+                self.on_routed(call, Some((config, found)));
+            }
+            (Lookup::Route, _) => self.on_routed(call, None),
+            (Lookup::Find, answer) => {
+                let found = match answer {
+                    Ok(StoreAnswer::Found(found)) => found,
+                    _ => Vec::new(),
+                };
+                self.with_flow(call, now, |f, now| f.on_lookup(now, found));
+            }
+        }
+    }
+
+    /// The earliest timer of any caller flow, caller control or ending conference.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let flows = self.calls.values().filter_map(|c| match &c.stage {
+            Stage::Flow(f) => f.flow.poll_timeout(),
+            _ => None,
+        });
+        let confs = self.conferences.values().flat_map(|l| {
+            l.members
+                .values()
+                .filter_map(|m| m.controls.poll_timeout())
+                .chain(l.ending_at)
+        });
+        flows.chain(confs).min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| match &c.stage {
+                Stage::Flow(f) => f.flow.poll_timeout().is_some_and(|t| t <= now),
+                _ => false,
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for call in due {
+            self.with_flow(call, now, |f, now| f.handle_timeout(now));
+        }
+        self.conference_timers(now);
+    }
+
+    /// Shutdown: hangs up every call, answered or not.
+    pub fn hang_up_all(&mut self, now: Instant) {
+        let calls: Vec<CallId> = self.calls.keys().copied().collect();
+        tracing::info!(calls = calls.len(), "shutting down: hanging up every call");
+        for call in calls {
+            self.hang_up(call, now);
+        }
+        let unanswered: Vec<CallId> = self.answering.keys().copied().collect();
+        for call in unanswered {
+            self.reject(call, 503, "Service Unavailable", Vec::new());
+        }
+    }
+
+    /// No call left.
+    pub fn is_idle(&self) -> bool {
+        self.calls.is_empty() && self.answering.is_empty()
+    }
+
+    /// Running conferences and their members, for the gauges.
+    pub fn gauges(&self) -> (usize, usize) {
+        let members = self.conferences.values().map(|l| l.members.len()).sum();
+        (self.conferences.len(), members)
+    }
+
+    pub(super) fn push(&mut self, output: Output) {
+        self.outputs.push_back(output);
+    }
+
+    pub(super) fn sip(&mut self, action: SipAction) {
+        self.push(Output::Sip(action));
+    }
+
+    pub(super) fn media(&mut self, worker: usize, command: MediaCommand) {
+        self.push(Output::Media { worker, command });
+    }
+
+    /// Sends a plain command to worker `worker`.
+    pub(super) fn command_to(&mut self, worker: usize, command: Command) {
+        self.media(worker, MediaCommand::Do(command));
+    }
+
+    /// Sends a command to the worker holding the call's media.
+    pub(super) fn command(&mut self, call: CallId, command: Command) {
+        if let Some(worker) = self.calls.get(&call).map(|c| c.worker) {
+            self.command_to(worker, command);
+        }
+    }
+
+    /// The wall clock at `now`.
+    pub(super) fn wall(&self, now: Instant) -> SystemTime {
+        let (mono, wall) = self.epoch;
+        wall + now.saturating_duration_since(mono)
+    }
+
+    pub(super) fn new_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub(super) fn conference_key(&mut self) -> ConferenceId {
+        // Below 2^63: the workers' lobbies use the top bit.
+        ConferenceId(self.new_id())
+    }
+
+    pub(super) fn worker_for(&self, target: &Target) -> usize {
+        match target {
+            Target::Conference { id, .. } => self.worker_of(id),
+            Target::ServiceMode => 0,
+        }
+    }
+
+    /// A conference always lives on the worker its id hashes to, so callers routed to it
+    /// wait in that worker's lobby and join without moving.
+    pub(super) fn worker_of(&self, conference: &str) -> usize {
+        (stable_hash(conference) % self.settings.workers.max(1) as u64) as usize
+    }
+
+    /// A conference SIP callers reach: they all belong to `[conferences] account`.
+    pub(super) fn sip_conference(&self, id: &str) -> ConfRef {
+        ConfRef {
+            account: self.settings.account.clone(),
+            id: id.to_string(),
+        }
+    }
+
+    /// Forgets a call the SIP side has ended and takes it out of its conference.
+    pub(super) fn end(&mut self, call: CallId, why: &str, now: Instant) {
+        if let Some(a) = self.answering.remove(&call) {
+            tracing::info!(call = %a.party.sip_call_id, "{why}");
+            self.lookups.retain(|_, (owner, _)| *owner != call);
+            let name_file = None;
+            return self.push(Output::Released { call, name_file });
+        }
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
+        tracing::info!(call = %c.party.sip_call_id, "{why}");
+        // Out of its conference first, while the call can still be described in events.
+        if let Stage::Member(conf) | Stage::Moving(conf) = &c.stage {
+            let conf = conf.clone();
+            self.member_left(&conf, call, now);
+        }
+        let Some(c) = self.calls.remove(&call) else {
+            return;
+        };
+        self.lookups.retain(|_, (owner, _)| *owner != call);
+        if !matches!(c.stage, Stage::AwaitingAnswer(..)) {
+            self.command_to(c.worker, Command::Leave { call: call.0 });
+        }
+        self.moving.remove(&call);
+        self.playbacks.retain(|_, owner| *owner != call);
+        self.recordings.retain(|_, owner| *owner != call);
+        let name_file = c.name_file;
+        self.push(Output::Released { call, name_file });
+    }
+
+    pub(super) fn hang_up(&mut self, call: CallId, now: Instant) {
+        if self.calls.contains_key(&call) {
+            self.sip(SipAction::Bye { call });
+        }
+        self.end(call, "hung up by the server", now);
+    }
+
+    /// A final non-2xx answer to an unanswered INVITE: the call is gone.
+    pub(super) fn reject(
+        &mut self,
+        call: CallId,
+        status: u16,
+        reason: &'static str,
+        headers: Vec<(&'static str, String)>,
+    ) {
+        let reinvite = false;
+        self.sip(SipAction::Reject {
+            call,
+            reinvite,
+            status,
+            reason,
+            headers,
+        });
+        if self.answering.remove(&call).is_some() {
+            self.lookups.retain(|_, (owner, _)| *owner != call);
+            let name_file = None;
+            self.push(Output::Released { call, name_file });
+        }
+    }
+
+    fn on_digit(&mut self, call: CallId, digit: char, now: Instant) {
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
+        tracing::debug!(call = %c.party.sip_call_id, %digit, "DTMF");
+        match &c.stage {
+            Stage::Flow(_) => self.with_flow(call, now, |f, now| f.on_digit(now, digit)),
+            Stage::Member(conf) => {
+                let conf = conf.clone();
+                self.member_digit(&conf, call, digit, now);
+            }
+            Stage::AwaitingAnswer(..) | Stage::Moving(_) => {}
+        }
+    }
+
+    /// The lobby worker let go of a moving call: the conference's worker takes it in.
+    fn on_detached(&mut self, call: CallId, session: Box<Session>, now: Instant) {
+        let Some((attach, decision)) = self.moving.remove(&call) else {
+            return;
+        };
+        let Some(Stage::Moving(id)) = self.calls.get(&call).map(|c| &c.stage) else {
+            return;
+        };
+        let id = id.clone();
+        let Some(worker) = self.conferences.get(&id).map(|l| l.worker) else {
+            return self.hang_up(call, now);
+        };
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.worker = worker;
+            c.stage = Stage::Member(id.clone());
+        }
+        self.command_to(worker, Command::Adopt { session, attach });
+        self.after_join(&id, call, &decision);
+    }
+}
+
+/// An SDP body.
+pub(super) fn sdp_body(text: String) -> Body {
+    Body {
+        content_type: SDP.into(),
+        bytes: text.into_bytes(),
+    }
+}
+
+pub(super) fn is_sdp(b: &Body) -> bool {
+    b.content_type.eq_ignore_ascii_case(SDP)
+}
+
+const SDP: &str = "application/sdp";
+
+/// The same value for the same string in every run (worker placement must not depend on
+/// the process's random hash keys).
+fn stable_hash(s: &str) -> u64 {
+    // FNV-1a.
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}

@@ -1,0 +1,465 @@
+//! The call plane's async shell: it feeds the [`CallPlane`] SIP events, worker reports, API
+//! requests and the clock, and carries out its outputs: SIP actions through the SIP task,
+//! commands to the media workers, store lookups, RTP port pairs, sounds and recorded names
+//! on disk. Documents (API CRUD) and recording files are served here, from the store and
+//! the disk, with the live state the plane reports.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::api::events::ConferenceEvent;
+use crate::api::metrics::Metrics;
+use crate::api::service::{
+    self as svc, ConfRef, ConferenceAction, ParticipantAction, RecordAction, Request, ServiceError,
+};
+use crate::api::webhooks::Webhooks;
+use crate::config::Config;
+use crate::media::ports::{PortPool, RtpSockets};
+use crate::media::worker::{Command, Lobby, Report, WorkerHandle};
+use crate::sip::{CallId, Event, SipHandle};
+use crate::sounds::{Refused, Scope, Sounds};
+use crate::store::{Store, StoreError};
+
+use super::api::recording_dir;
+use super::output::{MediaCommand, Output, SipAction, Sound, StoreAnswer, StoreQuery};
+use super::plane::{CallPlane, Settings};
+
+/// What the API side needs: where to publish, hooks to register, gauges to keep.
+pub struct ApiLink {
+    pub events: broadcast::Sender<ConferenceEvent>,
+    pub webhooks: Webhooks,
+    pub metrics: Arc<Metrics>,
+    /// Conference recordings, a folder per conference.
+    pub recordings: PathBuf,
+}
+
+pub struct Calls {
+    plane: CallPlane,
+    sip: SipHandle,
+    workers: Vec<WorkerHandle>,
+    ports: PortPool,
+    /// Port pairs bound for calls whose media has not entered a worker yet.
+    sockets: HashMap<CallId, RtpSockets>,
+    store: Arc<dyn Store>,
+    sounds: Sounds,
+    /// Recorded names live here, a folder per account, until their call ends.
+    names: PathBuf,
+    api: ApiLink,
+}
+
+impl Calls {
+    pub fn new(
+        config: &Config,
+        sip: SipHandle,
+        workers: Vec<WorkerHandle>,
+        store: Arc<dyn Store>,
+        names: PathBuf,
+        api: ApiLink,
+    ) -> Self {
+        let ip = config.sip.listen.ip();
+        let settings = Settings {
+            account: config.conferences.account.clone(),
+            adhoc: config.conferences.adhoc,
+            service_number: Some(config.conferences.service_number.clone())
+                .filter(|n| !n.is_empty()),
+            workers: workers.len(),
+            policy: crate::sdp::MediaPolicy {
+                codecs: config.rtp.codecs.iter().map(|&c| c.into()).collect(),
+                ptime_ms: config.rtp.ptime_ms,
+                dtmf: true,
+            },
+            limits: config.rtp.leg_limits(),
+            host: ip.to_string(),
+            recordings: api.recordings.clone(),
+        };
+        Calls {
+            plane: CallPlane::new(settings, Instant::now(), SystemTime::now()),
+            sip,
+            workers,
+            ports: PortPool::new(ip, config.rtp.ports.0.clone()),
+            sockets: HashMap::new(),
+            store,
+            sounds: Sounds::new(&config.sounds, &config.conferences.prompts, &names),
+            names,
+            api,
+        }
+    }
+
+    /// Runs until `shutdown` fires, then hangs up every call and waits (bounded) for the
+    /// BYEs to complete.
+    pub async fn run(
+        mut self,
+        mut sip_events: mpsc::Receiver<Event>,
+        mut reports: mpsc::UnboundedReceiver<Report>,
+        mut requests: mpsc::Receiver<Request>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            let timer = self.plane.poll_timeout();
+            let far = Instant::now() + Duration::from_secs(86_400);
+            let sleep = tokio::time::sleep_until(timer.unwrap_or(far).into());
+            tokio::select! {
+                Some(ev) = sip_events.recv() => self.plane.handle_sip(ev, Instant::now()),
+                Some(r) = reports.recv() => self.plane.handle_report(r, Instant::now()),
+                Some(r) = requests.recv() => self.on_request(r),
+                () = sleep, if timer.is_some() => self.plane.handle_timeout(Instant::now()),
+                () = &mut shutdown => break,
+            }
+            self.carry_out().await;
+        }
+        self.plane.hang_up_all(Instant::now());
+        self.carry_out().await;
+        let drain = async {
+            while let Some(ev) = sip_events.recv().await {
+                self.plane.handle_sip(ev, Instant::now());
+                self.carry_out().await;
+                if self.plane.is_idle() {
+                    break;
+                }
+            }
+        };
+        // BYEs are retransmitted for up to 32 s; waiting for answers briefly is enough.
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    }
+
+    /// Carries out every output of the plane, feeding answers back, until it has none.
+    async fn carry_out(&mut self) {
+        while let Some(output) = self.plane.poll_output() {
+            match output {
+                Output::Sip(action) => send_sip(&self.sip, action).await,
+                Output::Media { worker, command } => self.command(worker, command),
+                Output::Store(request) => {
+                    let answer = self.lookup(&request.account, request.query);
+                    let answer = answer.map_err(|e| e.to_string());
+                    self.plane
+                        .handle_store_answer(request.id, answer, Instant::now());
+                }
+                Output::AllocatePorts { call } => {
+                    let ports = self.ports.allocate(Instant::now()).map(|s| {
+                        let local = s.local_addr();
+                        self.sockets.insert(call, s);
+                        local
+                    });
+                    self.plane
+                        .handle_ports(call, ports.map_err(|e| e.to_string()));
+                }
+                Output::SaveName {
+                    call,
+                    account,
+                    rate,
+                    pcm,
+                } => {
+                    let path = self.save_name(call, &account, rate, &pcm);
+                    self.plane.handle_name_saved(call, path, Instant::now());
+                }
+                Output::Prefetch {
+                    media,
+                    language,
+                    account,
+                } => {
+                    let scope = Scope {
+                        language: &language,
+                        account: &account,
+                    };
+                    media.iter().for_each(|m| self.sounds.prefetch(m, scope));
+                }
+                // No subscriber is fine: events are for whoever listens.
+                Output::Event(event) => drop(self.api.events.send(*event)),
+                Output::Hook { account, id, hook } => {
+                    self.api.webhooks.set(&account, &id, Some(hook));
+                }
+                Output::Released { call, name_file } => {
+                    self.sockets.remove(&call);
+                    if let Some(path) = name_file {
+                        self.sounds.forget(std::path::Path::new(&path));
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+            }
+        }
+        let (conferences, members) = self.plane.gauges();
+        let m = &self.api.metrics;
+        m.conferences.store(conferences as u64, Ordering::Relaxed);
+        m.members.store(members as u64, Ordering::Relaxed);
+    }
+
+    fn command(&mut self, worker: usize, command: MediaCommand) {
+        let Some(handle) = self.workers.get(worker) else {
+            return;
+        };
+        let command = match command {
+            MediaCommand::Do(command) => command,
+            MediaCommand::Lobby {
+                call,
+                rtcp_mux,
+                leg,
+            } => {
+                let Some(sockets) = self.sockets.remove(&CallId(call)) else {
+                    return;
+                };
+                Command::Lobby(Box::new(Lobby {
+                    call,
+                    sockets,
+                    rtcp_mux,
+                    leg: *leg,
+                }))
+            }
+            MediaCommand::Play { target, id, sound } => match self.open(&sound) {
+                Some(sound) => Command::Play { target, id, sound },
+                None => {
+                    let done = Report::PlaybackDone { id, stopped: false };
+                    return self.plane.handle_report(done, Instant::now());
+                }
+            },
+        };
+        handle.send(command);
+    }
+
+    fn open(&self, sound: &Sound) -> Option<Box<dyn mixer::source::Source>> {
+        let scope = Scope {
+            language: &sound.language,
+            account: &sound.account,
+        };
+        let first = self.sounds.open(&sound.media, scope, sound.rate);
+        let looping = sound.looping.as_ref();
+        let music = looping.and_then(|m| self.sounds.looping(m, scope, sound.rate));
+        match (first, music) {
+            (first, None) => first,
+            (None, music) => music,
+            (Some(first), Some(music)) => {
+                Some(Box::new(mixer::sound::Sequence::new(vec![first, music])))
+            }
+        }
+    }
+
+    fn lookup(&self, account: &str, query: StoreQuery) -> Result<StoreAnswer, StoreError> {
+        let found = |number: &str| -> Result<_, StoreError> {
+            let found = self.store.find_by_number(account, number)?;
+            Ok(found.into_iter().map(|c| (c.id, c.doc)).collect())
+        };
+        Ok(match query {
+            StoreQuery::Route { number } => StoreAnswer::Route {
+                config: self.store.conferences_config(account)?,
+                found: found(&number)?,
+            },
+            StoreQuery::FindByNumber { number } => StoreAnswer::Found(found(&number)?),
+        })
+    }
+
+    fn save_name(&self, call: CallId, account: &str, rate: u32, pcm: &[i16]) -> Option<String> {
+        let dir = self.names.join(account);
+        let path = dir.join(format!("name-{}.wav", call.0));
+        let written = std::fs::create_dir_all(&dir)
+            .and_then(|()| crate::media::wav_writer::write_file(&path, rate, pcm));
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "cannot keep the recorded name");
+            return None;
+        }
+        Some(path.to_string_lossy().into_owned())
+    }
+
+    fn on_request(&mut self, request: Request) {
+        let now = Instant::now();
+        match request {
+            Request::List { account, reply } => {
+                let _ = reply.send(self.list(&account));
+            }
+            Request::Get { conf, reply } => {
+                let _ = reply.send(Ok(self.get(&conf)));
+            }
+            Request::Create {
+                account,
+                doc,
+                reply,
+            } => {
+                let r = self.store.create_conference(&account, None, doc);
+                let _ = reply.send(r.map(|c| c.doc.to_api(&c.id)).map_err(store_error));
+            }
+            Request::Replace { conf, doc, reply } => {
+                let r = self
+                    .store
+                    .replace_conference(&conf.account, &conf.id, doc, None);
+                let _ = reply.send(r.map(|c| c.doc.to_api(&c.id)).map_err(store_error));
+            }
+            Request::Patch { conf, patch, reply } => {
+                let r = self
+                    .store
+                    .patch_conference(&conf.account, &conf.id, &patch, None);
+                let _ = reply.send(r.map(|c| c.doc.to_api(&c.id)).map_err(store_error));
+            }
+            Request::Delete { conf, reply } => {
+                let r = self.store.delete_conference(&conf.account, &conf.id, None);
+                let _ = reply.send(r.map(|c| c.doc.to_api(&c.id)).map_err(store_error));
+            }
+            Request::Conference {
+                conf,
+                action,
+                reply,
+            } => {
+                let r = self
+                    .prepare_conference_action(&conf, &action)
+                    .and_then(|()| self.plane.conference_action(&conf, action, now));
+                let _ = reply.send(r);
+            }
+            Request::Participants {
+                conf,
+                target,
+                action,
+                reply,
+            } => {
+                let checked = match &action {
+                    ParticipantAction::Play { media_id } => self.check_media(&conf, media_id),
+                    _ => Ok(()),
+                };
+                let r = checked
+                    .and_then(|()| self.plane.participant_action(&conf, target, action, now));
+                let _ = reply.send(r);
+            }
+            Request::Relate {
+                conf,
+                relate,
+                reply,
+            } => {
+                let _ = reply.send(self.plane.relate(&conf, relate));
+            }
+            Request::Recordings { conf, reply } => {
+                let _ = reply.send(Ok(self.recordings(&conf)));
+            }
+            Request::Recording { conf, name, reply } => {
+                let path = recording_dir(&self.api.recordings, &conf).join(&name);
+                let found = path.is_file().then_some(path);
+                let _ = reply.send(found.ok_or(ServiceError::NotFound(name)));
+            }
+        }
+    }
+
+    /// What a conference action needs from the world first: its media checked, its
+    /// recording folder made.
+    fn prepare_conference_action(
+        &self,
+        conf: &ConfRef,
+        action: &ConferenceAction,
+    ) -> Result<(), ServiceError> {
+        self.plane.live_of(conf)?;
+        match action {
+            ConferenceAction::Play { media_id } => self.check_media(conf, media_id),
+            ConferenceAction::Record(RecordAction::Start) => {
+                let dir = recording_dir(&self.api.recordings, conf);
+                std::fs::create_dir_all(&dir).map_err(|_| ServiceError::Unavailable)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `media` may play in the conference: a refused source is a validation error
+    /// naming the field, a prompt or file that is not there is not found.
+    fn check_media(&self, conf: &ConfRef, media: &str) -> Result<(), ServiceError> {
+        let language = self.plane.live_of(conf)?.profile.language.clone();
+        let scope = Scope {
+            language: &language,
+            account: &conf.account,
+        };
+        match self.sounds.resolve(media, scope) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) | Err(Refused::Missing) => Err(ServiceError::NotFound(media.into())),
+            Err(Refused::Invalid(message)) => Err(ServiceError::Validation(json!({
+                "data.media_id": {"media": {"message": message, "value": media}}
+            }))),
+        }
+    }
+
+    fn list(&self, account: &str) -> Result<Vec<svc::Conference>, ServiceError> {
+        let docs = self.store.list_conferences(account).map_err(store_error)?;
+        Ok(docs
+            .into_iter()
+            .map(|c| svc::Conference {
+                live: self.plane.live_state(account, &c.id),
+                doc: c.doc.to_api(&c.id),
+            })
+            .collect())
+    }
+
+    /// Kazoo answers an unknown id with a synthetic ad-hoc document, not a 404.
+    fn get(&self, conf: &ConfRef) -> svc::Conference {
+        let doc = match self.store.get_conference(&conf.account, &conf.id) {
+            Ok(c) => c.doc.to_api(&c.id),
+            Err(_) => json!({"id": conf.id, "name": conf.id}),
+        };
+        svc::Conference {
+            doc,
+            live: self.plane.live_state(&conf.account, &conf.id),
+        }
+    }
+
+    fn recordings(&self, conf: &ConfRef) -> Vec<svc::Recording> {
+        let Ok(dir) = std::fs::read_dir(recording_dir(&self.api.recordings, conf)) else {
+            return Vec::new();
+        };
+        dir.filter_map(Result::ok)
+            .filter_map(|e| {
+                let meta = e.metadata().ok().filter(std::fs::Metadata::is_file)?;
+                Some(svc::Recording {
+                    name: e.file_name().to_string_lossy().into_owned(),
+                    bytes: meta.len(),
+                    created: meta.modified().ok()?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Sends a SIP action through the SIP task (only the handle is borrowed across the await:
+/// the plane's queued outputs need not be `Sync`).
+async fn send_sip(sip: &SipHandle, action: SipAction) {
+    let result = match action {
+        SipAction::Respond {
+            call,
+            reinvite: false,
+            status,
+            reason,
+            body,
+        } => sip.respond(call, status, reason, body).await,
+        SipAction::Respond {
+            call,
+            reinvite: true,
+            status,
+            reason,
+            body,
+        } => sip.respond_reinvite(call, status, reason, body).await,
+        SipAction::Reject {
+            call,
+            reinvite,
+            status,
+            reason,
+            headers,
+        } => sip.reject(call, reinvite, status, reason, headers).await,
+        SipAction::Bye { call } => sip.bye(call).await,
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = ?e, "SIP");
+    }
+}
+
+fn store_error(e: StoreError) -> ServiceError {
+    match e {
+        StoreError::NotFound(id) => ServiceError::NotFound(id),
+        StoreError::Invalid(v) => ServiceError::Validation(v.to_json()),
+        StoreError::Exists(id) => ServiceError::Validation(
+            json!({"id": {"unique": {"message": "Conference already exists", "cause": id}}}),
+        ),
+        StoreError::Conflict { expected, stored } => ServiceError::Validation(json!({
+            "revision": {"conflict": {"message": "Revision conflict", "value": expected, "target": stored}}
+        })),
+        e => {
+            tracing::error!(error = %e, "store");
+            ServiceError::Unavailable
+        }
+    }
+}

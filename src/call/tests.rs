@@ -1,0 +1,440 @@
+//! The call plane on a virtual clock: no sockets, no store, no sleeps. A harness plays the
+//! shell: it answers store requests from an in-memory list of documents, grants (or
+//! refuses) port pairs, finishes prompts as soon as they are asked for, and records what
+//! the plane sends to SIP, the workers and the API.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use mixer::MemberId;
+use serde_json::{Value, json};
+
+use super::output::{MediaCommand, Output, SipAction, StoreAnswer, StoreQuery};
+use super::{CallPlane, Settings};
+use crate::api::events::EventName;
+use crate::api::service::{ConfRef, ParticipantAction, ServiceError, Target as Who};
+use crate::conference::document::ConferenceDoc;
+use crate::conference::settings::ConferencesConfig;
+use crate::media::leg::LegLimits;
+use crate::media::worker::{Command, Report};
+use crate::sdp::MediaPolicy;
+use crate::sip::{Body, CallId, Event, NameAddr};
+
+const ACCOUNT: &str = "acct";
+
+struct Harness {
+    plane: CallPlane,
+    now: Instant,
+    docs: Vec<(String, ConferenceDoc)>,
+    ports_free: bool,
+    /// Store requests are left unanswered (to cancel during routing).
+    store_down: bool,
+    sip: Vec<SipAction>,
+    media: Vec<&'static str>,
+    played: Vec<Vec<String>>,
+    events: Vec<EventName>,
+    released: Vec<CallId>,
+}
+
+impl Harness {
+    fn new(docs: Vec<(&str, Value)>) -> Self {
+        let settings = Settings {
+            account: ACCOUNT.into(),
+            adhoc: false,
+            service_number: None,
+            workers: 1,
+            policy: MediaPolicy::default(),
+            limits: LegLimits::default(),
+            host: "127.0.0.1".into(),
+            recordings: "/nonexistent".into(),
+        };
+        let now = Instant::now();
+        let docs = docs
+            .into_iter()
+            .map(|(id, v)| (id.to_string(), doc(v)))
+            .collect();
+        Harness {
+            plane: CallPlane::new(settings, now, SystemTime::UNIX_EPOCH),
+            now,
+            docs,
+            ports_free: true,
+            store_down: false,
+            sip: Vec::new(),
+            media: Vec::new(),
+            played: Vec::new(),
+            events: Vec::new(),
+            released: Vec::new(),
+        }
+    }
+
+    /// Carries out every output, as the shell would.
+    fn run(&mut self) {
+        while let Some(output) = self.plane.poll_output() {
+            match output {
+                Output::Sip(action) => self.sip.push(action),
+                Output::Media { command, .. } => self.media_command(command),
+                Output::Store(request) if !self.store_down => {
+                    let answer = self.answer(request.query);
+                    self.plane
+                        .handle_store_answer(request.id, Ok(answer), self.now);
+                }
+                Output::Store(_) => {}
+                Output::AllocatePorts { call } => {
+                    let ports = match self.ports_free {
+                        true => Ok(SocketAddr::from(([127, 0, 0, 1], 40000))),
+                        false => Err("no free port pair".to_string()),
+                    };
+                    self.plane.handle_ports(call, ports);
+                }
+                Output::SaveName { call, .. } => {
+                    let path = Some("/names/caller.wav".to_string());
+                    self.plane.handle_name_saved(call, path, self.now);
+                }
+                Output::Event(e) => self.events.push(e.name),
+                Output::Released { call, .. } => self.released.push(call),
+                Output::Prefetch { .. } | Output::Hook { .. } => {}
+            }
+        }
+    }
+
+    fn media_command(&mut self, command: MediaCommand) {
+        match command {
+            MediaCommand::Lobby { .. } => self.media.push("lobby"),
+            MediaCommand::Play { id, sound, .. } => {
+                self.played.push(sound.media);
+                // Prompts end at once; hold music plays on.
+                if sound.looping.is_none() {
+                    let done = Report::PlaybackDone { id, stopped: false };
+                    self.plane.handle_report(done, self.now);
+                }
+            }
+            MediaCommand::Do(c) => self.media.push(command_name(&c)),
+        }
+    }
+
+    fn answer(&self, query: StoreQuery) -> StoreAnswer {
+        let found = |number: &str| {
+            self.docs
+                .iter()
+                .filter(|(_, d)| d.all_numbers().contains(&number))
+                .cloned()
+                .collect()
+        };
+        match query {
+            StoreQuery::Route { number } => StoreAnswer::Route {
+                config: ConferencesConfig::default(),
+                found: found(&number),
+            },
+            StoreQuery::FindByNumber { number } => StoreAnswer::Found(found(&number)),
+        }
+    }
+
+    fn sip_event(&mut self, ev: Event) {
+        self.plane.handle_sip(ev, self.now);
+        self.run();
+    }
+
+    fn report(&mut self, r: Report) {
+        self.plane.handle_report(r, self.now);
+        self.run();
+    }
+
+    /// An INVITE with an SDP offer to `number`, then its ACK.
+    fn call(&mut self, n: u64, number: &str) -> CallId {
+        let call = CallId(n);
+        self.sip_event(invite(call, number));
+        self.sip_event(Event::Ack { call, body: None });
+        call
+    }
+
+    fn digits(&mut self, call: CallId, digits: &str) {
+        for digit in digits.chars() {
+            self.report(Report::Dtmf {
+                call: call.0,
+                digit,
+            });
+        }
+    }
+
+    /// Moves the virtual clock on, firing every timer due on the way.
+    fn advance(&mut self, by: Duration) {
+        let end = self.now + by;
+        while let Some(t) = self.plane.poll_timeout().filter(|&t| t <= end) {
+            self.now = self.now.max(t);
+            self.plane.handle_timeout(self.now);
+            self.run();
+        }
+        self.now = end;
+    }
+
+    /// The worker confirms the join with member id `member`.
+    fn joined(&mut self, call: CallId, member: u32) {
+        self.report(Report::Joined {
+            call: call.0,
+            member: MemberId(member),
+        });
+    }
+
+    fn statuses(&self) -> Vec<u16> {
+        self.sip
+            .iter()
+            .map(|a| match a {
+                SipAction::Respond { status, .. } | SipAction::Reject { status, .. } => *status,
+                SipAction::Bye { .. } => 0,
+            })
+            .collect()
+    }
+
+    fn byes(&self) -> usize {
+        self.sip
+            .iter()
+            .filter(|a| matches!(a, SipAction::Bye { .. }))
+            .count()
+    }
+
+    fn heard(&self, prompt: &str) -> usize {
+        self.played
+            .iter()
+            .filter(|m| m.iter().any(|p| p == prompt))
+            .count()
+    }
+}
+
+fn doc(v: Value) -> ConferenceDoc {
+    ConferenceDoc::from_map(v.as_object().cloned().unwrap_or_default())
+}
+
+fn invite(call: CallId, number: &str) -> Event {
+    let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                 m=audio 30000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+                 a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+    Event::Invite {
+        call,
+        call_id: format!("sip-{}", call.0),
+        from: NameAddr {
+            display_name: Some("Alice".into()),
+            uri: "sip:alice@127.0.0.1".into(),
+            user: Some("alice".into()),
+            tag: Some("a".into()),
+        },
+        to: NameAddr {
+            display_name: None,
+            uri: format!("sip:{number}@127.0.0.1"),
+            user: Some(number.into()),
+            tag: None,
+        },
+        request_uri: format!("sip:{number}@127.0.0.1"),
+        request_uri_user: Some(number.into()),
+        headers: Vec::new(),
+        body: Some(Body {
+            content_type: "application/sdp".into(),
+            bytes: offer.as_bytes().to_vec(),
+        }),
+        source: SocketAddr::from(([127, 0, 0, 1], 5060)),
+        transport: crate::sip::Transport::Udp,
+    }
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Confirm { .. } => "confirm",
+        Command::Attach(_) => "attach",
+        Command::Leave { .. } => "leave",
+        Command::Update { .. } => "update",
+        Command::StopPlayback { .. } => "stop playback",
+        Command::SetFlags { .. } => "set flags",
+        Command::RecordCall { .. } => "record call",
+        _ => "other",
+    }
+}
+
+/// A conference reached at 1000 with no PIN, and one at 2000 with member PIN 1234.
+fn conferences() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "open",
+            json!({"name": "open", "conference_numbers": ["1000"], "play_welcome": false}),
+        ),
+        (
+            "pinned",
+            json!({"name": "pinned", "conference_numbers": ["2000"], "member": {"pins": ["1234"]}}),
+        ),
+    ]
+}
+
+#[test]
+fn an_invite_is_answered_with_sdp_only_after_routing() {
+    let mut h = Harness::new(conferences());
+    h.plane.handle_sip(invite(CallId(1), "1000"), h.now);
+    let Some(Output::Store(request)) = h.plane.poll_output() else {
+        panic!("routing asks the store first");
+    };
+    assert_eq!(
+        request.query,
+        StoreQuery::Route {
+            number: "1000".into()
+        }
+    );
+    assert!(
+        h.plane.poll_output().is_none(),
+        "nothing answered before routing"
+    );
+    let answer = h.answer(request.query.clone());
+    h.plane.handle_store_answer(request.id, Ok(answer), h.now);
+    h.run();
+    let Some(SipAction::Respond {
+        status: 200,
+        body: Some(body),
+        ..
+    }) = h.sip.first()
+    else {
+        panic!("answered 200 with SDP: {:?}", h.sip);
+    };
+    let sdp = String::from_utf8_lossy(&body.bytes);
+    assert!(sdp.contains("m=audio 40000 RTP/AVP 0"), "{sdp}");
+    assert_eq!(h.media, ["lobby"]);
+    h.sip_event(Event::Ack {
+        call: CallId(1),
+        body: None,
+    });
+    assert_eq!(h.media, ["lobby", "confirm", "attach"]);
+    h.joined(CallId(1), 7);
+    assert_eq!(
+        h.events,
+        [EventName::ConferenceCreate, EventName::AddMember]
+    );
+    assert_eq!(h.plane.gauges(), (1, 1));
+}
+
+#[test]
+fn an_unknown_number_gets_404() {
+    let mut h = Harness::new(conferences());
+    h.sip_event(invite(CallId(1), "9999"));
+    assert_eq!(h.statuses(), [404]);
+    assert_eq!(h.released, [CallId(1)]);
+    assert!(h.plane.is_idle());
+}
+
+#[test]
+fn the_right_pin_joins() {
+    let mut h = Harness::new(conferences());
+    let call = h.call(1, "2000");
+    assert_eq!(h.heard("conf-welcome"), 1);
+    assert_eq!(h.heard("conf-enter_conf_pin"), 1);
+    h.digits(call, "1234#");
+    assert!(h.media.contains(&"attach"), "{:?}", h.media);
+    h.joined(call, 1);
+    assert!(h.events.contains(&EventName::AddMember));
+    assert_eq!(h.byes(), 0);
+}
+
+#[test]
+fn a_wrong_pin_is_asked_again_then_hung_up() {
+    let mut h = Harness::new(conferences());
+    let call = h.call(1, "2000");
+    h.digits(call, "9999#");
+    assert_eq!(h.heard("conf-bad_pin"), 1);
+    // The second try times out: no digit within the PIN timeout counts as a wrong PIN.
+    h.advance(Duration::from_secs(6));
+    assert_eq!(h.heard("conf-bad_pin"), 2);
+    h.digits(call, "0000#");
+    assert_eq!(h.heard("conf-too_many_attempts"), 1);
+    assert_eq!(h.byes(), 1);
+    assert!(!h.media.contains(&"attach"));
+    assert!(h.plane.is_idle());
+}
+
+#[test]
+fn no_free_port_pair_gets_503_retry_after() {
+    let mut h = Harness::new(conferences());
+    h.ports_free = false;
+    h.sip_event(invite(CallId(1), "1000"));
+    let [
+        SipAction::Reject {
+            status: 503,
+            headers,
+            ..
+        },
+    ] = h.sip.as_slice()
+    else {
+        panic!("503: {:?}", h.sip);
+    };
+    assert_eq!(headers, &[("Retry-After", "10".to_string())]);
+    assert!(h.plane.is_idle());
+}
+
+#[test]
+fn bye_leaves_the_conference() {
+    let mut h = Harness::new(conferences());
+    let (a, b) = (h.call(1, "1000"), h.call(2, "1000"));
+    h.joined(a, 1);
+    h.joined(b, 2);
+    assert_eq!(h.plane.gauges(), (1, 2));
+    h.sip_event(Event::Bye { call: a });
+    assert!(h.media.contains(&"leave"));
+    assert_eq!(h.plane.gauges(), (1, 1));
+    assert_eq!(h.events.last(), Some(&EventName::DelMember));
+    h.sip_event(Event::Bye { call: b });
+    assert_eq!(h.events.last(), Some(&EventName::ConferenceDestroy));
+    assert_eq!(h.plane.gauges(), (0, 0));
+    assert_eq!(h.released, [a, b]);
+    assert_eq!(h.byes(), 0, "the caller hung up, not us");
+}
+
+#[test]
+fn cancel_before_the_answer_answers_nothing() {
+    let mut h = Harness::new(conferences());
+    h.store_down = true;
+    h.sip_event(invite(CallId(1), "1000"));
+    h.sip_event(Event::Cancelled { call: CallId(1) });
+    assert!(h.plane.is_idle());
+    assert_eq!(h.released, [CallId(1)]);
+    // The store's late answer finds no call.
+    h.plane.handle_store_answer(
+        2,
+        Ok(h.answer(StoreQuery::Route {
+            number: "1000".into(),
+        })),
+        h.now,
+    );
+    h.run();
+    assert!(h.sip.is_empty(), "{:?}", h.sip);
+    assert!(h.media.is_empty());
+}
+
+#[test]
+fn an_rtp_timeout_hangs_up() {
+    let mut h = Harness::new(conferences());
+    let call = h.call(1, "1000");
+    h.joined(call, 1);
+    h.report(Report::RtpTimeout { call: call.0 });
+    assert_eq!(h.byes(), 1);
+    assert!(h.media.contains(&"leave"));
+    assert_eq!(h.plane.gauges(), (0, 0));
+}
+
+#[test]
+fn an_api_kick_hangs_up_that_member() {
+    let mut h = Harness::new(conferences());
+    let (a, b) = (h.call(1, "1000"), h.call(2, "1000"));
+    h.joined(a, 1);
+    h.joined(b, 2);
+    let conf = ConfRef {
+        account: ACCOUNT.into(),
+        id: "open".into(),
+    };
+    let kick = |h: &mut Harness, pid| {
+        let r = h
+            .plane
+            .participant_action(&conf, Who::One(pid), ParticipantAction::Kick, h.now);
+        h.run();
+        r
+    };
+    assert_eq!(kick(&mut h, 9), Err(ServiceError::NotFound("9".into())));
+    assert_eq!(kick(&mut h, 2), Ok(()));
+    assert_eq!(h.sip.last(), Some(&SipAction::Bye { call: b }));
+    assert_eq!(h.plane.gauges(), (1, 1));
+    let live = h.plane.live_state(ACCOUNT, "open").expect("running");
+    assert_eq!(live.participants.len(), 1);
+    assert_eq!(live.participants[0].call_id, "sip-1");
+}
