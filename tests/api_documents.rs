@@ -74,9 +74,9 @@ impl Api {
 /// Whether `got` has every field of `sent` (objects may gain defaults).
 fn holds(got: &Value, sent: &Value) -> bool {
     match (got, sent) {
-        (Value::Object(g), Value::Object(s)) => {
-            s.iter().all(|(k, v)| g.get(k).is_some_and(|gv| holds(gv, v)))
-        }
+        (Value::Object(g), Value::Object(s)) => s
+            .iter()
+            .all(|(k, v)| g.get(k).is_some_and(|gv| holds(gv, v))),
         _ => got == sent,
     }
 }
@@ -131,7 +131,10 @@ async fn every_kind_is_created_read_updated_and_deleted() {
         let one = format!("/{kind}/{id}");
         let (status, got) = api.acct("GET", &one, None).await;
         assert_eq!(status, 200, "{kind}: {got}");
-        assert!(holds(&got["data"], &doc), "{kind} keeps what was sent: {got}");
+        assert!(
+            holds(&got["data"], &doc),
+            "{kind} keeps what was sent: {got}"
+        );
         let (_, listed) = api.acct("GET", &format!("/{kind}"), None).await;
         assert_eq!(listed["page_size"], 1, "{kind}: {listed}");
         assert_eq!(listed["data"][0]["id"], id.as_str());

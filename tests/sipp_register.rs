@@ -23,29 +23,14 @@ async fn api(base: SocketAddr, method: reqwest::Method, path: &str, body: Option
 }
 
 /// Runs one SIPp REGISTER scenario as `user` with `password`; true when it passed.
-async fn sipp(server: SocketAddr, scenario: &str, user: &str, password: &str) -> bool {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let dir = std::env::temp_dir().join(format!("chorus-sipp-{}", support::unique_token()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = tokio::process::Command::new("sipp")
-        .current_dir(&dir)
-        .arg("-sf")
-        .arg(format!("{root}/fixtures/sipp/{scenario}"))
-        .args(["-s", user, "-au", user, "-ap", password, "-m", "1"])
-        .args(["-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", "20s"])
-        .arg(server.to_string())
-        .output()
-        .await
-        .expect("sipp runs (bash scripts/install-deps --test)");
-    let _ = std::fs::remove_dir_all(&dir);
-    if !out.status.success() {
-        eprintln!(
-            "sipp {scenario}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out.status.success()
+async fn sipp(server: SocketAddr, scenario: &'static str, user: &str, password: &str) -> bool {
+    let (user, password) = (user.to_owned(), password.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let args = ["-s", &user, "-au", &user, "-ap", &password];
+        support::sipp::run(server, scenario, &args)
+    })
+    .await
+    .unwrap()
 }
 
 async fn registrations(api_addr: SocketAddr) -> Vec<Value> {

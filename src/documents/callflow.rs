@@ -2,7 +2,7 @@
 //! `patterns` (regexes) select the callflow; `flow` is a tree of `{module, data, children}`
 //! whose children are keyed by outcome, `_` being the default branch.
 
-use super::{Key, Scope, Spec, regex_list, require, strings};
+use super::{Key, Scope, Spec, check_max_items, regex_list, require, strings};
 use crate::conference::validation::{Rule, ValidationErrors, check_schema};
 use serde_json::{Map, Value, json};
 
@@ -53,16 +53,7 @@ fn check_numbers(doc: &Map<String, Value>, errors: &mut ValidationErrors) {
     let Some(numbers) = doc.get("numbers").and_then(Value::as_array) else {
         return;
     };
-    if numbers.len() > MAX_NUMBERS {
-        let msg = format!("The list must not have more than {MAX_NUMBERS} items");
-        errors.add(
-            &["numbers"],
-            "maxItems",
-            &msg,
-            Some(json!(MAX_NUMBERS)),
-            None,
-        );
-    }
+    check_max_items(numbers, "numbers", MAX_NUMBERS, errors);
     for (i, n) in numbers.iter().enumerate() {
         let len = n.as_str().map_or(1, |s| s.chars().count());
         if !(1..=64).contains(&len) {

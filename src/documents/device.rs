@@ -1,7 +1,7 @@
 //! `devices`: a phone or softphone, its SIP credentials (what REGISTER authenticates against),
 //! its owner (a user) and its call forwarding.
 
-use super::{Key, Scope, Spec, check_caller_id, require};
+use super::{Key, Scope, Spec, check_caller_id, require, text_value};
 use crate::conference::validation::{Rule, ValidationErrors, check_schema, lookup};
 use serde_json::{Map, Value, json};
 
@@ -79,9 +79,5 @@ fn sip_values(doc: &Map<String, Value>) -> Vec<String> {
 }
 
 fn owner_values(doc: &Map<String, Value>) -> Vec<String> {
-    doc.get("owner_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .into_iter()
-        .collect()
+    text_value(doc, "owner_id")
 }

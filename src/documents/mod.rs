@@ -159,6 +159,23 @@ fn require(doc: &Map<String, Value>, fields: &[&str], errors: &mut ValidationErr
     }
 }
 
+/// Kazoo's `maxItems` on `field` when `items` has more than `max`.
+fn check_max_items(items: &[Value], field: &str, max: usize, errors: &mut ValidationErrors) {
+    if items.len() > max {
+        let msg = format!("The list must not have more than {max} items");
+        errors.add(&[field], "maxItems", &msg, Some(json!(max)), None);
+    }
+}
+
+/// A string field as a key's values (none when absent or not a string).
+fn text_value(doc: &Map<String, Value>, field: &str) -> Vec<String> {
+    doc.get(field)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .into_iter()
+        .collect()
+}
+
 /// The strings of an array field (other items and types read as none).
 fn strings(doc: &Map<String, Value>, field: &str) -> Vec<String> {
     doc.get(field)

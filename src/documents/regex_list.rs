@@ -19,10 +19,7 @@ pub fn check(value: Option<&Value>, field: &str, errors: &mut ValidationErrors) 
     let Some(items) = value.as_array() else {
         return errors.type_error(&[field], "array", value);
     };
-    if items.len() > MAX_ITEMS {
-        let msg = format!("The list must not have more than {MAX_ITEMS} items");
-        errors.add(&[field], "maxItems", &msg, Some(json!(MAX_ITEMS)), None);
-    }
+    super::check_max_items(items, field, MAX_ITEMS, errors);
     for (i, item) in items.iter().enumerate() {
         let i = i.to_string();
         let at = [field, i.as_str()];

@@ -3,7 +3,7 @@
 //! `weight_cost` orders them (lower first), `gateways` are tried in order with their
 //! credentials, prefix and suffix.
 
-use super::{Spec, regex_list, require};
+use super::{Spec, check_max_items, regex_list, require};
 use crate::conference::validation::{Rule, ValidationErrors, check_schema};
 use serde_json::{Map, Value, json};
 
@@ -72,16 +72,7 @@ fn validate(doc: &Map<String, Value>, errors: &mut ValidationErrors) {
     let Some(gateways) = doc.get("gateways").and_then(Value::as_array) else {
         return;
     };
-    if gateways.len() > MAX_GATEWAYS {
-        let msg = format!("The list must not have more than {MAX_GATEWAYS} items");
-        errors.add(
-            &["gateways"],
-            "maxItems",
-            &msg,
-            Some(json!(MAX_GATEWAYS)),
-            None,
-        );
-    }
+    check_max_items(gateways, "gateways", MAX_GATEWAYS, errors);
     for (i, gateway) in gateways.iter().enumerate() {
         let i = i.to_string();
         let at = ["gateways", i.as_str()];

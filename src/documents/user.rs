@@ -1,7 +1,7 @@
 //! `users`: a person, the caller id they present, and the devices they own (devices whose
 //! `owner_id` is the user's id, served at `/users/{id}/devices`).
 
-use super::{Key, Scope, Spec, check_caller_id, require};
+use super::{Key, Scope, Spec, check_caller_id, require, text_value};
 use crate::conference::validation::{Rule, ValidationErrors, check_schema};
 use serde_json::{Map, Value, json};
 
@@ -35,9 +35,7 @@ fn validate(doc: &Map<String, Value>, errors: &mut ValidationErrors) {
 
 /// Kazoo keeps login names unique in the account, case-insensitively.
 fn username_values(doc: &Map<String, Value>) -> Vec<String> {
-    doc.get("username")
-        .and_then(Value::as_str)
-        .map(str::to_lowercase)
-        .into_iter()
-        .collect()
+    let mut names = text_value(doc, "username");
+    names.iter_mut().for_each(|n| *n = n.to_lowercase());
+    names
 }
