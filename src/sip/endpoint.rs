@@ -20,7 +20,7 @@ use super::transaction::{ClientTx, Fire, ServerTx, Timers};
 mod api;
 mod dial;
 mod incoming;
-mod register;
+pub(crate) mod register;
 pub use api::*;
 pub use dial::Dial;
 use dial::Outgoing;

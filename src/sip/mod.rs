@@ -53,6 +53,8 @@ mod dial_tests;
 #[cfg(test)]
 mod endpoint_tests;
 #[cfg(test)]
+mod register_tests;
+#[cfg(test)]
 mod torture_tests;
 
 pub use endpoint::{
