@@ -113,11 +113,19 @@ impl SqliteStore {
         revision: Option<u64>,
         make: impl FnOnce(Option<&StoredConference>) -> Result<ConferenceDoc, StoreError>,
     ) -> Result<StoredConference, StoreError> {
+        self.immediate(|tx| save(tx, account, id, revision, make))
+    }
+
+    /// `f` in an immediate (write-locking) transaction, committed when it succeeds.
+    fn immediate<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let saved = save(&tx, account, id, revision, make)?;
+        let done = f(&tx)?;
         tx.commit()?;
-        Ok(saved)
+        Ok(done)
     }
 
     fn update(
@@ -261,11 +269,7 @@ impl Store for SqliteStore {
         write: DocumentWrite,
         revision: Option<u64>,
     ) -> Result<StoredDocument, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let saved = documents::write(&tx, owner, kind, id, write, revision)?;
-        tx.commit()?;
-        Ok(saved)
+        self.immediate(|tx| documents::write(tx, owner, kind, id, write, revision))
     }
 
     fn delete_document(
@@ -275,11 +279,7 @@ impl Store for SqliteStore {
         id: &str,
         revision: Option<u64>,
     ) -> Result<StoredDocument, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let deleted = documents::delete(&tx, owner, kind, id, revision)?;
-        tx.commit()?;
-        Ok(deleted)
+        self.immediate(|tx| documents::delete(tx, owner, kind, id, revision))
     }
 
     fn find_documents(
