@@ -64,10 +64,10 @@ fn validate(doc: &Map<String, Value>, errors: &mut ValidationErrors) {
     }
 }
 
-/// The store key of SIP credentials: `username@realm` (realm [`DEFAULT_REALM`] when absent).
-/// Realms are host names, so the last `@` separates them.
+/// The store key of SIP credentials: `username@realm` (realm [`DEFAULT_REALM`] when absent,
+/// lower-cased as hosts compare). Realms are host names, so the last `@` separates them.
 pub fn sip_key(username: &str, realm: &str) -> String {
-    format!("{username}@{realm}")
+    format!("{username}@{}", realm.to_ascii_lowercase())
 }
 
 fn sip_values(doc: &Map<String, Value>) -> Vec<String> {

@@ -330,7 +330,7 @@ mod tests {
             json!({"name": "phone", "sip": sip})
         };
         create(&s, A, Kind::Device, "d1", device(None));
-        create(&s, A, Kind::Device, "d2", device(Some("b.example")));
+        create(&s, A, Kind::Device, "d2", device(Some("B.example")));
         let write = DocumentWrite::Create(device(None));
         let e = s.write_document(B, Kind::Device, Some("d3"), write, None);
         assert_eq!(
