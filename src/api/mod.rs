@@ -27,6 +27,7 @@ mod conferences;
 mod documents;
 mod listener;
 mod openapi;
+mod paginate;
 mod ratelimit;
 mod registrations;
 mod render;

@@ -136,6 +136,8 @@ pub enum Rule {
     /// An integer from a fixed list.
     IntIn(&'static [u32]),
     Object,
+    /// An object, or a name (a string of 1 to 256 characters).
+    ObjectOrName,
     /// An array of strings.
     Strings,
     /// An array of [`DIGITS_PATTERN`] strings.
@@ -166,6 +168,12 @@ impl Rule {
             Rule::Array if !v.is_array() => errors.type_error(path, "array", v),
             Rule::Enum(allowed) if !v.as_str().is_some_and(|s| allowed.contains(&s)) => {
                 enum_error(path, json!(allowed), v, errors)
+            }
+            Rule::ObjectOrName if v.is_string() => check_str(path, v, 1, 256, errors),
+            Rule::ObjectOrName if !v.is_object() => {
+                let msg = "Value did not match type(s): object, string";
+                let target = json!(["object", "string"]);
+                errors.add(path, "type", msg, Some(target), Some(v.clone()));
             }
             Rule::Strings | Rule::Digits | Rule::EnumList(_) => self.check_items(path, v, errors),
             _ => {}
