@@ -41,6 +41,35 @@ pub struct SipConfig {
     pub auth_algorithms: Vec<crate::sip::digest::Algorithm>,
     /// With entries, a dial-in INVITE must authenticate as one of them.
     pub dial_in_auth: Vec<DialInUser>,
+    pub registrar: RegistrarConfig,
+}
+
+/// `[sip.registrar]`: REGISTER from devices (their `sip` credentials, realm `auth_realm` for
+/// devices without `sip.realm`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrarConfig {
+    /// Off: REGISTER is answered 405.
+    pub enabled: bool,
+    pub default_expires: u32,
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub max_bindings_per_device: usize,
+    pub max_bindings: usize,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        let c = crate::registrar::Config::default();
+        RegistrarConfig {
+            enabled: true,
+            default_expires: c.default_expires,
+            min_expires: c.min_expires,
+            max_expires: c.max_expires,
+            max_bindings_per_device: c.max_per_device,
+            max_bindings: c.max_total,
+        }
+    }
 }
 
 /// `[[sip.dial_in_auth]]`: a username and password a caller may dial in with.
@@ -189,6 +218,7 @@ impl Default for SipConfig {
                 crate::sip::digest::Algorithm::Sha256,
             ],
             dial_in_auth: Vec::new(),
+            registrar: RegistrarConfig::default(),
         }
     }
 }

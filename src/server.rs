@@ -50,7 +50,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let listen = config.sip.listen;
     let tcp = tcp_limits(&config);
     let endpoint = endpoint_config(&config);
-    let (sip, sip_events, bound) = sip::spawn(listen, endpoint, tcp)
+    let (sip, sip_events, registers, bound) = sip::spawn_with_registrar(listen, endpoint, tcp)
         .await
         .map_err(|e| anyhow::anyhow!("SIP listen on {listen}: {e}"))?;
     let (report_tx, reports) = mpsc::unbounded_channel();
@@ -65,10 +65,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
     tracing::info!(sip = %bound, rtp = ?config.rtp.ports.0, workers = threads.len(), "chorus serving (SIP over UDP and TCP)");
     let store = open_store(&config)?;
+    let registrar = registrar_config(&config);
+    let registrar = tokio::spawn(crate::registrar::shell::run(
+        registrar,
+        store.clone(),
+        sip.clone(),
+        registers,
+    ));
     let names = config.data_dir.join("names");
     std::fs::create_dir_all(&names).map_err(|e| anyhow::anyhow!("{}: {e}", names.display()))?;
     let names = names.canonicalize()?;
-    let (requests, api, api_addr) = start_api(&config, metrics).await?;
+    let (requests, api, api_addr) = start_api(&config, metrics, store.clone()).await?;
     let (stop, stopped) = oneshot::channel::<()>();
     let calls = Calls::new(&config, sip, handles.clone(), store, names, api);
     let done = tokio::spawn(async move {
@@ -77,6 +84,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 let _ = stopped.await;
             })
             .await;
+        // Its SIP handle would keep the SIP task (and its sockets) alive.
+        registrar.abort();
         for h in &handles {
             h.send(Command::Shutdown);
         }
@@ -127,6 +136,20 @@ fn endpoint_config(config: &Config) -> EndpointConfig {
         limits: sip.limits.clone(),
         acl: sip.acl.clone(),
         auth,
+        registrar: sip.registrar.enabled,
+    }
+}
+
+fn registrar_config(config: &Config) -> crate::registrar::Config {
+    let (sip, r) = (&config.sip, &config.sip.registrar);
+    crate::registrar::Config {
+        realm: sip.auth_realm.clone(),
+        algorithms: sip.auth_algorithms.clone(),
+        default_expires: r.default_expires,
+        min_expires: r.min_expires,
+        max_expires: r.max_expires,
+        max_per_device: r.max_bindings_per_device,
+        max_total: r.max_bindings,
     }
 }
 
@@ -210,6 +233,7 @@ fn raise_fd_limit() -> (u64, u64) {
 async fn start_api(
     config: &Config,
     metrics: Arc<Metrics>,
+    store: Arc<dyn Store>,
 ) -> anyhow::Result<(mpsc::Receiver<Request>, ApiLink, SocketAddr)> {
     let listen = config.api.listen;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -231,7 +255,8 @@ async fn start_api(
         node,
         events.clone(),
         metrics.clone(),
-    );
+    )
+    .with_store(store);
     tokio::spawn(async move {
         if let Err(e) = crate::api::serve(listener, state).await {
             tracing::error!(error = %e, "API stopped");

@@ -462,37 +462,12 @@ const AUTH: &str = "[[sip.dial_in_auth]]\naccount = \"c0ffee00c0ffee00c0ffee00c0
 
 /// Runs a SIPp scenario for one call with these credentials; true if the call succeeded.
 fn sipp_call(server: SocketAddr, scenario: &str, password: &str) -> bool {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let dir = std::env::temp_dir().join(format!("chorus-sipp-{}", support::unique_token()));
-    std::fs::create_dir_all(&dir).unwrap();
     let media = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let media_port = media.local_addr().unwrap().port();
+    let media_port = media.local_addr().unwrap().port().to_string();
     drop(media);
-    let out = std::process::Command::new("sipp")
-        .current_dir(&dir)
-        .arg("-sf")
-        .arg(format!("{root}/fixtures/sipp/{scenario}"))
-        .args(["-s", "7103", "-au", "dialin", "-ap", password, "-m", "1"])
-        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", "0"])
-        .args([
-            "-mp",
-            &media_port.to_string(),
-            "-nostdin",
-            "-timeout",
-            "20s",
-        ])
-        .arg(server.to_string())
-        .output()
-        .expect("sipp runs (bash scripts/install-deps --test)");
-    let _ = std::fs::remove_dir_all(&dir);
-    if !out.status.success() {
-        eprintln!(
-            "sipp {scenario}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out.status.success()
+    let args = ["-s", "7103", "-au", "dialin", "-ap", password];
+    let media = ["-mi", "127.0.0.1", "-mp", &media_port];
+    support::sipp::run(server, scenario, &[&args[..], &media[..]].concat())
 }
 
 /// Digest authentication on: a call without credentials is challenged (401 with an MD5 and

@@ -40,7 +40,9 @@ async fn torture_messages_get_their_answers_and_the_server_stays_up() {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
     {
         let mut it = line.split_whitespace();
-        let (name, expected) = (it.next().unwrap(), it.next().unwrap());
+        let (name, endpoint) = (it.next().unwrap(), it.next().unwrap());
+        let server = it.next().and_then(|t| t.strip_prefix("server="));
+        let expected = server.unwrap_or(endpoint);
         // A fresh socket per message, so no answer to one is read as the answer to the next.
         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         sock.connect(srv.sip).await.unwrap();

@@ -25,6 +25,7 @@ fn config() -> EndpointConfig {
         limits: chorus::sip::admission::Limits::default(),
         acl: chorus::sip::admission::Acl::default(),
         auth: None,
+        registrar: false,
     }
 }
 

@@ -10,6 +10,9 @@ use crate::sounds::config::{Network, UrlPattern};
 pub struct ApiConfig {
     pub listen: SocketAddr,
     pub tokens: Vec<TokenEntry>,
+    /// Tokens that act on the system's documents (`/v2/resources`, global carriers), like
+    /// Kazoo's superduper admin; they reach no account's routes.
+    pub system_tokens: Vec<String>,
     /// Requests a token may make at once, and how many it regains per second.
     pub burst: u32,
     pub refill_per_second: u32,
@@ -55,6 +58,7 @@ impl Default for ApiConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             tokens: Vec::new(),
+            system_tokens: Vec::new(),
             burst: 100,
             refill_per_second: 10,
             max_connections: 256,
@@ -76,6 +80,15 @@ impl ApiConfig {
             .iter()
             .find(|t| same(t.token.as_bytes(), token.as_bytes()))
             .map(|t| t.account_id.as_str())
+    }
+}
+
+impl ApiConfig {
+    /// Whether the token is one of `system_tokens`.
+    pub fn is_system(&self, token: &str) -> bool {
+        self.system_tokens
+            .iter()
+            .any(|t| same(t.as_bytes(), token.as_bytes()))
     }
 }
 

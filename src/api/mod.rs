@@ -24,10 +24,12 @@ pub mod webhooks;
 mod actions;
 mod body;
 mod conferences;
+mod documents;
 mod listener;
 mod openapi;
 mod paginate;
 mod ratelimit;
+mod registrations;
 mod render;
 mod reply;
 mod ws;
@@ -67,6 +69,9 @@ pub struct ApiState {
     buckets: Arc<ratelimit::Buckets>,
     /// One permit per WebSocket client.
     websockets: Arc<tokio::sync::Semaphore>,
+    /// Where the generic documents (devices, users, ...) live; without it their routes
+    /// answer 503.
+    store: Option<Arc<dyn crate::store::Store>>,
 }
 
 impl ApiState {
@@ -93,7 +98,14 @@ impl ApiState {
             node,
             events,
             metrics,
+            store: None,
         }
+    }
+
+    /// Serves the generic documents from `store`.
+    pub fn with_store(mut self, store: Arc<dyn crate::store::Store>) -> Self {
+        self.store = Some(store);
+        self
     }
 }
 
@@ -123,6 +135,15 @@ pub(crate) fn account_routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
         (RECORDINGS, get(c::recordings)),
         (RECORDING, get(c::recording)),
     ]
+    .into_iter()
+    .chain(documents::account_routes())
+    .chain([(registrations::PATH, get(registrations::list))])
+    .collect()
+}
+
+/// The system's routes, behind [`authorize_system`].
+pub(crate) fn system_routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
+    documents::system_routes()
 }
 
 /// The open routes: subscriptions authenticate per message, the rest expose no account data.
@@ -140,9 +161,17 @@ pub fn router(state: ApiState) -> Router {
         .into_iter()
         .fold(Router::new(), |r, (path, route)| r.route(path, route))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    let system = system_routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, route)| r.route(path, route))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            authorize_system,
+        ));
     open_routes()
         .into_iter()
         .fold(scoped, |r, (path, route)| r.route(path, route))
+        .merge(system)
         .fallback(|| async { ApiError::UnknownPath })
         .layer(DefaultBodyLimit::max(body::MAX_BODY))
         .layer(middleware::from_fn(move |request: Request, next: Next| {
@@ -183,6 +212,9 @@ async fn authorize(
         .get("x-auth-token")
         .and_then(|v| v.to_str().ok());
     let Some(account) = token.and_then(|t| state.config.account_for(t)) else {
+        if token.is_some_and(|t| state.config.is_system(t)) {
+            return ApiError::Forbidden.into_response();
+        }
         return ApiError::Unauthorized.into_response();
     };
     let asked = params
@@ -193,6 +225,32 @@ async fn authorize(
         return ApiError::TooManyRequests.into_response();
     };
     let mut response = if asked == Some(account) {
+        next.run(request).await
+    } else {
+        ApiError::Forbidden.into_response()
+    };
+    response.extensions_mut().insert(spent);
+    response
+}
+
+/// The system's documents need one of `system_tokens` (Kazoo's superduper admin): 401 for an
+/// unknown token, 403 for an account's token, 429 once the token's bucket is empty.
+async fn authorize_system(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let token = request
+        .headers()
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok());
+    let Some(token) = token else {
+        return ApiError::Unauthorized.into_response();
+    };
+    let system = state.config.is_system(token);
+    if !system && state.config.account_for(token).is_none() {
+        return ApiError::Unauthorized.into_response();
+    }
+    let Some(spent) = state.buckets.take(token, Instant::now()) else {
+        return ApiError::TooManyRequests.into_response();
+    };
+    let mut response = if system {
         next.run(request).await
     } else {
         ApiError::Forbidden.into_response()

@@ -96,6 +96,28 @@ pub enum ServiceError {
     Unavailable,
 }
 
+impl From<crate::store::StoreError> for ServiceError {
+    /// Kazoo's shapes: unknown ids 404, invalid documents, taken ids and stale revisions 400;
+    /// a database fault is logged and answered as the datastore being unavailable.
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError as E;
+        match e {
+            E::NotFound(id) => Self::NotFound(id),
+            E::Invalid(v) => Self::Validation(v.to_json()),
+            E::Exists(id) => Self::Validation(serde_json::json!(
+                {"id": {"unique": {"message": "Document already exists", "cause": id}}}
+            )),
+            E::Conflict { expected, stored } => Self::Validation(serde_json::json!({
+                "revision": {"conflict": {"message": "Revision conflict", "value": expected, "target": stored}}
+            })),
+            e => {
+                tracing::error!(error = %e, "store");
+                Self::Unavailable
+            }
+        }
+    }
+}
+
 /// A document and, when the conference is running here, its live state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conference {

@@ -19,7 +19,7 @@
 //! Also Chorus's own: `require_moderator_media` (string), played to a member
 //! refused for want of a moderator (§1 step 14; none by default).
 
-use super::validation::{Rule, ValidationErrors};
+use super::validation::{Rule, ValidationErrors, check_schema};
 use super::vocabulary::{Action, Role, ToneSetting, valid_digits};
 use serde_json::{Map, Value, json};
 
@@ -120,20 +120,7 @@ impl ConferenceDoc {
     /// An API body for PUT (create) or POST (replace): read-only keys dropped,
     /// defaults filled, then validated.
     pub fn from_request(body: Value) -> Result<Self, ValidationErrors> {
-        let Value::Object(mut obj) = body else {
-            return Err(ValidationErrors::single(
-                "data",
-                "type",
-                "Value did not match type(s): object",
-                Some(json!("object")),
-                None,
-            ));
-        };
-        obj.retain(|k, _| {
-            !READ_ONLY.contains(&k.as_str()) && !k.starts_with('_') && !k.starts_with("pvt_")
-        });
-        fill_defaults(&mut obj, defaults());
-        let doc = ConferenceDoc(obj);
+        let doc = ConferenceDoc(request_object(body, &READ_ONLY, defaults())?);
         doc.validate()?;
         Ok(doc)
     }
@@ -149,12 +136,7 @@ impl ConferenceDoc {
     /// Every schema violation, in Kazoo's validation error shape.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        for (path, rule) in SCHEMA {
-            let segs: Vec<&str> = path.split('.').collect();
-            if let Some(v) = lookup(&self.0, &segs) {
-                rule.check(&segs, v, &mut errors);
-            }
-        }
+        check_schema(&self.0, SCHEMA, &[], &mut errors);
         if let Some(profile) = self.profile() {
             super::profile_keys::validate(profile, &mut errors);
         }
@@ -376,13 +358,27 @@ pub fn numbers_in_use_error(numbers: &[String]) -> ValidationErrors {
     )
 }
 
-fn lookup<'a>(obj: &'a Map<String, Value>, segs: &[&str]) -> Option<&'a Value> {
-    let (last, parents) = segs.split_last()?;
-    let mut cur = obj;
-    for s in parents {
-        cur = cur.get(*s)?.as_object()?;
-    }
-    cur.get(*last)
+/// An API body (PUT or POST) as the object to validate: `read_only` keys and CouchDB-style
+/// `_*` and Kazoo private `pvt_*` keys dropped, missing `defaults` filled in.
+pub(crate) fn request_object(
+    body: Value,
+    read_only: &[&str],
+    defaults: Value,
+) -> Result<Map<String, Value>, ValidationErrors> {
+    let Value::Object(mut obj) = body else {
+        return Err(ValidationErrors::single(
+            "data",
+            "type",
+            "Value did not match type(s): object",
+            Some(json!("object")),
+            None,
+        ));
+    };
+    obj.retain(|k, _| {
+        !read_only.contains(&k.as_str()) && !k.starts_with('_') && !k.starts_with("pvt_")
+    });
+    fill_defaults(&mut obj, defaults);
+    Ok(obj)
 }
 
 /// Adds the keys of `defaults` missing from `obj`, recursing into objects.
@@ -402,7 +398,7 @@ fn fill_defaults(obj: &mut Map<String, Value>, defaults: Value) {
 }
 
 /// RFC 7396 JSON merge patch.
-fn merge_patch(target: &mut Value, patch: &Value) {
+pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
     let Value::Object(patch) = patch else {
         *target = patch.clone();
         return;

@@ -3,7 +3,7 @@
 //! with dots inside a path segment escaped as `%2E`.
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -144,6 +144,10 @@ pub enum Rule {
     Digits,
     /// An array of strings from a fixed list.
     EnumList(&'static [&'static str]),
+    /// A string from a fixed list.
+    Enum(&'static [&'static str]),
+    /// An array of anything (its items checked apart).
+    Array,
 }
 
 impl Rule {
@@ -161,6 +165,10 @@ impl Rule {
                 enum_error(path, json!(allowed), v, errors)
             }
             Rule::Object if !v.is_object() => errors.type_error(path, "object", v),
+            Rule::Array if !v.is_array() => errors.type_error(path, "array", v),
+            Rule::Enum(allowed) if !v.as_str().is_some_and(|s| allowed.contains(&s)) => {
+                enum_error(path, json!(allowed), v, errors)
+            }
             Rule::ObjectOrName if v.is_string() => check_str(path, v, 1, 256, errors),
             Rule::ObjectOrName if !v.is_object() => {
                 let msg = "Value did not match type(s): object, string";
@@ -202,6 +210,34 @@ impl Rule {
             }
         }
     }
+}
+
+/// Checks each `(path, rule)` of `schema` whose field is present in `obj`; errors are named
+/// `prefix.path`. A nested path is skipped when its parent is not an object (the parent's
+/// own rule reports that).
+pub fn check_schema(
+    obj: &Map<String, Value>,
+    schema: &[(&str, Rule)],
+    prefix: &[&str],
+    errors: &mut ValidationErrors,
+) {
+    for (path, rule) in schema {
+        let segs: Vec<&str> = path.split('.').collect();
+        if let Some(v) = lookup(obj, &segs) {
+            let at: Vec<&str> = prefix.iter().chain(&segs).copied().collect();
+            rule.check(&at, v, errors);
+        }
+    }
+}
+
+/// The value at a dotted path of nested objects.
+pub fn lookup<'a>(obj: &'a Map<String, Value>, segs: &[&str]) -> Option<&'a Value> {
+    let (last, parents) = segs.split_last()?;
+    let mut cur = obj;
+    for s in parents {
+        cur = cur.get(*s)?.as_object()?;
+    }
+    cur.get(*last)
 }
 
 fn one_of(v: &Value, allowed: &[u32]) -> bool {

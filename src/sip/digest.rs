@@ -148,14 +148,19 @@ impl Digest {
 
     /// The WWW-Authenticate values of a 401: one per algorithm, preferred first (RFC 8760).
     pub fn challenges(&mut self, now: Instant, stale: bool) -> Vec<String> {
-        let nonce = self.nonce(now);
+        let realm = self.realm.clone();
+        self.challenges_in(&realm, now, stale)
+    }
+
+    /// [`Digest::challenges`] in another realm (a registrar's devices each name theirs).
+    pub fn challenges_in(&mut self, realm: &str, now: Instant, stale: bool) -> Vec<String> {
+        let nonce = self.nonce(realm, now);
         let stale = if stale { ", stale=true" } else { "" };
         self.algorithms
             .iter()
             .map(|a| {
                 format!(
-                    "Digest realm=\"{}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"{stale}",
-                    self.realm,
+                    "Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"{stale}",
                     a.name()
                 )
             })
@@ -171,10 +176,23 @@ impl Digest {
         method: &str,
         authorizations: impl IntoIterator<Item = &'a str>,
     ) -> Outcome {
+        let password = |user: &str| self.users.get(user).map(String::as_str);
+        self.check_in(&self.realm, password, now, method, authorizations)
+    }
+
+    /// [`Digest::check`] in `realm`, with the password of a username from `password`.
+    pub fn check_in<'a, 'p>(
+        &self,
+        realm: &str,
+        password: impl FnOnce(&str) -> Option<&'p str>,
+        now: Instant,
+        method: &str,
+        authorizations: impl IntoIterator<Item = &'a str>,
+    ) -> Outcome {
         let ours = authorizations
             .into_iter()
             .filter_map(params)
-            .find(|p| p.get("realm").is_some_and(|r| *r == self.realm));
+            .find(|p| p.get("realm").is_some_and(|r| r == realm));
         let Some(p) = ours else {
             return Outcome::Challenge { stale: false };
         };
@@ -186,7 +204,7 @@ impl Digest {
         let (Some(algorithm), Some(nonce)) = (algorithm, field("nonce")) else {
             return Outcome::Challenge { stale: false };
         };
-        let Some(issued) = self.nonce_time(nonce) else {
+        let Some(issued) = self.nonce_time(realm, nonce) else {
             return Outcome::Challenge { stale: false };
         };
         let (Some(username), Some(uri), Some(response)) =
@@ -201,13 +219,13 @@ impl Digest {
             }
             _ => return Outcome::Refused,
         };
-        let Some(password) = self.users.get(username) else {
+        let Some(password) = password(username) else {
             return Outcome::Refused;
         };
         let proof = Proof {
             algorithm,
             username,
-            realm: &self.realm,
+            realm,
             method,
             uri,
             nonce,
@@ -225,23 +243,23 @@ impl Digest {
         }
     }
 
-    fn nonce(&mut self, now: Instant) -> String {
+    fn nonce(&mut self, realm: &str, now: Instant) -> String {
         let epoch = *self.epoch.get_or_insert(now);
         let ms = now.saturating_duration_since(epoch).as_millis() as u64;
-        format!("{ms:x}.{}", self.mac(ms))
+        format!("{ms:x}.{}", self.mac(realm, ms))
     }
 
-    /// When a nonce of ours was issued (since the epoch); `None` for anything else.
-    fn nonce_time(&self, nonce: &str) -> Option<Duration> {
+    /// When a nonce of ours for `realm` was issued (since the epoch); `None` for anything else.
+    fn nonce_time(&self, realm: &str, nonce: &str) -> Option<Duration> {
         let (ms, mac) = nonce.split_once('.')?;
         let ms = u64::from_str_radix(ms, 16).ok()?;
-        same(&self.mac(ms), mac).then_some(Duration::from_millis(ms))
+        same(&self.mac(realm, ms), mac).then_some(Duration::from_millis(ms))
     }
 
-    fn mac(&self, ms: u64) -> String {
+    fn mac(&self, realm: &str, ms: u64) -> String {
         let mut h = Sha256::new();
         h.update(self.secret);
-        h.update(format!("{ms:x}:{}", self.realm));
+        h.update(format!("{ms:x}:{realm}"));
         hex(&h.finalize()[..16])
     }
 }

@@ -20,6 +20,7 @@ use super::transaction::{ClientTx, Fire, ServerTx, Timers};
 mod api;
 mod dial;
 mod incoming;
+pub(crate) mod register;
 pub use api::*;
 pub use dial::Dial;
 use dial::Outgoing;
@@ -139,6 +140,8 @@ pub struct Endpoint {
     dialogs: HashMap<DialogKey, CallId>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    registers: VecDeque<IncomingRegister>,
+    awaiting_registers: HashMap<RegisterId, TxKey>,
     admission: Admission,
     digest: Option<Digest>,
     /// Requests refused or dropped by admission or authentication, since the start.
@@ -165,6 +168,8 @@ impl Endpoint {
             dialogs: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            registers: VecDeque::new(),
+            awaiting_registers: HashMap::new(),
             admission,
             digest,
             turned_away: 0,

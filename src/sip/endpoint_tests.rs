@@ -35,6 +35,7 @@ impl Harness {
             limits: crate::sip::admission::Limits::default(),
             acl: crate::sip::admission::Acl::default(),
             auth: None,
+            registrar: false,
         };
         edit(&mut config);
         let ep = Endpoint::new(config);

@@ -53,13 +53,15 @@ mod dial_tests;
 #[cfg(test)]
 mod endpoint_tests;
 #[cfg(test)]
+mod register_tests;
+#[cfg(test)]
 mod torture_tests;
 
 pub use endpoint::{
-    CallId, ConnId, Dial, DialInAuth, Endpoint, EndpointConfig, Event, RequestId, SipError,
-    TerminationReason, Transmit, Transport,
+    CallId, ConnId, Dial, DialInAuth, Endpoint, EndpointConfig, Event, IncomingRegister,
+    RegisterId, RequestId, SipError, TerminationReason, Transmit, Transport,
 };
 pub use framer::{FrameError, Framer};
 pub use message::{Body, NameAddr};
 pub use transaction::Timers;
-pub use transport::{SipHandle, spawn};
+pub use transport::{SipHandle, spawn, spawn_with_registrar};

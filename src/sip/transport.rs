@@ -30,13 +30,16 @@ use tokio::task::AbortHandle;
 
 use super::connections::{ConnClock, Connections, Expiry, TcpLimits, Timeouts};
 use super::endpoint::{
-    CallId, ConnId, Dial, Endpoint, EndpointConfig, Event, RequestId, SipError, Transmit, Transport,
+    CallId, ConnId, Dial, Endpoint, EndpointConfig, Event, IncomingRegister, RegisterId, RequestId,
+    SipError, Transmit, Transport,
 };
 use super::framer::{FrameError, Framer};
 use super::log_limit::LogLimit;
 use super::message::Body;
 
 const EVENT_QUEUE: usize = 1024;
+/// REGISTERs waiting for the registrar task.
+const REGISTER_QUEUE: usize = 256;
 pub const MAX_PENDING: usize = 4096;
 pub const COMMAND_QUEUE: usize = 1024;
 pub const CONN_QUEUE: usize = 1024;
@@ -83,6 +86,12 @@ enum Command {
     Cancel {
         call: CallId,
         reply: Reply<()>,
+    },
+    RespondRegister {
+        id: RegisterId,
+        status: u16,
+        reason: &'static str,
+        headers: Vec<(&'static str, String)>,
     },
 }
 
@@ -184,6 +193,24 @@ impl SipHandle {
         self.call(|reply| Command::Cancel { call, reply }).await
     }
 
+    /// See [`Endpoint::respond_register`].
+    pub async fn respond_register(
+        &self,
+        id: RegisterId,
+        status: u16,
+        reason: &'static str,
+        headers: Vec<(&'static str, String)>,
+    ) {
+        let command = Command::RespondRegister {
+            id,
+            status,
+            reason,
+            headers,
+        };
+        // A stopped SIP task has nobody to answer.
+        let _ = self.commands.send(command).await;
+    }
+
     /// See [`Endpoint::request`].
     pub async fn request(
         &self,
@@ -207,8 +234,35 @@ impl SipHandle {
 /// [`SipHandle`] is dropped; events wait in the task (never dropped) while the receiver is full.
 pub async fn spawn(
     bind: SocketAddr,
+    config: EndpointConfig,
+    tcp_limits: TcpLimits,
+) -> io::Result<(SipHandle, mpsc::Receiver<Event>, SocketAddr)> {
+    start(bind, config, tcp_limits, None).await
+}
+
+/// [`spawn`] with REGISTER served (when `config.registrar`): requests arrive on the second
+/// receiver, to be answered with [`SipHandle::respond_register`] (503 at once while the
+/// receiver is full).
+pub async fn spawn_with_registrar(
+    bind: SocketAddr,
+    config: EndpointConfig,
+    tcp_limits: TcpLimits,
+) -> io::Result<(
+    SipHandle,
+    mpsc::Receiver<Event>,
+    mpsc::Receiver<IncomingRegister>,
+    SocketAddr,
+)> {
+    let (tx, rx) = mpsc::channel(REGISTER_QUEUE);
+    let (handle, events, bound) = start(bind, config, tcp_limits, Some(tx)).await?;
+    Ok((handle, events, rx, bound))
+}
+
+async fn start(
+    bind: SocketAddr,
     mut config: EndpointConfig,
     tcp_limits: TcpLimits,
+    registers: Option<mpsc::Sender<IncomingRegister>>,
 ) -> io::Result<(SipHandle, mpsc::Receiver<Event>, SocketAddr)> {
     let udp = UdpSocket::bind(bind).await?;
     let bound = udp.local_addr()?;
@@ -234,6 +288,7 @@ pub async fn spawn(
         accept_paused: None,
         logs: Logs::default(),
         turned_away: 0,
+        registers,
     };
     tokio::spawn(driver.run(cmd_rx, conn_rx, event_tx));
     Ok((SipHandle { commands: cmd_tx }, event_rx, bound))
@@ -310,6 +365,8 @@ struct Driver {
     logs: Logs,
     /// The endpoint's count of refused requests when last logged.
     turned_away: u64,
+    /// Where REGISTERs go, when served.
+    registers: Option<mpsc::Sender<IncomingRegister>>,
 }
 
 impl Driver {
@@ -368,6 +425,19 @@ impl Driver {
     }
 
     async fn flush(&mut self) {
+        while let Some(r) = self.endpoint.poll_register() {
+            let id = r.id;
+            let queued = self
+                .registers
+                .as_ref()
+                .is_some_and(|tx| tx.try_send(r).is_ok());
+            if !queued {
+                let retry = vec![("Retry-After", "5".to_string())];
+                let now = Instant::now();
+                self.endpoint
+                    .respond_register(now, id, 503, "Service Unavailable", retry);
+            }
+        }
         while let Some(t) = self.endpoint.poll_transmit() {
             self.send(t).await;
         }
@@ -449,6 +519,12 @@ impl Driver {
             Command::Cancel { call, reply } => {
                 let _ = reply.send(ep.cancel(now, call));
             }
+            Command::RespondRegister {
+                id,
+                status,
+                reason,
+                headers,
+            } => ep.respond_register(now, id, status, reason, headers),
         }
     }
 

@@ -12,6 +12,8 @@
 
 mod seed;
 mod sqlite;
+mod sqlite_documents;
+mod sqlite_registrations;
 
 pub use seed::Seed;
 pub use sqlite::SqliteStore;
@@ -19,6 +21,8 @@ pub use sqlite::SqliteStore;
 use crate::conference::document::ConferenceDoc;
 use crate::conference::settings::ConferencesConfig;
 use crate::conference::validation::ValidationErrors;
+use crate::documents::{Kind, Owner};
+use crate::registrar::{Binding, DeviceRef};
 use serde_json::{Map, Value};
 
 /// The config category of [`ConferencesConfig`].
@@ -33,11 +37,31 @@ pub struct StoredConference {
     pub doc: ConferenceDoc,
 }
 
+/// A document of one of the generic [`Kind`]s as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDocument {
+    pub id: String,
+    /// Starts at 1, +1 on every write (deletion included).
+    pub revision: u64,
+    pub doc: Map<String, Value>,
+}
+
+/// A write to a generic document (see [`Store::write_document`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DocumentWrite {
+    /// PUT: a new document; an id if given must be free.
+    Create(Value),
+    /// POST: the whole document replaced.
+    Replace(Value),
+    /// PATCH: merged into the stored document (RFC 7396).
+    Patch(Value),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("conference {0} not found")]
+    #[error("{0} not found")]
     NotFound(String),
-    #[error("conference {0} already exists")]
+    #[error("{0} already exists")]
     Exists(String),
     #[error("revision conflict: expected {expected}, stored {stored}")]
     Conflict { expected: u64, stored: u64 },
@@ -52,6 +76,9 @@ pub enum StoreError {
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
 }
+
+/// Who owns a found document: an account id, or `None` for the system.
+pub type Owned = Option<String>;
 
 /// Documents by account. Conference ids are unique per account; deleted
 /// conferences are kept (soft delete) but invisible to every read.
@@ -118,6 +145,53 @@ pub trait Store: Send + Sync {
         category: &str,
         doc: Map<String, Value>,
     ) -> Result<(), StoreError>;
+
+    /// The owner's documents of `kind`, by id.
+    fn list_documents(&self, owner: Owner, kind: Kind) -> Result<Vec<StoredDocument>, StoreError>;
+
+    fn get_document(
+        &self,
+        owner: Owner,
+        kind: Kind,
+        id: &str,
+    ) -> Result<StoredDocument, StoreError>;
+
+    /// Creates, replaces or patches (defaults filled, validated by the kind, its unique keys
+    /// checked and indexed in the same transaction). `id` `None` (create only) generates a
+    /// Kazoo-style 32-hex id; `revision` if given must match.
+    fn write_document(
+        &self,
+        owner: Owner,
+        kind: Kind,
+        id: Option<&str>,
+        write: DocumentWrite,
+        revision: Option<u64>,
+    ) -> Result<StoredDocument, StoreError>;
+
+    /// Soft delete (its keys are freed); returns the doc as it was.
+    fn delete_document(
+        &self,
+        owner: Owner,
+        kind: Kind,
+        id: &str,
+        revision: Option<u64>,
+    ) -> Result<StoredDocument, StoreError>;
+
+    /// Live documents whose key `field` (one of [`Kind::keys`]) has `value`, with their
+    /// owners: within `owner`, or across every owner when `None` (a REGISTER's credentials).
+    fn find_documents(
+        &self,
+        kind: Kind,
+        field: &str,
+        value: &str,
+        owner: Option<Owner>,
+    ) -> Result<Vec<(Owned, StoredDocument)>, StoreError>;
+
+    /// Stores a device's registrar bindings (none: forgets the device).
+    fn put_bindings(&self, device: &DeviceRef, bindings: &[Binding]) -> Result<(), StoreError>;
+
+    /// Every device's stored bindings, expired ones included (the registrar drops them).
+    fn bindings(&self) -> Result<Vec<(DeviceRef, Vec<Binding>)>, StoreError>;
 
     /// The account's `conferences` config over the system's.
     fn conferences_config(&self, account: &str) -> Result<ConferencesConfig, StoreError> {

@@ -1,8 +1,12 @@
 //! [`Store`] on one SQLite file: JSON text columns, WAL, schema created in
 //! place, `synchronous=FULL` so a committed write survives a crash.
 
-use super::{Seed, Store, StoreError, StoredConference};
+use super::sqlite_documents as documents;
+use super::sqlite_registrations as registrations;
+use super::{DocumentWrite, Owned, Seed, Store, StoreError, StoredConference, StoredDocument};
 use crate::conference::document::{ConferenceDoc, numbers_in_use, numbers_in_use_error};
+use crate::documents::{Kind, Owner};
+use crate::registrar::{Binding, DeviceRef};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -48,6 +52,8 @@ impl SqliteStore {
         conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))?;
         conn.execute_batch("PRAGMA synchronous=FULL;")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(documents::SCHEMA)?;
+        conn.execute_batch(registrations::SCHEMA)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -107,11 +113,19 @@ impl SqliteStore {
         revision: Option<u64>,
         make: impl FnOnce(Option<&StoredConference>) -> Result<ConferenceDoc, StoreError>,
     ) -> Result<StoredConference, StoreError> {
+        self.immediate(|tx| save(tx, account, id, revision, make))
+    }
+
+    /// `f` in an immediate (write-locking) transaction, committed when it succeeds.
+    fn immediate<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let saved = save(&tx, account, id, revision, make)?;
+        let done = f(&tx)?;
         tx.commit()?;
-        Ok(saved)
+        Ok(done)
     }
 
     fn update(
@@ -186,7 +200,7 @@ impl Store for SqliteStore {
             Some((c, false)) => c,
             _ => return Err(StoreError::NotFound(id.to_string())),
         };
-        check_revision(&current, revision)?;
+        check_revision(current.revision, revision)?;
         tx.execute(
             "UPDATE conferences SET deleted = 1, revision = revision + 1
              WHERE account_id = ?1 AND id = ?2",
@@ -233,6 +247,58 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         put_config(&self.lock(), account.unwrap_or(SYSTEM), category, &doc)
     }
+
+    fn list_documents(&self, owner: Owner, kind: Kind) -> Result<Vec<StoredDocument>, StoreError> {
+        documents::list(&self.lock(), owner, kind)
+    }
+
+    fn get_document(
+        &self,
+        owner: Owner,
+        kind: Kind,
+        id: &str,
+    ) -> Result<StoredDocument, StoreError> {
+        documents::get(&self.lock(), owner, kind, id)
+    }
+
+    fn write_document(
+        &self,
+        owner: Owner,
+        kind: Kind,
+        id: Option<&str>,
+        write: DocumentWrite,
+        revision: Option<u64>,
+    ) -> Result<StoredDocument, StoreError> {
+        self.immediate(|tx| documents::write(tx, owner, kind, id, write, revision))
+    }
+
+    fn delete_document(
+        &self,
+        owner: Owner,
+        kind: Kind,
+        id: &str,
+        revision: Option<u64>,
+    ) -> Result<StoredDocument, StoreError> {
+        self.immediate(|tx| documents::delete(tx, owner, kind, id, revision))
+    }
+
+    fn find_documents(
+        &self,
+        kind: Kind,
+        field: &str,
+        value: &str,
+        owner: Option<Owner>,
+    ) -> Result<Vec<(Owned, StoredDocument)>, StoreError> {
+        documents::find(&self.lock(), kind, field, value, owner)
+    }
+
+    fn put_bindings(&self, device: &DeviceRef, bindings: &[Binding]) -> Result<(), StoreError> {
+        registrations::put(&self.lock(), device, bindings)
+    }
+
+    fn bindings(&self) -> Result<Vec<(DeviceRef, Vec<Binding>)>, StoreError> {
+        registrations::all(&self.lock())
+    }
 }
 
 fn put_config(
@@ -266,7 +332,7 @@ fn save(
     let row = load(conn, account, &id)?;
     let live_row = row.as_ref().filter(|(_, deleted)| !deleted).map(|(c, _)| c);
     if let Some(c) = live_row {
-        check_revision(c, revision)?;
+        check_revision(c.revision, revision)?;
     }
     let doc = make(live_row)?;
     let others = live(conn, account)?;
@@ -288,11 +354,12 @@ fn save(
     Ok(StoredConference { id, revision, doc })
 }
 
-fn check_revision(current: &StoredConference, expected: Option<u64>) -> Result<(), StoreError> {
+/// A write that names a revision must name the stored one.
+pub(super) fn check_revision(stored: u64, expected: Option<u64>) -> Result<(), StoreError> {
     match expected {
-        Some(e) if e != current.revision => Err(StoreError::Conflict {
+        Some(e) if e != stored => Err(StoreError::Conflict {
             expected: e,
-            stored: current.revision,
+            stored,
         }),
         _ => Ok(()),
     }
@@ -335,7 +402,7 @@ fn live(conn: &Connection, account: &str) -> Result<Vec<StoredConference>, Store
 }
 
 /// SQLite integers are signed; revisions never come near the limit.
-fn sql_int(n: u64) -> i64 {
+pub(super) fn sql_int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 

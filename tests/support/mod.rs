@@ -22,6 +22,7 @@ pub mod process;
 pub mod rtp;
 pub mod sdp_text;
 pub mod sip_text;
+pub mod sipp;
 pub mod transport;
 
 pub use dialog::Transport;

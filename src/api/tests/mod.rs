@@ -19,6 +19,8 @@ use tokio::sync::broadcast;
 
 pub const TOKEN_A: &str = "token-a";
 pub const TOKEN_B: &str = "token-b";
+/// Acts on the system's documents (`/v2/resources`).
+pub const TOKEN_SYSTEM: &str = "token-system";
 pub const ACCOUNT_A: &str = "acc0000000000000000000000000000a";
 pub const ACCOUNT_B: &str = "acc0000000000000000000000000000b";
 
@@ -53,6 +55,7 @@ impl Harness {
         let config = ApiConfig {
             listen: listener.local_addr().unwrap(),
             tokens: tokens.to_vec(),
+            system_tokens: vec![TOKEN_SYSTEM.into()],
             burst,
             ..ApiConfig::default()
         };

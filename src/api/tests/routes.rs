@@ -1,7 +1,7 @@
 //! `/metrics` and the OpenAPI document against the routes the router really serves.
 
 use super::*;
-use crate::api::{account_routes, open_routes, openapi};
+use crate::api::{account_routes, open_routes, openapi, system_routes};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -64,6 +64,7 @@ async fn openapi_documents_exactly_the_served_routes() {
     let served: Vec<&str> = account_routes()
         .into_iter()
         .chain(open_routes())
+        .chain(system_routes())
         .map(|(p, _)| p)
         .collect();
     assert_eq!(served.len(), documented.len(), "{served:?}");
@@ -75,10 +76,13 @@ async fn openapi_documents_exactly_the_served_routes() {
             .replace("{account_id}", ACCOUNT_A)
             .replace("{conference_id}", "c1")
             .replace("{participant_id}", "1")
+            .replace("{document_id}", "d1")
             .replace("{name}", "r.wav");
+        let system = system_routes().iter().any(|(p, _)| *p == path);
+        let token = if system { TOKEN_SYSTEM } else { TOKEN_A };
         for method in METHODS {
             let status = h
-                .raw(method, &url, Some(TOKEN_A), None)
+                .raw(method, &url, Some(token), None)
                 .await
                 .status()
                 .as_u16();

@@ -51,6 +51,32 @@ pub struct EndpointConfig {
     pub acl: Acl,
     /// New INVITEs must authenticate as one of these users; `None`: no challenge.
     pub auth: Option<DialInAuth>,
+    /// REGISTER goes to the application ([`Endpoint::poll_register`]); else 405.
+    pub registrar: bool,
+}
+
+/// A REGISTER awaiting [`Endpoint::respond_register`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RegisterId(pub u64);
+
+/// A REGISTER as the registrar needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingRegister {
+    pub id: RegisterId,
+    pub call_id: String,
+    pub cseq: u32,
+    /// The address-of-record (To): user and lower-case host.
+    pub user: String,
+    pub host: String,
+    /// The Expires header.
+    pub expires: Option<u32>,
+    /// `Contact: *`.
+    pub star: bool,
+    /// Contact URIs and their `expires` parameters (none: a query).
+    pub contacts: Vec<(String, Option<u32>)>,
+    /// The Authorization header values.
+    pub authorizations: Vec<String>,
+    pub source: SocketAddr,
 }
 
 /// Digest credentials for dial-in calls.

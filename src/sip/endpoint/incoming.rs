@@ -122,6 +122,7 @@ impl Endpoint {
         match (req.method.as_str(), req.to.tag.is_some()) {
             ("INVITE", false) => self.new_invite(now, key, req, peer),
             ("OPTIONS", false) => self.reply(now, &key, 200, "OK", capabilities(), None),
+            ("REGISTER", _) => self.incoming_register(now, key, req, peer),
             ("CANCEL", _) => self.incoming_cancel(now, &key),
             (_, false) => self.reply(
                 now,
@@ -218,10 +219,11 @@ impl Endpoint {
     /// Method, Max-Forwards, Require and body checks, in §8.2 order.
     fn screen(&self, req: &Request) -> Result<(), Defect> {
         let m = req.method.as_str();
-        if NOT_ALLOWED.contains(&m) {
+        let registrar = m == "REGISTER" && self.config.registrar;
+        if NOT_ALLOWED.contains(&m) && !registrar {
             return Err(Defect::new(405, "Method Not Allowed"));
         }
-        if !ALLOW.split(", ").any(|a| a == m) {
+        if !ALLOW.split(", ").any(|a| a == m) && !registrar {
             return Err(Defect::new(501, "Not Implemented"));
         }
         if req.max_forwards == Some(0) {

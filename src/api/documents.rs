@@ -1,0 +1,189 @@
+//! Handlers for the generic documents of [`crate::documents`]: an account's
+//! `/v2/accounts/{account_id}/{devices,users,groups,resources,callflows}[/{document_id}]`,
+//! a user's devices at `.../users/{document_id}/devices`, and the system's resources at
+//! `/v2/resources[/{document_id}]` (system tokens only, see [`super::authorize_system`]).
+//!
+//! The handlers use the store directly (in `spawn_blocking`: writes fsync): these documents
+//! have no live state in the control plane.
+
+use super::ApiState;
+use super::body::Envelope;
+use super::reply::{Answer, ApiError};
+use super::service::ServiceError;
+use crate::documents::{Kind, Owner, to_api};
+use crate::store::{DocumentWrite, Store, StoredDocument};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{MethodRouter, get};
+use serde_json::Value;
+use std::sync::Arc;
+
+type Answered = Result<Answer, ApiError>;
+
+/// Each kind's collection and document paths.
+const PATHS: [(Kind, &str, &str); 5] = [
+    (
+        Kind::Device,
+        "/v2/accounts/{account_id}/devices",
+        "/v2/accounts/{account_id}/devices/{document_id}",
+    ),
+    (
+        Kind::User,
+        "/v2/accounts/{account_id}/users",
+        "/v2/accounts/{account_id}/users/{document_id}",
+    ),
+    (
+        Kind::Group,
+        "/v2/accounts/{account_id}/groups",
+        "/v2/accounts/{account_id}/groups/{document_id}",
+    ),
+    (
+        Kind::Resource,
+        "/v2/accounts/{account_id}/resources",
+        "/v2/accounts/{account_id}/resources/{document_id}",
+    ),
+    (
+        Kind::Callflow,
+        "/v2/accounts/{account_id}/callflows",
+        "/v2/accounts/{account_id}/callflows/{document_id}",
+    ),
+];
+const USER_DEVICES: &str = "/v2/accounts/{account_id}/users/{document_id}/devices";
+const SYSTEM_RESOURCES: &str = "/v2/resources";
+const SYSTEM_RESOURCE: &str = "/v2/resources/{document_id}";
+
+/// The account-scoped document routes (behind [`super::authorize`]).
+pub fn account_routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
+    let mut routes = Vec::new();
+    for (kind, collection, document) in PATHS {
+        let account = |Path(account): Path<String>| (account, None);
+        routes.push((collection, collection_route(kind, account)));
+        let one = |Path((account, id)): Path<(String, String)>| (account, Some(id));
+        routes.push((document, document_route(kind, one)));
+    }
+    routes.push((USER_DEVICES, get(user_devices)));
+    routes
+}
+
+/// The system's resources (behind [`super::authorize_system`]).
+pub fn system_routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
+    let system = |()| (String::new(), None);
+    let one = |Path(id): Path<String>| (String::new(), Some(id));
+    vec![
+        (SYSTEM_RESOURCES, collection_route(Kind::Resource, system)),
+        (SYSTEM_RESOURCE, document_route(Kind::Resource, one)),
+    ]
+}
+
+/// Who and which document a request names: an account id (empty for the system) and the
+/// document id of a document path.
+type Target = (String, Option<String>);
+
+fn owner(account: &str) -> Owner<'_> {
+    if account.is_empty() {
+        Owner::System
+    } else {
+        Owner::Account(account)
+    }
+}
+
+/// GET (list) and PUT (create) on a collection.
+fn collection_route<P>(kind: Kind, target: fn(P) -> Target) -> MethodRouter<ApiState>
+where
+    P: axum::extract::FromRequestParts<ApiState> + Send + 'static,
+{
+    let list = move |State(s): State<ApiState>, p: P| async move {
+        let (account, _) = target(p);
+        let docs = with_store(&s, move |st| st.list_documents(owner(&account), kind)).await?;
+        let page_size = docs.len();
+        let entries = docs.iter().map(|d| to_api(&d.id, &d.doc)).collect();
+        Ok::<_, ApiError>(Answer::ok(Value::Array(entries)).extra("page_size", page_size.into()))
+    };
+    let create = move |State(s): State<ApiState>, p: P, env: Envelope| async move {
+        let (account, _) = target(p);
+        let write = DocumentWrite::Create(env.document()?);
+        let saved = with_store(&s, move |st| {
+            st.write_document(owner(&account), kind, None, write, None)
+        })
+        .await?;
+        Ok::<_, ApiError>(Answer::with_status(StatusCode::CREATED, rendered(&saved)))
+    };
+    get(list).put(create)
+}
+
+/// GET, POST (replace), PATCH and DELETE on one document.
+fn document_route<P>(kind: Kind, target: fn(P) -> Target) -> MethodRouter<ApiState>
+where
+    P: axum::extract::FromRequestParts<ApiState> + Send + 'static,
+{
+    let read = move |State(s): State<ApiState>, p: P| async move {
+        let (account, id) = target(p);
+        let id = id.unwrap_or_default();
+        let found = with_store(&s, move |st| st.get_document(owner(&account), kind, &id)).await?;
+        Ok::<_, ApiError>(Answer::ok(rendered(&found)))
+    };
+    let replace = move |s: State<ApiState>, p: P, env: Envelope| async move {
+        let write = DocumentWrite::Replace(env.document()?);
+        update(s, target(p), kind, write).await
+    };
+    let patch = move |s: State<ApiState>, p: P, env: Envelope| async move {
+        let write = DocumentWrite::Patch(env.document()?);
+        update(s, target(p), kind, write).await
+    };
+    let delete = move |State(s): State<ApiState>, p: P| async move {
+        let (account, id) = target(p);
+        let id = id.unwrap_or_default();
+        let gone = with_store(&s, move |st| {
+            st.delete_document(owner(&account), kind, &id, None)
+        })
+        .await?;
+        Ok::<_, ApiError>(Answer::ok(rendered(&gone)))
+    };
+    get(read).post(replace).patch(patch).delete(delete)
+}
+
+async fn update(
+    State(s): State<ApiState>,
+    target: Target,
+    kind: Kind,
+    write: DocumentWrite,
+) -> Answered {
+    let (account, id) = target;
+    let saved = with_store(&s, move |st| {
+        st.write_document(owner(&account), kind, id.as_deref(), write, None)
+    })
+    .await?;
+    Ok(Answer::ok(rendered(&saved)))
+}
+
+/// The devices a user owns (`owner_id`); 404 for an unknown user.
+async fn user_devices(
+    State(s): State<ApiState>,
+    Path((account, user)): Path<(String, String)>,
+) -> Answered {
+    let devices = with_store(&s, move |st| {
+        let owner = Owner::Account(&account);
+        st.get_document(owner, Kind::User, &user)?;
+        st.find_documents(Kind::Device, "owner_id", &user, Some(owner))
+    })
+    .await?;
+    let entries: Vec<Value> = devices.iter().map(|(_, d)| rendered(d)).collect();
+    let page_size = entries.len();
+    Ok(Answer::ok(Value::Array(entries)).extra("page_size", page_size.into()))
+}
+
+fn rendered(d: &StoredDocument) -> Value {
+    to_api(&d.id, &d.doc)
+}
+
+/// Runs `f` on the store off the async threads.
+async fn with_store<T: Send + 'static>(
+    s: &ApiState,
+    f: impl FnOnce(&dyn Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store: Arc<dyn Store> = s.store.clone().ok_or(ApiError::Unavailable)?;
+    let result = tokio::task::spawn_blocking(move || f(&*store))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(result.map_err(ServiceError::from)?)
+}

@@ -1,0 +1,94 @@
+//! `callflows`: what a dialed number runs. `numbers` (exact, unique in the account) and
+//! `patterns` (regexes) select the callflow; `flow` is a tree of `{module, data, children}`
+//! whose children are keyed by outcome, `_` being the default branch.
+
+use super::{Key, Scope, Spec, check_max_items, regex_list, require, strings};
+use crate::conference::validation::{Rule, ValidationErrors, check_schema};
+use serde_json::{Map, Value, json};
+
+/// The modules a flow may name (the bridging modules and the conference).
+pub const MODULES: [&str; 5] = ["conference", "device", "user", "ring_group", "resources"];
+
+/// Nesting of flow nodes; a deeper tree is refused (it would only be an attack on the
+/// recursive readers).
+pub const MAX_DEPTH: usize = 32;
+/// Numbers one callflow may claim.
+pub const MAX_NUMBERS: usize = 128;
+
+const SCHEMA: &[(&str, Rule)] = &[
+    ("name", Rule::Str { min: 1, max: 128 }),
+    ("numbers", Rule::Strings),
+    ("flow", Rule::Object),
+    ("featurecode", Rule::Object),
+];
+
+const NODE: &[(&str, Rule)] = &[
+    ("module", Rule::Enum(&MODULES)),
+    ("data", Rule::Object),
+    ("children", Rule::Object),
+];
+
+pub(super) static SPEC: Spec = Spec {
+    collection: "callflows",
+    defaults: || json!({"numbers": [], "patterns": []}),
+    validate,
+    keys: &[Key {
+        field: "numbers",
+        unique: Some(Scope::Owner),
+        values: |doc| strings(doc, "numbers"),
+    }],
+};
+
+fn validate(doc: &Map<String, Value>, errors: &mut ValidationErrors) {
+    require(doc, &["flow"], errors);
+    check_schema(doc, SCHEMA, &[], errors);
+    check_numbers(doc, errors);
+    regex_list::check(doc.get("patterns"), "patterns", errors);
+    if let Some(flow) = doc.get("flow").and_then(Value::as_object) {
+        check_node(flow, &mut vec!["flow".to_owned()], errors);
+    }
+}
+
+fn check_numbers(doc: &Map<String, Value>, errors: &mut ValidationErrors) {
+    let Some(numbers) = doc.get("numbers").and_then(Value::as_array) else {
+        return;
+    };
+    check_max_items(numbers, "numbers", MAX_NUMBERS, errors);
+    for (i, n) in numbers.iter().enumerate() {
+        let len = n.as_str().map_or(1, |s| s.chars().count());
+        if !(1..=64).contains(&len) {
+            let i = i.to_string();
+            let msg = "String must be 1 to 64 characters";
+            errors.add(&["numbers", &i], "length", msg, None, Some(n.clone()));
+        }
+    }
+}
+
+/// One node at `path` (a list of segments, `flow.children._` for the default child).
+fn check_node(node: &Map<String, Value>, path: &mut Vec<String>, errors: &mut ValidationErrors) {
+    let at: Vec<&str> = path.iter().map(String::as_str).collect();
+    if at.len() / 2 >= MAX_DEPTH {
+        let msg = format!("Flows must not nest deeper than {MAX_DEPTH}");
+        return errors.add(&at, "maxDepth", msg.as_str(), Some(json!(MAX_DEPTH)), None);
+    }
+    if !node.contains_key("module") {
+        let mut required = at.clone();
+        required.push("module");
+        errors.required(&required);
+    }
+    check_schema(node, NODE, &at, errors);
+    let Some(children) = node.get("children").and_then(Value::as_object) else {
+        return;
+    };
+    for (outcome, child) in children {
+        path.extend(["children".to_owned(), outcome.clone()]);
+        match child.as_object() {
+            Some(child) => check_node(child, path, errors),
+            None => {
+                let at: Vec<&str> = path.iter().map(String::as_str).collect();
+                errors.type_error(&at, "object", child);
+            }
+        }
+        path.truncate(path.len() - 2);
+    }
+}

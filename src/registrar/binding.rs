@@ -1,0 +1,48 @@
+//! One contact bound to a device, as kept in memory and stored (expiry in Unix seconds, so a
+//! restart keeps it until then).
+
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    /// The Contact URI as the phone sent it.
+    pub contact: String,
+    #[serde(rename = "expires", with = "unix_seconds")]
+    pub expires_at: SystemTime,
+    /// The registration (Call-ID and CSeq) that last refreshed it: older requests of the same
+    /// registration are ignored (RFC 3261 §10.3 step 7).
+    pub call_id: String,
+    pub cseq: u32,
+}
+
+impl Binding {
+    pub fn new(contact: &str, expires_at: SystemTime, call_id: String, cseq: u32) -> Self {
+        Self {
+            contact: contact.to_owned(),
+            expires_at,
+            call_id,
+            cseq,
+        }
+    }
+
+    /// RFC 3261 §19.1.4 compares scheme and host case-insensitively; phones resend their
+    /// Contact byte for byte, so a case-insensitive comparison of the whole URI suffices.
+    pub fn same_contact(&self, uri: &str) -> bool {
+        self.contact.eq_ignore_ascii_case(uri)
+    }
+}
+
+mod unix_seconds {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        s.serialize_u64(secs)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        Ok(UNIX_EPOCH + Duration::from_secs(u64::deserialize(d)?))
+    }
+}
