@@ -48,6 +48,8 @@ pub type CallKey = u64;
 
 /// Liveness and RTCP are checked this often, not every tick.
 const HOUSEKEEPING: Duration = Duration::from_millis(500);
+/// Waits for a tick at most this far off sleep through input (see `PacketIo::wait`).
+const BATCH_WITHIN: Duration = Duration::from_millis(100);
 
 /// What the control plane asks of a worker.
 pub enum Command {
@@ -263,35 +265,52 @@ pub fn spawn(
     reports: tokio::sync::mpsc::UnboundedSender<Report>,
     metrics: Arc<Metrics>,
 ) -> io::Result<(WorkerHandle, std::thread::JoinHandle<()>)> {
-    let io = PacketIo::new(io)?;
-    tracing::info!(worker = index, io = io.kind(), "media worker");
-    let waker = Arc::new(io.waker()?);
     let (tx, rx) = crossbeam_channel::unbounded();
-    let now = Instant::now();
-    let worker = Worker {
-        commands: rx,
-        scheduler: Scheduler::new(),
-        media: Media {
-            io,
-            sessions: HashMap::new(),
-            conferences: HashMap::new(),
-            playbacks: HashMap::new(),
-            reports,
-            now,
-            payload: Vec::with_capacity(1500),
-            metrics,
-            mixing_since: now,
-        },
-        rtp_timeout,
-        epoch: now,
-    };
+    // The ring is made on the thread that uses it (io_uring's single-issuer mode); the
+    // thread hands back the waker, or why its I/O could not start.
+    let (started_tx, started) = std::sync::mpsc::sync_channel(1);
     let thread = std::thread::Builder::new()
         .name(format!("media-{index}"))
-        .spawn(move || worker.run())?;
+        .spawn(move || {
+            let opened = PacketIo::new(io).and_then(|io| Ok((io.waker()?, io)));
+            let io = match opened {
+                Ok((waker, io)) => {
+                    let _ = started_tx.send(Ok(waker));
+                    io
+                }
+                Err(e) => {
+                    let _ = started_tx.send(Err(e));
+                    return;
+                }
+            };
+            tracing::info!(worker = index, io = io.kind(), "media worker");
+            let now = Instant::now();
+            let worker = Worker {
+                commands: rx,
+                scheduler: Scheduler::new(),
+                media: Media {
+                    io,
+                    sessions: HashMap::new(),
+                    conferences: HashMap::new(),
+                    playbacks: HashMap::new(),
+                    reports,
+                    now,
+                    payload: Vec::with_capacity(1500),
+                    metrics,
+                    mixing_since: now,
+                },
+                rtp_timeout,
+                epoch: now,
+            };
+            worker.run()
+        })?;
+    let waker = started
+        .recv()
+        .map_err(|_| io::Error::other("media worker exited at start"))??;
     Ok((
         WorkerHandle {
             commands: tx,
-            waker,
+            waker: Arc::new(waker),
         },
         thread,
     ))
@@ -340,13 +359,18 @@ impl Worker {
     fn run(mut self) {
         let mut buf = vec![0u8; 2048];
         let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
+        // Arrival times are not taken before the previous pass's clock, which the legs
+        // (jitter buffers, latches) have already seen.
+        let mut floor = Instant::now();
         loop {
             let deadline = self
                 .scheduler
                 .poll_timeout()
                 .map_or(next_housekeeping, |t| t.min(next_housekeeping));
             let wait = deadline.saturating_duration_since(Instant::now());
-            if let Err(e) = self.media.io.wait(wait) {
+            // A tick is near: sleep until it (commands wait for it too, at most a tick).
+            let batch = wait <= BATCH_WITHIN && self.scheduler.poll_timeout().is_some();
+            if let Err(e) = self.media.io.wait(wait, batch) {
                 tracing::error!(error = %e, "media poll failed");
                 return;
             }
@@ -359,12 +383,13 @@ impl Worker {
                 };
                 match input {
                     Input::Readable => s.receive(now, rtcp, &mut buf),
-                    Input::Datagram { from, bytes } => {
-                        s.deliver(now, rtcp, from, bytes);
+                    Input::Datagram { from, bytes, at } => {
+                        s.deliver(at.max(floor), rtcp, from, bytes);
                         true
                     }
                 }
             });
+            floor = now;
             self.media.now = now;
             if !self.drain_commands() {
                 return;

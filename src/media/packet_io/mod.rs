@@ -4,7 +4,10 @@
 //! Two backends, chosen when the worker starts ([`IoMode`]):
 //! - `uring`: one io_uring per worker. Every socket has a multishot `recvmsg` armed into a
 //!   ring of provided buffers, so datagrams arrive without a syscall each; a tick's sends
-//!   are queued and go to the kernel with the next wait, all in one `io_uring_enter`.
+//!   are queued and go to the kernel with the next wait, all in one `io_uring_enter`. While a
+//!   tick is near, the worker sleeps until it (datagrams only feed jitter buffers, which the
+//!   tick reads), and each datagram carries the kernel's arrival time, so the jitter
+//!   buffers see when it came, not when it was read.
 //! - `epoll`: readiness from epoll (mio), then one `recvfrom` per datagram (and one that
 //!   finds the socket empty) and one `sendto` per packet. It works everywhere.
 //!
@@ -16,7 +19,7 @@ mod uring;
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
 use mio::{Token, Waker};
@@ -68,8 +71,12 @@ pub enum Input<'a> {
     /// (epoll) The socket is readable: the owner reads it, and answers false if datagrams
     /// may be left (a read budget ran out), to be offered again before the next wait.
     Readable,
-    /// (uring) One datagram, already read.
-    Datagram { from: SocketAddr, bytes: &'a [u8] },
+    /// (uring) One datagram, already read, and when it reached the socket.
+    Datagram {
+        from: SocketAddr,
+        bytes: &'a [u8],
+        at: Instant,
+    },
 }
 
 /// A worker's packet I/O.
@@ -152,11 +159,13 @@ impl PacketIo {
     }
 
     /// Hands queued sends to the kernel and waits until input arrives, the waker fires or
-    /// `timeout` passes.
-    pub fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+    /// `timeout` passes. With `batch`, io_uring sleeps through input and the waker until
+    /// `timeout` (or until a flood fills its completion queue): the caller has a tick due
+    /// then and acts on everything at once. epoll always wakes on input.
+    pub fn wait(&mut self, timeout: Duration, batch: bool) -> io::Result<()> {
         match &mut self.backend {
             Backend::Epoll(e) => e.wait(timeout),
-            Backend::Uring(u) => u.wait(timeout),
+            Backend::Uring(u) => u.wait(timeout, batch),
         }
     }
 

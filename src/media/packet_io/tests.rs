@@ -32,10 +32,10 @@ fn collect(
     let mut got = Vec::new();
     let end = Instant::now() + limit;
     while got.len() < want && Instant::now() < end {
-        io.wait(Duration::from_millis(20)).unwrap();
+        io.wait(Duration::from_millis(20), false).unwrap();
         io.drain(|token, input| {
             match input {
-                Input::Datagram { from, bytes } => got.push((token, from, bytes.to_vec())),
+                Input::Datagram { from, bytes, .. } => got.push((token, from, bytes.to_vec())),
                 Input::Readable => {
                     let sock = socks.iter().find(|(t, _)| *t == token).unwrap().1;
                     let mut buf = [0u8; 2048];
@@ -122,14 +122,14 @@ fn the_waker_ends_a_wait() {
             remote.wake().unwrap();
         });
         let start = Instant::now();
-        io.wait(Duration::from_secs(20)).unwrap();
+        io.wait(Duration::from_secs(20), false).unwrap();
         io.drain(|_, _| true);
         t.join().unwrap();
         assert!(start.elapsed() < Duration::from_secs(10), "{}", io.kind());
         // The waker fires again after its first event was cleared.
         waker.wake().unwrap();
         let start = Instant::now();
-        io.wait(Duration::from_secs(20)).unwrap();
+        io.wait(Duration::from_secs(20), false).unwrap();
         assert!(start.elapsed() < Duration::from_secs(10), "{}", io.kind());
     }
 }
@@ -155,4 +155,33 @@ fn modes_parse_from_the_environment_names() {
     assert_eq!(IoMode::parse("uring"), Some(IoMode::Uring));
     assert_eq!(IoMode::parse("auto"), Some(IoMode::Auto));
     assert_eq!(IoMode::parse("EPOLL"), None);
+}
+
+#[test]
+fn io_uring_gives_arrival_times_and_batches_waits_until_the_tick() {
+    let Ok(mut io) = PacketIo::new(IoMode::Uring) else {
+        eprintln!("io_uring refused here: nothing to test");
+        return;
+    };
+    let (mut sock, peer) = (bind(), bind());
+    io.register(Token(4), &mut sock).unwrap();
+    // Arms the receive and clears what the start-up check left.
+    io.wait(Duration::ZERO, false).unwrap();
+    io.drain(|_, _| true);
+    let sent = Instant::now();
+    peer.send_to(b"early", sock.local_addr().unwrap()).unwrap();
+    // A batched wait sleeps through the datagram to its timeout.
+    io.wait(Duration::from_millis(150), true).unwrap();
+    let woke = Instant::now();
+    assert!(woke - sent >= Duration::from_millis(140), "woke after {:?}", woke - sent);
+    let mut at = None;
+    io.drain(|_, input| {
+        if let Input::Datagram { at: t, .. } = input {
+            at = Some(t);
+        }
+        true
+    });
+    let at = at.expect("the datagram, delivered after the batched wait");
+    assert!(at >= sent - Duration::from_millis(5), "stamped before it was sent");
+    assert!(woke - at >= Duration::from_millis(100), "stamped when read, not on arrival");
 }

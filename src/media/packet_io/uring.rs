@@ -3,6 +3,11 @@
 //! queued as `sendmsg` entries and reach the kernel with the next wait; the command waker's
 //! epoll descriptor is watched by a multishot poll. One `io_uring_enter` per wake-up
 //! submits a tick's packets and waits for the next input.
+//!
+//! The ring defers its task work to the worker's own waits (`DEFER_TASKRUN`, kernel 6.1+;
+//! older kernels get `COOP_TASKRUN`), so a batched wait sleeps until its deadline instead
+//! of waking per datagram; it must then be created on the thread that uses it. Sockets
+//! stamp datagrams on arrival (`SO_TIMESTAMPNS`) for the jitter buffers.
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::collections::HashMap;
@@ -82,6 +87,8 @@ impl Uring {
         // SAFETY: msghdr is plain data; all-zero is a valid value.
         let mut msghdr = Box::new(RecvHeader(unsafe { std::mem::zeroed() }));
         msghdr.0.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+        // SAFETY: arithmetic on a size.
+        msghdr.0.msg_controllen = unsafe { libc::CMSG_SPACE(TIMESPEC as u32) } as usize;
         let mut u = Uring {
             poll: Poll::new()?,
             events: Events::with_capacity(8),
@@ -110,7 +117,7 @@ impl Uring {
         let deadline = Instant::now() + Duration::from_secs(1);
         let mut got = false;
         while !got && Instant::now() < deadline {
-            self.wait(Duration::from_millis(50))?;
+            self.wait(Duration::from_millis(50), false)?;
             self.drain(|_, input| {
                 got |= matches!(
                     input,
@@ -132,6 +139,7 @@ impl Uring {
             return Err(io::Error::from(io::ErrorKind::AlreadyExists));
         }
         let (id, fd) = (self.next_id, sock.as_raw_fd());
+        stamp_arrivals(fd)?;
         self.next_id += 1;
         self.regs.insert(id, token);
         self.ids.insert(token, (id, fd));
@@ -195,7 +203,7 @@ impl Uring {
         tracing::warn!("io_uring submission queue full: entry dropped");
     }
 
-    pub(super) fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+    pub(super) fn wait(&mut self, timeout: Duration, batch: bool) -> io::Result<()> {
         if std::mem::take(&mut self.rearm_waker) {
             let poll = opcode::PollAdd::new(Fd(self.poll.as_raw_fd()), libc::POLLIN as u32);
             self.push(&poll.multi(true).build().user_data(tag(WAKE, 0)));
@@ -203,7 +211,8 @@ impl Uring {
         let result = if self.ring.completion().is_empty() {
             let ts = Timespec::from(timeout);
             let args = SubmitArgs::new().timespec(&ts);
-            self.ring.submitter().submit_with_args(1, &args)
+            let want = if batch { CQ_ENTRIES as usize / 4 } else { 1 };
+            self.ring.submitter().submit_with_args(want, &args)
         } else if !self.ring.submission().is_empty() {
             self.ring.submit()
         } else {
@@ -223,6 +232,7 @@ impl Uring {
     }
 
     pub(super) fn drain(&mut self, mut deliver: impl FnMut(Token, Input<'_>) -> bool) {
+        let clock = Clocks::now();
         for cqe in self.ring.completion() {
             let (id, res, flags) = (cqe.user_data() & ID_MASK, cqe.result(), cqe.flags());
             match cqe.user_data() >> KIND_SHIFT {
@@ -234,8 +244,8 @@ impl Uring {
                             if let Ok(m) = RecvMsgOut::parse(buf, &self.msghdr.0)
                                 && let Some(from) = source(m.name_data())
                             {
-                                let bytes = m.payload_data();
-                                deliver(token, Input::Datagram { from, bytes });
+                                let (bytes, at) = (m.payload_data(), clock.arrival(m.control_data()));
+                                deliver(token, Input::Datagram { from, bytes, at });
                             }
                         }
                         self.bufs.give_back(bid);
@@ -276,6 +286,75 @@ impl Drop for Uring {
         // The kernel lets go of the buffers before they are freed (the ring closes after).
         let _ = self.ring.submitter().unregister_buf_ring(GROUP);
     }
+}
+
+const TIMESPEC: usize = std::mem::size_of::<libc::timespec>();
+
+/// Asks the socket for each datagram's arrival time (`SCM_TIMESTAMPNS`).
+fn stamp_arrivals(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid descriptor and an int option of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&raw const on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The monotonic and wall clocks read together once per drain: arrival stamps are wall
+/// time, turned into `Instant`s by their age.
+struct Clocks {
+    now: Instant,
+    wall: Duration,
+}
+
+impl Clocks {
+    fn now() -> Clocks {
+        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        Clocks {
+            now: Instant::now(),
+            wall: wall.unwrap_or_default(),
+        }
+    }
+
+    /// When a datagram arrived, from its `SCM_TIMESTAMPNS` control message; `now` when it
+    /// has none, or the wall clock stepped so that the age makes no sense.
+    fn arrival(&self, control: &[u8]) -> Instant {
+        let Some(stamp) = timestamp(control) else {
+            return self.now;
+        };
+        match self.wall.checked_sub(stamp) {
+            Some(age) if age < Duration::from_secs(1) => self.now.checked_sub(age).unwrap_or(self.now),
+            _ => self.now,
+        }
+    }
+}
+
+/// The `SCM_TIMESTAMPNS` of a control buffer (the only control message asked for).
+fn timestamp(control: &[u8]) -> Option<Duration> {
+    const HDR: usize = std::mem::size_of::<libc::cmsghdr>();
+    let hdr = control.get(..HDR)?;
+    // SAFETY: HDR bytes, read unaligned.
+    let hdr: libc::cmsghdr = unsafe { hdr.as_ptr().cast::<libc::cmsghdr>().read_unaligned() };
+    if hdr.cmsg_level != libc::SOL_SOCKET || hdr.cmsg_type != libc::SCM_TIMESTAMPNS {
+        return None;
+    }
+    // SAFETY: arithmetic on a size.
+    let start = unsafe { libc::CMSG_LEN(0) } as usize;
+    let ts = control.get(start..start + TIMESPEC)?;
+    // SAFETY: TIMESPEC bytes, read unaligned.
+    let ts: libc::timespec = unsafe { ts.as_ptr().cast::<libc::timespec>().read_unaligned() };
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    Some(Duration::new(secs, u32::try_from(ts.tv_nsec).ok()?))
 }
 
 /// The source address a multishot `recvmsg` wrote (a `sockaddr_in` or `sockaddr_in6`).
