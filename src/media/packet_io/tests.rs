@@ -158,30 +158,70 @@ fn modes_parse_from_the_environment_names() {
 }
 
 #[test]
-fn io_uring_gives_arrival_times_and_batches_waits_until_the_tick() {
+fn io_uring_stamps_arrivals_and_batched_waits_wake_per_tick_not_per_datagram() {
     let Ok(mut io) = PacketIo::new(IoMode::Uring) else {
         eprintln!("io_uring refused here: nothing to test");
         return;
     };
     let (mut sock, peer) = (bind(), bind());
     io.register(Token(4), &mut sock).unwrap();
-    // Arms the receive and clears what the start-up check left.
     io.wait(Duration::ZERO, false).unwrap();
     io.drain(|_, _| true);
+    // A datagram read 100 ms after it came carries the time it came.
     let sent = Instant::now();
     peer.send_to(b"early", sock.local_addr().unwrap()).unwrap();
-    // A batched wait sleeps through the datagram to its timeout.
-    io.wait(Duration::from_millis(150), true).unwrap();
-    let woke = Instant::now();
-    assert!(woke - sent >= Duration::from_millis(140), "woke after {:?}", woke - sent);
-    let mut at = None;
-    io.drain(|_, input| {
-        if let Input::Datagram { at: t, .. } = input {
-            at = Some(t);
+    std::thread::sleep(Duration::from_millis(100));
+    let got = collect_arrivals(&mut io, 1, false);
+    let (at, read) = got[0];
+    assert!(
+        at >= sent - Duration::from_millis(5),
+        "stamped before it was sent"
+    );
+    assert!(
+        read - at >= Duration::from_millis(90),
+        "stamped when read, not on arrival"
+    );
+    // A datagram every 2 ms for 400 ms; waits of up to 20 ms, batched: about 20 wake-ups,
+    // not 200.
+    let to = sock.local_addr().unwrap();
+    let sender = std::thread::spawn(move || {
+        for _ in 0..200 {
+            peer.send_to(b"rtp", to).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
         }
-        true
     });
-    let at = at.expect("the datagram, delivered after the batched wait");
-    assert!(at >= sent - Duration::from_millis(5), "stamped before it was sent");
-    assert!(woke - at >= Duration::from_millis(100), "stamped when read, not on arrival");
+    let (mut wakes, mut datagrams) = (0, 0);
+    let end = Instant::now() + Duration::from_secs(10);
+    while datagrams < 200 && Instant::now() < end {
+        io.wait(Duration::from_millis(20), true).unwrap();
+        wakes += 1;
+        io.drain(|_, _| {
+            datagrams += 1;
+            true
+        });
+    }
+    sender.join().unwrap();
+    assert_eq!(datagrams, 200);
+    assert!(
+        wakes < 100,
+        "{wakes} wake-ups for 200 datagrams over ~400 ms"
+    );
+}
+
+/// Waits (not batched) until `n` datagrams came: their arrival stamps and when read.
+fn collect_arrivals(io: &mut PacketIo, n: usize, batch: bool) -> Vec<(Instant, Instant)> {
+    let mut got = Vec::new();
+    let end = Instant::now() + Duration::from_secs(5);
+    while got.len() < n && Instant::now() < end {
+        io.wait(Duration::from_millis(20), batch).unwrap();
+        let read = Instant::now();
+        io.drain(|_, input| {
+            if let Input::Datagram { at, .. } = input {
+                got.push((at, read));
+            }
+            true
+        });
+    }
+    assert_eq!(got.len(), n, "datagrams lost");
+    got
 }

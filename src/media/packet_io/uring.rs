@@ -244,7 +244,8 @@ impl Uring {
                             if let Ok(m) = RecvMsgOut::parse(buf, &self.msghdr.0)
                                 && let Some(from) = source(m.name_data())
                             {
-                                let (bytes, at) = (m.payload_data(), clock.arrival(m.control_data()));
+                                let (bytes, at) =
+                                    (m.payload_data(), clock.arrival(m.control_data()));
                                 deliver(token, Input::Datagram { from, bytes, at });
                             }
                         }
@@ -333,7 +334,9 @@ impl Clocks {
             return self.now;
         };
         match self.wall.checked_sub(stamp) {
-            Some(age) if age < Duration::from_secs(1) => self.now.checked_sub(age).unwrap_or(self.now),
+            Some(age) if age < Duration::from_secs(1) => {
+                self.now.checked_sub(age).unwrap_or(self.now)
+            }
             _ => self.now,
         }
     }
