@@ -220,7 +220,8 @@ async fn start_api(
     let bound = listener.local_addr()?;
     let (service, requests) = Service::channel(64);
     let (events, _) = broadcast::channel(1024);
-    let webhooks = Webhooks::spawn(events.subscribe(), metrics.clone(), Policy::default())?;
+    let policy = Policy::new(&config.api.webhooks);
+    let webhooks = Webhooks::spawn(events.subscribe(), metrics.clone(), policy);
     let node = Node {
         name: format!("chorus@{}", config.sip.listen.ip()),
         switch_url: format!("sip:{}", config.sip.listen),

@@ -58,6 +58,7 @@ impl Api {
 async fn server() -> Running {
     let mut config = support::server_config();
     config.sounds.urls.allow_networks = vec!["127.0.0.1".parse().unwrap()];
+    config.api.webhooks.allow_networks = vec!["127.0.0.1".parse().unwrap()];
     chorus::server::start(config).await.unwrap()
 }
 

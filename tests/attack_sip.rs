@@ -377,6 +377,86 @@ async fn slowloris_connections_are_closed_at_the_header_timeout() {
     assert!((1..=2).contains(&lines), "{}", server.log());
 }
 
+/// OPTIONS whose response is about 15 KiB: the request carries a stack of 120 Vias, which
+/// every response copies.
+fn fat_options(server: SocketAddr, local: SocketAddr) -> String {
+    let vias: String = (0..120)
+        .map(|i| {
+            format!(
+                "Via: SIP/2.0/TCP 192.0.2.{}:5060;branch=z9hG4bK{:0>70}\r\n",
+                i % 250,
+                i
+            )
+        })
+        .collect();
+    options(server, local).replacen("From:", &format!("{vias}From:"), 1)
+}
+
+/// A peer that sends requests over TCP and never reads the answers: the server closes it
+/// once its queue of answers passes the cap (or, if it stalls below the cap, at the header
+/// timeout), its memory stays bounded, and everyone else is answered meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_peer_that_never_reads_is_cut_off_and_costs_a_bounded_queue() {
+    let mut server = ServerProcess::start(ServerSetup {
+        rtp_ports: "44300-44309",
+        tables: "[sip.tcp]\nheader_timeout_secs = 2\n",
+        ..ServerSetup::default()
+    });
+    let (anon0, fds0) = (server.anon_kib(), server.fds());
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.bind(SocketAddr::new(ip(8), 0)).unwrap();
+    let mut stream = socket.connect(server.sip).await.unwrap();
+    let (sip, local) = (server.sip, stream.local_addr().unwrap());
+    let writer = tokio::spawn(async move {
+        let start = Instant::now();
+        let mut sent = 0usize;
+        // 2,000 requests would ask for 30 MB of answers.
+        for _ in 0..2000 {
+            let request = fat_options(sip, local);
+            let write = tokio::time::timeout(20 * SECOND, stream.write_all(request.as_bytes()));
+            match write.await {
+                Ok(Ok(())) => sent += request.len(),
+                Ok(Err(_)) => return (sent, start.elapsed(), true),
+                Err(_) => break,
+            }
+        }
+        (sent, start.elapsed(), false)
+    });
+    let caller = tokio::spawn(async move {
+        let mut phone = Phone::dial(sip, "7105", from(9)).await.unwrap();
+        phone.hangup().await.unwrap();
+    });
+    let mut peak_anon = anon0;
+    while !writer.is_finished() {
+        peak_anon = peak_anon.max(server.anon_kib());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    caller.await.unwrap();
+    let (sent, took, cut_off) = writer.await.unwrap();
+    eprintln!(
+        "non-reading peer: wrote {sent} bytes in {took:?}, cut off: {cut_off}; \
+         heap (RssAnon) {anon0} -> peak {peak_anon} KiB"
+    );
+    assert!(
+        cut_off,
+        "the server closed the connection ({sent} bytes written in {took:?})"
+    );
+    assert!(
+        took < 30 * SECOND,
+        "closed within the header timeout of the stall: {took:?}"
+    );
+    // The queue is at most 1 MiB; the transactions of the requests read before the cut (each
+    // keeping its 15 KiB answer) come on top: about 8 MiB measured, where the 2,000 requests
+    // read in full would hold some 60 MiB.
+    assert!(
+        peak_anon < anon0 + 32 * 1024,
+        "heap {anon0} -> {peak_anon} KiB while answers piled up"
+    );
+    assert!(eventually(10 * SECOND, || server.fds() <= fds0 + 2).await);
+    assert!(server.alive());
+}
+
 const AUTH: &str = "[[sip.dial_in_auth]]\naccount = \"c0ffee00c0ffee00c0ffee00c0ffee00\"\n\
                     username = \"dialin\"\npassword = \"secret\"\n";
 

@@ -2,13 +2,14 @@
 //! duplicated, jumping, from two SSRCs, with RFC 4733 fillers) and pops. It never panics,
 //! never plays a packet twice or one it was not given, and keeps its delay target within
 //! its bounds. Thin on purpose: only `new`, `push`, `push_filler`, `stats` and, in `play`,
-//! `pop`.
+//! `pull` with a decoder that names the packets it is given.
 #![no_main]
 
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
-use chorus::media::jitter::{JitterBuffer, JitterConfig, PacketInfo, Playout};
+use chorus::media::codec::Decoder;
+use chorus::media::jitter::{JitterBuffer, JitterConfig, PacketInfo};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -58,6 +59,9 @@ fuzz_target!(|input: Input| {
     let (mut seq, mut ts, mut ssrc) = (1000u16, 5000u32, 7u32);
     let mut pushed = 0u32;
     let mut played = std::collections::HashSet::new();
+    let mut decoder = Names::default();
+    let rate = clock;
+    let frame = (clock * ptime / 1000) as usize;
     for op in input.ops {
         match op {
             Op::Next {
@@ -94,7 +98,10 @@ fuzz_target!(|input: Input| {
             }
             Op::Pop { after_ms } => {
                 now += Duration::from_millis(u64::from(after_ms));
-                if let Some(id) = play(&mut jb, now) {
+                if let Some(pcm) = jb.pull(now, frame, rate, &mut decoder) {
+                    assert_eq!(pcm.len(), frame);
+                }
+                for id in decoder.decoded.drain(..) {
                     assert!(id < pushed, "played packet {id} of {pushed}");
                     assert!(played.insert(id), "packet {id} played twice");
                 }
@@ -105,13 +112,21 @@ fuzz_target!(|input: Input| {
     }
 });
 
-/// One frame time of playout: the index of the packet played, if one was.
-fn play(jb: &mut JitterBuffer, now: Instant) -> Option<u32> {
-    match jb.pop(now) {
-        Playout::Frame { payload, .. } if !payload.is_empty() => {
-            Some(u32::from_le_bytes(payload[..4].try_into().unwrap()))
-        }
-        _ => None,
+/// A decoder that records which packet (by the index in its payload) it decoded.
+#[derive(Default)]
+struct Names {
+    decoded: Vec<u32>,
+}
+
+impl Decoder for Names {
+    fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) {
+        self.decoded
+            .push(u32::from_le_bytes(payload[..4].try_into().unwrap()));
+        out.resize(out.len() + payload.len() - 4, 0);
+    }
+
+    fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
+        out.resize(out.len() + samples, 0);
     }
 }
 

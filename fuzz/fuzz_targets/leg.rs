@@ -6,7 +6,8 @@
 //!
 //! Input: one config byte (codec, ptime, telephone-event), then the record format of
 //! `chorus_fuzz::records`. Peer 0 is the address the SDP named. Flag bit 0 delivers to the
-//! RTCP port; bit 1 skips the pulls for that record (a burst).
+//! RTCP port; bit 1 skips the pulls for that record (a burst). Config bit 5: the ACK
+//! (`Leg::confirm`, which opens sending) came before the first datagram.
 #![no_main]
 
 use std::net::SocketAddr;
@@ -47,6 +48,9 @@ fuzz_target!(|data: &[u8]| {
         cfg.dtmf_payload_type = Some(101);
     }
     let mut leg = Leg::new(cfg).expect("valid codec settings");
+    if config & 32 != 0 {
+        leg.confirm();
+    }
     let frame = Duration::from_millis(u64::from(ptime));
     let mut now = Instant::now();
     let mut next_pull = now;

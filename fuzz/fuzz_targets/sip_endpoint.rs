@@ -92,6 +92,9 @@ fn session(data: &[u8]) {
         udp_port: 5060,
         tcp_port: 5060,
         timers: Timers::default(),
+        limits: Default::default(),
+        acl: Default::default(),
+        auth: None,
     });
     let baseline = live_blocks();
     let now = round(&mut ep, Instant::now(), data);

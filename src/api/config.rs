@@ -3,6 +3,8 @@
 use serde::Deserialize;
 use std::net::SocketAddr;
 
+use crate::sounds::config::{Network, UrlPattern};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
@@ -26,6 +28,18 @@ pub struct ApiConfig {
     pub ws_auth_secs: u64,
     /// Bindings one WebSocket may subscribe to.
     pub max_ws_bindings: usize,
+    pub webhooks: WebhooksConfig,
+}
+
+/// `[api.webhooks]`: where status webhooks may be delivered and how hard to try.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Hosts or URL prefixes a hook may name; empty: any host.
+    pub allow: Vec<UrlPattern>,
+    /// Internal networks (loopback, private, link-local...) a hook may reach; none by default,
+    /// so a tenant cannot make the server post to the services beside it.
+    pub allow_networks: Vec<Network>,
 }
 
 /// An `X-Auth-Token` value and the one account it may act on.
@@ -50,6 +64,7 @@ impl Default for ApiConfig {
             max_websockets: 128,
             ws_auth_secs: 5,
             max_ws_bindings: 32,
+            webhooks: WebhooksConfig::default(),
         }
     }
 }

@@ -10,7 +10,7 @@
 //! let (service, requests) = Service::channel(64);      // control plane serves `requests`
 //! let (events, _) = broadcast::channel(1024);          // control plane publishes events here
 //! let metrics = Arc::new(Metrics::default());
-//! let hooks = Webhooks::spawn(events.subscribe(), metrics.clone(), Policy::default())?;
+//! let hooks = Webhooks::spawn(events.subscribe(), metrics.clone(), Policy::new(&api_config.webhooks));
 //! let state = ApiState::new(service, api_config, node, events.clone(), metrics.clone());
 //! tokio::spawn(api::serve(TcpListener::bind(listen).await?, state));
 //! ```

@@ -3,12 +3,15 @@
 //! A dispatcher task maps events to status events and queues them per hook URL; one sender
 //! task per URL posts them in order with a timeout and bounded retries. A slow or dead hook
 //! only ever fills its own bounded queue (overflow is dropped and counted), and there are at
-//! most [`MAX_URLS`] queues.
+//! most [`MAX_URLS`] queues. Hooks connect only where `[api.webhooks]` allows (the same
+//! address policy as media URLs): a tenant cannot make the server post to its neighbours.
 
+use super::config::WebhooksConfig;
 use super::events::{ConferenceEvent, EventName};
 use super::metrics::Metrics;
 use super::render::object;
 use super::reply::iso8601;
+use crate::sounds::guard::UrlPolicy;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -57,15 +60,18 @@ pub struct Policy {
     pub retries: u32,
     pub backoff: Duration,
     pub queue: usize,
+    pub urls: Arc<UrlPolicy>,
 }
 
-impl Default for Policy {
-    fn default() -> Self {
+impl Policy {
+    pub fn new(config: &WebhooksConfig) -> Self {
+        let urls = UrlPolicy::new(&config.allow, &config.allow_networks, "api.webhooks");
         Self {
             timeout: Duration::from_secs(5),
             retries: 3,
             backoff: Duration::from_millis(250),
             queue: 256,
+            urls: Arc::new(urls),
         }
     }
 }
@@ -76,9 +82,10 @@ const MAX_URLS: usize = 256;
 type Hooks = Arc<Mutex<HashMap<(String, String), StatusHook>>>;
 
 /// The control plane's handle: register or clear a conference's hook.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Webhooks {
     hooks: Hooks,
+    urls: Arc<UrlPolicy>,
 }
 
 impl Webhooks {
@@ -87,9 +94,13 @@ impl Webhooks {
         events: broadcast::Receiver<ConferenceEvent>,
         metrics: Arc<Metrics>,
         policy: Policy,
-    ) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder().timeout(policy.timeout).build()?;
-        let webhooks = Self::default();
+    ) -> Self {
+        // No redirects: a hook's answer is only its status.
+        let client = policy.urls.client(policy.timeout, 0);
+        let webhooks = Self {
+            hooks: Hooks::default(),
+            urls: policy.urls.clone(),
+        };
         let dispatcher = Dispatcher {
             hooks: webhooks.hooks.clone(),
             queues: HashMap::new(),
@@ -100,16 +111,29 @@ impl Webhooks {
             },
         };
         tokio::spawn(dispatcher.run(events));
-        Ok(webhooks)
+        webhooks
     }
 
+    /// A hook whose URL the policy refuses is logged and not registered.
     pub fn set(&self, account: &str, conference_id: &str, hook: Option<StatusHook>) {
+        let hook = hook.filter(|h| match self.allowed(&h.url) {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::warn!(account, conference_id, url = %h.url, "status hook refused: {why}");
+                false
+            }
+        });
         let key = (account.to_owned(), conference_id.to_owned());
         let mut hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
         match hook {
             Some(hook) => hooks.insert(key, hook),
             None => hooks.remove(&key),
         };
+    }
+
+    fn allowed(&self, url: &str) -> Result<(), String> {
+        let url = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+        self.urls.check(&url)
     }
 }
 

@@ -31,7 +31,11 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new(config: &UrlConfig, max_bytes: u64) -> Self {
-        let policy = Arc::new(UrlPolicy::new(config));
+        let policy = Arc::new(UrlPolicy::new(
+            &config.allow,
+            &config.allow_networks,
+            "sounds.urls",
+        ));
         let timeout = Duration::from_secs(config.timeout_secs);
         Fetcher {
             client: policy.client(timeout, config.max_redirects),

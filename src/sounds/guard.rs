@@ -1,6 +1,6 @@
-//! Which media URLs may be fetched: http(s) only, the allowlist when one is configured, and
-//! never a loopback, private, link-local, CGNAT, multicast or unspecified address unless
-//! `sounds.urls.allow_networks` names it. Addresses are checked where the connection is
+//! Which URLs the server may connect to (media fetches, status webhooks): http(s) only, the
+//! allowlist when one is configured, and never a loopback, private, link-local, CGNAT,
+//! multicast or unspecified address unless the policy's `allow_networks` names it. Addresses are checked where the connection is
 //! made: literal hosts before the request, names by the client's own resolver (so a name
 //! cannot resolve to a checked address and then to another), and every redirect again.
 
@@ -11,19 +11,22 @@ use std::time::Duration;
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use super::config::{Network, UrlConfig, UrlPattern};
+use super::config::{Network, UrlPattern};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct UrlPolicy {
     allow: Vec<UrlPattern>,
     networks: Vec<Network>,
+    /// The config section the lists come from, named in refusals.
+    section: &'static str,
 }
 
 impl UrlPolicy {
-    pub fn new(config: &UrlConfig) -> Self {
+    pub fn new(allow: &[UrlPattern], networks: &[Network], section: &'static str) -> Self {
         UrlPolicy {
-            allow: config.allow.clone(),
-            networks: config.allow_networks.clone(),
+            allow: allow.to_vec(),
+            networks: networks.to_vec(),
+            section,
         }
     }
 
@@ -33,7 +36,7 @@ impl UrlPolicy {
             return Err("only http and https URLs are fetched".into());
         }
         if !self.allow.is_empty() && !self.allow.iter().any(|p| p.matches(url)) {
-            return Err("the URL is not in sounds.urls.allow".into());
+            return Err(format!("the URL is not in {}.allow", self.section));
         }
         let host = url.host_str().ok_or("the URL has no host")?;
         match host.trim_start_matches('[').trim_end_matches(']').parse() {
@@ -49,7 +52,8 @@ impl UrlPolicy {
             return Ok(());
         }
         Err(format!(
-            "{ip} is not a public address (allow it in sounds.urls.allow_networks)"
+            "{ip} is not a public address (allow it in {}.allow_networks)",
+            self.section
         ))
     }
 
@@ -150,7 +154,8 @@ mod tests {
     use super::*;
 
     fn policy(allow: &str) -> UrlPolicy {
-        UrlPolicy::new(&toml::from_str(allow).unwrap())
+        let c: crate::sounds::config::UrlConfig = toml::from_str(allow).unwrap();
+        UrlPolicy::new(&c.allow, &c.allow_networks, "sounds.urls")
     }
 
     fn checked(p: &UrlPolicy, url: &str) -> Result<(), String> {
@@ -159,7 +164,7 @@ mod tests {
 
     #[test]
     fn internal_addresses_are_refused_public_ones_pass() {
-        let p = UrlPolicy::default();
+        let p = policy("");
         for bad in [
             "http://127.0.0.1:8000/metrics",
             "http://10.1.2.3/a.wav",
@@ -203,7 +208,7 @@ mod tests {
 
     #[tokio::test]
     async fn names_resolving_to_refused_addresses_are_not_connected() {
-        let resolver = Checked(Arc::new(UrlPolicy::default()));
+        let resolver = Checked(Arc::new(policy("")));
         let name: Name = "localhost".parse().unwrap();
         let e = resolver.resolve(name).await.err().expect("refused");
         assert!(e.to_string().contains("no address"), "{e}");

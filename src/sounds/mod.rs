@@ -11,7 +11,7 @@
 mod cache;
 pub mod config;
 mod fetch;
-mod guard;
+pub mod guard;
 mod load;
 mod lru;
 mod reference;

@@ -1,6 +1,7 @@
 //! Status webhooks delivered to local receivers.
 
 use super::*;
+use crate::api::config::WebhooksConfig;
 use crate::api::webhooks::{Policy, StatusEvent, StatusHook, Webhooks};
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -21,6 +22,14 @@ async fn receiver(status: StatusCode) -> (String, mpsc::UnboundedReceiver<Value>
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, rx)
+}
+
+/// The policy the receivers need: hooks may reach 127.0.0.1.
+fn loopback() -> Policy {
+    Policy::new(&WebhooksConfig {
+        allow_networks: vec!["127.0.0.1".parse().unwrap()],
+        ..WebhooksConfig::default()
+    })
 }
 
 async fn next(rx: &mut mpsc::UnboundedReceiver<Value>) -> Value {
@@ -51,7 +60,7 @@ const ALL: [StatusEvent; 6] = [
 async fn status_events_arrive_in_order_with_the_documented_fields() {
     let (events, _) = broadcast::channel(64);
     let metrics = Arc::new(Metrics::default());
-    let hooks = Webhooks::spawn(events.subscribe(), metrics, Policy::default()).unwrap();
+    let hooks = Webhooks::spawn(events.subscribe(), metrics, loopback());
     let (url, mut rx) = receiver(StatusCode::OK).await;
     hooks.set(ACCOUNT_A, "conf1", Some(hook(&url, &ALL, Some("call-1"))));
 
@@ -132,9 +141,9 @@ async fn a_failing_hook_retries_boundedly_without_delaying_another() {
     let policy = Policy {
         retries: 2,
         backoff: Duration::from_secs(1),
-        ..Policy::default()
+        ..loopback()
     };
-    let hooks = Webhooks::spawn(events.subscribe(), metrics.clone(), policy).unwrap();
+    let hooks = Webhooks::spawn(events.subscribe(), metrics.clone(), policy);
     let (bad_url, mut bad) = receiver(StatusCode::INTERNAL_SERVER_ERROR).await;
     let (good_url, mut good) = receiver(StatusCode::OK).await;
     hooks.set(
@@ -182,9 +191,9 @@ async fn a_full_hook_queue_drops_and_counts() {
         retries: 1,
         backoff: Duration::from_secs(2),
         queue: 2,
-        ..Policy::default()
+        ..loopback()
     };
-    let hooks = Webhooks::spawn(events.subscribe(), metrics.clone(), policy).unwrap();
+    let hooks = Webhooks::spawn(events.subscribe(), metrics.clone(), policy);
     let (url, mut rx) = receiver(StatusCode::SERVICE_UNAVAILABLE).await;
     hooks.set(
         ACCOUNT_A,
@@ -208,4 +217,34 @@ async fn a_full_hook_queue_drops_and_counts() {
             .unwrap();
     }
     assert_eq!(counted(&metrics.webhook_dropped, 3).await, 3);
+}
+
+#[tokio::test]
+async fn hooks_at_internal_addresses_are_never_posted_to() {
+    let (events, _) = broadcast::channel(64);
+    let metrics = Arc::new(Metrics::default());
+    let shipped = Policy::new(&WebhooksConfig::default());
+    let hooks = Webhooks::spawn(events.subscribe(), metrics.clone(), shipped);
+    let (url, mut rx) = receiver(StatusCode::OK).await;
+    // Literal loopback (refused as the hook is set) and a name resolving to it (refused at
+    // connect time).
+    let by_name = url.replace("127.0.0.1", "localhost");
+    hooks.set(
+        ACCOUNT_A,
+        "lit",
+        Some(hook(&url, &[StatusEvent::Join], None)),
+    );
+    hooks.set(
+        ACCOUNT_A,
+        "name",
+        Some(hook(&by_name, &[StatusEvent::Join], None)),
+    );
+    let who = participant(1, "call-1", false, SystemTime::now());
+    for conf in ["lit", "name"] {
+        events
+            .send(event(EventName::AddMember, conf, 1, Some(who.clone())))
+            .unwrap();
+    }
+    let got = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
+    assert!(got.is_err(), "an internal hook was posted to: {got:?}");
 }
