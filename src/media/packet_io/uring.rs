@@ -66,6 +66,8 @@ pub(crate) struct Uring {
     next_id: u64,
     rearm: Vec<u64>,
     rearm_waker: bool,
+    /// Boxed: a queued entry points into its slot, which must not move as the Vec grows.
+    #[allow(clippy::vec_box)]
     sends: Vec<Box<SendSlot>>,
     free_sends: Vec<usize>,
 }
