@@ -97,6 +97,10 @@ async fn a_conference_made_through_the_api_is_dialed_seen_and_controlled() {
     assert_eq!(m["conference_channel_vars"]["speak"], true, "{m}");
     assert_eq!(m["conference_channel_vars"]["hear"], true, "{m}");
     let pid = m["participant_id"].as_u64().unwrap();
+    // moderator.join_muted defaults to true, as the API documentation says.
+    let boss = parts.iter().find(|p| p["is_moderator"] == true).unwrap();
+    assert_eq!(boss["conference_channel_vars"]["speak"], false, "{boss}");
+    let boss_pid = boss["participant_id"].as_u64().unwrap();
 
     // Mute the member: the moderator stops hearing its tone.
     member.send_tone(697.0, SECOND + SECOND / 2).await;
@@ -112,7 +116,14 @@ async fn a_conference_made_through_the_api_is_dialed_seen_and_controlled() {
         "muted through the API"
     );
 
-    // Record the conference while the moderator talks; the WAV lists and downloads.
+    // Record the conference while the (now unmuted) moderator talks; the WAV lists and
+    // downloads.
+    let unmute = json!({"data": {"action": "unmute"}});
+    let boss_path = format!("/{id}/participants/{boss_pid}");
+    let (status, _) = api
+        .call(reqwest::Method::PUT, &boss_path, Some(unmute))
+        .await;
+    assert!(status < 300);
     let start = json!({"action": "record", "data": {"action": "start"}});
     let (status, _) = api
         .call(reqwest::Method::PUT, &format!("/{id}"), Some(start))

@@ -353,7 +353,7 @@ async fn an_exhausted_port_range_answers_503_at_once_and_recovers() {
 async fn a_dist_dtmf_flood_neither_silences_the_others_nor_stalls_the_server() {
     let doc = json!({"name": "flood", "play_welcome": false, "play_entry_tone": false,
         "member": {"numbers": ["5107"], "join_muted": false, "distribute_dtmf": true},
-        "moderator": {"numbers": ["5108"]}});
+        "moderator": {"numbers": ["5108"], "join_muted": false}});
     let config = support::seeded_config(&[("flood", doc)]);
     let srv = chorus::server::start(config).await.expect("server starts");
     let flooder = Phone::dial(srv.sip, "5107", DialOpts::default())

@@ -48,7 +48,7 @@ async fn keys(phone: &Phone, digits: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pin_decides_the_role_and_three_wrong_pins_hang_up() {
     let doc = json!({"name": "pins", "conference_numbers": ["5000"],
-        "member": {"pins": ["1234"], "join_muted": false}, "moderator": {"pins": ["4321"]}});
+        "member": {"pins": ["1234"], "join_muted": false}, "moderator": {"pins": ["4321"], "join_muted": false}});
     let srv = server(&[("pins", doc)]).await;
     let member = Phone::dial(srv.sip, "5000", pin("1234#")).await.unwrap();
     let info = DialOpts {

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::envelope::{best_match, correlation, envelope, prompt};
 use support::{DialOpts, Phone};
 
 /// A loopback port free for both UDP and TCP (SIP uses both).
@@ -30,29 +31,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// RMS of each 100 ms of `pcm`.
-fn envelope(pcm: &[i16], rate: u32) -> Vec<f64> {
-    pcm.chunks(rate as usize / 10)
-        .map(|c| (c.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / c.len() as f64).sqrt())
-        .collect()
-}
-
-/// Pearson correlation of two equally long series.
-fn correlation(a: &[f64], b: &[f64]) -> f64 {
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (ma, mb) = (mean(a), mean(b));
-    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
-    let var = |v: &[f64], m: f64| v.iter().map(|x| (x - m).powi(2)).sum::<f64>();
-    cov / (var(a, ma) * var(b, mb)).sqrt().max(1e-9)
-}
-
-/// Where `part` lines up best in `heard`, and how well.
-fn best_match(heard: &[f64], part: &[f64]) -> (usize, f64) {
-    (0..heard.len().saturating_sub(part.len()))
-        .map(|at| (at, correlation(&heard[at..at + part.len()], part)))
-        .fold((0, f64::MIN), |best, m| if m.1 > best.1 { m } else { best })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,13 +69,7 @@ async fn the_shipped_config_plays_the_alone_prompt_then_hold_music() {
     let (rate, pcm) = phone.heard().between(dialed, Instant::now());
     drop(server);
     let heard = envelope(&pcm, rate);
-    let file = |name: &str| {
-        let path = root.join(format!("config/prompts/en/{name}.wav"));
-        mixer::wav::Pcm::load(path, rate)
-            .unwrap()
-            .samples()
-            .to_vec()
-    };
+    let file = |name: &str| prompt("en", name, rate);
     // The joiner hears its enter sound over the alone prompt, then the music after it.
     let (joining, alone, music) = (
         file("conf-joining_conference"),

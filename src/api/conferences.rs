@@ -3,20 +3,26 @@
 use super::ApiState;
 use super::actions::{self, Bulk};
 use super::body::Envelope;
+use super::paginate::PageQuery;
 use super::render;
 use super::reply::{Answer, ApiError};
 use super::service::{ConfRef, ConferenceAction, RecordAction, Request, Target};
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 type Answered = Result<Answer, ApiError>;
 type St = State<ApiState>;
 
-pub async fn list(State(s): St, Path(account): Path<String>) -> Answered {
+pub async fn list(
+    State(s): St,
+    Path(account): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answered {
     let confs = s
         .service
         .call(|reply| Request::List { account, reply })
@@ -26,8 +32,7 @@ pub async fn list(State(s): St, Path(account): Path<String>) -> Answered {
         .iter()
         .map(|c| render::list_entry(c, &s.node, now))
         .collect();
-    let page_size = entries.len();
-    Ok(Answer::ok(Value::Array(entries)).extra("page_size", page_size.into()))
+    PageQuery::new(query).answer(entries, "id")
 }
 
 pub async fn create(State(s): St, Path(account): Path<String>, env: Envelope) -> Answered {

@@ -26,6 +26,7 @@ mod body;
 mod conferences;
 mod listener;
 mod openapi;
+mod paginate;
 mod ratelimit;
 mod render;
 mod reply;

@@ -50,9 +50,17 @@ pub fn list_entry(conf: &Conference, node: &Node, now: SystemTime) -> Value {
             ro
         }
     };
+    // The docs' list example shows the summary counts on the entry itself.
+    for key in SUMMARY_KEYS {
+        let count = read_only.get(key).cloned().unwrap_or_default();
+        entry.insert(key.into(), count);
+    }
     entry.insert("_read_only".into(), Value::Object(read_only));
     Value::Object(entry)
 }
+
+/// Counts a list entry also carries at its top level.
+const SUMMARY_KEYS: [&str; 4] = ["members", "admins", "duration", "is_locked"];
 
 /// `GET /conferences/{id}`: the document plus its realtime `_read_only`.
 pub fn full(conf: &Conference, id: &str, node: &Node, now: SystemTime) -> Value {

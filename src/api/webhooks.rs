@@ -26,10 +26,27 @@ pub enum StatusEvent {
     Join,
     Leave,
     StartTalking,
+    /// The seed's name for the end of talking.
+    EndTalking,
+    /// jambonz's code name for it, kept as an alias: sent under the name subscribed.
     StopTalking,
 }
 
 impl StatusEvent {
+    /// A `status_events` entry.
+    pub fn parse(name: &str) -> Option<StatusEvent> {
+        Some(match name {
+            "start" => Self::Start,
+            "end" => Self::End,
+            "join" => Self::Join,
+            "leave" => Self::Leave,
+            "start-talking" => Self::StartTalking,
+            "end-talking" => Self::EndTalking,
+            "stop-talking" => Self::StopTalking,
+            _ => return None,
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Start => "start",
@@ -37,6 +54,7 @@ impl StatusEvent {
             Self::Join => "join",
             Self::Leave => "leave",
             Self::StartTalking => "start-talking",
+            Self::EndTalking => "end-talking",
             Self::StopTalking => "stop-talking",
         }
     }
@@ -211,7 +229,9 @@ fn status_events(event: &ConferenceEvent, hook: &StatusHook) -> Vec<StatusEvent>
         EventName::DelMember => &[StatusEvent::Leave],
         EventName::ConferenceDestroy => &[StatusEvent::End],
         EventName::StartTalking if talking_owner(event) => &[StatusEvent::StartTalking],
-        EventName::StopTalking if talking_owner(event) => &[StatusEvent::StopTalking],
+        EventName::StopTalking if talking_owner(event) => {
+            &[StatusEvent::EndTalking, StatusEvent::StopTalking]
+        }
         _ => &[],
     };
     all.iter()

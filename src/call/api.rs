@@ -406,7 +406,7 @@ impl Calls {
                 .doc
                 .status_events()
                 .into_iter()
-                .filter_map(status_event)
+                .filter_map(StatusEvent::parse)
                 .collect(),
             owner_call_id: self.calls.get(&starter).map(|c| c.sip_call_id.clone()),
         });
@@ -436,18 +436,6 @@ fn path_component(id: &str) -> String {
         .collect();
     // Never the parent folder itself, whose entries are other conferences.
     if safe.is_empty() { "_".into() } else { safe }
-}
-
-fn status_event(name: &str) -> Option<StatusEvent> {
-    Some(match name {
-        "start" => StatusEvent::Start,
-        "end" => StatusEvent::End,
-        "join" => StatusEvent::Join,
-        "leave" => StatusEvent::Leave,
-        "start-talking" => StatusEvent::StartTalking,
-        "stop-talking" => StatusEvent::StopTalking,
-        _ => return None,
-    })
 }
 
 fn store_error(e: StoreError) -> ServiceError {

@@ -96,7 +96,7 @@ impl Live {
     /// Whether a member waiting for a moderator must wait: only members do, and only while
     /// no moderator is in.
     pub fn must_wait(&self, role: Role) -> bool {
-        self.doc.wait_for_moderator() && role == Role::Member && !self.moderator_present()
+        self.profile.waits_for_moderator() && role == Role::Member && !self.moderator_present()
     }
 
     /// The calls still waiting for a moderator.

@@ -422,9 +422,6 @@ impl Calls {
             }
             Action::Lock => self.set_locked(id, !locked),
             Action::Hangup => self.hang_up(call).await,
-            Action::Transfer(_) | Action::ExecuteApplication(_) | Action::Event(_) => {
-                tracing::info!(conference = %id, ?action, "caller control not supported here");
-            }
         }
     }
 

@@ -38,8 +38,8 @@ pub enum Step {
     Down,
 }
 
-/// A caller-control action. `Transfer`, `ExecuteApplication` and `Event`
-/// carry the rest of the action string (or the binding's `data`).
+/// A caller-control action. Kazoo's `transfer`, `execute_application` and `event` need a
+/// dialplan Chorus has not: they are refused (a validation error naming the value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Mute(Toggle),
@@ -50,14 +50,11 @@ pub enum Action {
     ListenVolume(Step),
     Lock,
     Hangup,
-    Transfer(String),
-    ExecuteApplication(String),
-    Event(String),
 }
 
 impl Action {
     /// The accepted action strings (for `enum` validation errors).
-    pub const VOCABULARY: [&'static str; 21] = [
+    pub const VOCABULARY: [&'static str; 18] = [
         "mute",
         "mute on",
         "mute off",
@@ -76,15 +73,11 @@ impl Action {
         "vol listen dn",
         "lock",
         "hangup",
-        "transfer",
-        "execute_application",
-        "event",
     ];
 
     /// Parses an action string; `None` if it is not in the vocabulary.
     pub fn parse(s: &str) -> Option<Action> {
         let words: Vec<&str> = s.split_whitespace().collect();
-        let rest = || words.get(1..).unwrap_or_default().join(" ");
         let step = |w: &str, reset: &str| match w {
             "up" => Some(Step::Up),
             "dn" => Some(Step::Down),
@@ -104,9 +97,6 @@ impl Action {
             ["vol", "listen", w] => Action::ListenVolume(step(w, "zero")?),
             ["lock"] => Action::Lock,
             ["hangup"] => Action::Hangup,
-            ["transfer", ..] => Action::Transfer(rest()),
-            ["execute_application", ..] => Action::ExecuteApplication(rest()),
-            ["event", ..] => Action::Event(rest()),
             _ => return None,
         })
     }
@@ -147,8 +137,8 @@ pub fn group(name: &str, doc: &ConferenceDoc, config: &ConferencesConfig) -> Vec
     }
 }
 
-/// `[{"action", "digits", "data"?}]`; bad entries are skipped (the API
-/// validates docs; config files may be hand-written).
+/// `[{"action", "digits"}]`; bad entries are skipped (the API validates docs; config files
+/// may be hand-written).
 fn parse_bindings(v: &Value) -> Vec<Binding> {
     let Some(list) = v.as_array() else {
         return Vec::new();
@@ -157,10 +147,7 @@ fn parse_bindings(v: &Value) -> Vec<Binding> {
         .filter_map(|b| {
             let action = b.get("action")?.as_str()?;
             let digits = b.get("digits")?.as_str()?;
-            match b.get("data").and_then(Value::as_str) {
-                Some(data) => binding(digits, &format!("{action} {data}")),
-                None => binding(digits, action),
-            }
+            binding(digits, action)
         })
         .collect()
 }
@@ -289,12 +276,16 @@ mod tests {
             Action::parse("vol listen dn"),
             Some(Action::ListenVolume(Step::Down))
         );
-        assert_eq!(
-            Action::parse("transfer 1000 XML"),
-            Some(Action::Transfer("1000 XML".into()))
-        );
-        assert_eq!(Action::parse("event"), Some(Action::Event(String::new())));
-        for bad in ["", "mute maybe", "vol talk equ", "energy zero", "explode"] {
+        for bad in [
+            "",
+            "mute maybe",
+            "vol talk equ",
+            "energy zero",
+            "explode",
+            "transfer 1000 XML",
+            "execute_application",
+            "event",
+        ] {
             assert_eq!(Action::parse(bad), None, "{bad}");
         }
         for s in &Action::VOCABULARY {
@@ -353,15 +344,11 @@ mod tests {
         let sys = json!({"controls": {"mine": [{"action": "hangup", "digits": "0"}],
                                       "sys": [{"action": "vol talk up", "digits": "3"},
                                               {"action": "nonsense", "digits": "4"}]}});
-        let acct =
-            json!({"controls": {"acct": [{"action": "transfer", "digits": "7", "data": "2000"}]}});
+        let acct = json!({"controls": {"acct": [{"action": "deaf mute", "digits": "7"}]}});
         let obj = |v: Value| v.as_object().cloned().unwrap_or_else(Map::new);
         let cfg = ConferencesConfig::new(obj(sys), obj(acct));
         assert_eq!(group("mine", &doc, &cfg)[0].action, Action::Lock);
-        assert_eq!(
-            group("acct", &doc, &cfg)[0].action,
-            Action::Transfer("2000".into())
-        );
+        assert_eq!(group("acct", &doc, &cfg)[0].action, Action::DeafMute);
         let sys_group = group("sys", &doc, &cfg);
         assert_eq!(sys_group.len(), 1);
         assert_eq!(sys_group[0].action, Action::TalkVolume(Step::Up));

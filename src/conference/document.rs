@@ -24,12 +24,14 @@ use super::validation::{Rule, ValidationErrors};
 use serde_json::{Map, Value, json};
 
 /// The jambonz status hook events (§5.2).
-pub const STATUS_EVENTS: [&str; 6] = [
+/// `stop-talking` is jambonz's code name for the seed's `end-talking`, kept as an alias.
+pub const STATUS_EVENTS: [&str; 7] = [
     "start",
     "end",
     "join",
     "leave",
     "start-talking",
+    "end-talking",
     "stop-talking",
 ];
 
@@ -71,7 +73,7 @@ const SCHEMA: &[(&str, Rule)] = &[
     ("require_moderator", Rule::Bool),
     ("wait_for_moderator", Rule::Bool),
     ("require_moderator_media", Rule::Str { min: 0, max: 2048 }),
-    ("profile", Rule::Object),
+    ("profile", Rule::ObjectOrName),
     ("profile_name", Rule::Str { min: 1, max: 256 }),
     ("caller_controls", Rule::Str { min: 1, max: 128 }),
     ("moderator_controls", Rule::Str { min: 1, max: 128 }),
@@ -90,11 +92,13 @@ const SCHEMA: &[(&str, Rule)] = &[
 
 /// Schema defaults filled in on every validated write (Kazoo fills them on
 /// create, so a doc that skipped the API reads `member.join_muted` as false).
+/// Decision: `moderator.join_muted` defaults to true as the API documentation says
+/// (the callflow schema says false); a doc written without the API still reads false.
 fn defaults() -> Value {
     json!({
         "conference_numbers": [],
         "member": {"numbers": [], "pins": [], "join_muted": true, "join_deaf": false},
-        "moderator": {"numbers": [], "pins": [], "join_muted": false, "join_deaf": false},
+        "moderator": {"numbers": [], "pins": [], "join_muted": true, "join_deaf": false},
         "max_participants": 0,
         "play_welcome": true,
         "play_name": false,
@@ -298,8 +302,9 @@ impl ConferenceDoc {
         self.0.get("profile").and_then(Value::as_object)
     }
 
+    /// `profile_name`, else a `profile` given as a name (the API documentation's form).
     pub fn profile_name(&self) -> Option<&str> {
-        self.str("profile_name")
+        self.str("profile_name").or_else(|| self.str("profile"))
     }
 
     /// The members' controls group; absent means the profile's.
@@ -501,7 +506,10 @@ mod tests {
         let doc = create(json!({"name": "sales", "x_custom": {"a": 1}, "member": {"pins": ["1"]}}))
             .unwrap();
         assert!(doc.join_muted(Role::Member));
-        assert!(!doc.join_muted(Role::Moderator));
+        assert!(
+            doc.join_muted(Role::Moderator),
+            "as the API documentation says"
+        );
         assert_eq!(doc.pins(Role::Member), ["1"]);
         assert_eq!(doc.json()["x_custom"], json!({"a": 1}));
         assert_eq!(doc.json()["member"]["numbers"], json!([]));
@@ -558,9 +566,17 @@ mod tests {
     fn type_enum_and_minimum_rules() {
         let e = create(json!({
             "member": "x", "play_entry_tone": 3, "max_participants": -1,
-            "status_events": ["join", "explode"], "pin_timeout": "5"
+            "status_events": ["join", "explode"], "pin_timeout": "5",
+            "owner_id": "short", "domain": 7, "bridge_username": [], "language": "",
+            "moderator": {"play_entry_prompt": "yes"}
         }))
         .unwrap_err();
+        assert_eq!(e["owner_id"]["minLength"]["target"], json!(32));
+        for key in ["domain", "bridge_username"] {
+            assert!(e[key]["type"].is_object(), "{key}: {e}");
+        }
+        assert!(e["language"]["minLength"].is_object(), "{e}");
+        assert!(e["moderator.play_entry_prompt"]["type"].is_object(), "{e}");
         assert_eq!(e["member"]["type"]["target"], json!("object"));
         assert_eq!(
             e["play_entry_tone"]["type"]["target"],
@@ -605,6 +621,48 @@ mod tests {
     }
 
     #[test]
+    fn profile_may_be_a_name() {
+        let doc = create(json!({"profile": "page"})).unwrap();
+        assert_eq!((doc.profile_name(), doc.profile()), (Some("page"), None));
+        let both = create(json!({"profile": "page", "profile_name": "big"})).unwrap();
+        assert_eq!(both.profile_name(), Some("big"));
+        let e = create(json!({"profile": ""})).unwrap_err();
+        assert!(e["profile"]["minLength"].is_object(), "{e}");
+        let e = create(json!({"profile": 7})).unwrap_err();
+        assert!(e["profile"]["type"].is_object(), "{e}");
+    }
+
+    #[test]
+    fn profile_flags_the_engine_lacks_are_refused_by_name() {
+        let ok = json!({"profile": {"conference-flags": "wait-mod",
+                                    "member-flags": "mute|endconf|dist-dtmf"}});
+        assert!(create(ok).is_ok());
+        let e = create(
+            json!({"profile": {"conference-flags": "wait-mod|video-floor-only",
+                                          "member-flags": "nomoh"}}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e["profile.conference-flags"]["enum"]["value"],
+            json!("video-floor-only")
+        );
+        assert_eq!(e["profile.member-flags"]["enum"]["value"], json!("nomoh"));
+    }
+
+    #[test]
+    fn control_actions_without_a_dialplan_are_refused_by_name() {
+        for action in ["transfer", "execute_application", "event"] {
+            let e = create(json!({"controls": {"g": [{"action": action, "digits": "7"}]}}))
+                .unwrap_err();
+            assert_eq!(
+                e["controls.g.0.action"]["enum"]["value"],
+                json!(action),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn patch_merges_deletes_and_revalidates() {
         let doc =
             create(json!({"name": "a", "member": {"pins": ["1"]}, "play_name": true})).unwrap();
@@ -637,13 +695,14 @@ mod tests {
     fn jambonz_options() {
         let doc = create(
             json!({"beep": true, "moderator": {"end_conference_on_exit": true},
-            "end_conference_duration": 10, "status_hook": "http://h/s", "status_events": ["join"]}),
+            "end_conference_duration": 10, "status_hook": "http://h/s",
+            "status_events": ["join", "end-talking", "stop-talking"]}),
         )
         .unwrap();
         assert!(doc.beep() && doc.end_conference_on_exit(Role::Moderator));
         assert!(!doc.end_conference_on_exit(Role::Member));
         assert_eq!(doc.end_conference_duration_s(), Some(10));
-        assert_eq!(doc.status_events(), ["join"]);
+        assert_eq!(doc.status_events(), ["join", "end-talking", "stop-talking"]);
         assert!(ConferenceDoc::default().status_events().is_empty());
     }
 }

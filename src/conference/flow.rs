@@ -20,6 +20,7 @@
 //! - a review answer other than `1` (or none) records the name again.
 
 use super::document::{ConferenceDoc, Role, ToneSetting};
+use super::profile;
 use super::settings::{ConferencesConfig, DIGIT_TIMEOUT_MS};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -115,6 +116,22 @@ pub struct JoinFlags {
     pub endconf: bool,
     /// Digits go to the others instead of the caller controls.
     pub dist_dtmf: bool,
+}
+
+impl JoinFlags {
+    /// The profile's `member-flags` (only [`profile::MEMBER_FLAGS`] get this far).
+    pub fn add_member_flags(&mut self, flags: &[String]) {
+        for flag in flags {
+            match flag.as_str() {
+                "mute" => self.mute = true,
+                "deaf" => self.deaf = true,
+                "moderator" => self.moderator = true,
+                "endconf" => self.endconf = true,
+                "dist-dtmf" => self.dist_dtmf = true,
+                _ => {}
+            }
+        }
+    }
 }
 
 /// The outcome of a successful flow.
@@ -364,9 +381,19 @@ impl Flow {
         let Some((_, doc)) = self.conference() else {
             return self.hang_up();
         };
+        let profile = profile::resolve(doc, &self.setup.config, None).ok();
         let max = doc.max_participants();
-        let refusal = if max > 0 && state.members >= max {
-            Some(Some("conf-max_participants".to_string()))
+        let engine_max = profile.as_ref().and_then(|p| p.mixer.max_members());
+        let full =
+            (max > 0 && state.members >= max) || engine_max.is_some_and(|m| state.members >= m);
+        let refusal = if full {
+            // The `max-members-sound`: the doc's `max_members_media`, else the profile's.
+            let sound = profile
+                .as_ref()
+                .and_then(|p| p.sounds.get("max-members-sound").cloned());
+            Some(Some(
+                sound.unwrap_or_else(|| "conf-max_participants".into()),
+            ))
         } else if state.locked {
             let sound = state
                 .locked_sound
@@ -374,7 +401,7 @@ impl Flow {
             Some(Some(sound))
         } else if self.role == Role::Member
             && doc.require_moderator()
-            && !doc.wait_for_moderator()
+            && !profile.is_some_and(|p| p.waits_for_moderator())
             && !state.moderator_present
         {
             Some(doc.require_moderator_media().map(str::to_string))
@@ -573,24 +600,31 @@ impl Flow {
             .play_exit_tone
             .clone()
             .unwrap_or_else(|| doc.play_exit_tone());
-        let decision = join_decision(
+        // A tone that is on plays the profile's own sound, else the config's role tone.
+        let tone = |key, role_tone: &str| {
+            profile::own_sound(doc, config, key).unwrap_or_else(|| role_tone.to_string())
+        };
+        let mut decision = join_decision(
             id,
             doc,
             self.role,
             sounds(
                 entry,
-                config.entry_tone(self.role),
+                &tone("enter-sound", config.entry_tone(self.role)),
                 name.as_deref(),
                 "conf-has_joined",
             ),
             sounds(
                 exit,
-                config.exit_tone(self.role),
+                &tone("exit-sound", config.exit_tone(self.role)),
                 name.as_deref(),
                 "conf-has_left",
             ),
             name.clone(),
         );
+        if let Ok(p) = profile::resolve(doc, config, None) {
+            decision.flags.add_member_flags(&p.member_flags);
+        }
         self.state = State::Done;
         self.out.push_back(FlowAction::Join(Box::new(decision)));
     }
@@ -644,13 +678,14 @@ fn prompts(before: Option<&str>, prompt: &str) -> Vec<String> {
         .collect()
 }
 
-/// `[tone, name, announcement]`, each part only when present.
+/// `[tone, name, announcement]`, each part only when present (an empty tone is none).
 fn sounds(tone: ToneSetting, default: &str, name: Option<&str>, announcement: &str) -> Vec<String> {
     let tone = match tone {
         ToneSetting::On => Some(default.to_string()),
         ToneSetting::Off => None,
         ToneSetting::Custom(s) => Some(s),
-    };
+    }
+    .filter(|t| !t.is_empty());
     let name = name.map(|n| [n.to_string(), announcement.to_string()]);
     tone.into_iter().chain(name.into_iter().flatten()).collect()
 }
@@ -814,6 +849,8 @@ mod tests {
             d.flags,
             JoinFlags {
                 moderator: true,
+                // The API's default, as its documentation says.
+                mute: true,
                 ..JoinFlags::default()
             }
         );
@@ -1320,6 +1357,64 @@ mod tests {
         assert_eq!(d.exit_sounds, ["bye"]);
     }
 
+    /// The member's join into `demo()` patched with `patch`, in state `state`.
+    fn member_join(patch: Value, state: ConferenceState) -> Vec<FlowAction> {
+        let doc = demo().patched(&patch).unwrap_or_default();
+        let mut call = Call::new(setup(doc, Some("1001")));
+        call.actions();
+        call.dial("1234#");
+        call.state(state)
+    }
+
+    #[test]
+    fn profile_enter_and_exit_sounds_replace_the_tones() {
+        let d = joined(member_join(
+            json!({"profile": {"enter-sound": "in", "exit-sound": ""}}),
+            ConferenceState::default(),
+        ));
+        assert_eq!((d.entry_sounds, d.exit_sounds), (vec!["in".into()], vec![]));
+        let d = joined(member_join(
+            json!({"profile_name": "page"}),
+            ConferenceState::default(),
+        ));
+        let silent = vec!["silence_stream://1".to_string()];
+        assert_eq!((&d.entry_sounds, &d.exit_sounds), (&silent, &silent));
+        let d = joined(member_join(
+            json!({"profile": "page", "play_entry_tone": "bong", "play_exit_tone": false}),
+            ConferenceState::default(),
+        ));
+        assert_eq!(d.entry_sounds, ["bong"], "a doc tone string still wins");
+        assert!(d.exit_sounds.is_empty());
+    }
+
+    #[test]
+    fn a_full_profile_plays_its_max_members_sound() {
+        let at = |members| ConferenceState {
+            members,
+            ..ConferenceState::default()
+        };
+        let profile = json!({"profile": {"max-members": 3, "max-members-sound": "full"}});
+        assert_eq!(
+            member_join(profile.clone(), at(3)),
+            [play(&["full"], false)]
+        );
+        joined(member_join(profile, at(2)));
+        let media = json!({"max_participants": 2, "max_members_media": "no-room",
+                           "profile": {"max-members-sound": "full"}});
+        assert_eq!(member_join(media, at(2)), [play(&["no-room"], false)]);
+    }
+
+    #[test]
+    fn profile_flags_reach_the_join_and_the_wait() {
+        let d = joined(member_join(
+            json!({"profile": {"member-flags": "mute|endconf|dist-dtmf"}, "member": {"join_muted": false}}),
+            ConferenceState::default(),
+        ));
+        assert!(d.flags.mute && d.flags.endconf && d.flags.dist_dtmf && !d.flags.deaf);
+        let waits = json!({"require_moderator": true, "profile": {"conference-flags": "wait-mod"}});
+        joined(member_join(waits, ConferenceState::default()));
+    }
+
     #[test]
     fn jambonz_role_flags_reach_the_join() {
         let doc = demo()
@@ -1335,7 +1430,7 @@ mod tests {
         assert_eq!(
             flags,
             JoinFlags {
-                mute: false,
+                mute: true,
                 deaf: true,
                 moderator: true,
                 endconf: true,

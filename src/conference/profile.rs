@@ -10,7 +10,7 @@ use super::document::{ConferenceDoc, Role, ToneSetting};
 use super::settings::ConferencesConfig;
 use super::validation::{Rule, ValidationErrors};
 use mixer::{Profile, ProfileError};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
 /// Built-in `default` sounds (§3.2); enter/exit come from the tone overlay.
@@ -25,6 +25,13 @@ const DEFAULT_SOUNDS: [(&str, &str); 9] = [
     ("member-enter-sound", "conf-joining_conference"),
     ("max-members-sound", "conf-max_participants"),
 ];
+
+/// `conference-flags` the engine applies; any other is refused.
+pub const CONFERENCE_FLAGS: [&str; 1] = ["wait-mod"];
+/// `member-flags` the engine applies to every joining member; any other is refused.
+pub const MEMBER_FLAGS: [&str; 5] = ["mute", "deaf", "moderator", "endconf", "dist-dtmf"];
+const CONFERENCE_FLAGS_TEXT: &str = "wait-mod";
+const MEMBER_FLAGS_TEXT: &str = "mute, deaf, moderator, endconf or dist-dtmf";
 
 /// Profile keys the mixer validates, with their schema rule.
 const MIXER_KEYS: [(&str, Rule); 7] = [
@@ -81,6 +88,33 @@ pub fn resolve(
     config: &ConferencesConfig,
     account_language: Option<&str>,
 ) -> Result<ResolvedProfile, ProfileError> {
+    let mut p = layered(doc, config, account_language)?;
+    overlay(&mut p, doc, config)?;
+    let mut sounds = BTreeMap::new();
+    for (key, value) in std::mem::take(&mut p.sounds) {
+        if !value.is_empty() {
+            // Sound keys only fail for want of a mixer slot: kept in `sounds`.
+            p.mixer.set(&key, &value).ok();
+            sounds.insert(key, value);
+        }
+    }
+    Ok(ResolvedProfile { sounds, ..p })
+}
+
+/// The profile's own `enter-sound` or `exit-sound` (doc, config or built-in profile, §3.2
+/// resolution), before the tone overlay: what a tone that is on plays instead of the
+/// config's role tone. `Some("")` is a profile that silences it.
+pub fn own_sound(doc: &ConferenceDoc, config: &ConferencesConfig, key: &str) -> Option<String> {
+    layered(doc, config, None).ok()?.sounds.remove(key)
+}
+
+/// The profile before the Kazoo overlays: the built-in of its name, the found profile's
+/// keys, the doc's control groups and `wait-mod`.
+fn layered(
+    doc: &ConferenceDoc,
+    config: &ConferencesConfig,
+    account_language: Option<&str>,
+) -> Result<ResolvedProfile, ProfileError> {
     let language = doc
         .language()
         .or(account_language)
@@ -105,22 +139,12 @@ pub fn resolve(
     if let Some(group) = doc.moderator_controls() {
         p.moderator_controls = group.to_string();
     }
-    if doc.wait_for_moderator() && !p.conference_flags.iter().any(|f| f == "wait-mod") {
+    if doc.wait_for_moderator() && !p.waits_for_moderator() {
         p.conference_flags.push("wait-mod".into());
-    }
-    overlay(&mut p, doc, config)?;
-    let mut sounds = BTreeMap::new();
-    for (key, value) in std::mem::take(&mut p.sounds) {
-        if !value.is_empty() {
-            // Sound keys only fail for want of a mixer slot: kept in `sounds`.
-            p.mixer.set(&key, &value).ok();
-            sounds.insert(key, value);
-        }
     }
     Ok(ResolvedProfile {
         name: name.to_string(),
         language,
-        sounds,
         ..p
     })
 }
@@ -159,26 +183,30 @@ fn builtin(name: &str) -> ResolvedProfile {
 }
 
 impl ResolvedProfile {
+    /// `conference-flags` has `wait-mod` (the doc's `wait_for_moderator` adds it).
+    pub fn waits_for_moderator(&self) -> bool {
+        self.conference_flags.iter().any(|f| f == "wait-mod")
+    }
+
     fn apply(&mut self, key: &str, value: &Value) -> Result<(), ProfileError> {
         let text = scalar(value).ok_or_else(|| ProfileError {
             key: key.to_string(),
             value: value.to_string(),
             allowed: "a string, number or boolean",
         })?;
-        let flags = || {
-            text.split('|')
-                .filter(|f| !f.is_empty())
-                .map(str::to_string)
-                .collect()
-        };
         match key {
             k if k.ends_with("-sound") => {
                 self.sounds.insert(k.to_string(), text);
             }
             "caller-controls" => self.caller_controls = text,
             "moderator-controls" => self.moderator_controls = text,
-            "conference-flags" => self.conference_flags = flags(),
-            "member-flags" => self.member_flags = flags(),
+            "conference-flags" => {
+                self.conference_flags =
+                    known_flags(key, &text, &CONFERENCE_FLAGS, CONFERENCE_FLAGS_TEXT)?
+            }
+            "member-flags" => {
+                self.member_flags = known_flags(key, &text, &MEMBER_FLAGS, MEMBER_FLAGS_TEXT)?
+            }
             k if MIXER_KEYS.iter().any(|(m, _)| *m == k) => self.mixer.set(k, &text)?,
             k => {
                 self.other.insert(k.to_string(), text);
@@ -198,9 +226,14 @@ fn overlay(
     if max > 1 {
         p.mixer.set("max-members", &max.to_string())?;
     }
-    let max_sound = doc.max_members_media().unwrap_or("conf-max_participants");
-    p.sounds
-        .insert("max-members-sound".into(), max_sound.to_string());
+    // Decision: the doc's `max_members_media`, else the profile's own sound, else Kazoo's.
+    let max_sound = p.sounds.entry("max-members-sound".into());
+    match doc.max_members_media() {
+        Some(media) => *max_sound.or_default() = media.to_string(),
+        None => {
+            max_sound.or_insert_with(|| "conf-max_participants".into());
+        }
+    }
     let tones = [
         (
             "enter-sound",
@@ -231,6 +264,29 @@ fn overlay(
     Ok(())
 }
 
+/// The `|`-separated flags of `text`, or an error naming the first the engine lacks.
+fn known_flags(
+    key: &str,
+    text: &str,
+    known: &[&str],
+    allowed: &'static str,
+) -> Result<Vec<String>, ProfileError> {
+    flag_list(text)
+        .map(|f| match known.contains(&f) {
+            true => Ok(f.to_string()),
+            false => Err(ProfileError {
+                key: key.to_string(),
+                value: f.to_string(),
+                allowed,
+            }),
+        })
+        .collect()
+}
+
+fn flag_list(text: &str) -> impl Iterator<Item = &str> {
+    text.split('|').filter(|f| !f.is_empty())
+}
+
 fn scalar(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
@@ -244,6 +300,18 @@ fn scalar(v: &Value) -> Option<String> {
 pub(crate) fn validate(profile: &Map<String, Value>, errors: &mut ValidationErrors) {
     for (key, value) in profile {
         let path = ["profile", key.as_str()];
+        let flags = match key.as_str() {
+            "conference-flags" => Some(&CONFERENCE_FLAGS[..]),
+            "member-flags" => Some(&MEMBER_FLAGS[..]),
+            _ => None,
+        };
+        if let (Some(known), Some(text)) = (flags, value.as_str()) {
+            for flag in flag_list(text).filter(|f| !known.contains(f)) {
+                let msg = "Value not found in enumerated list of values";
+                errors.add(&path, "enum", msg, Some(json!(known)), Some(json!(flag)));
+            }
+            continue;
+        }
         match MIXER_KEYS.iter().find(|(k, _)| k == key) {
             Some((_, rule)) => rule.check(&path, value, errors),
             None if key.ends_with("-sound")
@@ -292,6 +360,15 @@ mod tests {
         assert_eq!(p.sounds["moh-sound"], "$${hold_music}");
         assert_eq!(p.sounds["max-members-sound"], "conf-max_participants");
         assert_eq!(p.mixer.sounds().muted.as_deref(), Some("conf-muted"));
+        for (key, prompt) in [
+            ("unmuted-sound", "conf-unmuted"),
+            ("deaf-sound", "conf-deaf"),
+            ("undeaf-sound", "conf-undeaf"),
+            ("locked-sound", "conf-max_participants"),
+            ("member-enter-sound", "conf-joining_conference"),
+        ] {
+            assert_eq!(p.sounds[key], prompt, "{key}");
+        }
         assert_eq!(p.mixer.max_members(), None);
         assert_eq!(
             (p.caller_controls.as_str(), p.moderator_controls.as_str()),
@@ -334,16 +411,17 @@ mod tests {
         assert_eq!((p.name.as_str(), p.mixer.rate()), ("big", 8000));
         let p = run(
             json!({"profile_name": "big", "profile": {"rate": 16000, "alone-sound": "",
-                   "conference-flags": "wait-mod|video", "tts-engine": "flite",
-                   "caller-controls": "mine"}}),
+                   "conference-flags": "wait-mod", "tts-engine": "flite",
+                   "caller-controls": "mine", "moderator-controls": "theirs"}}),
             &cfg,
         );
         assert_eq!(p.mixer.rate(), 16000);
         assert!(!p.sounds.contains_key("alone-sound"));
         assert_eq!(p.sounds["muted-sound"], "conf-muted");
-        assert_eq!(p.conference_flags, ["wait-mod", "video"]);
+        assert_eq!(p.conference_flags, ["wait-mod"]);
         assert_eq!(p.other["tts-engine"], "flite");
         assert_eq!(p.caller_controls, "mine");
+        assert_eq!(p.moderator_controls, "theirs");
     }
 
     #[test]
@@ -388,5 +466,11 @@ mod tests {
             let e = resolve(&doc(json!({"profile_name": name})), &cfg, None).unwrap_err();
             assert_eq!(e.key, "rate");
         }
+        let flags = doc(json!({"profile": {"member-flags": "mute|nomoh"}}));
+        let e = resolve(&flags, &cfg, None).unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.value.as_str()),
+            ("member-flags", "nomoh")
+        );
     }
 }

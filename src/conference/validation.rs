@@ -136,6 +136,8 @@ pub enum Rule {
     /// An integer from a fixed list.
     IntIn(&'static [u32]),
     Object,
+    /// An object, or a name (a string of 1 to 256 characters).
+    ObjectOrName,
     /// An array of strings.
     Strings,
     /// An array of [`DIGITS_PATTERN`] strings.
@@ -159,6 +161,12 @@ impl Rule {
                 enum_error(path, json!(allowed), v, errors)
             }
             Rule::Object if !v.is_object() => errors.type_error(path, "object", v),
+            Rule::ObjectOrName if v.is_string() => check_str(path, v, 1, 256, errors),
+            Rule::ObjectOrName if !v.is_object() => {
+                let msg = "Value did not match type(s): object, string";
+                let target = json!(["object", "string"]);
+                errors.add(path, "type", msg, Some(target), Some(v.clone()));
+            }
             Rule::Strings | Rule::Digits | Rule::EnumList(_) => self.check_items(path, v, errors),
             _ => {}
         }

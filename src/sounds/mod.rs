@@ -162,11 +162,23 @@ mod tests {
         assert!(welcome.iter().any(|&x| x.abs() > 1000), "the prompt speaks");
         assert!(level_db(tone, 16000, 697.0) > -20.0, "then the tone plays");
         assert!(s.open(&["no-such-prompt".into()], SCOPE, 8000).is_none());
-        let french = Scope {
-            language: "xx",
-            ..SCOPE
-        };
-        assert!(s.open(&["conf-welcome".into()], french, 8000).is_none());
+    }
+
+    #[tokio::test]
+    async fn each_language_has_its_own_prompts_and_an_unknown_one_falls_back_to_english() {
+        let s = sounds(64 << 20);
+        let mut spoken = Vec::new();
+        for language in ["en", "fr", "es", "xx"] {
+            let scope = Scope { language, ..SCOPE };
+            let source = s.open(&["conf-alone".into()], scope, 16000).unwrap();
+            loaded(&s).await;
+            let pcm = drain(source, 16000 * 30);
+            assert!(pcm.iter().any(|&x| x.abs() > 1000), "{language} speaks");
+            spoken.push(pcm);
+        }
+        assert_ne!(spoken[0], spoken[1], "French is not the English file");
+        assert_ne!(spoken[0], spoken[2], "Spanish is not the English file");
+        assert_eq!(spoken[0], spoken[3], "an unknown language plays English");
     }
 
     #[tokio::test]

@@ -34,6 +34,9 @@ pub struct Scope<'a> {
     pub account: &'a str,
 }
 
+/// The prompt set a prompt missing from another language's set is taken from.
+pub const DEFAULT_LANGUAGE: &str = "en";
+
 const OUTSIDE: &str = "expected a prompt id, a tone_stream/silence_stream, an http(s) URL or a WAV file inside the media folders";
 
 pub struct Resolver {
@@ -82,8 +85,9 @@ impl Resolver {
         Ok(Some(Sound::File(file)))
     }
 
-    /// `{prompts}/{language}/{id}.wav`. Chorus has no FreeSWITCH globals: `$${name}` names
-    /// the prompt `name` (`$${hold_music}`).
+    /// `{prompts}/{language}/{id}.wav`, else the [`DEFAULT_LANGUAGE`]'s, per prompt (a set
+    /// may lack some). Chorus has no FreeSWITCH globals: `$${name}` names the prompt `name`
+    /// (`$${hold_music}`).
     fn prompt(&self, spec: &str, language: &str) -> Result<PathBuf, Refused> {
         let id = spec
             .strip_prefix("$${")
@@ -106,8 +110,13 @@ impl Resolver {
             true => id.to_string(),
             false => format!("{id}.wav"),
         };
-        let path = self.prompts.join(language).join(file);
-        self.checked(&path, std::slice::from_ref(&self.prompts))
+        let roots = std::slice::from_ref(&self.prompts);
+        match self.checked(&self.prompts.join(language).join(&file), roots) {
+            Err(Refused::Missing) if language != DEFAULT_LANGUAGE => {
+                self.checked(&self.prompts.join(DEFAULT_LANGUAGE).join(file), roots)
+            }
+            found => found,
+        }
     }
 
     fn path(&self, path: &Path, account: &str) -> Result<PathBuf, Refused> {
@@ -169,11 +178,19 @@ mod tests {
     fn tree() -> (Dir, Resolver) {
         let root =
             std::env::temp_dir().join(format!("chorus-ref-{}", uuid::Uuid::new_v4().simple()));
-        for dir in ["prompts/en", "media", "names/acc1", "names/acc2", "private"] {
+        for dir in [
+            "prompts/en",
+            "prompts/fr",
+            "media",
+            "names/acc1",
+            "names/acc2",
+            "private",
+        ] {
             std::fs::create_dir_all(root.join(dir)).unwrap();
         }
         for file in [
             "prompts/en/hi.wav",
+            "prompts/fr/hi.wav",
             "media/a.wav",
             "names/acc1/n.wav",
             "names/acc2/n.wav",
@@ -209,6 +226,19 @@ mod tests {
         assert_eq!(resolve("hi"), file("prompts/en/hi.wav"));
         assert_eq!(resolve("$${hi}"), file("prompts/en/hi.wav"));
         assert_eq!(resolve("nope"), Err(Refused::Missing));
+        let in_lang = |language, s: &str| {
+            let scope = Scope { language, ..scope };
+            r.resolve(s, scope, &urls)
+        };
+        assert_eq!(in_lang("fr", "hi"), file("prompts/fr/hi.wav"));
+        std::fs::remove_file(dir.0.join("prompts/fr/hi.wav")).unwrap();
+        assert_eq!(in_lang("fr", "hi"), file("prompts/en/hi.wav"), "per prompt");
+        assert_eq!(
+            in_lang("xx", "hi"),
+            file("prompts/en/hi.wav"),
+            "no set at all"
+        );
+        assert_eq!(in_lang("fr", "nope"), Err(Refused::Missing));
         let media = dir.0.join("media");
         assert_eq!(
             resolve(media.join("a.wav").to_str().unwrap()),

@@ -47,12 +47,13 @@ fn hook(url: &str, events: &[StatusEvent], owner: Option<&str>) -> StatusHook {
     }
 }
 
-const ALL: [StatusEvent; 6] = [
+const ALL: [StatusEvent; 7] = [
     StatusEvent::Start,
     StatusEvent::End,
     StatusEvent::Join,
     StatusEvent::Leave,
     StatusEvent::StartTalking,
+    StatusEvent::EndTalking,
     StatusEvent::StopTalking,
 ];
 
@@ -89,6 +90,7 @@ async fn status_events_arrive_in_order_with_the_documented_fields() {
         "join",
         "join",
         "start-talking",
+        "end-talking",
         "stop-talking",
         "leave",
         "leave",
@@ -124,7 +126,7 @@ async fn status_events_arrive_in_order_with_the_documented_fields() {
     );
     humantime::parse_rfc3339(first["time"].as_str().unwrap()).unwrap();
     assert_eq!(
-        (&got[7]["members"], got[7].get("callSid")),
+        (&got[8]["members"], got[8].get("callSid")),
         (&json!(0), None)
     );
     let late = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await;
@@ -132,6 +134,23 @@ async fn status_events_arrive_in_order_with_the_documented_fields() {
         late.is_err(),
         "the hook ended with its conference: {late:?}"
     );
+}
+
+#[test]
+fn status_events_read_the_seeds_end_talking_and_the_stop_talking_alias() {
+    let names = ["end-talking", "stop-talking", "talking-ended"];
+    let parsed: Vec<_> = names.iter().map(|n| StatusEvent::parse(n)).collect();
+    assert_eq!(
+        parsed,
+        [
+            Some(StatusEvent::EndTalking),
+            Some(StatusEvent::StopTalking),
+            None
+        ]
+    );
+    for event in ALL {
+        assert_eq!(StatusEvent::parse(event.as_str()), Some(event));
+    }
 }
 
 #[tokio::test]

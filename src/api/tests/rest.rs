@@ -61,6 +61,12 @@ async fn crud_round_trip_with_envelope() {
     let idle =
         json!({"members": 0, "moderators": 0, "admins": 0, "duration": 0, "is_locked": false});
     assert_eq!(entry["_read_only"], idle);
+    for key in ["members", "admins", "duration", "is_locked"] {
+        assert_eq!(
+            entry[key], idle[key],
+            "the docs' summary {key} on the entry"
+        );
+    }
 
     let (status, one) = h.a("GET", &format!("/{id}"), None).await;
     assert_eq!(status, 200);
@@ -610,4 +616,45 @@ async fn unknown_paths_get_a_kazoo_not_found() {
     let (status, body) = h.send("GET", "/v2/nothing/here", Some(TOKEN_A), None).await;
     assert_eq!(status, 404);
     assert_error(&body, 404, "not_found");
+}
+
+#[tokio::test]
+async fn lists_page_by_page_size_and_start_key_or_all_without_pagination() {
+    let h = Harness::start().await;
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c", "d", "e"] {
+        ids.push(create(&h, json!({ "name": name })).await);
+    }
+    ids.sort();
+    let listed = |body: &Value| -> Vec<String> {
+        let entries = body["data"].as_array().cloned().unwrap_or_default();
+        entries
+            .iter()
+            .map(|e| e["id"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    let (status, first) = h.a("GET", "?page_size=2", None).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(listed(&first), ids[..2]);
+    assert_eq!(
+        (
+            &first["page_size"],
+            &first["start_key"],
+            &first["next_start_key"]
+        ),
+        (&json!(2), &json!(ids[0]), &json!(ids[2]))
+    );
+    let next = format!("?page_size=2&start_key={}", ids[2]);
+    let (_, second) = h.a("GET", &next, None).await;
+    assert_eq!(listed(&second), ids[2..4]);
+    let last = format!("?page_size=2&start_key={}", ids[4]);
+    let (_, third) = h.a("GET", &last, None).await;
+    assert_eq!(listed(&third), ids[4..]);
+    assert!(third.get("next_start_key").is_none(), "{third}");
+    let (_, all) = h.a("GET", "?page_size=2&paginate=false", None).await;
+    assert_eq!((listed(&all), &all["page_size"]), (ids.clone(), &json!(5)));
+    assert!(all.get("next_start_key").is_none(), "{all}");
+    let (status, bad) = h.a("GET", "?page_size=0", None).await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(bad["data"]["page_size"]["minimum"].is_object(), "{bad}");
 }

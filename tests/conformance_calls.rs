@@ -1,0 +1,176 @@
+//! Seed keys heard end to end (docs/conformance.md): a profile's enter and exit sounds
+//! (and the silent built-in `page` profile), the max-members sounds before the hang-up, a
+//! conference's language, the jambonz beep and the profile's member flags.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use chorus::server::Running;
+use serde_json::{Value, json};
+use support::envelope::{best_match, envelope, prompt};
+use support::{DialOpts, Phone};
+
+const SECOND: Duration = Duration::from_secs(1);
+const HEARD_DB: f64 = -40.0;
+const SILENT_DB: f64 = -50.0;
+
+async fn server(docs: &[(&str, Value)]) -> Running {
+    let config = support::seeded_config(docs);
+    chorus::server::start(config).await.expect("server starts")
+}
+
+/// A conference on member number `number`, no welcome, members unmuted, plus `extra`.
+fn doc(name: &str, number: &str, extra: Value) -> Value {
+    let mut doc = json!({"name": name, "play_welcome": false,
+        "member": {"numbers": [number], "join_muted": false}});
+    if let (Some(d), Some(e)) = (doc.as_object_mut(), extra.as_object()) {
+        d.extend(e.clone());
+    }
+    doc
+}
+
+async fn dial(srv: &Running, number: &str) -> Phone {
+    Phone::dial(srv.sip, number, DialOpts::default())
+        .await
+        .unwrap()
+}
+
+/// Level of `freq_hz` in what `phone` heard since `from`.
+fn heard_since(phone: &Phone, from: Instant, freq_hz: f64) -> f64 {
+    let (rate, pcm) = phone.heard().between(from, Instant::now());
+    mixer::goertzel::level_db(&pcm, rate, freq_hz)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profile_enter_and_exit_sounds_play_and_the_page_profile_stays_silent() {
+    let quiet = json!({"member-enter-sound": "", "alone-sound": "", "moh-sound": ""});
+    let mut profile = quiet.clone();
+    if let Some(p) = profile.as_object_mut() {
+        p.insert("enter-sound".into(), json!("tone_stream://%(1500,0,1336)"));
+        p.insert("exit-sound".into(), json!("tone_stream://%(1500,0,1477)"));
+    }
+    let tones = doc("tones", "5101", json!({ "profile": profile }));
+    let paging = doc("paging", "5102", json!({"profile_name": "page"}));
+    let srv = server(&[("tones", tones), ("paging", paging)]).await;
+
+    let a = dial(&srv, "5101").await;
+    tokio::time::sleep(SECOND).await;
+    let joined = Instant::now();
+    let mut b = dial(&srv, "5101").await;
+    tokio::time::sleep(2 * SECOND).await;
+    assert!(
+        heard_since(&a, joined, 1336.0) > HEARD_DB,
+        "the profile's enter-sound"
+    );
+    assert!(
+        heard_since(&a, joined, 783.0) < SILENT_DB,
+        "not the config's entry tone"
+    );
+    let left = Instant::now();
+    b.hangup().await.unwrap();
+    tokio::time::sleep(2 * SECOND).await;
+    assert!(
+        heard_since(&a, left, 1477.0) > HEARD_DB,
+        "the profile's exit-sound"
+    );
+
+    let a = dial(&srv, "5102").await;
+    tokio::time::sleep(SECOND).await;
+    let joined = Instant::now();
+    let mut b = dial(&srv, "5102").await;
+    tokio::time::sleep(2 * SECOND).await;
+    b.hangup().await.unwrap();
+    tokio::time::sleep(2 * SECOND).await;
+    // Kazoo's entry tone is 523/659/783 Hz, its exit tone 523/440/349 Hz.
+    for freq in [659.0, 783.0, 440.0] {
+        let level = heard_since(&a, joined, freq);
+        assert!(
+            level < SILENT_DB,
+            "the page profile beeps at {freq} Hz: {level:.0} dB"
+        );
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_conference_plays_its_max_members_sound_then_hangs_up() {
+    let by_doc = doc(
+        "bydoc",
+        "5103",
+        json!({"max_participants": 1, "max_members_media": "tone_stream://%(2000,0,1209)"}),
+    );
+    let by_profile = doc(
+        "byprofile",
+        "5104",
+        json!({"profile": {"max-members": 2, "max-members-sound": "tone_stream://%(2000,0,1633)"}}),
+    );
+    let srv = server(&[("bydoc", by_doc), ("byprofile", by_profile)]).await;
+    for (number, members, freq) in [("5103", 1, 1209.0), ("5104", 2, 1633.0)] {
+        let mut inside = Vec::new();
+        for _ in 0..members {
+            inside.push(dial(&srv, number).await);
+        }
+        tokio::time::sleep(SECOND).await;
+        let dialed = Instant::now();
+        let refused = dial(&srv, number).await;
+        assert!(refused.wait_bye(10 * SECOND).await, "{number}: hung up");
+        let level = heard_since(&refused, dialed, freq);
+        assert!(level > HEARD_DB, "{number}: its sound first: {level:.0} dB");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_french_conference_speaks_french() {
+    let quiet = json!({"member-enter-sound": "", "moh-sound": ""});
+    let french = doc(
+        "francais",
+        "5105",
+        json!({"language": "fr", "profile": quiet}),
+    );
+    let srv = server(&[("francais", french)]).await;
+    let dialed = Instant::now();
+    let phone = dial(&srv, "5105").await;
+    tokio::time::sleep(5 * SECOND).await;
+    let (rate, pcm) = phone.heard().between(dialed, Instant::now());
+    let heard = envelope(&pcm, rate);
+    let fit = |language| {
+        best_match(
+            &heard,
+            &envelope(&prompt(language, "conf-alone", rate), rate),
+        )
+        .1
+    };
+    let (fr, en) = (fit("fr"), fit("en"));
+    assert!(fr > 0.8, "the French alone prompt: correlation {fr:.2}");
+    assert!(
+        fr > en + 0.1,
+        "French ({fr:.2}) rather than English ({en:.2})"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jambonz_beep_rings_and_profile_member_flags_apply_to_every_joiner() {
+    let muted = doc(
+        "muted",
+        "5106",
+        json!({"beep": true, "play_entry_tone": false,
+               "profile": {"member-flags": "mute", "member-enter-sound": "", "alone-sound": "",
+                           "moh-sound": ""}}),
+    );
+    let srv = server(&[("muted", muted)]).await;
+    let a = dial(&srv, "5106").await;
+    tokio::time::sleep(SECOND).await;
+    let joined = Instant::now();
+    let b = dial(&srv, "5106").await;
+    tokio::time::sleep(2 * SECOND).await;
+    // jambonz's beep: DTMF '#' (941 + 1477 Hz) for 100 ms, then 350 + 440 Hz.
+    let level = heard_since(&a, joined, 350.0);
+    assert!(level > HEARD_DB, "beep: {level:.0} dB");
+    a.send_tone(697.0, 2 * SECOND).await;
+    let level = b.hear_level(697.0, SECOND);
+    assert!(level < SILENT_DB, "member-flags mute: {level:.0} dB");
+    srv.stop().await;
+}
