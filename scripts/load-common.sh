@@ -46,6 +46,13 @@ cpu_ticks() { # utime + stime; the name field (2) may hold spaces, so cut after 
   read -r -a f <<<"$stat"
   echo $((f[11] + f[12]))
 }
+cpu_split() { # "utime stime" in ticks
+  local stat
+  stat=$(<"/proc/$pid/stat")
+  stat=${stat##*) }
+  read -r -a f <<<"$stat"
+  echo "${f[11]} ${f[12]}"
+}
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$pid/status"; }
 fd_count() { find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 now() { date +%s.%N; }

@@ -2,6 +2,7 @@
 
 use crate::media::codec::CodecKind;
 use crate::media::leg::{LatchLimits, LegLimits};
+use crate::media::packet_io::IoMode;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
@@ -125,6 +126,9 @@ impl RtpConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct MediaConfig {
     pub workers: usize,
+    /// Packet I/O of the workers: io_uring, epoll, or io_uring when the kernel allows it.
+    /// `CHORUS_MEDIA_IO` overrides it.
+    pub io: IoMode,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -247,7 +251,10 @@ impl Default for RtpConfig {
 
 impl Default for MediaConfig {
     fn default() -> Self {
-        MediaConfig { workers: 2 }
+        MediaConfig {
+            workers: 2,
+            io: IoMode::Auto,
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use crate::api::webhooks::{Policy, Webhooks};
 use crate::api::{ApiState, Node};
 use crate::call::{ApiLink, Calls};
 use crate::config::Config;
+use crate::media::packet_io::IoMode;
 use crate::media::worker::{self, Command};
 use crate::sip::connections::TcpLimits;
 use crate::sip::{self, DialInAuth, EndpointConfig, Timers};
@@ -58,8 +59,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let timeout = Duration::from_secs(config.rtp.timeout_secs);
     let mut handles = Vec::new();
     let mut threads = Vec::new();
+    let io = IoMode::from_env_or(config.media.io)?;
     for i in 0..config.media.workers {
-        let (handle, thread) = worker::spawn(i, timeout, report_tx.clone(), metrics.clone())?;
+        let (handle, thread) = worker::spawn(i, timeout, io, report_tx.clone(), metrics.clone())?;
         handles.push(handle);
         threads.push(thread);
     }

@@ -5,6 +5,7 @@ pub mod codec;
 pub mod dtmf;
 pub mod jitter;
 pub mod leg;
+pub mod packet_io;
 pub mod pitch;
 pub mod ports;
 pub mod rtcp;

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,8 @@ use mio::net::UdpSocket;
 use mixer::{ConferenceId, MemberFlags, MemberId, MemberInput};
 
 use super::call_recording::CallRecording;
-use super::leg::{Leg, Transmit};
+use super::leg::Leg;
+use super::packet_io::PacketIo;
 use super::ports::PortLease;
 use crate::api::metrics::Metrics;
 
@@ -106,14 +108,18 @@ impl Session {
                     return true;
                 }
             };
-            let bytes = &buf[..n];
-            let _ = if rtcp_socket || is_rtcp(bytes) {
-                self.leg.handle_rtcp(now, from, bytes)
-            } else {
-                self.leg.handle_rtp(now, from, bytes)
-            };
+            self.deliver(now, rtcp_socket, from, &buf[..n]);
         }
         false
+    }
+
+    /// Hands one datagram that arrived on the RTP (or RTCP) socket to the leg.
+    pub fn deliver(&mut self, now: Instant, rtcp_socket: bool, from: SocketAddr, bytes: &[u8]) {
+        let _ = if rtcp_socket || is_rtcp(bytes) {
+            self.leg.handle_rtcp(now, from, bytes)
+        } else {
+            self.leg.handle_rtp(now, from, bytes)
+        };
     }
 
     /// The flags the mixer applies: the ones asked for, with hold on top.
@@ -147,40 +153,40 @@ impl Session {
     }
 
     /// Sends a payload encoded for a group of calls hearing the same mix.
-    pub fn send_payload(&mut self, now: Instant, payload: &[u8]) {
+    pub fn send_payload(&mut self, now: Instant, payload: &[u8], io: &mut PacketIo) {
         if self.held {
             return;
         }
         if let Some(t) = self.leg.send_payload(now, payload) {
-            send(&self.rtp, t);
+            io.send(&self.rtp, t.to, t.bytes);
         }
     }
 
     /// Encodes and sends this call's own mix, in packets of its ptime.
-    pub fn send_pcm(&mut self, now: Instant, pcm: &[i16]) {
+    pub fn send_pcm(&mut self, now: Instant, pcm: &[i16], io: &mut PacketIo) {
         if self.held {
             return;
         }
         let frame = self.leg.frame_samples();
         if self.outbound.is_empty() && pcm.len() == frame {
             if let Some(t) = self.leg.send_pcm(now, pcm) {
-                send(&self.rtp, t);
+                io.send(&self.rtp, t.to, t.bytes);
             }
             return;
         }
         self.outbound.extend_from_slice(pcm);
         while self.outbound.len() >= frame {
             if let Some(t) = self.leg.send_pcm(now, &self.outbound[..frame]) {
-                send(&self.rtp, t);
+                io.send(&self.rtp, t.to, t.bytes);
             }
             self.outbound.drain(..frame);
         }
     }
 
     /// Sends an RTCP report when one is due.
-    pub fn report(&mut self, now: Instant, ntp: u64) {
+    pub fn report(&mut self, now: Instant, ntp: u64, io: &mut PacketIo) {
         if let Some(t) = self.leg.poll_rtcp(now, ntp) {
-            send(self.rtcp.as_ref().unwrap_or(&self.rtp), t);
+            io.send(self.rtcp.as_ref().unwrap_or(&self.rtp), t.to, t.bytes);
         }
     }
 
@@ -231,15 +237,6 @@ impl fmt::Debug for Session {
             .field("conference", &self.seat.conference)
             .field("member", &self.seat.member)
             .finish_non_exhaustive()
-    }
-}
-
-fn send(sock: &UdpSocket, t: Transmit<'_>) {
-    // A full socket buffer drops the packet: late audio is worse than lost audio.
-    if let Err(e) = sock.send_to(t.bytes, t.to)
-        && e.kind() != io::ErrorKind::WouldBlock
-    {
-        tracing::debug!(error = %e, to = %t.to, "rtp send");
     }
 }
 

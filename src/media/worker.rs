@@ -1,6 +1,7 @@
 //! A media worker thread: it owns some conferences (a mixer [`Scheduler`]) and the calls in
-//! them, waits on their sockets with epoll until the next tick, and on each tick feeds the
-//! mixer from the jitter buffers and sends every distinct mix, encoded once per codec group.
+//! them, waits on their sockets (io_uring or epoll, see [`crate::media::packet_io`]) until the
+//! next tick, and on each tick feeds the mixer from the jitter buffers and sends every
+//! distinct mix, encoded once per codec group.
 //!
 //! A call in the lobby (prompts, PIN entry, name recording) sits in a private one-member
 //! conference at its codec's rate and ptime: the same feed/mix/encode path paces its
@@ -29,12 +30,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
-use mio::{Events, Poll, Token, Waker};
+use mio::Waker;
 use mixer::source::Source;
 use mixer::{ConferenceId, MemberFlags, MemberId, Profile, Scheduler};
 
 use super::codec::{CodecKind, Encoder};
 use super::leg::LegConfig;
+use super::packet_io::{Input, IoMode, PacketIo};
 use super::ports::RtpSockets;
 use super::rtcp::ntp_timestamp;
 use super::session::Session;
@@ -44,9 +46,10 @@ use crate::api::metrics::Metrics;
 /// Identifies a call's media across the control plane and the workers.
 pub type CallKey = u64;
 
-const WAKER: Token = Token(usize::MAX);
 /// Liveness and RTCP are checked this often, not every tick.
 const HOUSEKEEPING: Duration = Duration::from_millis(500);
+/// Waits for a tick at most this far off sleep through input (see `PacketIo::wait`).
+const BATCH_WITHIN: Duration = Duration::from_millis(100);
 
 /// What the control plane asks of a worker.
 pub enum Command {
@@ -258,44 +261,62 @@ impl WorkerHandle {
 pub fn spawn(
     index: usize,
     rtp_timeout: Duration,
+    io: IoMode,
     reports: tokio::sync::mpsc::UnboundedSender<Report>,
     metrics: Arc<Metrics>,
 ) -> io::Result<(WorkerHandle, std::thread::JoinHandle<()>)> {
-    let poll = Poll::new()?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let (tx, rx) = crossbeam_channel::unbounded();
-    let now = Instant::now();
-    let worker = Worker {
-        poll,
-        commands: rx,
-        scheduler: Scheduler::new(),
-        media: Media {
-            sessions: HashMap::new(),
-            conferences: HashMap::new(),
-            playbacks: HashMap::new(),
-            reports,
-            now,
-            payload: Vec::with_capacity(1500),
-            metrics,
-            mixing_since: now,
-        },
-        rtp_timeout,
-        epoch: now,
-    };
+    // The ring is made on the thread that uses it (io_uring's single-issuer mode); the
+    // thread hands back the waker, or why its I/O could not start.
+    let (started_tx, started) = std::sync::mpsc::sync_channel(1);
     let thread = std::thread::Builder::new()
         .name(format!("media-{index}"))
-        .spawn(move || worker.run())?;
+        .spawn(move || {
+            let opened = PacketIo::new(io).and_then(|io| Ok((io.waker()?, io)));
+            let io = match opened {
+                Ok((waker, io)) => {
+                    let _ = started_tx.send(Ok(waker));
+                    io
+                }
+                Err(e) => {
+                    let _ = started_tx.send(Err(e));
+                    return;
+                }
+            };
+            tracing::info!(worker = index, io = io.kind(), "media worker");
+            let now = Instant::now();
+            let worker = Worker {
+                commands: rx,
+                scheduler: Scheduler::new(),
+                media: Media {
+                    io,
+                    sessions: HashMap::new(),
+                    conferences: HashMap::new(),
+                    playbacks: HashMap::new(),
+                    reports,
+                    now,
+                    payload: Vec::with_capacity(1500),
+                    metrics,
+                    mixing_since: now,
+                },
+                rtp_timeout,
+                epoch: now,
+            };
+            worker.run()
+        })?;
+    let waker = started
+        .recv()
+        .map_err(|_| io::Error::other("media worker exited at start"))??;
     Ok((
         WorkerHandle {
             commands: tx,
-            waker,
+            waker: Arc::new(waker),
         },
         thread,
     ))
 }
 
 struct Worker {
-    poll: Poll,
     commands: Receiver<Command>,
     scheduler: Scheduler,
     media: Media,
@@ -306,6 +327,7 @@ struct Worker {
 
 /// The calls of this worker, apart from the scheduler so ticks can borrow both.
 struct Media {
+    io: PacketIo,
     sessions: HashMap<CallKey, Session>,
     conferences: HashMap<ConferenceId, ConferenceCalls>,
     /// Where each running playback plays.
@@ -335,40 +357,39 @@ struct Recorder {
 
 impl Worker {
     fn run(mut self) {
-        let mut events = Events::with_capacity(1024);
         let mut buf = vec![0u8; 2048];
         let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
-        // Sockets with datagrams left after their read budget: read again before waiting.
-        let mut unread: Vec<Token> = Vec::new();
-        let mut ready: Vec<Token> = Vec::new();
+        // Arrival times are not taken before the previous pass's clock, which the legs
+        // (jitter buffers, latches) have already seen.
+        let mut floor = Instant::now();
         loop {
             let deadline = self
                 .scheduler
                 .poll_timeout()
                 .map_or(next_housekeeping, |t| t.min(next_housekeeping));
-            let mut wait = deadline.saturating_duration_since(Instant::now());
-            if !unread.is_empty() {
-                wait = Duration::ZERO;
-            }
-            if let Err(e) = self.poll.poll(&mut events, Some(wait))
-                && e.kind() != io::ErrorKind::Interrupted
-            {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            // A tick is near: sleep until it (commands wait for it too, at most a tick).
+            let batch = wait <= BATCH_WITHIN && self.scheduler.poll_timeout().is_some();
+            if let Err(e) = self.media.io.wait(wait, batch) {
                 tracing::error!(error = %e, "media poll failed");
                 return;
             }
             let now = Instant::now();
-            ready.clear();
-            ready.extend(events.iter().map(|ev| ev.token()).filter(|&t| t != WAKER));
-            ready.append(&mut unread);
-            for &token in &ready {
+            let sessions = &mut self.media.sessions;
+            self.media.io.drain(|token, input| {
                 let (call, rtcp) = (token.0 as u64 >> 1, token.0 & 1 == 1);
-                if let Some(s) = self.media.sessions.get_mut(&call)
-                    && !s.receive(now, rtcp, &mut buf)
-                    && !unread.contains(&token)
-                {
-                    unread.push(token);
+                let Some(s) = sessions.get_mut(&call) else {
+                    return true;
+                };
+                match input {
+                    Input::Readable => s.receive(now, rtcp, &mut buf),
+                    Input::Datagram { from, bytes, at } => {
+                        s.deliver(at.max(floor), rtcp, from, bytes);
+                        true
+                    }
                 }
-            }
+            });
+            floor = now;
             self.media.now = now;
             if !self.drain_commands() {
                 return;
@@ -421,7 +442,7 @@ impl Worker {
         let mut dead = Vec::new();
         let (mut jitter_us, mut delay_us) = (0u64, 0u64);
         for (&call, s) in self.media.sessions.iter_mut() {
-            s.report(now, ntp);
+            s.report(now, ntp, &mut self.media.io);
             s.count_into(&self.media.metrics);
             jitter_us = jitter_us.max((s.leg.stats().jitter_ms * 1000.0) as u64);
             delay_us = delay_us.max(s.delay().as_micros() as u64);

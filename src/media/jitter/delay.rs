@@ -33,6 +33,9 @@ pub(super) struct DelayManager {
     interval: Option<(Instant, u32)>,
     histogram: Vec<f64>,
     intervals: u32,
+    /// The histogram's quantile, found when it changes (twice a second), not per read (every
+    /// tick of every call).
+    quantile: Duration,
 }
 
 impl DelayManager {
@@ -45,6 +48,7 @@ impl DelayManager {
             interval: None,
             histogram: vec![0.0; BUCKETS],
             intervals: 0,
+            quantile: Duration::ZERO,
         }
     }
 
@@ -108,16 +112,6 @@ impl DelayManager {
         self.intervals += 1;
         self.histogram.iter_mut().for_each(|p| *p *= f);
         self.histogram[ms as usize] += 1.0 - f;
-    }
-
-    /// The delay that 95 % of intervals stayed within (until the first interval ends, the
-    /// largest so far); `None` before any packet.
-    pub fn quantile(&self) -> Option<Duration> {
-        if self.intervals == 0 {
-            return self
-                .interval
-                .map(|(_, max)| Duration::from_millis(max as u64 + 1));
-        }
         let total: f64 = self.histogram.iter().sum();
         let mut acc = 0.0;
         let bucket = self
@@ -128,7 +122,18 @@ impl DelayManager {
                 acc >= QUANTILE * total
             })
             .unwrap_or(BUCKETS - 1);
-        Some(Duration::from_millis(bucket as u64 + 1))
+        self.quantile = Duration::from_millis(bucket as u64 + 1);
+    }
+
+    /// The delay that 95 % of intervals stayed within (until the first interval ends, the
+    /// largest so far); `None` before any packet.
+    pub fn quantile(&self) -> Option<Duration> {
+        if self.intervals == 0 {
+            return self
+                .interval
+                .map(|(_, max)| Duration::from_millis(max as u64 + 1));
+        }
+        Some(self.quantile)
     }
 
     /// When a packet of timestamp `ts` would arrive with no more delay than the fastest.

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use mio::Token;
 use mio::net::UdpSocket;
-use mio::{Interest, Token};
 use mixer::{
     Conference, ConferenceId, JoinError, MemberConfig, MemberFlags, MemberId, PlaybackId, Profile,
 };
@@ -157,8 +157,8 @@ impl Worker {
                 session.flags = a.flags;
                 session.energy_level = a.energy_level;
                 let member = session.seat.member;
-                // Datagrams that queued while the session travelled: epoll reports a socket
-                // that is already readable when it is registered, so they are read at once.
+                // Datagrams that queued while the session travelled are read at once: epoll
+                // reports a socket already readable, and a new multishot receive reads it.
                 self.media.sessions.insert(call, *session);
                 self.media.report(Report::Joined { call, member });
             }
@@ -178,7 +178,7 @@ impl Worker {
     fn take_session(&mut self, call: CallKey) -> Option<Session> {
         let mut s = self.media.sessions.remove(&call)?;
         s.count_into(&self.media.metrics);
-        self.deregister(&mut s);
+        self.deregister(call, &mut s);
         self.unseat(call, &s.seat);
         Some(s)
     }
@@ -264,26 +264,23 @@ impl Worker {
         media.conferences.remove(&id);
     }
 
-    fn register(&self, call: CallKey, s: &mut Session) -> Result<(), String> {
-        let registry = self.poll.registry();
-        let map = |e: std::io::Error| e.to_string();
-        registry
-            .register(&mut s.rtp, Token((call << 1) as usize), Interest::READABLE)
-            .map_err(map)?;
-        if let Some(r) = s.rtcp.as_mut() {
-            let token = Token(((call << 1) | 1) as usize);
-            if let Err(e) = registry.register(r, token, Interest::READABLE) {
-                let _ = registry.deregister(&mut s.rtp);
-                return Err(map(e));
-            }
+    fn register(&mut self, call: CallKey, s: &mut Session) -> Result<(), String> {
+        let io = &mut self.media.io;
+        io.register(rtp_token(call), &mut s.rtp)
+            .map_err(|e| e.to_string())?;
+        if let Some(r) = s.rtcp.as_mut()
+            && let Err(e) = io.register(rtcp_token(call), r)
+        {
+            io.deregister(rtp_token(call), &mut s.rtp);
+            return Err(e.to_string());
         }
         Ok(())
     }
 
-    fn deregister(&self, s: &mut Session) {
-        let _ = self.poll.registry().deregister(&mut s.rtp);
+    fn deregister(&mut self, call: CallKey, s: &mut Session) {
+        self.media.io.deregister(rtp_token(call), &mut s.rtp);
         if let Some(r) = s.rtcp.as_mut() {
-            let _ = self.poll.registry().deregister(r);
+            self.media.io.deregister(rtcp_token(call), r);
         }
     }
 
@@ -348,6 +345,15 @@ impl Worker {
             let _ = c.set_flags(member, flags);
         });
     }
+}
+
+/// A call's sockets in the worker's I/O: the low bit tells RTCP from RTP.
+fn rtp_token(call: CallKey) -> Token {
+    Token((call << 1) as usize)
+}
+
+fn rtcp_token(call: CallKey) -> Token {
+    Token(((call << 1) | 1) as usize)
 }
 
 fn member_config(a: &Attach, rate: u32, held: bool, (talk, listen): (i8, i8)) -> MemberConfig {

@@ -177,9 +177,21 @@ impl Drop for Worker {
     }
 }
 
+/// The backend the suite asks for (`CHORUS_MEDIA_IO`), io_uring when allowed otherwise.
+fn io_mode() -> IoMode {
+    IoMode::from_env_or(IoMode::Auto).unwrap()
+}
+
 fn worker(index: usize) -> (Worker, UnboundedReceiver<Report>) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let (handle, thread) = spawn(index, Duration::from_secs(30), tx, Default::default()).unwrap();
+    let (handle, thread) = spawn(
+        index,
+        Duration::from_secs(30),
+        io_mode(),
+        tx,
+        Default::default(),
+    )
+    .unwrap();
     let w = Worker {
         handle,
         thread: Some(thread),

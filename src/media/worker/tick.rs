@@ -71,14 +71,14 @@ impl Media {
             let mix = &out.mixes()[r.mix];
             let codec = s.leg.config().codec;
             if listeners[r.mix] < 2 || !s.shares_payload(profile.frame_len_at(mix.rate)) {
-                s.send_pcm(self.now, &mix.pcm);
+                s.send_pcm(self.now, &mix.pcm, &mut self.io);
                 continue;
             }
             let range = match encoded.iter().find(|(m, c, _)| *m == r.mix && *c == codec) {
                 Some((_, _, range)) => range.clone(),
                 None => {
                     let Some(enc) = shared_encoder(&mut calls.shared, codec) else {
-                        s.send_pcm(self.now, &mix.pcm);
+                        s.send_pcm(self.now, &mix.pcm, &mut self.io);
                         continue;
                     };
                     let start = self.payload.len();
@@ -87,7 +87,7 @@ impl Media {
                     start..self.payload.len()
                 }
             };
-            s.send_payload(self.now, &self.payload[range]);
+            s.send_payload(self.now, &self.payload[range], &mut self.io);
         }
         for rec in &calls.recorders {
             if let Some(pcm) = out.pcm_for(rec.member) {
