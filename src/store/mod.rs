@@ -201,3 +201,14 @@ pub trait Store: Send + Sync {
         ))
     }
 }
+
+/// A write that names a revision must name the stored one.
+fn check_revision(stored: u64, expected: Option<u64>) -> Result<(), StoreError> {
+    match expected {
+        Some(e) if e != stored => Err(StoreError::Conflict {
+            expected: e,
+            stored,
+        }),
+        _ => Ok(()),
+    }
+}

@@ -1,9 +1,11 @@
 //! [`Store`] on one SQLite file: JSON text columns, WAL, schema created in
 //! place, `synchronous=FULL` so a committed write survives a crash.
 
-use super::sqlite_documents as documents;
+use super::sqlite_documents::{self as documents, sql_int};
 use super::sqlite_registrations as registrations;
-use super::{DocumentWrite, Owned, Seed, Store, StoreError, StoredConference, StoredDocument};
+use super::{
+    DocumentWrite, Owned, Seed, Store, StoreError, StoredConference, StoredDocument, check_revision,
+};
 use crate::conference::document::{ConferenceDoc, numbers_in_use, numbers_in_use_error};
 use crate::documents::{Kind, Owner};
 use crate::registrar::{Binding, DeviceRef};
@@ -354,17 +356,6 @@ fn save(
     Ok(StoredConference { id, revision, doc })
 }
 
-/// A write that names a revision must name the stored one.
-pub(super) fn check_revision(stored: u64, expected: Option<u64>) -> Result<(), StoreError> {
-    match expected {
-        Some(e) if e != stored => Err(StoreError::Conflict {
-            expected: e,
-            stored,
-        }),
-        _ => Ok(()),
-    }
-}
-
 /// The row and whether it is deleted.
 fn load(
     conn: &Connection,
@@ -399,11 +390,6 @@ fn live(conn: &Connection, account: &str) -> Result<Vec<StoredConference>, Store
         stored(id, revision, &text)
     })
     .collect()
-}
-
-/// SQLite integers are signed; revisions never come near the limit.
-pub(super) fn sql_int(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn stored(id: String, revision: i64, text: &str) -> Result<StoredConference, StoreError> {

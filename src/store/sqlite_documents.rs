@@ -2,8 +2,7 @@
 //! kind and owner, and `document_keys` indexing each live document's key values, through
 //! which unique keys are checked and documents are found by number or credentials.
 
-use super::sqlite::{check_revision, sql_int};
-use super::{DocumentWrite, Owned, StoreError, StoredDocument};
+use super::{DocumentWrite, Owned, StoreError, StoredDocument, check_revision};
 use crate::documents::{Key, Kind, Owner, Scope, in_use_error};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
@@ -255,6 +254,11 @@ fn stored(id: String, revision: i64, text: &str) -> Result<StoredDocument, Store
         revision: u64::try_from(revision).unwrap_or_default(),
         doc: serde_json::from_str(text)?,
     })
+}
+
+/// SQLite integers are signed; revisions never come near the limit.
+pub(super) fn sql_int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
