@@ -125,6 +125,7 @@ impl RtpConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MediaConfig {
+    /// Mixing threads; one per core unless set (a conference never spans two).
     pub workers: usize,
     /// Packet I/O of the workers: io_uring, epoll, or io_uring when the kernel allows it.
     /// `CHORUS_MEDIA_IO` overrides it.
@@ -252,7 +253,7 @@ impl Default for RtpConfig {
 impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
-            workers: 2,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             io: IoMode::Auto,
         }
     }
@@ -372,6 +373,8 @@ mod tests {
         assert_eq!(c.sip.auth_algorithms, defaults.auth_algorithms);
         assert_eq!(c.sip.timer_t1_ms, defaults.timer_t1_ms);
         assert_eq!(c.rtp.leg_limits(), LegLimits::default());
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(c.media.workers, cores, "one media worker per core");
     }
 
     #[test]
