@@ -453,7 +453,12 @@ async fn a_tcp_peer_that_never_reads_is_cut_off_and_costs_a_bounded_queue() {
         peak_anon < anon0 + 32 * 1024,
         "heap {anon0} -> {peak_anon} KiB while answers piled up"
     );
-    assert!(eventually(10 * SECOND, || server.fds() <= fds0 + 2).await);
+    let back = eventually(30 * SECOND, || server.fds() <= fds0 + 2).await;
+    let open = std::fs::read_dir(format!("/proc/{}/fd", server.pid())).unwrap();
+    let open: Vec<_> = open
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .collect();
+    assert!(back, "descriptors back to {fds0} + 2: {open:?}");
     assert!(server.alive());
 }
 
