@@ -55,7 +55,10 @@ impl NameAddr {
             None => value.split_once(';').unwrap_or((value, "")),
         };
         let (scheme, rest) = uri.split_once(':')?;
-        if !is_scheme(scheme) || rest.is_empty() {
+        // Whitespace, quotes and angle brackets are never part of a URI (RFC 3986): a value
+        // holding them would be sent back as a broken Request-URI.
+        let unsafe_char = |c: char| c.is_whitespace() || "<>\"".contains(c);
+        if !is_scheme(scheme) || rest.is_empty() || uri.contains(unsafe_char) {
             return None;
         }
         let tag = params
@@ -497,6 +500,8 @@ mod tests {
         assert_eq!(n.user.as_deref(), Some("+4930123"));
         assert_eq!(n.tag.as_deref(), Some("9"));
         assert!(NameAddr::parse("<1nvalid:x>").is_none());
+        // Found by fuzzing: this Contact became the Request-URI of our BYE.
+        assert!(NameAddr::parse("<sipTo: <sip:2000@127.0.0.1:5060>").is_none());
         let n = NameAddr::parse("Bob Smith <sip:bob@b>").unwrap();
         assert_eq!(n.display_name.as_deref(), Some("Bob Smith"));
     }
