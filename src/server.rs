@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::api::media::MediaFiles;
 use crate::api::metrics::Metrics;
 use crate::api::service::{Request, Service};
 use crate::api::webhooks::{Policy, Webhooks};
@@ -17,6 +18,7 @@ use crate::media::packet_io::IoMode;
 use crate::media::worker::{self, Command};
 use crate::sip::connections::TcpLimits;
 use crate::sip::{self, DialInAuth, EndpointConfig, Timers};
+use crate::sounds::library::Library;
 use crate::store::{Seed, SqliteStore, Store};
 
 /// A started server; [`Running::stop`] hangs up every call and stops it.
@@ -258,7 +260,11 @@ async fn start_api(
         events.clone(),
         metrics.clone(),
     )
-    .with_store(store);
+    .with_store(store)
+    .with_media(MediaFiles::new(
+        Library::new(&config.data_dir.join("media")),
+        config.sounds.max_file_bytes,
+    ));
     tokio::spawn(async move {
         if let Err(e) = crate::api::serve(listener, state).await {
             tracing::error!(error = %e, "API stopped");

@@ -64,6 +64,24 @@ impl Pcm {
         decode(reader, rate).map_err(fail)
     }
 
+    /// Mono samples at `from` Hz (another decoder's output) converted to `rate` Hz, under
+    /// the same rate and length limits as a file.
+    pub fn from_samples(mono: &[i16], from: u32, rate: u32) -> Result<Pcm, WavError> {
+        let fail = |problem| WavError {
+            name: "<samples>".to_string(),
+            problem,
+        };
+        if !RATES.contains(&from) {
+            return Err(fail(WavProblem::Rate(from)));
+        }
+        if mono.len() as u64 > MAX_SECONDS * u64::from(from) {
+            return Err(fail(WavProblem::TooLong));
+        }
+        Ok(Pcm {
+            samples: convert_rate(mono, from, rate).into(),
+        })
+    }
+
     pub fn samples(&self) -> &[i16] {
         &self.samples
     }

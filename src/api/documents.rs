@@ -1,5 +1,5 @@
 //! Handlers for the generic documents of [`crate::documents`]: an account's
-//! `/v2/accounts/{account_id}/{devices,users,groups,resources,callflows}[/{document_id}]`,
+//! `/v2/accounts/{account_id}/{devices,users,groups,resources,callflows,media}[/{document_id}]`,
 //! a user's devices at `.../users/{document_id}/devices`, and the system's resources at
 //! `/v2/resources[/{document_id}]` (system tokens only, see [`super::authorize_system`]).
 //!
@@ -21,7 +21,7 @@ use std::sync::Arc;
 type Answered = Result<Answer, ApiError>;
 
 /// Each kind's collection and document paths.
-const PATHS: [(Kind, &str, &str); 5] = [
+const PATHS: [(Kind, &str, &str); 6] = [
     (
         Kind::Device,
         "/v2/accounts/{account_id}/devices",
@@ -46,6 +46,11 @@ const PATHS: [(Kind, &str, &str); 5] = [
         Kind::Callflow,
         "/v2/accounts/{account_id}/callflows",
         "/v2/accounts/{account_id}/callflows/{document_id}",
+    ),
+    (
+        Kind::Media,
+        "/v2/accounts/{account_id}/media",
+        "/v2/accounts/{account_id}/media/{document_id}",
     ),
 ];
 const USER_DEVICES: &str = "/v2/accounts/{account_id}/users/{document_id}/devices";
@@ -101,12 +106,14 @@ where
     };
     let create = move |State(s): State<ApiState>, p: P, env: Envelope| async move {
         let (account, _) = target(p);
+        let account2 = account.clone();
         let write = DocumentWrite::Create(env.document()?);
         let saved = with_store(&s, move |st| {
             st.write_document(owner(&account), kind, None, write, None)
         })
         .await?;
-        Ok::<_, ApiError>(Answer::with_status(StatusCode::CREATED, rendered(&saved)))
+        let answer = after_write(&s, &account2, kind, saved).await?;
+        Ok::<_, ApiError>(Answer::with_status(StatusCode::CREATED, answer))
     };
     get(list).put(create)
 }
@@ -133,10 +140,14 @@ where
     let delete = move |State(s): State<ApiState>, p: P| async move {
         let (account, id) = target(p);
         let id = id.unwrap_or_default();
+        let (acc, doc_id) = (account.clone(), id.clone());
         let gone = with_store(&s, move |st| {
-            st.delete_document(owner(&account), kind, &id, None)
+            st.delete_document(owner(&acc), kind, &doc_id, None)
         })
         .await?;
+        if kind == Kind::Media {
+            super::media::deleted(&s, &account, &id);
+        }
         Ok::<_, ApiError>(Answer::ok(rendered(&gone)))
     };
     get(read).post(replace).patch(patch).delete(delete)
@@ -149,11 +160,26 @@ async fn update(
     write: DocumentWrite,
 ) -> Answered {
     let (account, id) = target;
+    let acc = account.clone();
     let saved = with_store(&s, move |st| {
-        st.write_document(owner(&account), kind, id.as_deref(), write, None)
+        st.write_document(owner(&acc), kind, id.as_deref(), write, None)
     })
     .await?;
-    Ok(Answer::ok(rendered(&saved)))
+    Ok(Answer::ok(after_write(&s, &account, kind, saved).await?))
+}
+
+/// A written document as answered, after what its kind needs done (a `tts` media
+/// document is spoken).
+async fn after_write(
+    s: &ApiState,
+    account: &str,
+    kind: Kind,
+    saved: StoredDocument,
+) -> Result<Value, ApiError> {
+    match kind {
+        Kind::Media => super::media::written(s, account, saved).await,
+        _ => Ok(rendered(&saved)),
+    }
 }
 
 /// The devices a user owns (`owner_id`); 404 for an unknown user.
@@ -172,12 +198,12 @@ async fn user_devices(
     Ok(Answer::ok(Value::Array(entries)).extra("page_size", page_size.into()))
 }
 
-fn rendered(d: &StoredDocument) -> Value {
+pub(super) fn rendered(d: &StoredDocument) -> Value {
     to_api(&d.id, &d.doc)
 }
 
 /// Runs `f` on the store off the async threads.
-async fn with_store<T: Send + 'static>(
+pub(super) async fn with_store<T: Send + 'static>(
     s: &ApiState,
     f: impl FnOnce(&dyn Store) -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {

@@ -26,6 +26,7 @@ mod body;
 mod conferences;
 mod documents;
 mod listener;
+pub mod media;
 mod openapi;
 mod paginate;
 mod ratelimit;
@@ -72,6 +73,8 @@ pub struct ApiState {
     /// Where the generic documents (devices, users, ...) live; without it their routes
     /// answer 503.
     store: Option<Arc<dyn crate::store::Store>>,
+    /// Media documents' audio; without it their `/raw` route answers 503.
+    media: Option<Arc<media::MediaFiles>>,
 }
 
 impl ApiState {
@@ -99,12 +102,19 @@ impl ApiState {
             events,
             metrics,
             store: None,
+            media: None,
         }
     }
 
     /// Serves the generic documents from `store`.
     pub fn with_store(mut self, store: Arc<dyn crate::store::Store>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Keeps media documents' audio in `files`.
+    pub fn with_media(mut self, files: media::MediaFiles) -> Self {
+        self.media = Some(Arc::new(files));
         self
     }
 }
@@ -137,7 +147,10 @@ pub(crate) fn account_routes() -> Vec<(&'static str, MethodRouter<ApiState>)> {
     ]
     .into_iter()
     .chain(documents::account_routes())
-    .chain([(registrations::PATH, get(registrations::list))])
+    .chain([
+        (registrations::PATH, get(registrations::list)),
+        (media::RAW, media::route()),
+    ])
     .collect()
 }
 

@@ -85,7 +85,12 @@ impl Calls {
             ports: PortPool::new(ip, config.rtp.ports.0.clone()),
             sockets: HashMap::new(),
             store,
-            sounds: Sounds::new(&config.sounds, &config.conferences.prompts, &names),
+            sounds: Sounds::new(
+                &config.sounds,
+                &config.conferences.prompts,
+                &names,
+                &config.data_dir.join("media"),
+            ),
             names,
             api,
         }

@@ -1,5 +1,5 @@
 //! Kazoo's account documents besides conferences: `devices`, `users`, `groups`, `resources`
-//! (carriers, also system-wide) and `callflows`.
+//! (carriers, also system-wide), `callflows` and `media`.
 //!
 //! One generic path serves them all: a [`Kind`] names its collection, its schema check, its
 //! defaults and the keys the store indexes. A unique key (a device's SIP username in its
@@ -12,6 +12,7 @@
 mod callflow;
 mod device;
 mod group;
+pub mod media;
 mod regex_list;
 mod resource;
 mod user;
@@ -31,15 +32,17 @@ pub enum Kind {
     Group,
     Resource,
     Callflow,
+    Media,
 }
 
 /// Every kind, in the order the API lists them.
-pub const KINDS: [Kind; 5] = [
+pub const KINDS: [Kind; 6] = [
     Kind::Device,
     Kind::User,
     Kind::Group,
     Kind::Resource,
     Kind::Callflow,
+    Kind::Media,
 ];
 
 /// Whose document: an account's, or the system's (global resources).
@@ -89,6 +92,7 @@ impl Kind {
             Kind::Group => &group::SPEC,
             Kind::Resource => &resource::SPEC,
             Kind::Callflow => &callflow::SPEC,
+            Kind::Media => &media::SPEC,
         }
     }
 

@@ -61,10 +61,15 @@ fn write(path: &Path, rate: u32, frames: &Receiver<Vec<i16>>) -> io::Result<f64>
 
 /// Writes a whole recording at once (a recorded name: seconds, not a stream).
 pub fn write_file(path: &Path, rate: u32, pcm: &[i16]) -> io::Result<()> {
+    std::fs::write(path, wav_bytes(rate, pcm)?)
+}
+
+/// A whole 16-bit mono WAV in memory.
+pub fn wav_bytes(rate: u32, pcm: &[i16]) -> io::Result<Vec<u8>> {
     let data = u32::try_from(pcm.len() * 2).map_err(|_| io::ErrorKind::InvalidInput)?;
     let mut bytes = header(rate, data).to_vec();
     bytes.extend(pcm.iter().flat_map(|s| s.to_le_bytes()));
-    std::fs::write(path, bytes)
+    Ok(bytes)
 }
 
 /// The canonical 44-byte header of 16-bit mono PCM with `data` bytes of samples.

@@ -41,7 +41,9 @@ impl Drop for Slot {
     }
 }
 
-pub type Key = (Sound, u32);
+/// A sound, the rate it plays at, and its file's modification time (ns; 0 for other
+/// sounds): a file replaced in place (an upload, a re-recorded name) is loaded anew.
+pub type Key = (Sound, u32, u128);
 
 pub struct PcmCache {
     slots: Lru<Key, Arc<Slot>>,
@@ -105,7 +107,7 @@ impl PcmCache {
 
     /// Forgets every rate of `sound` (a recorded name about to be deleted).
     pub fn forget(&mut self, sound: &Sound) {
-        self.slots.retain(|(s, _)| s != sound);
+        self.slots.retain(|(s, _, _)| s != sound);
     }
 
     /// Bytes of decoded audio alive, cached or playing.
@@ -184,7 +186,7 @@ mod tests {
     }
 
     fn key(n: u32) -> Key {
-        (Sound::Url(format!("http://x/{n}.wav")), 8000)
+        (Sound::Url(format!("http://x/{n}.wav")), 8000, 0)
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Loading a file or URL sound into its slot, off the control plane: the file is opened
+//! Loading a file, URL or speech sound into its slot, off the control plane: the file is opened
 //! without blocking (a FIFO swapped in after the check fails instead of waiting for a
 //! writer), read up to the size cap, and decoded on a blocking thread once the decoded size,
 //! read from the header, fits the memory budget.
@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 use super::Sound;
 use super::cache::{self, Shared, Slot};
 use super::fetch::Fetcher;
+use super::tts;
 
 /// Sounds fetched or read, and decoded, at once: bounds the memory of loads in flight.
 const CONCURRENT: usize = 2;
@@ -54,6 +55,9 @@ impl Loader {
         let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
         let bytes: Arc<[u8]> = match sound {
             Sound::Url(url) => self.fetcher.get(&self.fetcher.check(url)?).await?,
+            Sound::Tts { text, voice } => {
+                tts::render(text, voice, self.max_file_bytes).await?.into()
+            }
             Sound::File(_) | Sound::Stream(_) => Arc::from(&[][..]),
         };
         let (this, sound, slot) = (self.clone(), sound.clone(), slot.clone());

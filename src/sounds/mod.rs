@@ -12,9 +12,11 @@ mod cache;
 pub mod config;
 mod fetch;
 pub mod guard;
+pub mod library;
 mod load;
 mod lru;
 mod reference;
+pub mod tts;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -35,9 +37,17 @@ pub struct Sounds {
 }
 
 impl Sounds {
-    /// `prompts` holds a folder per language; `names` the recorded names, a folder per account.
-    pub fn new(config: &SoundsConfig, prompts: &Path, names: &Path) -> Self {
-        let resolver = Resolver::new(prompts, &config.folders, names, config.max_file_bytes);
+    /// `prompts` holds a folder per language; `names` the recorded names and `media` the
+    /// uploaded media, a folder per account each.
+    pub fn new(config: &SoundsConfig, prompts: &Path, names: &Path, media: &Path) -> Self {
+        let library = library::Library::new(media);
+        let resolver = Resolver::new(
+            prompts,
+            &config.folders,
+            names,
+            library,
+            config.max_file_bytes,
+        );
         let fetcher = Fetcher::new(&config.urls, config.max_file_bytes);
         let cache = Arc::new(Mutex::new(PcmCache::new(config.pcm_cache_bytes)));
         let loader = Arc::new(Loader::new(fetcher, cache, config.max_file_bytes));
@@ -90,7 +100,11 @@ impl Sounds {
                 .map_err(|e| tracing::warn!(sound = %media, error = %e, "cannot play"))
                 .ok();
         }
-        let key = (sound, rate);
+        let stamp = match &sound {
+            Sound::File(path) => modified(path),
+            _ => 0,
+        };
+        let key = (sound, rate, stamp);
         let (slot, new) = cache::lock(&self.loader.cache).slot(&key);
         if new {
             tokio::spawn(self.loader.clone().load(key.0, rate, slot.clone()));
@@ -102,6 +116,14 @@ impl Sounds {
     pub fn forget(&self, path: &Path) {
         cache::lock(&self.loader.cache).forget(&Sound::File(path.to_path_buf()));
     }
+}
+
+/// A file's modification time in nanoseconds, 0 if unknown.
+fn modified(path: &Path) -> u128 {
+    let time = std::fs::metadata(path).and_then(|m| m.modified());
+    time.ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
 }
 
 #[cfg(test)]
@@ -121,7 +143,8 @@ mod tests {
             pcm_cache_bytes,
             ..SoundsConfig::default()
         };
-        Sounds::new(&config, &root.join("config/prompts"), &std::env::temp_dir())
+        let tmp = std::env::temp_dir();
+        Sounds::new(&config, &root.join("config/prompts"), &tmp, &tmp)
     }
 
     /// Waits (bounded) for every load to finish.

@@ -3,10 +3,14 @@
 //! prompt set; absolute paths must lie inside a media folder (the account's recorded names
 //! count as one for that account). `..`, symlinks leading out, FIFOs, devices and oversized
 //! files are refused, and a path outside the folders gets the same answer whether it exists.
+//! A media document's id names its uploaded file in the account's media folder, before the
+//! prompt of that name; `tts://text` is spoken by the TTS engine ([`super::tts`]).
 
 use std::path::{Component, Path, PathBuf};
 
 use super::fetch::Fetcher;
+use super::library::Library;
+use super::tts;
 
 /// A playable sound, resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -16,6 +20,11 @@ pub enum Sound {
     /// A regular file, by its canonical path.
     File(PathBuf),
     Url(String),
+    /// `tts://text`, in a voice.
+    Tts {
+        text: String,
+        voice: String,
+    },
 }
 
 /// Why a sound string cannot play.
@@ -37,23 +46,32 @@ pub struct Scope<'a> {
 /// The prompt set a prompt missing from another language's set is taken from.
 pub const DEFAULT_LANGUAGE: &str = "en";
 
-const OUTSIDE: &str = "expected a prompt id, a tone_stream/silence_stream, an http(s) URL or a WAV file inside the media folders";
+const OUTSIDE: &str = "expected a prompt or media id, a tone_stream/silence_stream, tts://text, an http(s) URL or a WAV file inside the media folders";
 
 pub struct Resolver {
     prompts: PathBuf,
     folders: Vec<PathBuf>,
     /// Recorded names, a folder per account.
     names: PathBuf,
+    /// Uploaded media, a folder per account.
+    media: Library,
     max_file_bytes: u64,
 }
 
 impl Resolver {
     /// Relative folders are taken from the current directory, once.
-    pub fn new(prompts: &Path, folders: &[PathBuf], names: &Path, max_file_bytes: u64) -> Self {
+    pub fn new(
+        prompts: &Path,
+        folders: &[PathBuf],
+        names: &Path,
+        media: Library,
+        max_file_bytes: u64,
+    ) -> Self {
         Resolver {
             prompts: absolute(prompts),
             folders: folders.iter().map(|f| absolute(f)).collect(),
             names: absolute(names),
+            media,
             max_file_bytes,
         }
     }
@@ -75,14 +93,27 @@ impl Resolver {
             let url = urls.check(spec).map_err(Refused::Invalid)?;
             return Ok(Some(Sound::Url(url.to_string())));
         }
+        if let Some(text) = spec.strip_prefix("tts://") {
+            return tts::sound(text, None, scope.language).map(Some);
+        }
         if spec.contains("://") {
             return Err(Refused::Invalid(OUTSIDE.into()));
         }
         let file = match spec.starts_with('/') {
             true => self.path(Path::new(spec), scope.account)?,
-            false => self.prompt(spec, scope.language)?,
+            false => match self.uploaded(spec, scope.account) {
+                Err(Refused::Missing) => self.prompt(spec, scope.language)?,
+                found => found?,
+            },
         };
         Ok(Some(Sound::File(file)))
+    }
+
+    /// The account's media file of id `spec`, if there is one.
+    fn uploaded(&self, spec: &str, account: &str) -> Result<PathBuf, Refused> {
+        let path = self.media.path(account, spec).ok_or(Refused::Missing)?;
+        let dir = path.parent().ok_or(Refused::Missing)?.to_path_buf();
+        self.checked(&path, &[dir])
     }
 
     /// `{prompts}/{language}/{id}.wav`, else the [`DEFAULT_LANGUAGE`]'s, per prompt (a set
@@ -184,6 +215,7 @@ mod tests {
             "media",
             "names/acc1",
             "names/acc2",
+            "uploads/acc1",
             "private",
         ] {
             std::fs::create_dir_all(root.join(dir)).unwrap();
@@ -194,6 +226,7 @@ mod tests {
             "media/a.wav",
             "names/acc1/n.wav",
             "names/acc2/n.wav",
+            "uploads/acc1/m1.wav",
             "private/secret.wav",
         ] {
             std::fs::write(root.join(file), b"RIFF").unwrap();
@@ -206,6 +239,7 @@ mod tests {
             &root.join("prompts"),
             &[root.join("media")],
             &root.join("names"),
+            Library::new(&root.join("uploads")),
             50,
         );
         (Dir(root), r)
@@ -226,6 +260,23 @@ mod tests {
         assert_eq!(resolve("hi"), file("prompts/en/hi.wav"));
         assert_eq!(resolve("$${hi}"), file("prompts/en/hi.wav"));
         assert_eq!(resolve("nope"), Err(Refused::Missing));
+        assert_eq!(resolve("m1"), file("uploads/acc1/m1.wav"), "a media id");
+        let other = Scope {
+            account: "acc2",
+            ..scope
+        };
+        assert_eq!(
+            r.resolve("m1", other, &urls),
+            Err(Refused::Missing),
+            "its own"
+        );
+        assert_eq!(
+            resolve("tts://Hello there"),
+            Ok(Some(Sound::Tts {
+                text: "Hello there".into(),
+                voice: "en".into()
+            }))
+        );
         let in_lang = |language, s: &str| {
             let scope = Scope { language, ..scope };
             r.resolve(s, scope, &urls)
