@@ -5,6 +5,9 @@ use super::service::Participant;
 use serde_json::{Map, Value, json};
 use std::time::SystemTime;
 
+/// Who sends the events (Kazoo `App-Name`; `App-Version` is the crate's).
+pub const APP_NAME: &str = "chorus";
+
 /// Kazoo's conference event names (§5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventName {
@@ -57,6 +60,8 @@ pub struct ConferenceEvent {
     pub at: SystemTime,
     /// The member concerned; `None` for conference-level events.
     pub participant: Option<Participant>,
+    /// Unique per event (Kazoo `Msg-ID`): a consumer can drop a duplicate delivery.
+    pub msg_id: String,
 }
 
 impl ConferenceEvent {
@@ -89,6 +94,10 @@ impl ConferenceEvent {
             "Profile": self.profile,
             "Account-ID": self.account_id,
             "Call-ID": self.call_id(),
+            "Node": node,
+            "Msg-ID": self.msg_id,
+            "App-Name": APP_NAME,
+            "App-Version": env!("CARGO_PKG_VERSION"),
         });
         if let (Some(p), Value::Object(map)) = (&self.participant, &mut event) {
             map.extend(participant_fields(p));
@@ -175,6 +184,12 @@ mod tests {
             (&json!(true), &json!(4))
         );
         assert_eq!(vars.as_object().map(Map::len), Some(12));
+        assert_eq!(
+            (&e["Node"], &e["App-Name"]),
+            (&json!("node1"), &json!("chorus"))
+        );
+        assert_eq!(e["App-Version"], env!("CARGO_PKG_VERSION"));
+        assert!(!e["Msg-ID"].as_str().unwrap().is_empty());
     }
 
     #[test]

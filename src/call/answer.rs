@@ -15,10 +15,17 @@ use crate::media::worker::Command;
 use crate::sdp::{Direction, Negotiated, SdpError, SdpSession};
 use crate::sip::{Body, CallId};
 
-use super::output::{MediaCommand, Output, Ports, SipAction, StoreQuery, StoreRequest};
+use super::output::{Caller, MediaCommand, Output, Ports, SipAction, StoreQuery, StoreRequest};
 use super::plane::{
     Answering, Call, CallPlane, CallerFlow, Lookup, Party, Stage, is_sdp, sdp_body,
 };
+
+/// A route lookup's answer: the config, the documents of the number, the caller's name.
+pub(super) type Routed = (
+    ConferencesConfig,
+    Vec<(String, ConferenceDoc)>,
+    Option<String>,
+);
 
 /// Retry-After of the 503 an INVITE gets when no RTP port pair is free (seconds).
 const PORTS_BUSY_RETRY_AFTER: &str = "10";
@@ -36,6 +43,7 @@ impl CallPlane {
         let account = self.settings.account.clone();
         let query = StoreQuery::Route {
             number: number.clone(),
+            caller: Caller::from_uri(&party.from.uri),
         };
         let setup = None;
         self.answering.insert(
@@ -51,15 +59,15 @@ impl CallPlane {
     }
 
     /// The store answered the route lookup (`None`: it failed).
-    pub(super) fn on_routed(
-        &mut self,
-        call: CallId,
-        answer: Option<(ConferencesConfig, Vec<(String, ConferenceDoc)>)>,
-    ) {
+    pub(super) fn on_routed(&mut self, call: CallId, answer: Option<Routed>) {
         let Some(number) = self.answering.get(&call).map(|a| a.number.clone()) else {
             return;
         };
-        let setup = answer.and_then(|(config, found)| self.route(&number, config, found));
+        let setup = answer.and_then(|(config, found, name)| {
+            let mut setup = self.route(&number, config, found)?;
+            setup.name_media = name;
+            Some(setup)
+        });
         let Some(setup) = setup else {
             tracing::info!(%number, "rejected: no such conference");
             return self.reject(call, 404, "Not Found", Vec::new());

@@ -43,13 +43,18 @@ impl CallPlane {
             participants: live
                 .members
                 .keys()
-                .filter_map(|c| self.participant(live, *c))
+                .filter_map(|c| self.participant(account, live, *c))
                 .collect(),
         })
     }
 
     /// A member as the API shows it; members the mixer has not confirmed yet are left out.
-    pub(super) fn participant(&self, live: &Live, call: CallId) -> Option<svc::Participant> {
+    pub(super) fn participant(
+        &self,
+        account: &str,
+        live: &Live,
+        call: CallId,
+    ) -> Option<svc::Participant> {
         let m = live.members.get(&call)?;
         let c = self.calls.get(&call)?;
         let from = c.party.from.uri.trim_start_matches("sip:").to_string();
@@ -59,7 +64,7 @@ impl CallPlane {
             joined_at: m.joined_at,
             caller_id_name: c.party.from.display_name.clone().unwrap_or_default(),
             caller_id_number: c.party.from.user.clone().unwrap_or_default(),
-            custom_channel_vars: json!({}),
+            custom_channel_vars: custom_channel_vars(account, &c.party.vars),
             custom_application_vars: json!({}),
             is_moderator: m.flags.moderator,
             floor: m.talking,
@@ -226,7 +231,8 @@ impl CallPlane {
         call: Option<CallId>,
         now: Instant,
     ) {
-        let participant = call.and_then(|c| self.participant(self.conferences.get(id)?, c));
+        let participant =
+            call.and_then(|c| self.participant(&id.account, self.conferences.get(id)?, c));
         self.publish_about(id, name, participant, now);
     }
 
@@ -257,6 +263,7 @@ impl CallPlane {
             started_at: live.started_at,
             at: self.wall(now),
             participant,
+            msg_id: uuid::Uuid::new_v4().simple().to_string(),
         };
         self.push(Output::Event(Box::new(event)));
     }
@@ -284,6 +291,16 @@ impl CallPlane {
             self.push(Output::Hook { account, id, hook });
         }
     }
+}
+
+/// Kazoo's `Custom-Channel-Vars`: the call's own (its `X-` headers), then the account.
+fn custom_channel_vars(account: &str, vars: &[(String, String)]) -> serde_json::Value {
+    let mut map: serde_json::Map<String, serde_json::Value> = vars
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().into()))
+        .collect();
+    map.insert("Account-ID".into(), account.into());
+    serde_json::Value::Object(map)
 }
 
 /// `{recordings}/{account}/{conference}`: an account only ever reaches its own folder.

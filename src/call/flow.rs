@@ -7,7 +7,7 @@ use crate::conference::flow::{Flow, FlowAction, Target};
 use crate::media::worker::{Command, Target as PlayTarget};
 use crate::sip::CallId;
 
-use super::output::{MediaCommand, Output, Sound, StoreQuery, StoreRequest};
+use super::output::{Caller, MediaCommand, Output, Sound, StoreQuery, StoreRequest};
 use super::plane::{CallPlane, CallerFlow, Lookup, Stage};
 
 impl CallerFlow {
@@ -169,9 +169,14 @@ impl CallPlane {
             return self.handle_name_saved(call, None, now);
         }
         let account = self.settings.account.clone();
+        let caller = self
+            .calls
+            .get(&call)
+            .and_then(|c| Caller::from_uri(&c.party.from.uri));
         self.push(Output::SaveName {
             call,
             account,
+            caller,
             rate,
             pcm,
         });

@@ -488,7 +488,7 @@ impl CallPlane {
         let leaver = self
             .conferences
             .get(id)
-            .and_then(|live| self.participant(live, call));
+            .and_then(|live| self.participant(&id.account, live, call));
         let Some(live) = self.conferences.get_mut(id) else {
             return;
         };

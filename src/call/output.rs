@@ -30,6 +30,8 @@ pub enum Output {
     SaveName {
         call: CallId,
         account: String,
+        /// Whose name it is (see [`Caller`]): kept as their `play_name` media for next time.
+        caller: Option<Caller>,
         rate: u32,
         pcm: Vec<i16>,
     },
@@ -113,8 +115,12 @@ pub struct StoreRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreQuery {
-    /// The `conferences` config and the documents with this number.
-    Route { number: String },
+    /// The `conferences` config, the documents with this number, and the caller's kept
+    /// `play_name` media.
+    Route {
+        number: String,
+        caller: Option<Caller>,
+    },
     /// The documents with this number.
     FindByNumber { number: String },
 }
@@ -124,8 +130,38 @@ pub enum StoreAnswer {
     Route {
         config: ConferencesConfig,
         found: Vec<(String, ConferenceDoc)>,
+        /// The media id of the caller's recorded name, reused instead of recording.
+        name: Option<String>,
     },
     Found(Vec<(String, ConferenceDoc)>),
+}
+
+/// A caller as their From names them (`user`, `host` without port), when it names someone
+/// (not `anonymous`): the device or user a recorded name is kept for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user: String,
+    pub host: String,
+}
+
+impl Caller {
+    pub fn from_uri(uri: &str) -> Option<Caller> {
+        let rest = uri
+            .strip_prefix("sips:")
+            .or_else(|| uri.strip_prefix("sip:"))?;
+        let rest = rest.split([';', '?', '>']).next()?;
+        let (user, host) = rest.rsplit_once('@')?;
+        let host = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next()?,
+            None => host.split(':').next()?,
+        };
+        let plain = |s: &str| !s.is_empty() && s.len() <= 64 && !s.contains(char::is_whitespace);
+        let named = plain(user) && plain(host) && !user.eq_ignore_ascii_case("anonymous");
+        named.then(|| Caller {
+            user: user.to_string(),
+            host: host.to_ascii_lowercase(),
+        })
+    }
 }
 
 /// Where a call's RTP is received: the port pair the shell bound.

@@ -64,6 +64,47 @@ pub struct Party {
     pub from: NameAddr,
     /// Where its SIP came from: the IP a NAT'd phone's RTP comes from.
     pub source: IpAddr,
+    /// Its custom channel variables: the INVITE's `X-` headers, prefix dropped
+    /// (see [`channel_vars`]).
+    pub vars: Vec<(String, String)>,
+}
+
+/// Custom channel variables kept per call, at most, and their longest name and value: a
+/// caller's headers cannot grow the events without bound.
+pub const MAX_VARS: usize = 16;
+const MAX_VAR_NAME: usize = 64;
+const MAX_VAR_VALUE: usize = 256;
+
+/// The `X-` headers of an INVITE as custom channel variables (`X-Customer-Id: 42` is
+/// `Customer-Id`): the first [`MAX_VARS`], too long names skipped, too long values cut.
+/// `Account-ID` is the server's to say and never taken from a caller.
+pub fn channel_vars(headers: &[(String, String)]) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for (name, value) in headers {
+        let Some(var) = name
+            .get(2..)
+            .filter(|_| name[..2].eq_ignore_ascii_case("x-"))
+        else {
+            continue;
+        };
+        let taken = vars.iter().any(|(n, _)| n.eq_ignore_ascii_case(var));
+        if var.is_empty()
+            || var.len() > MAX_VAR_NAME
+            || var.eq_ignore_ascii_case("account-id")
+            || taken
+        {
+            continue;
+        }
+        let cut = value
+            .char_indices()
+            .nth(MAX_VAR_VALUE)
+            .map_or(value.len(), |(i, _)| i);
+        vars.push((var.to_string(), value[..cut].to_string()));
+        if vars.len() == MAX_VARS {
+            break;
+        }
+    }
+    vars
 }
 
 /// An answered call.
@@ -169,6 +210,7 @@ impl CallPlane {
                 request_uri_user,
                 body,
                 source,
+                headers,
                 ..
             } => {
                 let number = request_uri_user.unwrap_or_default();
@@ -178,6 +220,7 @@ impl CallPlane {
                     sip_call_id: call_id,
                     from,
                     source: source.ip(),
+                    vars: channel_vars(&headers),
                 };
                 self.on_invite(call, party, number, body);
             }
@@ -251,9 +294,14 @@ impl CallPlane {
         };
         let answer = answer.map_err(|e| tracing::error!(error = %e, "store"));
         match (lookup, answer) {
-            (Lookup::Route, Ok(StoreAnswer::Route { config, found })) => {
-                self.on_routed(call, Some((config, found)));
-            }
+            (
+                Lookup::Route,
+                Ok(StoreAnswer::Route {
+                    config,
+                    found,
+                    name,
+                }),
+            ) => self.on_routed(call, Some((config, found, name))),
             (Lookup::Route, _) => self.on_routed(call, None),
             (Lookup::Find, answer) => {
                 let found = match answer {

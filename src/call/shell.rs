@@ -20,15 +20,20 @@ use crate::api::service::{
 };
 use crate::api::webhooks::Webhooks;
 use crate::config::Config;
+use crate::documents::{DEFAULT_REALM, Kind, Owner, sip_key};
 use crate::media::ports::{PortPool, RtpSockets};
 use crate::media::worker::{Command, Lobby, Report, WorkerHandle};
 use crate::sip::{CallId, Event, SipHandle};
+use crate::sounds::library::{self, Library};
 use crate::sounds::{Refused, Scope, Sounds};
-use crate::store::{Store, StoreError};
+use crate::store::{DocumentWrite, Store, StoreError};
 
 use super::api::recording_dir;
-use super::output::{MediaCommand, Output, SipAction, Sound, StoreAnswer, StoreQuery};
+use super::output::{Caller, MediaCommand, Output, SipAction, Sound, StoreAnswer, StoreQuery};
 use super::plane::{CallPlane, Settings};
+
+/// The `source_type` of a media document holding a caller's recorded name.
+const PLAY_NAME: &str = "play_name";
 
 /// What the API side needs: where to publish, hooks to register, gauges to keep.
 pub struct ApiLink {
@@ -50,6 +55,8 @@ pub struct Calls {
     sounds: Sounds,
     /// Recorded names live here, a folder per account, until their call ends.
     names: PathBuf,
+    /// Media documents' audio: a recorded name is also kept there for the caller's next call.
+    media: Library,
     api: ApiLink,
 }
 
@@ -92,6 +99,7 @@ impl Calls {
                 &config.data_dir.join("media"),
             ),
             names,
+            media: Library::new(&config.data_dir.join("media")),
             api,
         }
     }
@@ -158,10 +166,14 @@ impl Calls {
                 Output::SaveName {
                     call,
                     account,
+                    caller,
                     rate,
                     pcm,
                 } => {
                     let path = self.save_name(call, &account, rate, &pcm);
+                    if let Some(caller) = caller {
+                        self.keep_name(&account, &caller, rate, &pcm);
+                    }
                     self.plane.handle_name_saved(call, path, Instant::now());
                 }
                 Output::Prefetch {
@@ -250,9 +262,10 @@ impl Calls {
             Ok(found.into_iter().map(|c| (c.id, c.doc)).collect())
         };
         Ok(match query {
-            StoreQuery::Route { number } => StoreAnswer::Route {
+            StoreQuery::Route { number, caller } => StoreAnswer::Route {
                 config: self.store.conferences_config(account)?,
                 found: found(&number)?,
+                name: caller.and_then(|c| self.kept_name(account, &c)),
             },
             StoreQuery::FindByNumber { number } => StoreAnswer::Found(found(&number)?),
         })
@@ -268,6 +281,87 @@ impl Calls {
             return None;
         }
         Some(path.to_string_lossy().into_owned())
+    }
+
+    /// Who a caller's recorded name belongs to, as Kazoo keeps it: the user owning the
+    /// caller's device, else the device, else the caller's address.
+    fn name_owner(&self, account: &str, caller: &Caller) -> String {
+        let owner = Some(Owner::Account(account));
+        let device = [caller.host.as_str(), DEFAULT_REALM]
+            .iter()
+            .find_map(|realm| {
+                let key = sip_key(&caller.user, realm);
+                let found = self
+                    .store
+                    .find_documents(Kind::Device, "sip.username", &key, owner);
+                found.ok()?.into_iter().next().map(|(_, d)| d)
+            });
+        match device {
+            Some(d) => match d.doc.get("owner_id").and_then(serde_json::Value::as_str) {
+                Some(user) => user.to_string(),
+                None => d.id,
+            },
+            None => format!("caller:{}@{}", caller.user, caller.host),
+        }
+    }
+
+    /// The caller's kept `play_name` media document, if its audio is there.
+    fn kept_name_doc(&self, account: &str, caller: &Caller) -> Option<String> {
+        let owner = self.name_owner(account, caller);
+        let docs = self
+            .store
+            .find_documents(
+                Kind::Media,
+                "owner_id",
+                &owner,
+                Some(Owner::Account(account)),
+            )
+            .ok()?;
+        docs.into_iter()
+            .map(|(_, d)| d)
+            .find(|d| d.doc.get("source_type").and_then(|v| v.as_str()) == Some(PLAY_NAME))
+            .map(|d| d.id)
+    }
+
+    fn kept_name(&self, account: &str, caller: &Caller) -> Option<String> {
+        let id = self.kept_name_doc(account, caller)?;
+        let path = self.media.path(account, &id)?;
+        path.is_file().then_some(id)
+    }
+
+    /// Keeps a recorded name as the caller's `play_name` media document (one per owner,
+    /// replaced by a new recording), so their next call announces it without asking.
+    fn keep_name(&self, account: &str, caller: &Caller, rate: u32, pcm: &[i16]) {
+        let kept = || -> Result<(), String> {
+            let id = match self.kept_name_doc(account, caller) {
+                Some(id) => id,
+                None => {
+                    let doc = json!({
+                        "name": format!("play_name {}@{}", caller.user, caller.host),
+                        "media_source": "recording",
+                        "source_type": PLAY_NAME,
+                        "owner_id": self.name_owner(account, caller),
+                    });
+                    let write = DocumentWrite::Create(doc);
+                    let owner = Owner::Account(account);
+                    let saved = self
+                        .store
+                        .write_document(owner, Kind::Media, None, write, None);
+                    saved.map_err(|e| e.to_string())?.id
+                }
+            };
+            let pcm = mixer::wav::Pcm::from_samples(pcm, rate, library::RATE)
+                .map_err(|e| e.to_string())?;
+            let wav = crate::media::wav_writer::wav_bytes(library::RATE, pcm.samples())
+                .map_err(|e| e.to_string())?;
+            self.media
+                .save(account, &id, &wav)
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        };
+        if let Err(e) = kept() {
+            tracing::warn!(error = %e, "cannot keep the recorded name for next time");
+        }
     }
 
     fn on_request(&mut self, request: Request) {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use mixer::MemberId;
 use serde_json::{Value, json};
 
-use super::output::{MediaCommand, Output, SipAction, StoreAnswer, StoreQuery};
+use super::output::{Caller, MediaCommand, Output, SipAction, StoreAnswer, StoreQuery};
 use super::{CallPlane, Settings};
 use crate::api::events::EventName;
 use crate::api::service::{ConfRef, ParticipantAction, ServiceError, Target as Who};
@@ -34,6 +34,8 @@ struct Harness {
     played: Vec<Vec<String>>,
     events: Vec<EventName>,
     released: Vec<CallId>,
+    /// The store's kept `play_name` media for the caller.
+    kept_name: Option<String>,
 }
 
 impl Harness {
@@ -64,6 +66,7 @@ impl Harness {
             played: Vec::new(),
             events: Vec::new(),
             released: Vec::new(),
+            kept_name: None,
         }
     }
 
@@ -121,9 +124,10 @@ impl Harness {
                 .collect()
         };
         match query {
-            StoreQuery::Route { number } => StoreAnswer::Route {
+            StoreQuery::Route { number, caller } => StoreAnswer::Route {
                 config: ConferencesConfig::default(),
                 found: found(&number),
+                name: self.kept_name.clone().filter(|_| caller.is_some()),
             },
             StoreQuery::FindByNumber { number } => StoreAnswer::Found(found(&number)),
         }
@@ -272,7 +276,11 @@ fn an_invite_is_answered_with_sdp_only_after_routing() {
     assert_eq!(
         request.query,
         StoreQuery::Route {
-            number: "1000".into()
+            number: "1000".into(),
+            caller: Some(Caller {
+                user: "alice".into(),
+                host: "127.0.0.1".into()
+            }),
         }
     );
     assert!(
@@ -394,6 +402,7 @@ fn cancel_before_the_answer_answers_nothing() {
         2,
         Ok(h.answer(StoreQuery::Route {
             number: "1000".into(),
+            caller: None,
         })),
         h.now,
     );
@@ -437,4 +446,32 @@ fn an_api_kick_hangs_up_that_member() {
     let live = h.plane.live_state(ACCOUNT, "open").expect("running");
     assert_eq!(live.participants.len(), 1);
     assert_eq!(live.participants[0].call_id, "sip-1");
+}
+
+#[test]
+fn a_callers_kept_name_is_announced_without_recording_again() {
+    let named = json!({"name": "named", "conference_numbers": ["3000"],
+        "play_welcome": false, "play_name": true});
+    let mut h = Harness::new(vec![("named", named)]);
+    h.kept_name = Some("kept-name-media".into());
+    let a = h.call(1, "3000");
+    h.joined(a, 1);
+    let b = h.call(2, "3000");
+    h.joined(b, 2);
+    assert!(!h.media.contains(&"record call"), "{:?}", h.media);
+    let announced = h.played.iter().flatten().any(|m| m == "kept-name-media");
+    assert!(announced, "the kept name is announced: {:?}", h.played);
+}
+
+#[test]
+fn callers_are_named_by_their_from_uri_and_anonymous_ones_are_not() {
+    let caller = |uri| Caller::from_uri(uri).map(|c| format!("{}@{}", c.user, c.host));
+    assert_eq!(
+        caller("sip:alice@Example.com:5070;transport=tcp").as_deref(),
+        Some("alice@example.com")
+    );
+    assert_eq!(caller("sips:bob@[::1]:5061").as_deref(), Some("bob@::1"));
+    assert_eq!(caller("sip:anonymous@anonymous.invalid"), None);
+    assert_eq!(caller("sip:example.com"), None);
+    assert_eq!(caller("tel:+15551234"), None);
 }

@@ -194,5 +194,6 @@ pub fn event(
         started_at: now - Duration::from_millis(1500),
         at: now,
         participant: who,
+        msg_id: format!("msg-{conference_id}-{members}"),
     }
 }
