@@ -23,6 +23,8 @@ pub enum EventName {
     UnmuteMember,
     DeafMember,
     UndeafMember,
+    /// Chorus's own: media asked to play (API `play`) could not be fetched or spoken.
+    PlayFailed,
 }
 
 impl EventName {
@@ -40,6 +42,7 @@ impl EventName {
             Self::UnmuteMember => "unmute-member",
             Self::DeafMember => "deaf-member",
             Self::UndeafMember => "undeaf-member",
+            Self::PlayFailed => "play-failed",
         }
     }
 }
@@ -62,6 +65,8 @@ pub struct ConferenceEvent {
     pub participant: Option<Participant>,
     /// Unique per event (Kazoo `Msg-ID`): a consumer can drop a duplicate delivery.
     pub msg_id: String,
+    /// A `play-failed` event's media and why it failed.
+    pub failure: Option<(String, String)>,
 }
 
 impl ConferenceEvent {
@@ -101,6 +106,10 @@ impl ConferenceEvent {
         });
         if let (Some(p), Value::Object(map)) = (&self.participant, &mut event) {
             map.extend(participant_fields(p));
+        }
+        if let (Some((media, error)), Value::Object(map)) = (&self.failure, &mut event) {
+            map.insert("Media-ID".into(), media.clone().into());
+            map.insert("Error".into(), error.clone().into());
         }
         event
     }

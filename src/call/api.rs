@@ -244,6 +244,42 @@ impl CallPlane {
         participant: Option<svc::Participant>,
         now: Instant,
     ) {
+        self.publish_with(id, name, participant, None, now);
+    }
+
+    /// The shell's report that media played to `target` could not be had: a `play-failed`
+    /// event for its conference (about the member, for one played to a member).
+    pub fn handle_play_failed(
+        &mut self,
+        target: PlayTarget,
+        media: String,
+        error: String,
+        now: Instant,
+    ) {
+        let found = self.conferences.iter().find_map(|(id, live)| match target {
+            PlayTarget::Conference(key) if live.key == key => Some((id.clone(), None)),
+            PlayTarget::Call(call) if live.members.contains_key(&CallId(call)) => {
+                Some((id.clone(), Some(CallId(call))))
+            }
+            _ => None,
+        });
+        let Some((id, call)) = found else {
+            return;
+        };
+        let participant =
+            call.and_then(|c| self.participant(&id.account, &self.conferences[&id], c));
+        let failure = Some((media, error));
+        self.publish_with(&id, EventName::PlayFailed, participant, failure, now);
+    }
+
+    fn publish_with(
+        &mut self,
+        id: &ConfRef,
+        name: EventName,
+        participant: Option<svc::Participant>,
+        failure: Option<(String, String)>,
+        now: Instant,
+    ) {
         let Some(live) = self.conferences.get(id) else {
             return;
         };
@@ -264,6 +300,7 @@ impl CallPlane {
             at: self.wall(now),
             participant,
             msg_id: uuid::Uuid::new_v4().simple().to_string(),
+            failure,
         };
         self.push(Output::Event(Box::new(event)));
     }

@@ -22,7 +22,7 @@ use crate::api::webhooks::Webhooks;
 use crate::config::Config;
 use crate::documents::{DEFAULT_REALM, Kind, Owner, sip_key};
 use crate::media::ports::{PortPool, RtpSockets};
-use crate::media::worker::{Command, Lobby, Report, WorkerHandle};
+use crate::media::worker::{Command, Lobby, Report, Target, WorkerHandle};
 use crate::sip::{CallId, Event, SipHandle};
 use crate::sounds::library::{self, Library};
 use crate::sounds::{Refused, Scope, Sounds};
@@ -58,7 +58,18 @@ pub struct Calls {
     /// Media documents' audio: a recorded name is also kept there for the caller's next call.
     media: Library,
     api: ApiLink,
+    /// Media that failed to load after its play was sent, from the tasks watching loads.
+    failures: (
+        mpsc::Sender<PlayFailure>,
+        Option<mpsc::Receiver<PlayFailure>>,
+    ),
 }
+
+/// A played sound that could not be had: where it played, which, and why.
+type PlayFailure = (Target, String, String);
+
+/// Failures waiting for the control plane; more are only logged.
+const FAILURES: usize = 64;
 
 impl Calls {
     pub fn new(
@@ -101,6 +112,10 @@ impl Calls {
             names,
             media: Library::new(&config.data_dir.join("media")),
             api,
+            failures: {
+                let (tx, rx) = mpsc::channel(FAILURES);
+                (tx, Some(rx))
+            },
         }
     }
 
@@ -114,6 +129,7 @@ impl Calls {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
+        let mut failures = self.failures.1.take().expect("run once");
         loop {
             let timer = self.plane.poll_timeout();
             let far = Instant::now() + Duration::from_secs(86_400);
@@ -122,6 +138,9 @@ impl Calls {
                 Some(ev) = sip_events.recv() => self.plane.handle_sip(ev, Instant::now()),
                 Some(r) = reports.recv() => self.plane.handle_report(r, Instant::now()),
                 Some(r) = requests.recv() => self.on_request(r),
+                Some((target, media, error)) = failures.recv() => {
+                    self.plane.handle_play_failed(target, media, error, Instant::now());
+                }
                 () = sleep, if timer.is_some() => self.plane.handle_timeout(Instant::now()),
                 () = &mut shutdown => break,
             }
@@ -229,7 +248,14 @@ impl Calls {
                 }))
             }
             MediaCommand::Play { target, id, sound } => match self.open(&sound) {
-                Some(sound) => Command::Play { target, id, sound },
+                Some(source) => {
+                    self.watch(target, &sound);
+                    Command::Play {
+                        target,
+                        id,
+                        sound: source,
+                    }
+                }
                 None => {
                     let done = Report::PlaybackDone { id, stopped: false };
                     return self.plane.handle_report(done, Instant::now());
@@ -254,6 +280,23 @@ impl Calls {
                 Some(Box::new(mixer::sound::Sequence::new(vec![first, music])))
             }
         }
+    }
+
+    /// Reports the fetched or spoken sounds of `sound` that fail to load.
+    fn watch(&self, target: Target, sound: &Sound) {
+        let scope = Scope {
+            language: &sound.language,
+            account: &sound.account,
+        };
+        let failed = self.sounds.failures(&sound.media, scope, sound.rate);
+        let tx = self.failures.0.clone();
+        tokio::spawn(async move {
+            for (media, error) in failed.await {
+                if tx.try_send((target, media.clone(), error)).is_err() {
+                    tracing::warn!(%media, "play failure not reported: too many");
+                }
+            }
+        });
     }
 
     fn lookup(&self, account: &str, query: StoreQuery) -> Result<StoreAnswer, StoreError> {

@@ -15,22 +15,37 @@ use super::lru::Lru;
 /// Entries kept at most (failed and pending ones cost no budget but still take room).
 const MAX_ENTRIES: usize = 1024;
 
-/// One sound at one rate: empty while loading, then its audio or `None` if it failed.
+/// One sound at one rate: empty while loading, then its audio or why it failed.
 #[derive(Debug)]
 pub struct Slot {
-    pcm: OnceLock<Option<Pcm>>,
+    pcm: OnceLock<Result<Pcm, String>>,
+    filled: tokio::sync::Notify,
     bytes: AtomicUsize,
     budget: Arc<AtomicUsize>,
 }
 
 impl Slot {
     /// Sets the outcome once; later calls do nothing.
-    pub fn fill(&self, pcm: Option<Pcm>) {
+    pub fn fill(&self, pcm: Result<Pcm, String>) {
         let _ = self.pcm.set(pcm);
+        self.filled.notify_waiters();
     }
 
     fn failed(&self) -> bool {
-        matches!(self.pcm.get(), Some(None))
+        matches!(self.pcm.get(), Some(Err(_)))
+    }
+
+    /// Waits for the load to end: why it failed, if it did.
+    pub async fn outcome(&self) -> Result<(), String> {
+        loop {
+            let filled = self.filled.notified();
+            tokio::pin!(filled);
+            filled.as_mut().enable();
+            if let Some(outcome) = self.pcm.get() {
+                return outcome.as_ref().map(drop).map_err(Clone::clone);
+            }
+            filled.await;
+        }
     }
 }
 
@@ -68,12 +83,18 @@ impl PcmCache {
         }
         let slot = Arc::new(Slot {
             pcm: OnceLock::new(),
+            filled: tokio::sync::Notify::new(),
             bytes: AtomicUsize::new(0),
             budget: self.used.clone(),
         });
         self.slots.insert(key.clone(), slot.clone());
         while self.slots.len() > MAX_ENTRIES && self.evict_unused() {}
         (slot, true)
+    }
+
+    /// The slot of `key` if there is one (a load begun by [`Self::slot`]).
+    pub fn existing(&mut self, key: &Key) -> Option<Arc<Slot>> {
+        self.slots.get(key).cloned()
     }
 
     /// Counts `bytes` for `slot`, evicting unused sounds until they fit.
@@ -151,9 +172,9 @@ impl Source for Lazy {
                     out.fill(0);
                     return out.len();
                 }
-                Some(None) => return 0,
-                Some(Some(pcm)) if self.looping => self.playing = Some(pcm.looping()),
-                Some(Some(pcm)) => self.playing = Some(pcm.source()),
+                Some(Err(_)) => return 0,
+                Some(Ok(pcm)) if self.looping => self.playing = Some(pcm.looping()),
+                Some(Ok(pcm)) => self.playing = Some(pcm.source()),
             }
         }
         self.playing.as_mut().map_or(0, |p| p.fill(out))
@@ -194,7 +215,7 @@ mod tests {
         let mut cache = PcmCache::new(1000);
         let (a, _) = cache.slot(&key(1));
         cache.reserve(&a, 600).unwrap();
-        a.fill(Some(pcm(300)));
+        a.fill(Ok(pcm(300)));
         let playing = Lazy::new(a, false);
         let (b, new) = cache.slot(&key(2));
         assert!(new);
@@ -216,10 +237,10 @@ mod tests {
         let mut out = [7i16; 160];
         assert_eq!(lazy.fill(&mut out), 160);
         assert!(out.iter().all(|&s| s == 0), "silence while loading");
-        slot.fill(Some(pcm(100)));
+        slot.fill(Ok(pcm(100)));
         assert_eq!(lazy.fill(&mut out), 100);
         let (failed, _) = cache.slot(&key(2));
-        failed.fill(None);
+        failed.fill(Err("gone".into()));
         assert_eq!(Lazy::new(failed, true).fill(&mut out), 0);
         let (_, new) = cache.slot(&key(2));
         assert!(new, "a failed load is tried again");

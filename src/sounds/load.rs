@@ -36,13 +36,13 @@ impl Loader {
         }
     }
 
-    /// Fills `slot` with `sound` at `rate`, or with nothing (logged) if it cannot be had.
+    /// Fills `slot` with `sound` at `rate`, or with why (logged) it cannot be had.
     pub async fn load(self: Arc<Self>, sound: Sound, rate: u32, slot: Arc<Slot>) {
         let outcome = self.pcm(&sound, rate, &slot).await;
         if let Err(e) = &outcome {
             tracing::warn!(?sound, error = %e, "cannot play");
         }
-        slot.fill(outcome.ok());
+        slot.fill(outcome);
     }
 
     async fn pcm(

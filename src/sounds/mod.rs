@@ -112,6 +112,37 @@ impl Sounds {
         Some(Box::new(Lazy::new(slot, looping)))
     }
 
+    /// After [`Self::open`]: resolves once the fetched and spoken sounds of `media` have
+    /// loaded, with those that failed and why, so a failure is reported, not only heard as
+    /// silence. Loads always end (fetch and render time limits).
+    pub fn failures(
+        &self,
+        media: &[String],
+        scope: Scope,
+        rate: u32,
+    ) -> impl std::future::Future<Output = Vec<(String, String)>> + Send + 'static {
+        let loads: Vec<_> = media
+            .iter()
+            .filter_map(|m| {
+                let sound = self.resolve(m, scope).ok()??;
+                if !matches!(sound, Sound::Url(_) | Sound::Tts { .. }) {
+                    return None;
+                }
+                let slot = cache::lock(&self.loader.cache).existing(&(sound, rate, 0))?;
+                Some((m.clone(), slot))
+            })
+            .collect();
+        async move {
+            let mut failed = Vec::new();
+            for (media, slot) in loads {
+                if let Err(e) = slot.outcome().await {
+                    failed.push((media, e));
+                }
+            }
+            failed
+        }
+    }
+
     /// Forgets a file (a caller's recorded name, deleted when the call ends).
     pub fn forget(&self, path: &Path) {
         cache::lock(&self.loader.cache).forget(&Sound::File(path.to_path_buf()));
@@ -202,6 +233,24 @@ mod tests {
         assert_ne!(spoken[0], spoken[1], "French is not the English file");
         assert_ne!(spoken[0], spoken[2], "Spanish is not the English file");
         assert_eq!(spoken[0], spoken[3], "an unknown language plays English");
+    }
+
+    #[tokio::test]
+    async fn a_failed_render_is_reported_with_its_reason() {
+        let s = sounds(64 << 20);
+        let media = ["tts://Hello.".to_string(), "conf-welcome".to_string()];
+        let fine = s.open(&media, SCOPE, 8000).unwrap();
+        assert!(s.failures(&media, SCOPE, 8000).await.is_empty());
+        drop(fine);
+        let scope = Scope {
+            language: "zz-none",
+            ..SCOPE
+        };
+        let bad = ["tts://Hello.".to_string()];
+        let _silent = s.open(&bad, scope, 8000).unwrap();
+        let failed = s.failures(&bad, scope, 8000).await;
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert!(failed[0].1.contains("espeak-ng"), "{failed:?}");
     }
 
     #[tokio::test]

@@ -40,6 +40,8 @@ pub struct DialOpts {
     /// The phone's address (any of 127/8 on Linux), for tests with several sources; `None`:
     /// the server's.
     pub local_ip: Option<std::net::IpAddr>,
+    /// Extra INVITE headers (`X-...`), as (name, value).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Default for DialOpts {
@@ -54,6 +56,7 @@ impl Default for DialOpts {
             user: "phone".to_string(),
             answer_timeout: Duration::from_secs(10),
             local_ip: None,
+            headers: Vec::new(),
         }
     }
 }
@@ -182,10 +185,16 @@ impl Phone {
             tasks: vec![reader, dispatcher],
         };
         let offer = (!opts.late_offer).then(|| leg.shared.offer(Direction::SendRecv));
-        let invite = leg.shared.dialog.lock().unwrap().request(
+        let mut invite = leg.shared.dialog.lock().unwrap().request(
             "INVITE",
             offer.as_deref().map(|sdp| ("application/sdp", sdp)),
         );
+        let extra: String = opts
+            .headers
+            .iter()
+            .map(|(n, v)| format!("\r\n{n}: {v}"))
+            .collect();
+        invite.text = invite.text.replacen("\r\n", &format!("{extra}\r\n"), 1);
         leg.send(&invite.text).await?;
         Ok(Calling {
             leg,

@@ -195,5 +195,6 @@ pub fn event(
         at: now,
         participant: who,
         msg_id: format!("msg-{conference_id}-{members}"),
+        failure: None,
     }
 }

@@ -1,0 +1,108 @@
+//! The fields every event carries on the WebSocket (Kazoo's `node`, `msg_id`, `app_name`,
+//! `app_version`, the call's `custom_channel_vars` from its SIP `X-` headers), and the
+//! `play-failed` event of media that cannot be fetched after the play was answered.
+
+mod support;
+
+use std::time::Duration;
+
+use chorus::config::DEFAULT_ACCOUNT;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use support::{DialOpts, Phone};
+use tokio_tungstenite::tungstenite::Message;
+
+const SECOND: Duration = Duration::from_secs(1);
+const TOKEN: &str = "test-token";
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_event(ws: &mut Ws, name: &str) -> Value {
+    let wait = async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["name"] == name {
+                        return v;
+                    }
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("websocket ended: {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(10 * SECOND, wait)
+        .await
+        .unwrap_or_else(|_| panic!("no {name} event"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_carry_the_node_ids_and_the_callers_x_headers_and_failed_plays_are_reported() {
+    let mut config = support::server_config();
+    config.sounds.urls.allow_networks = vec!["127.0.0.1".parse().unwrap()];
+    let srv = chorus::server::start(config).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", srv.api))
+        .await
+        .unwrap();
+    let sub = json!({"action": "subscribe", "auth_token": TOKEN, "request_id": "r1",
+        "data": {"account_id": DEFAULT_ACCOUNT, "binding": "conference.event.6500.*"}});
+    ws.send(Message::text(sub.to_string())).await.unwrap();
+
+    // Twenty X- headers: the first sixteen are kept; Account-ID is never the caller's.
+    let mut headers = vec![
+        ("X-Customer-Id".to_string(), "42".to_string()),
+        ("X-Account-ID".to_string(), "someone-else".to_string()),
+        ("X-Long".to_string(), "v".repeat(1000)),
+    ];
+    headers.extend((0..20).map(|i| (format!("X-Extra-{i}"), i.to_string())));
+    let opts = DialOpts {
+        headers,
+        ..DialOpts::default()
+    };
+    let _a = Phone::dial(srv.sip, "6500", opts).await.unwrap();
+    let added = next_event(&mut ws, "add-member").await;
+    let data = &added["data"];
+    assert!(
+        data["node"].as_str().unwrap().starts_with("chorus@"),
+        "{data}"
+    );
+    assert_eq!(data["app_name"], "chorus");
+    assert_eq!(data["app_version"], env!("CARGO_PKG_VERSION"));
+    let msg_id = data["msg_id"].as_str().unwrap().to_string();
+    assert_eq!(msg_id.len(), 32, "{data}");
+    let vars = data["custom_channel_vars"].as_object().unwrap();
+    assert_eq!(vars["customer_id"], "42", "{vars:?}");
+    assert_eq!(
+        vars["account_id"], DEFAULT_ACCOUNT,
+        "the server's, not the caller's"
+    );
+    assert_eq!(vars["long"].as_str().unwrap().len(), 256, "values are cut");
+    assert_eq!(vars.len(), 16 + 1, "16 kept, plus the account: {vars:?}");
+
+    // A URL that fails after the play was answered: an event says so.
+    let app = axum::Router::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let media = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("http://{media}/gone.wav");
+    let play = json!({"action": "play", "data": {"media_id": url}});
+    let r = reqwest::Client::new()
+        .put(format!(
+            "http://{}/v2/accounts/{DEFAULT_ACCOUNT}/conferences/6500",
+            srv.api
+        ))
+        .header("X-Auth-Token", TOKEN)
+        .body(play.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let failed = next_event(&mut ws, "play-failed").await;
+    let data = &failed["data"];
+    assert_eq!(data["media_id"], url.as_str(), "{data}");
+    assert!(data["error"].as_str().unwrap().contains("404"), "{data}");
+    assert_ne!(data["msg_id"], msg_id.as_str(), "each event its own id");
+    srv.stop().await;
+}
