@@ -21,6 +21,8 @@ pub struct Config {
     pub conferences: ConferencesConfig,
     pub api: crate::api::config::ApiConfig,
     pub sounds: crate::sounds::config::SoundsConfig,
+    /// Recordings uploaded to HTTP(S) storage.
+    pub storage: crate::storage::StorageConfig,
     /// The SQLite store and recordings live here.
     pub data_dir: PathBuf,
 }
@@ -203,6 +205,7 @@ impl Default for Config {
             conferences: ConferencesConfig::default(),
             api: crate::api::config::ApiConfig::default(),
             sounds: crate::sounds::config::SoundsConfig::default(),
+            storage: crate::storage::StorageConfig::default(),
             data_dir: PathBuf::from("data"),
         }
     }

@@ -12,4 +12,5 @@ pub mod sdp;
 pub mod server;
 pub mod sip;
 pub mod sounds;
+pub mod storage;
 pub mod store;

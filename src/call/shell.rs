@@ -26,6 +26,7 @@ use crate::media::worker::{Command, Lobby, Report, Target, WorkerHandle};
 use crate::sip::{CallId, Event, SipHandle};
 use crate::sounds::library::{self, Library};
 use crate::sounds::{Refused, Scope, Sounds};
+use crate::storage::Uploads;
 use crate::store::{DocumentWrite, Store, StoreError};
 
 use super::api::recording_dir;
@@ -58,6 +59,8 @@ pub struct Calls {
     /// Media documents' audio: a recorded name is also kept there for the caller's next call.
     media: Library,
     api: ApiLink,
+    /// Finished conference recordings go to HTTP storage through it, if configured.
+    uploads: Option<Uploads>,
     /// Media that failed to load after its play was sent, from the tasks watching loads.
     failures: (
         mpsc::Sender<PlayFailure>,
@@ -111,6 +114,7 @@ impl Calls {
             ),
             names,
             media: Library::new(&config.data_dir.join("media")),
+            uploads: Uploads::start(&config.storage, &config.data_dir, &api.recordings),
             api,
             failures: {
                 let (tx, rx) = mpsc::channel(FAILURES);
@@ -136,7 +140,14 @@ impl Calls {
             let sleep = tokio::time::sleep_until(timer.unwrap_or(far).into());
             tokio::select! {
                 Some(ev) = sip_events.recv() => self.plane.handle_sip(ev, Instant::now()),
-                Some(r) = reports.recv() => self.plane.handle_report(r, Instant::now()),
+                Some(r) = reports.recv() => {
+                    if let (Report::RecordingDone { path, seconds, .. }, Some(u)) =
+                        (&r, &self.uploads)
+                    {
+                        u.recorded(path, *seconds);
+                    }
+                    self.plane.handle_report(r, Instant::now());
+                }
                 Some(r) = requests.recv() => self.on_request(r),
                 Some((target, media, error)) = failures.recv() => {
                     self.plane.handle_play_failed(target, media, error, Instant::now());
