@@ -321,13 +321,16 @@ async fn a_recorded_name_is_announced_to_the_others() {
     // conf-announce_your_name (4.2 s) and the 440 Hz beep, then the recording runs
     // until a key: B records a silent name, A says its "name" as a 1633 Hz tone.
     let announce_and_beep = 5500;
-    let b = Phone::dial(srv.sip, "5020", DialOpts::default())
-        .await
-        .unwrap();
+    // Two callers, so neither reuses the other's kept name.
+    let as_user = |user: &str| DialOpts {
+        user: user.into(),
+        ..DialOpts::default()
+    };
+    let b = Phone::dial(srv.sip, "5020", as_user("bob")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(announce_and_beep)).await;
     keys(&b, "#").await;
     tokio::time::sleep(2 * SECOND).await;
-    let a = Phone::dial(srv.sip, "5020", DialOpts::default())
+    let a = Phone::dial(srv.sip, "5020", as_user("alice"))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(announce_and_beep)).await;

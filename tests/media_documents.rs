@@ -253,3 +253,69 @@ async fn spoken_media_and_tts_text_are_heard() {
     assert_eq!(status, 400, "empty text: {body}");
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_name_is_kept_as_the_callers_media_and_announced_on_the_next_call() {
+    let srv = server().await;
+    let api = Api::new(&srv);
+    let doc = json!({"data": {"name": "names", "play_welcome": false, "play_name": true,
+        "member": {"numbers": ["6402"], "join_muted": false}}});
+    let path = format!("/{DEFAULT_ACCOUNT}/conferences");
+    let (status, body) = api.json(reqwest::Method::PUT, &path, doc).await;
+    assert_eq!(status, 201, "{body}");
+    let as_user = |user: &str| DialOpts {
+        user: user.into(),
+        ..DialOpts::default()
+    };
+    // conf-announce_your_name and the beep, then the recording runs until a key.
+    let announce_and_beep = Duration::from_millis(5500);
+    let dave = Phone::dial(srv.sip, "6402", as_user("dave")).await.unwrap();
+    tokio::time::sleep(announce_and_beep).await;
+    dave.send_dtmf_rfc4733('#').await.unwrap();
+    let mut carol = Phone::dial(srv.sip, "6402", as_user("carol"))
+        .await
+        .unwrap();
+    tokio::time::sleep(announce_and_beep).await;
+    carol.send_tone(1633.0, SECOND + SECOND / 2).await;
+    carol.send_dtmf_rfc4733('#').await.unwrap();
+    tokio::time::sleep(2 * SECOND).await;
+    carol.hangup().await.unwrap();
+
+    let media = format!("/{DEFAULT_ACCOUNT}/media");
+    let (status, list) = api.json(reqwest::Method::GET, &media, json!({})).await;
+    assert_eq!(status, 200, "{list}");
+    let names: Vec<&Value> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["source_type"] == "play_name")
+        .collect();
+    let carols = names
+        .iter()
+        .find(|d| d["owner_id"] == "caller:carol@127.0.0.1")
+        .unwrap_or_else(|| panic!("carol's name kept: {list}"));
+    let id = carols["id"].as_str().unwrap();
+    let raw = format!("/{DEFAULT_ACCOUNT}/media/{id}/raw");
+    let (status, _, wav) = api
+        .send(reqwest::Method::GET, &raw, TOKEN, vec![], "")
+        .await;
+    assert_eq!(status, 200);
+    let pcm = mixer::wav::Pcm::from_wav_bytes(&wav, 16000).unwrap();
+    let level = mixer::goertzel::level_db(pcm.samples(), 16000, 1633.0);
+    assert!(level > -30.0, "the kept name is carol's tone: {level} dB");
+
+    // Carol calls again: not asked, she joins at once and Dave hears her kept name.
+    let again = Instant::now();
+    let _carol = Phone::dial(srv.sip, "6402", as_user("carol"))
+        .await
+        .unwrap();
+    assert!(
+        dave.wait_hear(1633.0, -35.0, SECOND / 2, 4 * SECOND).await,
+        "Dave hears Carol's kept name"
+    );
+    assert!(
+        again.elapsed() < announce_and_beep,
+        "without recording again"
+    );
+    srv.stop().await;
+}
