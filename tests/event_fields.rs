@@ -106,3 +106,52 @@ async fn events_carry_the_node_ids_and_the_callers_x_headers_and_failed_plays_ar
     assert_ne!(data["msg_id"], msg_id.as_str(), "each event its own id");
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_unmute_deaf_and_undeaf_are_published_on_the_wire() {
+    let srv = chorus::server::start(support::server_config())
+        .await
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", srv.api))
+        .await
+        .unwrap();
+    let sub = json!({"action": "subscribe", "auth_token": TOKEN, "request_id": "r1",
+        "data": {"account_id": DEFAULT_ACCOUNT, "binding": "conference.event.6501.*"}});
+    ws.send(Message::text(sub.to_string())).await.unwrap();
+    let _a = Phone::dial(srv.sip, "6501", DialOpts::default())
+        .await
+        .unwrap();
+    let added = next_event(&mut ws, "add-member").await;
+    let pid = added["data"]["participant_id"].as_u64().unwrap();
+    let url = format!(
+        "http://{}/v2/accounts/{DEFAULT_ACCOUNT}/conferences/6501/participants/{pid}",
+        srv.api
+    );
+    let client = reqwest::Client::new();
+    for (action, event, speak, hear) in [
+        ("mute", "mute-member", false, true),
+        ("unmute", "unmute-member", true, true),
+        ("deaf", "deaf-member", true, false),
+        ("undeaf", "undeaf-member", true, true),
+    ] {
+        let r = client
+            .put(&url)
+            .header("X-Auth-Token", TOKEN)
+            .body(json!({"action": action}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{action}: {}", r.status());
+        let e = next_event(&mut ws, event).await;
+        let data = &e["data"];
+        assert_eq!(data["participant_id"].as_u64(), Some(pid), "{data}");
+        assert_eq!(data["event"], event);
+        let vars = &data["conference_channel_vars"];
+        assert_eq!(
+            (&vars["speak"], &vars["hear"]),
+            (&json!(speak), &json!(hear)),
+            "{action}: {vars}"
+        );
+    }
+    srv.stop().await;
+}
