@@ -475,3 +475,21 @@ fn callers_are_named_by_their_from_uri_and_anonymous_ones_are_not() {
     assert_eq!(caller("sip:example.com"), None);
     assert_eq!(caller("tel:+15551234"), None);
 }
+
+#[test]
+fn the_others_are_hung_up_end_conference_duration_after_the_last_endconf_member_leaves() {
+    let doc = json!({"name": "ends", "play_welcome": false, "end_conference_duration": 10,
+        "member": {"numbers": ["4000"]},
+        "moderator": {"numbers": ["4001"], "end_conference_on_exit": true}});
+    let mut h = Harness::new(vec![("ends", doc)]);
+    let (a, b) = (h.call(1, "4001"), h.call(2, "4000"));
+    h.joined(a, 1);
+    h.joined(b, 2);
+    h.sip_event(Event::Bye { call: a });
+    h.advance(Duration::from_secs(9));
+    assert_eq!(h.byes(), 0, "B stays through the grace time");
+    assert_eq!(h.plane.gauges(), (1, 1));
+    h.advance(Duration::from_secs(2));
+    assert_eq!(h.byes(), 1, "then B is hung up");
+    assert_eq!(h.sip.last(), Some(&SipAction::Bye { call: b }));
+}
