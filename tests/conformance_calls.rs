@@ -174,3 +174,38 @@ async fn the_jambonz_beep_rings_and_profile_member_flags_apply_to_every_joiner()
     assert!(level < SILENT_DB, "member-flags mute: {level:.0} dB");
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_speak_only_to_member_is_heard_only_by_the_tagged_coach() {
+    let coached = json!({"name": "coached", "play_welcome": false,
+        "member": {"numbers": ["5100"], "join_muted": false, "speak_only_to": "coach"},
+        "moderator": {"numbers": ["5101"], "join_muted": false, "member_tag": "coach"}});
+    let srv = server(&[("coached", coached)]).await;
+    let a = dial(&srv, "5100").await;
+    let coach = dial(&srv, "5101").await;
+    let b = dial(&srv, "5100").await;
+    tokio::time::sleep(2 * SECOND).await;
+    let from = Instant::now();
+    a.send_tone(697.0, 2 * SECOND).await;
+    tokio::time::sleep(SECOND / 2).await;
+    assert!(
+        heard_since(&coach, from, 697.0) > HEARD_DB,
+        "the coach hears A"
+    );
+    assert!(
+        heard_since(&b, from, 697.0) < SILENT_DB,
+        "B does not hear A"
+    );
+    let from = Instant::now();
+    coach.send_tone(1209.0, 2 * SECOND).await;
+    tokio::time::sleep(SECOND / 2).await;
+    assert!(
+        heard_since(&a, from, 1209.0) > HEARD_DB,
+        "A hears the coach"
+    );
+    assert!(
+        heard_since(&b, from, 1209.0) > HEARD_DB,
+        "B hears the coach"
+    );
+    srv.stop().await;
+}

@@ -311,7 +311,48 @@ impl CallPlane {
         };
         m.member_id = Some(member);
         if let Some(Stage::Member(id)) = self.calls.get(&call).map(|c| &c.stage) {
-            self.publish(&id.clone(), EventName::AddMember, Some(call), now);
+            let id = id.clone();
+            self.relate_tags(&id, call);
+            self.publish(&id, EventName::AddMember, Some(call), now);
+        }
+    }
+
+    /// jambonz `memberTag` / `speakOnlyTo`: a member whose role has `speak_only_to: T` is
+    /// heard only by members whose role's `member_tag` is T; set between the joiner and
+    /// every member confirmed before it.
+    fn relate_tags(&mut self, id: &ConfRef, joiner: CallId) {
+        let Some(live) = self.conferences.get(id) else {
+            return;
+        };
+        let role = |m: &Member| match m.flags.moderator {
+            true => Role::Moderator,
+            false => Role::Member,
+        };
+        let Some(new) = live.members.get(&joiner) else {
+            return;
+        };
+        let doc = &live.doc;
+        let (new_tag, new_only) = (doc.member_tag(role(new)), doc.speak_only_to(role(new)));
+        let hears = |only: Option<&str>, tag: Option<&str>| only.is_none_or(|o| tag == Some(o));
+        let relations: Vec<Command> = live
+            .members
+            .iter()
+            .filter(|(c, m)| **c != joiner && m.member_id.is_some())
+            .filter_map(|(other, m)| {
+                let (tag, only) = (doc.member_tag(role(m)), doc.speak_only_to(role(m)));
+                let hear = hears(only, new_tag);
+                let speak = hears(new_only, tag);
+                (!hear || !speak).then_some(Command::Relate {
+                    a: joiner.0,
+                    b: other.0,
+                    hear,
+                    speak,
+                })
+            })
+            .collect();
+        let worker = live.worker;
+        for command in relations {
+            self.command_to(worker, command);
         }
     }
 

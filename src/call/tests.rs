@@ -36,6 +36,8 @@ struct Harness {
     released: Vec<CallId>,
     /// The store's kept `play_name` media for the caller.
     kept_name: Option<String>,
+    /// Relate commands sent: (a, b, a hears b, b hears a).
+    relations: Vec<(u64, u64, bool, bool)>,
 }
 
 impl Harness {
@@ -67,6 +69,7 @@ impl Harness {
             events: Vec::new(),
             released: Vec::new(),
             kept_name: None,
+            relations: Vec::new(),
         }
     }
 
@@ -110,6 +113,9 @@ impl Harness {
                     let done = Report::PlaybackDone { id, stopped: false };
                     self.plane.handle_report(done, self.now);
                 }
+            }
+            MediaCommand::Do(Command::Relate { a, b, hear, speak }) => {
+                self.relations.push((a, b, hear, speak));
             }
             MediaCommand::Do(c) => self.media.push(command_name(&c)),
         }
@@ -492,4 +498,24 @@ fn the_others_are_hung_up_end_conference_duration_after_the_last_endconf_member_
     h.advance(Duration::from_secs(2));
     assert_eq!(h.byes(), 1, "then B is hung up");
     assert_eq!(h.sip.last(), Some(&SipAction::Bye { call: b }));
+}
+
+#[test]
+fn a_speak_only_to_member_is_heard_only_by_the_tagged_ones() {
+    let doc = json!({"name": "coached", "play_welcome": false,
+        "member": {"numbers": ["5000"], "speak_only_to": "coach"},
+        "moderator": {"numbers": ["5001"], "member_tag": "coach"}});
+    let mut h = Harness::new(vec![("coached", doc)]);
+    let a = h.call(1, "5000");
+    h.joined(a, 1);
+    let coach = h.call(2, "5001");
+    h.joined(coach, 2);
+    assert!(h.relations.is_empty(), "the coach and A hear each other");
+    let b = h.call(3, "5000");
+    h.joined(b, 3);
+    assert_eq!(
+        h.relations,
+        [(3, 1, false, false)],
+        "the two untagged members do not hear each other; the coach hears both"
+    );
 }

@@ -14,7 +14,10 @@
 //! - `beep` (bool, false): the jambonz join beep, played to all after each join;
 //! - `end_conference_duration` (int seconds >= 0): grace time after the last
 //!   `endconf` member leaves;
-//! - `status_hook` (URL) and `status_events` (subset of [`STATUS_EVENTS`]).
+//! - `status_hook` (URL) and `status_events` (subset of [`STATUS_EVENTS`]);
+//! - `member|moderator.member_tag` (string): the role's members carry this tag;
+//! - `member|moderator.speak_only_to` (string): the role's members are heard only by
+//!   members tagged so (jambonz's coach), and hear everyone.
 //!
 //! Also Chorus's own: `require_moderator_media` (string), played to a member
 //! refused for want of a moderator (§1 step 14; none by default).
@@ -56,6 +59,8 @@ const SCHEMA: &[(&str, Rule)] = &[
     ("member.play_entry_prompt", Rule::Bool),
     ("member.end_conference_on_exit", Rule::Bool),
     ("member.distribute_dtmf", Rule::Bool),
+    ("member.member_tag", Rule::Str { min: 1, max: 64 }),
+    ("member.speak_only_to", Rule::Str { min: 1, max: 64 }),
     ("moderator", Rule::Object),
     ("moderator.numbers", Rule::Digits),
     ("moderator.pins", Rule::Digits),
@@ -64,6 +69,8 @@ const SCHEMA: &[(&str, Rule)] = &[
     ("moderator.play_entry_prompt", Rule::Bool),
     ("moderator.end_conference_on_exit", Rule::Bool),
     ("moderator.distribute_dtmf", Rule::Bool),
+    ("moderator.member_tag", Rule::Str { min: 1, max: 64 }),
+    ("moderator.speak_only_to", Rule::Str { min: 1, max: 64 }),
     ("max_participants", Rule::Int { min: 0, max: None }),
     ("max_members_media", Rule::Str { min: 0, max: 2048 }),
     ("play_entry_tone", Rule::BoolOrStr),
@@ -201,6 +208,17 @@ impl ConferenceDoc {
 
     pub fn distribute_dtmf(&self, role: Role) -> bool {
         self.role_bool(role, "distribute_dtmf")
+    }
+
+    /// jambonz `memberTag`: the tag the role's members carry.
+    pub fn member_tag(&self, role: Role) -> Option<&str> {
+        self.role_field(role, "member_tag").and_then(Value::as_str)
+    }
+
+    /// jambonz `speakOnlyTo`: only members with this tag hear the role's members.
+    pub fn speak_only_to(&self, role: Role) -> Option<&str> {
+        self.role_field(role, "speak_only_to")
+            .and_then(Value::as_str)
     }
 
     /// 0 is unlimited.
@@ -665,5 +683,13 @@ mod tests {
         assert_eq!(doc.end_conference_duration_s(), Some(10));
         assert_eq!(doc.status_events(), ["join", "end-talking", "stop-talking"]);
         assert!(ConferenceDoc::default().status_events().is_empty());
+        let tags = create(json!({"member": {"speak_only_to": "coach"},
+            "moderator": {"member_tag": "coach"}}))
+        .unwrap();
+        assert_eq!(tags.speak_only_to(Role::Member), Some("coach"));
+        assert_eq!(tags.member_tag(Role::Moderator), Some("coach"));
+        assert_eq!(tags.member_tag(Role::Member), None);
+        let bad = create(json!({"member": {"member_tag": ""}})).unwrap_err();
+        assert!(format!("{bad:?}").contains("member.member_tag"), "{bad:?}");
     }
 }
