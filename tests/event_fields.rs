@@ -155,3 +155,66 @@ async fn mute_unmute_deaf_and_undeaf_are_published_on_the_wire() {
     }
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_action_hook_gets_each_leaving_members_call_info() {
+    type Got = std::sync::Arc<std::sync::Mutex<Vec<Value>>>;
+    let got = Got::default();
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/action",
+        axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
+            let sink = sink.clone();
+            async move { sink.lock().unwrap().push(v) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/action", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut config = support::server_config();
+    config.api.webhooks.allow_networks = vec!["127.0.0.1".parse().unwrap()];
+    let srv = chorus::server::start(config).await.unwrap();
+    let doc = json!({"data": {"name": "acted", "play_welcome": false, "action_hook": hook,
+        "member": {"numbers": ["6502"], "join_muted": false}}});
+    let r = reqwest::Client::new()
+        .put(format!(
+            "http://{}/v2/accounts/{DEFAULT_ACCOUNT}/conferences",
+            srv.api
+        ))
+        .header("X-Auth-Token", TOKEN)
+        .body(doc.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let opts = DialOpts {
+        user: "erin".into(),
+        ..DialOpts::default()
+    };
+    let mut a = Phone::dial(srv.sip, "6502", opts).await.unwrap();
+    tokio::time::sleep(2 * SECOND).await;
+    assert!(
+        got.lock().unwrap().is_empty(),
+        "nothing while in the conference"
+    );
+    a.hangup().await.unwrap();
+    for _ in 0..100 {
+        if !got.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let body = &got[0];
+    assert_eq!(body["friendlyName"], "acted");
+    assert_eq!(body["callStatus"], "completed");
+    assert!(
+        body["from"].as_str().unwrap().starts_with("erin@"),
+        "{body}"
+    );
+    assert!(body["callSid"].is_string() && body["accountSid"] == DEFAULT_ACCOUNT);
+    assert!(body["duration"].as_f64().unwrap() > 1.0, "{body}");
+    srv.stop().await;
+}

@@ -69,6 +69,8 @@ pub struct StatusHook {
     pub events: Vec<StatusEvent>,
     /// Talking events are reported for this call only (the hook owner's member), if set.
     pub owner_call_id: Option<String>,
+    /// jambonz `actionHook`: each leaving member's call info is posted here.
+    pub action_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -132,14 +134,21 @@ impl Webhooks {
         webhooks
     }
 
-    /// A hook whose URL the policy refuses is logged and not registered.
+    /// A hook URL the policy refuses is logged and not used (an empty status URL: none).
     pub fn set(&self, account: &str, conference_id: &str, hook: Option<StatusHook>) {
-        let hook = hook.filter(|h| match self.allowed(&h.url) {
+        let allowed = |url: &str| match self.allowed(url) {
             Ok(()) => true,
             Err(why) => {
-                tracing::warn!(account, conference_id, url = %h.url, "status hook refused: {why}");
+                tracing::warn!(account, conference_id, %url, "hook refused: {why}");
                 false
             }
+        };
+        let hook = hook.and_then(|mut h| {
+            h.action_url = h.action_url.filter(|u| allowed(u));
+            if !h.url.is_empty() && !allowed(&h.url) {
+                h.url.clear();
+            }
+            (!h.url.is_empty() || h.action_url.is_some()).then_some(h)
         });
         let key = (account.to_owned(), conference_id.to_owned());
         let mut hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
@@ -188,15 +197,23 @@ impl Dispatcher {
             }
         };
         if let Some(hook) = hook {
-            for status in status_events(event, &hook) {
-                self.enqueue(&hook.url, payload(event, status));
+            if !hook.url.is_empty() {
+                for status in status_events(event, &hook) {
+                    self.enqueue(&hook.url, payload(event, status));
+                }
+            }
+            if let (EventName::DelMember, Some(url)) = (event.name, &hook.action_url) {
+                self.enqueue(url, action_payload(event));
             }
         }
         if event.name == EventName::ConferenceDestroy {
             // Dropping a URL's sender lets its task drain the queue and exit.
             let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
-            self.queues
-                .retain(|url, _| hooks.values().any(|h| &h.url == url));
+            self.queues.retain(|url, _| {
+                hooks
+                    .values()
+                    .any(|h| &h.url == url || h.action_url.as_ref() == Some(url))
+            });
         }
     }
 
@@ -266,6 +283,21 @@ fn payload(event: &ConferenceEvent, status: StatusEvent) -> Value {
             "sipStatus": p.call.sip_status,
             "callStatus": p.call.call_status,
         })));
+    }
+    body
+}
+
+/// jambonz's actionHook body for a member who left: its call info, the conference's name
+/// and the time the member spent in it.
+fn action_payload(event: &ConferenceEvent) -> Value {
+    let mut body = payload(event, StatusEvent::Leave);
+    if let Value::Object(map) = &mut body {
+        map.remove("event");
+        map.insert("callStatus".into(), "completed".into());
+        let joined = event.participant.as_ref().map(|p| p.joined_at);
+        let in_conference = joined.and_then(|j| event.at.duration_since(j).ok());
+        let seconds = in_conference.unwrap_or_default().as_secs_f64();
+        map.insert("duration".into(), seconds.into());
     }
     body
 }

@@ -305,13 +305,16 @@ impl CallPlane {
         self.push(Output::Event(Box::new(event)));
     }
 
-    /// Registers the conference's status hook (jambonz statusHook), owned by its starter.
+    /// Registers the conference's status hook (jambonz statusHook), owned by its starter,
+    /// and its action hook.
     pub(super) fn register_hook(&mut self, id: &ConfRef, starter: CallId) {
         let Some(live) = self.conferences.get(id) else {
             return;
         };
-        let hook = live.doc.status_hook().map(|url| StatusHook {
-            url: url.to_string(),
+        let (status, action) = (live.doc.status_hook(), live.doc.action_hook());
+        let hook = (status.is_some() || action.is_some()).then(|| StatusHook {
+            url: status.unwrap_or_default().to_string(),
+            action_url: action.map(str::to_owned),
             events: live
                 .doc
                 .status_events()

@@ -15,6 +15,7 @@
 //! - `end_conference_duration` (int seconds >= 0): grace time after the last
 //!   `endconf` member leaves;
 //! - `status_hook` (URL) and `status_events` (subset of [`STATUS_EVENTS`]);
+//! - `action_hook` (URL): called with the member's call info when each member leaves;
 //! - `member|moderator.member_tag` (string): the role's members carry this tag;
 //! - `member|moderator.speak_only_to` (string): the role's members are heard only by
 //!   members tagged so (jambonz's coach), and hear everyone.
@@ -94,6 +95,7 @@ const SCHEMA: &[(&str, Rule)] = &[
     ("beep", Rule::Bool),
     ("end_conference_duration", Rule::Int { min: 0, max: None }),
     ("status_hook", Rule::Str { min: 1, max: 2048 }),
+    ("action_hook", Rule::Str { min: 1, max: 2048 }),
     ("status_events", Rule::EnumList(&STATUS_EVENTS)),
 ];
 
@@ -307,6 +309,11 @@ impl ConferenceDoc {
 
     pub fn status_hook(&self) -> Option<&str> {
         self.str("status_hook")
+    }
+
+    /// jambonz `actionHook`: called when a member's conference task ends (it leaves).
+    pub fn action_hook(&self) -> Option<&str> {
+        self.str("action_hook")
     }
 
     /// The events the status hook wants; absent means none (as jambonz).

@@ -44,6 +44,7 @@ fn hook(url: &str, events: &[StatusEvent], owner: Option<&str>) -> StatusHook {
         url: url.into(),
         events: events.to_vec(),
         owner_call_id: owner.map(str::to_owned),
+        action_url: None,
     }
 }
 
