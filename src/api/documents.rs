@@ -9,14 +9,13 @@
 use super::ApiState;
 use super::body::Envelope;
 use super::reply::{Answer, ApiError};
-use super::service::ServiceError;
-use crate::documents::{Kind, Owner, to_api};
-use crate::store::{DocumentWrite, Store, StoredDocument};
+use super::stored::{rendered, with_store};
+use crate::documents::{Kind, Owner};
+use crate::store::{DocumentWrite, StoredDocument};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{MethodRouter, get};
 use serde_json::Value;
-use std::sync::Arc;
 
 type Answered = Result<Answer, ApiError>;
 
@@ -101,7 +100,7 @@ where
         let (account, _) = target(p);
         let docs = with_store(&s, move |st| st.list_documents(owner(&account), kind)).await?;
         let page_size = docs.len();
-        let entries = docs.iter().map(|d| to_api(&d.id, &d.doc)).collect();
+        let entries = docs.iter().map(rendered).collect();
         Ok::<_, ApiError>(Answer::ok(Value::Array(entries)).extra("page_size", page_size.into()))
     };
     let create = move |State(s): State<ApiState>, p: P, env: Envelope| async move {
@@ -196,20 +195,4 @@ async fn user_devices(
     let entries: Vec<Value> = devices.iter().map(|(_, d)| rendered(d)).collect();
     let page_size = entries.len();
     Ok(Answer::ok(Value::Array(entries)).extra("page_size", page_size.into()))
-}
-
-pub(super) fn rendered(d: &StoredDocument) -> Value {
-    to_api(&d.id, &d.doc)
-}
-
-/// Runs `f` on the store off the async threads.
-pub(super) async fn with_store<T: Send + 'static>(
-    s: &ApiState,
-    f: impl FnOnce(&dyn Store) -> Result<T, crate::store::StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store: Arc<dyn Store> = s.store.clone().ok_or(ApiError::Unavailable)?;
-    let result = tokio::task::spawn_blocking(move || f(&*store))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(result.map_err(ServiceError::from)?)
 }

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use super::ApiState;
-use super::documents::{rendered, with_store};
 use super::reply::{Answer, ApiError};
+use super::stored::{rendered, with_store};
 use crate::documents::media::{tts_text, tts_voice};
 use crate::documents::{Kind, Owner};
 use crate::sounds::library::{self, Library};

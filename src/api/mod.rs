@@ -33,6 +33,7 @@ mod ratelimit;
 mod registrations;
 mod render;
 mod reply;
+mod stored;
 mod ws;
 
 #[cfg(test)]
