@@ -43,6 +43,7 @@ pub mod framer;
 pub mod log_limit;
 pub mod message;
 pub mod parse;
+pub mod timer_map;
 pub mod transaction;
 pub mod transport;
 

@@ -33,6 +33,12 @@ pub(super) struct Outgoing {
     cancel_requested: bool,
 }
 
+impl Deadline for Outgoing {
+    fn deadline(&self) -> Option<Instant> {
+        self.tx.next_timeout()
+    }
+}
+
 impl Endpoint {
     /// Places a call; [`Event::Progress`], then [`Event::Answered`] or [`Event::Rejected`].
     pub fn invite(&mut self, now: Instant, dial: Dial) -> CallId {
@@ -79,30 +85,31 @@ impl Endpoint {
     /// Cancels a dial-out not yet answered: CANCEL goes out once the callee has sent a
     /// provisional response (§9.1); [`Event::Rejected`] with 487 (usually) follows.
     pub fn cancel(&mut self, now: Instant, call: CallId) -> Result<(), SipError> {
-        let (branch, o) = self
-            .outgoing
-            .iter_mut()
+        let branch = (self.outgoing.iter())
             .find(|(_, o)| o.call == call)
+            .map(|(branch, _)| branch.clone())
             .ok_or(SipError::UnknownCall)?;
+        let mut o = (self.outgoing.get_mut(&branch)).ok_or(SipError::UnknownCall)?;
         if o.ack.is_some() || o.cancel_requested {
             return Err(SipError::NoPendingInvite);
         }
         o.cancel_requested = true;
         if o.tx.proceeding() {
-            let branch = branch.clone();
+            drop(o);
             self.send_cancel(now, &branch);
         }
         Ok(())
     }
 
     fn send_cancel(&mut self, now: Instant, branch: &str) {
-        let Some(o) = self.outgoing.get_mut(branch) else {
+        let Some(mut o) = self.outgoing.get_mut(branch) else {
             return;
         };
         o.tx.cancel_sent(now, &self.config.timers);
         let headers = [("User-Agent", self.config.user_agent.clone())];
         let bytes = o.invite.request("CANCEL", &o.invite.to, &headers, None);
         let (call, peer) = (o.call, o.peer);
+        drop(o);
         self.transmits.push_back(Transmit {
             transport: peer.transport,
             to: peer.addr,
@@ -121,38 +128,38 @@ impl Endpoint {
 
     pub(super) fn outgoing_response(&mut self, now: Instant, resp: &Response, msg: &Message) {
         let t = self.config.timers;
-        let Some(o) = self.outgoing.get_mut(&resp.branch) else {
+        let Some(mut o) = self.outgoing.get_mut(&resp.branch) else {
             return;
         };
-        let (call, peer) = (o.call, o.peer);
+        let reply = o.tx.on_response(now, &t, resp.code);
+        let ack = match reply {
+            InviteReply::Rejected(_) => {
+                let to = msg.header("To").unwrap_or(&o.invite.to).to_string();
+                o.ack = Some(o.invite.request("ACK", &to, &[], None));
+                o.ack.clone()
+            }
+            InviteReply::AnsweredAgain | InviteReply::RejectedAgain => o.ack.clone(),
+            _ => None,
+        };
+        let (call, peer, cancel_requested) = (o.call, o.peer, o.cancel_requested);
+        drop(o);
+        if let Some(ack) = ack {
+            self.send_to(peer, ack);
+        }
         let body = response_body(msg);
-        match o.tx.on_response(now, &t, resp.code) {
+        match reply {
             InviteReply::Provisional(status) => {
                 self.events
                     .push_back(Event::Progress { call, status, body });
-                if self
-                    .outgoing
-                    .get(&resp.branch)
-                    .is_some_and(|o| o.cancel_requested)
-                    && !self.client.contains_key(&resp.branch)
-                {
+                if cancel_requested && !self.client.contains_key(&resp.branch) {
                     self.send_cancel(now, &resp.branch);
                 }
             }
             InviteReply::Answered => self.answered(now, &resp.branch, msg, body),
             InviteReply::Rejected(status) => {
-                let to = msg.header("To").unwrap_or(&o.invite.to).to_string();
-                let ack = o.invite.request("ACK", &to, &[], None);
-                o.ack = Some(ack.clone());
-                self.send_to(peer, ack);
-                self.events.push_back(Event::Rejected { call, status });
+                self.events.push_back(Event::Rejected { call, status })
             }
-            InviteReply::AnsweredAgain | InviteReply::RejectedAgain => {
-                if let Some(ack) = o.ack.clone() {
-                    self.send_to(peer, ack);
-                }
-            }
-            InviteReply::Ignored => {}
+            InviteReply::AnsweredAgain | InviteReply::RejectedAgain | InviteReply::Ignored => {}
         }
     }
 
@@ -167,7 +174,7 @@ impl Endpoint {
         };
         let (via, _) = self.new_via(peer.transport);
         let ack = dialog.ack(cseq, &via, &self.config.user_agent);
-        if let Some(o) = self.outgoing.get_mut(branch) {
+        if let Some(mut o) = self.outgoing.get_mut(branch) {
             o.ack = Some(ack.clone());
         }
         self.send_to(peer, ack);
@@ -191,17 +198,15 @@ impl Endpoint {
     }
 
     pub(super) fn fire_outgoing(&mut self, now: Instant, branch: &str) {
-        let Some(o) = self.outgoing.get_mut(branch) else {
+        let Some(mut o) = self.outgoing.get_due(branch) else {
             return;
         };
-        match o.tx.fire(now) {
+        let (fire, call, peer, cancelled) = (o.tx.fire(now), o.call, o.peer, o.cancel_requested);
+        drop(o);
+        match fire {
             Fire::Nothing => {}
-            Fire::Retransmit(bytes) => {
-                let peer = o.peer;
-                self.send_to(peer, bytes);
-            }
+            Fire::Retransmit(bytes) => self.send_to(peer, bytes),
             Fire::TimedOut => {
-                let (call, cancelled) = (o.call, o.cancel_requested);
                 self.outgoing.remove(branch);
                 let status = if cancelled { 487 } else { 408 };
                 self.events.push_back(Event::Rejected { call, status });
