@@ -18,7 +18,7 @@ use crate::documents::{DEFAULT_REALM, Gateway, Kind, Owner, resource_route, sip_
 use crate::registrar::DeviceRef;
 use crate::store::{Store, StoreError, StoredDocument};
 
-use super::dialout::{Contact, Endpoint, MAX_LEGS_PER_ORDER, Ring};
+use super::dial_order::{Contact, Endpoint, MAX_LEGS_PER_ORDER, Ring};
 use crate::sip::DialAuth;
 
 /// The endpoints of `args`, each with what it rings.

@@ -1,8 +1,9 @@
 //! Calling out (issue 9, spec §7): the legs a `dial` order places into a conference.
 //!
 //! A [`DialOrder`] comes from the shell with its endpoints resolved to contacts (a device's
-//! registered contacts, a user's devices' contacts, a SIP URI). Every contact of every
-//! endpoint rings at once: each leg takes an RTP port pair, offers SDP in its INVITE, and
+//! registered contacts, a user's devices' contacts, a SIP URI, a number's gateways). The
+//! contacts of an endpoint ring at once, or a number's gateways one after the other (the
+//! next on 5xx or no answer). Each leg takes an RTP port pair, offers SDP in its INVITE, and
 //! on the 200 (the SIP endpoint has sent the ACK) its media enters the conference's worker
 //! and it joins with the order's flags, without prompts, lock or member limit. The first
 //! answer of an endpoint cancels its other contacts. An endpoint succeeds when the mixer
@@ -11,105 +12,25 @@
 //! every endpoint is decided, [`Output::Dialed`] carries the responses.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::api::service::{ConfRef, DialFlags, EndpointResponse};
-use crate::conference::document::ConferenceDoc;
+use crate::api::service::EndpointResponse;
 use crate::conference::flow::join_decision;
-use crate::conference::settings::ConferencesConfig;
 use crate::conference::vocabulary::Role;
 use crate::media::worker::Command;
 use crate::sdp::{Direction, SdpSession};
-use crate::sip::{Body, CallId, Dial, DialAuth, NameAddr, Transport};
+use crate::sip::{Body, CallId, Dial, NameAddr, Transport};
 
+use super::dial_order::{Contact, DialOrder, MAX_LEGS_PER_ORDER, Ring};
+use super::dial_order::{Leg, LegState, Order};
 use super::output::{Output, Ports, SipAction};
 use super::plane::{Call, CallPlane, Direction as CallDirection, Party, Stage, is_sdp, sdp_body};
 
 /// The cause of a leg refused for lack of room (ports, the ringing bound).
 const CONGESTION: &str = "NORMAL_CIRCUIT_CONGESTION";
 
-/// Legs one order may ring in all (a user's devices times their contacts).
-pub const MAX_LEGS_PER_ORDER: usize = 16;
-
 /// How long past its deadline an order waits for the mixer to confirm a leg that answered.
 const JOIN_GRACE: Duration = Duration::from_secs(5);
-
-/// A dial as the shell resolved it.
-#[derive(Debug, Clone)]
-pub struct DialOrder {
-    pub conf: ConfRef,
-    /// The conference's document (an ad-hoc one when it has none) and its account's
-    /// config: what opens the conference if the first leg to answer finds it closed.
-    pub doc: ConferenceDoc,
-    pub config: ConferencesConfig,
-    pub endpoints: Vec<Endpoint>,
-    /// Our From: `"caller_id_name" <sip:caller_id_number@host>`.
-    pub caller_id_name: String,
-    pub caller_id_number: String,
-    pub timeout: Duration,
-    pub flags: DialFlags,
-    pub outbound_call_id: Option<String>,
-}
-
-/// One entry of the order's `endpoints`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub id: String,
-    /// Empty: nothing to ring (a device with no registration, a number with no route).
-    pub contacts: Vec<Contact>,
-    pub ring: Ring,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ring {
-    /// Every contact at once (a device's registrations, a user's devices).
-    Simultaneous,
-    /// One after the other, the next when one fails with 5xx or no answer (a number's
-    /// gateways).
-    Failover,
-}
-
-/// Where one leg rings: the Request-URI, the address it is sent to (UDP), and the
-/// credentials a trunk's challenge is answered with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Contact {
-    pub uri: String,
-    pub addr: SocketAddr,
-    pub auth: Option<DialAuth>,
-}
-
-/// A leg placed for an order, until it joined or failed.
-pub(super) struct Leg {
-    order: u64,
-    endpoint: usize,
-    contact: Contact,
-    call_id: String,
-    state: LegState,
-}
-
-enum LegState {
-    /// Waiting for its RTP port pair.
-    Ports,
-    /// INVITE sent: the SDP session that made the offer.
-    Ringing(Box<SdpSession>),
-    /// Answered and joining: the mixer's confirmation decides the endpoint.
-    Joining,
-}
-
-/// An order in progress.
-pub(super) struct Order {
-    conf: ConfRef,
-    doc: ConferenceDoc,
-    config: ConferencesConfig,
-    flags: DialFlags,
-    from: String,
-    deadline: Instant,
-    /// Per endpoint: its id and outcome once decided.
-    outcomes: Vec<(String, Option<Result<String, String>>)>,
-    /// Per endpoint: the gateways a failing one fails over to.
-    next: Vec<VecDeque<Contact>>,
-}
 
 impl CallPlane {
     /// Starts ringing `order`'s endpoints; [`Output::Dialed`] with the returned id answers

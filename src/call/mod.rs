@@ -17,6 +17,7 @@
 mod announce_count;
 mod answer;
 mod api;
+mod dial_order;
 mod dial_targets;
 mod dialout;
 #[cfg(test)]

@@ -29,8 +29,8 @@ use crate::store::{Store, StoreError};
 
 use super::answer::adhoc_doc;
 use super::api::recording_dir;
+use super::dial_order::DialOrder;
 use super::dial_targets;
-use super::dialout::DialOrder;
 use super::output::{MediaCommand, Output, SipAction, Sound, StoreAnswer, StoreQuery};
 use super::plane::{CallPlane, Settings};
 
