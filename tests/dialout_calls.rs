@@ -91,6 +91,7 @@ async fn a_registered_pjsua_phone_is_dialed_into_the_room_and_hears_it() {
         last = line;
     }
     let heard: Value = serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    eprintln!("tone levels heard (dB): {heard}");
     assert_eq!(heard["registered"], true, "{heard}");
     assert_eq!(heard["answered"], true, "{heard}");
     let level = |who: &str, freq: &str| heard[who][freq].as_f64().unwrap();
