@@ -24,6 +24,7 @@ pub mod webhooks;
 mod actions;
 mod body;
 mod conferences;
+mod dial;
 mod documents;
 mod listener;
 mod openapi;

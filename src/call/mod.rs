@@ -17,6 +17,11 @@
 mod announce_count;
 mod answer;
 mod api;
+mod dial_order;
+mod dial_targets;
+mod dialout;
+#[cfg(test)]
+mod dialout_tests;
 pub mod dtmf_relay;
 mod flow;
 mod live;

@@ -16,7 +16,8 @@ use tokio::sync::{broadcast, mpsc};
 use crate::api::events::ConferenceEvent;
 use crate::api::metrics::Metrics;
 use crate::api::service::{
-    self as svc, ConfRef, ConferenceAction, ParticipantAction, RecordAction, Request, ServiceError,
+    self as svc, ConfRef, ConferenceAction, DialArgs, EndpointResponse, ParticipantAction,
+    RecordAction, Reply, Request, ServiceError,
 };
 use crate::api::webhooks::Webhooks;
 use crate::config::Config;
@@ -26,7 +27,10 @@ use crate::sip::{CallId, Event, SipHandle};
 use crate::sounds::{Refused, Scope, Sounds};
 use crate::store::{Store, StoreError};
 
+use super::answer::adhoc_doc;
 use super::api::recording_dir;
+use super::dial_order::DialOrder;
+use super::dial_targets;
 use super::output::{MediaCommand, Output, SipAction, Sound, StoreAnswer, StoreQuery};
 use super::plane::{CallPlane, Settings};
 
@@ -38,6 +42,9 @@ pub struct ApiLink {
     /// Conference recordings, a folder per conference.
     pub recordings: PathBuf,
 }
+
+/// Outbound legs one account may have ringing at once (each holds an RTP port pair).
+const MAX_OUTBOUND_PER_ACCOUNT: usize = 64;
 
 pub struct Calls {
     plane: CallPlane,
@@ -51,6 +58,9 @@ pub struct Calls {
     /// Recorded names live here, a folder per account, until their call ends.
     names: PathBuf,
     api: ApiLink,
+    /// API dial requests waiting for their order's outcome (bounded: every waiting order
+    /// holds at least one ringing leg).
+    dials: HashMap<u64, Reply<Vec<EndpointResponse>>>,
 }
 
 impl Calls {
@@ -77,6 +87,7 @@ impl Calls {
             limits: config.rtp.leg_limits(),
             host: ip.to_string(),
             recordings: api.recordings.clone(),
+            max_outbound: MAX_OUTBOUND_PER_ACCOUNT,
         };
         Calls {
             plane: CallPlane::new(settings, Instant::now(), SystemTime::now()),
@@ -88,6 +99,7 @@ impl Calls {
             sounds: Sounds::new(&config.sounds, &config.conferences.prompts, &names),
             names,
             api,
+            dials: HashMap::new(),
         }
     }
 
@@ -174,6 +186,11 @@ impl Calls {
                 Output::Event(event) => drop(self.api.events.send(*event)),
                 Output::Hook { account, id, hook } => {
                     self.api.webhooks.set(&account, &id, Some(hook));
+                }
+                Output::Dialed { order, responses } => {
+                    if let Some(reply) = self.dials.remove(&order) {
+                        let _ = reply.send(Ok(responses));
+                    }
                 }
                 Output::Released { call, name_file } => {
                     self.sockets.remove(&call);
@@ -337,7 +354,41 @@ impl Calls {
                 let found = path.is_file().then_some(path);
                 let _ = reply.send(found.ok_or(ServiceError::NotFound(name)));
             }
+            Request::Dial { conf, dial, reply } => match self.dial_order(conf, dial) {
+                Ok(order) => {
+                    let id = self.plane.dial(order, now);
+                    self.dials.insert(id, reply);
+                }
+                Err(e) => drop(reply.send(Err(e))),
+            },
         }
+    }
+
+    /// A dial with its endpoints resolved, and the document and config the conference
+    /// opens with if the first answer finds it closed.
+    fn dial_order(&self, conf: ConfRef, dial: DialArgs) -> Result<DialOrder, ServiceError> {
+        let endpoints = dial_targets::resolve(&*self.store, &conf, &dial, SystemTime::now())?;
+        let doc = match self.store.get_conference(&conf.account, &conf.id) {
+            Ok(c) => c.doc,
+            Err(StoreError::NotFound(_)) => adhoc_doc(&conf.id),
+            Err(e) => return Err(store_error(e)),
+        };
+        let config = self
+            .store
+            .conferences_config(&conf.account)
+            .map_err(store_error)?;
+        let name = doc.name().unwrap_or(&conf.id).to_string();
+        Ok(DialOrder {
+            caller_id_name: dial.caller_id_name.unwrap_or(name),
+            caller_id_number: dial.caller_id_number.unwrap_or_else(|| "conference".into()),
+            conf,
+            doc,
+            config,
+            endpoints,
+            timeout: dial.timeout,
+            flags: dial.flags,
+            outbound_call_id: dial.outbound_call_id,
+        })
     }
 
     /// What a conference action needs from the world first: its media checked, its
@@ -441,6 +492,8 @@ async fn send_sip(sip: &SipHandle, action: SipAction) {
             headers,
         } => sip.reject(call, reinvite, status, reason, headers).await,
         SipAction::Bye { call } => sip.bye(call).await,
+        SipAction::Invite(dial) => sip.invite(*dial).await.map(drop),
+        SipAction::Cancel { call } => sip.cancel(call).await,
     };
     if let Err(e) = result {
         tracing::debug!(error = ?e, "SIP");

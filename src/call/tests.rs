@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use super::output::{MediaCommand, Output, SipAction, StoreAnswer, StoreQuery};
 use super::{CallPlane, Settings};
 use crate::api::events::EventName;
-use crate::api::service::{ConfRef, ParticipantAction, ServiceError, Target as Who};
+use crate::api::service::{
+    ConfRef, EndpointResponse, ParticipantAction, ServiceError, Target as Who,
+};
 use crate::conference::document::ConferenceDoc;
 use crate::conference::settings::ConferencesConfig;
 use crate::media::leg::LegLimits;
@@ -20,24 +22,26 @@ use crate::media::worker::{Command, Report};
 use crate::sdp::MediaPolicy;
 use crate::sip::{Body, CallId, Event, NameAddr};
 
-const ACCOUNT: &str = "acct";
+pub(super) const ACCOUNT: &str = "acct";
 
-struct Harness {
-    plane: CallPlane,
-    now: Instant,
+pub(super) struct Harness {
+    pub(super) plane: CallPlane,
+    pub(super) now: Instant,
     docs: Vec<(String, ConferenceDoc)>,
     ports_free: bool,
     /// Store requests are left unanswered (to cancel during routing).
     store_down: bool,
-    sip: Vec<SipAction>,
-    media: Vec<&'static str>,
+    pub(super) sip: Vec<SipAction>,
+    pub(super) media: Vec<&'static str>,
     played: Vec<Vec<String>>,
-    events: Vec<EventName>,
-    released: Vec<CallId>,
+    pub(super) events: Vec<EventName>,
+    pub(super) released: Vec<CallId>,
+    /// Answers to dial orders, by order.
+    pub(super) dialed: Vec<(u64, Vec<EndpointResponse>)>,
 }
 
 impl Harness {
-    fn new(docs: Vec<(&str, Value)>) -> Self {
+    pub(super) fn new(docs: Vec<(&str, Value)>) -> Self {
         let settings = Settings {
             account: ACCOUNT.into(),
             adhoc: false,
@@ -47,6 +51,7 @@ impl Harness {
             limits: LegLimits::default(),
             host: "127.0.0.1".into(),
             recordings: "/nonexistent".into(),
+            max_outbound: 4,
         };
         let now = Instant::now();
         let docs = docs
@@ -64,11 +69,12 @@ impl Harness {
             played: Vec::new(),
             events: Vec::new(),
             released: Vec::new(),
+            dialed: Vec::new(),
         }
     }
 
     /// Carries out every output, as the shell would.
-    fn run(&mut self) {
+    pub(super) fn run(&mut self) {
         while let Some(output) = self.plane.poll_output() {
             match output {
                 Output::Sip(action) => self.sip.push(action),
@@ -92,6 +98,7 @@ impl Harness {
                 }
                 Output::Event(e) => self.events.push(e.name),
                 Output::Released { call, .. } => self.released.push(call),
+                Output::Dialed { order, responses } => self.dialed.push((order, responses)),
                 Output::Prefetch { .. } | Output::Hook { .. } => {}
             }
         }
@@ -129,7 +136,7 @@ impl Harness {
         }
     }
 
-    fn sip_event(&mut self, ev: Event) {
+    pub(super) fn sip_event(&mut self, ev: Event) {
         self.plane.handle_sip(ev, self.now);
         self.run();
     }
@@ -140,7 +147,7 @@ impl Harness {
     }
 
     /// An INVITE with an SDP offer to `number`, then its ACK.
-    fn call(&mut self, n: u64, number: &str) -> CallId {
+    pub(super) fn call(&mut self, n: u64, number: &str) -> CallId {
         let call = CallId(n);
         self.sip_event(invite(call, number));
         self.sip_event(Event::Ack { call, body: None });
@@ -157,7 +164,7 @@ impl Harness {
     }
 
     /// Moves the virtual clock on, firing every timer due on the way.
-    fn advance(&mut self, by: Duration) {
+    pub(super) fn advance(&mut self, by: Duration) {
         let end = self.now + by;
         while let Some(t) = self.plane.poll_timeout().filter(|&t| t <= end) {
             self.now = self.now.max(t);
@@ -168,7 +175,7 @@ impl Harness {
     }
 
     /// The worker confirms the join with member id `member`.
-    fn joined(&mut self, call: CallId, member: u32) {
+    pub(super) fn joined(&mut self, call: CallId, member: u32) {
         self.report(Report::Joined {
             call: call.0,
             member: MemberId(member),
@@ -180,12 +187,12 @@ impl Harness {
             .iter()
             .map(|a| match a {
                 SipAction::Respond { status, .. } | SipAction::Reject { status, .. } => *status,
-                SipAction::Bye { .. } => 0,
+                SipAction::Bye { .. } | SipAction::Invite(_) | SipAction::Cancel { .. } => 0,
             })
             .collect()
     }
 
-    fn byes(&self) -> usize {
+    pub(super) fn byes(&self) -> usize {
         self.sip
             .iter()
             .filter(|a| matches!(a, SipAction::Bye { .. }))
@@ -249,7 +256,7 @@ fn command_name(c: &Command) -> &'static str {
 }
 
 /// A conference reached at 1000 with no PIN, and one at 2000 with member PIN 1234.
-fn conferences() -> Vec<(&'static str, Value)> {
+pub(super) fn conferences() -> Vec<(&'static str, Value)> {
     vec![
         (
             "open",

@@ -23,8 +23,8 @@ mod dial;
 mod incoming;
 pub(crate) mod register;
 pub use api::*;
-pub use dial::Dial;
 use dial::Outgoing;
+pub use dial::{Dial, DialAuth};
 
 /// Methods we implement, in the order advertised in Allow.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";

@@ -59,7 +59,7 @@ mod register_tests;
 mod torture_tests;
 
 pub use endpoint::{
-    CallId, ConnId, Dial, DialInAuth, Endpoint, EndpointConfig, Event, IncomingRegister,
+    CallId, ConnId, Dial, DialAuth, DialInAuth, Endpoint, EndpointConfig, Event, IncomingRegister,
     RegisterId, RequestId, SipError, TerminationReason, Transmit, Transport,
 };
 pub use framer::{FrameError, Framer};
