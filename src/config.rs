@@ -21,6 +21,8 @@ pub struct Config {
     pub conferences: ConferencesConfig,
     pub api: crate::api::config::ApiConfig,
     pub sounds: crate::sounds::config::SoundsConfig,
+    /// `[cluster]`: one node of several behind a SIP proxy; absent for a single node.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// The SQLite store and recordings live here.
     pub data_dir: PathBuf,
 }
@@ -203,6 +205,7 @@ impl Default for Config {
             conferences: ConferencesConfig::default(),
             api: crate::api::config::ApiConfig::default(),
             sounds: crate::sounds::config::SoundsConfig::default(),
+            cluster: None,
             data_dir: PathBuf::from("data"),
         }
     }
@@ -321,6 +324,9 @@ impl Config {
             if a.is_empty() || !a.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 anyhow::bail!("{key} = {a:?}: letters and digits only");
             }
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.check()?;
         }
         self.check_sip()
     }

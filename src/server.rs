@@ -11,7 +11,7 @@ use crate::api::metrics::Metrics;
 use crate::api::service::{Request, Service};
 use crate::api::webhooks::{Policy, Webhooks};
 use crate::api::{ApiState, Node};
-use crate::call::{ApiLink, Calls};
+use crate::call::{ApiLink, Calls, FocusLink};
 use crate::config::Config;
 use crate::media::packet_io::IoMode;
 use crate::media::worker::{self, Command};
@@ -79,7 +79,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let names = names.canonicalize()?;
     let (requests, api, api_addr) = start_api(&config, metrics, store.clone()).await?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let calls = Calls::new(&config, sip, handles.clone(), store, names, api);
+    let (focus, registry) = start_focus(&config, bound)?;
+    let calls = Calls::new(&config, sip, handles.clone(), store, names, api, focus);
     let done = tokio::spawn(async move {
         calls
             .run(sip_events, reports, requests, async {
@@ -88,6 +89,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .await;
         // Its SIP handle would keep the SIP task (and its sockets) alive.
         registrar.abort();
+        // Claims still held lapse with their TTL.
+        if let Some(r) = registry {
+            r.abort();
+        }
         for h in &handles {
             h.send(Command::Shutdown);
         }
@@ -246,8 +251,12 @@ async fn start_api(
     let (events, _) = broadcast::channel(1024);
     let policy = Policy::new(&config.api.webhooks);
     let webhooks = Webhooks::spawn(events.subscribe(), metrics.clone(), policy);
+    let name = match &config.cluster {
+        Some(c) => c.node.clone(),
+        None => format!("chorus@{}", config.sip.listen.ip()),
+    };
     let node = Node {
-        name: format!("chorus@{}", config.sip.listen.ip()),
+        name,
         switch_url: format!("sip:{}", config.sip.listen),
         external_ip: config.sip.listen.ip().to_string(),
     };
@@ -273,6 +282,22 @@ async fn start_api(
         recordings,
     };
     Ok((requests, link, bound))
+}
+
+/// The focus registry task, in a cluster (`[cluster]`).
+fn start_focus(
+    config: &Config,
+    sip: SocketAddr,
+) -> anyhow::Result<(Option<FocusLink>, Option<tokio::task::JoinHandle<()>>)> {
+    let Some(cluster) = &config.cluster else {
+        return Ok((None, None));
+    };
+    // Bounded both ways: a full request queue refuses the claim (503) at once.
+    let (requests, requests_rx) = mpsc::channel(1024);
+    let (events_tx, events) = mpsc::channel(1024);
+    let task = crate::cluster::registry::spawn(cluster, sip, requests_rx, events_tx)?;
+    tracing::info!(node = %cluster.node, redis = %cluster.redis, advertise = %cluster.advertise_sip(sip), "cluster node: focus registry");
+    Ok((Some(FocusLink { requests, events }), Some(task)))
 }
 
 /// The document store in the data directory, seeded on its first start.

@@ -19,6 +19,7 @@ mod answer;
 mod api;
 pub mod dtmf_relay;
 mod flow;
+mod focus;
 mod live;
 mod members;
 pub mod output;
@@ -29,4 +30,4 @@ mod shell;
 mod tests;
 
 pub use plane::{CallPlane, Direction, Party, Settings};
-pub use shell::{ApiLink, Calls};
+pub use shell::{ApiLink, Calls, FocusLink};

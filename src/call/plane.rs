@@ -36,6 +36,8 @@ pub struct Settings {
     pub host: String,
     /// Conference recordings, a folder per account and conference.
     pub recordings: std::path::PathBuf,
+    /// A conference is hosted only under its focus claim (`crate::cluster`).
+    pub cluster: bool,
 }
 
 /// Who placed or took the call.
@@ -81,6 +83,8 @@ pub(super) struct Call {
     pub config: ConferencesConfig,
     /// The caller's recorded name, deleted when the call ends.
     pub name_file: Option<String>,
+    /// The conference whose focus claim it relies on (cluster only).
+    pub focus: Option<ConfRef>,
 }
 
 pub(super) enum Stage {
@@ -99,8 +103,9 @@ pub(super) struct Answering {
     pub party: Party,
     pub number: String,
     pub offer: Option<Body>,
-    /// Routed, waiting for its port pair.
+    /// Routed, waiting for its port pair (and in a cluster, its conference's claim).
     pub setup: Option<Box<FlowSetup>>,
+    pub focus: Option<ConfRef>,
 }
 
 /// The flow of one call and what it has in flight.
@@ -134,6 +139,8 @@ pub struct CallPlane {
     pub(super) conference_recordings: HashMap<ConfRef, u64>,
     /// Store requests in flight.
     pub(super) lookups: HashMap<u64, (CallId, Lookup)>,
+    /// Focus claims held or asked for (cluster only).
+    pub(super) claims: HashMap<ConfRef, super::focus::Claim>,
     outputs: VecDeque<Output>,
     next_id: u64,
 }
@@ -151,6 +158,7 @@ impl CallPlane {
             moving: HashMap::new(),
             conference_recordings: HashMap::new(),
             lookups: HashMap::new(),
+            claims: HashMap::new(),
             outputs: VecDeque::new(),
             next_id: 1,
         }
@@ -386,6 +394,7 @@ impl CallPlane {
         if let Some(a) = self.answering.remove(&call) {
             tracing::info!(call = %a.party.sip_call_id, "{why}");
             self.lookups.retain(|_, (owner, _)| *owner != call);
+            self.unfocus(a.focus);
             let name_file = None;
             return self.push(Output::Released { call, name_file });
         }
@@ -408,6 +417,7 @@ impl CallPlane {
         self.moving.remove(&call);
         self.playbacks.retain(|_, owner| *owner != call);
         self.recordings.retain(|_, owner| *owner != call);
+        self.unfocus(c.focus);
         let name_file = c.name_file;
         self.push(Output::Released { call, name_file });
     }
@@ -435,8 +445,9 @@ impl CallPlane {
             reason,
             headers,
         });
-        if self.answering.remove(&call).is_some() {
+        if let Some(a) = self.answering.remove(&call) {
             self.lookups.retain(|_, (owner, _)| *owner != call);
+            self.unfocus(a.focus);
             let name_file = None;
             self.push(Output::Released { call, name_file });
         }
