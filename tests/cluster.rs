@@ -3,7 +3,10 @@
 //! lives on exactly one node (the registry, `scripts/cluster status` and the nodes' APIs
 //! agree) and its callers hear each other. A node killed the hard way takes only its own
 //! rooms down: calls on the other nodes keep their audio, and once its claims lapse, new
-//! callers of its rooms land on a live node and hear each other.
+//! callers of its rooms land on a live node and hear each other. Without Redis, hosted
+//! rooms keep their audio and new rooms are refused with 503; with Redis back, the nodes
+//! reconnect and claim again without a restart; a node whose claim another takes ends
+//! that room with BYEs.
 //!
 //! Skipped, with a message saying so, only when the packages (kamailio, redis-server,
 //! sipp) cannot be installed (`bash scripts/install-deps --cluster` needs root and apt).
@@ -17,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{DialOpts, Phone};
+use support::{CallError, DialOpts, Phone};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const ACCOUNT: &str = "c0ffee00c0ffee00c0ffee00c0ffee00";
@@ -365,9 +368,65 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
             "{room} on {focus}"
         );
     }
+
+    // Redis goes away: hosted rooms keep their audio, a new room is refused with 503 and
+    // Retry-After; Redis back (scripts/cluster up starts only what is down): the nodes
+    // reconnect by themselves, their refreshes claim their rooms again, new rooms open.
+    let stopped = Command::new("redis-cli")
+        .args(["-p", REDIS_PORT, "shutdown", "nosave"])
+        .status()
+        .expect("redis-cli runs");
+    assert!(!stopped.success() || cluster.focus_of(ROOMS[0]).is_none());
+    let (a, b) = &redialled[0];
+    talk(dead_rooms[0], a, b).await;
+    let kamailio: SocketAddr = KAMAILIO.parse().unwrap();
+    match Phone::dial(kamailio, "7199", DialOpts::default()).await {
+        Err(CallError::Rejected(r)) => {
+            assert_eq!(r.status(), Some(503), "a new room without Redis");
+            assert!(
+                r.header("Retry-After").is_some(),
+                "503 says when to retry: {r:?}"
+            );
+        }
+        Err(e) => panic!("a new room without Redis must be refused with 503: {e:?}"),
+        Ok(_) => panic!("a new room without Redis was answered"),
+    }
+    let up = cluster.script(&["up", "--nodes", "3", "--bin", env!("CARGO_BIN_EXE_chorus")]);
+    assert!(up.0, "scripts/cluster up again: {}", up.1);
+    let deadline = Instant::now() + Duration::from_secs(CLAIM_TTL_SECS + 5);
+    while cluster.focus_of(dead_rooms[0]).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the host's refresh never claimed its room again"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let fresh = pair_hears_each_other("7199").await;
+    let host_7199 = cluster.focus_of("7199").expect("the new room is claimed");
+
+    // Another node takes the claim behind the host's back: at its next refresh the host
+    // ends the room with BYEs and says so in its log.
+    let key = format!("chorus:focus:{ACCOUNT}:7199");
+    let taken = Command::new("redis-cli")
+        .args(["-p", REDIS_PORT, "SET", &key, "node9", "EX", "30"])
+        .output()
+        .expect("redis-cli runs");
+    assert!(taken.status.success());
+    let byes = tokio::join!(
+        fresh.0.wait_bye(Duration::from_secs(CLAIM_TTL_SECS + 2)),
+        fresh.1.wait_bye(Duration::from_secs(CLAIM_TTL_SECS + 2))
+    );
+    assert_eq!(byes, (true, true), "the members of a lost room get BYE");
+    assert!(
+        cluster
+            .log(&host_7199)
+            .contains("claim lost to another node"),
+        "{host_7199} logs the lost claim"
+    );
+
     let _ = sipp.kill();
     let _ = sipp.wait();
-    drop((pairs, redialled));
+    drop((pairs, redialled, fresh));
     for node in api.keys().filter(|n| **n != victim) {
         assert!(
             !cluster.log(node).contains("panicked"),
