@@ -3,7 +3,8 @@
 //! lives on exactly one node (the registry, `scripts/cluster status` and the nodes' APIs
 //! agree) and its callers hear each other. A node killed the hard way takes only its own
 //! rooms down: calls on the other nodes keep their audio, and once its claims lapse, new
-//! callers of its rooms land on a live node and hear each other. Without Redis, hosted
+//! callers of its rooms land on a live node and hear each other. A node that does not
+//! host a room serves its state and mutes its members through the focus node. Without Redis, hosted
 //! rooms keep their audio and new rooms are refused with 503; with Redis back, the nodes
 //! reconnect and claim again without a restart; a node whose claim another takes ends
 //! that room with BYEs.
@@ -154,12 +155,14 @@ impl Drop for Cluster {
     }
 }
 
-/// A room as one node's API shows it: its participants and `_read_only.focus`.
+/// A room as one node itself sees it (`X-Chorus-Forwarded`: not sent on to the focus):
+/// its participants and `_read_only.focus`.
 async fn room_on(api: SocketAddr, room: &str) -> (usize, Option<String>) {
     let url = format!("http://{api}/v2/accounts/{ACCOUNT}/conferences/{room}");
     let reply = reqwest::Client::new()
         .get(url)
         .header("X-Auth-Token", "chorus-demo-token")
+        .header("X-Chorus-Forwarded", "test")
         .send()
         .await;
     let Ok(reply) = reply else {
@@ -212,8 +215,12 @@ async fn pair_hears_each_other(room: &str) -> (Phone, Phone) {
         answer_timeout: Duration::from_secs(15),
         ..DialOpts::default()
     };
-    let a = Phone::dial(kamailio, room, opts.clone()).await;
-    let b = Phone::dial(kamailio, room, opts).await;
+    let user = |who: &str| DialOpts {
+        user: format!("{who}{room}"),
+        ..opts.clone()
+    };
+    let a = Phone::dial(kamailio, room, user("a")).await;
+    let b = Phone::dial(kamailio, room, user("b")).await;
     let (a, b) = (
         a.unwrap_or_else(|e| panic!("phone A into {room}: {e:?}")),
         b.unwrap_or_else(|e| panic!("phone B into {room}: {e:?}")),
@@ -314,6 +321,66 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
             "the phones joined {room} on its host"
         );
     }
+
+    // A node that does not host a room serves its state and mutes its members: the request
+    // goes to the focus node (`node` in the answer names it), the phones hear the effect.
+    let room = ROOMS[1];
+    let other = api.keys().find(|n| **n != host[room]).unwrap();
+    let url = format!(
+        "http://{}/v2/accounts/{ACCOUNT}/conferences/{room}",
+        api[other]
+    );
+    let http = reqwest::Client::new();
+    let state: Value = serde_json::from_str(
+        &http
+            .get(&url)
+            .header("X-Auth-Token", "chorus-demo-token")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        state["node"],
+        host[room].as_str(),
+        "served by the focus: {state}"
+    );
+    assert_eq!(state["data"]["_read_only"]["focus"], host[room].as_str());
+    let participants = state["data"]["_read_only"]["participants"]
+        .as_array()
+        .unwrap();
+    assert_eq!(participants.len(), SIPP_CALLS_PER_ROOM + 2);
+    let phone_a = participants
+        .iter()
+        .find(|p| p["caller_id_number"] == format!("a{room}"))
+        .expect("phone A listed")["participant_id"]
+        .clone();
+    let act = |action: &str| {
+        http.put(format!("{url}/participants/{phone_a}"))
+            .header("X-Auth-Token", "chorus-demo-token")
+            .body(format!(r#"{{"data":{{"action":"{action}"}}}}"#))
+            .send()
+    };
+    assert_eq!(
+        act("mute").await.unwrap().status(),
+        202,
+        "mute through {other}"
+    );
+    let (a, b) = &pairs[1];
+    a.send_tone(1209.0, 2 * SECOND).await;
+    let muted = b.hear_level(1209.0, SECOND);
+    assert!(
+        muted < -50.0,
+        "B no longer hears the muted A: {muted:.1} dB"
+    );
+    assert_eq!(act("unmute").await.unwrap().status(), 202);
+    eprintln!(
+        "room {room} on {}: read and muted through {other}",
+        host[room]
+    );
 
     // Kill the host of the first room.
     let victim = host[ROOMS[0]].clone();

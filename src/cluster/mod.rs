@@ -3,6 +3,7 @@
 //! [`focus`] is the claim logic (sans-IO), [`registry`] its Redis shell.
 
 pub mod focus;
+pub mod forward;
 pub mod registry;
 
 use serde::Deserialize;

@@ -54,13 +54,14 @@ pub fn route_key(number: &str) -> String {
     format!("chorus:route:{number}")
 }
 
-/// Starts the registry task; it ends when `requests` closes.
-pub fn spawn(
-    config: &ClusterConfig,
-    sip_listen: std::net::SocketAddr,
-    requests: mpsc::Receiver<Request>,
-    events: mpsc::Sender<Event>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+/// Where a node's API listens (`crate::cluster::forward`).
+pub fn node_key(node: &str) -> String {
+    format!("chorus:node:{node}")
+}
+
+/// A connection to the registry that is made on first use and remade after a failure, so
+/// a node starts (and keeps its rooms) while Redis is down.
+pub fn connect(config: &ClusterConfig) -> anyhow::Result<ConnectionManager> {
     let client = redis::Client::open(config.redis.as_str())
         .map_err(|e| anyhow::anyhow!("cluster.redis = {:?}: {e}", config.redis))?;
     let manager = ConnectionManagerConfig::new()
@@ -68,17 +69,34 @@ pub fn spawn(
         .set_response_timeout(Some(IO_TIMEOUT))
         .set_number_of_retries(1)
         .set_max_delay(IO_TIMEOUT);
-    // Lazy: a node starts (and keeps its rooms) while Redis is down, and reconnects.
-    let redis = ConnectionManager::new_lazy_with_config(client, manager)?;
+    Ok(ConnectionManager::new_lazy_with_config(client, manager)?)
+}
+
+/// Where this node listens: SIP for Kamailio, the API for the other nodes' forwards.
+pub struct Addresses {
+    pub sip: std::net::SocketAddr,
+    pub api: std::net::SocketAddr,
+}
+
+/// Starts the registry task; it ends when `requests` closes.
+pub fn spawn(
+    config: &ClusterConfig,
+    redis: ConnectionManager,
+    at: Addresses,
+    requests: mpsc::Receiver<Request>,
+    events: mpsc::Sender<Event>,
+) -> tokio::task::JoinHandle<()> {
     let shell = Shell {
         focus: Focus::new(config.claim_ttl(), config.max_rooms),
         redis,
         node: config.node.clone(),
-        route: format!("sip:{}", config.advertise_sip(sip_listen)),
+        route: format!("sip:{}", config.advertise_sip(at.sip)),
+        api: at.api.to_string(),
+        ttl: config.claim_ttl(),
         claim: redis::Script::new(CLAIM),
         release: redis::Script::new(RELEASE),
     };
-    Ok(tokio::spawn(shell.run(requests, events)))
+    tokio::spawn(shell.run(requests, events))
 }
 
 struct Shell {
@@ -87,12 +105,16 @@ struct Shell {
     node: String,
     /// What the numbers' route keys hold: this node's SIP URI.
     route: String,
+    /// What this node's `chorus:node` key holds, for a TTL, renewed every third of it.
+    api: String,
+    ttl: Duration,
     claim: redis::Script,
     release: redis::Script,
 }
 
 impl Shell {
     async fn run(mut self, mut requests: mpsc::Receiver<Request>, events: mpsc::Sender<Event>) {
+        let mut heartbeat = tokio::time::interval(self.ttl / 3);
         loop {
             let timer = self.focus.poll_timeout();
             let far = Instant::now() + Duration::from_secs(86_400);
@@ -104,6 +126,7 @@ impl Shell {
                     None => break,
                 },
                 () = sleep, if timer.is_some() => self.focus.handle_timeout(Instant::now()),
+                _ = heartbeat.tick() => self.publish_api().await,
             }
             while let Some(op) = self.focus.poll_op() {
                 self.carry_out(op).await;
@@ -113,6 +136,20 @@ impl Shell {
                     return;
                 }
             }
+        }
+    }
+
+    /// Tells the other nodes where this node's API is (a lapse only stops forwards to it).
+    async fn publish_api(&mut self) {
+        let ttl = self.ttl.as_millis() as u64;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(node_key(&self.node))
+            .arg(&self.api)
+            .arg("PX")
+            .arg(ttl);
+        let set = cmd.exec_async(&mut self.redis);
+        if !matches!(tokio::time::timeout(IO_TIMEOUT, set).await, Ok(Ok(()))) {
+            tracing::debug!("focus registry: cannot publish the API address");
         }
     }
 
