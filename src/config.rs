@@ -409,6 +409,13 @@ mod tests {
         let c: Config = toml::from_str("[rtp]\nprobation_packets = 0").unwrap();
         let e = c.check().unwrap_err().to_string();
         assert!(e.contains("rtp.probation_packets"), "{e}");
+        let c: Config =
+            toml::from_str("[cluster]\nnode = \"a b\"\nredis = \"redis://127.0.0.1/\"").unwrap();
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("cluster.node"), "{e}");
+        let c: Config = toml::from_str("[cluster]\nnode = \"n1\"\nredis = \"nope://x\"").unwrap();
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("cluster.redis"), "{e}");
         let c: Config = toml::from_str("[conferences]\naccount = \"a/b\"").unwrap();
         assert!(
             c.check()
