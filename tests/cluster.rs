@@ -175,9 +175,19 @@ async fn room_on(api: SocketAddr, room: &str) -> (usize, Option<String>) {
     (n, ro["focus"].as_str().map(String::from))
 }
 
+/// SIPp, stopped when dropped (also when an assertion fails).
+struct Sipp(Child);
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// SIPp callers through Kamailio, `SIPP_CALLS_PER_ROOM` in each room, talking a 697 Hz
 /// tone until killed.
-fn start_sipp(work: &std::path::Path) -> Child {
+fn start_sipp(work: &std::path::Path) -> Sipp {
     std::fs::create_dir_all(work).unwrap();
     std::os::unix::fs::symlink(format!("{ROOT}/fixtures"), work.join("fixtures")).unwrap();
     let mut csv = String::from("SEQUENTIAL\n");
@@ -205,6 +215,7 @@ fn start_sipp(work: &std::path::Path) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Sipp)
         .expect("sipp starts")
 }
 
@@ -276,7 +287,7 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
             break;
         }
         assert!(
-            Instant::now() < deadline && sipp.try_wait().unwrap().is_none(),
+            Instant::now() < deadline && sipp.0.try_wait().unwrap().is_none(),
             "SIPp calls did not all join: {placement:?}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -491,9 +502,7 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
         "{host_7199} logs the lost claim"
     );
 
-    let _ = sipp.kill();
-    let _ = sipp.wait();
-    drop((pairs, redialled, fresh));
+    drop((sipp, pairs, redialled, fresh));
     for node in api.keys().filter(|n| **n != victim) {
         assert!(
             !cluster.log(node).contains("panicked"),
