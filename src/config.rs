@@ -21,6 +21,8 @@ pub struct Config {
     pub conferences: ConferencesConfig,
     pub api: crate::api::config::ApiConfig,
     pub sounds: crate::sounds::config::SoundsConfig,
+    /// `[cluster]`: one node of several behind a SIP proxy; absent for a single node.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// The SQLite store and recordings live here.
     pub data_dir: PathBuf,
 }
@@ -203,6 +205,7 @@ impl Default for Config {
             conferences: ConferencesConfig::default(),
             api: crate::api::config::ApiConfig::default(),
             sounds: crate::sounds::config::SoundsConfig::default(),
+            cluster: None,
             data_dir: PathBuf::from("data"),
         }
     }
@@ -322,6 +325,9 @@ impl Config {
                 anyhow::bail!("{key} = {a:?}: letters and digits only");
             }
         }
+        if let Some(cluster) = &self.cluster {
+            cluster.check()?;
+        }
         self.check_sip()
     }
 
@@ -403,6 +409,13 @@ mod tests {
         let c: Config = toml::from_str("[rtp]\nprobation_packets = 0").unwrap();
         let e = c.check().unwrap_err().to_string();
         assert!(e.contains("rtp.probation_packets"), "{e}");
+        let c: Config =
+            toml::from_str("[cluster]\nnode = \"a b\"\nredis = \"redis://127.0.0.1/\"").unwrap();
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("cluster.node"), "{e}");
+        let c: Config = toml::from_str("[cluster]\nnode = \"n1\"\nredis = \"nope://x\"").unwrap();
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("cluster.redis"), "{e}");
         let c: Config = toml::from_str("[conferences]\naccount = \"a/b\"").unwrap();
         assert!(
             c.check()

@@ -37,7 +37,7 @@ impl CallPlane {
         let query = StoreQuery::Route {
             number: number.clone(),
         };
-        let setup = None;
+        let (setup, focus) = (None, None);
         self.answering.insert(
             call,
             Answering {
@@ -45,6 +45,7 @@ impl CallPlane {
                 number,
                 offer,
                 setup,
+                focus,
             },
         );
         self.push(Output::Store(StoreRequest { id, account, query }));
@@ -64,11 +65,22 @@ impl CallPlane {
             tracing::info!(%number, "rejected: no such conference");
             return self.reject(call, 404, "Not Found", Vec::new());
         };
-        if let Target::Conference { doc, .. } = &setup.target {
+        let mut claim = None;
+        if let Target::Conference { id, doc } = &setup.target {
             self.prefetch_doc(doc);
+            let mut numbers = vec![number.clone()];
+            numbers.extend(doc.all_numbers().into_iter().map(String::from));
+            claim = Some((self.sip_conference(id), numbers));
         }
-        if let Some(a) = self.answering.get_mut(&call) {
-            a.setup = Some(Box::new(setup));
+        let Some(a) = self.answering.get_mut(&call) else {
+            return;
+        };
+        a.setup = Some(Box::new(setup));
+        let granted = match claim {
+            Some((conf, numbers)) if self.settings.cluster => self.focus_route(call, conf, numbers),
+            _ => true,
+        };
+        if granted {
             self.push(Output::AllocatePorts { call });
         }
     }
@@ -129,12 +141,14 @@ impl CallPlane {
             party,
             offer,
             setup: Some(setup),
+            focus,
             ..
         }) = self.answering.remove(&call)
         else {
             return;
         };
         let config = setup.config.clone();
+        let refused_focus = focus.clone();
         let mut sdp = SdpSession::new(self.settings.policy.clone(), local, random());
         let worker = self.worker_for(&setup.target);
         let new = |sdp, stage| Call {
@@ -146,6 +160,7 @@ impl CallPlane {
             stage,
             config,
             name_file: None,
+            focus,
         };
         let Some(offer) = offer.filter(is_sdp) else {
             let offer = sdp.offer(Direction::SendRecv);
@@ -163,6 +178,7 @@ impl CallPlane {
             Err(e) => {
                 tracing::info!(error = %e, "rejected: SDP");
                 self.reject_sdp(call, &e, false);
+                self.unfocus(refused_focus);
                 let name_file = None;
                 self.push(Output::Released { call, name_file });
             }

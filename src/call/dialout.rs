@@ -210,6 +210,8 @@ impl CallPlane {
                 stage: Stage::Member(conf.clone()),
                 config,
                 name_file: None,
+                // Set by `join` once the conference's claim covers the leg (cluster only).
+                focus: None,
             },
         );
         self.start_media(call, &neg);

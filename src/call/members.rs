@@ -31,6 +31,10 @@ impl CallPlane {
         let Some(config) = self.calls.get(&call).map(|c| c.config.clone()) else {
             return;
         };
+        if !self.hosts(call, &id) {
+            tracing::info!(conference = %id, "another node hosts the conference: hanging up");
+            return self.hang_up(call, now);
+        }
         if !self.conferences.contains_key(&id) && !self.open_conference(&id, &decision, call, now) {
             return self.hang_up(call, now);
         }

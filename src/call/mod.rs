@@ -24,6 +24,7 @@ mod dialout;
 mod dialout_tests;
 pub mod dtmf_relay;
 mod flow;
+mod focus;
 mod live;
 mod members;
 pub mod output;
@@ -34,4 +35,4 @@ mod shell;
 mod tests;
 
 pub use plane::{CallPlane, Direction, Party, Settings};
-pub use shell::{ApiLink, Calls};
+pub use shell::{ApiLink, Calls, FocusLink};

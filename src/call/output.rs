@@ -48,6 +48,9 @@ pub enum Output {
         id: String,
         hook: StatusHook,
     },
+    /// For the focus registry (cluster only); its answers come to
+    /// [`super::CallPlane::handle_focus`].
+    Focus(crate::cluster::registry::Request),
     /// The call is gone: its unused port pair and its recorded name can go too.
     Released {
         call: CallId,

@@ -39,6 +39,8 @@ pub struct Settings {
     pub recordings: std::path::PathBuf,
     /// Outbound legs one account may have ringing at once.
     pub max_outbound: usize,
+    /// A conference is hosted only under its focus claim (`crate::cluster`).
+    pub cluster: bool,
 }
 
 /// Who placed or took the call.
@@ -84,6 +86,8 @@ pub(super) struct Call {
     pub config: ConferencesConfig,
     /// The caller's recorded name, deleted when the call ends.
     pub name_file: Option<String>,
+    /// The conference whose focus claim it relies on (cluster only).
+    pub focus: Option<ConfRef>,
 }
 
 pub(super) enum Stage {
@@ -102,8 +106,9 @@ pub(super) struct Answering {
     pub party: Party,
     pub number: String,
     pub offer: Option<Body>,
-    /// Routed, waiting for its port pair.
+    /// Routed, waiting for its port pair (and in a cluster, its conference's claim).
     pub setup: Option<Box<FlowSetup>>,
+    pub focus: Option<ConfRef>,
 }
 
 /// The flow of one call and what it has in flight.
@@ -140,6 +145,8 @@ pub struct CallPlane {
     /// Dial orders in progress, and the legs they placed that have not joined yet.
     pub(super) orders: HashMap<u64, Order>,
     pub(super) legs: HashMap<CallId, Leg>,
+    /// Focus claims held or asked for (cluster only).
+    pub(super) claims: HashMap<ConfRef, super::focus::Claim>,
     outputs: VecDeque<Output>,
     next_id: u64,
 }
@@ -159,6 +166,7 @@ impl CallPlane {
             lookups: HashMap::new(),
             orders: HashMap::new(),
             legs: HashMap::new(),
+            claims: HashMap::new(),
             outputs: VecDeque::new(),
             next_id: 1,
         }
@@ -405,6 +413,7 @@ impl CallPlane {
         if let Some(a) = self.answering.remove(&call) {
             tracing::info!(call = %a.party.sip_call_id, "{why}");
             self.lookups.retain(|_, (owner, _)| *owner != call);
+            self.unfocus(a.focus);
             let name_file = None;
             return self.push(Output::Released { call, name_file });
         }
@@ -427,6 +436,7 @@ impl CallPlane {
         self.moving.remove(&call);
         self.playbacks.retain(|_, owner| *owner != call);
         self.recordings.retain(|_, owner| *owner != call);
+        self.unfocus(c.focus);
         let name_file = c.name_file;
         self.push(Output::Released { call, name_file });
     }
@@ -454,8 +464,9 @@ impl CallPlane {
             reason,
             headers,
         });
-        if self.answering.remove(&call).is_some() {
+        if let Some(a) = self.answering.remove(&call) {
             self.lookups.retain(|_, (owner, _)| *owner != call);
+            self.unfocus(a.focus);
             let name_file = None;
             self.push(Output::Released { call, name_file });
         }

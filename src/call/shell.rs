@@ -20,6 +20,8 @@ use crate::api::service::{
     RecordAction, Reply, Request, ServiceError,
 };
 use crate::api::webhooks::Webhooks;
+use crate::cluster::focus::Event as FocusEvent;
+use crate::cluster::registry as focus_registry;
 use crate::config::Config;
 use crate::media::ports::{PortPool, RtpSockets};
 use crate::media::worker::{Command, Lobby, Report, WorkerHandle};
@@ -45,6 +47,11 @@ pub struct ApiLink {
 
 /// Outbound legs one account may have ringing at once (each holds an RTP port pair).
 const MAX_OUTBOUND_PER_ACCOUNT: usize = 64;
+/// The focus registry task's ends (`crate::cluster::registry`), in a cluster.
+pub struct FocusLink {
+    pub requests: mpsc::Sender<focus_registry::Request>,
+    pub events: mpsc::Receiver<FocusEvent>,
+}
 
 pub struct Calls {
     plane: CallPlane,
@@ -61,6 +68,9 @@ pub struct Calls {
     /// API dial requests waiting for their order's outcome (bounded: every waiting order
     /// holds at least one ringing leg).
     dials: HashMap<u64, Reply<Vec<EndpointResponse>>>,
+    /// Requests to the focus registry; its events are taken by [`Calls::run`].
+    registry: Option<mpsc::Sender<focus_registry::Request>>,
+    focus_events: Option<mpsc::Receiver<FocusEvent>>,
 }
 
 impl Calls {
@@ -71,6 +81,7 @@ impl Calls {
         store: Arc<dyn Store>,
         names: PathBuf,
         api: ApiLink,
+        focus: Option<FocusLink>,
     ) -> Self {
         let ip = config.sip.listen.ip();
         let settings = Settings {
@@ -88,6 +99,7 @@ impl Calls {
             host: ip.to_string(),
             recordings: api.recordings.clone(),
             max_outbound: MAX_OUTBOUND_PER_ACCOUNT,
+            cluster: focus.is_some(),
         };
         Calls {
             plane: CallPlane::new(settings, Instant::now(), SystemTime::now()),
@@ -100,6 +112,8 @@ impl Calls {
             names,
             api,
             dials: HashMap::new(),
+            registry: focus.as_ref().map(|f| f.requests.clone()),
+            focus_events: focus.map(|f| f.events),
         }
     }
 
@@ -113,6 +127,7 @@ impl Calls {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
+        let mut focus_events = self.focus_events.take();
         loop {
             let timer = self.plane.poll_timeout();
             let far = Instant::now() + Duration::from_secs(86_400);
@@ -121,6 +136,7 @@ impl Calls {
                 Some(ev) = sip_events.recv() => self.plane.handle_sip(ev, Instant::now()),
                 Some(r) = reports.recv() => self.plane.handle_report(r, Instant::now()),
                 Some(r) = requests.recv() => self.on_request(r),
+                Some(e) = recv_some(&mut focus_events) => self.plane.handle_focus(e, Instant::now()),
                 () = sleep, if timer.is_some() => self.plane.handle_timeout(Instant::now()),
                 () = &mut shutdown => break,
             }
@@ -192,6 +208,7 @@ impl Calls {
                         let _ = reply.send(Ok(responses));
                     }
                 }
+                Output::Focus(request) => self.ask_registry(request),
                 Output::Released { call, name_file } => {
                     self.sockets.remove(&call);
                     if let Some(path) = name_file {
@@ -205,6 +222,20 @@ impl Calls {
         let m = &self.api.metrics;
         m.conferences.store(conferences as u64, Ordering::Relaxed);
         m.members.store(members as u64, Ordering::Relaxed);
+    }
+
+    /// Passes a request to the focus registry; a claim it cannot take now (its queue is
+    /// full) is refused at once, and a release it cannot take lapses with its TTL.
+    fn ask_registry(&mut self, request: focus_registry::Request) {
+        let Some(registry) = &self.registry else {
+            return;
+        };
+        if let Err(e) = registry.try_send(request)
+            && let focus_registry::Request::Claim { conf, .. } = e.into_inner()
+        {
+            let refused = FocusEvent::Unavailable(conf);
+            self.plane.handle_focus(refused, Instant::now());
+        }
     }
 
     fn command(&mut self, worker: usize, command: MediaCommand) {
@@ -463,6 +494,14 @@ impl Calls {
                 })
             })
             .collect()
+    }
+}
+
+/// The next message of a channel that may be absent (then never).
+async fn recv_some<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

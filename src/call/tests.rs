@@ -15,6 +15,8 @@ use crate::api::events::EventName;
 use crate::api::service::{
     ConfRef, EndpointResponse, ParticipantAction, ServiceError, Target as Who,
 };
+use crate::cluster::focus::Event as FocusEvent;
+use crate::cluster::registry::Request as FocusRequest;
 use crate::conference::document::ConferenceDoc;
 use crate::conference::settings::ConferencesConfig;
 use crate::media::leg::LegLimits;
@@ -38,6 +40,8 @@ pub(super) struct Harness {
     pub(super) released: Vec<CallId>,
     /// Answers to dial orders, by order.
     pub(super) dialed: Vec<(u64, Vec<EndpointResponse>)>,
+    /// Requests to the focus registry (cluster).
+    focus: Vec<FocusRequest>,
 }
 
 impl Harness {
@@ -52,6 +56,7 @@ impl Harness {
             host: "127.0.0.1".into(),
             recordings: "/nonexistent".into(),
             max_outbound: 4,
+            cluster: false,
         };
         let now = Instant::now();
         let docs = docs
@@ -70,7 +75,20 @@ impl Harness {
             events: Vec::new(),
             released: Vec::new(),
             dialed: Vec::new(),
+            focus: Vec::new(),
         }
+    }
+
+    /// A node of a cluster: conferences are hosted under their focus claim.
+    fn clustered(docs: Vec<(&str, Value)>) -> Self {
+        let mut h = Harness::new(docs);
+        h.plane.settings.cluster = true;
+        h
+    }
+
+    fn focus_event(&mut self, event: FocusEvent) {
+        self.plane.handle_focus(event, self.now);
+        self.run();
     }
 
     /// Carries out every output, as the shell would.
@@ -99,6 +117,7 @@ impl Harness {
                 Output::Event(e) => self.events.push(e.name),
                 Output::Released { call, .. } => self.released.push(call),
                 Output::Dialed { order, responses } => self.dialed.push((order, responses)),
+                Output::Focus(request) => self.focus.push(request),
                 Output::Prefetch { .. } | Output::Hook { .. } => {}
             }
         }
@@ -444,4 +463,102 @@ fn an_api_kick_hangs_up_that_member() {
     let live = h.plane.live_state(ACCOUNT, "open").expect("running");
     assert_eq!(live.participants.len(), 1);
     assert_eq!(live.participants[0].call_id, "sip-1");
+}
+
+fn open_conf() -> ConfRef {
+    ConfRef {
+        account: ACCOUNT.into(),
+        id: "open".into(),
+    }
+}
+
+#[test]
+fn in_a_cluster_callers_are_answered_once_the_claim_is_granted_and_the_last_releases_it() {
+    let mut h = Harness::clustered(conferences());
+    h.sip_event(invite(CallId(1), "1000"));
+    h.sip_event(invite(CallId(2), "1000"));
+    assert_eq!(h.statuses(), [] as [u16; 0], "no answer before the claim");
+    let claim = FocusRequest::Claim {
+        conf: open_conf(),
+        numbers: vec!["1000".into()],
+    };
+    assert_eq!(h.focus, [claim], "one claim for both callers");
+    h.focus_event(FocusEvent::Granted(open_conf()));
+    assert_eq!(h.statuses(), [200, 200]);
+    for call in [CallId(1), CallId(2)] {
+        h.sip_event(Event::Ack { call, body: None });
+    }
+    h.sip_event(Event::Bye { call: CallId(1) });
+    assert_eq!(h.focus.len(), 1, "still needed by the second caller");
+    h.sip_event(Event::Bye { call: CallId(2) });
+    assert_eq!(h.focus[1], FocusRequest::Release(open_conf()));
+    h.sip_event(invite(CallId(3), "1000"));
+    assert!(
+        matches!(h.focus[2], FocusRequest::Claim { .. }),
+        "claimed again"
+    );
+}
+
+#[test]
+fn in_a_cluster_a_room_hosted_elsewhere_or_unclaimable_is_refused_with_503() {
+    let mut h = Harness::clustered(conferences());
+    h.sip_event(invite(CallId(1), "1000"));
+    let holder = "node2".to_string();
+    h.focus_event(FocusEvent::Refused {
+        conf: open_conf(),
+        holder,
+    });
+    h.sip_event(invite(CallId(2), "1000"));
+    h.focus_event(FocusEvent::Unavailable(open_conf()));
+    let retry: Vec<_> = h
+        .sip
+        .iter()
+        .filter_map(|a| match a {
+            SipAction::Reject {
+                status: 503,
+                headers,
+                ..
+            } => Some(headers.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        retry,
+        [
+            vec![("Retry-After", "1".to_string())],
+            vec![("Retry-After", "5".to_string())]
+        ]
+    );
+    assert_eq!(h.released, [CallId(1), CallId(2)]);
+    assert_eq!(
+        h.focus.len(),
+        2,
+        "a claim each, no release of what was never held"
+    );
+    assert!(h.plane.is_idle());
+}
+
+#[test]
+fn in_a_cluster_a_lost_claim_ends_the_room_with_byes() {
+    let mut h = Harness::clustered(conferences());
+    h.sip_event(invite(CallId(1), "1000"));
+    h.focus_event(FocusEvent::Granted(open_conf()));
+    h.sip_event(Event::Ack {
+        call: CallId(1),
+        body: None,
+    });
+    h.joined(CallId(1), 1);
+    assert_eq!(h.plane.gauges(), (1, 1));
+    let holder = "node3".to_string();
+    h.focus_event(FocusEvent::Lost {
+        conf: open_conf(),
+        holder,
+    });
+    assert_eq!(h.byes(), 1);
+    assert_eq!(h.plane.gauges(), (0, 0));
+    assert_eq!(
+        h.focus.len(),
+        1,
+        "nothing to release: another node holds it"
+    );
 }
