@@ -23,6 +23,8 @@ pub struct Config {
     pub sounds: crate::sounds::config::SoundsConfig,
     /// Recordings uploaded to HTTP(S) storage.
     pub storage: crate::storage::StorageConfig,
+    /// `[cluster]`: one node of several behind a SIP proxy; absent for a single node.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// The SQLite store and recordings live here.
     pub data_dir: PathBuf,
 }
@@ -206,6 +208,7 @@ impl Default for Config {
             api: crate::api::config::ApiConfig::default(),
             sounds: crate::sounds::config::SoundsConfig::default(),
             storage: crate::storage::StorageConfig::default(),
+            cluster: None,
             data_dir: PathBuf::from("data"),
         }
     }
@@ -325,6 +328,9 @@ impl Config {
                 anyhow::bail!("{key} = {a:?}: letters and digits only");
             }
         }
+        if let Some(cluster) = &self.cluster {
+            cluster.check()?;
+        }
         self.check_sip()
     }
 
@@ -406,6 +412,13 @@ mod tests {
         let c: Config = toml::from_str("[rtp]\nprobation_packets = 0").unwrap();
         let e = c.check().unwrap_err().to_string();
         assert!(e.contains("rtp.probation_packets"), "{e}");
+        let c: Config =
+            toml::from_str("[cluster]\nnode = \"a b\"\nredis = \"redis://127.0.0.1/\"").unwrap();
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("cluster.node"), "{e}");
+        let c: Config = toml::from_str("[cluster]\nnode = \"n1\"\nredis = \"nope://x\"").unwrap();
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("cluster.redis"), "{e}");
         let c: Config = toml::from_str("[conferences]\naccount = \"a/b\"").unwrap();
         assert!(
             c.check()

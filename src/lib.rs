@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod call;
+pub mod cluster;
 pub mod conference;
 pub mod config;
 pub mod documents;

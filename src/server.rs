@@ -12,7 +12,9 @@ use crate::api::metrics::Metrics;
 use crate::api::service::{Request, Service};
 use crate::api::webhooks::{Policy, Webhooks};
 use crate::api::{ApiState, Node};
-use crate::call::{ApiLink, Calls};
+use crate::call::{ApiLink, Calls, FocusLink};
+use crate::cluster::forward::Forwarder;
+use crate::cluster::registry::Addresses;
 use crate::config::Config;
 use crate::media::packet_io::IoMode;
 use crate::media::worker::{self, Command};
@@ -20,6 +22,7 @@ use crate::sip::connections::TcpLimits;
 use crate::sip::{self, DialInAuth, EndpointConfig, Timers};
 use crate::sounds::library::Library;
 use crate::store::{Seed, SqliteStore, Store};
+use redis::aio::ConnectionManager;
 
 /// A started server; [`Running::stop`] hangs up every call and stops it.
 pub struct Running {
@@ -79,9 +82,23 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let names = config.data_dir.join("names");
     std::fs::create_dir_all(&names).map_err(|e| anyhow::anyhow!("{}: {e}", names.display()))?;
     let names = names.canonicalize()?;
-    let (requests, api, api_addr) = start_api(&config, metrics, store.clone()).await?;
+    let redis = config
+        .cluster
+        .as_ref()
+        .map(crate::cluster::registry::connect)
+        .transpose()?;
+    let forwarder = match (&config.cluster, &redis) {
+        (Some(c), Some(r)) => Some(Forwarder::new(r.clone(), c.node.clone())?),
+        _ => None,
+    };
+    let (requests, api, api_addr) = start_api(&config, metrics, store.clone(), forwarder).await?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let calls = Calls::new(&config, sip, handles.clone(), store, names, api);
+    let at = Addresses {
+        sip: bound,
+        api: api_addr,
+    };
+    let (focus, registry) = start_focus(&config, redis, at);
+    let calls = Calls::new(&config, sip, handles.clone(), store, names, api, focus);
     let done = tokio::spawn(async move {
         calls
             .run(sip_events, reports, requests, async {
@@ -90,6 +107,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .await;
         // Its SIP handle would keep the SIP task (and its sockets) alive.
         registrar.abort();
+        // Claims still held lapse with their TTL.
+        if let Some(r) = registry {
+            r.abort();
+        }
         for h in &handles {
             h.send(Command::Shutdown);
         }
@@ -238,6 +259,7 @@ async fn start_api(
     config: &Config,
     metrics: Arc<Metrics>,
     store: Arc<dyn Store>,
+    forwarder: Option<Forwarder>,
 ) -> anyhow::Result<(mpsc::Receiver<Request>, ApiLink, SocketAddr)> {
     let listen = config.api.listen;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -248,8 +270,12 @@ async fn start_api(
     let (events, _) = broadcast::channel(1024);
     let policy = Policy::new(&config.api.webhooks);
     let webhooks = Webhooks::spawn(events.subscribe(), metrics.clone(), policy);
+    let name = match &config.cluster {
+        Some(c) => c.node.clone(),
+        None => format!("chorus@{}", config.sip.listen.ip()),
+    };
     let node = Node {
-        name: format!("chorus@{}", config.sip.listen.ip()),
+        name,
         switch_url: format!("sip:{}", config.sip.listen),
         external_ip: config.sip.listen.ip().to_string(),
     };
@@ -264,7 +290,8 @@ async fn start_api(
     .with_media(MediaFiles::new(
         Library::new(&config.data_dir.join("media")),
         config.sounds.max_file_bytes,
-    ));
+    ))
+    .with_forwarder(forwarder);
     tokio::spawn(async move {
         if let Err(e) = crate::api::serve(listener, state).await {
             tracing::error!(error = %e, "API stopped");
@@ -279,6 +306,24 @@ async fn start_api(
         recordings,
     };
     Ok((requests, link, bound))
+}
+
+/// The focus registry task, in a cluster (`[cluster]`).
+fn start_focus(
+    config: &Config,
+    redis: Option<ConnectionManager>,
+    at: Addresses,
+) -> (Option<FocusLink>, Option<tokio::task::JoinHandle<()>>) {
+    let (Some(cluster), Some(redis)) = (&config.cluster, redis) else {
+        return (None, None);
+    };
+    // Bounded both ways: a full request queue refuses the claim (503) at once.
+    let (requests, requests_rx) = mpsc::channel(1024);
+    let (events_tx, events) = mpsc::channel(1024);
+    let advertise = cluster.advertise_sip(at.sip);
+    let task = crate::cluster::registry::spawn(cluster, redis, at, requests_rx, events_tx);
+    tracing::info!(node = %cluster.node, %advertise, "cluster node: focus registry");
+    (Some(FocusLink { requests, events }), Some(task))
 }
 
 /// The document store in the data directory, seeded on its first start.

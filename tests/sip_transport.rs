@@ -253,6 +253,9 @@ async fn dial_out_to_sipp_uas() {
         to: None,
         headers: vec![],
         body: Some(sdp()),
+        call: None,
+        call_id: None,
+        auth: None,
     };
     let call = handle.invite(dial).await.expect("invite");
     loop {

@@ -22,8 +22,8 @@ use chorus::sdp::{Direction, MediaPolicy, SdpSession};
 use chorus::sip::message::{NameAddr, Via};
 use chorus::sip::parse::{Framing, StartLine, parse};
 use chorus::sip::{
-    Body, CallId, ConnId, Dial, Endpoint, EndpointConfig, Event, Framer, SipError, Timers,
-    Transport,
+    Body, CallId, ConnId, Dial, DialAuth, Endpoint, EndpointConfig, Event, Framer, SipError,
+    Timers, Transport,
 };
 use chorus_fuzz::records;
 use libfuzzer_sys::fuzz_target;
@@ -187,6 +187,13 @@ impl App {
                 to: None,
                 headers: vec![("X-Fuzz".into(), "1".into())],
                 body: Some(sdp_body(offer)),
+                call: None,
+                call_id: None,
+                // A 401/407 the fuzzer sends is answered once with these.
+                auth: Some(DialAuth {
+                    username: "fuzz".into(),
+                    password: "fuzz".into(),
+                }),
             },
         );
         app.track(call);

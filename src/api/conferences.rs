@@ -3,17 +3,18 @@
 use super::ApiState;
 use super::actions::{self, Bulk};
 use super::body::Envelope;
+use super::dial;
 use super::paginate::PageQuery;
 use super::render;
 use super::reply::{Answer, ApiError};
-use super::service::{ConfRef, ConferenceAction, RecordAction, Request, Target};
+use super::service::{ConfRef, ConferenceAction, DialArgs, RecordAction, Request, Target};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 type Answered = Result<Answer, ApiError>;
 type St = State<ApiState>;
@@ -92,8 +93,25 @@ pub async fn conference_action(
     Path(conf): Path<(String, String)>,
     env: Envelope,
 ) -> Answered {
+    if env.action() == Some("dial") {
+        return run_dial(&s, conf_ref(conf), dial::args(&env)?).await;
+    }
     let action = actions::conference(&env)?;
     run_conference_action(&s, conf_ref(conf), action).await
+}
+
+/// Answers once every endpoint joined or failed: within the ring timeout, plus the time
+/// the last answer takes to join.
+async fn run_dial(s: &ApiState, conf: ConfRef, dial: DialArgs) -> Answered {
+    let limit = dial.timeout + Duration::from_secs(10);
+    let responses = s
+        .service
+        .call_within(limit, |reply| Request::Dial { conf, dial, reply })
+        .await?;
+    Ok(
+        Answer::with_status(StatusCode::ACCEPTED, dial::render(&responses))
+            .extra("message", Value::from("attempted dial")),
+    )
 }
 
 async fn run_conference_action(s: &ApiState, conf: ConfRef, action: ConferenceAction) -> Answered {

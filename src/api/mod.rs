@@ -24,6 +24,7 @@ pub mod webhooks;
 mod actions;
 mod body;
 mod conferences;
+mod dial;
 mod documents;
 mod listener;
 pub mod media;
@@ -76,6 +77,8 @@ pub struct ApiState {
     store: Option<Arc<dyn crate::store::Store>>,
     /// Media documents' audio; without it their `/raw` route answers 503.
     media: Option<Arc<media::MediaFiles>>,
+    /// In a cluster: conference requests go to the node hosting the conference.
+    forwarder: Option<crate::cluster::forward::Forwarder>,
 }
 
 impl ApiState {
@@ -104,6 +107,7 @@ impl ApiState {
             metrics,
             store: None,
             media: None,
+            forwarder: None,
         }
     }
 
@@ -116,6 +120,12 @@ impl ApiState {
     /// Keeps media documents' audio in `files`.
     pub fn with_media(mut self, files: media::MediaFiles) -> Self {
         self.media = Some(Arc::new(files));
+        self
+    }
+
+    /// Sends conference requests on to the node hosting the conference (a cluster).
+    pub fn with_forwarder(mut self, forwarder: Option<crate::cluster::forward::Forwarder>) -> Self {
+        self.forwarder = forwarder;
         self
     }
 }
@@ -174,6 +184,7 @@ pub fn router(state: ApiState) -> Router {
     let scoped = account_routes()
         .into_iter()
         .fold(Router::new(), |r, (path, route)| r.route(path, route))
+        .route_layer(middleware::from_fn_with_state(state.clone(), to_focus))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     let system = system_routes()
         .into_iter()
@@ -245,6 +256,48 @@ async fn authorize(
     };
     response.extensions_mut().insert(spent);
     response
+}
+
+/// In a cluster, a conference's live state and actions (GET and PUT of the conference and
+/// its participants) are served by the node hosting it: an authorized request about a
+/// conference another node holds goes there, and its answer comes back as is. Documents
+/// and recordings stay with this node.
+async fn to_focus(
+    State(state): State<ApiState>,
+    Path(params): Path<Vec<(String, String)>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let live = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::PUT
+    ) && !request.uri().path().contains("/recordings");
+    let forwarded = request
+        .headers()
+        .contains_key(crate::cluster::forward::FORWARDED);
+    let (Some(forwarder), Some(account), Some(id), true, false) = (
+        &state.forwarder,
+        param("account_id"),
+        param("conference_id"),
+        live,
+        forwarded,
+    ) else {
+        return next.run(request).await;
+    };
+    let conf = service::ConfRef { account, id };
+    let Some(api) = forwarder.focus_api(&conf).await else {
+        return next.run(request).await;
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, body::MAX_BODY).await else {
+        return ApiError::TooLarge(body::MAX_BODY).into_response();
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    forwarder
+        .forward(&api, parts.method.clone(), path, &parts.headers, body)
+        .await
+        .unwrap_or_else(|| ApiError::Unavailable.into_response())
 }
 
 /// The system's documents need one of `system_tokens` (Kazoo's superduper admin): 401 for an

@@ -37,7 +37,7 @@ pub fn list_entry(conf: &Conference, node: &Node, now: SystemTime) -> Value {
     let read_only = match &conf.live {
         None => idle(),
         Some(live) => {
-            let mut ro = counts(live, now);
+            let mut ro = counts(live, node, now);
             ro.extend([
                 ("uuid".into(), live.uuid.clone().into()),
                 ("run_time".into(), ro["duration"].clone()),
@@ -67,7 +67,7 @@ pub fn full(conf: &Conference, id: &str, node: &Node, now: SystemTime) -> Value 
     let mut doc = object(conf.doc.clone());
     let mut read_only = match &conf.live {
         None => idle(),
-        Some(live) => counts(live, now),
+        Some(live) => counts(live, node, now),
     };
     read_only.insert("participants".into(), participants(conf, id, node, now));
     doc.insert("_read_only".into(), Value::Object(read_only));
@@ -130,7 +130,8 @@ fn idle() -> Map<String, Value> {
 }
 
 /// Members and moderators are counted apart; `admins` is the docs' name for moderators.
-fn counts(live: &Live, now: SystemTime) -> Map<String, Value> {
+/// `focus` names the node hosting the conference (Kazoo's key; the cluster node name).
+fn counts(live: &Live, node: &Node, now: SystemTime) -> Map<String, Value> {
     let moderators = live.participants.iter().filter(|p| p.is_moderator).count();
     let v = json!({
         "members": live.participants.len() - moderators,
@@ -138,6 +139,7 @@ fn counts(live: &Live, now: SystemTime) -> Map<String, Value> {
         "admins": moderators,
         "duration": seconds_between(live.started_at, now),
         "is_locked": live.is_locked,
+        "focus": node.name,
     });
     object(v)
 }

@@ -84,6 +84,59 @@ pub enum Request {
         name: String,
         reply: Reply<PathBuf>,
     },
+    /// The `dial` action (spec §7): answered once every endpoint joined or failed.
+    Dial {
+        conf: ConfRef,
+        dial: DialArgs,
+        reply: Reply<Vec<EndpointResponse>>,
+    },
+}
+
+/// The `dial` action's arguments, checked by the API (schema `conferences.dial`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DialArgs {
+    pub endpoints: Vec<EndpointSpec>,
+    pub caller_id_name: Option<String>,
+    pub caller_id_number: Option<String>,
+    /// How long each endpoint rings.
+    pub timeout: Duration,
+    pub flags: DialFlags,
+    /// The Call-ID of the (first) leg; later legs get random ones.
+    pub outbound_call_id: Option<String>,
+}
+
+/// One entry of `endpoints`, by its form; the control plane resolves ids from the store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EndpointSpec {
+    /// A 32-hex document id: a device or a user.
+    Id(String),
+    /// `sip:user@host[:port]`.
+    Uri(String),
+    /// An inline device document (its `sip` credentials name what to ring).
+    Device(Value),
+    /// A number (extension or DID): rung through the carriers (`resources`).
+    Number(String),
+}
+
+/// `participant_flags` as the join uses them (`ghost` and `video_mute` are accepted and
+/// have no effect: every member is counted, and there is no video).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DialFlags {
+    pub mute: bool,
+    pub deaf: bool,
+    pub moderator: bool,
+    pub distribute_dtmf: bool,
+    pub disable_moh: bool,
+    /// Only join a conference that is already running.
+    pub join_existing: bool,
+}
+
+/// One endpoint's outcome, as Kazoo's `endpoint_responses[]` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointResponse {
+    pub endpoint_id: String,
+    /// The joined leg's Call-ID, or the failure (a hangup cause, or `timeout`).
+    pub outcome: Result<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -239,12 +292,21 @@ impl Service {
     }
 
     pub async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, ServiceError> {
+        self.call_within(REPLY_TIMEOUT, make).await
+    }
+
+    /// [`Service::call`] for a request that takes `limit` by design (a dial rings).
+    pub async fn call_within<T>(
+        &self,
+        limit: Duration,
+        make: impl FnOnce(Reply<T>) -> Request,
+    ) -> Result<T, ServiceError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(make(reply))
             .await
             .map_err(|_| ServiceError::Unavailable)?;
-        match tokio::time::timeout(REPLY_TIMEOUT, answer).await {
+        match tokio::time::timeout(limit, answer).await {
             Ok(Ok(result)) => result,
             _ => Err(ServiceError::Unavailable),
         }

@@ -45,7 +45,7 @@ impl CallPlane {
             number: number.clone(),
             caller: Caller::from_uri(&party.from.uri),
         };
-        let setup = None;
+        let (setup, focus) = (None, None);
         self.answering.insert(
             call,
             Answering {
@@ -53,6 +53,7 @@ impl CallPlane {
                 number,
                 offer,
                 setup,
+                focus,
             },
         );
         self.push(Output::Store(StoreRequest { id, account, query }));
@@ -72,11 +73,22 @@ impl CallPlane {
             tracing::info!(%number, "rejected: no such conference");
             return self.reject(call, 404, "Not Found", Vec::new());
         };
-        if let Target::Conference { doc, .. } = &setup.target {
+        let mut claim = None;
+        if let Target::Conference { id, doc } = &setup.target {
             self.prefetch_doc(doc);
+            let mut numbers = vec![number.clone()];
+            numbers.extend(doc.all_numbers().into_iter().map(String::from));
+            claim = Some((self.sip_conference(id), numbers));
         }
-        if let Some(a) = self.answering.get_mut(&call) {
-            a.setup = Some(Box::new(setup));
+        let Some(a) = self.answering.get_mut(&call) else {
+            return;
+        };
+        a.setup = Some(Box::new(setup));
+        let granted = match claim {
+            Some((conf, numbers)) if self.settings.cluster => self.focus_route(call, conf, numbers),
+            _ => true,
+        };
+        if granted {
             self.push(Output::AllocatePorts { call });
         }
     }
@@ -107,7 +119,8 @@ impl CallPlane {
             };
             return Some(setup(target, Some(number.to_string()), options));
         }
-        let doc = (self.settings.adhoc && found.is_empty()).then(|| adhoc_doc(number))??;
+        let doc =
+            (self.settings.adhoc && found.is_empty()).then(|| adhoc_doc_for_number(number))??;
         let options = CallflowOptions::for_doc(&doc);
         let target = Target::Conference {
             id: number.to_string(),
@@ -118,6 +131,9 @@ impl CallPlane {
 
     /// The shell's answer to [`Output::AllocatePorts`]: the call is answered with SDP.
     pub fn handle_ports(&mut self, call: CallId, ports: Ports) {
+        if self.is_leg(call) {
+            return self.leg_ports(call, ports);
+        }
         if self.answering.get(&call).is_none_or(|a| a.setup.is_none()) {
             return;
         }
@@ -133,12 +149,14 @@ impl CallPlane {
             party,
             offer,
             setup: Some(setup),
+            focus,
             ..
         }) = self.answering.remove(&call)
         else {
             return;
         };
         let config = setup.config.clone();
+        let refused_focus = focus.clone();
         let mut sdp = SdpSession::new(self.settings.policy.clone(), local, random());
         let worker = self.worker_for(&setup.target);
         let new = |sdp, stage| Call {
@@ -150,6 +168,7 @@ impl CallPlane {
             stage,
             config,
             name_file: None,
+            focus,
         };
         let Some(offer) = offer.filter(is_sdp) else {
             let offer = sdp.offer(Direction::SendRecv);
@@ -167,6 +186,7 @@ impl CallPlane {
             Err(e) => {
                 tracing::info!(error = %e, "rejected: SDP");
                 self.reject_sdp(call, &e, false);
+                self.unfocus(refused_focus);
                 let name_file = None;
                 self.push(Output::Released { call, name_file });
             }
@@ -175,7 +195,7 @@ impl CallPlane {
 
     /// The call's media enters its worker's lobby: it receives at once (a phone sends as
     /// soon as it sees the 200) and sends from the ACK on.
-    fn start_media(&mut self, call: CallId, neg: &Negotiated) {
+    pub(super) fn start_media(&mut self, call: CallId, neg: &Negotiated) {
         let limits = self.settings.limits;
         let Some(c) = self.calls.get_mut(&call) else {
             return;
@@ -321,17 +341,20 @@ impl CallPlane {
 
 /// An ad-hoc conference: no document, so no numbers, PINs or welcome; callers join unmuted
 /// (Kazoo's `join_muted` default only applies to documents created through the API).
-fn adhoc_doc(name: &str) -> Option<ConferenceDoc> {
+/// `None` for a name no caller could have dialed.
+fn adhoc_doc_for_number(name: &str) -> Option<ConferenceDoc> {
     let plausible = !name.is_empty()
         && name.len() <= 64
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b));
+    plausible.then(|| adhoc_doc(name))
+}
+
+/// The ad-hoc document of conference `name` (a dial into a conference with no document).
+pub(super) fn adhoc_doc(name: &str) -> ConferenceDoc {
     let doc = serde_json::json!({"name": name, "play_welcome": false});
-    let serde_json::Value::Object(map) = doc else {
-        return None;
-    };
-    plausible.then(|| ConferenceDoc::from_map(map))
+    ConferenceDoc::from_map(doc.as_object().cloned().unwrap_or_default())
 }
 
 fn leg_config(neg: &Negotiated, sip_source: IpAddr, limits: LegLimits) -> LegConfig {
@@ -343,7 +366,7 @@ fn leg_config(neg: &Negotiated, sip_source: IpAddr, limits: LegLimits) -> LegCon
 }
 
 /// A random 64-bit value (SSRCs, SDP session ids) from the hasher's per-process random keys.
-fn random() -> u64 {
+pub(super) fn random() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     std::collections::hash_map::RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
@@ -356,12 +379,12 @@ mod tests {
 
     #[test]
     fn adhoc_names_are_plausible_numbers_or_names() {
-        assert!(adhoc_doc("4242").is_some());
-        assert!(adhoc_doc("team-standup").is_some());
-        assert!(adhoc_doc("").is_none());
-        assert!(adhoc_doc("a b").is_none());
-        assert!(adhoc_doc(&"9".repeat(65)).is_none());
-        let doc = adhoc_doc("4242").unwrap();
+        assert!(adhoc_doc_for_number("4242").is_some());
+        assert!(adhoc_doc_for_number("team-standup").is_some());
+        assert!(adhoc_doc_for_number("").is_none());
+        assert!(adhoc_doc_for_number("a b").is_none());
+        assert!(adhoc_doc_for_number(&"9".repeat(65)).is_none());
+        let doc = adhoc_doc_for_number("4242").unwrap();
         assert!(!doc.play_welcome());
         assert!(!doc.join_muted(Role::Member));
     }

@@ -99,7 +99,10 @@ impl CallPlane {
                     self.command(call, Command::StopRecording { id });
                 }
             }
-            FlowAction::Join(decision) => self.join(call, *decision, now),
+            FlowAction::Join(decision) => {
+                let id = self.sip_conference(&decision.conference_id);
+                self.join(call, id, *decision, now);
+            }
             FlowAction::Hangup => self.hang_up(call, now),
         }
     }

@@ -25,13 +25,17 @@ const ENERGY_STEP: u32 = 200;
 const ENERGY_MAX: u32 = 1800;
 
 impl CallPlane {
-    /// Puts a caller who passed the flow into the conference, opening it if needed.
-    pub(super) fn join(&mut self, call: CallId, decision: JoinDecision, now: Instant) {
-        let id = self.sip_conference(&decision.conference_id);
+    /// Puts a caller who passed the flow (or a dialed leg) into conference `id`, opening
+    /// it if needed.
+    pub(super) fn join(&mut self, call: CallId, id: ConfRef, decision: JoinDecision, now: Instant) {
         let Some(config) = self.calls.get(&call).map(|c| c.config.clone()) else {
             return;
         };
-        if !self.conferences.contains_key(&id) && !self.open_conference(&decision, call, now) {
+        if !self.hosts(call, &id) {
+            tracing::info!(conference = %id, "another node hosts the conference: hanging up");
+            return self.hang_up(call, now);
+        }
+        if !self.conferences.contains_key(&id) && !self.open_conference(&id, &decision, call, now) {
             return self.hang_up(call, now);
         }
         let joined_at = self.wall(now);
@@ -90,8 +94,13 @@ impl CallPlane {
 
     /// Opens the conference `call` is the first to join: its profile, its worker, its
     /// status hook (owned by this starter), and its conference-create event.
-    fn open_conference(&mut self, decision: &JoinDecision, call: CallId, now: Instant) -> bool {
-        let id = self.sip_conference(&decision.conference_id);
+    fn open_conference(
+        &mut self,
+        id: &ConfRef,
+        decision: &JoinDecision,
+        call: CallId,
+        now: Instant,
+    ) -> bool {
         let Some(config) = self.calls.get(&call).map(|c| &c.config) else {
             return false;
         };
@@ -111,7 +120,6 @@ impl CallPlane {
         });
         let started_at = self.wall(now);
         let live = Live::new(key, worker, decision.doc.clone(), resolved, started_at);
-        let id = &id;
         self.conferences.insert(id.clone(), live);
         tracing::info!(conference = %id, "conference opened");
         self.register_hook(id, call);
@@ -207,7 +215,8 @@ impl CallPlane {
             return;
         };
         let looping = live.sound("moh-sound");
-        if first.is_none() && looping.is_none() {
+        let nomoh = live.members.get(&call).is_some_and(|m| m.flags.nomoh);
+        if nomoh || (first.is_none() && looping.is_none()) {
             return;
         }
         let sound = Sound {

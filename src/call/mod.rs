@@ -17,8 +17,14 @@
 mod announce_count;
 mod answer;
 mod api;
+mod dial_order;
+mod dial_targets;
+mod dialout;
+#[cfg(test)]
+mod dialout_tests;
 pub mod dtmf_relay;
 mod flow;
+mod focus;
 mod live;
 mod members;
 pub mod output;
@@ -29,4 +35,4 @@ mod shell;
 mod tests;
 
 pub use plane::{CallPlane, Direction, Party, Settings};
-pub use shell::{ApiLink, Calls};
+pub use shell::{ApiLink, Calls, FocusLink};

@@ -5,12 +5,13 @@
 use std::net::SocketAddr;
 
 use crate::api::events::ConferenceEvent;
+use crate::api::service::EndpointResponse;
 use crate::api::webhooks::StatusHook;
 use crate::conference::document::ConferenceDoc;
 use crate::conference::settings::ConferencesConfig;
 use crate::media::leg::LegConfig;
 use crate::media::worker::{CallKey, Command, Target};
-use crate::sip::{Body, CallId};
+use crate::sip::{Body, CallId, Dial};
 
 pub enum Output {
     Sip(SipAction),
@@ -49,10 +50,18 @@ pub enum Output {
         id: String,
         hook: StatusHook,
     },
+    /// For the focus registry (cluster only); its answers come to
+    /// [`super::CallPlane::handle_focus`].
+    Focus(crate::cluster::registry::Request),
     /// The call is gone: its unused port pair and its recorded name can go too.
     Released {
         call: CallId,
         name_file: Option<String>,
+    },
+    /// Dial order `order` is decided: every endpoint joined or failed.
+    Dialed {
+        order: u64,
+        responses: Vec<EndpointResponse>,
     },
 }
 
@@ -74,6 +83,12 @@ pub enum SipAction {
         headers: Vec<(&'static str, String)>,
     },
     Bye {
+        call: CallId,
+    },
+    /// Place a call (its handle is [`Dial::call`]); its outcome comes back as SIP events.
+    Invite(Box<Dial>),
+    /// Give up a call we placed that is not answered yet.
+    Cancel {
         call: CallId,
     },
 }

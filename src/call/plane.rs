@@ -17,6 +17,7 @@ use crate::media::worker::{Attach, Command, Report};
 use crate::sdp::{MediaPolicy, SdpSession};
 use crate::sip::{Body, CallId, Event, NameAddr, TerminationReason};
 
+use super::dial_order::{Leg, Order};
 use super::live::Live;
 use super::output::{MediaCommand, Output, SipAction, StoreAnswer};
 
@@ -36,6 +37,10 @@ pub struct Settings {
     pub host: String,
     /// Conference recordings, a folder per account and conference.
     pub recordings: std::path::PathBuf,
+    /// Outbound legs one account may have ringing at once.
+    pub max_outbound: usize,
+    /// A conference is hosted only under its focus claim (`crate::cluster`).
+    pub cluster: bool,
 }
 
 /// Who placed or took the call.
@@ -122,6 +127,8 @@ pub(super) struct Call {
     pub config: ConferencesConfig,
     /// The caller's recorded name, deleted when the call ends.
     pub name_file: Option<String>,
+    /// The conference whose focus claim it relies on (cluster only).
+    pub focus: Option<ConfRef>,
 }
 
 pub(super) enum Stage {
@@ -140,8 +147,9 @@ pub(super) struct Answering {
     pub party: Party,
     pub number: String,
     pub offer: Option<Body>,
-    /// Routed, waiting for its port pair.
+    /// Routed, waiting for its port pair (and in a cluster, its conference's claim).
     pub setup: Option<Box<FlowSetup>>,
+    pub focus: Option<ConfRef>,
 }
 
 /// The flow of one call and what it has in flight.
@@ -175,6 +183,11 @@ pub struct CallPlane {
     pub(super) conference_recordings: HashMap<ConfRef, u64>,
     /// Store requests in flight.
     pub(super) lookups: HashMap<u64, (CallId, Lookup)>,
+    /// Dial orders in progress, and the legs they placed that have not joined yet.
+    pub(super) orders: HashMap<u64, Order>,
+    pub(super) legs: HashMap<CallId, Leg>,
+    /// Focus claims held or asked for (cluster only).
+    pub(super) claims: HashMap<ConfRef, super::focus::Claim>,
     outputs: VecDeque<Output>,
     next_id: u64,
 }
@@ -192,6 +205,9 @@ impl CallPlane {
             moving: HashMap::new(),
             conference_recordings: HashMap::new(),
             lookups: HashMap::new(),
+            orders: HashMap::new(),
+            legs: HashMap::new(),
+            claims: HashMap::new(),
             outputs: VecDeque::new(),
             next_id: 1,
         }
@@ -233,6 +249,11 @@ impl CallPlane {
             }
             Event::Bye { call } => self.end(call, "caller hung up", now),
             Event::Cancelled { call } => self.end(call, "caller cancelled", now),
+            Event::Terminated { call, .. }
+                if self.is_leg(call) && !self.calls.contains_key(&call) =>
+            {
+                self.leg_failed(call, "NORMAL_TEMPORARY_FAILURE", true);
+            }
             Event::Terminated { call, reason } => {
                 let why = match reason {
                     TerminationReason::AckTimeout => "no ACK",
@@ -242,17 +263,19 @@ impl CallPlane {
                 };
                 self.end(call, why, now);
             }
-            // Dial-out outcomes: no dial-out yet.
-            Event::Response { .. }
-            | Event::Progress { .. }
-            | Event::Answered { .. }
-            | Event::Rejected { .. } => {}
+            Event::Answered { call, body } => self.on_dial_answered(call, body, now),
+            Event::Rejected { call, status } => self.on_dial_rejected(call, status),
+            // Ringing, and answers to in-dialog requests: nothing to do.
+            Event::Response { .. } | Event::Progress { .. } => {}
         }
     }
 
     pub fn handle_report(&mut self, r: Report, now: Instant) {
         match r {
-            Report::Joined { call, member } => self.on_joined(CallId(call), member.0, now),
+            Report::Joined { call, member } => {
+                self.on_joined(CallId(call), member.0, now);
+                self.on_dial_joined(CallId(call));
+            }
             Report::JoinFailed { call, reason } => {
                 // The flow checks capacity (with its prompt) first; this is a join that raced
                 // past it, or a media failure.
@@ -325,7 +348,7 @@ impl CallPlane {
                 .filter_map(|m| m.controls.poll_timeout())
                 .chain(l.ending_at)
         });
-        flows.chain(confs).min()
+        flows.chain(confs).chain(self.dial_timeout()).min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -342,6 +365,7 @@ impl CallPlane {
             self.with_flow(call, now, |f, now| f.handle_timeout(now));
         }
         self.conference_timers(now);
+        self.dial_timers(now);
     }
 
     /// Shutdown: hangs up every call, answered or not.
@@ -351,6 +375,7 @@ impl CallPlane {
         for call in calls {
             self.hang_up(call, now);
         }
+        self.cancel_dials(now);
         let unanswered: Vec<CallId> = self.answering.keys().copied().collect();
         for call in unanswered {
             self.reject(call, 503, "Service Unavailable", Vec::new());
@@ -359,7 +384,7 @@ impl CallPlane {
 
     /// No call left.
     pub fn is_idle(&self) -> bool {
-        self.calls.is_empty() && self.answering.is_empty()
+        self.calls.is_empty() && self.answering.is_empty() && self.legs.is_empty()
     }
 
     /// Running conferences and their members, for the gauges.
@@ -431,9 +456,12 @@ impl CallPlane {
 
     /// Forgets a call the SIP side has ended and takes it out of its conference.
     pub(super) fn end(&mut self, call: CallId, why: &str, now: Instant) {
+        // A dialed leg that answered but never joined fails its endpoint.
+        self.leg_failed(call, "NORMAL_CLEARING", false);
         if let Some(a) = self.answering.remove(&call) {
             tracing::info!(call = %a.party.sip_call_id, "{why}");
             self.lookups.retain(|_, (owner, _)| *owner != call);
+            self.unfocus(a.focus);
             let name_file = None;
             return self.push(Output::Released { call, name_file });
         }
@@ -456,6 +484,7 @@ impl CallPlane {
         self.moving.remove(&call);
         self.playbacks.retain(|_, owner| *owner != call);
         self.recordings.retain(|_, owner| *owner != call);
+        self.unfocus(c.focus);
         let name_file = c.name_file;
         self.push(Output::Released { call, name_file });
     }
@@ -483,8 +512,9 @@ impl CallPlane {
             reason,
             headers,
         });
-        if self.answering.remove(&call).is_some() {
+        if let Some(a) = self.answering.remove(&call) {
             self.lookups.retain(|_, (owner, _)| *owner != call);
+            self.unfocus(a.focus);
             let name_file = None;
             self.push(Output::Released { call, name_file });
         }

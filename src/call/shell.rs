@@ -16,9 +16,12 @@ use tokio::sync::{broadcast, mpsc};
 use crate::api::events::ConferenceEvent;
 use crate::api::metrics::Metrics;
 use crate::api::service::{
-    self as svc, ConfRef, ConferenceAction, ParticipantAction, RecordAction, Request, ServiceError,
+    self as svc, ConfRef, ConferenceAction, DialArgs, EndpointResponse, ParticipantAction,
+    RecordAction, Reply, Request, ServiceError,
 };
 use crate::api::webhooks::Webhooks;
+use crate::cluster::focus::Event as FocusEvent;
+use crate::cluster::registry as focus_registry;
 use crate::config::Config;
 use crate::documents::{DEFAULT_REALM, Kind, Owner, sip_key};
 use crate::media::ports::{PortPool, RtpSockets};
@@ -29,7 +32,10 @@ use crate::sounds::{Refused, Scope, Sounds};
 use crate::storage::Uploads;
 use crate::store::{DocumentWrite, Store, StoreError};
 
+use super::answer::adhoc_doc;
 use super::api::recording_dir;
+use super::dial_order::DialOrder;
+use super::dial_targets;
 use super::output::{Caller, MediaCommand, Output, SipAction, Sound, StoreAnswer, StoreQuery};
 use super::plane::{CallPlane, Settings};
 
@@ -43,6 +49,14 @@ pub struct ApiLink {
     pub metrics: Arc<Metrics>,
     /// Conference recordings, a folder per conference.
     pub recordings: PathBuf,
+}
+
+/// Outbound legs one account may have ringing at once (each holds an RTP port pair).
+const MAX_OUTBOUND_PER_ACCOUNT: usize = 64;
+/// The focus registry task's ends (`crate::cluster::registry`), in a cluster.
+pub struct FocusLink {
+    pub requests: mpsc::Sender<focus_registry::Request>,
+    pub events: mpsc::Receiver<FocusEvent>,
 }
 
 pub struct Calls {
@@ -66,6 +80,12 @@ pub struct Calls {
         mpsc::Sender<PlayFailure>,
         Option<mpsc::Receiver<PlayFailure>>,
     ),
+    /// API dial requests waiting for their order's outcome (bounded: every waiting order
+    /// holds at least one ringing leg).
+    dials: HashMap<u64, Reply<Vec<EndpointResponse>>>,
+    /// Requests to the focus registry; its events are taken by [`Calls::run`].
+    registry: Option<mpsc::Sender<focus_registry::Request>>,
+    focus_events: Option<mpsc::Receiver<FocusEvent>>,
 }
 
 /// A played sound that could not be had: where it played, which, and why.
@@ -82,6 +102,7 @@ impl Calls {
         store: Arc<dyn Store>,
         names: PathBuf,
         api: ApiLink,
+        focus: Option<FocusLink>,
     ) -> Self {
         let ip = config.sip.listen.ip();
         let settings = Settings {
@@ -98,6 +119,8 @@ impl Calls {
             limits: config.rtp.leg_limits(),
             host: ip.to_string(),
             recordings: api.recordings.clone(),
+            max_outbound: MAX_OUTBOUND_PER_ACCOUNT,
+            cluster: focus.is_some(),
         };
         Calls {
             plane: CallPlane::new(settings, Instant::now(), SystemTime::now()),
@@ -120,6 +143,9 @@ impl Calls {
                 let (tx, rx) = mpsc::channel(FAILURES);
                 (tx, Some(rx))
             },
+            dials: HashMap::new(),
+            registry: focus.as_ref().map(|f| f.requests.clone()),
+            focus_events: focus.map(|f| f.events),
         }
     }
 
@@ -134,6 +160,7 @@ impl Calls {
     ) {
         tokio::pin!(shutdown);
         let mut failures = self.failures.1.take().expect("run once");
+        let mut focus_events = self.focus_events.take();
         loop {
             let timer = self.plane.poll_timeout();
             let far = Instant::now() + Duration::from_secs(86_400);
@@ -152,6 +179,7 @@ impl Calls {
                 Some((target, media, error)) = failures.recv() => {
                     self.plane.handle_play_failed(target, media, error, Instant::now());
                 }
+                Some(e) = recv_some(&mut focus_events) => self.plane.handle_focus(e, Instant::now()),
                 () = sleep, if timer.is_some() => self.plane.handle_timeout(Instant::now()),
                 () = &mut shutdown => break,
             }
@@ -222,6 +250,12 @@ impl Calls {
                 Output::Hook { account, id, hook } => {
                     self.api.webhooks.set(&account, &id, Some(hook));
                 }
+                Output::Dialed { order, responses } => {
+                    if let Some(reply) = self.dials.remove(&order) {
+                        let _ = reply.send(Ok(responses));
+                    }
+                }
+                Output::Focus(request) => self.ask_registry(request),
                 Output::Released { call, name_file } => {
                     self.sockets.remove(&call);
                     if let Some(path) = name_file {
@@ -235,6 +269,20 @@ impl Calls {
         let m = &self.api.metrics;
         m.conferences.store(conferences as u64, Ordering::Relaxed);
         m.members.store(members as u64, Ordering::Relaxed);
+    }
+
+    /// Passes a request to the focus registry; a claim it cannot take now (its queue is
+    /// full) is refused at once, and a release it cannot take lapses with its TTL.
+    fn ask_registry(&mut self, request: focus_registry::Request) {
+        let Some(registry) = &self.registry else {
+            return;
+        };
+        if let Err(e) = registry.try_send(request)
+            && let focus_registry::Request::Claim { conf, .. } = e.into_inner()
+        {
+            let refused = FocusEvent::Unavailable(conf);
+            self.plane.handle_focus(refused, Instant::now());
+        }
     }
 
     fn command(&mut self, worker: usize, command: MediaCommand) {
@@ -490,7 +538,41 @@ impl Calls {
                 let found = path.is_file().then_some(path);
                 let _ = reply.send(found.ok_or(ServiceError::NotFound(name)));
             }
+            Request::Dial { conf, dial, reply } => match self.dial_order(conf, dial) {
+                Ok(order) => {
+                    let id = self.plane.dial(order, now);
+                    self.dials.insert(id, reply);
+                }
+                Err(e) => drop(reply.send(Err(e))),
+            },
         }
+    }
+
+    /// A dial with its endpoints resolved, and the document and config the conference
+    /// opens with if the first answer finds it closed.
+    fn dial_order(&self, conf: ConfRef, dial: DialArgs) -> Result<DialOrder, ServiceError> {
+        let endpoints = dial_targets::resolve(&*self.store, &conf, &dial, SystemTime::now())?;
+        let doc = match self.store.get_conference(&conf.account, &conf.id) {
+            Ok(c) => c.doc,
+            Err(StoreError::NotFound(_)) => adhoc_doc(&conf.id),
+            Err(e) => return Err(store_error(e)),
+        };
+        let config = self
+            .store
+            .conferences_config(&conf.account)
+            .map_err(store_error)?;
+        let name = doc.name().unwrap_or(&conf.id).to_string();
+        Ok(DialOrder {
+            caller_id_name: dial.caller_id_name.unwrap_or(name),
+            caller_id_number: dial.caller_id_number.unwrap_or_else(|| "conference".into()),
+            conf,
+            doc,
+            config,
+            endpoints,
+            timeout: dial.timeout,
+            flags: dial.flags,
+            outbound_call_id: dial.outbound_call_id,
+        })
     }
 
     /// What a conference action needs from the world first: its media checked, its
@@ -568,6 +650,14 @@ impl Calls {
     }
 }
 
+/// The next message of a channel that may be absent (then never).
+async fn recv_some<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Sends a SIP action through the SIP task (only the handle is borrowed across the await:
 /// the plane's queued outputs need not be `Sync`).
 async fn send_sip(sip: &SipHandle, action: SipAction) {
@@ -594,6 +684,8 @@ async fn send_sip(sip: &SipHandle, action: SipAction) {
             headers,
         } => sip.reject(call, reinvite, status, reason, headers).await,
         SipAction::Bye { call } => sip.bye(call).await,
+        SipAction::Invite(dial) => sip.invite(*dial).await.map(drop),
+        SipAction::Cancel { call } => sip.cancel(call).await,
     };
     if let Err(e) = result {
         tracing::debug!(error = ?e, "SIP");

@@ -12,7 +12,11 @@ use serde_json::{Value, json};
 use super::output::{Caller, MediaCommand, Output, SipAction, StoreAnswer, StoreQuery};
 use super::{CallPlane, Settings};
 use crate::api::events::EventName;
-use crate::api::service::{ConfRef, ParticipantAction, ServiceError, Target as Who};
+use crate::api::service::{
+    ConfRef, EndpointResponse, ParticipantAction, ServiceError, Target as Who,
+};
+use crate::cluster::focus::Event as FocusEvent;
+use crate::cluster::registry::Request as FocusRequest;
 use crate::conference::document::ConferenceDoc;
 use crate::conference::settings::ConferencesConfig;
 use crate::media::leg::LegLimits;
@@ -20,28 +24,32 @@ use crate::media::worker::{Command, Report};
 use crate::sdp::MediaPolicy;
 use crate::sip::{Body, CallId, Event, NameAddr};
 
-const ACCOUNT: &str = "acct";
+pub(super) const ACCOUNT: &str = "acct";
 
-struct Harness {
-    plane: CallPlane,
-    now: Instant,
+pub(super) struct Harness {
+    pub(super) plane: CallPlane,
+    pub(super) now: Instant,
     docs: Vec<(String, ConferenceDoc)>,
     ports_free: bool,
     /// Store requests are left unanswered (to cancel during routing).
     store_down: bool,
-    sip: Vec<SipAction>,
-    media: Vec<&'static str>,
+    pub(super) sip: Vec<SipAction>,
+    pub(super) media: Vec<&'static str>,
     played: Vec<Vec<String>>,
-    events: Vec<EventName>,
-    released: Vec<CallId>,
     /// The store's kept `play_name` media for the caller.
     kept_name: Option<String>,
     /// Relate commands sent: (a, b, a hears b, b hears a).
     relations: Vec<(u64, u64, bool, bool)>,
+    pub(super) events: Vec<EventName>,
+    pub(super) released: Vec<CallId>,
+    /// Answers to dial orders, by order.
+    pub(super) dialed: Vec<(u64, Vec<EndpointResponse>)>,
+    /// Requests to the focus registry (cluster).
+    focus: Vec<FocusRequest>,
 }
 
 impl Harness {
-    fn new(docs: Vec<(&str, Value)>) -> Self {
+    pub(super) fn new(docs: Vec<(&str, Value)>) -> Self {
         let settings = Settings {
             account: ACCOUNT.into(),
             adhoc: false,
@@ -51,6 +59,8 @@ impl Harness {
             limits: LegLimits::default(),
             host: "127.0.0.1".into(),
             recordings: "/nonexistent".into(),
+            max_outbound: 4,
+            cluster: false,
         };
         let now = Instant::now();
         let docs = docs
@@ -70,11 +80,25 @@ impl Harness {
             released: Vec::new(),
             kept_name: None,
             relations: Vec::new(),
+            dialed: Vec::new(),
+            focus: Vec::new(),
         }
     }
 
+    /// A node of a cluster: conferences are hosted under their focus claim.
+    fn clustered(docs: Vec<(&str, Value)>) -> Self {
+        let mut h = Harness::new(docs);
+        h.plane.settings.cluster = true;
+        h
+    }
+
+    fn focus_event(&mut self, event: FocusEvent) {
+        self.plane.handle_focus(event, self.now);
+        self.run();
+    }
+
     /// Carries out every output, as the shell would.
-    fn run(&mut self) {
+    pub(super) fn run(&mut self) {
         while let Some(output) = self.plane.poll_output() {
             match output {
                 Output::Sip(action) => self.sip.push(action),
@@ -98,6 +122,8 @@ impl Harness {
                 }
                 Output::Event(e) => self.events.push(e.name),
                 Output::Released { call, .. } => self.released.push(call),
+                Output::Dialed { order, responses } => self.dialed.push((order, responses)),
+                Output::Focus(request) => self.focus.push(request),
                 Output::Prefetch { .. } | Output::Hook { .. } => {}
             }
         }
@@ -139,7 +165,7 @@ impl Harness {
         }
     }
 
-    fn sip_event(&mut self, ev: Event) {
+    pub(super) fn sip_event(&mut self, ev: Event) {
         self.plane.handle_sip(ev, self.now);
         self.run();
     }
@@ -150,7 +176,7 @@ impl Harness {
     }
 
     /// An INVITE with an SDP offer to `number`, then its ACK.
-    fn call(&mut self, n: u64, number: &str) -> CallId {
+    pub(super) fn call(&mut self, n: u64, number: &str) -> CallId {
         let call = CallId(n);
         self.sip_event(invite(call, number));
         self.sip_event(Event::Ack { call, body: None });
@@ -167,7 +193,7 @@ impl Harness {
     }
 
     /// Moves the virtual clock on, firing every timer due on the way.
-    fn advance(&mut self, by: Duration) {
+    pub(super) fn advance(&mut self, by: Duration) {
         let end = self.now + by;
         while let Some(t) = self.plane.poll_timeout().filter(|&t| t <= end) {
             self.now = self.now.max(t);
@@ -178,7 +204,7 @@ impl Harness {
     }
 
     /// The worker confirms the join with member id `member`.
-    fn joined(&mut self, call: CallId, member: u32) {
+    pub(super) fn joined(&mut self, call: CallId, member: u32) {
         self.report(Report::Joined {
             call: call.0,
             member: MemberId(member),
@@ -190,12 +216,12 @@ impl Harness {
             .iter()
             .map(|a| match a {
                 SipAction::Respond { status, .. } | SipAction::Reject { status, .. } => *status,
-                SipAction::Bye { .. } => 0,
+                SipAction::Bye { .. } | SipAction::Invite(_) | SipAction::Cancel { .. } => 0,
             })
             .collect()
     }
 
-    fn byes(&self) -> usize {
+    pub(super) fn byes(&self) -> usize {
         self.sip
             .iter()
             .filter(|a| matches!(a, SipAction::Bye { .. }))
@@ -259,7 +285,7 @@ fn command_name(c: &Command) -> &'static str {
 }
 
 /// A conference reached at 1000 with no PIN, and one at 2000 with member PIN 1234.
-fn conferences() -> Vec<(&'static str, Value)> {
+pub(super) fn conferences() -> Vec<(&'static str, Value)> {
     vec![
         (
             "open",
@@ -517,5 +543,103 @@ fn a_speak_only_to_member_is_heard_only_by_the_tagged_ones() {
         h.relations,
         [(3, 1, false, false)],
         "the two untagged members do not hear each other; the coach hears both"
+    );
+}
+
+fn open_conf() -> ConfRef {
+    ConfRef {
+        account: ACCOUNT.into(),
+        id: "open".into(),
+    }
+}
+
+#[test]
+fn in_a_cluster_callers_are_answered_once_the_claim_is_granted_and_the_last_releases_it() {
+    let mut h = Harness::clustered(conferences());
+    h.sip_event(invite(CallId(1), "1000"));
+    h.sip_event(invite(CallId(2), "1000"));
+    assert_eq!(h.statuses(), [] as [u16; 0], "no answer before the claim");
+    let claim = FocusRequest::Claim {
+        conf: open_conf(),
+        numbers: vec!["1000".into()],
+    };
+    assert_eq!(h.focus, [claim], "one claim for both callers");
+    h.focus_event(FocusEvent::Granted(open_conf()));
+    assert_eq!(h.statuses(), [200, 200]);
+    for call in [CallId(1), CallId(2)] {
+        h.sip_event(Event::Ack { call, body: None });
+    }
+    h.sip_event(Event::Bye { call: CallId(1) });
+    assert_eq!(h.focus.len(), 1, "still needed by the second caller");
+    h.sip_event(Event::Bye { call: CallId(2) });
+    assert_eq!(h.focus[1], FocusRequest::Release(open_conf()));
+    h.sip_event(invite(CallId(3), "1000"));
+    assert!(
+        matches!(h.focus[2], FocusRequest::Claim { .. }),
+        "claimed again"
+    );
+}
+
+#[test]
+fn in_a_cluster_a_room_hosted_elsewhere_or_unclaimable_is_refused_with_503() {
+    let mut h = Harness::clustered(conferences());
+    h.sip_event(invite(CallId(1), "1000"));
+    let holder = "node2".to_string();
+    h.focus_event(FocusEvent::Refused {
+        conf: open_conf(),
+        holder,
+    });
+    h.sip_event(invite(CallId(2), "1000"));
+    h.focus_event(FocusEvent::Unavailable(open_conf()));
+    let retry: Vec<_> = h
+        .sip
+        .iter()
+        .filter_map(|a| match a {
+            SipAction::Reject {
+                status: 503,
+                headers,
+                ..
+            } => Some(headers.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        retry,
+        [
+            vec![("Retry-After", "1".to_string())],
+            vec![("Retry-After", "5".to_string())]
+        ]
+    );
+    assert_eq!(h.released, [CallId(1), CallId(2)]);
+    assert_eq!(
+        h.focus.len(),
+        2,
+        "a claim each, no release of what was never held"
+    );
+    assert!(h.plane.is_idle());
+}
+
+#[test]
+fn in_a_cluster_a_lost_claim_ends_the_room_with_byes() {
+    let mut h = Harness::clustered(conferences());
+    h.sip_event(invite(CallId(1), "1000"));
+    h.focus_event(FocusEvent::Granted(open_conf()));
+    h.sip_event(Event::Ack {
+        call: CallId(1),
+        body: None,
+    });
+    h.joined(CallId(1), 1);
+    assert_eq!(h.plane.gauges(), (1, 1));
+    let holder = "node3".to_string();
+    h.focus_event(FocusEvent::Lost {
+        conf: open_conf(),
+        holder,
+    });
+    assert_eq!(h.byes(), 1);
+    assert_eq!(h.plane.gauges(), (0, 0));
+    assert_eq!(
+        h.focus.len(),
+        1,
+        "nothing to release: another node holds it"
     );
 }

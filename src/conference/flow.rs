@@ -117,6 +117,8 @@ pub struct JoinFlags {
     pub endconf: bool,
     /// Digits go to the others instead of the caller controls.
     pub dist_dtmf: bool,
+    /// No hold music while alone (a dialed leg's `disable_moh`).
+    pub nomoh: bool,
 }
 
 impl JoinFlags {
@@ -664,6 +666,7 @@ pub fn join_decision(
             moderator: role == Role::Moderator,
             endconf: doc.end_conference_on_exit(role),
             dist_dtmf: doc.distribute_dtmf(role),
+            nomoh: false,
         },
         entry_sounds,
         exit_sounds,
@@ -1435,7 +1438,8 @@ mod tests {
                 deaf: true,
                 moderator: true,
                 endconf: true,
-                dist_dtmf: true
+                dist_dtmf: true,
+                nomoh: false,
             }
         );
     }

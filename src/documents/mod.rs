@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 
 pub use callflow::MODULES;
 pub use device::{DEFAULT_REALM, sip_key};
+pub use resource::{Gateway, route as resource_route};
 
 /// A document kind and its collection under `/v2/accounts/{id}/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

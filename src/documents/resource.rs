@@ -86,3 +86,98 @@ fn validate(doc: &Map<String, Value>, errors: &mut ValidationErrors) {
         check_schema(gateway, GATEWAY, &at, errors);
     }
 }
+
+/// A gateway of a resource, as dialing uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gateway {
+    pub server: String,
+    pub port: u16,
+    /// `udp`, `tcp` or `tls`.
+    pub transport: String,
+    /// Credentials for the trunk's digest challenge (empty: none).
+    pub username: String,
+    pub password: String,
+    pub prefix: String,
+    pub suffix: String,
+}
+
+/// How an enabled resource takes `number`: its `weight_cost`, the number to send (the
+/// first capture group of the first rule that matches, else the whole number, as
+/// stepswitch does) and its enabled gateways in order. `None` when no rule matches (a
+/// resource without rules takes nothing).
+pub fn route(doc: &Map<String, Value>, number: &str) -> Option<(i64, String, Vec<Gateway>)> {
+    if doc.get("enabled") == Some(&Value::Bool(false)) {
+        return None;
+    }
+    let rules = doc.get("rules").and_then(Value::as_array)?;
+    let captured = rules.iter().filter_map(Value::as_str).find_map(|rule| {
+        let captures = regex_list::compile(rule).ok()?.captures(number)?;
+        let m = captures.get(1).or_else(|| captures.get(0))?;
+        Some(m.as_str().to_string())
+    })?;
+    let weight = doc.get("weight_cost").and_then(Value::as_i64).unwrap_or(50);
+    let text = |g: &Map<String, Value>, f: &str| {
+        g.get(f)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let gateways = doc
+        .get("gateways")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .filter(|g| g.get("enabled") != Some(&Value::Bool(false)))
+        .map(|g| Gateway {
+            server: text(g, "server"),
+            port: g
+                .get("port")
+                .and_then(Value::as_u64)
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(5060),
+            transport: g
+                .get("transport")
+                .and_then(Value::as_str)
+                .unwrap_or("udp")
+                .to_string(),
+            username: text(g, "username"),
+            password: text(g, "password"),
+            prefix: text(g, "prefix"),
+            suffix: text(g, "suffix"),
+        })
+        .collect();
+    Some((weight, captured, gateways))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_choose_and_capture_the_number_and_disabled_gateways_are_skipped() {
+        let doc = json!({
+            "name": "trunk",
+            "weight_cost": 10,
+            "rules": ["^\\+1(\\d{10})$", "^(\\d{4})$"],
+            "gateways": [
+                {"server": "10.0.0.1", "prefix": "9", "username": "u", "password": "p"},
+                {"server": "10.0.0.2", "enabled": false},
+                {"server": "10.0.0.3", "port": 5080},
+            ],
+        });
+        let doc = doc.as_object().unwrap();
+        let (weight, number, gateways) = route(doc, "+14155550000").unwrap();
+        assert_eq!((weight, number.as_str()), (10, "4155550000"));
+        let servers: Vec<_> = gateways
+            .iter()
+            .map(|g| (g.server.as_str(), g.port))
+            .collect();
+        assert_eq!(servers, [("10.0.0.1", 5060), ("10.0.0.3", 5080)]);
+        assert_eq!(gateways[0].prefix, "9");
+        assert_eq!(route(doc, "1234").unwrap().1, "1234");
+        assert_eq!(route(doc, "555"), None);
+        let no_rules = json!({"name": "x", "gateways": [{"server": "10.0.0.1"}]});
+        assert_eq!(route(no_rules.as_object().unwrap(), "1234"), None);
+    }
+}

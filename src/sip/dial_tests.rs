@@ -14,6 +14,9 @@ fn dial() -> Dial {
         to: None,
         headers: vec![("X-Room".into(), "7".into())],
         body: Some(sdp()),
+        call: None,
+        call_id: None,
+        auth: None,
     }
 }
 
@@ -246,4 +249,88 @@ fn callee_hangs_up_a_placed_call() {
     h.send(&bye);
     assert_eq!(first_lines(&h.out()), ["SIP/2.0 200 OK"]);
     assert_eq!(h.events(), [Event::Bye { call }]);
+}
+
+/// `response` with a challenge header.
+fn challenge(invite: &str, status: &str, header: &str) -> String {
+    response(invite, status, None).replacen(
+        "Content-Length",
+        &format!("{header}: Digest realm=\"trunk\", nonce=\"abc\", qop=\"auth\"\r\nContent-Length"),
+        1,
+    )
+}
+
+#[test]
+fn a_challenged_dial_out_retries_once_with_credentials() {
+    for (status, asks, answers) in [
+        ("401 Unauthorized", "WWW-Authenticate", "Authorization"),
+        (
+            "407 Proxy Authentication Required",
+            "Proxy-Authenticate",
+            "Proxy-Authorization",
+        ),
+    ] {
+        let mut h = Harness::new();
+        let auth = Some(DialAuth {
+            username: "trunkuser".into(),
+            password: "trunkpass".into(),
+        });
+        let call = h.ep.invite(h.now, Dial { auth, ..dial() });
+        let first = h.out().pop().expect("INVITE");
+        h.send(&challenge(&first, status, asks));
+        let sent = h.out();
+        assert_eq!(
+            first_lines(&sent),
+            [
+                "ACK sip:bob@127.0.0.1:5070 SIP/2.0",
+                "INVITE sip:bob@127.0.0.1:5070 SIP/2.0"
+            ]
+        );
+        assert!(h.events().is_empty(), "the challenge is not the outcome");
+        let retry = &sent[1];
+        assert_eq!(header(retry, "CSeq"), "2 INVITE");
+        assert_eq!(header(retry, "Call-ID"), header(&first, "Call-ID"));
+        assert_ne!(
+            header(retry, "Via"),
+            header(&first, "Via"),
+            "a new transaction"
+        );
+        let credentials = header(retry, answers);
+        assert!(
+            credentials.contains("username=\"trunkuser\""),
+            "{credentials}"
+        );
+        assert!(credentials.contains("realm=\"trunk\""), "{credentials}");
+        // A second challenge is the answer: no loop.
+        h.send(&challenge(retry, status, asks));
+        let code: u16 = status[..3].parse().unwrap();
+        assert_eq!(h.events(), [Event::Rejected { call, status: code }]);
+    }
+}
+
+#[test]
+fn a_challenge_without_credentials_is_a_rejection() {
+    let mut h = Harness::new();
+    let call = h.ep.invite(h.now, dial());
+    let invite = h.out().pop().expect("INVITE");
+    h.send(&challenge(&invite, "401 Unauthorized", "WWW-Authenticate"));
+    assert_eq!(
+        first_lines(&h.out()),
+        ["ACK sip:bob@127.0.0.1:5070 SIP/2.0"]
+    );
+    assert_eq!(h.events(), [Event::Rejected { call, status: 401 }]);
+}
+
+#[test]
+fn an_application_chosen_handle_and_call_id_are_used() {
+    let mut h = Harness::new();
+    let chosen = CallId(CallId::APP_BIT | 7);
+    let d = Dial {
+        call: Some(chosen),
+        call_id: Some("kazoo-leg-1".into()),
+        ..dial()
+    };
+    assert_eq!(h.ep.invite(h.now, d), chosen);
+    let invite = h.out().pop().expect("INVITE");
+    assert_eq!(header(&invite, "Call-ID"), "kazoo-leg-1");
 }

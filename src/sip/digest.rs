@@ -91,6 +91,48 @@ impl Proof<'_> {
     }
 }
 
+/// The client side (RFC 7616 §3.4, RFC 2617 §3.2.2): the credentials that answer one
+/// `WWW-Authenticate` / `Proxy-Authenticate` challenge for `method` on `uri`; `None` when
+/// the challenge is not Digest, names an algorithm we lack, or asks a qop other than `auth`.
+/// `cnonce` is the client's random token.
+pub fn answer(
+    challenge: &str,
+    username: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+    cnonce: &str,
+) -> Option<String> {
+    let p = params(challenge)?;
+    let algorithm = match p.get("algorithm") {
+        Some(a) => Algorithm::parse(a)?,
+        None => Algorithm::Md5,
+    };
+    let qop = match p.get("qop") {
+        None => None,
+        Some(list) => {
+            list.split(',')
+                .find(|q| q.trim().eq_ignore_ascii_case("auth"))?;
+            Some(("00000001", cnonce))
+        }
+    };
+    let (realm, nonce) = (p.get("realm")?, p.get("nonce")?);
+    let proof = Proof {
+        algorithm,
+        username,
+        realm,
+        method,
+        uri,
+        nonce,
+        qop_auth: qop,
+    };
+    let mut credentials = proof.credentials(password);
+    if let Some(opaque) = p.get("opaque") {
+        credentials += &format!(", opaque={}", quote(opaque));
+    }
+    Some(credentials)
+}
+
 /// A quoted-string (RFC 3261 §25.1): quotes and backslashes escaped.
 fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
@@ -502,6 +544,30 @@ mod tests {
             md5_only.check(t0, "INVITE", [sha.as_str()]),
             Outcome::Challenge { stale: false }
         );
+    }
+
+    #[test]
+    fn a_client_answer_passes_the_server_check() {
+        let mut server = server();
+        let now = Instant::now();
+        for challenge in server.challenges(now, false) {
+            let credentials = answer(&challenge, "alice", "s3cret", "INVITE", "sip:x@h", "c0ffee")
+                .expect("answerable");
+            let outcome = server.check(now, "INVITE", [credentials.as_str()]);
+            let alice = Outcome::Authorized {
+                username: "alice".into(),
+            };
+            assert_eq!(outcome, alice, "{challenge}");
+        }
+        let rfc2069 = r#"Digest realm="r", nonce="n""#;
+        let credentials = answer(rfc2069, "u", "p", "INVITE", "sip:x@h", "c").unwrap();
+        assert!(!credentials.contains("qop"), "{credentials}");
+        assert_eq!(
+            answer(r#"Basic realm="r""#, "u", "p", "INVITE", "sip:x@h", "c"),
+            None
+        );
+        let unknown = r#"Digest realm="r", nonce="n", algorithm=SHA-512-256"#;
+        assert_eq!(answer(unknown, "u", "p", "INVITE", "sip:x@h", "c"), None);
     }
 
     #[test]

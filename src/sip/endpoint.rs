@@ -15,6 +15,7 @@ use super::message::{
     uri_user,
 };
 use super::parse::{Defect, Framing, Message, StartLine, parse};
+use super::timer_map::{Deadline, TimerMap, oversized};
 use super::transaction::{ClientTx, Fire, ServerTx, Timers};
 
 mod api;
@@ -22,8 +23,8 @@ mod dial;
 mod incoming;
 pub(crate) mod register;
 pub use api::*;
-pub use dial::Dial;
 use dial::Outgoing;
+pub use dial::{Dial, DialAuth};
 
 /// Methods we implement, in the order advertised in Allow.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
@@ -31,7 +32,7 @@ pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
 pub const ACCEPT: &str = "application/sdp";
 
 /// Server transaction key (§17.2.3): branch + sent-by + method, ACK folded into INVITE.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct TxKey {
     branch: String,
     sent_by: String,
@@ -122,6 +123,12 @@ enum Purpose {
     Cancel,
 }
 
+impl Deadline for ServerEntry {
+    fn deadline(&self) -> Option<Instant> {
+        self.tx.next_timeout()
+    }
+}
+
 struct ClientEntry {
     tx: ClientTx,
     call: CallId,
@@ -130,12 +137,18 @@ struct ClientEntry {
     peer: Peer,
 }
 
+impl Deadline for ClientEntry {
+    fn deadline(&self) -> Option<Instant> {
+        self.tx.next_timeout()
+    }
+}
+
 pub struct Endpoint {
     config: EndpointConfig,
-    server: HashMap<TxKey, ServerEntry>,
+    server: TimerMap<TxKey, ServerEntry>,
     merges: HashMap<MergeKey, TxKey>,
-    client: HashMap<String, ClientEntry>,
-    outgoing: HashMap<String, Outgoing>,
+    client: TimerMap<String, ClientEntry>,
+    outgoing: TimerMap<String, Outgoing>,
     calls: HashMap<CallId, Call>,
     dialogs: HashMap<DialogKey, CallId>,
     transmits: VecDeque<Transmit>,
@@ -160,10 +173,10 @@ impl Endpoint {
         });
         Self {
             config,
-            server: HashMap::new(),
+            server: TimerMap::new(),
             merges: HashMap::new(),
-            client: HashMap::new(),
-            outgoing: HashMap::new(),
+            client: TimerMap::new(),
+            outgoing: TimerMap::new(),
             calls: HashMap::new(),
             dialogs: HashMap::new(),
             transmits: VecDeque::new(),
@@ -187,10 +200,12 @@ impl Endpoint {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let server = self.server.values().filter_map(|e| e.tx.next_timeout());
-        let client = self.client.values().filter_map(|e| e.tx.next_timeout());
-        let outgoing = self.outgoing.values().filter_map(|o| o.tx.next_timeout());
-        server.chain(client).chain(outgoing).min()
+        let maps = [
+            self.server.next_deadline(),
+            self.client.next_deadline(),
+            self.outgoing.next_deadline(),
+        ];
+        maps.into_iter().flatten().min()
     }
 
     /// One datagram (UDP) or one framed message (TCP, from [`super::Framer`]).
@@ -221,13 +236,13 @@ impl Endpoint {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.admission.sweep(now);
         let t = self.config.timers;
-        for key in due(&self.server, now, |e| e.tx.next_timeout()) {
+        for key in self.server.due(now) {
             self.fire_server(now, &key, &t);
         }
-        for branch in due(&self.client, now, |e| e.tx.next_timeout()) {
+        for branch in self.client.due(now) {
             self.fire_client(now, &branch, &t);
         }
-        for branch in due(&self.outgoing, now, |o| o.tx.next_timeout()) {
+        for branch in self.outgoing.due(now) {
             self.fire_outgoing(now, &branch);
         }
         self.release_memory();
@@ -439,7 +454,7 @@ impl Endpoint {
         body: Option<&Body>,
     ) {
         let t = self.config.timers;
-        let Some(e) = self.server.get_mut(key) else {
+        let Some(mut e) = self.server.get_mut(key) else {
             return;
         };
         extra.push(("Server", self.config.user_agent.clone()));
@@ -461,7 +476,7 @@ impl Endpoint {
     }
 
     fn fire_server(&mut self, now: Instant, key: &TxKey, t: &Timers) {
-        let Some(e) = self.server.get_mut(key) else {
+        let Some(mut e) = self.server.get_due(key) else {
             return;
         };
         match e.tx.fire(now, t) {
@@ -473,10 +488,11 @@ impl Endpoint {
             }),
             Fire::TimedOut | Fire::Finished => {
                 let (call, source) = (e.call, e.source);
-                if let Some(m) = e.merge.take() {
+                drop(e);
+                let merge = self.server.remove(key).and_then(|e| e.merge);
+                if let Some(m) = merge {
                     self.merges.remove(&m);
                 }
-                self.server.remove(key);
                 self.admission.closed(source);
                 self.ack_timeout(now, call);
             }
@@ -550,14 +566,15 @@ impl Endpoint {
             return self.outgoing_response(now, &resp, msg);
         }
         let t = self.config.timers;
-        let Some(e) = self.client.get_mut(&resp.branch) else {
+        let Some(mut e) = self.client.get_mut(&resp.branch) else {
             return;
         };
         if e.method != resp.cseq_method {
             return;
         }
         if let Some(status) = e.tx.on_response(now, &t, resp.code) {
-            let (call, event) = (e.call, final_event(e, Some(status)));
+            let (call, event) = (e.call, final_event(&e, Some(status)));
+            drop(e);
             self.events.extend(event);
             if status == 481 || status == 408 {
                 // §12.2.1.2: the dialog is gone on the other side.
@@ -569,7 +586,7 @@ impl Endpoint {
     }
 
     fn fire_client(&mut self, now: Instant, branch: &str, t: &Timers) {
-        let Some(e) = self.client.get_mut(branch) else {
+        let Some(mut e) = self.client.get_due(branch) else {
             return;
         };
         match e.tx.fire(now, t) {
@@ -580,11 +597,13 @@ impl Endpoint {
                 bytes,
             }),
             Fire::TimedOut => {
-                let event = final_event(e, None);
+                let event = final_event(&e, None);
+                drop(e);
                 self.events.extend(event);
                 self.client.remove(branch);
             }
             Fire::Finished => {
+                drop(e);
                 self.client.remove(branch);
             }
         }
@@ -606,7 +625,7 @@ impl Endpoint {
             self.reply(now, &p.key, 487, "Request Terminated", vec![], None);
         }
         if let Some((_, key)) = c.awaiting_ack
-            && let Some(e) = self.server.get_mut(&key)
+            && let Some(mut e) = self.server.get_mut(&key)
         {
             e.tx.ack(now, &self.config.timers);
         }
@@ -614,9 +633,10 @@ impl Endpoint {
 
     /// Gives memory back after a flood: maps and queues keep their largest capacity otherwise.
     fn release_memory(&mut self) {
-        shrink(&mut self.server);
+        self.server.shrink();
         shrink(&mut self.merges);
-        shrink(&mut self.client);
+        self.client.shrink();
+        self.outgoing.shrink();
         shrink(&mut self.calls);
         shrink(&mut self.dialogs);
         if oversized(self.transmits.len(), self.transmits.capacity()) {
@@ -716,20 +736,4 @@ fn shrink<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
     if oversized(map.len(), map.capacity()) {
         map.shrink_to_fit();
     }
-}
-
-fn oversized(len: usize, capacity: usize) -> bool {
-    capacity > 64 && len < capacity / 4
-}
-
-/// The keys of `map` whose timer is due by `now`.
-fn due<K: Clone + Eq + std::hash::Hash, V>(
-    map: &std::collections::HashMap<K, V>,
-    now: Instant,
-    timer: impl Fn(&V) -> Option<Instant>,
-) -> Vec<K> {
-    map.iter()
-        .filter(|(_, v)| timer(v).is_some_and(|at| at <= now))
-        .map(|(k, _)| k.clone())
-        .collect()
 }

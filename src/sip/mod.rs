@@ -43,6 +43,7 @@ pub mod framer;
 pub mod log_limit;
 pub mod message;
 pub mod parse;
+pub mod timer_map;
 pub mod transaction;
 pub mod transport;
 
@@ -58,7 +59,7 @@ mod register_tests;
 mod torture_tests;
 
 pub use endpoint::{
-    CallId, ConnId, Dial, DialInAuth, Endpoint, EndpointConfig, Event, IncomingRegister,
+    CallId, ConnId, Dial, DialAuth, DialInAuth, Endpoint, EndpointConfig, Event, IncomingRegister,
     RegisterId, RequestId, SipError, TerminationReason, Transmit, Transport,
 };
 pub use framer::{FrameError, Framer};

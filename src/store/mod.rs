@@ -193,6 +193,10 @@ pub trait Store: Send + Sync {
     /// Every device's stored bindings, expired ones included (the registrar drops them).
     fn bindings(&self) -> Result<Vec<(DeviceRef, Vec<Binding>)>, StoreError>;
 
+    /// One device's stored bindings, expired ones included (what dialing it rings: the
+    /// registrar stores a binding before the phone hears its 200).
+    fn device_bindings(&self, device: &DeviceRef) -> Result<Vec<Binding>, StoreError>;
+
     /// The account's `conferences` config over the system's.
     fn conferences_config(&self, account: &str) -> Result<ConferencesConfig, StoreError> {
         Ok(ConferencesConfig::new(

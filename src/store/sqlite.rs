@@ -301,6 +301,10 @@ impl Store for SqliteStore {
     fn bindings(&self) -> Result<Vec<(DeviceRef, Vec<Binding>)>, StoreError> {
         registrations::all(&self.lock())
     }
+
+    fn device_bindings(&self, device: &DeviceRef) -> Result<Vec<Binding>, StoreError> {
+        registrations::of(&self.lock(), device)
+    }
 }
 
 fn put_config(

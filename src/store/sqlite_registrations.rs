@@ -43,6 +43,16 @@ pub fn all(conn: &Connection) -> Result<Vec<(DeviceRef, Vec<Binding>)>, StoreErr
     .collect()
 }
 
+pub fn of(conn: &Connection, device: &DeviceRef) -> Result<Vec<Binding>, StoreError> {
+    let mut stmt = conn
+        .prepare("SELECT bindings FROM registrations WHERE account_id = ?1 AND device_id = ?2")?;
+    let mut rows = stmt.query(params![device.account, device.id])?;
+    match rows.next()? {
+        Some(row) => Ok(serde_json::from_str(&row.get::<_, String>(0)?)?),
+        None => Ok(Vec::new()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{SqliteStore, Store};
@@ -65,9 +75,14 @@ mod tests {
             .put_bindings(&device, &bindings)
             .unwrap();
         let s = SqliteStore::open(&path).unwrap();
-        assert_eq!(s.bindings().unwrap(), vec![(device.clone(), bindings)]);
+        assert_eq!(
+            s.bindings().unwrap(),
+            vec![(device.clone(), bindings.clone())]
+        );
+        assert_eq!(s.device_bindings(&device).unwrap(), bindings);
         s.put_bindings(&device, &[]).unwrap();
         assert!(s.bindings().unwrap().is_empty());
+        assert!(s.device_bindings(&device).unwrap().is_empty());
         drop(s);
         let _ = std::fs::remove_dir_all(&dir);
     }

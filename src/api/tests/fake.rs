@@ -1,8 +1,8 @@
 //! An in-memory control plane serving [`Request`]s, recording what it was asked.
 
 use super::super::service::{
-    ConfRef, Conference, ConferenceAction, Live, ParticipantAction, Recording, Relate, Request,
-    ServiceError, Target,
+    ConfRef, Conference, ConferenceAction, EndpointResponse, EndpointSpec, Live, ParticipantAction,
+    Recording, Relate, Request, ServiceError, Target,
 };
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -105,6 +105,24 @@ impl Fake {
                 };
                 s.seen.push(Seen::Participants(conf.id, target, action));
                 reply.send(result).is_ok()
+            }
+            Request::Dial { dial, reply, .. } => {
+                // Every endpoint answers, with a call id named after its position.
+                let responses = dial
+                    .endpoints
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| EndpointResponse {
+                        endpoint_id: match e {
+                            EndpointSpec::Id(s)
+                            | EndpointSpec::Uri(s)
+                            | EndpointSpec::Number(s) => s.clone(),
+                            EndpointSpec::Device(_) => String::new(),
+                        },
+                        outcome: Ok(format!("call-{i}")),
+                    })
+                    .collect();
+                reply.send(Ok(responses)).is_ok()
             }
             Request::Relate {
                 conf,

@@ -658,3 +658,26 @@ async fn lists_page_by_page_size_and_start_key_or_all_without_pagination() {
     assert_eq!(status, 400, "{bad}");
     assert!(bad["data"]["page_size"]["minimum"].is_object(), "{bad}");
 }
+
+#[tokio::test]
+async fn dial_answers_each_endpoint_in_kazoo_shape() {
+    let h = Harness::start().await;
+    let body =
+        json!({"action": "dial", "data": {"endpoints": ["sip:bob@127.0.0.1", "4155550000"]}});
+    let (status, body) = h.a("PUT", "/standup", Some(body)).await;
+    assert_eq!(status, 202, "{body}");
+    assert_envelope(&body);
+    assert_eq!(body["message"], "attempted dial");
+    let responses = &body["data"]["endpoint_responses"];
+    assert_eq!(responses[0]["status"], "success");
+    assert_eq!(responses[0]["message"], "dialing endpoints");
+    assert_eq!(responses[0]["endpoint_id"], "sip:bob@127.0.0.1");
+    assert_eq!(responses[1]["call_id"], "call-1");
+    // A bad argument never reaches the service.
+    let before = h.fake.state().requests;
+    let bad = json!({"action": "dial", "data": {"endpoints": "bob"}});
+    let (status, body) = h.a("PUT", "/standup", Some(bad)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["data"]["data.endpoints"]["type"].is_object(), "{body}");
+    assert_eq!(h.fake.state().requests, before);
+}

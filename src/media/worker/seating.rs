@@ -347,7 +347,8 @@ impl Worker {
     }
 }
 
-/// A call's sockets in the worker's I/O: the low bit tells RTCP from RTP.
+/// A call's sockets in the worker's I/O: the low bit tells RTCP from RTP (so call handles
+/// stay below 2^63, see [`crate::sip::CallId::APP_BIT`]).
 fn rtp_token(call: CallKey) -> Token {
     Token((call << 1) as usize)
 }

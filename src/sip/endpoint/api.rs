@@ -28,6 +28,13 @@ impl Transport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallId(pub u64);
 
+impl CallId {
+    /// Set in handles an application chooses for its dial-outs ([`crate::sip::Dial::call`]);
+    /// the endpoint counts its own from 1 and never reaches it. Not the top bit: the media
+    /// workers shift call handles left by one into their socket tokens.
+    pub const APP_BIT: u64 = 1 << 62;
+}
+
 impl std::fmt::Display for CallId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "call-{}", self.0)

@@ -102,7 +102,7 @@ impl Endpoint {
         if merged {
             return self.reply(now, &key, 482, "Loop Detected", vec![], None);
         }
-        if let (Some(m), Some(e)) = (merge, self.server.get_mut(&key)) {
+        if let (Some(m), Some(mut e)) = (merge, self.server.get_mut(&key)) {
             e.merge = Some(m.clone());
             self.merges.insert(m, key.clone());
         }
@@ -279,7 +279,7 @@ impl Endpoint {
                 }),
             },
         );
-        if let Some(e) = self.server.get_mut(&key) {
+        if let Some(mut e) = self.server.get_mut(&key) {
             e.call = Some(call);
         }
         self.reply(now, &key, 100, "Trying", vec![], None);
@@ -326,7 +326,7 @@ impl Endpoint {
             return self.reply(now, &key, 500, "CSeq Out Of Order", vec![], None);
         }
         c.peer = peer;
-        if let Some(e) = self.server.get_mut(&key) {
+        if let Some(mut e) = self.server.get_mut(&key) {
             e.call = Some(call);
         }
         match req.method.as_str() {
@@ -402,7 +402,7 @@ impl Endpoint {
 
     fn handle_ack(&mut self, now: Instant, key: &TxKey, req: Request) {
         let t = self.config.timers;
-        if let Some(e) = self.server.get_mut(key)
+        if let Some(mut e) = self.server.get_mut(key)
             && e.tx.final_status().is_some_and(|s| s >= 300)
         {
             e.tx.ack(now, &t);
@@ -422,7 +422,7 @@ impl Endpoint {
             self.admission.call_confirmed(a.source);
         }
         let bye = std::mem::take(&mut c.bye_after_ack);
-        if let Some(e) = self.server.get_mut(&invite) {
+        if let Some(mut e) = self.server.get_mut(&invite) {
             e.tx.ack(now, &t);
         }
         self.events.push_back(Event::Ack {

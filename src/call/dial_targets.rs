@@ -1,0 +1,268 @@
+//! What a `dial` rings (spec §7), read from the store: a device id rings the device's live
+//! registered contacts, a user id the contacts of every device the user owns, a `sip:` URI
+//! itself, an inline device its `sip.route` or, by its SIP username, the registered device,
+//! and a number the gateways of the carriers whose rules take it (the account's resources,
+//! then the system's; lower `weight_cost` first), one after the other. Errors are Kazoo's,
+//! on `data.endpoints.{i}`.
+//!
+//! Contacts are rung over UDP at their host, which must be an IP address: no DNS lookup
+//! runs on the call plane's task.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::SystemTime;
+
+use serde_json::{Map, Value, json};
+
+use crate::api::service::{ConfRef, DialArgs, EndpointSpec, ServiceError};
+use crate::documents::{DEFAULT_REALM, Gateway, Kind, Owner, resource_route, sip_key};
+use crate::registrar::DeviceRef;
+use crate::store::{Store, StoreError, StoredDocument};
+
+use super::dial_order::{Contact, Endpoint, MAX_LEGS_PER_ORDER, Ring};
+use crate::sip::DialAuth;
+
+/// The endpoints of `args`, each with what it rings.
+pub fn resolve(
+    store: &dyn Store,
+    conf: &ConfRef,
+    args: &DialArgs,
+    wall: SystemTime,
+) -> Result<Vec<Endpoint>, ServiceError> {
+    let account = conf.account.as_str();
+    let mut endpoints = Vec::new();
+    for (i, spec) in args.endpoints.iter().enumerate() {
+        let field = format!("data.endpoints.{i}");
+        let (id, contacts) = match spec {
+            EndpointSpec::Id(id) => (id.clone(), by_id(store, account, id, &field, wall)?),
+            EndpointSpec::Uri(uri) => (uri.clone(), vec![contact(uri, &field)?]),
+            EndpointSpec::Device(doc) => {
+                let id = doc.get("id").and_then(Value::as_str).unwrap_or_default();
+                (id.to_string(), inline_device(store, doc, &field, wall)?)
+            }
+            EndpointSpec::Number(number) => {
+                let contacts = gateways(store, account, number)?;
+                endpoints.push(Endpoint {
+                    id: number.clone(),
+                    contacts,
+                    ring: Ring::Failover,
+                });
+                continue;
+            }
+        };
+        let ring = Ring::Simultaneous;
+        endpoints.push(Endpoint { id, contacts, ring });
+    }
+    if endpoints.iter().all(|e| e.contacts.is_empty()) {
+        return Err(invalid(
+            "data.endpoints",
+            "minItems",
+            json!({"message": "No endpoint has a registered contact to ring", "target": 1}),
+        ));
+    }
+    Ok(endpoints)
+}
+
+/// A device's contacts, or a user's devices' contacts.
+fn by_id(
+    store: &dyn Store,
+    account: &str,
+    id: &str,
+    field: &str,
+    wall: SystemTime,
+) -> Result<Vec<Contact>, ServiceError> {
+    let owner = Owner::Account(account);
+    match store.get_document(owner, Kind::Device, id) {
+        Ok(device) => return device_contacts(store, account, &device, wall),
+        Err(StoreError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match store.get_document(owner, Kind::User, id) {
+        Ok(_) => {}
+        Err(StoreError::NotFound(_)) => {
+            let message = format!("ID {id} not found");
+            return Err(invalid(
+                field,
+                "not_found",
+                json!({"message": message, "value": id}),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let devices = store.find_documents(Kind::Device, "owner_id", id, Some(owner))?;
+    if devices.is_empty() {
+        let message = format!("user {id} has no devices");
+        return Err(invalid(
+            field,
+            "minItems",
+            json!({"message": message, "target": 1}),
+        ));
+    }
+    let mut contacts = Vec::new();
+    for (_, device) in devices {
+        contacts.extend(device_contacts(store, account, &device, wall)?);
+    }
+    contacts.truncate(MAX_LEGS_PER_ORDER);
+    Ok(contacts)
+}
+
+/// A device's live registered contacts, newest first; none when it is disabled.
+fn device_contacts(
+    store: &dyn Store,
+    account: &str,
+    device: &StoredDocument,
+    wall: SystemTime,
+) -> Result<Vec<Contact>, ServiceError> {
+    if device.doc.get("enabled") == Some(&Value::Bool(false)) {
+        return Ok(Vec::new());
+    }
+    let key = DeviceRef {
+        account: account.to_string(),
+        id: device.id.clone(),
+    };
+    let mut bindings = store.device_bindings(&key)?;
+    bindings.retain(|b| b.expires_at > wall);
+    bindings.reverse();
+    // A contact we cannot reach by UDP at an IP address is skipped, not an error: the
+    // phone chose it.
+    Ok(bindings
+        .iter()
+        .filter_map(|b| contact(&b.contact, "").ok())
+        .collect())
+}
+
+/// An inline device: its `sip.route`, else the registered device with its SIP username.
+fn inline_device(
+    store: &dyn Store,
+    doc: &Value,
+    field: &str,
+    wall: SystemTime,
+) -> Result<Vec<Contact>, ServiceError> {
+    let sip = doc.get("sip").and_then(Value::as_object);
+    let text = |f: &str| sip.and_then(|s| s.get(f)).and_then(Value::as_str);
+    if let Some(route) = text("route") {
+        return Ok(vec![contact(route, &format!("{field}.sip.route"))?]);
+    }
+    let Some(username) = text("username") else {
+        return Err(invalid(
+            &format!("{field}.sip.route"),
+            "required",
+            json!({"message": "An inline device needs sip.route or sip.username"}),
+        ));
+    };
+    let key = sip_key(username, text("realm").unwrap_or(DEFAULT_REALM));
+    let found = store.find_documents(Kind::Device, "sip.username", &key, None)?;
+    let Some((Some(account), device)) = found.into_iter().next() else {
+        let message = format!("device {username} not found");
+        return Err(invalid(
+            &format!("{field}.sip.username"),
+            "not_found",
+            json!({"message": message, "value": username}),
+        ));
+    };
+    device_contacts(store, &account, &device, wall)
+}
+
+/// The gateways that carry `number`, in the order they are tried.
+fn gateways(store: &dyn Store, account: &str, number: &str) -> Result<Vec<Contact>, ServiceError> {
+    let mut routes = Vec::new();
+    for owner in [Owner::Account(account), Owner::System] {
+        for resource in store.list_documents(owner, Kind::Resource)? {
+            routes.extend(resource_route(&resource.doc, number));
+        }
+    }
+    // Stable: at equal weight the account's own carriers come first.
+    routes.sort_by_key(|(weight, _, _)| *weight);
+    let contacts = routes.into_iter().flat_map(|(_, number, gateways)| {
+        gateways
+            .into_iter()
+            .filter_map(move |g| gateway_contact(&g, &number))
+    });
+    Ok(contacts.take(MAX_LEGS_PER_ORDER).collect())
+}
+
+/// `sip:{prefix}{number}{suffix}@{server}:{port}` over UDP, with the gateway's
+/// credentials; `None` (skipped, logged) for TCP/TLS or a server that is not an IP address.
+fn gateway_contact(g: &Gateway, number: &str) -> Option<Contact> {
+    let uri = format!(
+        "sip:{}{number}{}@{}:{}",
+        g.prefix, g.suffix, g.server, g.port
+    );
+    // The prefix and suffix land in our Request-URI: URI user characters only.
+    let user_safe = |s: &str| {
+        s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-_.*#".contains(c))
+    };
+    let reachable =
+        g.transport.eq_ignore_ascii_case("udp") && user_safe(&g.prefix) && user_safe(&g.suffix);
+    let Some(addr) = uri_addr(&uri).filter(|_| reachable) else {
+        tracing::warn!(server = %g.server, transport = %g.transport, "gateway skipped: UDP to an IP address, URI-safe prefix and suffix only");
+        return None;
+    };
+    let auth = (!g.username.is_empty()).then(|| DialAuth {
+        username: g.username.clone(),
+        password: g.password.clone(),
+    });
+    Some(Contact { uri, addr, auth })
+}
+
+/// Where `uri` (`sip:user@ip[:port][;params]`) rings: UDP to the IP and port (5060).
+pub fn contact(uri: &str, field: &str) -> Result<Contact, ServiceError> {
+    let addr = uri_addr(uri).ok_or_else(|| {
+        invalid(
+            field,
+            "format",
+            json!({"message": "Not a sip: URI with an IP address host", "value": uri}),
+        )
+    })?;
+    Ok(Contact {
+        uri: uri.to_string(),
+        addr,
+        auth: None,
+    })
+}
+
+fn uri_addr(uri: &str) -> Option<SocketAddr> {
+    let rest = uri.strip_prefix("sip:")?;
+    let rest = rest.split([';', '?']).next()?;
+    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    if let Some(v6) = hostport.strip_prefix('[') {
+        let (ip, after) = v6.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if after.is_empty() => 5060,
+            None => return None,
+        };
+        return Some(SocketAddr::new(ip.parse().ok()?, port));
+    }
+    let (host, port) = match hostport.split_once(':') {
+        Some((h, p)) => (h, p.parse().ok()?),
+        None => (hostport, 5060),
+    };
+    let ip: IpAddr = host.parse().ok()?;
+    Some(SocketAddr::new(ip, port))
+}
+
+fn invalid(field: &str, rule: &str, detail: Value) -> ServiceError {
+    let mut map = Map::new();
+    map.insert(field.to_string(), json!({ rule: detail }));
+    ServiceError::Validation(Value::Object(map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contacts_need_an_ip_host_and_default_to_5060() {
+        let at = |u| uri_addr(u).map(|a| a.to_string());
+        assert_eq!(
+            at("sip:1001@127.0.0.1:5062;transport=udp").as_deref(),
+            Some("127.0.0.1:5062")
+        );
+        assert_eq!(at("sip:bob@10.0.0.2").as_deref(), Some("10.0.0.2:5060"));
+        assert_eq!(at("sip:bob@[::1]:5070").as_deref(), Some("[::1]:5070"));
+        assert_eq!(at("sip:bob@example.com"), None);
+        assert_eq!(at("sip:bob@127.0.0.1:x"), None);
+        assert_eq!(at("tel:+1555"), None);
+    }
+}

@@ -1,0 +1,461 @@
+//! Calling out (issue 9, spec §7): the legs a `dial` order places into a conference.
+//!
+//! A [`DialOrder`] comes from the shell with its endpoints resolved to contacts (a device's
+//! registered contacts, a user's devices' contacts, a SIP URI, a number's gateways). The
+//! contacts of an endpoint ring at once, or a number's gateways one after the other (the
+//! next on 5xx or no answer). Each leg takes an RTP port pair, offers SDP in its INVITE, and
+//! on the 200 (the SIP endpoint has sent the ACK) its media enters the conference's worker
+//! and it joins with the order's flags, without prompts, lock or member limit. The first
+//! answer of an endpoint cancels its other contacts. An endpoint succeeds when the mixer
+//! confirms its leg's join (the `add-member` event) and fails with the hangup cause of its
+//! last leg, or `timeout` when none answered in time (its legs are cancelled then). Once
+//! every endpoint is decided, [`Output::Dialed`] carries the responses.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::api::service::EndpointResponse;
+use crate::conference::flow::join_decision;
+use crate::conference::vocabulary::Role;
+use crate::media::worker::Command;
+use crate::sdp::{Direction, SdpSession};
+use crate::sip::{Body, CallId, Dial, NameAddr, Transport};
+
+use super::dial_order::{Contact, DialOrder, MAX_LEGS_PER_ORDER, Ring};
+use super::dial_order::{Leg, LegState, Order};
+use super::output::{Output, Ports, SipAction};
+use super::plane::{Call, CallPlane, Direction as CallDirection, Party, Stage, is_sdp, sdp_body};
+
+/// The cause of a leg refused for lack of room (ports, the ringing bound).
+const CONGESTION: &str = "NORMAL_CIRCUIT_CONGESTION";
+
+/// How long past its deadline an order waits for the mixer to confirm a leg that answered.
+const JOIN_GRACE: Duration = Duration::from_secs(5);
+
+impl CallPlane {
+    /// Starts ringing `order`'s endpoints; [`Output::Dialed`] with the returned id answers
+    /// it (at once when nothing could ring).
+    pub fn dial(&mut self, order: DialOrder, now: Instant) -> u64 {
+        let id = self.new_id();
+        let from = format!(
+            "{} <sip:{}@{}>",
+            quoted(&order.caller_id_name),
+            order.caller_id_number,
+            self.settings.host
+        );
+        let account = order.conf.account.clone();
+        let mut given_call_id = order.outbound_call_id.clone();
+        let mut outcomes = Vec::new();
+        let mut next = Vec::new();
+        let mut legs = Vec::new();
+        for (i, endpoint) in order.endpoints.into_iter().enumerate() {
+            let cause = match endpoint.ring {
+                Ring::Simultaneous => "USER_NOT_REGISTERED",
+                Ring::Failover => "NO_ROUTE_DESTINATION",
+            };
+            let outcome = endpoint.contacts.is_empty().then(|| Err(cause.to_string()));
+            outcomes.push((endpoint.id, outcome));
+            let mut contacts = VecDeque::from(endpoint.contacts);
+            let now_ringing: Vec<Contact> = match endpoint.ring {
+                Ring::Simultaneous => contacts.drain(..).collect(),
+                Ring::Failover => contacts.pop_front().into_iter().collect(),
+            };
+            legs.extend(now_ringing.into_iter().map(|c| (i, c)));
+            next.push(contacts);
+        }
+        self.orders.insert(
+            id,
+            Order {
+                conf: order.conf,
+                doc: order.doc,
+                config: order.config,
+                flags: order.flags,
+                from,
+                deadline: now + order.timeout,
+                outcomes,
+                next,
+            },
+        );
+        for (n, (endpoint, contact)) in legs.into_iter().enumerate() {
+            if n >= MAX_LEGS_PER_ORDER {
+                tracing::warn!(%account, "dial: too many legs in one order");
+                self.leg_outcome(id, endpoint, Err(CONGESTION.into()));
+                continue;
+            }
+            let call_id = given_call_id.take();
+            self.place(id, endpoint, contact, call_id);
+        }
+        self.finish_order(id);
+        id
+    }
+
+    /// Places one leg of `order`'s `endpoint`: its port pair first, then the INVITE.
+    fn place(&mut self, order: u64, endpoint: usize, contact: Contact, call_id: Option<String>) {
+        let Some(account) = self.orders.get(&order).map(|o| o.conf.account.clone()) else {
+            return;
+        };
+        let ringing = self
+            .legs
+            .values()
+            .filter(|l| self.order_account(l) == Some(&account));
+        if ringing.count() >= self.settings.max_outbound {
+            tracing::warn!(%account, "dial: too many outbound legs");
+            return self.leg_outcome(order, endpoint, Err(CONGESTION.into()));
+        }
+        let call = CallId(CallId::APP_BIT | self.new_id());
+        let call_id = call_id.unwrap_or_else(|| random_call_id(call));
+        let leg = Leg {
+            order,
+            endpoint,
+            contact,
+            call_id,
+            state: LegState::Ports,
+        };
+        self.legs.insert(call, leg);
+        self.push(Output::AllocatePorts { call });
+    }
+
+    fn order_account(&self, leg: &Leg) -> Option<&String> {
+        self.orders.get(&leg.order).map(|o| &o.conf.account)
+    }
+
+    /// Whether `call` is a leg still being placed.
+    pub(super) fn is_leg(&self, call: CallId) -> bool {
+        self.legs.contains_key(&call)
+    }
+
+    /// A leg's port pair: the INVITE goes out with our offer.
+    pub(super) fn leg_ports(&mut self, call: CallId, ports: Ports) {
+        let local = match ports {
+            Ok(local) => local,
+            Err(e) => {
+                tracing::warn!(%call, error = %e, "dial: no RTP port");
+                return self.leg_failed(call, CONGESTION, true);
+            }
+        };
+        let Some(leg) = self.legs.get_mut(&call) else {
+            return;
+        };
+        let Some(from) = self.orders.get(&leg.order).map(|o| o.from.clone()) else {
+            return;
+        };
+        let mut sdp = SdpSession::new(self.settings.policy.clone(), local, random_u64());
+        let offer = sdp.offer(Direction::SendRecv);
+        leg.state = LegState::Ringing(Box::new(sdp));
+        tracing::info!(call = %leg.call_id, to = %leg.contact.uri, "dialing");
+        let dial = Dial {
+            target: leg.contact.uri.clone(),
+            to_addr: leg.contact.addr,
+            transport: Transport::Udp,
+            from,
+            to: None,
+            headers: Vec::new(),
+            body: Some(sdp_body(offer)),
+            call: Some(call),
+            call_id: Some(leg.call_id.clone()),
+            auth: leg.contact.auth.clone(),
+        };
+        self.sip(SipAction::Invite(Box::new(dial)));
+    }
+
+    /// The callee answered: media up, siblings cancelled, and the leg joins.
+    pub(super) fn on_dial_answered(&mut self, call: CallId, body: Option<Body>, now: Instant) {
+        let Some(leg) = self.legs.get_mut(&call) else {
+            // A leg given up (timeout, a sibling answered) whose 200 crossed our CANCEL.
+            self.sip(SipAction::Bye { call });
+            return;
+        };
+        let LegState::Ringing(sdp) = std::mem::replace(&mut leg.state, LegState::Joining) else {
+            return;
+        };
+        let (order, endpoint) = (leg.order, leg.endpoint);
+        let mut sdp = *sdp;
+        let answer = body
+            .filter(is_sdp)
+            .map(|b| String::from_utf8_lossy(&b.bytes).into_owned());
+        let neg = match answer.map(|a| sdp.accept_answer(&a)) {
+            Some(Ok(neg)) => neg,
+            other => {
+                tracing::info!(call = %leg.call_id, error = ?other.map(|r| r.err()), "dial: unusable SDP answer");
+                self.sip(SipAction::Bye { call });
+                return self.leg_failed(call, "INCOMPATIBLE_DESTINATION", false);
+            }
+        };
+        self.cancel_siblings(order, endpoint, call);
+        let Some(o) = self.orders.get(&order) else {
+            return;
+        };
+        let (conf, doc, config, flags) = (o.conf.clone(), o.doc.clone(), o.config.clone(), o.flags);
+        if flags.join_existing && !self.conferences.contains_key(&conf) {
+            tracing::info!(conference = %conf, "dial: join_existing, and the conference is not running");
+            self.sip(SipAction::Bye { call });
+            return self.leg_failed(call, "NO_ROUTE_DESTINATION", false);
+        }
+        let leg = &self.legs[&call];
+        let party = Party {
+            direction: CallDirection::Outbound,
+            sip_call_id: leg.call_id.clone(),
+            from: callee(&leg.contact.uri),
+            source: leg.contact.addr.ip(),
+            vars: Vec::new(),
+        };
+        let worker = self.worker_of(&conf.id);
+        self.calls.insert(
+            call,
+            Call {
+                party,
+                acked: true,
+                sdp,
+                worker,
+                rate: 8000,
+                stage: Stage::Member(conf.clone()),
+                config,
+                name_file: None,
+                // Set by `join` once the conference's claim covers the leg (cluster only).
+                focus: None,
+            },
+        );
+        self.start_media(call, &neg);
+        self.command(call, Command::Confirm { call: call.0 });
+        let role = if flags.moderator {
+            Role::Moderator
+        } else {
+            Role::Member
+        };
+        let mut decision = join_decision(&conf.id, &doc, role, Vec::new(), Vec::new(), None);
+        decision.flags.mute = flags.mute;
+        decision.flags.deaf = flags.deaf;
+        decision.flags.moderator = flags.moderator;
+        decision.flags.dist_dtmf = flags.distribute_dtmf;
+        decision.flags.nomoh = flags.disable_moh;
+        self.join(call, conf, decision, now);
+    }
+
+    /// The mixer took a dialed leg in: its endpoint succeeded.
+    pub(super) fn on_dial_joined(&mut self, call: CallId) {
+        if let Some(leg) = self.legs.remove(&call) {
+            self.leg_outcome(leg.order, leg.endpoint, Ok(leg.call_id));
+        }
+    }
+
+    /// A final failure of our INVITE (487 after our CANCEL, 408 when nobody answered).
+    pub(super) fn on_dial_rejected(&mut self, call: CallId, status: u16) {
+        tracing::info!(%call, status, "dial: rejected");
+        let fail_over = status == 408 || (500..600).contains(&status);
+        self.leg_failed(call, hangup_cause(status), fail_over);
+    }
+
+    /// A leg that will not join: its port pair goes, the next gateway rings if `fail_over`
+    /// and there is one, and its endpoint fails once it has no other leg left.
+    pub(super) fn leg_failed(&mut self, call: CallId, cause: &str, fail_over: bool) {
+        let Some(leg) = self.legs.remove(&call) else {
+            return;
+        };
+        if !self.calls.contains_key(&call) {
+            self.push(Output::Released {
+                call,
+                name_file: None,
+            });
+        }
+        let (order, endpoint) = (leg.order, leg.endpoint);
+        let next = self
+            .orders
+            .get_mut(&order)
+            .and_then(|o| o.next.get_mut(endpoint))
+            .and_then(|queue| {
+                if fail_over {
+                    queue.pop_front()
+                } else {
+                    queue.clear();
+                    None
+                }
+            });
+        if let Some(contact) = next {
+            tracing::info!(cause, to = %contact.uri, "dial: failing over");
+            return self.place(order, endpoint, contact, None);
+        }
+        let others = self
+            .legs
+            .values()
+            .any(|l| l.order == order && l.endpoint == endpoint);
+        if !others {
+            self.leg_outcome(order, endpoint, Err(cause.to_string()));
+        }
+    }
+
+    /// Cancels the endpoint's other legs: one of them answered.
+    fn cancel_siblings(&mut self, order: u64, endpoint: usize, answered: CallId) {
+        let siblings: Vec<CallId> = self
+            .legs
+            .iter()
+            .filter(|(c, l)| **c != answered && l.order == order && l.endpoint == endpoint)
+            .map(|(c, _)| *c)
+            .collect();
+        for call in siblings {
+            self.give_up(call);
+        }
+    }
+
+    /// Forgets a leg not answered yet, cancelling its INVITE.
+    fn give_up(&mut self, call: CallId) {
+        let Some(leg) = self.legs.remove(&call) else {
+            return;
+        };
+        if matches!(leg.state, LegState::Ringing(_)) {
+            self.sip(SipAction::Cancel { call });
+        }
+        self.push(Output::Released {
+            call,
+            name_file: None,
+        });
+    }
+
+    fn leg_outcome(&mut self, order: u64, endpoint: usize, outcome: Result<String, String>) {
+        let Some(slot) = self
+            .orders
+            .get_mut(&order)
+            .and_then(|o| o.outcomes.get_mut(endpoint))
+        else {
+            return;
+        };
+        if slot.1.is_none() {
+            slot.1 = Some(outcome);
+        }
+        self.finish_order(order);
+    }
+
+    /// Answers an order once every endpoint is decided.
+    fn finish_order(&mut self, order: u64) {
+        let done = self
+            .orders
+            .get(&order)
+            .is_some_and(|o| o.outcomes.iter().all(|(_, r)| r.is_some()));
+        if !done {
+            return;
+        }
+        let Some(o) = self.orders.remove(&order) else {
+            return;
+        };
+        let responses = o
+            .outcomes
+            .into_iter()
+            .map(|(endpoint_id, outcome)| EndpointResponse {
+                endpoint_id,
+                outcome: outcome.unwrap_or_else(|| Err("timeout".into())),
+            })
+            .collect();
+        self.push(Output::Dialed { order, responses });
+    }
+
+    /// The earliest ring deadline.
+    pub(super) fn dial_timeout(&self) -> Option<Instant> {
+        self.orders.values().map(|o| o.deadline).min()
+    }
+
+    /// Endpoints still ringing at their order's deadline fail with `timeout`.
+    pub(super) fn dial_timers(&mut self, now: Instant) {
+        let due: Vec<u64> = self
+            .orders
+            .iter()
+            .filter(|(_, o)| o.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for order in due {
+            self.expire(order, "timeout", now);
+        }
+    }
+
+    /// Shutdown: every ringing leg is cancelled and every order answered.
+    pub(super) fn cancel_dials(&mut self, now: Instant) {
+        let orders: Vec<u64> = self.orders.keys().copied().collect();
+        for order in orders {
+            self.expire(order, "NORMAL_CLEARING", now);
+        }
+    }
+
+    /// Gives up the order's unanswered legs; endpoints not decided yet fail with `cause`.
+    /// A leg that answered keeps going: the mixer's confirmation is on its way.
+    fn expire(&mut self, order: u64, cause: &str, now: Instant) {
+        let ringing: Vec<CallId> = self
+            .legs
+            .iter()
+            .filter(|(_, l)| l.order == order && !matches!(l.state, LegState::Joining))
+            .map(|(c, _)| *c)
+            .collect();
+        for call in ringing {
+            self.give_up(call);
+        }
+        let joining: Vec<usize> = self
+            .legs
+            .values()
+            .filter(|l| l.order == order)
+            .map(|l| l.endpoint)
+            .collect();
+        if let Some(o) = self.orders.get_mut(&order) {
+            o.next.iter_mut().for_each(VecDeque::clear);
+            o.deadline = now + JOIN_GRACE;
+            for (i, (_, outcome)) in o.outcomes.iter_mut().enumerate() {
+                if outcome.is_none() && !joining.contains(&i) {
+                    *outcome = Some(Err(cause.to_string()));
+                }
+            }
+        }
+        self.finish_order(order);
+    }
+}
+
+/// The callee as the participant shows it: the user and URI we rang.
+fn callee(uri: &str) -> NameAddr {
+    let user = uri
+        .trim_start_matches("sips:")
+        .trim_start_matches("sip:")
+        .split_once('@')
+        .map(|(u, _)| u.to_string());
+    NameAddr {
+        display_name: None,
+        uri: uri.to_string(),
+        user,
+        tag: None,
+    }
+}
+
+/// The Q.850 cause name FreeSWITCH (and so Kazoo) reports for a SIP final status
+/// (RFC 4497 / FreeSWITCH's `sofia_glue_sip_cause_to_freeswitch`).
+pub fn hangup_cause(status: u16) -> &'static str {
+    match status {
+        404 | 485 | 604 => "UNALLOCATED_NUMBER",
+        401 | 402 | 403 | 407 | 603 => "CALL_REJECTED",
+        408 | 504 => "RECOVERY_ON_TIMER_EXPIRE",
+        410 => "NUMBER_CHANGED",
+        480 => "NO_USER_RESPONSE",
+        484 => "INVALID_NUMBER_FORMAT",
+        486 | 600 => "USER_BUSY",
+        487 => "ORIGINATOR_CANCEL",
+        488 | 606 => "INCOMPATIBLE_DESTINATION",
+        502 => "NETWORK_OUT_OF_ORDER",
+        500 | 503 => "NORMAL_TEMPORARY_FAILURE",
+        _ => "NORMAL_UNSPECIFIED",
+    }
+}
+
+/// A display name as a quoted string (RFC 3261 §25.1: `"` and `\` escaped).
+fn quoted(name: &str) -> String {
+    let escaped: String = name
+        .chars()
+        .filter(|c| !c.is_control())
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{escaped}\"")
+}
+
+/// A Call-ID for a leg: random hex, unique per leg.
+fn random_call_id(call: CallId) -> String {
+    format!("{:016x}{:08x}", random_u64(), call.0 as u32)
+}
+
+fn random_u64() -> u64 {
+    super::answer::random()
+}

@@ -1,0 +1,325 @@
+//! Dial-out on the virtual clock: a leg answered, unanswered (timeout), busy, cancelled
+//! when a sibling answers, and the bound on ringing legs.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::dial_order::{Contact, DialOrder, Endpoint, MAX_LEGS_PER_ORDER, Ring};
+use super::output::SipAction;
+use super::tests::{ACCOUNT, Harness, conferences};
+use crate::api::events::EventName;
+use crate::api::service::{ConfRef, DialFlags, EndpointResponse};
+use crate::conference::document::ConferenceDoc;
+use crate::conference::settings::ConferencesConfig;
+use crate::sip::{Body, CallId, Dial, Event};
+
+const ANSWER: &str = "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                      m=audio 30002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n";
+
+fn conf() -> ConfRef {
+    ConfRef {
+        account: ACCOUNT.into(),
+        id: "open".into(),
+    }
+}
+
+fn contact(port: u16) -> Contact {
+    Contact {
+        uri: format!("sip:phone{port}@127.0.0.1:{port}"),
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        auth: None,
+    }
+}
+
+/// An order into conference "open" for `endpoints` (each a list of contact ports).
+fn order(endpoints: &[&[u16]], flags: DialFlags) -> DialOrder {
+    let doc = json!({"name": "open", "play_welcome": false});
+    DialOrder {
+        conf: conf(),
+        doc: ConferenceDoc::from_map(doc.as_object().cloned().unwrap()),
+        config: ConferencesConfig::default(),
+        endpoints: endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, ports)| Endpoint {
+                id: format!("device{i}"),
+                contacts: ports.iter().map(|p| contact(*p)).collect(),
+                ring: Ring::Simultaneous,
+            })
+            .collect(),
+        caller_id_name: "Open".into(),
+        caller_id_number: "1000".into(),
+        timeout: Duration::from_secs(20),
+        flags,
+        outbound_call_id: Some("leg-one".into()),
+    }
+}
+
+impl Harness {
+    fn dial(&mut self, order: DialOrder) -> u64 {
+        let id = self.plane.dial(order, self.now);
+        self.run();
+        id
+    }
+
+    /// The INVITEs sent so far.
+    fn invites(&self) -> Vec<Dial> {
+        self.sip
+            .iter()
+            .filter_map(|a| match a {
+                SipAction::Invite(d) => Some((**d).clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn cancels(&self) -> Vec<CallId> {
+        self.sip
+            .iter()
+            .filter_map(|a| match a {
+                SipAction::Cancel { call } => Some(*call),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn answer_leg(&mut self, call: CallId) {
+        let body = Some(Body {
+            content_type: "application/sdp".into(),
+            bytes: ANSWER.as_bytes().to_vec(),
+        });
+        self.sip_event(Event::Progress {
+            call,
+            status: 180,
+            body: None,
+        });
+        self.sip_event(Event::Answered { call, body });
+    }
+
+    fn responses(&self, order: u64) -> Vec<EndpointResponse> {
+        let found = self.dialed.iter().find(|(o, _)| *o == order);
+        found
+            .map(|(_, r)| r.clone())
+            .expect("the order is answered")
+    }
+}
+
+fn response(endpoint_id: &str, outcome: Result<&str, &str>) -> EndpointResponse {
+    EndpointResponse {
+        endpoint_id: endpoint_id.into(),
+        outcome: outcome.map(str::to_string).map_err(str::to_string),
+    }
+}
+
+#[test]
+fn an_answered_leg_joins_with_its_flags_and_is_reported_once_added() {
+    let mut h = Harness::new(conferences());
+    let flags = DialFlags {
+        mute: true,
+        ..DialFlags::default()
+    };
+    let order = h.dial(order(&[&[5070]], flags));
+    let [invite] = h.invites().try_into().expect("one INVITE");
+    assert_eq!(invite.target, "sip:phone5070@127.0.0.1:5070");
+    assert_eq!(invite.from, "\"Open\" <sip:1000@127.0.0.1>");
+    assert_eq!(invite.call_id.as_deref(), Some("leg-one"));
+    let offer = String::from_utf8_lossy(&invite.body.as_ref().expect("offer").bytes).into_owned();
+    assert!(
+        offer.contains("m=audio 40000 RTP/AVP"),
+        "our port in the offer: {offer}"
+    );
+    let call = invite.call.expect("the plane chose the handle");
+    h.answer_leg(call);
+    assert_eq!(h.media, ["lobby", "confirm", "attach"]);
+    assert!(h.dialed.is_empty(), "decided only once the mixer adds it");
+    h.joined(call, 1);
+    assert_eq!(h.responses(order), [response("device0", Ok("leg-one"))]);
+    assert_eq!(
+        h.events,
+        [EventName::ConferenceCreate, EventName::AddMember]
+    );
+    let live = h.plane.live_state(ACCOUNT, "open").expect("running");
+    assert_eq!(live.participants.len(), 1);
+    assert!(!live.participants[0].speak, "joined muted");
+    assert_eq!(live.participants[0].call.direction, "outbound");
+    // It hangs up like any member.
+    h.sip_event(Event::Bye { call });
+    assert_eq!(h.plane.gauges(), (0, 0));
+    assert!(h.plane.is_idle());
+}
+
+#[test]
+fn no_answer_is_cancelled_at_the_timeout() {
+    let mut h = Harness::new(conferences());
+    let order = h.dial(order(&[&[5070]], DialFlags::default()));
+    let call = h.invites()[0].call.unwrap();
+    h.sip_event(Event::Progress {
+        call,
+        status: 180,
+        body: None,
+    });
+    h.advance(Duration::from_secs(19));
+    assert!(h.dialed.is_empty() && h.cancels().is_empty());
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.cancels(), [call]);
+    assert_eq!(h.responses(order), [response("device0", Err("timeout"))]);
+    assert_eq!(h.released, [call], "its port pair is freed");
+    // The 487 that answers the CANCEL changes nothing.
+    h.sip_event(Event::Rejected { call, status: 487 });
+    assert_eq!(h.dialed.len(), 1);
+    assert!(h.plane.is_idle());
+}
+
+#[test]
+fn busy_fails_the_endpoint_with_its_cause() {
+    let mut h = Harness::new(conferences());
+    let order = h.dial(order(&[&[5070], &[5072]], DialFlags::default()));
+    let invites = h.invites();
+    h.sip_event(Event::Rejected {
+        call: invites[0].call.unwrap(),
+        status: 486,
+    });
+    assert!(h.dialed.is_empty(), "the other endpoint still rings");
+    let other = invites[1].call.unwrap();
+    h.answer_leg(other);
+    h.joined(other, 1);
+    assert_eq!(
+        h.responses(order),
+        [
+            response("device0", Err("USER_BUSY")),
+            response("device1", Ok(invites[1].call_id.as_deref().unwrap())),
+        ]
+    );
+}
+
+#[test]
+fn the_first_answer_cancels_the_endpoints_other_contacts() {
+    let mut h = Harness::new(conferences());
+    let order = h.dial(order(&[&[5070, 5072, 5074]], DialFlags::default()));
+    let calls: Vec<CallId> = h.invites().iter().map(|d| d.call.unwrap()).collect();
+    assert_eq!(calls.len(), 3, "every contact rings at once");
+    h.answer_leg(calls[1]);
+    let mut cancelled = h.cancels();
+    cancelled.sort();
+    assert_eq!(cancelled, [calls[0], calls[2]]);
+    // A 200 that crosses our CANCEL is hung up.
+    h.sip_event(Event::Answered {
+        call: calls[0],
+        body: None,
+    });
+    assert_eq!(h.sip.last(), Some(&SipAction::Bye { call: calls[0] }));
+    h.joined(calls[1], 1);
+    assert_eq!(h.responses(order).len(), 1);
+    assert!(h.responses(order)[0].outcome.is_ok());
+    assert_eq!(h.plane.gauges(), (1, 1));
+}
+
+#[test]
+fn an_unregistered_device_fails_at_once() {
+    let mut h = Harness::new(conferences());
+    let order = h.dial(order(&[&[]], DialFlags::default()));
+    assert!(h.invites().is_empty());
+    assert_eq!(
+        h.responses(order),
+        [response("device0", Err("USER_NOT_REGISTERED"))]
+    );
+}
+
+#[test]
+fn ringing_legs_per_account_are_bounded() {
+    // The harness allows 4 ringing legs per account.
+    let mut h = Harness::new(conferences());
+    let first = h.dial(order(&[&[5070, 5072, 5074]], DialFlags::default()));
+    let second = h.dial(order(&[&[5076], &[5078]], DialFlags::default()));
+    assert_eq!(h.invites().len(), 4, "the fifth leg is refused");
+    // Once the legs are done, there is room again.
+    h.advance(Duration::from_secs(20));
+    assert_eq!(h.responses(first), [response("device0", Err("timeout"))]);
+    assert_eq!(
+        h.responses(second),
+        [
+            response("device0", Err("timeout")),
+            response("device1", Err("NORMAL_CIRCUIT_CONGESTION"))
+        ]
+    );
+    h.dial(order(&[&[5080]], DialFlags::default()));
+    assert_eq!(h.invites().len(), 5);
+}
+
+#[test]
+fn join_existing_does_not_open_a_conference() {
+    let mut h = Harness::new(conferences());
+    let flags = DialFlags {
+        join_existing: true,
+        ..DialFlags::default()
+    };
+    let order = h.dial(order(&[&[5070]], flags));
+    let call = h.invites()[0].call.unwrap();
+    h.answer_leg(call);
+    assert_eq!(h.sip.last(), Some(&SipAction::Bye { call }));
+    assert_eq!(
+        h.responses(order),
+        [response("device0", Err("NO_ROUTE_DESTINATION"))]
+    );
+    assert_eq!(h.plane.gauges(), (0, 0));
+}
+
+#[test]
+fn gateways_fail_over_on_5xx_but_not_on_busy() {
+    let mut h = Harness::new(conferences());
+    let mut trunk = order(&[&[5070, 5072, 5074]], DialFlags::default());
+    trunk.endpoints[0].ring = Ring::Failover;
+    let order = h.dial(trunk);
+    let first = h.invites();
+    assert_eq!(first.len(), 1, "one gateway at a time");
+    h.sip_event(Event::Rejected {
+        call: first[0].call.unwrap(),
+        status: 503,
+    });
+    let invites = h.invites();
+    assert_eq!(invites.len(), 2);
+    assert_eq!(invites[1].target, "sip:phone5072@127.0.0.1:5072");
+    assert!(h.dialed.is_empty());
+    h.sip_event(Event::Rejected {
+        call: invites[1].call.unwrap(),
+        status: 486,
+    });
+    assert_eq!(
+        h.invites().len(),
+        2,
+        "busy is the callee's answer: no failover"
+    );
+    assert_eq!(h.responses(order), [response("device0", Err("USER_BUSY"))]);
+    assert!(h.plane.is_idle());
+}
+
+#[test]
+fn a_gateway_that_never_answers_fails_over_on_408() {
+    let mut h = Harness::new(conferences());
+    let mut trunk = order(&[&[5070, 5072]], DialFlags::default());
+    trunk.endpoints[0].ring = Ring::Failover;
+    let order = h.dial(trunk);
+    h.sip_event(Event::Rejected {
+        call: h.invites()[0].call.unwrap(),
+        status: 408,
+    });
+    let second = h.invites()[1].call.unwrap();
+    h.answer_leg(second);
+    h.joined(second, 1);
+    assert!(h.responses(order)[0].outcome.is_ok());
+}
+
+#[test]
+fn legs_per_order_are_bounded() {
+    let mut h = Harness::new(conferences());
+    h.plane.settings.max_outbound = 100;
+    let ports: Vec<u16> = (0..=MAX_LEGS_PER_ORDER as u16).map(|i| 6000 + i).collect();
+    let endpoints: Vec<&[u16]> = ports.iter().map(std::slice::from_ref).collect();
+    let order = h.dial(order(&endpoints, DialFlags::default()));
+    assert_eq!(h.invites().len(), MAX_LEGS_PER_ORDER);
+    h.advance(Duration::from_secs(20));
+    let last = h.responses(order).pop().unwrap();
+    assert_eq!(last.outcome, Err("NORMAL_CIRCUIT_CONGESTION".to_string()));
+}

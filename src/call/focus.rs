@@ -1,0 +1,152 @@
+//! The call plane's side of a cluster (`crate::cluster`): a conference is hosted only
+//! once this node holds its focus claim. The first caller routed to a conference asks
+//! for the claim and waits unanswered; the claim is released when the last call routed
+//! to (or joined into) the conference ends. Callers of a conference another node hosts,
+//! or that no claim can be made for, get 503 with Retry-After: the proxy in front
+//! (config/cluster/kamailio.cfg) then asks the registry again and relays to the focus,
+//! and a caller reached directly retries; a 302 would hand callers internal addresses.
+
+use std::time::Instant;
+
+use crate::api::service::ConfRef;
+use crate::cluster::focus::Event;
+use crate::cluster::registry::Request;
+use crate::sip::CallId;
+
+use super::output::Output;
+use super::plane::CallPlane;
+
+/// Retry-After of a caller refused because another node hosts the conference: by then
+/// the proxy routes it there.
+const HELD_ELSEWHERE_RETRY_AFTER: &str = "1";
+/// Retry-After when no claim can be made (registry unreachable, room bound reached).
+const NO_CLAIM_RETRY_AFTER: &str = "5";
+/// Numbers routed to one conference in the registry; a document may list more.
+const MAX_ROUTED_NUMBERS: usize = 32;
+
+/// A conference this node holds or is claiming, and the calls that rely on it.
+pub(super) struct Claim {
+    pub calls: usize,
+    pub granted: bool,
+}
+
+impl CallPlane {
+    /// Routes a call to `conf` under its claim; true when the call may be answered now
+    /// (the claim is held), false when it waits for [`CallPlane::handle_focus`].
+    pub(super) fn focus_route(
+        &mut self,
+        call: CallId,
+        conf: ConfRef,
+        numbers: Vec<String>,
+    ) -> bool {
+        let Some(a) = self.answering.get_mut(&call) else {
+            return false;
+        };
+        a.focus = Some(conf.clone());
+        if let Some(claim) = self.claims.get_mut(&conf) {
+            claim.calls += 1;
+            return claim.granted;
+        }
+        let calls = 1;
+        let granted = false;
+        self.claims.insert(conf.clone(), Claim { calls, granted });
+        let mut numbers = numbers;
+        numbers.sort();
+        numbers.dedup();
+        numbers.truncate(MAX_ROUTED_NUMBERS);
+        self.push(Output::Focus(Request::Claim { conf, numbers }));
+        false
+    }
+
+    /// Whether this node hosts `conf` (a caller about to join it): a call that reached
+    /// it another way (the service number) now relies on the claim too.
+    pub(super) fn hosts(&mut self, call: CallId, conf: &ConfRef) -> bool {
+        if !self.settings.cluster {
+            return true;
+        }
+        if !self.claims.get(conf).is_some_and(|c| c.granted) {
+            return false;
+        }
+        let Some(c) = self.calls.get_mut(&call) else {
+            return false;
+        };
+        if c.focus.as_ref() != Some(conf) {
+            let before = c.focus.replace(conf.clone());
+            if let Some(claim) = self.claims.get_mut(conf) {
+                claim.calls += 1;
+            }
+            self.unfocus(before);
+        }
+        true
+    }
+
+    /// A call routed to `conf` ended: the last one releases the claim.
+    pub(super) fn unfocus(&mut self, conf: Option<ConfRef>) {
+        let Some(conf) = conf else {
+            return;
+        };
+        let Some(claim) = self.claims.get_mut(&conf) else {
+            return;
+        };
+        claim.calls = claim.calls.saturating_sub(1);
+        if claim.calls == 0 {
+            self.claims.remove(&conf);
+            self.push(Output::Focus(Request::Release(conf)));
+        }
+    }
+
+    /// What the focus registry decided.
+    pub fn handle_focus(&mut self, event: Event, now: Instant) {
+        match event {
+            Event::Granted(conf) => {
+                let Some(claim) = self.claims.get_mut(&conf) else {
+                    return;
+                };
+                claim.granted = true;
+                tracing::info!(conference = %conf, "focus: hosting here");
+                for call in self.waiting_for(&conf) {
+                    self.push(Output::AllocatePorts { call });
+                }
+            }
+            Event::Refused { conf, holder } => {
+                tracing::info!(conference = %conf, %holder, "focus: hosted by another node, refusing its callers");
+                self.refuse_waiting(&conf, HELD_ELSEWHERE_RETRY_AFTER);
+            }
+            Event::Unavailable(conf) => {
+                tracing::warn!(conference = %conf, "focus: no claim possible, refusing its callers");
+                self.refuse_waiting(&conf, NO_CLAIM_RETRY_AFTER);
+            }
+            Event::Lost { conf, holder } => {
+                tracing::warn!(conference = %conf, %holder, "focus: claim lost to another node, ending the room here");
+                self.claims.remove(&conf);
+                self.refuse_waiting(&conf, HELD_ELSEWHERE_RETRY_AFTER);
+                let calls: Vec<CallId> = self
+                    .calls
+                    .iter()
+                    .filter(|(_, c)| c.focus.as_ref() == Some(&conf))
+                    .map(|(k, _)| *k)
+                    .collect();
+                for call in calls {
+                    self.hang_up(call, now);
+                }
+            }
+        }
+    }
+
+    /// Unanswered calls routed to `conf`.
+    fn waiting_for(&self, conf: &ConfRef) -> Vec<CallId> {
+        self.answering
+            .iter()
+            .filter(|(_, a)| a.focus.as_ref() == Some(conf))
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    fn refuse_waiting(&mut self, conf: &ConfRef, retry_after: &str) {
+        self.claims.remove(conf);
+        for call in self.waiting_for(conf) {
+            let retry = vec![("Retry-After", retry_after.to_string())];
+            self.reject(call, 503, "Service Unavailable", retry);
+        }
+    }
+}

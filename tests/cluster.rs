@@ -1,0 +1,513 @@
+//! Three Chorus nodes behind Kamailio with the Redis focus registry, started by
+//! scripts/cluster: SIPp callers and test phones dial six rooms through Kamailio; each room
+//! lives on exactly one node (the registry, `scripts/cluster status` and the nodes' APIs
+//! agree) and its callers hear each other. A node killed the hard way takes only its own
+//! rooms down: calls on the other nodes keep their audio, and once its claims lapse, new
+//! callers of its rooms land on a live node and hear each other. A node that does not
+//! host a room serves its state and mutes its members through the focus node. Without Redis, hosted
+//! rooms keep their audio and new rooms are refused with 503; with Redis back, the nodes
+//! reconnect and claim again without a restart; a node whose claim another takes ends
+//! that room with BYEs.
+//!
+//! Skipped, with a message saying so, only when the packages (kamailio, redis-server,
+//! sipp) cannot be installed (`bash scripts/install-deps --cluster` needs root and apt).
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{CallError, DialOpts, Phone};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const ACCOUNT: &str = "c0ffee00c0ffee00c0ffee00c0ffee00";
+const KAMAILIO: &str = "127.0.0.1:5070";
+const REDIS_PORT: &str = "6391";
+/// Short, so a dead node's rooms reopen elsewhere within the test.
+const CLAIM_TTL_SECS: u64 = 4;
+const ROOMS: [&str; 6] = ["7101", "7102", "7103", "7104", "7105", "7106"];
+const SIPP_CALLS_PER_ROOM: usize = 4;
+/// A talker's tone through the mixer is well above this.
+const HEARD_DB: f64 = -30.0;
+const SECOND: Duration = Duration::from_secs(1);
+
+/// A cluster started by scripts/cluster in a directory of its own; stopped when dropped.
+struct Cluster {
+    dir: PathBuf,
+}
+
+/// One `node ...` line of `scripts/cluster status`.
+#[derive(Debug)]
+struct NodeLine {
+    name: String,
+    pid: String,
+    api: SocketAddr,
+    rooms: BTreeSet<String>,
+}
+
+impl Cluster {
+    /// Installs the packages and starts 3 nodes; `None` (after saying why) when the
+    /// packages cannot be installed.
+    fn up() -> Option<Cluster> {
+        let install = Command::new("bash")
+            .arg(format!("{ROOT}/scripts/install-deps"))
+            .arg("--cluster")
+            .output()
+            .expect("bash runs");
+        let have = |tool: &str| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !install.status.success()
+            || !["kamailio", "redis-server", "sipp"].iter().all(|t| have(t))
+        {
+            eprintln!(
+                "SKIPPED tests/cluster.rs: the cluster packages (kamailio, kamailio-redis-modules, redis-server, sip-tester) cannot be installed here: {}",
+                String::from_utf8_lossy(&install.stderr)
+            );
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("chorus-cluster-{}", support::unique_token()));
+        let cluster = Cluster { dir };
+        let up = cluster.script(&["up", "--nodes", "3", "--bin", env!("CARGO_BIN_EXE_chorus")]);
+        assert!(up.0, "scripts/cluster up failed:\n{}", up.1);
+        Some(cluster)
+    }
+
+    /// Runs scripts/cluster; whether it succeeded, and its output.
+    fn script(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new("bash")
+            .arg(format!("{ROOT}/scripts/cluster"))
+            .args(args)
+            .env("CHORUS_CLUSTER_DIR", &self.dir)
+            .env("CHORUS_CLUSTER_REDIS_PORT", REDIS_PORT)
+            .env("CHORUS_CLUSTER_CLAIM_TTL", CLAIM_TTL_SECS.to_string())
+            .output()
+            .expect("bash runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+
+    fn status(&self) -> Vec<NodeLine> {
+        let (ok, text) = self.script(&["status"]);
+        assert!(ok, "status: {text}");
+        text.lines()
+            .filter(|l| l.starts_with("node "))
+            .map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+                [
+                    "node",
+                    name,
+                    "pid",
+                    pid,
+                    "sip",
+                    _,
+                    "api",
+                    api,
+                    "rooms",
+                    rooms,
+                ] => NodeLine {
+                    name: name.into(),
+                    pid: pid.into(),
+                    api: api.parse().unwrap(),
+                    rooms: rooms
+                        .split(',')
+                        .filter(|r| *r != "-")
+                        .map(String::from)
+                        .collect(),
+                },
+                _ => panic!("status line not in the documented form: {l:?}"),
+            })
+            .collect()
+    }
+
+    /// The node holding a room's focus claim, from the registry itself.
+    fn focus_of(&self, room: &str) -> Option<String> {
+        let out = Command::new("redis-cli")
+            .args([
+                "-p",
+                REDIS_PORT,
+                "GET",
+                &format!("chorus:focus:{ACCOUNT}:{room}"),
+            ])
+            .output()
+            .expect("redis-cli runs");
+        let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (!v.is_empty()).then_some(v)
+    }
+
+    fn log(&self, node: &str) -> String {
+        std::fs::read_to_string(self.dir.join(node).join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.script(&["down"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A room as one node itself sees it (`X-Chorus-Forwarded`: not sent on to the focus):
+/// its participants and `_read_only.focus`.
+async fn room_on(api: SocketAddr, room: &str) -> (usize, Option<String>) {
+    let url = format!("http://{api}/v2/accounts/{ACCOUNT}/conferences/{room}");
+    let reply = reqwest::Client::new()
+        .get(url)
+        .header("X-Auth-Token", "chorus-demo-token")
+        .header("X-Chorus-Forwarded", "test")
+        .send()
+        .await;
+    let Ok(reply) = reply else {
+        return (0, None);
+    };
+    let text = reply.text().await.unwrap_or_default();
+    let body: Value = serde_json::from_str(&text).unwrap_or_default();
+    let ro = &body["data"]["_read_only"];
+    let n = ro["participants"].as_array().map_or(0, Vec::len);
+    (n, ro["focus"].as_str().map(String::from))
+}
+
+/// SIPp, stopped when dropped (also when an assertion fails).
+struct Sipp(Child);
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// SIPp callers through Kamailio, `SIPP_CALLS_PER_ROOM` in each room, talking a 697 Hz
+/// tone until killed.
+fn start_sipp(work: &std::path::Path) -> Sipp {
+    std::fs::create_dir_all(work).unwrap();
+    std::os::unix::fs::symlink(format!("{ROOT}/fixtures"), work.join("fixtures")).unwrap();
+    let mut csv = String::from("SEQUENTIAL\n");
+    for i in 0..ROOMS.len() * SIPP_CALLS_PER_ROOM {
+        csv += &format!("{};\n", ROOMS[i % ROOMS.len()]);
+    }
+    std::fs::write(work.join("numbers.csv"), csv).unwrap();
+    let media_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .unwrap()
+        .port();
+    let calls = (ROOMS.len() * SIPP_CALLS_PER_ROOM).to_string();
+    Command::new("sipp")
+        .current_dir(work)
+        .args([
+            "-sf",
+            "fixtures/sipp/uac_conference.xml",
+            "-inf",
+            "numbers.csv",
+        ])
+        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", "0"])
+        .args(["-mp", &media_port.to_string(), "-nostdin"])
+        .args(["-m", &calls, "-l", &calls, "-r", "12", "-d", "120000"])
+        .args(["-timeout", "150s", KAMAILIO])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Sipp)
+        .expect("sipp starts")
+}
+
+/// Two phones dial `room` through Kamailio; each hears the other's tone.
+async fn pair_hears_each_other(room: &str) -> (Phone, Phone) {
+    let kamailio: SocketAddr = KAMAILIO.parse().unwrap();
+    let opts = DialOpts {
+        answer_timeout: Duration::from_secs(15),
+        ..DialOpts::default()
+    };
+    let user = |who: &str| DialOpts {
+        user: format!("{who}{room}"),
+        ..opts.clone()
+    };
+    let a = Phone::dial(kamailio, room, user("a")).await;
+    let b = Phone::dial(kamailio, room, user("b")).await;
+    let (a, b) = (
+        a.unwrap_or_else(|e| panic!("phone A into {room}: {e:?}")),
+        b.unwrap_or_else(|e| panic!("phone B into {room}: {e:?}")),
+    );
+    talk(room, &a, &b).await;
+    (a, b)
+}
+
+/// A and B talk at once; each must hear the other.
+async fn talk(room: &str, a: &Phone, b: &Phone) {
+    tokio::join!(
+        a.send_tone(1209.0, 2 * SECOND),
+        b.send_tone(1477.0, 2 * SECOND)
+    );
+    let (heard_b, heard_a) = (a.hear_level(1477.0, SECOND), b.hear_level(1209.0, SECOND));
+    assert!(
+        heard_b > HEARD_DB,
+        "room {room}: A hears B at {heard_b:.1} dB"
+    );
+    assert!(
+        heard_a > HEARD_DB,
+        "room {room}: B hears A at {heard_a:.1} dB"
+    );
+    eprintln!("room {room}: A hears B at {heard_b:.1} dB, B hears A at {heard_a:.1} dB");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one() {
+    let Some(cluster) = Cluster::up() else {
+        return;
+    };
+    let nodes = cluster.status();
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    let api: BTreeMap<String, SocketAddr> = nodes.iter().map(|n| (n.name.clone(), n.api)).collect();
+
+    // SIPp: 24 calls into 6 rooms through Kamailio; wait until every one is a member.
+    let sipp_dir = cluster.dir.join("sipp");
+    let mut sipp = start_sipp(&sipp_dir);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut placement: BTreeMap<&str, Vec<(String, usize)>>;
+    loop {
+        placement = BTreeMap::new();
+        for room in ROOMS {
+            for (name, addr) in &api {
+                let (n, _) = room_on(*addr, room).await;
+                if n > 0 {
+                    placement.entry(room).or_default().push((name.clone(), n));
+                }
+            }
+        }
+        let members: usize = placement.values().flatten().map(|(_, n)| n).sum();
+        if members == ROOMS.len() * SIPP_CALLS_PER_ROOM {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && sipp.0.try_wait().unwrap().is_none(),
+            "SIPp calls did not all join: {placement:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Each room on exactly one node, the one the registry, the status and the API name.
+    let status = cluster.status();
+    let mut host = BTreeMap::new();
+    for room in ROOMS {
+        let on = &placement[room];
+        assert_eq!(on.len(), 1, "room {room} on one node only: {on:?}");
+        let (node, n) = &on[0];
+        assert_eq!(*n, SIPP_CALLS_PER_ROOM, "room {room}");
+        assert_eq!(
+            cluster.focus_of(room).as_deref(),
+            Some(node.as_str()),
+            "registry: {room}"
+        );
+        let line = status.iter().find(|l| &l.name == node).unwrap();
+        assert!(
+            line.rooms.contains(room),
+            "status lists {room} on {node}: {line:?}"
+        );
+        let (_, focus) = room_on(api[node], room).await;
+        assert_eq!(
+            focus.as_deref(),
+            Some(node.as_str()),
+            "_read_only.focus of {room}"
+        );
+        host.insert(room, node.clone());
+    }
+    let used: BTreeSet<&String> = host.values().collect();
+    assert!(used.len() >= 2, "the rooms spread over nodes: {host:?}");
+
+    // Two phones per room, through Kamailio, hear each other.
+    let pairs = futures_util::future::join_all(ROOMS.map(pair_hears_each_other)).await;
+    for room in ROOMS {
+        let (n, _) = room_on(api[&host[room]], room).await;
+        assert_eq!(
+            n,
+            SIPP_CALLS_PER_ROOM + 2,
+            "the phones joined {room} on its host"
+        );
+    }
+
+    // A node that does not host a room serves its state and mutes its members: the request
+    // goes to the focus node (`node` in the answer names it), the phones hear the effect.
+    let room = ROOMS[1];
+    let other = api.keys().find(|n| **n != host[room]).unwrap();
+    let url = format!(
+        "http://{}/v2/accounts/{ACCOUNT}/conferences/{room}",
+        api[other]
+    );
+    let http = reqwest::Client::new();
+    let state: Value = serde_json::from_str(
+        &http
+            .get(&url)
+            .header("X-Auth-Token", "chorus-demo-token")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        state["node"],
+        host[room].as_str(),
+        "served by the focus: {state}"
+    );
+    assert_eq!(state["data"]["_read_only"]["focus"], host[room].as_str());
+    let participants = state["data"]["_read_only"]["participants"]
+        .as_array()
+        .unwrap();
+    assert_eq!(participants.len(), SIPP_CALLS_PER_ROOM + 2);
+    let phone_a = participants
+        .iter()
+        .find(|p| p["caller_id_number"] == format!("a{room}"))
+        .expect("phone A listed")["participant_id"]
+        .clone();
+    let act = |action: &str| {
+        http.put(format!("{url}/participants/{phone_a}"))
+            .header("X-Auth-Token", "chorus-demo-token")
+            .body(format!(r#"{{"data":{{"action":"{action}"}}}}"#))
+            .send()
+    };
+    assert_eq!(
+        act("mute").await.unwrap().status(),
+        202,
+        "mute through {other}"
+    );
+    let (a, b) = &pairs[1];
+    a.send_tone(1209.0, 2 * SECOND).await;
+    let muted = b.hear_level(1209.0, SECOND);
+    assert!(
+        muted < -50.0,
+        "B no longer hears the muted A: {muted:.1} dB"
+    );
+    assert_eq!(act("unmute").await.unwrap().status(), 202);
+    eprintln!(
+        "room {room} on {}: read and muted through {other}",
+        host[room]
+    );
+
+    // Kill the host of the first room.
+    let victim = host[ROOMS[0]].clone();
+    let (killed, text) = cluster.script(&["kill", &victim]);
+    let killed_at = Instant::now();
+    assert!(killed, "kill {victim}: {text}");
+    let dead_rooms: Vec<&str> = ROOMS.into_iter().filter(|r| host[r] == victim).collect();
+    let live_rooms: Vec<&str> = ROOMS.into_iter().filter(|r| host[r] != victim).collect();
+    assert!(!live_rooms.is_empty());
+
+    // The other nodes' calls are undisturbed: members stay, phones still hear each other.
+    let others = live_rooms.iter().map(|room| {
+        let i = ROOMS.iter().position(|r| r == room).unwrap();
+        let (a, b) = &pairs[i];
+        talk(room, a, b)
+    });
+    futures_util::future::join_all(others).await;
+    for room in &live_rooms {
+        let (n, _) = room_on(api[&host[room]], room).await;
+        assert_eq!(n, SIPP_CALLS_PER_ROOM + 2, "{room} kept its callers");
+    }
+
+    // The dead node's claims lapse; its rooms' next callers land on a live node.
+    let deadline = Instant::now() + Duration::from_secs(CLAIM_TTL_SECS + 10);
+    while dead_rooms
+        .iter()
+        .any(|r| cluster.focus_of(r).as_deref() == Some(&victim))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the dead node's claims never lapsed"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let status = cluster.status();
+    let dead = status.iter().find(|l| l.name == victim).unwrap();
+    assert_eq!(dead.pid, "-", "status shows {victim} down: {dead:?}");
+    eprintln!(
+        "killed {victim} (rooms {dead_rooms:?}); its claims lapsed after {:.1} s",
+        killed_at.elapsed().as_secs_f64()
+    );
+    let redialled =
+        futures_util::future::join_all(dead_rooms.iter().map(|r| pair_hears_each_other(r))).await;
+    for room in &dead_rooms {
+        let focus = cluster.focus_of(room).expect("claimed again");
+        eprintln!("room {room} reopened on {focus}");
+        assert_ne!(focus, victim, "{room} reopened on a live node");
+        let (n, shown) = room_on(api[&focus], room).await;
+        assert_eq!(
+            (n, shown.as_deref()),
+            (2, Some(focus.as_str())),
+            "{room} on {focus}"
+        );
+    }
+
+    // Redis goes away: hosted rooms keep their audio, a new room is refused with 503 and
+    // Retry-After; Redis back (scripts/cluster up starts only what is down): the nodes
+    // reconnect by themselves, their refreshes claim their rooms again, new rooms open.
+    let stopped = Command::new("redis-cli")
+        .args(["-p", REDIS_PORT, "shutdown", "nosave"])
+        .status()
+        .expect("redis-cli runs");
+    assert!(!stopped.success() || cluster.focus_of(ROOMS[0]).is_none());
+    let (a, b) = &redialled[0];
+    talk(dead_rooms[0], a, b).await;
+    let kamailio: SocketAddr = KAMAILIO.parse().unwrap();
+    match Phone::dial(kamailio, "7199", DialOpts::default()).await {
+        Err(CallError::Rejected(r)) => {
+            assert_eq!(r.status(), Some(503), "a new room without Redis");
+            assert!(
+                r.header("Retry-After").is_some(),
+                "503 says when to retry: {r:?}"
+            );
+        }
+        Err(e) => panic!("a new room without Redis must be refused with 503: {e:?}"),
+        Ok(_) => panic!("a new room without Redis was answered"),
+    }
+    let up = cluster.script(&["up", "--nodes", "3", "--bin", env!("CARGO_BIN_EXE_chorus")]);
+    assert!(up.0, "scripts/cluster up again: {}", up.1);
+    let deadline = Instant::now() + Duration::from_secs(CLAIM_TTL_SECS + 5);
+    while cluster.focus_of(dead_rooms[0]).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the host's refresh never claimed its room again"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let fresh = pair_hears_each_other("7199").await;
+    let host_7199 = cluster.focus_of("7199").expect("the new room is claimed");
+
+    // Another node takes the claim behind the host's back: at its next refresh the host
+    // ends the room with BYEs and says so in its log.
+    let key = format!("chorus:focus:{ACCOUNT}:7199");
+    let taken = Command::new("redis-cli")
+        .args(["-p", REDIS_PORT, "SET", &key, "node9", "EX", "30"])
+        .output()
+        .expect("redis-cli runs");
+    assert!(taken.status.success());
+    let byes = tokio::join!(
+        fresh.0.wait_bye(Duration::from_secs(CLAIM_TTL_SECS + 2)),
+        fresh.1.wait_bye(Duration::from_secs(CLAIM_TTL_SECS + 2))
+    );
+    assert_eq!(byes, (true, true), "the members of a lost room get BYE");
+    assert!(
+        cluster
+            .log(&host_7199)
+            .contains("claim lost to another node"),
+        "{host_7199} logs the lost claim"
+    );
+
+    drop((sipp, pairs, redialled, fresh));
+    for node in api.keys().filter(|n| **n != victim) {
+        assert!(
+            !cluster.log(node).contains("panicked"),
+            "{node} log:\n{}",
+            cluster.log(node)
+        );
+    }
+}

@@ -1,0 +1,233 @@
+//! Dial-out over loopback (issue 9): a PJSUA2 phone registers as a device with digest
+//! auth, the API's `dial` action calls it into a conference where another PJSUA2 call
+//! plays a tone; the phone hears the room and the room hears the phone. Bad `dial`
+//! arguments get Kazoo errors naming the field.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use chorus::config::{DEFAULT_ACCOUNT, PortRange};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const TOKEN: &str = "test-token";
+
+async fn api(base: std::net::SocketAddr, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let url = format!("http://{base}/v2/accounts/{DEFAULT_ACCOUNT}{path}");
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let r = reqwest::Client::new()
+        .request(method, url)
+        .header("X-Auth-Token", TOKEN)
+        .timeout(Duration::from_secs(60))
+        .body(json!({ "data": body }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(&r.bytes().await.unwrap()).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_pjsua_phone_is_dialed_into_the_room_and_hears_it() {
+    let mut config = support::server_config();
+    config.rtp.ports = PortRange(47000..=47999);
+    let srv = chorus::server::start(config).await.unwrap();
+    let device = json!({"name": "desk", "sip": {"username": "alice", "password": "wonderland"}});
+    let (_, created) = api(srv.api, "PUT", "/devices", device).await;
+    let device_id = created["data"]["id"].as_str().unwrap().to_owned();
+
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::env::temp_dir().join(format!("chorus-dialed-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let mut script = tokio::process::Command::new("python3")
+        .arg(format!("{root}/tests/peers/pjsua_dialed.py"))
+        .args(["--server", &srv.sip.to_string(), "--number", "7300"])
+        .args(["--user", "alice", "--password", "wonderland"])
+        .arg("--tone-room")
+        .arg(format!("{root}/fixtures/audio/tone-697-8k.wav"))
+        .arg("--tone-phone")
+        .arg(format!("{root}/fixtures/audio/tone-1209-8k.wav"))
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    let mut lines = BufReader::new(script.stdout.take().unwrap()).lines();
+    let ready = async {
+        // PJSIP logs its start on stdout.
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line == "ready" {
+                return true;
+            }
+        }
+        false
+    };
+    let ready = tokio::time::timeout(Duration::from_secs(30), ready).await;
+    assert_eq!(
+        ready,
+        Ok(true),
+        "the phone registered and the room call is up"
+    );
+
+    // The room is the ad-hoc conference the other call reached by dialing 7300.
+    let dial = json!({"action": "dial", "data": {"endpoints": [device_id], "timeout": 10}});
+    let (status, answer) = api(srv.api, "PUT", "/conferences/7300", dial).await;
+    assert_eq!(status, 202, "{answer}");
+    let response = &answer["data"]["endpoint_responses"][0];
+    assert_eq!(response["status"], "success", "{answer}");
+    assert_eq!(response["endpoint_id"], device_id.as_str());
+    assert!(response["call_id"].as_str().is_some_and(|c| !c.is_empty()));
+
+    let mut last = String::new();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
+    {
+        last = line;
+    }
+    let heard: Value = serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    eprintln!("tone levels heard (dB): {heard}");
+    assert_eq!(heard["registered"], true, "{heard}");
+    assert_eq!(heard["answered"], true, "{heard}");
+    let level = |who: &str, freq: &str| heard[who][freq].as_f64().unwrap();
+    assert!(
+        level("phone", "697") > -30.0,
+        "the phone hears the room: {heard}"
+    );
+    assert!(
+        level("room", "1209") > -30.0,
+        "the room hears the phone: {heard}"
+    );
+    assert!(level("phone", "1209") < -50.0, "not itself: {heard}");
+    assert!(level("room", "697") < -50.0, "not itself: {heard}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_errors_name_the_endpoint() {
+    let srv = chorus::server::start(support::server_config())
+        .await
+        .unwrap();
+    let user = json!({"first_name": "No", "last_name": "Devices"});
+    let (_, created) = api(srv.api, "PUT", "/users", user).await;
+    let user_id = created["data"]["id"].as_str().unwrap().to_owned();
+    let missing = "0123456789abcdef0123456789abcdef";
+    let cases = [
+        (json!([missing]), "data.endpoints.0", "not_found"),
+        (
+            json!(["sip:a@127.0.0.1", user_id]),
+            "data.endpoints.1",
+            "minItems",
+        ),
+        (json!(["sip:a@example.com"]), "data.endpoints.0", "format"),
+        (json!(["bob"]), "data.endpoints.0", "enum"),
+    ];
+    for (endpoints, field, rule) in cases {
+        let dial = json!({"action": "dial", "data": {"endpoints": endpoints}});
+        let (status, answer) = api(srv.api, "PUT", "/conferences/room", dial).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["data"][field][rule].is_object(),
+            "{field} {rule}: {answer}"
+        );
+    }
+    // A device that is not registered is reported, not rung.
+    let device = json!({"name": "off", "sip": {"username": "bob", "password": "builder"}});
+    let (_, created) = api(srv.api, "PUT", "/devices", device).await;
+    let device_id = created["data"]["id"].as_str().unwrap().to_owned();
+    let dial = json!({"action": "dial", "data": {"endpoints": [device_id]}});
+    let (status, answer) = api(srv.api, "PUT", "/conferences/room", dial).await;
+    assert_eq!(status, 400, "nothing to ring at all: {answer}");
+    assert!(
+        answer["data"]["data.endpoints"]["minItems"].is_object(),
+        "{answer}"
+    );
+    srv.stop().await;
+}
+
+/// A SIPp UAS on a free loopback port, answering one call with `scenario`.
+fn sipp_uas(scenario: &str, media_port: u16) -> (u16, std::process::Child) {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = std::env::temp_dir().join(format!("chorus-uas-{}", support::unique_token()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = std::process::Command::new("sipp")
+        .current_dir(&dir)
+        .arg("-sf")
+        .arg(format!("{root}/fixtures/sipp/{scenario}"))
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
+        .args(["-mi", "127.0.0.1", "-mp", &media_port.to_string()])
+        .args(["-nostdin", "-timeout", "30s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp runs (bash scripts/install-deps --test)");
+    (port, child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_fails_over_to_the_next_gateway_which_demands_digest_auth() {
+    let mut config = support::server_config();
+    config.rtp.ports = PortRange(46000..=46999);
+    let srv = chorus::server::start(config).await.unwrap();
+    let (failing, mut first) = sipp_uas("uas_unavailable.xml", 26100);
+    let (trunk, mut second) = sipp_uas("uas_trunk_auth.xml", 26200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let resource = json!({
+        "name": "carrier",
+        "rules": ["^\\+?(\\d{7,15})$"],
+        "gateways": [
+            {"server": "127.0.0.1", "port": failing},
+            {"server": "127.0.0.1", "port": trunk, "prefix": "9",
+             "username": "trunkuser", "password": "trunkpass"},
+        ],
+    });
+    let (status, created) = api(srv.api, "PUT", "/resources", resource).await;
+    assert_eq!(status, 201, "{created}");
+
+    let dial = json!({"action": "dial", "data": {"endpoints": ["+14155550000"]}});
+    let (status, answer) = api(srv.api, "PUT", "/conferences/trunkroom", dial).await;
+    assert_eq!(status, 202, "{answer}");
+    let response = &answer["data"]["endpoint_responses"][0];
+    assert_eq!(response["status"], "success", "{answer}");
+    assert_eq!(response["endpoint_id"], "+14155550000");
+    let (_, participants) = api(
+        srv.api,
+        "GET",
+        "/conferences/trunkroom/participants",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        participants["data"].as_array().map(Vec::len),
+        Some(1),
+        "{participants}"
+    );
+
+    // Hanging up the trunk's leg ends both SIPp scenarios as passed.
+    let kick = json!({"action": "kick"});
+    api(srv.api, "PUT", "/conferences/trunkroom/participants", kick).await;
+    let passed = tokio::task::spawn_blocking(move || {
+        [
+            first.wait().unwrap().success(),
+            second.wait().unwrap().success(),
+        ]
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        passed,
+        [true, true],
+        "503 gateway, then the trunk with auth"
+    );
+    srv.stop().await;
+}
