@@ -101,6 +101,13 @@ async fn a_conference_made_through_the_api_is_dialed_seen_and_controlled() {
     let boss = parts.iter().find(|p| p["is_moderator"] == true).unwrap();
     assert_eq!(boss["conference_channel_vars"]["speak"], false, "{boss}");
     let boss_pid = boss["participant_id"].as_u64().unwrap();
+    // On a clean loopback call the server adds at most 40 ms to a member's audio.
+    for p in parts {
+        let ms = p["latency_ms"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("latency_ms: {p}"));
+        assert!((10..=40).contains(&ms), "latency_ms {ms}: {p}");
+    }
 
     // Mute the member: the moderator stops hearing its tone.
     member.send_tone(697.0, SECOND + SECOND / 2).await;
