@@ -249,6 +249,7 @@ impl CallPlane {
                 talking,
                 energy,
             } => self.on_talking(CallId(call), talking, energy, now),
+            Report::Latency { call, latency } => self.on_latency(CallId(call), latency),
             Report::Detached { call, session } => self.on_detached(CallId(call), session, now),
             Report::PlaybackDone { id, stopped } => self.on_playback_done(id, stopped, now),
             Report::Recorded {
