@@ -101,6 +101,13 @@ pub(super) enum Stage {
     Member(ConfRef),
 }
 
+/// A conference this node holds or is claiming (cluster only; see `super::focus`), and the
+/// calls that rely on it.
+pub(super) struct Claim {
+    pub calls: usize,
+    pub granted: bool,
+}
+
 /// A call not answered yet.
 pub(super) struct Answering {
     pub party: Party,
@@ -146,7 +153,7 @@ pub struct CallPlane {
     pub(super) orders: HashMap<u64, Order>,
     pub(super) legs: HashMap<CallId, Leg>,
     /// Focus claims held or asked for (cluster only).
-    pub(super) claims: HashMap<ConfRef, super::focus::Claim>,
+    pub(super) claims: HashMap<ConfRef, Claim>,
     outputs: VecDeque<Output>,
     next_id: u64,
 }
