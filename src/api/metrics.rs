@@ -155,7 +155,7 @@ impl Metrics {
             ),
             (
                 "chorus_media_delay_seconds",
-                "Largest delay the server adds to a caller's audio (jitter buffer, concealment, mixer pre-roll)",
+                "Largest latency the server adds to a caller's audio, in and out (jitter buffer, concealment, mixer pre-roll, pacing)",
                 &self.delay_us,
             ),
         ] {

@@ -120,6 +120,7 @@ pub fn participant(
             "custom_channel_vars": p.custom_channel_vars,
             "custom_application_vars": p.custom_application_vars,
             "conference_channel_vars": vars,
+            "latency_ms": p.latency_ms,
     })));
     Value::Object(flat)
 }

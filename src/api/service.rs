@@ -206,6 +206,9 @@ pub struct Participant {
     pub mute_detect: bool,
     pub energy_level: u32,
     pub current_energy: u32,
+    /// What the server adds to the member's audio, in and out (jitter buffer, mix,
+    /// pacing); `None` until its media flows.
+    pub latency_ms: Option<u32>,
     pub member_ghost: bool,
     pub call: CallInfo,
 }

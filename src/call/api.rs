@@ -76,6 +76,7 @@ impl CallPlane {
             mute_detect: false,
             energy_level: m.energy_level.unwrap_or(live.profile.mixer.energy_level()),
             current_energy: m.energy,
+            latency_ms: m.latency.map(|d| d.as_millis() as u32),
             member_ghost: false,
             call: CallInfo {
                 direction: c.party.direction.as_str().into(),

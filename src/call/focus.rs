@@ -14,7 +14,7 @@ use crate::cluster::registry::Request;
 use crate::sip::CallId;
 
 use super::output::Output;
-use super::plane::CallPlane;
+use super::plane::{CallPlane, Claim};
 
 /// Retry-After of a caller refused because another node hosts the conference: by then
 /// the proxy routes it there.
@@ -23,12 +23,6 @@ const HELD_ELSEWHERE_RETRY_AFTER: &str = "1";
 const NO_CLAIM_RETRY_AFTER: &str = "5";
 /// Numbers routed to one conference in the registry; a document may list more.
 const MAX_ROUTED_NUMBERS: usize = 32;
-
-/// A conference this node holds or is claiming, and the calls that rely on it.
-pub(super) struct Claim {
-    pub calls: usize,
-    pub granted: bool,
-}
 
 impl CallPlane {
     /// Routes a call to `conf` under its claim; true when the call may be answered now

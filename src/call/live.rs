@@ -4,7 +4,7 @@
 //! to tell it.
 
 use std::collections::HashMap;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use mixer::ConferenceId;
 
@@ -38,6 +38,8 @@ pub struct Member {
     pub listen_volume: i8,
     pub talking: bool,
     pub energy: u32,
+    /// The latency the server adds to this member's audio, once its media flows.
+    pub latency: Option<Duration>,
     /// The mixer's member id, once the worker reports the join.
     pub member_id: Option<u32>,
     pub joined_at: SystemTime,

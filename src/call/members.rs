@@ -57,6 +57,7 @@ impl CallPlane {
             listen_volume: 0,
             talking: false,
             energy: 0,
+            latency: None,
             member_id: None,
             joined_at,
             moh: None,
@@ -377,6 +378,12 @@ impl CallPlane {
                 EventName::StopTalking
             };
             self.publish(&id.clone(), name, Some(call), now);
+        }
+    }
+
+    pub(super) fn on_latency(&mut self, call: CallId, latency: Duration) {
+        if let Some(m) = self.member_mut(call) {
+            m.latency = Some(latency);
         }
     }
 

@@ -142,6 +142,13 @@ pub(super) enum Stage {
     Member(ConfRef),
 }
 
+/// A conference this node holds or is claiming (cluster only; see `super::focus`), and the
+/// calls that rely on it.
+pub(super) struct Claim {
+    pub calls: usize,
+    pub granted: bool,
+}
+
 /// A call not answered yet.
 pub(super) struct Answering {
     pub party: Party,
@@ -187,7 +194,7 @@ pub struct CallPlane {
     pub(super) orders: HashMap<u64, Order>,
     pub(super) legs: HashMap<CallId, Leg>,
     /// Focus claims held or asked for (cluster only).
-    pub(super) claims: HashMap<ConfRef, super::focus::Claim>,
+    pub(super) claims: HashMap<ConfRef, Claim>,
     outputs: VecDeque<Output>,
     next_id: u64,
 }
@@ -292,6 +299,7 @@ impl CallPlane {
                 talking,
                 energy,
             } => self.on_talking(CallId(call), talking, energy, now),
+            Report::Latency { call, latency } => self.on_latency(CallId(call), latency),
             Report::Detached { call, session } => self.on_detached(CallId(call), session, now),
             Report::PlaybackDone { id, stopped } => self.on_playback_done(id, stopped, now),
             Report::Recorded {

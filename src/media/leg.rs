@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::codec::{CodecError, CodecKind, Decoder, Encoder, EncoderOptions};
 use super::dtmf::DtmfReceiver;
-use super::jitter::{JitterBuffer, JitterConfig, PacketInfo};
+use super::jitter::{JitterBuffer, JitterConfig, JitterStats, PacketInfo};
 use super::rtcp::{self, Reception, SenderInfo};
 use super::rtp::{RtpError, RtpHeader, RtpPacket};
 use crate::sdp::{Direction, Negotiated};
@@ -306,6 +306,11 @@ impl Leg {
     /// PCM frame length in samples at the codec's `pcm_rate`.
     pub fn frame_samples(&self) -> usize {
         self.cfg.codec.pcm_samples(self.cfg.ptime_ms)
+    }
+
+    /// The jitter buffer's own counters (adaptation and concealment).
+    pub fn jitter_stats(&self) -> JitterStats {
+        self.jitter.stats()
     }
 
     pub fn stats(&self) -> LegStats {

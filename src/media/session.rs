@@ -61,6 +61,10 @@ pub struct Session {
     inbound: Vec<i16>,
     /// Mixed PCM not yet sent (when ptime and interval differ).
     outbound: Vec<i16>,
+    /// The mixer's interval in samples at the codec rate (0 before the first tick).
+    interval: usize,
+    /// The latency last reported to the call plane.
+    reported_latency: Option<Duration>,
 }
 
 impl Session {
@@ -87,6 +91,8 @@ impl Session {
             counted: [0; 3],
             inbound: Vec::new(),
             outbound: Vec::new(),
+            interval: 0,
+            reported_latency: None,
         }
     }
 
@@ -130,6 +136,7 @@ impl Session {
     /// Hands the mixer one interval of received audio (`samples` at the codec rate).
     /// A jitter buffer with nothing to play gives nothing: the mixer hears silence.
     pub fn feed(&mut self, now: Instant, samples: usize) {
+        self.interval = samples;
         while self.inbound.len() < samples {
             match self.leg.pull_frame(now) {
                 Some(pcm) => self.inbound.extend_from_slice(pcm),
@@ -205,12 +212,34 @@ impl Session {
         }
     }
 
-    /// The delay the server adds to this caller's audio: the jitter buffer (with the
-    /// concealment look-back) and the mixer's pre-roll; the mix leaves as soon as it is made.
-    pub fn delay(&self) -> Duration {
-        let preroll = Duration::from_millis(mixer::input::PREROLL_MS as u64)
-            .min(Duration::from_millis(self.leg.config().ptime_ms as u64));
-        self.leg.stats().delay + preroll
+    /// The latency the server adds to this caller's audio on the way in and to what it
+    /// hears on the way out: the jitter buffer (with the concealment look-back), decoded
+    /// audio waiting for the next tick (ptime longer than the mixer's interval), the
+    /// mixer's pre-roll, and the pacing of its packets (mixes gathered into a longer
+    /// ptime). Between two members alike, it is what a word takes from one to the other.
+    pub fn latency(&self) -> Duration {
+        let ptime = Duration::from_millis(self.leg.config().ptime_ms as u64);
+        let preroll = Duration::from_millis(mixer::input::PREROLL_MS as u64).min(ptime);
+        let rate = self.leg.config().codec.pcm_rate() as f64;
+        let secs = |samples: usize| Duration::from_secs_f64(samples as f64 / rate);
+        let pacing = match self.interval {
+            0 => Duration::ZERO,
+            n => secs(self.leg.frame_samples().saturating_sub(n)),
+        };
+        self.leg.stats().delay + secs(self.inbound.len()) + preroll + pacing
+    }
+
+    /// The latency when it moved by a millisecond or more since it was last taken here
+    /// (the call plane is told only of changes).
+    pub fn latency_change(&mut self) -> Option<Duration> {
+        let now = self.latency();
+        let moved = self
+            .reported_latency
+            .is_none_or(|last| now.abs_diff(last) >= Duration::from_millis(1));
+        if moved {
+            self.reported_latency = Some(now);
+        }
+        moved.then_some(now)
     }
 
     /// Whether media from the peer has been missing for longer than `timeout` (held calls

@@ -180,8 +180,8 @@ pub struct MemberState {
     pub energy_level: u32,
     pub talk_volume: i8,
     pub listen_volume: i8,
-    /// The delay the server adds to this member's audio (jitter buffer and mixing).
-    pub delay: Duration,
+    /// The latency the server adds to this member's audio ([`Session::latency`]).
+    pub latency: Duration,
 }
 
 /// What a worker reports.
@@ -216,6 +216,12 @@ pub enum Report {
         call: CallKey,
         talking: bool,
         energy: u32,
+    },
+    /// The latency the server adds to the call's audio moved ([`Session::latency`]); told
+    /// once media flows, then on changes of 1 ms or more, at most twice a second.
+    Latency {
+        call: CallKey,
+        latency: Duration,
     },
     /// `stopped`: cut short (stop, its call left, its conference ended, or it never started).
     PlaybackDone {
@@ -445,7 +451,14 @@ impl Worker {
             s.report(now, ntp, &mut self.media.io);
             s.count_into(&self.media.metrics);
             jitter_us = jitter_us.max((s.leg.stats().jitter_ms * 1000.0) as u64);
-            delay_us = delay_us.max(s.delay().as_micros() as u64);
+            let latency = s.latency();
+            delay_us = delay_us.max(latency.as_micros() as u64);
+            if s.leg.last_rx().is_some()
+                && let Some(latency) = s.latency_change()
+            {
+                // The control plane outlives the workers; a closed queue means shutdown.
+                let _ = self.media.reports.send(Report::Latency { call, latency });
+            }
             if s.timed_out(now, self.rtp_timeout) {
                 dead.push(call);
             }

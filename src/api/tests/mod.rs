@@ -156,6 +156,7 @@ pub fn participant(pid: u32, call_id: &str, moderator: bool, joined_at: SystemTi
         mute_detect: false,
         energy_level: 20,
         current_energy: 7,
+        latency_ms: Some(31),
         member_ghost: false,
         call: CallInfo {
             direction: "inbound".into(),

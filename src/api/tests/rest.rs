@@ -157,6 +157,7 @@ async fn realtime_state_in_both_participant_forms() {
         ("caller_id_name", json!("Caller 1")),
         ("caller_id_number", json!("1001")),
         ("custom_application_vars", json!({"team": "blue"})),
+        ("latency_ms", json!(31)),
     ] {
         assert_eq!(p[key], want, "{key} in {p}");
     }

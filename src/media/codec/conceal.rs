@@ -207,8 +207,25 @@ impl Concealer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::codec::testutil::{max_step, tone};
+    use crate::media::codec::testutil::{max_step, snr_db, tone};
     use mixer::goertzel::level_db;
+
+    /// A steady vowel at 8 kHz: (frequency, peak) of its partials.
+    const VOWEL: [(f64, f64); 4] = [
+        (140.0, 6000.0),
+        (280.0, 3500.0),
+        (420.0, 2000.0),
+        (700.0, 900.0),
+    ];
+
+    fn vowel(n: usize) -> Vec<i16> {
+        let mut x = vec![0i16; n];
+        for (f, amp) in VOWEL {
+            let t = tone(f, 8000, n, amp);
+            x.iter_mut().zip(t).for_each(|(a, b)| *a += b);
+        }
+        x
+    }
 
     #[test]
     fn good_frames_pass_unchanged_behind_the_delay() {
@@ -270,5 +287,40 @@ mod tests {
             let late = &out[10 * n + n * 3 + c.delay()..14 * n];
             assert!(late.iter().all(|&s| s == 0), "{rate}");
         }
+    }
+
+    #[test]
+    fn a_lost_vowel_frame_is_closer_to_the_original_than_silence_or_a_repeat() {
+        let x = vowel(160 * 20);
+        let lost = 10;
+        let mut c = Concealer::new(8000);
+        let mut out = Vec::new();
+        for (i, f) in x.chunks(160).enumerate() {
+            match i {
+                _ if i == lost => c.lost(160, &mut out),
+                _ => c.good(&mut f.to_vec(), &mut out),
+            }
+        }
+        let d = c.delay();
+        // Scored over the lost frame and the good one after it (the overlap-add).
+        let span = lost * 160..(lost + 2) * 160;
+        let concealed = snr_db(&x[span.clone()], &out[span.start + d..span.end + d]);
+        let mut silence = x.clone();
+        silence[lost * 160..(lost + 1) * 160].fill(0);
+        let mut repeat = x.clone();
+        repeat.copy_within((lost - 1) * 160..lost * 160, lost * 160);
+        let silence = snr_db(&x[span.clone()], &silence[span.clone()]);
+        let repeat = snr_db(&x[span.clone()], &repeat[span]);
+        assert!(
+            concealed > silence + 6.0 && concealed > repeat + 6.0,
+            "concealed {concealed:.1} dB, silence {silence:.1} dB, repeat {repeat:.1} dB"
+        );
+        // ...and without a click at either edge of the lost frame.
+        let slope: f64 = VOWEL
+            .iter()
+            .map(|(f, a)| std::f64::consts::TAU * f / 8000.0 * a)
+            .sum();
+        let limit = (slope * 1.3) as i32;
+        assert!(max_step(&out) <= limit, "{} > {limit}", max_step(&out));
     }
 }

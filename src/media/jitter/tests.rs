@@ -57,15 +57,26 @@ fn speech(frames: usize, rng: &mut Rng) -> (Vec<i16>, Vec<u32>) {
     (pcm, spurt)
 }
 
+/// Pulls after which a test may ask what the buffer had done so far (`Played::warm`).
+const WARMUP: u64 = 100;
+
+/// What a buffer played, the buffer, and its stats after `WARMUP` pulls.
+struct Played {
+    out: Vec<i16>,
+    jb: JitterBuffer,
+    warm: JitterStats,
+}
+
 /// Plays packets of `pcm` arriving at `arrivals` (us, packet index) through a buffer
-/// pulled every 20 ms (at `phase` us past the packet clock); returns what it played.
-fn play(pcm: &[i16], arrivals: &[(u64, usize)], phase: u64) -> (Vec<i16>, JitterBuffer) {
+/// pulled every 20 ms (at `phase` us past the packet clock).
+fn play_all(pcm: &[i16], arrivals: &[(u64, usize)], phase: u64) -> Played {
     let mut jb = JitterBuffer::new(JitterConfig::new(RATE, 20));
     let t0 = Instant::now();
     let mut arrivals = arrivals.to_vec();
     arrivals.sort();
     let mut next = 0;
     let mut out = Vec::new();
+    let mut warm = JitterStats::default();
     let pulls = arrivals.last().map_or(0, |a| a.0 / MS20);
     for j in 0..pulls {
         let now_us = j * MS20 + phase;
@@ -90,8 +101,16 @@ fn play(pcm: &[i16], arrivals: &[(u64, usize)], phase: u64) -> (Vec<i16>, Jitter
             Some(f) => out.extend_from_slice(f),
             None => out.resize(out.len() + N, 0),
         }
+        if j + 1 == WARMUP {
+            warm = jb.stats();
+        }
     }
-    (out, jb)
+    Played { out, jb, warm }
+}
+
+fn play(pcm: &[i16], arrivals: &[(u64, usize)], phase: u64) -> (Vec<i16>, JitterBuffer) {
+    let p = play_all(pcm, arrivals, phase);
+    (p.out, p.jb)
 }
 
 /// For each played frame of speech: the offset (played index minus sent index) at which
@@ -148,16 +167,19 @@ fn assert_clean_speech(sent: &[i16], played: &[i16], spurt: &[u32], warmup: usiz
 
 #[test]
 fn a_steady_stream_plays_at_one_delay_forever() {
-    let frames = 15_000; // five minutes
+    let frames = 30_000; // ten minutes
     let (pcm, spurt) = speech(frames, &mut Rng(11));
     for phase in [1_000, 7_000, 19_500] {
         let arrivals: Vec<_> = (0..frames).map(|k| (k as u64 * MS20, k)).collect();
-        let (out, jb) = play(&pcm, &arrivals, phase);
-        let delays = assert_clean_speech(&pcm, &out, &spurt, 100);
+        let Played { out, jb, warm } = play_all(&pcm, &arrivals, phase);
+        let delays = assert_clean_speech(&pcm, &out, &spurt, WARMUP as usize);
         assert_eq!(delays.len(), 1, "phase {phase}: {delays:?}");
         let s = jb.stats();
         assert_eq!((s.lost, s.late, s.underruns, s.stretched), (0, 0, 0, 0));
-        // One adjustment at most, in the first pause, from the initial target.
+        // The delay was set when the first packet came; ten minutes moved it not once,
+        // not even in the pauses.
+        assert_eq!((s.grown, s.shrunk), (warm.grown, warm.shrunk), "{phase}");
+        assert_eq!(s.target, warm.target, "{phase}");
         assert!(s.delay <= Duration::from_millis(25), "{s:?}");
     }
 }
@@ -180,7 +202,7 @@ fn a_bursty_softphone_never_moves_the_delay_in_speech() {
     }
     let (out, jb) = play(&pcm, &arrivals, 5_000);
     // The first 2 s learn the rhythm; from then on speech is untouched.
-    assert_clean_speech(&pcm, &out, &spurt, 100);
+    assert_clean_speech(&pcm, &out, &spurt, WARMUP as usize);
     let s = jb.stats();
     // Packets were late only while the rhythm was being learnt (speech is clean after).
     assert!(s.late <= 20 && s.stretched == 0, "{s:?}");
@@ -206,7 +228,7 @@ fn clock_drift_is_absorbed_in_the_pauses() {
     for ppm in [-1000i64, 1000] {
         let arrivals = drifted(frames, ppm);
         let (out, jb) = play(&pcm, &arrivals, 9_000);
-        assert_clean_speech(&pcm, &out, &spurt, 100);
+        assert_clean_speech(&pcm, &out, &spurt, WARMUP as usize);
         let s = jb.stats();
         // 0.1 % of five minutes is 300 ms: all of it went in or out in pauses.
         let moved = if ppm > 0 { s.grown } else { s.shrunk };

@@ -137,7 +137,7 @@ impl Worker {
                     energy_level: conf.energy_level(member).unwrap_or(0),
                     talk_volume: s.talk_volume,
                     listen_volume: s.listen_volume,
-                    delay: s.delay(),
+                    latency: s.latency(),
                 })
             })
             .collect();

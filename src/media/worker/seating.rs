@@ -167,9 +167,12 @@ impl Worker {
     }
 
     pub(super) fn leave(&mut self, call: CallKey) {
-        if let Some(mut s) = self.take_session(call)
-            && let Some(r) = s.recording.take()
-        {
+        let Some(mut s) = self.take_session(call) else {
+            return;
+        };
+        // What the network did to the call and what the jitter buffer made of it.
+        tracing::info!(call, stats = ?s.leg.jitter_stats(), "media ended");
+        if let Some(r) = s.recording.take() {
             self.media.report(recorded(call, r));
         }
     }

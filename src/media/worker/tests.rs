@@ -385,7 +385,7 @@ fn attached_callers_hear_each_other_until_muted() {
     assert!(members[1].talking && members[1].energy > members[1].energy_level);
     // The delay the server adds is reported: at least the mixer's pre-roll, at most the
     // jitter buffer's bound on top.
-    let delay = members[1].delay;
+    let delay = members[1].latency;
     assert!(delay >= Duration::from_millis(10) && delay <= Duration::from_millis(250));
     // Hold silences both ways; unmuting while held changes nothing until resume.
     let leg = LegConfig::new(CodecKind::Pcmu, 0, 20, b.sock.local_addr().unwrap(), 2);
