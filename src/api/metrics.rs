@@ -13,6 +13,10 @@ pub struct Metrics {
     pub packets_in: AtomicU64,
     pub packets_out: AtomicU64,
     pub packets_lost: AtomicU64,
+    /// Valid RTP and RTCP from a source other than a leg's latched peer (dropped).
+    pub packets_foreign: AtomicU64,
+    /// RFC 4733 digits dropped at a leg's rate or queue bound, either way.
+    pub dtmf_dropped: AtomicU64,
     /// Latest interarrival jitter estimate across calls, in microseconds.
     pub jitter_us: AtomicU64,
     /// Largest delay the server adds to a caller's audio, in microseconds.
@@ -106,6 +110,16 @@ impl Metrics {
                 "chorus_rtp_packets_lost_total",
                 "RTP packets lost",
                 &self.packets_lost,
+            ),
+            (
+                "chorus_rtp_packets_foreign_total",
+                "RTP and RTCP packets dropped: not from the leg's latched source",
+                &self.packets_foreign,
+            ),
+            (
+                "chorus_dtmf_dropped_total",
+                "DTMF digits dropped at a call's rate or queue bound",
+                &self.dtmf_dropped,
             ),
             (
                 "chorus_webhook_failures_total",

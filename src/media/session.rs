@@ -56,7 +56,7 @@ pub struct Session {
     /// the RTP timeout counts from here until the peer is latched.
     pub waiting_since: Instant,
     /// Leg counters already added to the server's metrics.
-    counted: [u64; 3],
+    counted: [u64; 5],
     /// Decoded PCM not yet handed to the mixer (when ptime and interval differ).
     inbound: Vec<i16>,
     /// Mixed PCM not yet sent (when ptime and interval differ).
@@ -88,7 +88,7 @@ impl Session {
             listen_volume: 0,
             recording: None,
             waiting_since: now,
-            counted: [0; 3],
+            counted: [0; 5],
             inbound: Vec::new(),
             outbound: Vec::new(),
             interval: 0,
@@ -197,14 +197,23 @@ impl Session {
         }
     }
 
-    /// Adds what the leg counted since the last call (packets in, out, lost) to `metrics`.
+    /// Adds what the leg counted since the last call (packets in, out, lost, from foreign
+    /// sources; DTMF dropped at its bounds) to `metrics`.
     pub fn count_into(&mut self, metrics: &Metrics) {
         let st = self.leg.stats();
-        let now = [st.packets_in, st.packets_out, st.lost];
+        let now = [
+            st.packets_in,
+            st.packets_out,
+            st.lost,
+            st.foreign_in,
+            st.dtmf_dropped_in + st.dtmf_dropped_out,
+        ];
         let gauges = [
             &metrics.packets_in,
             &metrics.packets_out,
             &metrics.packets_lost,
+            &metrics.packets_foreign,
+            &metrics.dtmf_dropped,
         ];
         for ((total, before), counter) in now.iter().zip(&mut self.counted).zip(gauges) {
             counter.fetch_add(total.saturating_sub(*before), Ordering::Relaxed);
