@@ -267,21 +267,11 @@ async fn websocket_clients_get_add_member_and_start_talking_of_a_real_call() {
 
     // The same calls show in the metrics: members, packets both ways, mix ticks.
     tokio::time::sleep(SECOND).await;
-    let text = reqwest::get(format!("http://{}/metrics", srv.api))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |name: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in\n{text}"))
-    };
-    assert_eq!(value("chorus_members "), 2.0);
-    assert!(value("chorus_rtp_packets_received_total ") > 50.0);
-    assert!(value("chorus_rtp_packets_sent_total ") > 50.0);
-    assert!(value("chorus_mix_tick_seconds_count ") > 50.0);
+    let metrics = support::Metrics::read(srv.api).await;
+    assert_eq!(metrics.value("chorus_members"), 2.0);
+    assert!(metrics.value("chorus_rtp_packets_received_total") > 50.0);
+    assert!(metrics.value("chorus_rtp_packets_sent_total") > 50.0);
+    assert!(metrics.value("chorus_mix_tick_seconds_count") > 50.0);
     srv.stop().await;
 }
 

@@ -206,24 +206,13 @@ async fn a_paused_phone_keeps_its_leg_against_an_attacker() {
     assert!(a.hear_level(1209.0, SECOND) > HEARD_DB, "A hears B again");
     assert!(b.hear_level(697.0, SECOND) > HEARD_DB, "B hears A again");
     // The operator sees the attack: about 175 packets in 3.5 s, each dropped and counted.
-    let foreign = metric(&srv, "chorus_rtp_packets_foreign_total").await;
+    let foreign = support::Metrics::read(srv.api)
+        .await
+        .value("chorus_rtp_packets_foreign_total");
     assert!(foreign >= 100.0, "foreign packets counted: {foreign}");
     a.hangup().await.unwrap();
     b.hangup().await.unwrap();
     srv.stop().await;
-}
-
-/// A counter's value in the server's /metrics.
-async fn metric(srv: &Running, name: &str) -> f64 {
-    let text = reqwest::get(format!("http://{}/metrics", srv.api))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} in\n{text}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,7 +419,9 @@ async fn a_dist_dtmf_flood_neither_silences_the_others_nor_stalls_the_server() {
     }
     let keys = listener.heard().dtmf.len();
     assert!((1..=40).contains(&keys), "{keys} of 5,000 keys relayed");
-    let dropped = metric(&srv, "chorus_dtmf_dropped_total").await;
+    let dropped = support::Metrics::read(srv.api)
+        .await
+        .value("chorus_dtmf_dropped_total");
     assert!(dropped >= 100.0, "DTMF drops counted: {dropped}");
     srv.stop().await;
 }

@@ -108,3 +108,21 @@ pub fn free_port_range(pairs: u16) -> std::ops::RangeInclusive<u16> {
     }
     panic!("no {pairs} free port pairs below 31000");
 }
+
+/// The server's `/metrics` at `api`, read once.
+pub struct Metrics(String);
+
+impl Metrics {
+    pub async fn read(api: std::net::SocketAddr) -> Metrics {
+        let text = reqwest::get(format!("http://{api}/metrics")).await.unwrap();
+        Metrics(text.text().await.unwrap())
+    }
+
+    /// The value of the sample `name` (with its labels, if any).
+    pub fn value(&self, name: &str) -> f64 {
+        let prefix = format!("{name} ");
+        (self.0.lines())
+            .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in\n{}", self.0))
+    }
+}
