@@ -210,7 +210,7 @@ async fn oversize_and_unreadable_uploads_are_refused_in_kazoos_shape() {
     let api = Api::new(&srv);
     let id = api.media(json!({"name": "big"})).await;
     let mut big = fixture("tone-697-16k.wav");
-    big.resize(CAP as usize + 1, 0);
+    big.resize(CAP as usize + (1 << 20), 0);
     let (status, body) = api.upload(&id, big, "audio/wav").await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["status"], "error");

@@ -5,12 +5,14 @@
 //! not found, and its file is only served to that account.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, BodyDataStream};
 use axum::extract::{Path, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -27,6 +29,10 @@ pub const RAW: &str = "/v2/accounts/{account_id}/media/{document_id}/raw";
 
 /// Uploads converted (or texts spoken) at once: conversion is CPU work on blocking threads.
 const CONVERSIONS: usize = 2;
+
+/// How much of a refused upload is still read (see [`drain`]), and for how long at most.
+const DRAIN_BYTES: usize = 4 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(5);
 
 /// Where uploads go and how large they may be.
 pub struct MediaFiles {
@@ -97,13 +103,14 @@ async fn upload(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > cap) {
+        drain(request.into_body().into_data_stream()).await;
         return Err(too_large);
     }
     let doc = document(&s, &account, &id).await?;
     let limit = usize::try_from(cap).unwrap_or(usize::MAX);
-    let bytes = axum::body::to_bytes(request.into_body(), limit)
+    let bytes = read_capped(request.into_body(), limit)
         .await
-        .map_err(|_| too_large)?;
+        .ok_or(too_large)?;
     let _permit = files.permits.acquire().await.map_err(|_| ApiError::Busy)?;
     let wav = tokio::task::spawn_blocking(move || library::convert(&bytes))
         .await
@@ -111,6 +118,36 @@ async fn upload(
         .map_err(|message| ApiError::invalid("file", "format", json!({"message": message})))?;
     let saved = keep(&s, &files, &account, &doc.id, wav, "upload").await?;
     Ok(Answer::ok(rendered(&saved)))
+}
+
+/// The body if it is whole and fits in `cap` bytes; a larger one is drained and refused.
+async fn read_capped(body: Body, cap: usize) -> Option<Vec<u8>> {
+    let mut chunks = body.into_data_stream();
+    let mut kept = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.ok()?;
+        if kept.len() + chunk.len() > cap {
+            drain(chunks).await;
+            return None;
+        }
+        kept.extend_from_slice(&chunk);
+    }
+    Some(kept)
+}
+
+/// Reads and drops the rest of a refused body, bounded in bytes and time: a client still
+/// sending when the 413 comes would otherwise see a reset connection instead of the answer.
+async fn drain(mut chunks: BodyDataStream) {
+    let read = async {
+        let mut seen = 0;
+        while seen < DRAIN_BYTES {
+            match chunks.next().await {
+                Some(Ok(chunk)) => seen += chunk.len(),
+                _ => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, read).await;
 }
 
 /// A written media document's audio: a `tts` one is spoken again and stored, so its id
