@@ -70,7 +70,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         handles.push(handle);
         threads.push(thread);
     }
-    tracing::info!(sip = %bound, rtp = ?config.rtp.ports.0, workers = threads.len(), "chorus serving (SIP over UDP and TCP)");
     let store = open_store(&config)?;
     let registrar = registrar_config(&config);
     let registrar = tokio::spawn(crate::registrar::shell::run(
@@ -98,6 +97,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         api: api_addr,
     };
     let (focus, registry) = start_focus(&config, redis, at);
+    // Last, once everything is up: tests and operators read "serving" as ready.
+    tracing::info!(sip = %bound, api = %api_addr, rtp = ?config.rtp.ports.0, workers = threads.len(), "chorus serving (SIP over UDP and TCP)");
     let calls = Calls::new(&config, sip, handles.clone(), store, names, api, focus);
     let done = tokio::spawn(async move {
         calls

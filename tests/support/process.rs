@@ -31,10 +31,10 @@ impl ServerProcess {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let dir = std::env::temp_dir().join(format!("chorus-proc-{}", super::unique_token()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let sip = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        // Port 0: a port picked here could be taken by a parallel test before the child binds.
         let config = format!(
             "data_dir = {data:?}\n\
-             [sip]\nlisten = \"{sip}\"\n{sip_keys}\n\
+             [sip]\nlisten = \"127.0.0.1:0\"\n{sip_keys}\n\
              [rtp]\nports = \"{rtp}\"\n\
              [conferences]\nseed = {seed:?}\nprompts = {prompts:?}\n\
              [api]\nlisten = \"127.0.0.1:0\"\n\
@@ -62,9 +62,31 @@ impl ServerProcess {
             edit(&mut command);
         }
         let child = command.spawn().expect("chorus starts");
-        let server = ServerProcess { child, sip, dir };
+        let mut server = ServerProcess {
+            child,
+            sip: SocketAddr::from(([127, 0, 0, 1], 0)),
+            dir,
+        };
+        server.sip = server.bound_sip();
         server.wait_ready();
         server
+    }
+
+    /// The SIP address the child logged once it had started everything.
+    fn bound_sip(&self) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let bound = self.log().lines().find_map(|line| {
+                let (_, rest) = line.split_once("chorus serving")?;
+                rest.split_whitespace()
+                    .find_map(|field| field.strip_prefix("sip=")?.parse().ok())
+            });
+            if let Some(sip) = bound {
+                return sip;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("chorus did not log its SIP address:\n{}", self.log());
     }
 
     fn wait_ready(&self) {
@@ -142,11 +164,4 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
