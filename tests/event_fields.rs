@@ -68,6 +68,7 @@ async fn events_carry_the_node_ids_and_the_callers_x_headers_and_failed_plays_ar
         data["node"].as_str().unwrap().starts_with("chorus@"),
         "{data}"
     );
+    assert_eq!(data["focus"], data["node"], "the hosting node: {data}");
     assert_eq!(data["app_name"], "chorus");
     assert_eq!(data["app_version"], env!("CARGO_PKG_VERSION"));
     let msg_id = data["msg_id"].as_str().unwrap().to_string();

@@ -96,6 +96,8 @@ impl ConferenceEvent {
             "Conference-ID": self.conference_id,
             "Instance-ID": self.instance_id,
             "Conference-Node": node,
+            // The events come from the node hosting the room, Kazoo's focus.
+            "Focus": node,
             "Profile": self.profile,
             "Account-ID": self.account_id,
             "Call-ID": self.call_id(),
@@ -180,8 +182,8 @@ mod tests {
             (&json!("conference"), &json!("event"))
         );
         assert_eq!(
-            (&e["Conference-Node"], &e["Call-ID"]),
-            (&json!("node1"), &json!("call-4"))
+            (&e["Conference-Node"], &e["Focus"], &e["Call-ID"]),
+            (&json!("node1"), &json!("node1"), &json!("call-4"))
         );
         assert_eq!(
             e["Custom-Channel-Vars"]["Account-ID"],
