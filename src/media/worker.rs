@@ -34,7 +34,7 @@ use mio::Waker;
 use mixer::source::Source;
 use mixer::{ConferenceId, MemberFlags, MemberId, Profile, Scheduler};
 
-use super::codec::{CodecKind, Encoder};
+use super::codec::{CodecKind, Encoder, EncoderOptions};
 use super::leg::LegConfig;
 use super::packet_io::{Input, IoMode, PacketIo};
 use super::ports::RtpSockets;
@@ -346,11 +346,21 @@ struct Media {
     mixing_since: Instant,
 }
 
+/// Which encoder serves a group of calls hearing one shared mix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct SharedEncode {
+    codec: CodecKind,
+    options: EncoderOptions,
+    /// The shared mix's listen volume (its rate follows from the codec).
+    volume: i8,
+}
+
 #[derive(Default)]
 struct ConferenceCalls {
     by_member: HashMap<MemberId, CallKey>,
-    /// One encoder per codec for mixes that several calls share.
-    shared: HashMap<CodecKind, Box<dyn Encoder>>,
+    /// One encoder per shared mix and encoder setup: stateful codecs (Opus, G.722) must
+    /// encode one mix's frames in sequence.
+    shared: HashMap<SharedEncode, Box<dyn Encoder>>,
     /// Conference recordings: a hidden listener member each, feeding a WAV writer.
     recorders: Vec<Recorder>,
 }
