@@ -379,13 +379,18 @@ impl Worker {
         // (jitter buffers, latches) have already seen.
         let mut floor = Instant::now();
         loop {
-            let deadline = self
-                .scheduler
-                .poll_timeout()
-                .map_or(next_housekeeping, |t| t.min(next_housekeeping));
-            let wait = deadline.saturating_duration_since(Instant::now());
+            let tick = self.scheduler.poll_timeout();
+            // Without calls or conferences nothing is due: sleep until a command comes,
+            // with the gauges brought to zero first.
+            let wait = if tick.is_none() && self.media.sessions.is_empty() {
+                self.housekeeping(Instant::now());
+                None
+            } else {
+                let deadline = tick.map_or(next_housekeeping, |t| t.min(next_housekeeping));
+                Some(deadline.saturating_duration_since(Instant::now()))
+            };
             // A tick is near: sleep until it (commands wait for it too, at most a tick).
-            let batch = wait <= BATCH_WITHIN && self.scheduler.poll_timeout().is_some();
+            let batch = tick.is_some() && wait.is_some_and(|w| w <= BATCH_WITHIN);
             if let Err(e) = self.media.io.wait(wait, batch) {
                 tracing::error!(error = %e, "media poll failed");
                 return;

@@ -486,6 +486,46 @@ fn opus_listeners_at_two_listen_volumes_each_hear_a_clean_tone() {
     }
 }
 
+/// How often this process's thread called `name` has gone to sleep and woken.
+fn wakeups(name: &str) -> u64 {
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap();
+            let line = status
+                .lines()
+                .find(|l| l.starts_with("voluntary_ctxt_switches"));
+            return line
+                .unwrap()
+                .split_whitespace()
+                .last()
+                .unwrap()
+                .parse()
+                .unwrap();
+        }
+    }
+    panic!("no thread {name}");
+}
+
+/// A worker with no calls sleeps until it is given one; with a call it wakes for its
+/// housekeeping (twice a second), and once the call is gone it sleeps again.
+#[test]
+fn a_worker_without_calls_does_not_wake() {
+    let (w, _rx) = worker(91);
+    let woken = || {
+        let before = wakeups("media-91");
+        std::thread::sleep(Duration::from_millis(1600));
+        wakeups("media-91") - before
+    };
+    assert!(woken() <= 1, "idle");
+    let (_peer, lobby) = Peer::new(9);
+    open(&w, lobby);
+    assert!(woken() >= 3, "with a call");
+    w.handle.send(Command::Leave { call: 9 });
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(woken() <= 1, "idle again");
+}
+
 #[test]
 fn member_playback_reaches_one_member_and_conference_playback_all() {
     let (w, mut rx) = worker(0);
