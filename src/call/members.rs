@@ -149,7 +149,7 @@ impl CallPlane {
             self.play(id, PlayTarget::Call(call.0), &to_joiner);
         }
         if waiting {
-            self.start_moh(id, call, None);
+            self.start_waiting(id, call);
         } else if count > 1 {
             self.play(
                 id,
@@ -211,7 +211,7 @@ impl CallPlane {
 
     /// Hold music to one member, after `first` (the alone prompt) when given: one
     /// playback, so a joiner stops both.
-    fn start_moh(&mut self, id: &ConfRef, call: CallId, first: Option<String>) {
+    pub(super) fn start_moh(&mut self, id: &ConfRef, call: CallId, first: Option<String>) {
         let Some(live) = self.conferences.get(id) else {
             return;
         };
@@ -220,8 +220,23 @@ impl CallPlane {
         if nomoh || (first.is_none() && looping.is_none()) {
             return;
         }
+        self.hold(id, call, first.into_iter().collect(), looping);
+    }
+
+    /// Plays `media`, then `looping`, to one member as what it hears on hold (stopped
+    /// when it joins the others or stops waiting).
+    pub(super) fn hold(
+        &mut self,
+        id: &ConfRef,
+        call: CallId,
+        media: Vec<String>,
+        looping: Option<String>,
+    ) {
+        let Some(live) = self.conferences.get(id) else {
+            return;
+        };
         let sound = Sound {
-            media: first.into_iter().collect(),
+            media,
             looping,
             language: live.profile.language.clone(),
             account: id.account.clone(),
@@ -247,15 +262,17 @@ impl CallPlane {
         );
     }
 
-    /// Hold music that ended (it could not play, or its member left) is off.
-    pub(super) fn moh_done(&mut self, playback: u64) {
-        let members = self
-            .conferences
-            .values_mut()
-            .flat_map(|l| l.members.values_mut());
-        for m in members.filter(|m| m.moh == Some(playback)) {
+    /// Hold music that ended (it could not play, it ran out, or its member left) is off;
+    /// whose it was, if anyone's.
+    pub(super) fn moh_done(&mut self, playback: u64) -> Option<(ConfRef, CallId)> {
+        self.conferences.iter_mut().find_map(|(conf, live)| {
+            let (call, m) = live
+                .members
+                .iter_mut()
+                .find(|(_, m)| m.moh == Some(playback))?;
             m.moh = None;
-        }
+            Some((conf.clone(), *call))
+        })
     }
 
     fn stop_moh(&mut self, id: &ConfRef, call: CallId) {

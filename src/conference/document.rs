@@ -16,6 +16,10 @@
 //!   `endconf` member leaves;
 //! - `status_hook` (URL) and `status_events` (subset of [`STATUS_EVENTS`]);
 //! - `action_hook` (URL): called with the member's call info when each member leaves;
+//! - `enter_hook` (URL): fetched before each join; its `play`/`say`/`pause` verbs play to
+//!   the joiner first ([`super::hook_verbs`]);
+//! - `wait_hook` (URL): fetched while a member waits for a moderator, after 750 ms of
+//!   silence each time, its verbs played, until it answers `[]` (instead of hold music);
 //! - `member|moderator.member_tag` (string): the role's members carry this tag;
 //! - `member|moderator.speak_only_to` (string): the role's members are heard only by
 //!   members tagged so (jambonz's coach), and hear everyone.
@@ -96,6 +100,8 @@ const SCHEMA: &[(&str, Rule)] = &[
     ("end_conference_duration", Rule::Int { min: 0, max: None }),
     ("status_hook", Rule::Str { min: 1, max: 2048 }),
     ("action_hook", Rule::Str { min: 1, max: 2048 }),
+    ("enter_hook", Rule::Str { min: 1, max: 2048 }),
+    ("wait_hook", Rule::Str { min: 1, max: 2048 }),
     ("status_events", Rule::EnumList(&STATUS_EVENTS)),
 ];
 
@@ -314,6 +320,16 @@ impl ConferenceDoc {
     /// jambonz `actionHook`: called when a member's conference task ends (it leaves).
     pub fn action_hook(&self) -> Option<&str> {
         self.str("action_hook")
+    }
+
+    /// jambonz `enterHook`: its verbs play to each joiner before the join.
+    pub fn enter_hook(&self) -> Option<&str> {
+        self.str("enter_hook")
+    }
+
+    /// jambonz `waitHook`: its verbs play, in a loop, to members waiting for a moderator.
+    pub fn wait_hook(&self) -> Option<&str> {
+        self.str("wait_hook")
     }
 
     /// The events the status hook wants; absent means none (as jambonz).
