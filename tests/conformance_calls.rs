@@ -303,3 +303,53 @@ async fn the_enter_hook_plays_before_the_join_and_the_wait_hook_while_waiting() 
     drop(a);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_conference_is_recorded_from_its_first_join_under_its_path() {
+    let recorded = doc("recorded", "5111", json!({"record": {"path": "board"}}));
+    let config = support::seeded_config(&[("recorded", recorded)]);
+    let recordings = config.data_dir.join("recordings");
+    let srv = chorus::server::start(config).await.expect("server starts");
+    let mut a = dial(&srv, "5111").await;
+    tokio::time::sleep(SECOND).await;
+    a.send_tone(697.0, 2 * SECOND).await;
+    a.hangup().await.unwrap();
+    // The recording ends with the conference, when its last member leaves.
+    let mut found = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        found = walk(&recordings).into_iter().find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("board-")
+        });
+        if found.is_some() {
+            break;
+        }
+    }
+    let path = found.expect("a board-*.wav recording");
+    tokio::time::sleep(SECOND).await;
+    let pcm = mixer::wav::Pcm::from_wav_bytes(&std::fs::read(&path).unwrap(), 8000).unwrap();
+    let level = mixer::goertzel::level_db(pcm.samples(), 8000, 697.0);
+    assert!(
+        level > -30.0,
+        "{} holds the tone: {level:.0} dB",
+        path.display()
+    );
+    srv.stop().await;
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| match e.path() {
+            p if p.is_dir() => walk(&p),
+            p => vec![p],
+        })
+        .collect()
+}

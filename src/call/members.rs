@@ -82,7 +82,7 @@ impl CallPlane {
         if c.worker == worker {
             c.stage = Stage::Member(id.clone());
             self.command_to(worker, Command::Attach(Box::new(attach)));
-            self.after_join(&id, call, &decision);
+            self.after_join(&id, call, &decision, now);
         } else {
             // Its media waits in another worker's lobby: detach it there, adopt it here.
             c.stage = Stage::Moving(id.clone());
@@ -130,8 +130,14 @@ impl CallPlane {
 
     /// The sounds of a join: to the joiner (with the count, under `announce-count`), to
     /// everyone, hold music while alone, and the release of members who waited for this
-    /// moderator.
-    pub(super) fn after_join(&mut self, id: &ConfRef, call: CallId, decision: &JoinDecision) {
+    /// moderator; the starter of a recorded conference starts its recording.
+    pub(super) fn after_join(
+        &mut self,
+        id: &ConfRef,
+        call: CallId,
+        decision: &JoinDecision,
+        now: Instant,
+    ) {
         let Some(live) = self.conferences.get(id) else {
             return;
         };
@@ -166,6 +172,9 @@ impl CallPlane {
         }
         if decision.flags.moderator {
             self.release_waiting(id);
+        }
+        if count == 1 && decision.doc.records() {
+            self.record(id, decision.doc.record_path(), now);
         }
         self.alone_or_together(id);
     }
