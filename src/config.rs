@@ -143,6 +143,9 @@ pub struct ConferencesConfig {
     pub adhoc: bool,
     /// The account SIP dial-ins belong to (and the seed documents are created in).
     pub account: String,
+    /// Kazoo's account realms: a dial-in whose Request-URI host is a realm here belongs
+    /// to its account (`"acme.example.com" = "<account id>"`); any other to `account`.
+    pub realms: std::collections::BTreeMap<String, String>,
     /// Documents loaded into a new store (see config/seed/README.md).
     pub seed: PathBuf,
     /// Prompt sets, a folder per language.
@@ -270,6 +273,7 @@ impl Default for ConferencesConfig {
         ConferencesConfig {
             adhoc: true,
             account: DEFAULT_ACCOUNT.into(),
+            realms: Default::default(),
             seed: PathBuf::from("config/seed"),
             prompts: PathBuf::from("config/prompts"),
             service_number: "1999".into(),
@@ -316,12 +320,15 @@ impl Config {
         if self.media.workers == 0 {
             anyhow::bail!("media.workers = 0: at least 1 is required");
         }
-        let accounts = std::iter::once(("conferences.account", &self.conferences.account)).chain(
-            self.api
-                .tokens
-                .iter()
-                .map(|t| ("api.tokens.account_id", &t.account_id)),
-        );
+        let realms = self.conferences.realms.values();
+        let accounts = std::iter::once(("conferences.account", &self.conferences.account))
+            .chain(realms.map(|a| ("conferences.realms", a)))
+            .chain(
+                self.api
+                    .tokens
+                    .iter()
+                    .map(|t| ("api.tokens.account_id", &t.account_id)),
+            );
         for (key, a) in accounts {
             // Account ids name folders (recordings, recorded names).
             if a.is_empty() || !a.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -346,9 +353,10 @@ impl Config {
             anyhow::bail!("sip.auth_algorithms: at least one is required with sip.dial_in_auth");
         }
         for (i, u) in sip.dial_in_auth.iter().enumerate() {
-            if u.account != self.conferences.account {
+            let mut realms = self.conferences.realms.values();
+            if u.account != self.conferences.account && !realms.any(|a| *a == u.account) {
                 anyhow::bail!(
-                    "sip.dial_in_auth[{i}].account = {:?}: dial-ins belong to conferences.account = {:?}",
+                    "sip.dial_in_auth[{i}].account = {:?}: dial-ins belong to conferences.account = {:?} or a realm's account",
                     u.account,
                     self.conferences.account
                 );
@@ -426,5 +434,12 @@ mod tests {
                 .to_string()
                 .contains("conferences.account")
         );
+        let c: Config = toml::from_str(
+            "[conferences.realms]
+\"a.example\" = \"../x\"",
+        )
+        .unwrap();
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("conferences.realms"), "{e}");
     }
 }

@@ -108,6 +108,52 @@ async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) -> b
     false
 }
 
+/// Kazoo routes a dial-in to the account whose realm its Request-URI names: B's caller
+/// reaches B's conference and only B sees it; any other host stays with the default account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_in_reaches_the_account_whose_realm_it_names() {
+    let mut config = config();
+    config
+        .conferences
+        .realms
+        .insert("B.example".into(), ACCOUNT_B.into());
+    let srv = chorus::server::start(config).await.unwrap();
+    let api = Api::new(&srv);
+    let (get, put) = (reqwest::Method::GET, reqwest::Method::PUT);
+    let doc = json!({"data": {"name": "board", "play_welcome": false,
+        "member": {"numbers": ["7200"], "join_muted": false}}});
+    let (status, made) = api.as_b(put, "", Some(doc)).await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["data"]["id"].as_str().unwrap().to_string();
+    let to_b = DialOpts {
+        domain: Some("b.example".into()),
+        ..DialOpts::default()
+    };
+    let b = Phone::dial(srv.sip, "7200", to_b).await.unwrap();
+    let a = Phone::dial(srv.sip, "7200", DialOpts::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(SECOND).await;
+    let participants = |v: &Value| v["data"].as_array().map_or(0, Vec::len);
+    let (_, parts) = api
+        .as_b(get.clone(), &format!("/{id}/participants"), None)
+        .await;
+    assert_eq!(
+        participants(&parts),
+        1,
+        "B's caller is in B's conference: {parts}"
+    );
+    let (_, parts) = api
+        .as_a(get.clone(), &format!("/{id}/participants"), None)
+        .await;
+    assert_eq!(participants(&parts), 0, "A has none of it: {parts}");
+    // The other caller, to the server's address, opened A's ad-hoc room 7200.
+    let (_, parts) = api.as_a(get, "/7200/participants", None).await;
+    assert_eq!(participants(&parts), 1, "{parts}");
+    drop((a, b));
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_account_cannot_reach_recordings_conferences_or_participants() {
     let config = config();

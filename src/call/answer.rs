@@ -40,7 +40,7 @@ impl CallPlane {
     ) {
         let id = self.new_id();
         self.lookups.insert(id, (call, Lookup::Route));
-        let account = self.settings.account.clone();
+        let account = party.account.clone();
         let query = StoreQuery::Route {
             number: number.clone(),
             caller: Caller::from_uri(&party.from.uri),
@@ -75,10 +75,10 @@ impl CallPlane {
         };
         let mut claim = None;
         if let Target::Conference { id, doc } = &setup.target {
-            self.prefetch_doc(doc);
+            self.prefetch_doc(call, doc);
             let mut numbers = vec![number.clone()];
             numbers.extend(doc.all_numbers().into_iter().map(String::from));
-            claim = Some((self.sip_conference(id), numbers));
+            claim = Some((self.sip_conference(call, id), numbers));
         }
         let Some(a) = self.answering.get_mut(&call) else {
             return;

@@ -193,6 +193,7 @@ impl CallPlane {
         }
         let leg = &self.legs[&call];
         let party = Party {
+            account: conf.account.clone(),
             direction: CallDirection::Outbound,
             sip_call_id: leg.call_id.clone(),
             from: callee(&leg.contact.uri),

@@ -67,14 +67,14 @@ impl CallPlane {
             FlowAction::FindConference { number } => {
                 let id = self.new_id();
                 self.lookups.insert(id, (call, Lookup::Find));
-                let account = self.settings.account.clone();
+                let account = self.account(call);
                 let query = StoreQuery::FindByNumber { number };
                 self.push(Output::Store(StoreRequest { id, account, query }));
             }
             FlowAction::QueryConference { id } => {
                 let state = self
                     .conferences
-                    .get(&self.sip_conference(&id))
+                    .get(&self.sip_conference(call, &id))
                     .map(|l| l.state())
                     .unwrap_or_default();
                 if let Some(f) = self.flow_mut(call) {
@@ -107,7 +107,7 @@ impl CallPlane {
                 self.fetch_hook(call, url, &name);
             }
             FlowAction::Join(decision) => {
-                let id = self.sip_conference(&decision.conference_id);
+                let id = self.sip_conference(call, &decision.conference_id);
                 self.join(call, id, *decision, now);
             }
             FlowAction::Hangup => self.hang_up(call, now),
@@ -134,7 +134,7 @@ impl CallPlane {
             media,
             looping: None,
             language,
-            account: self.settings.account.clone(),
+            account: self.account(call),
             rate,
         };
         let target = PlayTarget::Call(call.0);
@@ -183,7 +183,7 @@ impl CallPlane {
         if pcm.is_empty() {
             return self.handle_name_saved(call, None, now);
         }
-        let account = self.settings.account.clone();
+        let account = self.account(call);
         let caller = self
             .calls
             .get(&call)

@@ -32,7 +32,7 @@ impl CallPlane {
             "to": name,
             "callerId": c.party.from.display_name.as_deref().unwrap_or_default(),
             "callStatus": "in-progress",
-            "accountSid": self.settings.account,
+            "accountSid": c.party.account,
             "friendlyName": name,
         });
         self.push(Output::FetchHook { call, url, body });

@@ -19,13 +19,15 @@ use crate::sip::{Body, CallId, Event, NameAddr, TerminationReason};
 
 use super::dial_order::{Leg, Order};
 use super::live::Live;
-use super::output::{MediaCommand, Output, SipAction, StoreAnswer};
+use super::output::{Caller, MediaCommand, Output, SipAction, StoreAnswer};
 
 /// What the call plane is configured with.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The account SIP callers belong to (`[conferences] account`).
+    /// The account SIP callers belong to (`[conferences] account`) unless their
+    /// Request-URI host is one of `realms` (lowercase), whose account they belong to.
     pub account: String,
+    pub realms: HashMap<String, String>,
     /// Unknown numbers open an ad-hoc conference named after them.
     pub adhoc: bool,
     /// The number that asks for a conference number.
@@ -64,6 +66,8 @@ impl Direction {
 /// The other end of a call.
 #[derive(Debug, Clone)]
 pub struct Party {
+    /// The account the call belongs to: its conferences, documents, media and events.
+    pub account: String,
     pub direction: Direction,
     pub sip_call_id: String,
     pub from: NameAddr,
@@ -230,6 +234,7 @@ impl CallPlane {
                 call,
                 call_id,
                 from,
+                request_uri,
                 request_uri_user,
                 body,
                 source,
@@ -237,8 +242,10 @@ impl CallPlane {
                 ..
             } => {
                 let number = request_uri_user.unwrap_or_default();
-                tracing::info!(call = %call_id, from = %from.uri, %number, "incoming call");
+                let account = self.account_of(&request_uri);
+                tracing::info!(call = %call_id, from = %from.uri, %number, %account, "incoming call");
                 let party = Party {
+                    account,
                     direction: Direction::Inbound,
                     sip_call_id: call_id,
                     from,
@@ -454,10 +461,25 @@ impl CallPlane {
         (stable_hash(conference) % self.settings.workers.max(1) as u64) as usize
     }
 
-    /// A conference SIP callers reach: they all belong to `[conferences] account`.
-    pub(super) fn sip_conference(&self, id: &str) -> ConfRef {
+    /// The account a dial-in to `request_uri` belongs to: its host's realm's (Kazoo),
+    /// else the configured one.
+    fn account_of(&self, request_uri: &str) -> String {
+        let host = Caller::from_uri(request_uri).map(|c| c.host);
+        let realm = host.and_then(|h| self.settings.realms.get(&h));
+        realm.unwrap_or(&self.settings.account).clone()
+    }
+
+    /// The account `call` belongs to.
+    pub(super) fn account(&self, call: CallId) -> String {
+        let party = self.calls.get(&call).map(|c| &c.party);
+        let party = party.or_else(|| self.answering.get(&call).map(|a| &a.party));
+        party.map_or_else(|| self.settings.account.clone(), |p| p.account.clone())
+    }
+
+    /// Conference `id` of the account `call` belongs to.
+    pub(super) fn sip_conference(&self, call: CallId, id: &str) -> ConfRef {
         ConfRef {
-            account: self.settings.account.clone(),
+            account: self.account(call),
             id: id.to_string(),
         }
     }

@@ -6,10 +6,12 @@ use serde_json::Value;
 use super::output::Output;
 use super::plane::CallPlane;
 use crate::conference::document::ConferenceDoc;
+use crate::sip::CallId;
 
 impl CallPlane {
-    /// Asks for every URL the document names (prompts, tones, profile sounds) to be fetched.
-    pub(super) fn prefetch_doc(&mut self, doc: &ConferenceDoc) {
+    /// Asks for every URL the document `call` is routed to names (prompts, tones, profile
+    /// sounds) to be fetched.
+    pub(super) fn prefetch_doc(&mut self, call: CallId, doc: &ConferenceDoc) {
         let mut urls = Vec::new();
         for value in doc.json().values() {
             collect_urls(value, &mut urls);
@@ -20,7 +22,7 @@ impl CallPlane {
         self.push(Output::Prefetch {
             media: urls.into_iter().map(str::to_string).collect(),
             language: doc.language().unwrap_or("en").to_string(),
-            account: self.settings.account.clone(),
+            account: self.account(call),
         });
     }
 }

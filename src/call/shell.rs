@@ -116,6 +116,12 @@ impl Calls {
         let ip = config.sip.listen.ip();
         let settings = Settings {
             account: config.conferences.account.clone(),
+            realms: config
+                .conferences
+                .realms
+                .iter()
+                .map(|(realm, account)| (realm.to_ascii_lowercase(), account.clone()))
+                .collect(),
             adhoc: config.conferences.adhoc,
             service_number: Some(config.conferences.service_number.clone())
                 .filter(|n| !n.is_empty()),

@@ -55,6 +55,7 @@ impl Harness {
     pub(super) fn new(docs: Vec<(&str, Value)>) -> Self {
         let settings = Settings {
             account: ACCOUNT.into(),
+            realms: Default::default(),
             adhoc: false,
             service_number: None,
             workers: 1,

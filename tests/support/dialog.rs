@@ -67,6 +67,12 @@ impl Dialog {
         }
     }
 
+    /// Addresses the call to `number@domain` (Request-URI and To), still sent to the server.
+    pub fn address_to(&mut self, number: &str, domain: &str) {
+        self.remote_uri = format!("sip:{number}@{domain}");
+        self.target = self.remote_uri.clone();
+    }
+
     /// A new request in this dialog (or the initial INVITE), with the next CSeq.
     pub fn request(&mut self, method: &str, body: Option<(&str, &str)>) -> Outgoing {
         self.cseq += 1;

@@ -42,6 +42,8 @@ pub struct DialOpts {
     pub local_ip: Option<std::net::IpAddr>,
     /// Extra INVITE headers (`X-...`), as (name, value).
     pub headers: Vec<(String, String)>,
+    /// The Request-URI's host (a domain the server serves); `None`: the server's address.
+    pub domain: Option<String>,
 }
 
 impl Default for DialOpts {
@@ -57,6 +59,7 @@ impl Default for DialOpts {
             answer_timeout: Duration::from_secs(10),
             local_ip: None,
             headers: Vec::new(),
+            domain: None,
         }
     }
 }
@@ -167,7 +170,10 @@ impl Phone {
         let local_ip = opts.local_ip.unwrap_or(server.ip());
         let (link, incoming, reader) = Link::open_from(server, local_ip, opts.transport).await?;
         let media = Media::bind(link.local.ip()).await?;
-        let dialog = Dialog::new(link.local, server, number, &opts.user, opts.transport);
+        let mut dialog = Dialog::new(link.local, server, number, &opts.user, opts.transport);
+        if let Some(domain) = &opts.domain {
+            dialog.address_to(number, domain);
+        }
         let (bye, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             link,
