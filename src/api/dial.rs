@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use super::body::{Envelope, type_error};
 use super::reply::ApiError;
 use super::service::{DialArgs, DialFlags, EndpointResponse, EndpointSpec};
+use crate::conference::profile_keys::caller_id_number_char;
 
 /// Endpoints one request may name (each may ring several contacts).
 pub const MAX_ENDPOINTS: usize = 16;
@@ -62,7 +63,7 @@ pub fn args(env: &Envelope) -> Result<DialArgs, ApiError> {
     Ok(DialArgs {
         endpoints,
         caller_id_name: text(arg, "caller_id_name", 128, |c| !c.is_control())?,
-        caller_id_number: text(arg, "caller_id_number", 32, uri_user_char)?,
+        caller_id_number: text(arg, "caller_id_number", 32, caller_id_number_char)?,
         timeout: Duration::from_secs(timeout),
         flags: flags(arg.get("participant_flags"))?,
         outbound_call_id: text(arg, "outbound_call_id", 128, call_id_char)?,
@@ -189,11 +190,6 @@ fn text(
         ));
     }
     Ok(Some(s.to_string()))
-}
-
-/// Characters a caller id number may use in our From URI's user part.
-fn uri_user_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "+-_.*#".contains(c)
 }
 
 /// RFC 3261 `word` characters (a Call-ID).

@@ -5,9 +5,10 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::api::service::{ConfRef, DialFlags};
+use crate::api::service::{ConfRef, DialArgs, DialFlags};
 use crate::conference::document::ConferenceDoc;
 use crate::conference::settings::ConferencesConfig;
+use crate::conference::{profile, profile_keys};
 use crate::sdp::SdpSession;
 use crate::sip::DialAuth;
 
@@ -29,6 +30,34 @@ pub struct DialOrder {
     pub timeout: Duration,
     pub flags: DialFlags,
     pub outbound_call_id: Option<String>,
+}
+
+/// Our caller id on a dial: the request's, else the conference profile's `caller-id-name` /
+/// `caller-id-number` (checked when written, and again here: a system profile may predate
+/// the check), else the conference's name and `conference`.
+pub fn caller_id(
+    dial: &DialArgs,
+    conf: &ConfRef,
+    doc: &ConferenceDoc,
+    config: &ConferencesConfig,
+) -> (String, String) {
+    let profile = profile::resolve(doc, config, None).ok();
+    let own = |key: &str, ok: fn(&str) -> bool| {
+        let value = profile.as_ref().and_then(|p| p.other.get(key));
+        value.filter(|v| ok(v)).cloned()
+    };
+    let name = dial
+        .caller_id_name
+        .clone()
+        .or_else(|| own("caller-id-name", profile_keys::caller_id_name_ok));
+    let number = dial
+        .caller_id_number
+        .clone()
+        .or_else(|| own("caller-id-number", profile_keys::caller_id_number_ok));
+    (
+        name.unwrap_or_else(|| doc.name().unwrap_or(&conf.id).to_string()),
+        number.unwrap_or_else(|| "conference".into()),
+    )
 }
 
 /// One entry of the order's `endpoints`.
@@ -88,4 +117,47 @@ pub(super) struct Order {
     pub outcomes: Vec<(String, Option<Result<String, String>>)>,
     /// Per endpoint: the gateways a failing one fails over to.
     pub next: Vec<VecDeque<Contact>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn dial(name: Option<&str>, number: Option<&str>) -> DialArgs {
+        DialArgs {
+            endpoints: Vec::new(),
+            caller_id_name: name.map(str::to_string),
+            caller_id_number: number.map(str::to_string),
+            timeout: Duration::from_secs(20),
+            flags: DialFlags::default(),
+            outbound_call_id: None,
+        }
+    }
+
+    #[test]
+    fn the_caller_id_is_the_requests_else_the_profiles_else_the_conferences() {
+        let conf = ConfRef {
+            account: "a".into(),
+            id: "standup".into(),
+        };
+        let config = ConferencesConfig::default();
+        let plain = ConferenceDoc::from_request(json!({"name": "Standup"})).unwrap();
+        let profiled = ConferenceDoc::from_request(json!({"name": "Standup",
+            "profile": {"caller-id-name": "Acme Bridge", "caller-id-number": "+15550100"}}))
+        .unwrap();
+        let id = |d: &DialArgs, doc: &ConferenceDoc| caller_id(d, &conf, doc, &config);
+        assert_eq!(
+            id(&dial(None, None), &plain),
+            ("Standup".into(), "conference".into())
+        );
+        assert_eq!(
+            id(&dial(None, None), &profiled),
+            ("Acme Bridge".into(), "+15550100".into())
+        );
+        assert_eq!(
+            id(&dial(Some("Ops"), Some("42")), &profiled),
+            ("Ops".into(), "42".into())
+        );
+    }
 }

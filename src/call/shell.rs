@@ -35,7 +35,7 @@ use crate::store::{DocumentWrite, Store, StoreError};
 
 use super::answer::adhoc_doc;
 use super::api::recording_dir;
-use super::dial_order::DialOrder;
+use super::dial_order::{DialOrder, caller_id};
 use super::dial_targets;
 use super::output::{Caller, MediaCommand, Output, SipAction, Sound, StoreAnswer, StoreQuery};
 use super::plane::{CallPlane, Settings};
@@ -601,10 +601,10 @@ impl Calls {
             .store
             .conferences_config(&conf.account)
             .map_err(store_error)?;
-        let name = doc.name().unwrap_or(&conf.id).to_string();
+        let (caller_id_name, caller_id_number) = caller_id(&dial, &conf, &doc, &config);
         Ok(DialOrder {
-            caller_id_name: dial.caller_id_name.unwrap_or(name),
-            caller_id_number: dial.caller_id_number.unwrap_or_else(|| "conference".into()),
+            caller_id_name,
+            caller_id_number,
             conf,
             doc,
             config,

@@ -673,6 +673,16 @@ mod tests {
     }
 
     #[test]
+    fn a_profile_caller_id_that_cannot_go_in_a_from_header_is_refused() {
+        let bad = json!({"profile": {"caller-id-name": "A\r\nVia: x", "caller-id-number": "1@x"}});
+        let e = create(bad).unwrap_err();
+        assert!(e["profile.caller-id-name"]["pattern"].is_object(), "{e}");
+        assert!(e["profile.caller-id-number"]["pattern"].is_object(), "{e}");
+        let good = json!({"profile": {"caller-id-name": "Acme", "caller-id-number": "+1555"}});
+        assert!(create(good).is_ok());
+    }
+
+    #[test]
     fn listen_is_refused_by_name_and_record_takes_a_path() {
         let e = create(json!({"listen": {"url": "wss://x"}})).unwrap_err();
         assert_eq!(

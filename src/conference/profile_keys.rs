@@ -37,6 +37,22 @@ pub(crate) const MIXER_KEYS: [(&str, Rule); 7] = [
     ("max-members", Rule::Int { min: 2, max: None }),
 ];
 
+/// Whether `s` can be the display name of our From (`caller-id-name`, the dial action's
+/// `caller_id_name`): nothing that could end a header.
+pub(crate) fn caller_id_name_ok(s: &str) -> bool {
+    (1..=128).contains(&s.chars().count()) && !s.chars().any(char::is_control)
+}
+
+/// Whether `s` can be the user part of our From (`caller-id-number`, `caller_id_number`).
+pub(crate) fn caller_id_number_ok(s: &str) -> bool {
+    (1..=32).contains(&s.len()) && s.chars().all(caller_id_number_char)
+}
+
+/// Characters a caller id number may use in our From URI's user part.
+pub(crate) fn caller_id_number_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "+-_.*#".contains(c)
+}
+
 /// A profile value as the text the mixer reads; `None` for arrays and objects.
 pub(crate) fn scalar(v: &Value) -> Option<String> {
     match v {
@@ -64,6 +80,18 @@ pub(crate) fn validate(profile: &Map<String, Value>, errors: &mut ValidationErro
             for flag in flag_list(text).filter(|f| !known.contains(f)) {
                 let msg = "Value not found in enumerated list of values";
                 errors.add(&path, "enum", msg, Some(json!(known)), Some(json!(flag)));
+            }
+            continue;
+        }
+        let caller_id = match key.as_str() {
+            "caller-id-name" => Some(caller_id_name_ok as fn(&str) -> bool),
+            "caller-id-number" => Some(caller_id_number_ok as fn(&str) -> bool),
+            _ => None,
+        };
+        if let Some(ok) = caller_id {
+            if !value.as_str().is_some_and(ok) {
+                let msg = "Not a caller id for a SIP From header";
+                errors.add(&path, "pattern", msg, None, Some(value.clone()));
             }
             continue;
         }
