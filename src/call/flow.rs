@@ -135,6 +135,8 @@ impl CallPlane {
             looping: None,
             language,
             account: self.account(call),
+            // Lobby prompts speak in the language's voice; the profile's is the room's.
+            voice: None,
             rate,
         };
         let target = PlayTarget::Call(call.0);

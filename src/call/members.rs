@@ -249,6 +249,7 @@ impl CallPlane {
             looping,
             language: live.profile.language.clone(),
             account: id.account.clone(),
+            voice: live.profile.other.get("tts-voice").cloned(),
             rate: live.profile.mixer.rate(),
         };
         let worker = live.worker;
@@ -307,6 +308,7 @@ impl CallPlane {
             looping: None,
             language: live.profile.language.clone(),
             account: id.account.clone(),
+            voice: live.profile.other.get("tts-voice").cloned(),
             rate: live.profile.mixer.rate(),
         };
         let worker = live.worker;

@@ -124,6 +124,8 @@ pub struct Sound {
     pub looping: Option<String>,
     pub language: String,
     pub account: String,
+    /// The conference profile's `tts-voice`, for `tts://` media.
+    pub voice: Option<String>,
     /// PCM rate of the mixer it plays in.
     pub rate: u32,
 }

@@ -265,6 +265,7 @@ impl Calls {
                     let scope = Scope {
                         language: &language,
                         account: &account,
+                        voice: None,
                     };
                     media.iter().for_each(|m| self.sounds.prefetch(m, scope));
                 }
@@ -352,6 +353,7 @@ impl Calls {
         let scope = Scope {
             language: &sound.language,
             account: &sound.account,
+            voice: sound.voice.as_deref(),
         };
         let first = self.sounds.open(&sound.media, scope, sound.rate);
         let looping = sound.looping.as_ref();
@@ -386,6 +388,7 @@ impl Calls {
         let scope = Scope {
             language: &sound.language,
             account: &sound.account,
+            voice: sound.voice.as_deref(),
         };
         let failed = self.sounds.failures(&sound.media, scope, sound.rate);
         let tx = self.failures.0.clone();
@@ -636,10 +639,11 @@ impl Calls {
     /// Whether `media` may play in the conference: a refused source is a validation error
     /// naming the field, a prompt or file that is not there is not found.
     fn check_media(&self, conf: &ConfRef, media: &str) -> Result<(), ServiceError> {
-        let language = self.plane.live_of(conf)?.profile.language.clone();
+        let profile = &self.plane.live_of(conf)?.profile;
         let scope = Scope {
-            language: &language,
+            language: &profile.language,
             account: &conf.account,
+            voice: profile.other.get("tts-voice").map(String::as_str),
         };
         match self.sounds.resolve(media, scope) {
             Ok(Some(_)) => Ok(()),

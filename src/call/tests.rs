@@ -36,6 +36,8 @@ pub(super) struct Harness {
     pub(super) sip: Vec<SipAction>,
     pub(super) media: Vec<&'static str>,
     pub(super) played: Vec<Vec<String>>,
+    /// The `tts://` voice of each playback.
+    pub(super) voices: Vec<Option<String>>,
     /// Hooks fetched, and the media their next answers carry (then none).
     pub(super) hooks_fetched: Vec<(CallId, String)>,
     pub(super) hook_answers: std::collections::VecDeque<Vec<String>>,
@@ -80,6 +82,7 @@ impl Harness {
             sip: Vec::new(),
             media: Vec::new(),
             played: Vec::new(),
+            voices: Vec::new(),
             hooks_fetched: Vec::new(),
             hook_answers: Default::default(),
             events: Vec::new(),
@@ -145,6 +148,7 @@ impl Harness {
         match command {
             MediaCommand::Lobby { .. } => self.media.push("lobby"),
             MediaCommand::Play { id, sound, .. } => {
+                self.voices.push(sound.voice);
                 self.played.push(sound.media);
                 // Prompts end at once; hold music plays on.
                 if sound.looping.is_none() {
@@ -356,6 +360,19 @@ fn an_invite_is_answered_with_sdp_only_after_routing() {
         [EventName::ConferenceCreate, EventName::AddMember]
     );
     assert_eq!(h.plane.gauges(), (1, 1));
+}
+
+#[test]
+fn the_profiles_tts_voice_speaks_what_plays_in_the_room() {
+    let mut h = Harness::new(vec![(
+        "voiced",
+        json!({"name": "voiced", "play_welcome": false, "member": {"numbers": ["3000"]},
+               "profile": {"tts-voice": "female/en-US", "alone-sound": "tts://alone"}}),
+    )]);
+    h.call(1, "3000");
+    let alone = h.played.iter().position(|m| m[0] == "tts://alone");
+    let voice = alone.map(|i| h.voices[i].as_deref());
+    assert_eq!(voice, Some(Some("female/en-US")), "{:?}", h.played);
 }
 
 #[test]

@@ -166,6 +166,7 @@ mod tests {
     const SCOPE: Scope = Scope {
         language: "en",
         account: "acc",
+        voice: None,
     };
 
     fn sounds(pcm_cache_bytes: usize) -> Sounds {

@@ -41,6 +41,8 @@ pub enum Refused {
 pub struct Scope<'a> {
     pub language: &'a str,
     pub account: &'a str,
+    /// The voice `tts://` speaks in (a profile's `tts-voice`); `None`: the language's.
+    pub voice: Option<&'a str>,
 }
 
 /// The prompt set a prompt missing from another language's set is taken from.
@@ -94,7 +96,7 @@ impl Resolver {
             return Ok(Some(Sound::Url(url.to_string())));
         }
         if let Some(text) = spec.strip_prefix("tts://") {
-            return tts::sound(text, None, scope.language).map(Some);
+            return tts::sound(text, scope.voice, scope.language).map(Some);
         }
         if spec.contains("://") {
             return Err(Refused::Invalid(OUTSIDE.into()));
@@ -252,6 +254,7 @@ mod tests {
         let scope = Scope {
             language: "en",
             account: "acc1",
+            voice: None,
         };
         let resolve = |s: &str| r.resolve(s, scope, &urls);
         let root = dir.0.canonicalize().unwrap();
@@ -275,6 +278,18 @@ mod tests {
             Ok(Some(Sound::Tts {
                 text: "Hello there".into(),
                 voice: "en".into()
+            }))
+        );
+        // A profile's `tts-voice` speaks instead of the language's voice.
+        let voiced = Scope {
+            voice: Some("female/en-US"),
+            ..scope
+        };
+        assert_eq!(
+            r.resolve("tts://Hi", voiced, &urls),
+            Ok(Some(Sound::Tts {
+                text: "Hi".into(),
+                voice: "en-us+f3".into()
             }))
         );
         let in_lang = |language, s: &str| {
@@ -330,7 +345,8 @@ mod tests {
                 "hi",
                 Scope {
                     language: "../x",
-                    account: "acc1"
+                    account: "acc1",
+                    voice: None,
                 },
                 &urls
             ),
