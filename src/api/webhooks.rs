@@ -168,13 +168,7 @@ impl Webhooks {
     /// over 64 KiB is an error.
     pub async fn fetch(&self, url: &str, body: &Value) -> Result<Value, String> {
         self.allowed(url)?;
-        let sent = self
-            .client
-            .post(url)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await;
+        let sent = post(&self.client, url, body.to_string()).await;
         let mut r = sent.map_err(|e| e.to_string())?;
         if !r.status().is_success() {
             return Err(format!("answered {}", r.status()));
@@ -357,17 +351,25 @@ impl Sender {
                 tokio::time::sleep(wait).await;
                 wait *= 2;
             }
-            let sent = self
-                .client
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body.clone())
-                .send()
-                .await;
+            let sent = post(&self.client, url, body.clone()).await;
             if sent.is_ok_and(|r| r.status().is_success()) {
                 return true;
             }
         }
         false
     }
+}
+
+/// A JSON POST.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: String,
+) -> reqwest::Result<reqwest::Response> {
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
 }
