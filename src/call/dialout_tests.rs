@@ -43,10 +43,9 @@ fn order(endpoints: &[&[u16]], flags: DialFlags) -> DialOrder {
         endpoints: endpoints
             .iter()
             .enumerate()
-            .map(|(i, ports)| Endpoint {
-                id: format!("device{i}"),
-                contacts: ports.iter().map(|p| contact(*p)).collect(),
-                ring: Ring::Simultaneous,
+            .map(|(i, ports)| {
+                let contacts = ports.iter().map(|p| contact(*p)).collect();
+                Endpoint::new(format!("device{i}"), contacts, Ring::Simultaneous)
             })
             .collect(),
         caller_id_name: "Open".into(),

@@ -17,6 +17,8 @@
 mod announce_count;
 mod answer;
 mod api;
+mod callflow;
+mod callflow_targets;
 mod dial_order;
 mod dial_targets;
 mod dialout;

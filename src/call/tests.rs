@@ -46,6 +46,8 @@ pub(super) struct Harness {
     pub(super) dialed: Vec<(u64, Vec<EndpointResponse>)>,
     /// Requests to the focus registry (cluster).
     focus: Vec<FocusRequest>,
+    /// Resolved callflows by number, as the shell's store answer carries them.
+    pub(super) callflows: std::collections::HashMap<String, super::callflow::Node>,
 }
 
 impl Harness {
@@ -82,6 +84,7 @@ impl Harness {
             relations: Vec::new(),
             dialed: Vec::new(),
             focus: Vec::new(),
+            callflows: Default::default(),
         }
     }
 
@@ -114,7 +117,7 @@ impl Harness {
                         true => Ok(SocketAddr::from(([127, 0, 0, 1], 40000))),
                         false => Err("no free port pair".to_string()),
                     };
-                    self.plane.handle_ports(call, ports);
+                    self.plane.handle_ports(call, ports, self.now);
                 }
                 Output::SaveName { call, .. } => {
                     let path = Some("/names/caller.wav".to_string());
@@ -160,6 +163,7 @@ impl Harness {
                 config: ConferencesConfig::default(),
                 found: found(&number),
                 name: self.kept_name.clone().filter(|_| caller.is_some()),
+                callflow: self.callflows.get(&number).cloned().map(Box::new),
             },
             StoreQuery::FindByNumber { number } => StoreAnswer::Found(found(&number)),
         }
