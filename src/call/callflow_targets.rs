@@ -340,3 +340,225 @@ fn weighted_order(
     keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
     keyed.into_iter().map(|(_, e)| e).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::UNIX_EPOCH;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::registrar::{Binding, DeviceRef};
+    use crate::store::{DocumentWrite, SqliteStore};
+
+    const ACCOUNT: &str = "a";
+
+    fn store() -> SqliteStore {
+        SqliteStore::open(Path::new(":memory:")).expect("open")
+    }
+
+    fn create(s: &SqliteStore, kind: Kind, id: &str, body: Value) {
+        let write = DocumentWrite::Create(body);
+        s.write_document(Owner::Account(ACCOUNT), kind, Some(id), write, None)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Device `id`, registered at 127.0.0.1:`port`.
+    fn phone(s: &SqliteStore, id: &str, port: u16, owner: Option<&str>) {
+        let mut doc = json!({"name": id});
+        if let Some(owner) = owner {
+            doc["owner_id"] = json!(owner);
+        }
+        create(s, Kind::Device, id, doc);
+        let binding = Binding {
+            contact: format!("sip:{id}@127.0.0.1:{port}"),
+            expires_at: UNIX_EPOCH + Duration::from_secs(3600),
+            call_id: "r".into(),
+            cseq: 1,
+        };
+        let key = DeviceRef {
+            account: ACCOUNT.into(),
+            id: id.into(),
+        };
+        s.put_bindings(&key, &[binding]).expect("bindings");
+    }
+
+    fn run(s: &SqliteStore, number: &str) -> Option<Node> {
+        resolve(s, ACCOUNT, number, UNIX_EPOCH).expect("resolved")
+    }
+
+    fn bridge_of(node: &Node) -> &BridgeNode {
+        match &node.module {
+            Module::Bridge(b) => b,
+            other => panic!("not a bridge: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn numbers_match_before_patterns_and_nothing_matches_nothing() {
+        let s = store();
+        let flow = |id: &str| json!({"module": "conference", "data": {"config": {"name": id}}});
+        let by_pattern = json!({"patterns": ["^5\\d{3}$"], "flow": flow("pattern")});
+        create(&s, Kind::Callflow, "aa", by_pattern);
+        let by_number = json!({"numbers": ["5000"], "flow": flow("number")});
+        create(&s, Kind::Callflow, "bb", by_number);
+        let room = |n: &str| match run(&s, n).map(|n| n.module) {
+            Some(Module::Conference(c)) => match c.target {
+                Target::Conference { id, .. } => id,
+                Target::ServiceMode => "service".into(),
+            },
+            other => format!("{other:?}"),
+        };
+        assert_eq!(room("5000"), "bb", "the exact number wins");
+        assert_eq!(room("5123"), "aa", "else the pattern");
+        assert!(
+            run(&s, "6000").is_none(),
+            "else no callflow: today's routing"
+        );
+    }
+
+    #[test]
+    fn conference_keys_become_the_flow_options() {
+        let s = store();
+        let conf = s
+            .create_conference(ACCOUNT, None, json!({"name": "sales"}))
+            .expect("conference");
+        let data = json!({
+            "id": conf.id,
+            "moderator": true,
+            "welcome_prompt": {"play": true, "media_id": "hello"},
+            "play_entry_tone": false,
+            "play_exit_tone": "tone_stream://%(200,0,500)",
+        });
+        let flow = json!({"numbers": ["5000"], "flow": {"module": "conference", "data": data}});
+        create(&s, Kind::Callflow, "cf", flow);
+        let Some(Module::Conference(c)) = run(&s, "5000").map(|n| n.module) else {
+            panic!("a conference node")
+        };
+        assert!(matches!(&c.target, Target::Conference { id, .. } if *id == conf.id));
+        let expected = CallflowOptions {
+            moderator: true,
+            play_entry_tone: Some(ToneSetting::Off),
+            play_exit_tone: Some(ToneSetting::Custom("tone_stream://%(200,0,500)".into())),
+            welcome: true,
+            welcome_media: Some("hello".into()),
+        };
+        assert_eq!(c.options, expected);
+
+        let missing = json!({"numbers": ["5001"], "flow": {"module": "conference", "data": {"id": "0".repeat(32)}}});
+        create(&s, Kind::Callflow, "cf2", missing);
+        assert_eq!(
+            run(&s, "5001").map(|n| n.module),
+            Some(Module::Fail(Failure::Unavailable))
+        );
+    }
+
+    #[test]
+    fn a_ring_group_expands_users_and_groups_to_devices_once_within_bounds() {
+        let s = store();
+        let user = "u".repeat(32);
+        create(
+            &s,
+            Kind::User,
+            &user,
+            json!({"first_name": "A", "last_name": "B"}),
+        );
+        phone(&s, "desk", 5070, Some(&user));
+        phone(&s, "mobile", 5072, Some(&user));
+        phone(&s, "lobby", 5074, None);
+        // Groups nested five deep: the innermost member is past the bound.
+        phone(&s, "deep", 5076, None);
+        create(
+            &s,
+            Kind::Group,
+            "g5",
+            json!({"name": "g5", "endpoints": {"deep": {"type": "device"}}}),
+        );
+        for (g, inner) in [("g4", "g5"), ("g3", "g4"), ("g2", "g3"), ("g1", "g2")] {
+            let body = json!({"name": g, "endpoints": {inner: {"type": "group"}, "lobby": {"type": "device"}}});
+            create(&s, Kind::Group, g, body);
+        }
+        let members = json!([
+            {"id": user, "endpoint_type": "user", "delay": 2, "timeout": 15},
+            {"id": "desk", "endpoint_type": "device"},
+            {"id": "g1", "endpoint_type": "group"},
+        ]);
+        let data = json!({"endpoints": members, "strategy": "single", "repeats": 99});
+        let flow = json!({"numbers": ["6000"], "flow": {"module": "ring_group", "data": data}});
+        create(&s, Kind::Callflow, "rg", flow);
+        let node = run(&s, "6000").expect("a callflow");
+        let b = bridge_of(&node);
+        let ids: Vec<&str> = b.endpoints.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["desk", "mobile", "lobby"],
+            "each device once, `deep` too deep"
+        );
+        assert_eq!(b.endpoints[0].delay, Duration::from_secs(2));
+        assert_eq!(b.endpoints[0].timeout, Some(Duration::from_secs(15)));
+        assert_eq!(b.endpoints[0].contacts[0].uri, "sip:desk@127.0.0.1:5070");
+        assert!(b.plan.sequential);
+        assert_eq!(b.plan.repeats as u64, MAX_REPEATS - 1);
+        // Single, no overall timeout: every member gets its turn.
+        assert_eq!(b.plan.timeout, Duration::from_secs(17 + 17 + 20));
+
+        // Many devices: at most MAX_BRANCHES ring.
+        let mut many = serde_json::Map::new();
+        for i in 0..20 {
+            let id = format!("p{i:02}");
+            phone(&s, &id, 6000 + i, None);
+            many.insert(id, json!({"type": "device"}));
+        }
+        create(
+            &s,
+            Kind::Group,
+            "many",
+            json!({"name": "many", "endpoints": many}),
+        );
+        let data = json!({"endpoints": [{"id": "many", "endpoint_type": "group"}]});
+        let flow = json!({"numbers": ["6001"], "flow": {"module": "ring_group", "data": data}});
+        create(&s, Kind::Callflow, "rg2", flow);
+        let node = run(&s, "6001").expect("a callflow");
+        assert_eq!(bridge_of(&node).endpoints.len(), MAX_BRANCHES);
+    }
+
+    #[test]
+    fn weighted_random_puts_heavier_members_first_more_often() {
+        let e = |id: &str| Endpoint::new(id.into(), Vec::new(), Ring::Simultaneous);
+        let mut seed = 0x1234_5678_u64;
+        let mut random = || {
+            // xorshift: a fixed sequence for the test.
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut heavy_first = 0;
+        for _ in 0..1000 {
+            let order = weighted_order(vec![e("light"), e("heavy")], &[1, 3], &mut random);
+            heavy_first += usize::from(order[0].id == "heavy");
+        }
+        // P(heavy first) = 3/4.
+        assert!((700..800).contains(&heavy_first), "{heavy_first}");
+    }
+
+    #[test]
+    fn the_node_budget_bounds_a_wide_flow() {
+        let s = store();
+        let leaf = json!({"module": "device", "data": {"id": "x"}});
+        let mut children = serde_json::Map::new();
+        for i in 0..40 {
+            children.insert(format!("k{i:02}"), leaf.clone());
+        }
+        let flow = json!({"numbers": ["7000"], "flow": {"module": "device", "data": {"id": "x"}, "children": children}});
+        create(&s, Kind::Callflow, "wide", flow);
+        let node = run(&s, "7000").expect("a callflow");
+        let too_large = node
+            .children
+            .iter()
+            .filter(|(_, n)| n.module == Module::TooLarge)
+            .count();
+        assert_eq!(too_large, 40 + 1 - MAX_NODES as usize);
+    }
+}

@@ -93,6 +93,7 @@ impl CallPlane {
         let Some(o) = self.orders.get_mut(&order) else {
             return;
         };
+        o.deadline = now + o.plan.timeout;
         for (i, e) in o.endpoints.iter().enumerate() {
             o.outcomes[i].1 = None;
             o.turns[i] = if o.plan.sequential && i > 0 {
@@ -479,7 +480,7 @@ impl CallPlane {
                 continue;
             };
             if o.deadline <= now {
-                self.expire(order, "timeout", now);
+                self.end_round(order, "timeout", now);
                 continue;
             }
             let late = |t: &Turn| matches!(t, Turn::Ringing(Some(at)) if *at <= now);
@@ -521,10 +522,17 @@ impl CallPlane {
         }
     }
 
-    /// Gives up the order's unanswered legs; endpoints not decided yet fail with `cause`
-    /// and no round follows. A leg that answered keeps going: the mixer's confirmation is
-    /// on its way.
+    /// Ends the order: no round follows (see [`CallPlane::end_round`]).
     pub(super) fn expire(&mut self, order: u64, cause: &str, now: Instant) {
+        if let Some(o) = self.orders.get_mut(&order) {
+            o.plan.repeats = 0;
+        }
+        self.end_round(order, cause, now);
+    }
+
+    /// Gives up the order's unanswered legs; endpoints not decided yet fail with `cause`.
+    /// A leg that answered keeps going: the mixer's confirmation is on its way.
+    fn end_round(&mut self, order: u64, cause: &str, now: Instant) {
         let ringing: Vec<CallId> = self
             .legs
             .iter()
@@ -543,7 +551,6 @@ impl CallPlane {
         if let Some(o) = self.orders.get_mut(&order) {
             o.next.iter_mut().for_each(VecDeque::clear);
             o.deadline = now + JOIN_GRACE;
-            o.plan.repeats = 0;
             for (i, (_, outcome)) in o.outcomes.iter_mut().enumerate() {
                 if outcome.is_none() && !joining.contains(&i) {
                     *outcome = Some(Err(cause.to_string()));

@@ -25,7 +25,7 @@ fn conf() -> ConfRef {
     }
 }
 
-fn contact(port: u16) -> Contact {
+pub(super) fn contact(port: u16) -> Contact {
     Contact {
         uri: format!("sip:phone{port}@127.0.0.1:{port}"),
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -64,7 +64,7 @@ impl Harness {
     }
 
     /// The INVITEs sent so far.
-    fn invites(&self) -> Vec<Dial> {
+    pub(super) fn invites(&self) -> Vec<Dial> {
         self.sip
             .iter()
             .filter_map(|a| match a {
@@ -74,7 +74,7 @@ impl Harness {
             .collect()
     }
 
-    fn cancels(&self) -> Vec<CallId> {
+    pub(super) fn cancels(&self) -> Vec<CallId> {
         self.sip
             .iter()
             .filter_map(|a| match a {
@@ -84,7 +84,7 @@ impl Harness {
             .collect()
     }
 
-    fn answer_leg(&mut self, call: CallId) {
+    pub(super) fn answer_leg(&mut self, call: CallId) {
         let body = Some(Body {
             content_type: "application/sdp".into(),
             bytes: ANSWER.as_bytes().to_vec(),

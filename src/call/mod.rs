@@ -19,6 +19,8 @@ mod answer;
 mod api;
 mod callflow;
 mod callflow_targets;
+#[cfg(test)]
+mod callflow_tests;
 mod dial_order;
 mod dial_targets;
 mod dialout;

@@ -215,7 +215,7 @@ impl Harness {
         });
     }
 
-    fn statuses(&self) -> Vec<u16> {
+    pub(super) fn statuses(&self) -> Vec<u16> {
         self.sip
             .iter()
             .map(|a| match a {
@@ -232,7 +232,7 @@ impl Harness {
             .count()
     }
 
-    fn heard(&self, prompt: &str) -> usize {
+    pub(super) fn heard(&self, prompt: &str) -> usize {
         self.played
             .iter()
             .filter(|m| m.iter().any(|p| p == prompt))
@@ -240,11 +240,11 @@ impl Harness {
     }
 }
 
-fn doc(v: Value) -> ConferenceDoc {
+pub(super) fn doc(v: Value) -> ConferenceDoc {
     ConferenceDoc::from_map(v.as_object().cloned().unwrap_or_default())
 }
 
-fn invite(call: CallId, number: &str) -> Event {
+pub(super) fn invite(call: CallId, number: &str) -> Event {
     let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                  m=audio 30000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
                  a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
