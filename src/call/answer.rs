@@ -212,16 +212,17 @@ impl CallPlane {
         };
         match sdp.answer(&String::from_utf8_lossy(&offer.bytes)) {
             Ok((neg, answer)) => {
-                let stage = match &next {
+                let (stage, bridge) = match next {
                     Next::Flow(setup) => {
-                        Stage::Flow(Box::new(CallerFlow::new(Flow::new((**setup).clone()))))
+                        let flow = CallerFlow::new(Flow::new(*setup));
+                        (Stage::Flow(Box::new(flow)), None)
                     }
-                    Next::Bridge(room) => Stage::Member(room.clone()),
+                    Next::Bridge(room) => (Stage::Member(room.clone()), Some(room)),
                 };
                 self.calls.insert(call, new(sdp, stage));
                 self.respond(call, false, Some(sdp_body(answer)));
                 self.start_media(call, &neg);
-                if let Next::Bridge(room) = next {
+                if let Some(room) = bridge {
                     self.join_room(call, &room, now);
                 }
             }

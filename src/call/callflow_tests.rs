@@ -287,3 +287,51 @@ fn the_walk_is_bounded() {
     h.sip_event(invite(CALLER, "7000"));
     assert_eq!(h.caller_status(), [500]);
 }
+
+#[test]
+fn a_caller_without_an_offer_joins_the_bridge_once_its_ack_answers() {
+    let flow = node(ring(vec![device(5070, 20)], false, 20), vec![]);
+    let mut h = with_callflow("6000", flow);
+    let mut offerless = invite(CALLER, "6000");
+    if let Event::Invite { body, .. } = &mut offerless {
+        *body = None;
+    }
+    h.sip_event(offerless);
+    let leg = h.leg(0);
+    h.answer_leg(leg);
+    assert_eq!(h.caller_status(), [180, 200], "our offer in the 200");
+    let room = |h: &Harness| {
+        h.plane
+            .conferences
+            .values()
+            .map(|l| l.members.len())
+            .sum::<usize>()
+    };
+    assert_eq!(room(&h), 1, "the callee waits for the caller's answer");
+    let answer = "v=0\r\no=- 3 3 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                  m=audio 30004 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n";
+    let body = Some(crate::sip::Body {
+        content_type: "application/sdp".into(),
+        bytes: answer.as_bytes().to_vec(),
+    });
+    h.sip_event(Event::Ack { call: CALLER, body });
+    assert_eq!(room(&h), 2);
+    // The callee hangs up: so does the caller.
+    h.sip_event(Event::Bye { call: leg });
+    assert!(h.sip.contains(&SipAction::Bye { call: CALLER }));
+    assert!(h.plane.is_idle());
+}
+
+#[test]
+fn shutdown_while_ringing_runs_no_further_node() {
+    let other = node(ring(vec![device(5080, 20)], false, 20), vec![]);
+    let flow = node(ring(vec![device(5070, 20)], false, 20), vec![("_", other)]);
+    let mut h = with_callflow("6000", flow);
+    h.sip_event(invite(CALLER, "6000"));
+    h.plane.hang_up_all(h.now);
+    h.run();
+    assert_eq!(h.caller_status(), [180, 503]);
+    assert_eq!(h.cancels(), [h.leg(0)]);
+    assert_eq!(h.invites().len(), 1, "the `_` child did not run");
+    assert!(h.plane.is_idle());
+}

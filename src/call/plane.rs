@@ -387,11 +387,13 @@ impl CallPlane {
         for call in calls {
             self.hang_up(call, now);
         }
-        self.cancel_dials(now);
+        // Unanswered callers first: a callflow whose ring is cancelled below must find
+        // its caller gone, not run its next node.
         let unanswered: Vec<CallId> = self.answering.keys().copied().collect();
         for call in unanswered {
             self.reject(call, 503, "Service Unavailable", Vec::new());
         }
+        self.cancel_dials(now);
     }
 
     /// No call left.
