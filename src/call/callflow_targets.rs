@@ -405,13 +405,14 @@ mod tests {
         create(&s, Kind::Callflow, "bb", by_number);
         let room = |n: &str| match run(&s, n).map(|n| n.module) {
             Some(Module::Conference(c)) => match c.target {
-                Target::Conference { id, .. } => id,
+                // An ad-hoc room from `config`, named after the callflow.
+                Target::Conference { id, doc } => format!("{id} {}", doc.name().unwrap_or("")),
                 Target::ServiceMode => "service".into(),
             },
             other => format!("{other:?}"),
         };
-        assert_eq!(room("5000"), "bb", "the exact number wins");
-        assert_eq!(room("5123"), "aa", "else the pattern");
+        assert_eq!(room("5000"), "bb number", "the exact number wins");
+        assert_eq!(room("5123"), "aa pattern", "else the pattern");
         assert!(
             run(&s, "6000").is_none(),
             "else no callflow: today's routing"
@@ -451,6 +452,66 @@ mod tests {
         assert_eq!(
             run(&s, "5001").map(|n| n.module),
             Some(Module::Fail(Failure::Unavailable))
+        );
+        let skipped = json!({"module": "conference", "data": {"skip_module": true}});
+        let flow = json!({"numbers": ["5002"], "flow": skipped});
+        create(&s, Kind::Callflow, "cf3", flow);
+        assert_eq!(run(&s, "5002").map(|n| n.module), Some(Module::Skip));
+    }
+
+    #[test]
+    fn device_and_user_nodes_ring_registered_contacts_and_resources_the_carriers() {
+        let s = store();
+        let user = "u".repeat(32);
+        create(
+            &s,
+            Kind::User,
+            &user,
+            json!({"first_name": "A", "last_name": "B"}),
+        );
+        phone(&s, "desk", 5070, Some(&user));
+        phone(&s, "mobile", 5072, Some(&user));
+        let flow = |n: &str, module: &str, data: Value| {
+            let flow = json!({"numbers": [n], "flow": {"module": module, "data": data}});
+            create(&s, Kind::Callflow, &format!("cf{n}"), flow);
+        };
+        flow("1", "device", json!({"id": "desk", "timeout": 7}));
+        flow("2", "user", json!({"id": user}));
+        let resource = json!({"name": "carrier", "rules": ["^\\+?(\\d{7,15})$"],
+                              "gateways": [{"server": "127.0.0.1", "port": 5090, "prefix": "9"}]});
+        let write = DocumentWrite::Create(resource);
+        s.write_document(Owner::Account(ACCOUNT), Kind::Resource, None, write, None)
+            .expect("resource");
+        flow("3", "resources", json!({"to_did": "+14155550000"}));
+        flow(
+            "4",
+            "resources",
+            json!({"to_did": "+14155550000", "use_local_resources": false}),
+        );
+
+        let node = run(&s, "1").expect("device");
+        let b = bridge_of(&node);
+        assert_eq!(b.endpoints.len(), 1);
+        assert_eq!(b.endpoints[0].contacts[0].uri, "sip:desk@127.0.0.1:5070");
+        assert_eq!(b.plan.timeout, Duration::from_secs(7));
+        let node = run(&s, "2").expect("user");
+        let ids: Vec<&str> = bridge_of(&node)
+            .endpoints
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect();
+        assert_eq!(ids, ["desk", "mobile"], "a user rings every device it owns");
+        let node = run(&s, "3").expect("resources");
+        let b = bridge_of(&node);
+        assert_eq!(b.endpoints[0].ring, Ring::Failover);
+        assert_eq!(
+            b.endpoints[0].contacts[0].uri,
+            "sip:914155550000@127.0.0.1:5090"
+        );
+        let node = run(&s, "4").expect("resources");
+        assert!(
+            bridge_of(&node).endpoints[0].contacts.is_empty(),
+            "the system's only: none"
         );
     }
 
