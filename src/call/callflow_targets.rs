@@ -104,7 +104,7 @@ impl Resolver<'_> {
                     let timeout = seconds(data, "timeout", DEFAULT_TIMEOUT);
                     let mut branches = Branches::default();
                     self.expand(kind, text(data, "id"), 0, &Timing::default(), &mut branches)?;
-                    bridge(branches.endpoints, timeout, false, 0)
+                    bridge(branches.endpoints, Plan::once(timeout))
                 }
                 "ring_group" => self.ring_group(data)?,
                 "resources" => self.resources(data)?,
@@ -204,8 +204,13 @@ impl Resolver<'_> {
             None => Duration::from_secs(DEFAULT_TIMEOUT),
         };
         let repeats = data.get("repeats").and_then(Value::as_u64).unwrap_or(1);
-        let repeats = repeats.clamp(1, MAX_REPEATS) as u32 - 1;
-        Ok(bridge(endpoints, timeout, sequential, repeats))
+        let plan = Plan {
+            timeout,
+            sequential,
+            repeats: repeats.clamp(1, MAX_REPEATS) as u32 - 1,
+            fail_on_reject: data.get("fail_on_single_reject") == Some(&Value::Bool(true)),
+        };
+        Ok(bridge(endpoints, plan))
     }
 
     /// `resources`: `to_did` (else the dialed number) through the carriers whose rules
@@ -219,7 +224,7 @@ impl Resolver<'_> {
         let contacts = gateways(self.store, self.account, number, local)?;
         let endpoint = Endpoint::new(number.to_string(), contacts, Ring::Failover);
         let timeout = seconds(data, "timeout", 60);
-        Ok(bridge(vec![endpoint], timeout, false, 0))
+        Ok(bridge(vec![endpoint], Plan::once(timeout)))
     }
 
     /// Adds the devices `id` (of `kind`: device, user, group) stands for, each once.
@@ -313,12 +318,7 @@ struct Branches {
     seen: HashSet<String>,
 }
 
-fn bridge(endpoints: Vec<Endpoint>, timeout: Duration, sequential: bool, repeats: u32) -> Module {
-    let plan = Plan {
-        timeout,
-        sequential,
-        repeats,
-    };
+fn bridge(endpoints: Vec<Endpoint>, plan: Plan) -> Module {
     Module::Bridge(BridgeNode { endpoints, plan })
 }
 

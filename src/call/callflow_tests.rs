@@ -32,9 +32,8 @@ fn device(port: u16, timeout: u64) -> Endpoint {
 
 fn ring(endpoints: Vec<Endpoint>, sequential: bool, timeout: u64) -> Module {
     let plan = Plan {
-        timeout: Duration::from_secs(timeout),
         sequential,
-        repeats: 0,
+        ..Plan::once(Duration::from_secs(timeout))
     };
     Module::Bridge(BridgeNode { endpoints, plan })
 }
@@ -334,4 +333,36 @@ fn shutdown_while_ringing_runs_no_further_node() {
     assert_eq!(h.cancels(), [h.leg(0)]);
     assert_eq!(h.invites().len(), 1, "the `_` child did not run");
     assert!(h.plane.is_idle());
+}
+
+#[test]
+fn fail_on_single_reject_ends_the_group_at_the_first_busy_branch() {
+    let group = |fail_on_reject| {
+        let Module::Bridge(mut b) = ring(vec![device(5070, 20), device(5072, 20)], false, 20)
+        else {
+            unreachable!()
+        };
+        b.plan.fail_on_reject = fail_on_reject;
+        node(Module::Bridge(b), vec![])
+    };
+    let mut h = with_callflow("6000", group(true));
+    h.sip_event(invite(CALLER, "6000"));
+    let (desk, mobile) = (h.leg(0), h.leg(1));
+    h.sip_event(Event::Rejected {
+        call: desk,
+        status: 486,
+    });
+    assert_eq!(h.cancels(), [mobile]);
+    assert_eq!(h.caller_status(), [180, 486]);
+
+    // Without it the other branch rings on.
+    let mut h = with_callflow("6000", group(false));
+    h.sip_event(invite(CALLER, "6000"));
+    let desk = h.leg(0);
+    h.sip_event(Event::Rejected {
+        call: desk,
+        status: 486,
+    });
+    assert!(h.cancels().is_empty());
+    assert_eq!(h.caller_status(), [180]);
 }

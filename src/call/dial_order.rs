@@ -104,6 +104,21 @@ pub struct Plan {
     pub sequential: bool,
     /// Times the whole order rings again when every endpoint failed (ring group `repeats`).
     pub repeats: u32,
+    /// One endpoint refusing (busy, declined) ends the order (ring group
+    /// `fail_on_single_reject`).
+    pub fail_on_reject: bool,
+}
+
+impl Plan {
+    /// Every endpoint at once, one round, until `timeout`.
+    pub fn once(timeout: Duration) -> Self {
+        Plan {
+            timeout,
+            sequential: false,
+            repeats: 0,
+            fail_on_reject: false,
+        }
+    }
 }
 
 /// What an answered leg is for.
@@ -149,14 +164,4 @@ pub(super) struct Order {
     pub outcomes: Vec<(String, Option<Result<String, String>>)>,
     /// Per endpoint: the gateways a failing one fails over to.
     pub next: Vec<VecDeque<Contact>>,
-}
-
-impl Order {
-    /// The account whose legs these are.
-    pub fn account<'a>(&'a self, plane_account: &'a str) -> &'a str {
-        match &self.purpose {
-            Purpose::Conference(j) => &j.conf.account,
-            Purpose::Bridge { .. } => plane_account,
-        }
-    }
 }

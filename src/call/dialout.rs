@@ -29,6 +29,9 @@ use super::plane::{Call, CallPlane, Direction as CallDirection, Party, Stage, is
 /// The cause of a leg refused for lack of room (ports, the ringing bound).
 const CONGESTION: &str = "NORMAL_CIRCUIT_CONGESTION";
 
+/// The causes of a callee refusing the call (busy, declined), as opposed to not reaching it.
+const REJECTIONS: [&str; 2] = ["USER_BUSY", "CALL_REJECTED"];
+
 /// How long past its deadline an order waits for the mixer to confirm a leg that answered.
 const JOIN_GRACE: Duration = Duration::from_secs(5);
 
@@ -48,11 +51,7 @@ impl CallPlane {
             config: order.config,
             flags: order.flags,
         }));
-        let plan = Plan {
-            timeout: order.timeout,
-            sequential: false,
-            repeats: 0,
-        };
+        let plan = Plan::once(order.timeout);
         let call_id = order.outbound_call_id;
         self.start_order(purpose, from, order.endpoints, plan, call_id, now)
     }
@@ -164,13 +163,13 @@ impl CallPlane {
         call_id: Option<String>,
         now: Instant,
     ) {
-        let Some(account) = self.orders.get(&order).map(|o| self.account_of(o)) else {
+        let Some(account) = self.order_account(order) else {
             return;
         };
-        let ringing = self.legs.values().filter(|l| {
-            let other = self.orders.get(&l.order);
-            other.is_some_and(|o| self.account_of(o) == account)
-        });
+        let ringing = self
+            .legs
+            .values()
+            .filter(|l| self.order_account(l.order) == Some(account));
         if ringing.count() >= self.settings.max_outbound {
             tracing::warn!(%account, "dial: too many outbound legs");
             return self.leg_outcome(order, endpoint, Err(CONGESTION.into()), now);
@@ -188,8 +187,12 @@ impl CallPlane {
         self.push(Output::AllocatePorts { call });
     }
 
-    fn account_of(&self, order: &Order) -> String {
-        order.account(&self.settings.account).to_string()
+    /// The account whose legs an order places: a bridge's are the SIP callers' account.
+    fn order_account(&self, order: u64) -> Option<&str> {
+        self.orders.get(&order).map(|o| match &o.purpose {
+            Purpose::Conference(j) => j.conf.account.as_str(),
+            Purpose::Bridge { .. } => self.settings.account.as_str(),
+        })
     }
 
     /// Whether `call` is a leg still being placed.
@@ -411,8 +414,16 @@ impl CallPlane {
             return;
         }
         let failed = outcome.is_err();
+        let rejected = matches!(&outcome, Err(c) if REJECTIONS.contains(&c.as_str()));
         slot.1 = Some(outcome);
         o.turns[endpoint] = Turn::Done;
+        if rejected && o.plan.fail_on_reject {
+            tracing::info!(
+                order,
+                "a branch rejected the call: the others are cancelled"
+            );
+            return self.expire(order, "LOSE_RACE", now);
+        }
         if failed && o.plan.sequential {
             let waiting = o.turns.iter().position(|t| *t == Turn::Waiting);
             if let Some(i) = waiting {
