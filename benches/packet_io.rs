@@ -66,7 +66,9 @@ impl Tick {
         let mut answer = Vec::new();
         while left > 0 {
             assert!(Instant::now() < deadline, "packets lost on loopback");
-            self.io.wait(Duration::from_millis(100), false).unwrap();
+            self.io
+                .wait(Some(Duration::from_millis(100)), false)
+                .unwrap();
             let (legs, buf) = (&self.legs, &mut self.buf);
             self.io.drain(|token, input| {
                 match input {

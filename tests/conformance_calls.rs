@@ -1,9 +1,11 @@
 //! Seed keys heard end to end (docs/conformance.md): a profile's enter and exit sounds
 //! (and the silent built-in `page` profile), the max-members sounds before the hang-up, a
-//! conference's language, the jambonz beep and the profile's member flags.
+//! conference's language, the jambonz beep and the profile's member flags, the jambonz
+//! enter and wait hooks.
 
 mod support;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chorus::server::Running;
@@ -208,4 +210,146 @@ async fn a_speak_only_to_member_is_heard_only_by_the_tagged_coach() {
         "B hears the coach"
     );
     srv.stop().await;
+}
+
+/// A jambonz app on 127.0.0.1: each hook path answers with its scripted verbs in turn
+/// (then `[]`), and every request's body is kept.
+struct App {
+    base: String,
+    asked: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+type Script = Arc<Mutex<Vec<(&'static str, Vec<Value>)>>>;
+
+impl App {
+    async fn start(script: Vec<(&'static str, Vec<Value>)>) -> App {
+        use axum::extract::{Path, State};
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let log = asked.clone();
+        let answer = move |State(script): State<Script>,
+                           Path(hook): Path<String>,
+                           axum::Json(body): axum::Json<Value>| async move {
+            log.lock().unwrap().push((hook.clone(), body));
+            let mut script = script.lock().unwrap();
+            let answers = script.iter_mut().find(|(h, _)| *h == hook);
+            let next = answers.and_then(|(_, a)| (!a.is_empty()).then(|| a.remove(0)));
+            axum::Json(next.unwrap_or_else(|| json!([])))
+        };
+        let app = axum::Router::new()
+            .route("/{hook}", axum::routing::post(answer))
+            .with_state(Arc::new(Mutex::new(script)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        App { base, asked }
+    }
+
+    fn asked(&self, hook: &str) -> Vec<Value> {
+        let asked = self.asked.lock().unwrap();
+        asked
+            .iter()
+            .filter(|(h, _)| h == hook)
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enter_hook_plays_before_the_join_and_the_wait_hook_while_waiting() {
+    let tone = |hz: u32| json!([{"verb": "play", "url": format!("tone_stream://%(1500,0,{hz})")}]);
+    let app = App::start(vec![
+        ("enter", vec![tone(1633)]),
+        ("wait", vec![tone(1336)]),
+    ])
+    .await;
+    let quiet = json!({"member-enter-sound": "", "alone-sound": "", "moh-sound": ""});
+    let hooked = doc(
+        "hooked",
+        "5110",
+        json!({"wait_for_moderator": true, "play_entry_tone": false, "profile": quiet,
+               "enter_hook": format!("{}/enter", app.base),
+               "wait_hook": format!("{}/wait", app.base)}),
+    );
+    let mut config = support::seeded_config(&[("hooked", hooked)]);
+    config.api.webhooks.allow_networks = vec!["127.0.0.1".parse().unwrap()];
+    let srv = chorus::server::start(config).await.expect("server starts");
+
+    let dialed = Instant::now();
+    let a = dial(&srv, "5110").await;
+    tokio::time::sleep(4 * SECOND).await;
+    // The enter hook's tone, then (waiting for a moderator) 750 ms of silence and the wait
+    // hook's tone; its next answer is `[]`, which ends the loop.
+    let (rate, pcm) = a.heard().between(dialed, Instant::now());
+    let second = |s: usize| {
+        &pcm[(s * rate as usize).min(pcm.len())..((s + 1) * rate as usize).min(pcm.len())]
+    };
+    let enter = mixer::goertzel::level_db(second(0), rate, 1633.0);
+    assert!(enter > HEARD_DB, "enter hook: {enter:.0} dB");
+    let wait = (1..4).map(|s| mixer::goertzel::level_db(second(s), rate, 1336.0));
+    let wait = wait.fold(f64::NEG_INFINITY, f64::max);
+    assert!(wait > HEARD_DB, "wait hook: {wait:.0} dB");
+    assert_eq!(app.asked("enter").len(), 1);
+    assert_eq!(
+        app.asked("wait").len(),
+        2,
+        "asked again once, then `[]` ends it"
+    );
+    let body = &app.asked("enter")[0];
+    assert_eq!(body["friendlyName"], "hooked");
+    assert!(
+        body["callSid"].is_string() && body["from"].is_string(),
+        "{body}"
+    );
+    drop(a);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_conference_is_recorded_from_its_first_join_under_its_path() {
+    let recorded = doc("recorded", "5111", json!({"record": {"path": "board"}}));
+    let config = support::seeded_config(&[("recorded", recorded)]);
+    let recordings = config.data_dir.join("recordings");
+    let srv = chorus::server::start(config).await.expect("server starts");
+    let mut a = dial(&srv, "5111").await;
+    tokio::time::sleep(SECOND).await;
+    a.send_tone(697.0, 2 * SECOND).await;
+    a.hangup().await.unwrap();
+    // The recording ends with the conference, when its last member leaves.
+    let mut found = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        found = walk(&recordings).into_iter().find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("board-")
+        });
+        if found.is_some() {
+            break;
+        }
+    }
+    let path = found.expect("a board-*.wav recording");
+    tokio::time::sleep(SECOND).await;
+    let pcm = mixer::wav::Pcm::from_wav_bytes(&std::fs::read(&path).unwrap(), 8000).unwrap();
+    let level = mixer::goertzel::level_db(pcm.samples(), 8000, 697.0);
+    assert!(
+        level > -30.0,
+        "{} holds the tone: {level:.0} dB",
+        path.display()
+    );
+    srv.stop().await;
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| match e.path() {
+            p if p.is_dir() => walk(&p),
+            p => vec![p],
+        })
+        .collect()
 }

@@ -527,7 +527,7 @@ impl Conference {
             }
             self.base_ready = true;
         }
-        let idx = out.alloc(rate);
+        let idx = out.alloc(rate, Some(vol));
         let dst = out.pcm_mut(idx);
         dst.clear();
         if let Some(s) = self.shared.iter_mut().find(|s| s.rate == rate) {
@@ -557,7 +557,7 @@ impl Conference {
             && !m.has_playback
             && m.listen_volume == 0
             && m.rs_out.is_none();
-        let idx = out.alloc(m.rate);
+        let idx = out.alloc(m.rate, None);
         if plain_n_minus_1 {
             let dst = out.pcm_mut(idx);
             dst.resize(self.frame, 0);

@@ -7,6 +7,9 @@ use crate::member::MemberId;
 #[derive(Debug, Clone, Default)]
 pub struct Mix {
     pub rate: u32,
+    /// `Some(listen volume)` for the mix every non-talker at this rate and volume hears,
+    /// tick after tick (so one stateful encoder can follow it); `None` for a private mix.
+    pub shared: Option<i8>,
     pub pcm: Vec<i16>,
 }
 
@@ -50,12 +53,13 @@ impl TickOutput {
     /// A mix buffer at `rate`; returns its index. The buffer keeps its last
     /// contents (callers overwrite or clear it), so a slot reused at the
     /// same length costs no zeroing.
-    pub(crate) fn alloc(&mut self, rate: u32) -> usize {
+    pub(crate) fn alloc(&mut self, rate: u32, shared: Option<i8>) -> usize {
         if self.active == self.mixes.len() {
             self.mixes.push(Mix::default());
         }
         let m = &mut self.mixes[self.active];
         m.rate = rate;
+        m.shared = shared;
         self.active += 1;
         self.active - 1
     }

@@ -453,6 +453,13 @@ fn silent_listeners_share_one_mix_per_rate_and_talkers_get_their_own() {
     assert_eq!(out.mixes()[mix_of(narrow[0].0)].pcm.len(), 320);
     let talker_mixes: std::collections::HashSet<_> = ts.iter().map(|t| mix_of(t.id)).collect();
     assert_eq!(talker_mixes.len(), 3);
+    // The shared mixes say so (the server keeps one encoder per shared mix).
+    assert_eq!(out.mixes()[mix_of(quiet[0].0)].shared, Some(0));
+    assert!(
+        talker_mixes
+            .iter()
+            .all(|m| out.mixes()[*m].shared.is_none())
+    );
 }
 
 #[test]

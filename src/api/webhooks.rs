@@ -101,11 +101,15 @@ const MAX_URLS: usize = 256;
 
 type Hooks = Arc<Mutex<HashMap<(String, String), StatusHook>>>;
 
-/// The control plane's handle: register or clear a conference's hook.
+/// The largest answer read from an enter or wait hook.
+const MAX_VERBS_BYTES: usize = 64 * 1024;
+
+/// The control plane's handle: register or clear a conference's hook, fetch an app's verbs.
 #[derive(Debug, Clone)]
 pub struct Webhooks {
     hooks: Hooks,
     urls: Arc<UrlPolicy>,
+    client: reqwest::Client,
 }
 
 impl Webhooks {
@@ -120,6 +124,7 @@ impl Webhooks {
         let webhooks = Self {
             hooks: Hooks::default(),
             urls: policy.urls.clone(),
+            client: client.clone(),
         };
         let dispatcher = Dispatcher {
             hooks: webhooks.hooks.clone(),
@@ -156,6 +161,32 @@ impl Webhooks {
             Some(hook) => hooks.insert(key, hook),
             None => hooks.remove(&key),
         };
+    }
+
+    /// Posts `body` to a jambonz app hook (`enterHook`, `waitHook`) and reads the verbs it
+    /// answers with. A URL the policy refuses, a failure, a non-2xx status or an answer
+    /// over 64 KiB is an error.
+    pub async fn fetch(&self, url: &str, body: &Value) -> Result<Value, String> {
+        self.allowed(url)?;
+        let sent = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+        let mut r = sent.map_err(|e| e.to_string())?;
+        if !r.status().is_success() {
+            return Err(format!("answered {}", r.status()));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = r.chunk().await.map_err(|e| e.to_string())? {
+            if bytes.len() + chunk.len() > MAX_VERBS_BYTES {
+                return Err(format!("answer over {MAX_VERBS_BYTES} bytes"));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| format!("not JSON: {e}"))
     }
 
     fn allowed(&self, url: &str) -> Result<(), String> {

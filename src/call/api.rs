@@ -106,24 +106,7 @@ impl CallPlane {
             ConferenceAction::Play { media_id } => {
                 self.play(conf, PlayTarget::Conference(key), &[media_id]);
             }
-            ConferenceAction::Record(RecordAction::Start) => {
-                let stamp = self
-                    .wall(now)
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis());
-                let id = self.new_id();
-                let dir = recording_dir(&self.settings.recordings, conf);
-                let path = dir.join(format!("{}-{stamp}.wav", conf.id));
-                self.conference_recordings.insert(conf.clone(), id);
-                self.command_to(
-                    worker,
-                    Command::RecordConference {
-                        conference: key,
-                        path,
-                        id,
-                    },
-                );
-            }
+            ConferenceAction::Record(RecordAction::Start) => self.record(conf, None, now),
             ConferenceAction::Record(RecordAction::Stop) => {
                 if let Some(id) = self.conference_recordings.remove(conf) {
                     self.command_to(worker, Command::StopRecording { id });
@@ -131,6 +114,31 @@ impl CallPlane {
             }
         }
         Ok(())
+    }
+
+    /// Records the conference into its folder ([`recording_dir`]) as `{name}-{ms since
+    /// 1970}.wav`, the conference id by default (a later run never overwrites it).
+    pub(super) fn record(&mut self, conf: &ConfRef, name: Option<&str>, now: Instant) {
+        let Some((key, worker)) = self.conferences.get(conf).map(|l| (l.key, l.worker)) else {
+            return;
+        };
+        let stamp = self
+            .wall(now)
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let file = format!("{}-{stamp}.wav", path_component(name.unwrap_or(&conf.id)));
+        let path = recording_dir(&self.settings.recordings, conf).join(file);
+        let id = self.new_id();
+        self.conference_recordings.insert(conf.clone(), id);
+        let conference = key;
+        self.command_to(
+            worker,
+            Command::RecordConference {
+                conference,
+                path,
+                id,
+            },
+        );
     }
 
     /// Locks or unlocks (API or caller control), announcing it.

@@ -99,6 +99,13 @@ impl CallPlane {
                     self.command(call, Command::StopRecording { id });
                 }
             }
+            FlowAction::FetchHook { url } => {
+                let name = match self.flow_mut(call).map(|f| f.flow.target()) {
+                    Some(Target::Conference { id, doc }) => doc.name().unwrap_or(id).to_string(),
+                    _ => String::new(),
+                };
+                self.fetch_hook(call, url, &name);
+            }
             FlowAction::Join(decision) => {
                 let id = self.sip_conference(&decision.conference_id);
                 self.join(call, id, *decision, now);
@@ -134,9 +141,14 @@ impl CallPlane {
         self.media(worker, MediaCommand::Play { target, id, sound });
     }
 
-    /// A playback ended: a caller's prompt moves its flow on; a member's hold music is off.
+    /// A playback ended: a caller's prompt moves its flow on; a member's hold music is off,
+    /// and a wait hook's round that ran out asks the hook again.
     pub(super) fn on_playback_done(&mut self, id: u64, stopped: bool, now: Instant) {
-        self.moh_done(id);
+        if let Some((conf, call)) = self.moh_done(id)
+            && !stopped
+        {
+            self.waiting_sound_ended(&conf, call);
+        }
         let Some(call) = self.playbacks.remove(&id) else {
             return;
         };

@@ -82,7 +82,7 @@ impl CallPlane {
         if c.worker == worker {
             c.stage = Stage::Member(id.clone());
             self.command_to(worker, Command::Attach(Box::new(attach)));
-            self.after_join(&id, call, &decision);
+            self.after_join(&id, call, &decision, now);
         } else {
             // Its media waits in another worker's lobby: detach it there, adopt it here.
             c.stage = Stage::Moving(id.clone());
@@ -130,8 +130,14 @@ impl CallPlane {
 
     /// The sounds of a join: to the joiner (with the count, under `announce-count`), to
     /// everyone, hold music while alone, and the release of members who waited for this
-    /// moderator.
-    pub(super) fn after_join(&mut self, id: &ConfRef, call: CallId, decision: &JoinDecision) {
+    /// moderator; the starter of a recorded conference starts its recording.
+    pub(super) fn after_join(
+        &mut self,
+        id: &ConfRef,
+        call: CallId,
+        decision: &JoinDecision,
+        now: Instant,
+    ) {
         let Some(live) = self.conferences.get(id) else {
             return;
         };
@@ -149,7 +155,7 @@ impl CallPlane {
             self.play(id, PlayTarget::Call(call.0), &to_joiner);
         }
         if waiting {
-            self.start_moh(id, call, None);
+            self.start_waiting(id, call);
         } else if count > 1 {
             self.play(
                 id,
@@ -166,6 +172,9 @@ impl CallPlane {
         }
         if decision.flags.moderator {
             self.release_waiting(id);
+        }
+        if count == 1 && decision.doc.records() {
+            self.record(id, decision.doc.record_path(), now);
         }
         self.alone_or_together(id);
     }
@@ -211,7 +220,7 @@ impl CallPlane {
 
     /// Hold music to one member, after `first` (the alone prompt) when given: one
     /// playback, so a joiner stops both.
-    fn start_moh(&mut self, id: &ConfRef, call: CallId, first: Option<String>) {
+    pub(super) fn start_moh(&mut self, id: &ConfRef, call: CallId, first: Option<String>) {
         let Some(live) = self.conferences.get(id) else {
             return;
         };
@@ -220,8 +229,23 @@ impl CallPlane {
         if nomoh || (first.is_none() && looping.is_none()) {
             return;
         }
+        self.hold(id, call, first.into_iter().collect(), looping);
+    }
+
+    /// Plays `media`, then `looping`, to one member as what it hears on hold (stopped
+    /// when it joins the others or stops waiting).
+    pub(super) fn hold(
+        &mut self,
+        id: &ConfRef,
+        call: CallId,
+        media: Vec<String>,
+        looping: Option<String>,
+    ) {
+        let Some(live) = self.conferences.get(id) else {
+            return;
+        };
         let sound = Sound {
-            media: first.into_iter().collect(),
+            media,
             looping,
             language: live.profile.language.clone(),
             account: id.account.clone(),
@@ -247,15 +271,17 @@ impl CallPlane {
         );
     }
 
-    /// Hold music that ended (it could not play, or its member left) is off.
-    pub(super) fn moh_done(&mut self, playback: u64) {
-        let members = self
-            .conferences
-            .values_mut()
-            .flat_map(|l| l.members.values_mut());
-        for m in members.filter(|m| m.moh == Some(playback)) {
+    /// Hold music that ended (it could not play, it ran out, or its member left) is off;
+    /// whose it was, if anyone's.
+    pub(super) fn moh_done(&mut self, playback: u64) -> Option<(ConfRef, CallId)> {
+        self.conferences.iter_mut().find_map(|(conf, live)| {
+            let (call, m) = live
+                .members
+                .iter_mut()
+                .find(|(_, m)| m.moh == Some(playback))?;
             m.moh = None;
-        }
+            Some((conf.clone(), *call))
+        })
     }
 
     fn stop_moh(&mut self, id: &ConfRef, call: CallId) {

@@ -29,6 +29,7 @@ mod dialout_tests;
 pub mod dtmf_relay;
 mod flow;
 mod focus;
+mod hooks;
 mod live;
 mod members;
 pub mod output;

@@ -42,6 +42,13 @@ pub enum Output {
         language: String,
         account: String,
     },
+    /// Post `body` (the call's info) to a jambonz enter or wait hook; answer with
+    /// [`super::CallPlane::handle_hook`] and the media of its verbs.
+    FetchHook {
+        call: CallId,
+        url: String,
+        body: serde_json::Value,
+    },
     /// For WebSocket subscribers and status webhooks.
     Event(Box<ConferenceEvent>),
     /// The conference's status hook (jambonz statusHook).

@@ -571,7 +571,7 @@ impl CallPlane {
             c.stage = Stage::Member(id.clone());
         }
         self.command_to(worker, Command::Adopt { session, attach });
-        self.after_join(&id, call, &decision);
+        self.after_join(&id, call, &decision, now);
     }
 }
 

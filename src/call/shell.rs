@@ -22,6 +22,7 @@ use crate::api::service::{
 use crate::api::webhooks::Webhooks;
 use crate::cluster::focus::Event as FocusEvent;
 use crate::cluster::registry as focus_registry;
+use crate::conference::hook_verbs;
 use crate::config::Config;
 use crate::documents::{DEFAULT_REALM, Kind, Owner, sip_key};
 use crate::media::ports::{PortPool, RtpSockets};
@@ -80,6 +81,9 @@ pub struct Calls {
         mpsc::Sender<PlayFailure>,
         Option<mpsc::Receiver<PlayFailure>>,
     ),
+    /// Enter and wait hook answers (the media of their verbs), from the tasks fetching
+    /// them: a call has one fetch at a time, so the tasks waiting to send are bounded.
+    hooks: (mpsc::Sender<HookAnswer>, Option<mpsc::Receiver<HookAnswer>>),
     /// API dial requests waiting for their order's outcome (bounded: every waiting order
     /// holds at least one ringing leg).
     dials: HashMap<u64, Reply<Vec<EndpointResponse>>>,
@@ -88,11 +92,16 @@ pub struct Calls {
     focus_events: Option<mpsc::Receiver<FocusEvent>>,
 }
 
+/// A hook's answer for a call: the media of its verbs.
+type HookAnswer = (CallId, Vec<String>);
+
 /// A played sound that could not be had: where it played, which, and why.
 type PlayFailure = (Target, String, String);
 
 /// Failures waiting for the control plane; more are only logged.
 const FAILURES: usize = 64;
+/// Hook answers waiting for the control plane (their tasks wait when it is full).
+const HOOK_ANSWERS: usize = 64;
 
 impl Calls {
     pub fn new(
@@ -143,6 +152,10 @@ impl Calls {
                 let (tx, rx) = mpsc::channel(FAILURES);
                 (tx, Some(rx))
             },
+            hooks: {
+                let (tx, rx) = mpsc::channel(HOOK_ANSWERS);
+                (tx, Some(rx))
+            },
             dials: HashMap::new(),
             registry: focus.as_ref().map(|f| f.requests.clone()),
             focus_events: focus.map(|f| f.events),
@@ -160,6 +173,7 @@ impl Calls {
     ) {
         tokio::pin!(shutdown);
         let mut failures = self.failures.1.take().expect("run once");
+        let mut hooks = self.hooks.1.take().expect("run once");
         let mut focus_events = self.focus_events.take();
         loop {
             let timer = self.plane.poll_timeout();
@@ -178,6 +192,9 @@ impl Calls {
                 Some(r) = requests.recv() => self.on_request(r),
                 Some((target, media, error)) = failures.recv() => {
                     self.plane.handle_play_failed(target, media, error, Instant::now());
+                }
+                Some((call, media)) = hooks.recv() => {
+                    self.plane.handle_hook(call, media, Instant::now());
                 }
                 Some(e) = recv_some(&mut focus_events) => self.plane.handle_focus(e, Instant::now()),
                 () = sleep, if timer.is_some() => self.plane.handle_timeout(Instant::now()),
@@ -250,6 +267,7 @@ impl Calls {
                 Output::Hook { account, id, hook } => {
                     self.api.webhooks.set(&account, &id, Some(hook));
                 }
+                Output::FetchHook { call, url, body } => self.fetch_hook(call, url, body),
                 Output::Dialed { order, responses } => {
                     if let Some(reply) = self.dials.remove(&order) {
                         let _ = reply.send(Ok(responses));
@@ -339,6 +357,22 @@ impl Calls {
                 Some(Box::new(mixer::sound::Sequence::new(vec![first, music])))
             }
         }
+    }
+
+    /// Fetches a hook's verbs off the control plane; a failed fetch answers with no media,
+    /// so the call goes on (into the conference, or waiting in silence).
+    fn fetch_hook(&self, call: CallId, url: String, body: serde_json::Value) {
+        let (webhooks, tx) = (self.api.webhooks.clone(), self.hooks.0.clone());
+        tokio::spawn(async move {
+            let media = match webhooks.fetch(&url, &body).await {
+                Ok(verbs) => hook_verbs::media(&verbs),
+                Err(why) => {
+                    tracing::warn!(%url, "hook failed: {why}");
+                    Vec::new()
+                }
+            };
+            let _ = tx.send((call, media)).await;
+        });
     }
 
     /// Reports the fetched or spoken sounds of `sound` that fail to load.

@@ -35,7 +35,10 @@ pub(super) struct Harness {
     store_down: bool,
     pub(super) sip: Vec<SipAction>,
     pub(super) media: Vec<&'static str>,
-    played: Vec<Vec<String>>,
+    pub(super) played: Vec<Vec<String>>,
+    /// Hooks fetched, and the media their next answers carry (then none).
+    pub(super) hooks_fetched: Vec<(CallId, String)>,
+    pub(super) hook_answers: std::collections::VecDeque<Vec<String>>,
     /// The store's kept `play_name` media for the caller.
     kept_name: Option<String>,
     /// Relate commands sent: (a, b, a hears b, b hears a).
@@ -78,6 +81,8 @@ impl Harness {
             sip: Vec::new(),
             media: Vec::new(),
             played: Vec::new(),
+            hooks_fetched: Vec::new(),
+            hook_answers: Default::default(),
             events: Vec::new(),
             released: Vec::new(),
             kept_name: None,
@@ -127,6 +132,12 @@ impl Harness {
                 Output::Released { call, .. } => self.released.push(call),
                 Output::Dialed { order, responses } => self.dialed.push((order, responses)),
                 Output::Focus(request) => self.focus.push(request),
+                Output::FetchHook { call, url, body } => {
+                    assert_eq!(body["callSid"], format!("sip-{}", call.0));
+                    self.hooks_fetched.push((call, url));
+                    let media = self.hook_answers.pop_front().unwrap_or_default();
+                    self.plane.handle_hook(call, media, self.now);
+                }
                 Output::Prefetch { .. } | Output::Hook { .. } => {}
             }
         }

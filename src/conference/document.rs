@@ -16,6 +16,13 @@
 //!   `endconf` member leaves;
 //! - `status_hook` (URL) and `status_events` (subset of [`STATUS_EVENTS`]);
 //! - `action_hook` (URL): called with the member's call info when each member leaves;
+//! - `enter_hook` (URL): fetched before each join; its `play`/`say`/`pause` verbs play to
+//!   the joiner first ([`super::hook_verbs`]);
+//! - `wait_hook` (URL): fetched while a member waits for a moderator, after 750 ms of
+//!   silence each time, its verbs played, until it answers `[]` (instead of hold music);
+//! - `record` (object, optional `path`): the first member's join starts the conference
+//!   recording, `{path}-{ms}.wav` in the account's recordings folder (else `{id}-{ms}.wav`);
+//!   jambonz's `listen` (a WebSocket audio stream) is refused by name;
 //! - `member|moderator.member_tag` (string): the role's members carry this tag;
 //! - `member|moderator.speak_only_to` (string): the role's members are heard only by
 //!   members tagged so (jambonz's coach), and hear everyone.
@@ -96,6 +103,9 @@ const SCHEMA: &[(&str, Rule)] = &[
     ("end_conference_duration", Rule::Int { min: 0, max: None }),
     ("status_hook", Rule::Str { min: 1, max: 2048 }),
     ("action_hook", Rule::Str { min: 1, max: 2048 }),
+    ("enter_hook", Rule::Str { min: 1, max: 2048 }),
+    ("wait_hook", Rule::Str { min: 1, max: 2048 }),
+    ("record", Rule::Object),
     ("status_events", Rule::EnumList(&STATUS_EVENTS)),
 ];
 
@@ -151,6 +161,13 @@ impl ConferenceDoc {
         }
         if let Some(controls) = self.controls() {
             validate_controls(controls, &mut errors);
+        }
+        if let Some(v) = self.0.get("listen") {
+            let why = "Streaming conference audio to a WebSocket (jambonz listen) is not supported";
+            errors.add(&["listen"], "not_supported", why, None, Some(v.clone()));
+        }
+        if let Some(path) = self.0.get("record").and_then(|r| r.get("path")) {
+            Rule::Str { min: 1, max: 128 }.check(&["record", "path"], path, &mut errors);
         }
         errors.into_result()
     }
@@ -314,6 +331,26 @@ impl ConferenceDoc {
     /// jambonz `actionHook`: called when a member's conference task ends (it leaves).
     pub fn action_hook(&self) -> Option<&str> {
         self.str("action_hook")
+    }
+
+    /// jambonz `enterHook`: its verbs play to each joiner before the join.
+    pub fn enter_hook(&self) -> Option<&str> {
+        self.str("enter_hook")
+    }
+
+    /// jambonz `waitHook`: its verbs play, in a loop, to members waiting for a moderator.
+    pub fn wait_hook(&self) -> Option<&str> {
+        self.str("wait_hook")
+    }
+
+    /// jambonz `record`: whether the first member's join starts the conference recording.
+    pub fn records(&self) -> bool {
+        self.0.get("record").is_some_and(Value::is_object)
+    }
+
+    /// `record.path`: the recording's file name.
+    pub fn record_path(&self) -> Option<&str> {
+        self.0.get("record")?.get("path")?.as_str()
     }
 
     /// The events the status hook wants; absent means none (as jambonz).
@@ -633,6 +670,21 @@ mod tests {
             json!("video-floor-only")
         );
         assert_eq!(e["profile.member-flags"]["enum"]["value"], json!("nomoh"));
+    }
+
+    #[test]
+    fn listen_is_refused_by_name_and_record_takes_a_path() {
+        let e = create(json!({"listen": {"url": "wss://x"}})).unwrap_err();
+        assert_eq!(
+            e["listen"]["not_supported"]["value"],
+            json!({"url": "wss://x"})
+        );
+        let e = create(json!({"record": {"path": 7}})).unwrap_err();
+        assert!(e["record.path"]["type"].is_object(), "{e}");
+        let doc = create(json!({"record": {"path": "board"}})).unwrap();
+        assert!(doc.records());
+        assert_eq!(doc.record_path(), Some("board"));
+        assert!(!create(json!({})).unwrap().records());
     }
 
     #[test]

@@ -176,6 +176,10 @@ pub enum FlowAction {
         max: Duration,
     },
     StopRecording,
+    /// Fetch the jambonz `enterHook`; answer with `on_hook` (no media if it failed).
+    FetchHook {
+        url: String,
+    },
     Join(Box<JoinDecision>),
     Hangup,
 }
@@ -203,6 +207,7 @@ struct Collect {
 enum Next {
     AfterWelcome,
     Record,
+    Join,
     Hangup,
 }
 
@@ -218,6 +223,8 @@ enum State {
         deadline: Instant,
         stopping: bool,
     },
+    /// Waiting for the enter hook's verbs.
+    Entering,
     Done,
 }
 
@@ -301,6 +308,7 @@ impl Flow {
                     };
                     self.out.push_back(FlowAction::RecordName { max: NAME_MAX });
                 }
+                Next::Join => self.seat(),
                 Next::Hangup => self.hang_up(),
             },
             State::Collecting(c) if c.prompt_playing => {
@@ -374,6 +382,19 @@ impl Flow {
                 self.collect(media, Purpose::Review, 1, DIGIT_TIMEOUT_MS);
             }
             _ => self.join(),
+        }
+    }
+
+    /// The enter hook's media (none when it failed or had nothing to play): played, then
+    /// the join.
+    pub fn on_hook(&mut self, _now: Instant, media: Vec<String>) {
+        if !matches!(self.state, State::Entering) {
+            return;
+        }
+        if media.is_empty() {
+            self.seat();
+        } else {
+            self.play(media, Next::Join);
         }
     }
 
@@ -587,7 +608,19 @@ impl Flow {
         }
     }
 
+    /// jambonz runs the `enterHook` before every join (spec §6).
     fn join(&mut self) {
+        let hook = self.conference().and_then(|(_, doc)| doc.enter_hook());
+        match hook.map(str::to_string) {
+            Some(url) => {
+                self.state = State::Entering;
+                self.out.push_back(FlowAction::FetchHook { url });
+            }
+            None => self.seat(),
+        }
+    }
+
+    fn seat(&mut self) {
         let Some((id, doc)) = self.conference() else {
             return self.hang_up();
         };
@@ -834,6 +867,33 @@ mod tests {
         assert_eq!(d.entry_sounds, [ENTRY_TONE]);
         assert_eq!(d.exit_sounds, [EXIT_TONE]);
         assert!(call.flow.is_done());
+    }
+
+    #[test]
+    fn the_enter_hook_plays_its_media_before_the_join() {
+        let hooked = demo()
+            .patched(&json!({"enter_hook": "http://app/enter"}))
+            .unwrap_or_default();
+        let fetch = FlowAction::FetchHook {
+            url: "http://app/enter".into(),
+        };
+        let mut call = Call::new(setup(hooked.clone(), Some("1001")));
+        call.finish_prompt();
+        call.dial("1234#");
+        assert_eq!(
+            call.state(ConferenceState::default()),
+            std::slice::from_ref(&fetch)
+        );
+        call.flow.on_hook(call.now, vec!["tts://hello".into()]);
+        assert_eq!(call.actions(), [play(&["tts://hello"], false)]);
+        assert_eq!(joined(call.finish_prompt()).role, Role::Member);
+        // A hook that failed or had nothing to play: the join at once.
+        let mut call = Call::new(setup(hooked, Some("1001")));
+        call.finish_prompt();
+        call.dial("1234#");
+        assert_eq!(call.state(ConferenceState::default()), [fetch]);
+        call.flow.on_hook(call.now, Vec::new());
+        assert_eq!(joined(call.actions()).role, Role::Member);
     }
 
     #[test]

@@ -30,6 +30,7 @@
 pub mod controls;
 pub mod document;
 pub mod flow;
+pub mod hook_verbs;
 pub mod profile;
 pub mod profile_keys;
 pub mod settings;

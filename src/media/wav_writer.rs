@@ -41,6 +41,10 @@ pub fn spawn(
 }
 
 fn write(path: &Path, rate: u32, frames: &Receiver<Vec<i16>>) -> io::Result<f64> {
+    // A conference recorded from its document has no API call to make its folder first.
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let mut out = BufWriter::new(File::create(path)?);
     out.write_all(&header(rate, 0))?;
     let mut samples: u64 = 0;

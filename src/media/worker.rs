@@ -34,7 +34,7 @@ use mio::Waker;
 use mixer::source::Source;
 use mixer::{ConferenceId, MemberFlags, MemberId, Profile, Scheduler};
 
-use super::codec::{CodecKind, Encoder};
+use super::codec::{CodecKind, Encoder, EncoderOptions};
 use super::leg::LegConfig;
 use super::packet_io::{Input, IoMode, PacketIo};
 use super::ports::RtpSockets;
@@ -346,11 +346,21 @@ struct Media {
     mixing_since: Instant,
 }
 
+/// Which encoder serves a group of calls hearing one shared mix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct SharedEncode {
+    codec: CodecKind,
+    options: EncoderOptions,
+    /// The shared mix's listen volume (its rate follows from the codec).
+    volume: i8,
+}
+
 #[derive(Default)]
 struct ConferenceCalls {
     by_member: HashMap<MemberId, CallKey>,
-    /// One encoder per codec for mixes that several calls share.
-    shared: HashMap<CodecKind, Box<dyn Encoder>>,
+    /// One encoder per shared mix and encoder setup: stateful codecs (Opus, G.722) must
+    /// encode one mix's frames in sequence.
+    shared: HashMap<SharedEncode, Box<dyn Encoder>>,
     /// Conference recordings: a hidden listener member each, feeding a WAV writer.
     recorders: Vec<Recorder>,
 }
@@ -369,13 +379,18 @@ impl Worker {
         // (jitter buffers, latches) have already seen.
         let mut floor = Instant::now();
         loop {
-            let deadline = self
-                .scheduler
-                .poll_timeout()
-                .map_or(next_housekeeping, |t| t.min(next_housekeeping));
-            let wait = deadline.saturating_duration_since(Instant::now());
+            let tick = self.scheduler.poll_timeout();
+            // Without calls or conferences nothing is due: sleep until a command comes,
+            // with the gauges brought to zero first.
+            let wait = if tick.is_none() && self.media.sessions.is_empty() {
+                self.housekeeping(Instant::now());
+                None
+            } else {
+                let deadline = tick.map_or(next_housekeeping, |t| t.min(next_housekeeping));
+                Some(deadline.saturating_duration_since(Instant::now()))
+            };
             // A tick is near: sleep until it (commands wait for it too, at most a tick).
-            let batch = wait <= BATCH_WITHIN && self.scheduler.poll_timeout().is_some();
+            let batch = tick.is_some() && wait.is_some_and(|w| w <= BATCH_WITHIN);
             if let Err(e) = self.media.io.wait(wait, batch) {
                 tracing::error!(error = %e, "media poll failed");
                 return;

@@ -22,7 +22,7 @@ pub enum CodecKind {
 pub struct CodecError(pub String);
 
 /// Encoder settings that are not negotiated in SDP.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EncoderOptions {
     /// Opus complexity 0..=10: 5 costs about half of 10 for speech with little audible loss.
     pub opus_complexity: i32,

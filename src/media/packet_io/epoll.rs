@@ -36,13 +36,13 @@ impl Epoll {
         let _ = self.poll.registry().deregister(sock);
     }
 
-    pub(super) fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+    pub(super) fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let timeout = if self.unread.is_empty() {
             timeout
         } else {
-            Duration::ZERO
+            Some(Duration::ZERO)
         };
-        match self.poll.poll(&mut self.events, Some(timeout)) {
+        match self.poll.poll(&mut self.events, timeout) {
             Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
             _ => Ok(()),
         }

@@ -162,7 +162,7 @@ impl PacketIo {
     /// `timeout` passes. With `batch`, io_uring sleeps through input and the waker until
     /// `timeout` (or until a flood fills its completion queue): the caller has a tick due
     /// then and acts on everything at once. epoll always wakes on input.
-    pub fn wait(&mut self, timeout: Duration, batch: bool) -> io::Result<()> {
+    pub fn wait(&mut self, timeout: Option<Duration>, batch: bool) -> io::Result<()> {
         match &mut self.backend {
             Backend::Epoll(e) => e.wait(timeout),
             Backend::Uring(u) => u.wait(timeout, batch),

@@ -32,7 +32,7 @@ fn collect(
     let mut got = Vec::new();
     let end = Instant::now() + limit;
     while got.len() < want && Instant::now() < end {
-        io.wait(Duration::from_millis(20), false).unwrap();
+        io.wait(Some(Duration::from_millis(20)), false).unwrap();
         io.drain(|token, input| {
             match input {
                 Input::Datagram { from, bytes, .. } => got.push((token, from, bytes.to_vec())),
@@ -122,14 +122,14 @@ fn the_waker_ends_a_wait() {
             remote.wake().unwrap();
         });
         let start = Instant::now();
-        io.wait(Duration::from_secs(20), false).unwrap();
+        io.wait(Some(Duration::from_secs(20)), false).unwrap();
         io.drain(|_, _| true);
         t.join().unwrap();
         assert!(start.elapsed() < Duration::from_secs(10), "{}", io.kind());
         // The waker fires again after its first event was cleared.
         waker.wake().unwrap();
         let start = Instant::now();
-        io.wait(Duration::from_secs(20), false).unwrap();
+        io.wait(Some(Duration::from_secs(20)), false).unwrap();
         assert!(start.elapsed() < Duration::from_secs(10), "{}", io.kind());
     }
 }
@@ -165,7 +165,7 @@ fn io_uring_stamps_arrivals_and_batched_waits_wake_per_tick_not_per_datagram() {
     };
     let (mut sock, peer) = (bind(), bind());
     io.register(Token(4), &mut sock).unwrap();
-    io.wait(Duration::ZERO, false).unwrap();
+    io.wait(Some(Duration::ZERO), false).unwrap();
     io.drain(|_, _| true);
     // A datagram read 100 ms after it came carries the time it came.
     let sent = Instant::now();
@@ -193,7 +193,7 @@ fn io_uring_stamps_arrivals_and_batched_waits_wake_per_tick_not_per_datagram() {
     let (mut wakes, mut datagrams) = (0, 0);
     let end = Instant::now() + Duration::from_secs(10);
     while datagrams < 200 && Instant::now() < end {
-        io.wait(Duration::from_millis(20), true).unwrap();
+        io.wait(Some(Duration::from_millis(20)), true).unwrap();
         wakes += 1;
         io.drain(|_, _| {
             datagrams += 1;
@@ -213,7 +213,7 @@ fn collect_arrivals(io: &mut PacketIo, n: usize, batch: bool) -> Vec<(Instant, I
     let mut got = Vec::new();
     let end = Instant::now() + Duration::from_secs(5);
     while got.len() < n && Instant::now() < end {
-        io.wait(Duration::from_millis(20), batch).unwrap();
+        io.wait(Some(Duration::from_millis(20)), batch).unwrap();
         let read = Instant::now();
         io.drain(|_, input| {
             if let Input::Datagram { at, .. } = input {

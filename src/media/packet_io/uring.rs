@@ -119,7 +119,7 @@ impl Uring {
         let deadline = Instant::now() + Duration::from_secs(1);
         let mut got = false;
         while !got && Instant::now() < deadline {
-            self.wait(Duration::from_millis(50), false)?;
+            self.wait(Some(Duration::from_millis(50)), false)?;
             self.drain(|_, input| {
                 got |= matches!(
                     input,
@@ -205,20 +205,24 @@ impl Uring {
         tracing::warn!("io_uring submission queue full: entry dropped");
     }
 
-    pub(super) fn wait(&mut self, timeout: Duration, batch: bool) -> io::Result<()> {
+    pub(super) fn wait(&mut self, timeout: Option<Duration>, batch: bool) -> io::Result<()> {
         if std::mem::take(&mut self.rearm_waker) {
             let poll = opcode::PollAdd::new(Fd(self.poll.as_raw_fd()), libc::POLLIN as u32);
             self.push(&poll.multi(true).build().user_data(tag(WAKE, 0)));
         }
-        let result = if self.ring.completion().is_empty() {
+        let want = if batch { CQ_ENTRIES as usize / 4 } else { 1 };
+        let result = if !self.ring.completion().is_empty() {
+            if self.ring.submission().is_empty() {
+                Ok(0)
+            } else {
+                self.ring.submit()
+            }
+        } else if let Some(timeout) = timeout {
             let ts = Timespec::from(timeout);
             let args = SubmitArgs::new().timespec(&ts);
-            let want = if batch { CQ_ENTRIES as usize / 4 } else { 1 };
             self.ring.submitter().submit_with_args(want, &args)
-        } else if !self.ring.submission().is_empty() {
-            self.ring.submit()
         } else {
-            Ok(0)
+            self.ring.submit_and_wait(want)
         };
         match result {
             Err(e)

@@ -246,14 +246,19 @@ fn two_in_conference(w: &Worker, rx: &mut UnboundedReceiver<Report>) -> (Peer, P
     let (mut b, lb) = Peer::new(2);
     a.tone = Some(697.0);
     b.tone = Some(1209.0);
-    for (l, call) in [(la, 1), (lb, 2)] {
-        open(w, l);
-        w.handle.send(attach(call, 1));
-        expect(rx, |r| {
-            matches!(r, Report::Joined { call: c, .. } if c == call).then_some(())
-        });
-    }
+    join(w, rx, la);
+    join(w, rx, lb);
     (a, b)
+}
+
+/// Opens `lobby`'s call and seats it in conference 1.
+fn join(w: &Worker, rx: &mut UnboundedReceiver<Report>, lobby: Lobby) {
+    let call = lobby.call;
+    open(w, lobby);
+    w.handle.send(attach(call, 1));
+    expect(rx, |r| {
+        matches!(r, Report::Joined { call: c, .. } if c == call).then_some(())
+    });
 }
 
 fn snapshot(w: &Worker, conference: u64) -> Vec<MemberState> {
@@ -430,6 +435,95 @@ fn a_codec_change_to_another_rate_keeps_the_pitch() {
     let window = Duration::from_millis(600);
     assert!(a.level(1209.0, window) > HEARD_DB, "A hears B at its pitch");
     assert!(b.level(697.0, window) > HEARD_DB, "B hears A at its pitch");
+}
+
+/// The level of everything but `freq` in the last `window` heard (distortion and noise),
+/// on the scale of `Peer::level`.
+fn residual_db(p: &Peer, freq: f64, window: Duration) -> f64 {
+    let n = (window.as_millis() as usize * p.codec.pcm_rate() as usize / 1000).min(p.heard.len());
+    let tail = &p.heard[p.heard.len() - n..];
+    let mean_square = tail.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / n as f64;
+    let total = mean_square / (f64::from(i16::MAX).powi(2) / 2.0);
+    let tone = 10f64.powf(p.level(freq, window) / 10.0);
+    10.0 * (total - tone).max(1e-12).log10()
+}
+
+/// Opus keeps state from frame to frame, so the listeners sharing one encode must share
+/// one encoder per mix: two groups at different listen volumes each hear the talker clean,
+/// not packets from an encoder fed both groups' mixes in turn.
+#[test]
+fn opus_listeners_at_two_listen_volumes_each_hear_a_clean_tone() {
+    let (w, mut rx) = worker(0);
+    let (mut talker, lobby) = Peer::new(1);
+    talker.tone = Some(697.0);
+    join(&w, &mut rx, lobby);
+    let mut listeners = Vec::new();
+    for call in 2..=5 {
+        let (mut p, mut l) = Peer::new(call);
+        l.leg = LegConfig::new(CodecKind::Opus, 111, 20, l.leg.remote_rtp, call as u32);
+        p.switch(CodecKind::Opus, 111);
+        join(&w, &mut rx, l);
+        listeners.push(p);
+    }
+    for call in [4, 5] {
+        w.handle.send(Command::SetVolume {
+            call,
+            talk: None,
+            listen: Some(-3),
+        });
+    }
+    let mut peers: Vec<&mut Peer> = std::iter::once(&mut talker)
+        .chain(listeners.iter_mut())
+        .collect();
+    run(&mut peers, Duration::from_millis(1500));
+    let window = Duration::from_millis(800);
+    for p in &listeners {
+        let (tone, rest) = (p.level(697.0, window), residual_db(p, 697.0, window));
+        assert!(
+            tone > HEARD_DB && rest < tone - 20.0,
+            "tone {tone:.1} dB, the rest {rest:.1} dB"
+        );
+    }
+}
+
+/// How often this process's thread called `name` has gone to sleep and woken.
+fn wakeups(name: &str) -> u64 {
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap();
+            let line = status
+                .lines()
+                .find(|l| l.starts_with("voluntary_ctxt_switches"));
+            return line
+                .unwrap()
+                .split_whitespace()
+                .last()
+                .unwrap()
+                .parse()
+                .unwrap();
+        }
+    }
+    panic!("no thread {name}");
+}
+
+/// A worker with no calls sleeps until it is given one; with a call it wakes for its
+/// housekeeping (twice a second), and once the call is gone it sleeps again.
+#[test]
+fn a_worker_without_calls_does_not_wake() {
+    let (w, _rx) = worker(91);
+    let woken = || {
+        let before = wakeups("media-91");
+        std::thread::sleep(Duration::from_millis(1600));
+        wakeups("media-91") - before
+    };
+    assert!(woken() <= 1, "idle");
+    let (_peer, lobby) = Peer::new(9);
+    open(&w, lobby);
+    assert!(woken() >= 3, "with a call");
+    w.handle.send(Command::Leave { call: 9 });
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(woken() <= 1, "idle again");
 }
 
 #[test]

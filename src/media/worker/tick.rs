@@ -1,5 +1,5 @@
 //! Each tick of a conference: feed the mixer from the calls' jitter buffers, then send the
-//! mixes (encoded once per codec where calls share one), record, and report events.
+//! mixes (a shared mix encoded once per codec and encoder setup), record, and report events.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use mixer::{Conference, ConferenceId, Event as MixerEvent, Profile, TickHandler, TickOutput};
 
-use super::{CallKey, Media, Report};
+use super::{CallKey, Media, Report, SharedEncode};
 use crate::media::call_recording::CallRecording;
-use crate::media::codec::{CodecKind, Encoder, EncoderOptions};
+use crate::media::codec::Encoder;
 use crate::media::leg::LegEvent;
 
 /// The report of a finished caller recording.
@@ -57,8 +57,8 @@ impl Media {
         for r in out.routes() {
             listeners[r.mix] += 1;
         }
-        // Encoded payload per (mix, codec) for this tick.
-        let mut encoded: Vec<(usize, CodecKind, std::ops::Range<usize>)> = Vec::new();
+        // Encoded payload per (mix, encoder) for this tick.
+        let mut encoded: Vec<(usize, SharedEncode, std::ops::Range<usize>)> = Vec::new();
         self.payload.clear();
         for r in out.routes() {
             let Some(s) = calls
@@ -69,21 +69,27 @@ impl Media {
                 continue;
             };
             let mix = &out.mixes()[r.mix];
-            let codec = s.leg.config().codec;
-            if listeners[r.mix] < 2 || !s.shares_payload(profile.frame_len_at(mix.rate)) {
+            let key = mix.shared.map(|volume| SharedEncode {
+                codec: s.leg.config().codec,
+                options: s.leg.config().encoder,
+                volume,
+            });
+            let Some(key) = key.filter(|_| {
+                listeners[r.mix] >= 2 && s.shares_payload(profile.frame_len_at(mix.rate))
+            }) else {
                 s.send_pcm(self.now, &mix.pcm, &mut self.io);
                 continue;
-            }
-            let range = match encoded.iter().find(|(m, c, _)| *m == r.mix && *c == codec) {
+            };
+            let range = match encoded.iter().find(|(m, k, _)| *m == r.mix && *k == key) {
                 Some((_, _, range)) => range.clone(),
                 None => {
-                    let Some(enc) = shared_encoder(&mut calls.shared, codec) else {
+                    let Some(enc) = shared_encoder(&mut calls.shared, key) else {
                         s.send_pcm(self.now, &mix.pcm, &mut self.io);
                         continue;
                     };
                     let start = self.payload.len();
                     enc.encode(&mix.pcm, &mut self.payload);
-                    encoded.push((r.mix, codec, start..self.payload.len()));
+                    encoded.push((r.mix, key, start..self.payload.len()));
                     start..self.payload.len()
                 }
             };
@@ -98,12 +104,12 @@ impl Media {
 }
 
 fn shared_encoder(
-    shared: &mut HashMap<CodecKind, Box<dyn Encoder>>,
-    codec: CodecKind,
+    shared: &mut HashMap<SharedEncode, Box<dyn Encoder>>,
+    key: SharedEncode,
 ) -> Option<&mut Box<dyn Encoder>> {
-    match shared.entry(codec) {
+    match shared.entry(key) {
         Entry::Occupied(e) => Some(e.into_mut()),
-        Entry::Vacant(v) => match codec.encoder(EncoderOptions::default()) {
+        Entry::Vacant(v) => match key.codec.encoder(key.options) {
             Ok(e) => Some(v.insert(e)),
             Err(e) => {
                 tracing::warn!(error = %e, "shared encoder");
