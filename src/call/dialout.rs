@@ -10,6 +10,11 @@
 //! confirms its leg's join (the `add-member` event) and fails with the hangup cause of its
 //! last leg, or `timeout` when none answered in time (its legs are cancelled then). Once
 //! every endpoint is decided, [`Output::Dialed`] carries the responses.
+//!
+//! A callflow's bridging node (`super::callflow`) rings through the same orders, with a
+//! [`Purpose::Bridge`]: endpoints may start after a delay, give up after their own timeout,
+//! take turns (`single`), ring again (`repeats`); the first leg to answer wins the whole
+//! order and is bridged to the caller, and a failed order runs the callflow's next node.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
