@@ -42,7 +42,13 @@ pub fn resolve(
     number: &str,
     wall: SystemTime,
 ) -> Result<Option<Node>, StoreError> {
-    let callflows = store.list_documents(Owner::Account(account), Kind::Callflow)?;
+    let owner = Owner::Account(account);
+    // Numbers are indexed; patterns need every callflow of the account.
+    let listed = store.find_documents(Kind::Callflow, "numbers", number, Some(owner))?;
+    let callflows = match listed.into_iter().next() {
+        Some((_, callflow)) => vec![callflow],
+        None => store.list_documents(owner, Kind::Callflow)?,
+    };
     let Some(callflow) = select_callflow(number, &callflows) else {
         return Ok(None);
     };
