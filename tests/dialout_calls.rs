@@ -1,7 +1,9 @@
 //! Dial-out over loopback (issue 9): a PJSUA2 phone registers as a device with digest
 //! auth, the API's `dial` action calls it into a conference where another PJSUA2 call
 //! plays a tone; the phone hears the room and the room hears the phone. Bad `dial`
-//! arguments get Kazoo errors naming the field.
+//! arguments get Kazoo errors naming the field. A callflow number rings a ring group of
+//! two registered phones: the first to answer is bridged to the caller, the other is
+//! cancelled.
 
 mod support;
 
@@ -228,6 +230,80 @@ async fn a_number_fails_over_to_the_next_gateway_which_demands_digest_auth() {
         passed,
         [true, true],
         "503 gateway, then the trunk with auth"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callflow_number_rings_a_ring_group_and_bridges_the_first_phone_to_answer() {
+    let mut config = support::server_config();
+    config.rtp.ports = PortRange(45000..=45999);
+    let srv = chorus::server::start(config).await.unwrap();
+    let mut ids = Vec::new();
+    for (user, password) in [("alice", "wonderland"), ("bob", "builder")] {
+        let device = json!({"name": user, "sip": {"username": user, "password": password}});
+        let (status, created) = api(srv.api, "PUT", "/devices", device).await;
+        assert_eq!(status, 201, "{created}");
+        ids.push(created["data"]["id"].as_str().unwrap().to_owned());
+    }
+    let endpoints: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"id": id, "endpoint_type": "device"}))
+        .collect();
+    let callflow = json!({
+        "numbers": ["6000"],
+        "flow": {"module": "ring_group", "data": {"endpoints": endpoints, "timeout": 20}},
+    });
+    let (status, created) = api(srv.api, "PUT", "/callflows", callflow).await;
+    assert_eq!(status, 201, "{created}");
+
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::env::temp_dir().join(format!("chorus-ring-group-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let mut script = tokio::process::Command::new("python3")
+        .arg(format!("{root}/tests/peers/pjsua_ring_group.py"))
+        .args(["--server", &srv.sip.to_string(), "--number", "6000"])
+        .args(["--answer", "alice:wonderland", "--ring", "bob:builder"])
+        .arg("--tone-caller")
+        .arg(format!("{root}/fixtures/audio/tone-697-8k.wav"))
+        .arg("--tone-phone")
+        .arg(format!("{root}/fixtures/audio/tone-1209-8k.wav"))
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    let mut lines = BufReader::new(script.stdout.take().unwrap()).lines();
+    let mut last = String::new();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await
+    {
+        last = line;
+    }
+    let heard: Value = serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    eprintln!("ring group call (levels in dB): {heard}");
+    assert_eq!(heard["registered"], true, "{heard}");
+    assert_eq!(heard["answered"], true, "{heard}");
+    assert_eq!(heard["rang"], true, "both phones rang: {heard}");
+    assert_eq!(
+        heard["ring_status"], 487,
+        "the other phone is cancelled: {heard}"
+    );
+    let level = |who: &str, freq: &str| heard[who][freq].as_f64().unwrap();
+    assert!(
+        level("caller", "1209") > -30.0,
+        "the caller hears the phone: {heard}"
+    );
+    assert!(
+        level("phone", "697") > -30.0,
+        "the phone hears the caller: {heard}"
+    );
+    assert!(level("caller", "697") < -50.0, "not itself: {heard}");
+    assert!(level("phone", "1209") < -50.0, "not itself: {heard}");
+    assert_eq!(
+        heard["phone_hung_up"], true,
+        "the bridge ends with the caller: {heard}"
     );
     srv.stop().await;
 }

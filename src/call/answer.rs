@@ -15,16 +15,19 @@ use crate::media::worker::Command;
 use crate::sdp::{Direction, Negotiated, SdpError, SdpSession};
 use crate::sip::{Body, CallId};
 
+use super::callflow::{Next, Node, Walk};
 use super::output::{Caller, MediaCommand, Output, Ports, SipAction, StoreQuery, StoreRequest};
 use super::plane::{
     Answering, Call, CallPlane, CallerFlow, Lookup, Party, Stage, is_sdp, sdp_body,
 };
 
-/// A route lookup's answer: the config, the documents of the number, the caller's name.
+/// A route lookup's answer: the config, the documents of the number, the caller's name,
+/// the number's callflow.
 pub(super) type Routed = (
     ConferencesConfig,
     Vec<(String, ConferenceDoc)>,
     Option<String>,
+    Option<Box<Node>>,
 );
 
 /// Retry-After of the 503 an INVITE gets when no RTP port pair is free (seconds).
@@ -45,7 +48,7 @@ impl CallPlane {
             number: number.clone(),
             caller: Caller::from_uri(&party.from.uri),
         };
-        let (setup, focus) = (None, None);
+        let (setup, focus, walk) = (None, None, None);
         self.answering.insert(
             call,
             Answering {
@@ -54,17 +57,32 @@ impl CallPlane {
                 offer,
                 setup,
                 focus,
+                walk,
             },
         );
         self.push(Output::Store(StoreRequest { id, account, query }));
     }
 
-    /// The store answered the route lookup (`None`: it failed).
-    pub(super) fn on_routed(&mut self, call: CallId, answer: Option<Routed>) {
+    /// The store answered the route lookup (`None`: it failed): the number's callflow
+    /// runs, else the number routes as below.
+    pub(super) fn on_routed(&mut self, call: CallId, answer: Option<Routed>, now: Instant) {
         let Some(number) = self.answering.get(&call).map(|a| a.number.clone()) else {
             return;
         };
-        let setup = answer.and_then(|(config, found, name)| {
+        if let Some((config, _, name_media, Some(node))) = &answer
+            && let Some(a) = self.answering.get_mut(&call)
+        {
+            tracing::info!(%number, "callflow");
+            a.walk = Some(Walk {
+                visited: 0,
+                children: Vec::new(),
+                ringing: false,
+                config: config.clone(),
+                name_media: name_media.clone(),
+            });
+            return self.run_node(call, (**node).clone(), now);
+        }
+        let setup = answer.and_then(|(config, found, name, _)| {
             let mut setup = self.route(&number, config, found)?;
             setup.name_media = name;
             Some(setup)
@@ -72,6 +90,14 @@ impl CallPlane {
         let Some(setup) = setup else {
             tracing::info!(%number, "rejected: no such conference");
             return self.reject(call, 404, "Not Found", Vec::new());
+        };
+        self.proceed(call, setup);
+    }
+
+    /// A routed call takes its port pair (in a cluster, once its conference is claimed).
+    pub(super) fn proceed(&mut self, call: CallId, setup: FlowSetup) {
+        let Some(number) = self.answering.get(&call).map(|a| a.number.clone()) else {
+            return;
         };
         let mut claim = None;
         if let Target::Conference { id, doc } = &setup.target {
@@ -83,7 +109,7 @@ impl CallPlane {
         let Some(a) = self.answering.get_mut(&call) else {
             return;
         };
-        a.setup = Some(Box::new(setup));
+        a.setup = Some(Next::Flow(Box::new(setup)));
         let granted = match claim {
             Some((conf, numbers)) if self.settings.cluster => self.focus_route(call, conf, numbers),
             _ => true,
@@ -130,35 +156,43 @@ impl CallPlane {
     }
 
     /// The shell's answer to [`Output::AllocatePorts`]: the call is answered with SDP.
-    pub fn handle_ports(&mut self, call: CallId, ports: Ports) {
+    pub fn handle_ports(&mut self, call: CallId, ports: Ports, now: Instant) {
         if self.is_leg(call) {
-            return self.leg_ports(call, ports);
+            return self.leg_ports(call, ports, now);
         }
-        if self.answering.get(&call).is_none_or(|a| a.setup.is_none()) {
+        let Some(next) = self.answering.get(&call).and_then(|a| a.setup.as_ref()) else {
             return;
-        }
+        };
+        // A bridge's callee waits in its room: it goes if the caller cannot be answered.
+        let room = match next {
+            Next::Bridge(room) => Some(room.clone()),
+            Next::Flow(_) => None,
+        };
         let local = match ports {
             Ok(local) => local,
             Err(e) => {
                 tracing::warn!(%call, error = %e, "rejected: no RTP port");
                 let retry = vec![("Retry-After", PORTS_BUSY_RETRY_AFTER.to_string())];
-                return self.reject(call, 503, "Service Unavailable", retry);
+                self.reject(call, 503, "Service Unavailable", retry);
+                return room.iter().for_each(|r| self.close_room(r, now));
             }
         };
         let Some(Answering {
             party,
             offer,
-            setup: Some(setup),
+            setup: Some(next),
             focus,
             ..
         }) = self.answering.remove(&call)
         else {
             return;
         };
-        let config = setup.config.clone();
+        let (config, worker) = match &next {
+            Next::Flow(setup) => (setup.config.clone(), self.worker_for(&setup.target)),
+            Next::Bridge(room) => (ConferencesConfig::default(), self.worker_of(&room.id)),
+        };
         let refused_focus = focus.clone();
         let mut sdp = SdpSession::new(self.settings.policy.clone(), local, random());
-        let worker = self.worker_for(&setup.target);
         let new = |sdp, stage| Call {
             party,
             acked: false,
@@ -173,15 +207,24 @@ impl CallPlane {
         let Some(offer) = offer.filter(is_sdp) else {
             let offer = sdp.offer(Direction::SendRecv);
             self.calls
-                .insert(call, new(sdp, Stage::AwaitingAnswer(setup)));
+                .insert(call, new(sdp, Stage::AwaitingAnswer(next)));
             return self.respond(call, false, Some(sdp_body(offer)));
         };
         match sdp.answer(&String::from_utf8_lossy(&offer.bytes)) {
             Ok((neg, answer)) => {
-                let flow = Box::new(CallerFlow::new(Flow::new(*setup)));
-                self.calls.insert(call, new(sdp, Stage::Flow(flow)));
+                let (stage, bridge) = match next {
+                    Next::Flow(setup) => {
+                        let flow = CallerFlow::new(Flow::new(*setup));
+                        (Stage::Flow(Box::new(flow)), None)
+                    }
+                    Next::Bridge(room) => (Stage::Member(room.clone()), Some(room)),
+                };
+                self.calls.insert(call, new(sdp, stage));
                 self.respond(call, false, Some(sdp_body(answer)));
                 self.start_media(call, &neg);
+                if let Some(room) = bridge {
+                    self.join_room(call, &room, now);
+                }
             }
             Err(e) => {
                 tracing::info!(error = %e, "rejected: SDP");
@@ -189,6 +232,7 @@ impl CallPlane {
                 self.unfocus(refused_focus);
                 let name_file = None;
                 self.push(Output::Released { call, name_file });
+                room.iter().for_each(|r| self.close_room(r, now));
             }
         }
     }
@@ -260,11 +304,20 @@ impl CallPlane {
         };
         if !awaiting {
             self.update_media(call, &neg);
-        } else if let Stage::AwaitingAnswer(setup) =
+        } else if let Stage::AwaitingAnswer(next) =
             std::mem::replace(&mut c.stage, Stage::Member(Default::default()))
         {
-            c.stage = Stage::Flow(Box::new(CallerFlow::new(Flow::new(*setup))));
-            self.start_media(call, &neg);
+            match next {
+                Next::Flow(setup) => {
+                    c.stage = Stage::Flow(Box::new(CallerFlow::new(Flow::new(*setup))));
+                    self.start_media(call, &neg);
+                }
+                Next::Bridge(room) => {
+                    c.stage = Stage::Member(room.clone());
+                    self.start_media(call, &neg);
+                    self.join_room(call, &room, now);
+                }
+            }
         }
         if first {
             self.confirm(call, now);

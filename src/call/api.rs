@@ -26,6 +26,7 @@ impl CallPlane {
     pub fn live_of(&self, conf: &ConfRef) -> Result<&Live, ServiceError> {
         self.conferences
             .get(conf)
+            .filter(|l| !l.private)
             .ok_or_else(|| ServiceError::NotFound(conf.id.clone()))
     }
 
@@ -289,7 +290,7 @@ impl CallPlane {
         failure: Option<(String, String)>,
         now: Instant,
     ) {
-        let Some(live) = self.conferences.get(id) else {
+        let Some(live) = self.conferences.get(id).filter(|l| !l.private) else {
             return;
         };
         let event = ConferenceEvent {

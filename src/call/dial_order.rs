@@ -10,7 +10,7 @@ use crate::conference::document::ConferenceDoc;
 use crate::conference::settings::ConferencesConfig;
 use crate::conference::{profile, profile_keys};
 use crate::sdp::SdpSession;
-use crate::sip::DialAuth;
+use crate::sip::{CallId, DialAuth};
 
 /// Legs one order may ring in all (a user's devices times their contacts).
 pub const MAX_LEGS_PER_ORDER: usize = 16;
@@ -60,13 +60,31 @@ pub fn caller_id(
     )
 }
 
-/// One entry of the order's `endpoints`.
+/// One entry of the order's `endpoints` (or one branch of a ring group).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub id: String,
     /// Empty: nothing to ring (a device with no registration, a number with no route).
     pub contacts: Vec<Contact>,
     pub ring: Ring,
+    /// It starts ringing this long after its turn comes (a ring group member's `delay`).
+    pub delay: Duration,
+    /// It is given up this long after it started ringing (a ring group member's
+    /// `timeout`); `None`: only the order's deadline ends it.
+    pub timeout: Option<Duration>,
+}
+
+impl Endpoint {
+    /// An endpoint that rings at once, until the order's deadline.
+    pub fn new(id: String, contacts: Vec<Contact>, ring: Ring) -> Self {
+        Endpoint {
+            id,
+            contacts,
+            ring,
+            delay: Duration::ZERO,
+            timeout: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,14 +123,72 @@ pub(super) enum LegState {
     Joining,
 }
 
-/// An order in progress.
-pub(super) struct Order {
+/// How an order's endpoints take turns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Ends every endpoint still ringing.
+    pub timeout: Duration,
+    /// One endpoint at a time, the next once it failed (ring group `single`); else all at
+    /// once, each after its delay.
+    pub sequential: bool,
+    /// Times the whole order rings again when every endpoint failed (ring group `repeats`).
+    pub repeats: u32,
+    /// One endpoint refusing (busy, declined) ends the order (ring group
+    /// `fail_on_single_reject`).
+    pub fail_on_reject: bool,
+}
+
+impl Plan {
+    /// Every endpoint at once, one round, until `timeout`.
+    pub fn once(timeout: Duration) -> Self {
+        Plan {
+            timeout,
+            sequential: false,
+            repeats: 0,
+            fail_on_reject: false,
+        }
+    }
+}
+
+/// What an answered leg is for.
+pub(super) enum Purpose {
+    /// An API `dial`: each endpoint's leg joins the conference with the flags.
+    Conference(Box<Joining>),
+    /// A callflow's bridging module: the first leg to answer, of any endpoint, is bridged
+    /// to this unanswered caller and every other leg is cancelled.
+    Bridge { caller: CallId },
+}
+
+/// The conference a `dial` order's legs join.
+pub(super) struct Joining {
     pub conf: ConfRef,
     pub doc: ConferenceDoc,
     pub config: ConferencesConfig,
     pub flags: DialFlags,
+}
+
+/// Where an endpoint of an order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Turn {
+    /// Waiting for the endpoint before it to fail (sequential orders).
+    Waiting,
+    /// Rings at this time (its delay).
+    StartsAt(Instant),
+    /// Its legs are placed; given up at this time, if it has a timeout.
+    Ringing(Option<Instant>),
+    /// Its outcome is decided.
+    Done,
+}
+
+/// An order in progress.
+pub(super) struct Order {
+    pub purpose: Purpose,
     pub from: String,
     pub deadline: Instant,
+    pub plan: Plan,
+    /// The endpoints as ordered: each round starts them again.
+    pub endpoints: Vec<Endpoint>,
+    pub turns: Vec<Turn>,
     /// Per endpoint: its id and outcome once decided.
     pub outcomes: Vec<(String, Option<Result<String, String>>)>,
     /// Per endpoint: the gateways a failing one fails over to.

@@ -40,17 +40,13 @@ pub fn resolve(
                 (id.to_string(), inline_device(store, doc, &field, wall)?)
             }
             EndpointSpec::Number(number) => {
-                let contacts = gateways(store, account, number)?;
-                endpoints.push(Endpoint {
-                    id: number.clone(),
-                    contacts,
-                    ring: Ring::Failover,
-                });
+                let contacts = gateways(store, account, number, true)?;
+                endpoints.push(Endpoint::new(number.clone(), contacts, Ring::Failover));
                 continue;
             }
         };
         let ring = Ring::Simultaneous;
-        endpoints.push(Endpoint { id, contacts, ring });
+        endpoints.push(Endpoint::new(id, contacts, ring));
     }
     if endpoints.iter().all(|e| e.contacts.is_empty()) {
         return Err(invalid(
@@ -72,7 +68,7 @@ fn by_id(
 ) -> Result<Vec<Contact>, ServiceError> {
     let owner = Owner::Account(account);
     match store.get_document(owner, Kind::Device, id) {
-        Ok(device) => return device_contacts(store, account, &device, wall),
+        Ok(device) => return Ok(device_contacts(store, account, &device, wall)?),
         Err(StoreError::NotFound(_)) => {}
         Err(e) => return Err(e.into()),
     }
@@ -106,12 +102,12 @@ fn by_id(
 }
 
 /// A device's live registered contacts, newest first; none when it is disabled.
-fn device_contacts(
+pub(super) fn device_contacts(
     store: &dyn Store,
     account: &str,
     device: &StoredDocument,
     wall: SystemTime,
-) -> Result<Vec<Contact>, ServiceError> {
+) -> Result<Vec<Contact>, StoreError> {
     if device.doc.get("enabled") == Some(&Value::Bool(false)) {
         return Ok(Vec::new());
     }
@@ -159,13 +155,20 @@ fn inline_device(
             json!({"message": message, "value": username}),
         ));
     };
-    device_contacts(store, &account, &device, wall)
+    Ok(device_contacts(store, &account, &device, wall)?)
 }
 
-/// The gateways that carry `number`, in the order they are tried.
-fn gateways(store: &dyn Store, account: &str, number: &str) -> Result<Vec<Contact>, ServiceError> {
+/// The gateways that carry `number`, in the order they are tried: the account's own
+/// carriers (when `local`) and the system's.
+pub(super) fn gateways(
+    store: &dyn Store,
+    account: &str,
+    number: &str,
+    local: bool,
+) -> Result<Vec<Contact>, StoreError> {
     let mut routes = Vec::new();
-    for owner in [Owner::Account(account), Owner::System] {
+    let owners = [Owner::Account(account), Owner::System];
+    for owner in owners.into_iter().skip(usize::from(!local)) {
         for resource in store.list_documents(owner, Kind::Resource)? {
             routes.extend(resource_route(&resource.doc, number));
         }

@@ -10,6 +10,11 @@
 //! confirms its leg's join (the `add-member` event) and fails with the hangup cause of its
 //! last leg, or `timeout` when none answered in time (its legs are cancelled then). Once
 //! every endpoint is decided, [`Output::Dialed`] carries the responses.
+//!
+//! A callflow's bridging node (`super::callflow`) rings through the same orders, with a
+//! [`Purpose::Bridge`]: endpoints may start after a delay, give up after their own timeout,
+//! take turns (`single`), ring again (`repeats`); the first leg to answer wins the whole
+//! order and is bridged to the caller, and a failed order runs the callflow's next node.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -21,13 +26,16 @@ use crate::media::worker::Command;
 use crate::sdp::{Direction, SdpSession};
 use crate::sip::{Body, CallId, Dial, NameAddr, Transport};
 
-use super::dial_order::{Contact, DialOrder, MAX_LEGS_PER_ORDER, Ring};
-use super::dial_order::{Leg, LegState, Order};
+use super::dial_order::{Contact, DialOrder, Endpoint, MAX_LEGS_PER_ORDER, Plan, Ring};
+use super::dial_order::{Joining, Leg, LegState, Order, Purpose, Turn};
 use super::output::{Output, Ports, SipAction};
 use super::plane::{Call, CallPlane, Direction as CallDirection, Party, Stage, is_sdp, sdp_body};
 
 /// The cause of a leg refused for lack of room (ports, the ringing bound).
 const CONGESTION: &str = "NORMAL_CIRCUIT_CONGESTION";
+
+/// The causes of a callee refusing the call (busy, declined), as opposed to not reaching it.
+const REJECTIONS: [&str; 2] = ["USER_BUSY", "CALL_REJECTED"];
 
 /// How long past its deadline an order waits for the mixer to confirm a leg that answered.
 const JOIN_GRACE: Duration = Duration::from_secs(5);
@@ -36,71 +44,140 @@ impl CallPlane {
     /// Starts ringing `order`'s endpoints; [`Output::Dialed`] with the returned id answers
     /// it (at once when nothing could ring).
     pub fn dial(&mut self, order: DialOrder, now: Instant) -> u64 {
-        let id = self.new_id();
         let from = format!(
             "{} <sip:{}@{}>",
             quoted(&order.caller_id_name),
             order.caller_id_number,
             self.settings.host
         );
-        let account = order.conf.account.clone();
-        let mut given_call_id = order.outbound_call_id.clone();
-        let mut outcomes = Vec::new();
-        let mut next = Vec::new();
-        let mut legs = Vec::new();
-        for (i, endpoint) in order.endpoints.into_iter().enumerate() {
+        let purpose = Purpose::Conference(Box::new(Joining {
+            conf: order.conf,
+            doc: order.doc,
+            config: order.config,
+            flags: order.flags,
+        }));
+        let plan = Plan::once(order.timeout);
+        let call_id = order.outbound_call_id;
+        self.start_order(purpose, from, order.endpoints, plan, call_id, now)
+    }
+
+    /// Starts an order: its first round rings now. Its outcome follows
+    /// [`CallPlane::finish_order`].
+    pub(super) fn start_order(
+        &mut self,
+        purpose: Purpose,
+        from: String,
+        endpoints: Vec<Endpoint>,
+        plan: Plan,
+        call_id: Option<String>,
+        now: Instant,
+    ) -> u64 {
+        let id = self.new_id();
+        let n = endpoints.len();
+        self.orders.insert(
+            id,
+            Order {
+                purpose,
+                from,
+                deadline: now + plan.timeout,
+                plan,
+                outcomes: endpoints.iter().map(|e| (e.id.clone(), None)).collect(),
+                endpoints,
+                turns: vec![Turn::Done; n],
+                next: vec![VecDeque::new(); n],
+            },
+        );
+        self.start_round(id, call_id, now);
+        id
+    }
+
+    /// Every endpoint of the order takes its turn again: at once after its delay, or the
+    /// first one only when sequential.
+    fn start_round(&mut self, order: u64, call_id: Option<String>, now: Instant) {
+        let Some(o) = self.orders.get_mut(&order) else {
+            return;
+        };
+        o.deadline = now + o.plan.timeout;
+        for (i, e) in o.endpoints.iter().enumerate() {
+            o.outcomes[i].1 = None;
+            o.turns[i] = if o.plan.sequential && i > 0 {
+                Turn::Waiting
+            } else {
+                Turn::StartsAt(now + e.delay)
+            };
+        }
+        self.start_due(order, call_id, now);
+        self.finish_order(order, now);
+    }
+
+    /// Starts the endpoints whose turn has come.
+    fn start_due(&mut self, order: u64, mut call_id: Option<String>, now: Instant) {
+        let due: Vec<usize> = self.orders.get(&order).map_or(Vec::new(), |o| {
+            let due = |t: &Turn| matches!(t, Turn::StartsAt(at) if *at <= now);
+            (0..o.turns.len()).filter(|i| due(&o.turns[*i])).collect()
+        });
+        for i in due {
+            self.start_endpoint(order, i, call_id.take(), now);
+        }
+    }
+
+    /// Rings an endpoint: its contacts at once, or its first gateway.
+    fn start_endpoint(&mut self, order: u64, i: usize, call_id: Option<String>, now: Instant) {
+        let Some(o) = self.orders.get_mut(&order) else {
+            return;
+        };
+        let endpoint = o.endpoints[i].clone();
+        o.turns[i] = Turn::Ringing(endpoint.timeout.map(|t| now + t));
+        if endpoint.contacts.is_empty() {
             let cause = match endpoint.ring {
                 Ring::Simultaneous => "USER_NOT_REGISTERED",
                 Ring::Failover => "NO_ROUTE_DESTINATION",
             };
-            let outcome = endpoint.contacts.is_empty().then(|| Err(cause.to_string()));
-            outcomes.push((endpoint.id, outcome));
-            let mut contacts = VecDeque::from(endpoint.contacts);
-            let now_ringing: Vec<Contact> = match endpoint.ring {
-                Ring::Simultaneous => contacts.drain(..).collect(),
-                Ring::Failover => contacts.pop_front().into_iter().collect(),
-            };
-            legs.extend(now_ringing.into_iter().map(|c| (i, c)));
-            next.push(contacts);
+            return self.leg_outcome(order, i, Err(cause.into()), now);
         }
-        self.orders.insert(
-            id,
-            Order {
-                conf: order.conf,
-                doc: order.doc,
-                config: order.config,
-                flags: order.flags,
-                from,
-                deadline: now + order.timeout,
-                outcomes,
-                next,
-            },
-        );
-        for (n, (endpoint, contact)) in legs.into_iter().enumerate() {
-            if n >= MAX_LEGS_PER_ORDER {
-                tracing::warn!(%account, "dial: too many legs in one order");
-                self.leg_outcome(id, endpoint, Err(CONGESTION.into()));
-                continue;
+        let mut contacts = VecDeque::from(endpoint.contacts);
+        let now_ringing: Vec<Contact> = match endpoint.ring {
+            Ring::Simultaneous => contacts.drain(..).collect(),
+            Ring::Failover => contacts.pop_front().into_iter().collect(),
+        };
+        o.next[i] = contacts;
+        let mut call_id = call_id;
+        for contact in now_ringing {
+            let placed = self.legs.values().filter(|l| l.order == order).count();
+            if placed >= MAX_LEGS_PER_ORDER {
+                tracing::warn!("dial: too many legs in one order");
+                if !self
+                    .legs
+                    .values()
+                    .any(|l| l.order == order && l.endpoint == i)
+                {
+                    self.leg_outcome(order, i, Err(CONGESTION.into()), now);
+                }
+                break;
             }
-            let call_id = given_call_id.take();
-            self.place(id, endpoint, contact, call_id);
+            self.place(order, i, contact, call_id.take(), now);
         }
-        self.finish_order(id);
-        id
     }
 
     /// Places one leg of `order`'s `endpoint`: its port pair first, then the INVITE.
-    fn place(&mut self, order: u64, endpoint: usize, contact: Contact, call_id: Option<String>) {
-        let Some(account) = self.orders.get(&order).map(|o| o.conf.account.clone()) else {
+    fn place(
+        &mut self,
+        order: u64,
+        endpoint: usize,
+        contact: Contact,
+        call_id: Option<String>,
+        now: Instant,
+    ) {
+        let Some(account) = self.order_account(order) else {
             return;
         };
         let ringing = self
             .legs
             .values()
-            .filter(|l| self.order_account(l) == Some(&account));
+            .filter(|l| self.order_account(l.order) == Some(account));
         if ringing.count() >= self.settings.max_outbound {
             tracing::warn!(%account, "dial: too many outbound legs");
-            return self.leg_outcome(order, endpoint, Err(CONGESTION.into()));
+            return self.leg_outcome(order, endpoint, Err(CONGESTION.into()), now);
         }
         let call = CallId(CallId::APP_BIT | self.new_id());
         let call_id = call_id.unwrap_or_else(|| random_call_id(call));
@@ -115,8 +192,12 @@ impl CallPlane {
         self.push(Output::AllocatePorts { call });
     }
 
-    fn order_account(&self, leg: &Leg) -> Option<&String> {
-        self.orders.get(&leg.order).map(|o| &o.conf.account)
+    /// The account whose legs an order places: a bridge's are the SIP callers' account.
+    fn order_account(&self, order: u64) -> Option<&str> {
+        self.orders.get(&order).map(|o| match &o.purpose {
+            Purpose::Conference(j) => j.conf.account.as_str(),
+            Purpose::Bridge { caller } => self.account_ref(*caller),
+        })
     }
 
     /// Whether `call` is a leg still being placed.
@@ -125,12 +206,12 @@ impl CallPlane {
     }
 
     /// A leg's port pair: the INVITE goes out with our offer.
-    pub(super) fn leg_ports(&mut self, call: CallId, ports: Ports) {
+    pub(super) fn leg_ports(&mut self, call: CallId, ports: Ports, now: Instant) {
         let local = match ports {
             Ok(local) => local,
             Err(e) => {
                 tracing::warn!(%call, error = %e, "dial: no RTP port");
-                return self.leg_failed(call, CONGESTION, true);
+                return self.leg_failed(call, CONGESTION, true, now);
             }
         };
         let Some(leg) = self.legs.get_mut(&call) else {
@@ -158,7 +239,8 @@ impl CallPlane {
         self.sip(SipAction::Invite(Box::new(dial)));
     }
 
-    /// The callee answered: media up, siblings cancelled, and the leg joins.
+    /// The callee answered: media up, and the leg joins its conference (its endpoint's
+    /// other legs cancelled), or is bridged to the caller (every other leg cancelled).
     pub(super) fn on_dial_answered(&mut self, call: CallId, body: Option<Body>, now: Instant) {
         let Some(leg) = self.legs.get_mut(&call) else {
             // A leg given up (timeout, a sibling answered) whose 200 crossed our CANCEL.
@@ -178,28 +260,39 @@ impl CallPlane {
             other => {
                 tracing::info!(call = %leg.call_id, error = ?other.map(|r| r.err()), "dial: unusable SDP answer");
                 self.sip(SipAction::Bye { call });
-                return self.leg_failed(call, "INCOMPATIBLE_DESTINATION", false);
+                return self.leg_failed(call, "INCOMPATIBLE_DESTINATION", false, now);
             }
         };
-        self.cancel_siblings(order, endpoint, call);
-        let Some(o) = self.orders.get(&order) else {
-            return;
+        let (sip_call_id, from) = (leg.call_id.clone(), callee(&leg.contact.uri));
+        let source = leg.contact.addr.ip();
+        let party = Party {
+            account: self.order_account(order).unwrap_or_default().to_string(),
+            direction: CallDirection::Outbound,
+            sip_call_id,
+            from,
+            source,
+            vars: Vec::new(),
         };
-        let (conf, doc, config, flags) = (o.conf.clone(), o.doc.clone(), o.config.clone(), o.flags);
+        let (conf, doc, config, flags) = match self.orders.get(&order).map(|o| &o.purpose) {
+            Some(Purpose::Conference(j)) => {
+                (j.conf.clone(), j.doc.clone(), j.config.clone(), j.flags)
+            }
+            Some(Purpose::Bridge { caller }) => {
+                let caller = *caller;
+                // The first answer wins the whole order.
+                self.legs.remove(&call);
+                self.leg_outcome(order, endpoint, Ok(party.sip_call_id.clone()), now);
+                self.expire(order, "LOSE_RACE", now);
+                return self.bridge(caller, call, party, sdp, &neg, now);
+            }
+            None => return,
+        };
+        self.cancel_siblings(order, endpoint, call);
         if flags.join_existing && !self.conferences.contains_key(&conf) {
             tracing::info!(conference = %conf, "dial: join_existing, and the conference is not running");
             self.sip(SipAction::Bye { call });
-            return self.leg_failed(call, "NO_ROUTE_DESTINATION", false);
+            return self.leg_failed(call, "NO_ROUTE_DESTINATION", false, now);
         }
-        let leg = &self.legs[&call];
-        let party = Party {
-            account: conf.account.clone(),
-            direction: CallDirection::Outbound,
-            sip_call_id: leg.call_id.clone(),
-            from: callee(&leg.contact.uri),
-            source: leg.contact.addr.ip(),
-            vars: Vec::new(),
-        };
         let worker = self.worker_of(&conf.id);
         self.calls.insert(
             call,
@@ -233,22 +326,22 @@ impl CallPlane {
     }
 
     /// The mixer took a dialed leg in: its endpoint succeeded.
-    pub(super) fn on_dial_joined(&mut self, call: CallId) {
+    pub(super) fn on_dial_joined(&mut self, call: CallId, now: Instant) {
         if let Some(leg) = self.legs.remove(&call) {
-            self.leg_outcome(leg.order, leg.endpoint, Ok(leg.call_id));
+            self.leg_outcome(leg.order, leg.endpoint, Ok(leg.call_id), now);
         }
     }
 
     /// A final failure of our INVITE (487 after our CANCEL, 408 when nobody answered).
-    pub(super) fn on_dial_rejected(&mut self, call: CallId, status: u16) {
+    pub(super) fn on_dial_rejected(&mut self, call: CallId, status: u16, now: Instant) {
         tracing::info!(%call, status, "dial: rejected");
         let fail_over = status == 408 || (500..600).contains(&status);
-        self.leg_failed(call, hangup_cause(status), fail_over);
+        self.leg_failed(call, hangup_cause(status), fail_over, now);
     }
 
     /// A leg that will not join: its port pair goes, the next gateway rings if `fail_over`
     /// and there is one, and its endpoint fails once it has no other leg left.
-    pub(super) fn leg_failed(&mut self, call: CallId, cause: &str, fail_over: bool) {
+    pub(super) fn leg_failed(&mut self, call: CallId, cause: &str, fail_over: bool, now: Instant) {
         let Some(leg) = self.legs.remove(&call) else {
             return;
         };
@@ -273,14 +366,14 @@ impl CallPlane {
             });
         if let Some(contact) = next {
             tracing::info!(cause, to = %contact.uri, "dial: failing over");
-            return self.place(order, endpoint, contact, None);
+            return self.place(order, endpoint, contact, None, now);
         }
         let others = self
             .legs
             .values()
             .any(|l| l.order == order && l.endpoint == endpoint);
         if !others {
-            self.leg_outcome(order, endpoint, Err(cause.to_string()));
+            self.leg_outcome(order, endpoint, Err(cause.to_string()), now);
         }
     }
 
@@ -311,33 +404,63 @@ impl CallPlane {
         });
     }
 
-    fn leg_outcome(&mut self, order: u64, endpoint: usize, outcome: Result<String, String>) {
-        let Some(slot) = self
-            .orders
-            .get_mut(&order)
-            .and_then(|o| o.outcomes.get_mut(endpoint))
-        else {
+    /// An endpoint is decided; in a sequential order a failure gives the next one its turn.
+    fn leg_outcome(
+        &mut self,
+        order: u64,
+        endpoint: usize,
+        outcome: Result<String, String>,
+        now: Instant,
+    ) {
+        let Some(o) = self.orders.get_mut(&order) else {
             return;
         };
-        if slot.1.is_none() {
-            slot.1 = Some(outcome);
+        let Some(slot) = o.outcomes.get_mut(endpoint) else {
+            return;
+        };
+        if slot.1.is_some() {
+            return;
         }
-        self.finish_order(order);
+        let failed = outcome.is_err();
+        let rejected = matches!(&outcome, Err(c) if REJECTIONS.contains(&c.as_str()));
+        slot.1 = Some(outcome);
+        o.turns[endpoint] = Turn::Done;
+        if rejected && o.plan.fail_on_reject {
+            tracing::info!(
+                order,
+                "a branch rejected the call: the others are cancelled"
+            );
+            return self.expire(order, "LOSE_RACE", now);
+        }
+        if failed && o.plan.sequential {
+            let waiting = o.turns.iter().position(|t| *t == Turn::Waiting);
+            if let Some(i) = waiting {
+                o.turns[i] = Turn::StartsAt(now + o.endpoints[i].delay);
+                self.start_due(order, None, now);
+            }
+        }
+        self.finish_order(order, now);
     }
 
-    /// Answers an order once every endpoint is decided.
-    fn finish_order(&mut self, order: u64) {
-        let done = self
-            .orders
-            .get(&order)
-            .is_some_and(|o| o.outcomes.iter().all(|(_, r)| r.is_some()));
-        if !done {
+    /// Answers an order once every endpoint is decided (a failed round of a ring group
+    /// with repeats left rings again).
+    fn finish_order(&mut self, order: u64, now: Instant) {
+        let Some(o) = self.orders.get_mut(&order) else {
             return;
+        };
+        if !o.outcomes.iter().all(|(_, r)| r.is_some()) {
+            return;
+        }
+        let answered = o.outcomes.iter().any(|(_, r)| matches!(r, Some(Ok(_))));
+        if !answered && o.plan.repeats > 0 {
+            o.plan.repeats -= 1;
+            tracing::info!(order, "ringing again: every endpoint failed");
+            return self.start_round(order, None, now);
         }
         let Some(o) = self.orders.remove(&order) else {
             return;
         };
-        let responses = o
+        let outcomes = o
             .outcomes
             .into_iter()
             .map(|(endpoint_id, outcome)| EndpointResponse {
@@ -345,25 +468,69 @@ impl CallPlane {
                 outcome: outcome.unwrap_or_else(|| Err("timeout".into())),
             })
             .collect();
-        self.push(Output::Dialed { order, responses });
-    }
-
-    /// The earliest ring deadline.
-    pub(super) fn dial_timeout(&self) -> Option<Instant> {
-        self.orders.values().map(|o| o.deadline).min()
-    }
-
-    /// Endpoints still ringing at their order's deadline fail with `timeout`.
-    pub(super) fn dial_timers(&mut self, now: Instant) {
-        let due: Vec<u64> = self
-            .orders
-            .iter()
-            .filter(|(_, o)| o.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for order in due {
-            self.expire(order, "timeout", now);
+        match o.purpose {
+            Purpose::Conference(_) => self.push(Output::Dialed {
+                order,
+                responses: outcomes,
+            }),
+            Purpose::Bridge { .. } if answered => {}
+            Purpose::Bridge { caller } => self.ring_failed(caller, &outcomes, now),
         }
+    }
+
+    /// The earliest ring deadline, endpoint start or endpoint timeout.
+    pub(super) fn dial_timeout(&self) -> Option<Instant> {
+        let turns = self.orders.values().flat_map(|o| {
+            o.turns.iter().filter_map(|t| match t {
+                Turn::StartsAt(at) | Turn::Ringing(Some(at)) => Some(*at),
+                _ => None,
+            })
+        });
+        let deadlines = self.orders.values().map(|o| o.deadline);
+        deadlines.chain(turns).min()
+    }
+
+    /// Endpoints still ringing at their order's deadline fail with `timeout`, as do
+    /// endpoints past their own timeout; endpoints whose delay is over start ringing.
+    pub(super) fn dial_timers(&mut self, now: Instant) {
+        let ids: Vec<u64> = self.orders.keys().copied().collect();
+        for order in ids {
+            let Some(o) = self.orders.get(&order) else {
+                continue;
+            };
+            if o.deadline <= now {
+                self.end_round(order, "timeout", now);
+                continue;
+            }
+            let late = |t: &Turn| matches!(t, Turn::Ringing(Some(at)) if *at <= now);
+            let late: Vec<usize> = (0..o.turns.len()).filter(|i| late(&o.turns[*i])).collect();
+            for endpoint in late {
+                self.give_up_endpoint(order, endpoint, now);
+            }
+            self.start_due(order, None, now);
+        }
+    }
+
+    /// An endpoint past its own timeout: its legs are cancelled and it fails.
+    fn give_up_endpoint(&mut self, order: u64, endpoint: usize, now: Instant) {
+        let ringing: Vec<CallId> = self
+            .legs
+            .iter()
+            .filter(|(_, l)| l.order == order && l.endpoint == endpoint)
+            .filter(|(_, l)| !matches!(l.state, LegState::Joining))
+            .map(|(c, _)| *c)
+            .collect();
+        for call in ringing {
+            self.give_up(call);
+        }
+        if let Some(queue) = self
+            .orders
+            .get_mut(&order)
+            .and_then(|o| o.next.get_mut(endpoint))
+        {
+            queue.clear();
+        }
+        self.leg_outcome(order, endpoint, Err("timeout".into()), now);
     }
 
     /// Shutdown: every ringing leg is cancelled and every order answered.
@@ -374,9 +541,17 @@ impl CallPlane {
         }
     }
 
+    /// Ends the order: no round follows (see [`CallPlane::end_round`]).
+    pub(super) fn expire(&mut self, order: u64, cause: &str, now: Instant) {
+        if let Some(o) = self.orders.get_mut(&order) {
+            o.plan.repeats = 0;
+        }
+        self.end_round(order, cause, now);
+    }
+
     /// Gives up the order's unanswered legs; endpoints not decided yet fail with `cause`.
     /// A leg that answered keeps going: the mixer's confirmation is on its way.
-    fn expire(&mut self, order: u64, cause: &str, now: Instant) {
+    fn end_round(&mut self, order: u64, cause: &str, now: Instant) {
         let ringing: Vec<CallId> = self
             .legs
             .iter()
@@ -398,10 +573,11 @@ impl CallPlane {
             for (i, (_, outcome)) in o.outcomes.iter_mut().enumerate() {
                 if outcome.is_none() && !joining.contains(&i) {
                     *outcome = Some(Err(cause.to_string()));
+                    o.turns[i] = Turn::Done;
                 }
             }
         }
-        self.finish_order(order);
+        self.finish_order(order, now);
     }
 }
 
@@ -440,7 +616,7 @@ pub fn hangup_cause(status: u16) -> &'static str {
 }
 
 /// A display name as a quoted string (RFC 3261 §25.1: `"` and `\` escaped).
-fn quoted(name: &str) -> String {
+pub(super) fn quoted(name: &str) -> String {
     let escaped: String = name
         .chars()
         .filter(|c| !c.is_control())

@@ -25,7 +25,7 @@ fn conf() -> ConfRef {
     }
 }
 
-fn contact(port: u16) -> Contact {
+pub(super) fn contact(port: u16) -> Contact {
     Contact {
         uri: format!("sip:phone{port}@127.0.0.1:{port}"),
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -43,10 +43,9 @@ fn order(endpoints: &[&[u16]], flags: DialFlags) -> DialOrder {
         endpoints: endpoints
             .iter()
             .enumerate()
-            .map(|(i, ports)| Endpoint {
-                id: format!("device{i}"),
-                contacts: ports.iter().map(|p| contact(*p)).collect(),
-                ring: Ring::Simultaneous,
+            .map(|(i, ports)| {
+                let contacts = ports.iter().map(|p| contact(*p)).collect();
+                Endpoint::new(format!("device{i}"), contacts, Ring::Simultaneous)
             })
             .collect(),
         caller_id_name: "Open".into(),
@@ -65,7 +64,7 @@ impl Harness {
     }
 
     /// The INVITEs sent so far.
-    fn invites(&self) -> Vec<Dial> {
+    pub(super) fn invites(&self) -> Vec<Dial> {
         self.sip
             .iter()
             .filter_map(|a| match a {
@@ -75,7 +74,7 @@ impl Harness {
             .collect()
     }
 
-    fn cancels(&self) -> Vec<CallId> {
+    pub(super) fn cancels(&self) -> Vec<CallId> {
         self.sip
             .iter()
             .filter_map(|a| match a {
@@ -85,7 +84,7 @@ impl Harness {
             .collect()
     }
 
-    fn answer_leg(&mut self, call: CallId) {
+    pub(super) fn answer_leg(&mut self, call: CallId) {
         let body = Some(Body {
             content_type: "application/sdp".into(),
             bytes: ANSWER.as_bytes().to_vec(),

@@ -55,7 +55,9 @@ impl CallPlane {
     /// Whether this node hosts `conf` (a caller about to join it): a call that reached
     /// it another way (the service number) now relies on the claim too.
     pub(super) fn hosts(&mut self, call: CallId, conf: &ConfRef) -> bool {
-        if !self.settings.cluster {
+        // A bridge room is this node's own.
+        let private = self.conferences.get(conf).is_some_and(|l| l.private);
+        if !self.settings.cluster || private {
             return true;
         }
         if !self.claims.get(conf).is_some_and(|c| c.granted) {

@@ -25,6 +25,9 @@ pub struct Live {
     pub members: HashMap<CallId, Member>,
     /// When the last `endconf` member left: everyone is hung up at this time.
     pub ending_at: Option<Instant>,
+    /// A callflow's bridge of two calls (`super::callflow`): no events, not in the API,
+    /// and it ends when either member leaves.
+    pub private: bool,
 }
 
 pub struct Member {
@@ -75,6 +78,7 @@ impl Live {
             started_at,
             members: HashMap::new(),
             ending_at: None,
+            private: false,
         }
     }
 

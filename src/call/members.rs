@@ -580,6 +580,17 @@ impl CallPlane {
         let Some(gone) = live.members.remove(&call) else {
             return;
         };
+        if live.private {
+            // A bridge: the other call ends with this one.
+            let rest: Vec<_> = live.members.keys().copied().collect();
+            if rest.is_empty() {
+                self.conferences.remove(id);
+            }
+            for other in rest {
+                self.hang_up(other, now);
+            }
+            return;
+        }
         self.publish_about(id, EventName::DelMember, leaver, now);
         let Some(live) = self.conferences.get_mut(id) else {
             return;

@@ -156,6 +156,8 @@ pub enum StoreAnswer {
         found: Vec<(String, ConferenceDoc)>,
         /// The media id of the caller's recorded name, reused instead of recording.
         name: Option<String>,
+        /// The account's callflow for the number, resolved (`super::callflow`).
+        callflow: Option<Box<super::callflow::Node>>,
     },
     Found(Vec<(String, ConferenceDoc)>),
 }

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 use mixer::ConferenceId;
 
 use crate::api::service::ConfRef;
-use crate::conference::flow::{Flow, FlowSetup, JoinDecision, Target};
+use crate::conference::flow::{Flow, JoinDecision, Target};
 use crate::conference::settings::ConferencesConfig;
 use crate::media::leg::LegLimits;
 use crate::media::session::Session;
@@ -17,6 +17,7 @@ use crate::media::worker::{Attach, Command, Report};
 use crate::sdp::{MediaPolicy, SdpSession};
 use crate::sip::{Body, CallId, Event, NameAddr, TerminationReason};
 
+use super::callflow::{Next, Walk};
 use super::dial_order::{Leg, Order};
 use super::live::Live;
 use super::output::{Caller, MediaCommand, Output, SipAction, StoreAnswer};
@@ -137,7 +138,7 @@ pub(super) struct Call {
 
 pub(super) enum Stage {
     /// We offered in the 200; the ACK brings the answer.
-    AwaitingAnswer(Box<FlowSetup>),
+    AwaitingAnswer(Next),
     /// In the lobby, going through the caller flow.
     Flow(Box<CallerFlow>),
     /// Leaving its lobby worker for the conference's.
@@ -159,8 +160,10 @@ pub(super) struct Answering {
     pub number: String,
     pub offer: Option<Body>,
     /// Routed, waiting for its port pair (and in a cluster, its conference's claim).
-    pub setup: Option<Box<FlowSetup>>,
+    pub setup: Option<Next>,
     pub focus: Option<ConfRef>,
+    /// The callflow it runs, if its number has one.
+    pub walk: Option<Walk>,
 }
 
 /// The flow of one call and what it has in flight.
@@ -266,7 +269,7 @@ impl CallPlane {
             Event::Terminated { call, .. }
                 if self.is_leg(call) && !self.calls.contains_key(&call) =>
             {
-                self.leg_failed(call, "NORMAL_TEMPORARY_FAILURE", true);
+                self.leg_failed(call, "NORMAL_TEMPORARY_FAILURE", true, now);
             }
             Event::Terminated { call, reason } => {
                 let why = match reason {
@@ -278,7 +281,7 @@ impl CallPlane {
                 self.end(call, why, now);
             }
             Event::Answered { call, body } => self.on_dial_answered(call, body, now),
-            Event::Rejected { call, status } => self.on_dial_rejected(call, status),
+            Event::Rejected { call, status } => self.on_dial_rejected(call, status, now),
             // Ringing, and answers to in-dialog requests: nothing to do.
             Event::Response { .. } | Event::Progress { .. } => {}
         }
@@ -288,7 +291,7 @@ impl CallPlane {
         match r {
             Report::Joined { call, member } => {
                 self.on_joined(CallId(call), member.0, now);
-                self.on_dial_joined(CallId(call));
+                self.on_dial_joined(CallId(call), now);
             }
             Report::JoinFailed { call, reason } => {
                 // The flow checks capacity (with its prompt) first; this is a join that raced
@@ -338,9 +341,10 @@ impl CallPlane {
                     config,
                     found,
                     name,
+                    callflow,
                 }),
-            ) => self.on_routed(call, Some((config, found, name))),
-            (Lookup::Route, _) => self.on_routed(call, None),
+            ) => self.on_routed(call, Some((config, found, name, callflow)), now),
+            (Lookup::Route, _) => self.on_routed(call, None, now),
             (Lookup::Find, answer) => {
                 let found = match answer {
                     Ok(StoreAnswer::Found(found)) => found,
@@ -390,11 +394,13 @@ impl CallPlane {
         for call in calls {
             self.hang_up(call, now);
         }
-        self.cancel_dials(now);
+        // Unanswered callers first: a callflow whose ring is cancelled below must find
+        // its caller gone, not run its next node.
         let unanswered: Vec<CallId> = self.answering.keys().copied().collect();
         for call in unanswered {
             self.reject(call, 503, "Service Unavailable", Vec::new());
         }
+        self.cancel_dials(now);
     }
 
     /// No call left.
@@ -404,8 +410,9 @@ impl CallPlane {
 
     /// Running conferences and their members, for the gauges.
     pub fn gauges(&self) -> (usize, usize) {
-        let members = self.conferences.values().map(|l| l.members.len()).sum();
-        (self.conferences.len(), members)
+        let public = self.conferences.values().filter(|l| !l.private);
+        let members = public.clone().map(|l| l.members.len()).sum();
+        (public.count(), members)
     }
 
     pub(super) fn push(&mut self, output: Output) {
@@ -471,9 +478,13 @@ impl CallPlane {
 
     /// The account `call` belongs to.
     pub(super) fn account(&self, call: CallId) -> String {
+        self.account_ref(call).to_string()
+    }
+
+    pub(super) fn account_ref(&self, call: CallId) -> &str {
         let party = self.calls.get(&call).map(|c| &c.party);
         let party = party.or_else(|| self.answering.get(&call).map(|a| &a.party));
-        party.map_or_else(|| self.settings.account.clone(), |p| p.account.clone())
+        party.map_or(self.settings.account.as_str(), |p| p.account.as_str())
     }
 
     /// Conference `id` of the account `call` belongs to.
@@ -487,11 +498,15 @@ impl CallPlane {
     /// Forgets a call the SIP side has ended and takes it out of its conference.
     pub(super) fn end(&mut self, call: CallId, why: &str, now: Instant) {
         // A dialed leg that answered but never joined fails its endpoint.
-        self.leg_failed(call, "NORMAL_CLEARING", false);
+        self.leg_failed(call, "NORMAL_CLEARING", false, now);
         if let Some(a) = self.answering.remove(&call) {
             tracing::info!(call = %a.party.sip_call_id, "{why}");
             self.lookups.retain(|_, (owner, _)| *owner != call);
             self.unfocus(a.focus);
+            self.abandon_ring(call, now);
+            if let Some(Next::Bridge(room)) = &a.setup {
+                self.close_room(room, now);
+            }
             let name_file = None;
             return self.push(Output::Released { call, name_file });
         }

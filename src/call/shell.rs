@@ -36,9 +36,9 @@ use crate::store::{DocumentWrite, Store, StoreError};
 use super::answer::adhoc_doc;
 use super::api::recording_dir;
 use super::dial_order::{DialOrder, caller_id};
-use super::dial_targets;
 use super::output::{Caller, MediaCommand, Output, SipAction, Sound, StoreAnswer, StoreQuery};
 use super::plane::{CallPlane, Settings};
+use super::{callflow_targets, dial_targets};
 
 /// The `source_type` of a media document holding a caller's recorded name.
 const PLAY_NAME: &str = "play_name";
@@ -242,7 +242,7 @@ impl Calls {
                         local
                     });
                     self.plane
-                        .handle_ports(call, ports.map_err(|e| e.to_string()));
+                        .handle_ports(call, ports.map_err(|e| e.to_string()), Instant::now());
                 }
                 Output::SaveName {
                     call,
@@ -411,6 +411,13 @@ impl Calls {
                 config: self.store.conferences_config(account)?,
                 found: found(&number)?,
                 name: caller.and_then(|c| self.kept_name(account, &c)),
+                callflow: callflow_targets::resolve(
+                    &*self.store,
+                    account,
+                    &number,
+                    SystemTime::now(),
+                )?
+                .map(Box::new),
             },
             StoreQuery::FindByNumber { number } => StoreAnswer::Found(found(&number)?),
         })

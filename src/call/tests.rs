@@ -51,6 +51,8 @@ pub(super) struct Harness {
     pub(super) dialed: Vec<(u64, Vec<EndpointResponse>)>,
     /// Requests to the focus registry (cluster).
     focus: Vec<FocusRequest>,
+    /// Resolved callflows by number, as the shell's store answer carries them.
+    pub(super) callflows: std::collections::HashMap<String, super::callflow::Node>,
 }
 
 impl Harness {
@@ -91,6 +93,7 @@ impl Harness {
             relations: Vec::new(),
             dialed: Vec::new(),
             focus: Vec::new(),
+            callflows: Default::default(),
         }
     }
 
@@ -123,7 +126,7 @@ impl Harness {
                         true => Ok(SocketAddr::from(([127, 0, 0, 1], 40000))),
                         false => Err("no free port pair".to_string()),
                     };
-                    self.plane.handle_ports(call, ports);
+                    self.plane.handle_ports(call, ports, self.now);
                 }
                 Output::SaveName { call, .. } => {
                     let path = Some("/names/caller.wav".to_string());
@@ -176,6 +179,7 @@ impl Harness {
                 config: ConferencesConfig::default(),
                 found: found(&number),
                 name: self.kept_name.clone().filter(|_| caller.is_some()),
+                callflow: self.callflows.get(&number).cloned().map(Box::new),
             },
             StoreQuery::FindByNumber { number } => StoreAnswer::Found(found(&number)),
         }
@@ -227,7 +231,7 @@ impl Harness {
         });
     }
 
-    fn statuses(&self) -> Vec<u16> {
+    pub(super) fn statuses(&self) -> Vec<u16> {
         self.sip
             .iter()
             .map(|a| match a {
@@ -244,7 +248,7 @@ impl Harness {
             .count()
     }
 
-    fn heard(&self, prompt: &str) -> usize {
+    pub(super) fn heard(&self, prompt: &str) -> usize {
         self.played
             .iter()
             .filter(|m| m.iter().any(|p| p == prompt))
@@ -252,11 +256,11 @@ impl Harness {
     }
 }
 
-fn doc(v: Value) -> ConferenceDoc {
+pub(super) fn doc(v: Value) -> ConferenceDoc {
     ConferenceDoc::from_map(v.as_object().cloned().unwrap_or_default())
 }
 
-fn invite(call: CallId, number: &str) -> Event {
+pub(super) fn invite(call: CallId, number: &str) -> Event {
     let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                  m=audio 30000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
                  a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";

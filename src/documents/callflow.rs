@@ -4,6 +4,7 @@
 
 use super::{Key, Scope, Spec, check_max_items, regex_list, require, strings};
 use crate::conference::validation::{Rule, ValidationErrors, check_schema};
+use crate::store::StoredDocument;
 use serde_json::{Map, Value, json};
 
 /// The modules a flow may name (the bridging modules and the conference).
@@ -38,6 +39,24 @@ pub(super) static SPEC: Spec = Spec {
         values: |doc| strings(doc, "numbers"),
     }],
 };
+
+/// The callflow a dialed number runs: the one whose `numbers` list it, else the first
+/// (in the order given) with a `patterns` regex that matches it.
+pub fn select<'a>(number: &str, callflows: &'a [StoredDocument]) -> Option<&'a StoredDocument> {
+    let listed = |c: &&StoredDocument| strings(&c.doc, "numbers").iter().any(|n| n == number);
+    let matches = |c: &&StoredDocument| {
+        let patterns = c.doc.get("patterns").and_then(Value::as_array);
+        patterns.into_iter().flatten().any(|p| {
+            p.as_str()
+                .and_then(|p| regex_list::compile(p).ok())
+                .is_some_and(|re| re.is_match(number))
+        })
+    };
+    callflows
+        .iter()
+        .find(listed)
+        .or_else(|| callflows.iter().find(matches))
+}
 
 fn validate(doc: &Map<String, Value>, errors: &mut ValidationErrors) {
     require(doc, &["flow"], errors);

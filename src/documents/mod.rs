@@ -21,7 +21,7 @@ use crate::conference::document::{merge_patch, request_object};
 use crate::conference::validation::{Rule, ValidationErrors, check_schema, lookup};
 use serde_json::{Map, Value, json};
 
-pub use callflow::MODULES;
+pub use callflow::{MODULES, select as select_callflow};
 pub use device::{DEFAULT_REALM, sip_key};
 pub use resource::{Gateway, route as resource_route};
 
