@@ -295,7 +295,7 @@ fn servers() -> Vec<(String, SocketAddr)> {
 fn rows() -> Vec<(CodecKind, Condition)> {
     let mut rows: Vec<_> = CONDITIONS.iter().map(|c| (CodecKind::Pcmu, *c)).collect();
     for codec in [CodecKind::G722, CodecKind::Opus] {
-        rows.extend([CONDITIONS[0], CONDITIONS[4], CONDITIONS[5]].map(|c| (codec, c)));
+        rows.extend([0, 4, 5, 6].map(|i| (codec, CONDITIONS[i])));
     }
     let only = std::env::var("QUALITY_ONLY").unwrap_or_default();
     rows.retain(|(codec, c)| format!("{codec:?} {}", c.name).contains(&only));

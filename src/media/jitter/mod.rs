@@ -17,6 +17,12 @@
 //!   concealed one never inserted just to move the delay, so a steady or steadily bursty
 //!   stream plays at a constant delay, and drift is absorbed in the pauses.
 //!
+//! After a loss the delay holds one packet more for `LOSS_HOLD` (added and removed in pauses
+//! only), so that when the next loss comes the packet after it is already here: Opus then
+//! rebuilds the lost frame from that packet's in-band FEC instead of guessing it, and G.711
+//! and G.722 concealment bridges into it instead of fading out. Losses come in clusters, so
+//! a stream that lost nothing lately keeps the least delay.
+//!
 //! Slack only changes in whole pull intervals (a packet is either there at a pull or not),
 //! so the delay aimed for is the least one, at this phase of the pull clock, whose slack
 //! reaches the target: the decoded queue then holds almost nothing beyond the frame due.
@@ -53,6 +59,8 @@ const PAUSE_PACKETS: u32 = 3;
 /// with less than `MARGIN` to spare, or a frame found nothing buffered this recently.
 /// Otherwise it waits for the next pause.
 const UNDERRUN_MEMORY: Duration = Duration::from_secs(2);
+/// How long after a loss the delay holds one packet more (see the module comment).
+const LOSS_HOLD: Duration = Duration::from_secs(5);
 /// Weight of a new sample in the smoothed delay report.
 const DELAY_SMOOTHING: f64 = 1.0 / 16.0;
 
@@ -125,6 +133,12 @@ pub struct JitterBuffer {
     quiet_run: u32,
     /// When nothing was buffered for a frame due last.
     last_underrun: Option<Instant>,
+    /// Losses seen so far, and when the last one was.
+    losses: u64,
+    last_loss: Option<Instant>,
+    /// Whether the delay set in the last pause included the packet held after a loss: when
+    /// the hold ends, the next pause takes it out again.
+    holding: bool,
     stats: JitterStats,
 }
 
@@ -161,6 +175,9 @@ impl JitterBuffer {
             frame: Vec::new(),
             quiet_run: 0,
             last_underrun: None,
+            losses: 0,
+            last_loss: None,
+            holding: false,
             stats: JitterStats::default(),
             cfg,
         }
@@ -251,6 +268,7 @@ impl JitterBuffer {
                 break;
             }
         }
+        self.note_losses(now);
         let queued = self.pcm.len() - self.played;
         if queued == 0 {
             return None;
@@ -324,6 +342,26 @@ impl JitterBuffer {
         true
     }
 
+    /// Starts the hold when a packet was found lost (its successor came; a packet only
+    /// late is not a loss).
+    fn note_losses(&mut self, now: Instant) {
+        let lost = self.packets.counts.lost;
+        if lost > self.losses {
+            self.losses = lost;
+            self.last_loss = Some(now);
+        }
+    }
+
+    /// The delay held beyond the target after a recent loss: one packet.
+    fn loss_hold(&self, now: Instant) -> Duration {
+        match self.last_loss {
+            Some(t) if now.saturating_duration_since(t) < LOSS_HOLD => {
+                secs(self.packets.packet_ticks as usize, self.cfg.clock_rate)
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
     fn note_delay(&mut self, sample: Duration) {
         let d = self.stats.delay.as_secs_f64();
         let d = d + (sample.as_secs_f64() - d) * DELAY_SMOOTHING;
@@ -357,7 +395,21 @@ impl JitterBuffer {
             false => 0,
         };
         let quiet = start || self.quiet_run >= PAUSE_PACKETS;
-        let grow_to = on_phase(if quiet { target + AHEAD } else { target }, lag, frame);
+        // The hold after a loss moves the delay in pauses only: in speech it neither grows
+        // the delay nor counts as excess.
+        let hold = self.loss_hold(now);
+        let grow_to = on_phase(
+            if quiet { target + hold + AHEAD } else { target },
+            lag,
+            frame,
+        );
+        // The hold is over: the next pause goes back to the very delay it would have set
+        // without it (the hysteresis alone could keep it, or part of it).
+        let release = quiet && self.holding && hold.is_zero();
+        if quiet {
+            self.holding =
+                !hold.is_zero() || (release && samples(delay.saturating_sub(grow_to), rate) > 0);
+        }
         if delay < grow_to {
             let need = samples(grow_to - delay, rate);
             let added = if start {
@@ -381,8 +433,11 @@ impl JitterBuffer {
             self.stats.grown += secs(added, rate);
             return;
         }
-        let shrink_to = on_phase(target + HYSTERESIS, lag, frame);
-        if delay <= shrink_to + SLACK {
+        let (shrink_to, slack) = match release {
+            true => (grow_to, Duration::ZERO),
+            false => (on_phase(target + hold + HYSTERESIS, lag, frame), SLACK),
+        };
+        if delay <= shrink_to + slack {
             return;
         }
         let excess = samples(delay - shrink_to, rate);

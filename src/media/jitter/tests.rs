@@ -9,8 +9,12 @@ const RATE: u32 = 8000;
 const N: usize = 160;
 const MS20: u64 = 20_000;
 
-/// A codec that carries raw 16-bit PCM and conceals with silence.
-struct Raw;
+/// A codec that carries raw 16-bit PCM and conceals with silence; it counts the lost
+/// frames it could have rebuilt from the next packet (as Opus does from its FEC).
+#[derive(Default)]
+struct Raw {
+    recovered: usize,
+}
 
 impl Decoder for Raw {
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) {
@@ -19,6 +23,11 @@ impl Decoder for Raw {
 
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
         out.resize(out.len() + samples, 0);
+    }
+
+    fn recover(&mut self, _next_payload: &[u8], samples: usize, out: &mut Vec<i16>) {
+        self.recovered += 1;
+        self.conceal(samples, out);
     }
 }
 
@@ -60,10 +69,11 @@ fn speech(frames: usize, rng: &mut Rng) -> (Vec<i16>, Vec<u32>) {
 /// Pulls after which a test may ask what the buffer had done so far (`Played::warm`).
 const WARMUP: u64 = 100;
 
-/// What a buffer played, the buffer, and its stats after `WARMUP` pulls.
+/// What a buffer played, the buffer, its decoder, and its stats after `WARMUP` pulls.
 struct Played {
     out: Vec<i16>,
     jb: JitterBuffer,
+    decoder: Raw,
     warm: JitterStats,
 }
 
@@ -77,6 +87,7 @@ fn play_all(pcm: &[i16], arrivals: &[(u64, usize)], phase: u64) -> Played {
     let mut next = 0;
     let mut out = Vec::new();
     let mut warm = JitterStats::default();
+    let mut decoder = Raw::default();
     let pulls = arrivals.last().map_or(0, |a| a.0 / MS20);
     for j in 0..pulls {
         let now_us = j * MS20 + phase;
@@ -97,7 +108,7 @@ fn play_all(pcm: &[i16], arrivals: &[(u64, usize)], phase: u64) -> Played {
             next += 1;
         }
         let now = t0 + Duration::from_micros(now_us);
-        match jb.pull(now, N, RATE, &mut Raw) {
+        match jb.pull(now, N, RATE, &mut decoder) {
             Some(f) => out.extend_from_slice(f),
             None => out.resize(out.len() + N, 0),
         }
@@ -105,7 +116,12 @@ fn play_all(pcm: &[i16], arrivals: &[(u64, usize)], phase: u64) -> Played {
             warm = jb.stats();
         }
     }
-    Played { out, jb, warm }
+    Played {
+        out,
+        jb,
+        decoder,
+        warm,
+    }
 }
 
 fn play(pcm: &[i16], arrivals: &[(u64, usize)], phase: u64) -> (Vec<i16>, JitterBuffer) {
@@ -143,14 +159,23 @@ fn offsets(sent: &[i16], played: &[i16], spurt: &[u32]) -> Vec<(usize, Option<i6
     found
 }
 
-/// No speech frame after `warmup` frames was concealed or altered, and within each
-/// talkspurt the delay never moved; returns the distinct delays (in samples).
-fn assert_clean_speech(sent: &[i16], played: &[i16], spurt: &[u32], warmup: usize) -> Vec<i64> {
+/// Within each talkspurt the delay never moved (after `warmup` frames); returns the delay
+/// (in samples) of each talkspurt in turn, repeats merged, and the speech frames played that
+/// match nowhere in what was sent (concealed or altered).
+fn speech_delays(
+    sent: &[i16],
+    played: &[i16],
+    spurt: &[u32],
+    warmup: usize,
+) -> (Vec<i64>, Vec<usize>) {
     let offs = offsets(sent, played, spurt);
-    let mut delays = Vec::new();
+    let (mut delays, mut altered) = (Vec::new(), Vec::new());
     let mut prev: Option<(u32, i64)> = None;
     for &(f, o) in offs.iter().filter(|(f, _)| *f >= warmup) {
-        let o = o.unwrap_or_else(|| panic!("speech frame {f} was concealed or altered"));
+        let Some(o) = o else {
+            altered.push(f);
+            continue;
+        };
         let id = spurt[((f * N) as i64 - o) as usize];
         if let Some((pid, po)) = prev
             && pid == id
@@ -158,11 +183,36 @@ fn assert_clean_speech(sent: &[i16], played: &[i16], spurt: &[u32], warmup: usiz
             assert_eq!(po, o, "the delay moved inside talkspurt {id} at frame {f}");
         }
         prev = Some((id, o));
-        if !delays.contains(&o) {
+        if delays.last() != Some(&o) {
             delays.push(o);
         }
     }
+    (delays, altered)
+}
+
+/// As `speech_delays`, and no speech frame was concealed or altered.
+fn assert_clean_speech(sent: &[i16], played: &[i16], spurt: &[u32], warmup: usize) -> Vec<i64> {
+    let (delays, altered) = speech_delays(sent, played, spurt, warmup);
+    assert!(
+        altered.is_empty(),
+        "speech frames concealed or altered: {altered:?}"
+    );
     delays
+}
+
+/// A perfectly timed sender whose packets `lost` never arrive.
+fn steady(frames: usize, lost: &[usize]) -> Vec<(u64, usize)> {
+    (0..frames)
+        .filter(|k| !lost.contains(k))
+        .map(|k| (k as u64 * MS20, k))
+        .collect()
+}
+
+/// The first frame from `from` on wholly inside a talkspurt.
+fn speech_frame(spurt: &[u32], from: usize) -> usize {
+    (from..)
+        .find(|&k| spurt[k * N] != 0 && spurt[k * N + N - 1] == spurt[k * N])
+        .expect("speech ahead")
 }
 
 #[test]
@@ -170,8 +220,8 @@ fn a_steady_stream_plays_at_one_delay_forever() {
     let frames = 30_000; // ten minutes
     let (pcm, spurt) = speech(frames, &mut Rng(11));
     for phase in [1_000, 7_000, 19_500] {
-        let arrivals: Vec<_> = (0..frames).map(|k| (k as u64 * MS20, k)).collect();
-        let Played { out, jb, warm } = play_all(&pcm, &arrivals, phase);
+        let arrivals = steady(frames, &[]);
+        let Played { out, jb, warm, .. } = play_all(&pcm, &arrivals, phase);
         let delays = assert_clean_speech(&pcm, &out, &spurt, WARMUP as usize);
         assert_eq!(delays.len(), 1, "phase {phase}: {delays:?}");
         let s = jb.stats();
@@ -285,4 +335,47 @@ fn jitter_and_loss_bursts_cost_little_beyond_the_loss() {
         "{s:?}"
     );
     assert!(s.delay <= Duration::from_millis(100), "{s:?}");
+}
+
+#[test]
+fn after_a_loss_the_next_one_finds_the_packet_after_it_buffered() {
+    let frames = 1_500;
+    let (pcm, spurt) = speech(frames, &mut Rng(17));
+    // Two losses in speech 3 s apart (a pause lies between: talkspurts last 1-2 s).
+    let first = speech_frame(&spurt, 200);
+    let second = speech_frame(&spurt, first + 150);
+    assert!(spurt[first * N] != spurt[second * N]);
+    let recovered = |lost: &[usize]| {
+        let p = play_all(&pcm, &steady(frames, lost), 7_000);
+        assert_eq!(p.jb.stats().lost, lost.len() as u64);
+        p.decoder.recovered
+    };
+    // Alone, a loss finds nothing after it: the least delay holds one packet at most.
+    assert_eq!(recovered(&[second]), 0);
+    // After the first loss the delay holds one packet more, so the second can be rebuilt
+    // from the packet after it (Opus FEC, or a G.711 bridge).
+    assert_eq!(recovered(&[first, second]), 1);
+}
+
+#[test]
+fn the_delay_held_after_a_loss_comes_and_goes_in_pauses() {
+    let frames = 3_000; // a minute
+    let (pcm, spurt) = speech(frames, &mut Rng(18));
+    let lost = speech_frame(&spurt, 500);
+    for phase in [1_000, 7_000, 19_500] {
+        let Played { out, jb, warm, .. } = play_all(&pcm, &steady(frames, &[lost]), phase);
+        // The delay never moved inside a talkspurt; only the frame lost was concealed
+        // (two played frames when it straddles them).
+        let (delays, altered) = speech_delays(&pcm, &out, &spurt, WARMUP as usize);
+        assert!(altered.len() <= 2, "{phase}: {altered:?}");
+        // One packet more from the pause after the loss; back to the least delay in the
+        // first pause after 5 s without loss, and there for good.
+        let base = delays[0];
+        assert_eq!(delays, [base, base + N as i64, base], "phase {phase}");
+        let s = jb.stats();
+        let packet = Duration::from_millis(20);
+        assert_eq!(s.grown - warm.grown, packet, "{phase}: {s:?}");
+        assert_eq!(s.shrunk - warm.shrunk, packet, "{phase}: {s:?}");
+        assert_eq!((s.lost, s.stretched), (1, 0), "{phase}: {s:?}");
+    }
 }
