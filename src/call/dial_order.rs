@@ -12,6 +12,8 @@ use crate::conference::{profile, profile_keys};
 use crate::sdp::SdpSession;
 use crate::sip::{CallId, DialAuth};
 
+use super::callflow::BridgeNode;
+
 /// Legs one order may ring in all (a user's devices times their contacts).
 pub const MAX_LEGS_PER_ORDER: usize = 16;
 
@@ -72,6 +74,11 @@ pub struct Endpoint {
     /// It is given up this long after it started ringing (a ring group member's
     /// `timeout`); `None`: only the order's deadline ends it.
     pub timeout: Option<Duration>,
+    /// A dialed number whose callflow starts with a bridging node (a ring group, a
+    /// device, a user, resources): that node's branches and plan ring as an order of their
+    /// own whose first answer joins, and whose outcome is this endpoint's. `contacts` is
+    /// then empty.
+    pub callflow: Option<Box<BridgeNode>>,
 }
 
 impl Endpoint {
@@ -83,7 +90,14 @@ impl Endpoint {
             ring,
             delay: Duration::ZERO,
             timeout: None,
+            callflow: None,
         }
+    }
+
+    /// Whether it has nothing to ring, not even through its callflow.
+    pub fn rings_nothing(&self) -> bool {
+        let mut branches = self.callflow.iter().flat_map(|c| &c.endpoints);
+        self.contacts.is_empty() && branches.all(|b| b.contacts.is_empty())
     }
 }
 
@@ -165,6 +179,9 @@ pub(super) struct Joining {
     pub doc: ConferenceDoc,
     pub config: ConferencesConfig,
     pub flags: DialFlags,
+    /// The order and endpoint this order rings for (a dialed number's callflow): its
+    /// first answer wins it, and its outcome becomes that endpoint's.
+    pub within: Option<(u64, usize)>,
 }
 
 /// Where an endpoint of an order stands.

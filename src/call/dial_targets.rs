@@ -1,9 +1,10 @@
 //! What a `dial` rings (spec §7), read from the store: a device id rings the device's live
 //! registered contacts, a user id the contacts of every device the user owns, a `sip:` URI
 //! itself, an inline device its `sip.route` or, by its SIP username, the registered device,
-//! and a number the gateways of the carriers whose rules take it (the account's resources,
-//! then the system's; lower `weight_cost` first), one after the other. Errors are Kazoo's,
-//! on `data.endpoints.{i}`.
+//! and a number what its callflow's first node rings (a ring group, a device, a user,
+//! resources), else the gateways of the carriers whose rules take it (the account's
+//! resources, then the system's; lower `weight_cost` first), one after the other. Errors
+//! are Kazoo's, on `data.endpoints.{i}`.
 //!
 //! Contacts are rung over UDP at their host, which must be an IP address: no DNS lookup
 //! runs on the call plane's task.
@@ -18,6 +19,8 @@ use crate::documents::{DEFAULT_REALM, Gateway, Kind, Owner, resource_route, sip_
 use crate::registrar::DeviceRef;
 use crate::store::{Store, StoreError, StoredDocument};
 
+use super::callflow::Module;
+use super::callflow_targets;
 use super::dial_order::{Contact, Endpoint, MAX_LEGS_PER_ORDER, Ring};
 use crate::sip::DialAuth;
 
@@ -40,15 +43,14 @@ pub fn resolve(
                 (id.to_string(), inline_device(store, doc, &field, wall)?)
             }
             EndpointSpec::Number(number) => {
-                let contacts = gateways(store, account, number, true)?;
-                endpoints.push(Endpoint::new(number.clone(), contacts, Ring::Failover));
+                endpoints.push(number_endpoint(store, account, number, &field, wall)?);
                 continue;
             }
         };
         let ring = Ring::Simultaneous;
         endpoints.push(Endpoint::new(id, contacts, ring));
     }
-    if endpoints.iter().all(|e| e.contacts.is_empty()) {
+    if endpoints.iter().all(Endpoint::rings_nothing) {
         return Err(invalid(
             "data.endpoints",
             "minItems",
@@ -56,6 +58,46 @@ pub fn resolve(
         ));
     }
     Ok(endpoints)
+}
+
+/// A number runs the account's callflow for it (numbers, then patterns): when that starts
+/// with a bridging node (device, user, ring group, resources; `skip_module` nodes passed
+/// by their `_` child), the endpoint rings what the node resolves to. A number without a
+/// callflow goes to the carriers (Kazoo's `no_match`). A callflow that starts otherwise (a
+/// conference) cannot bring anyone into this conference: refused, naming the callflow.
+fn number_endpoint(
+    store: &dyn Store,
+    account: &str,
+    number: &str,
+    field: &str,
+    wall: SystemTime,
+) -> Result<Endpoint, ServiceError> {
+    let Some(mut node) = callflow_targets::resolve(store, account, number, wall)? else {
+        let contacts = gateways(store, account, number, true)?;
+        return Ok(Endpoint::new(number.to_string(), contacts, Ring::Failover));
+    };
+    loop {
+        match node.module {
+            Module::Bridge(bridge) => {
+                let mut endpoint = Endpoint::new(number.to_string(), Vec::new(), Ring::Failover);
+                endpoint.callflow = Some(Box::new(bridge));
+                return Ok(endpoint);
+            }
+            Module::Skip => match node.children.into_iter().find(|(k, _)| k == "_") {
+                Some((_, child)) => node = child,
+                None => break,
+            },
+            _ => break,
+        }
+    }
+    let message = format!(
+        "The callflow for {number} does not start with device, user, ring_group or resources"
+    );
+    Err(invalid(
+        field,
+        "enum",
+        json!({"message": message, "value": number}),
+    ))
 }
 
 /// A device's contacts, or a user's devices' contacts.

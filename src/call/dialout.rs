@@ -26,6 +26,7 @@ use crate::media::worker::Command;
 use crate::sdp::{Direction, SdpSession};
 use crate::sip::{Body, CallId, Dial, NameAddr, Transport};
 
+use super::callflow::{BridgeNode, Failure};
 use super::dial_order::{Contact, DialOrder, Endpoint, MAX_LEGS_PER_ORDER, Plan, Ring};
 use super::dial_order::{Joining, Leg, LegState, Order, Purpose, Turn};
 use super::output::{Output, Ports, SipAction};
@@ -55,6 +56,7 @@ impl CallPlane {
             doc: order.doc,
             config: order.config,
             flags: order.flags,
+            within: None,
         }));
         let plan = Plan::once(order.timeout);
         let call_id = order.outbound_call_id;
@@ -128,6 +130,19 @@ impl CallPlane {
         };
         let endpoint = o.endpoints[i].clone();
         o.turns[i] = Turn::Ringing(endpoint.timeout.map(|t| now + t));
+        if let (Some(callflow), Purpose::Conference(j)) = (endpoint.callflow, &o.purpose) {
+            // Its callflow's branches ring as an order of their own (see `Joining::within`).
+            let purpose = Purpose::Conference(Box::new(Joining {
+                conf: j.conf.clone(),
+                doc: j.doc.clone(),
+                config: j.config.clone(),
+                flags: j.flags,
+                within: Some((order, i)),
+            }));
+            let (from, BridgeNode { endpoints, plan }) = (o.from.clone(), *callflow);
+            self.start_order(purpose, from, endpoints, plan, call_id, now);
+            return;
+        }
         if endpoint.contacts.is_empty() {
             let cause = match endpoint.ring {
                 Ring::Simultaneous => "USER_NOT_REGISTERED",
@@ -274,6 +289,12 @@ impl CallPlane {
             vars: Vec::new(),
         };
         let (conf, doc, config, flags) = match self.orders.get(&order).map(|o| &o.purpose) {
+            Some(Purpose::Conference(j)) if j.within.is_some() => {
+                let joining = (j.conf.clone(), j.doc.clone(), j.config.clone(), j.flags);
+                // A callflow's branches: the first answer wins them all.
+                self.expire(order, "LOSE_RACE", now);
+                joining
+            }
             Some(Purpose::Conference(j)) => {
                 (j.conf.clone(), j.doc.clone(), j.config.clone(), j.flags)
             }
@@ -460,7 +481,7 @@ impl CallPlane {
         let Some(o) = self.orders.remove(&order) else {
             return;
         };
-        let outcomes = o
+        let outcomes: Vec<EndpointResponse> = o
             .outcomes
             .into_iter()
             .map(|(endpoint_id, outcome)| EndpointResponse {
@@ -469,6 +490,12 @@ impl CallPlane {
             })
             .collect();
         match o.purpose {
+            Purpose::Conference(j) if j.within.is_some() => {
+                if let Some((parent, endpoint)) = j.within {
+                    let outcome = callflow_outcome(&outcomes);
+                    self.leg_outcome(parent, endpoint, outcome, now);
+                }
+            }
             Purpose::Conference(_) => self.push(Output::Dialed {
                 order,
                 responses: outcomes,
@@ -523,6 +550,9 @@ impl CallPlane {
         for call in ringing {
             self.give_up(call);
         }
+        if let Some(sub) = self.sub_order(order, endpoint) {
+            self.expire(sub, "timeout", now);
+        }
         if let Some(queue) = self
             .orders
             .get_mut(&order)
@@ -561,12 +591,24 @@ impl CallPlane {
         for call in ringing {
             self.give_up(call);
         }
-        let joining: Vec<usize> = self
+        let mut joining: Vec<usize> = self
             .legs
             .values()
             .filter(|l| l.order == order)
             .map(|l| l.endpoint)
             .collect();
+        // An endpoint ringing through its callflow: the branches go, but for one that
+        // answered, whose outcome is on its way.
+        let endpoints = self.orders.get(&order).map_or(0, |o| o.endpoints.len());
+        for i in 0..endpoints {
+            let Some(sub) = self.sub_order(order, i) else {
+                continue;
+            };
+            if self.legs.values().any(|l| l.order == sub) {
+                joining.push(i);
+            }
+            self.expire(sub, cause, now);
+        }
         if let Some(o) = self.orders.get_mut(&order) {
             o.next.iter_mut().for_each(VecDeque::clear);
             o.deadline = now + JOIN_GRACE;
@@ -579,6 +621,33 @@ impl CallPlane {
         }
         self.finish_order(order, now);
     }
+}
+
+impl CallPlane {
+    /// The order ringing `endpoint` of `order` through its callflow, if any.
+    fn sub_order(&self, order: u64, endpoint: usize) -> Option<u64> {
+        self.orders.iter().find_map(|(id, o)| match &o.purpose {
+            Purpose::Conference(j) if j.within == Some((order, endpoint)) => Some(*id),
+            _ => None,
+        })
+    }
+}
+
+/// A callflow's branches as one endpoint's outcome: the leg that answered, else the cause
+/// that decides the callflow's failure (busy, then no answer, ...; see [`Failure::of`]),
+/// not counting the branches that lost the race.
+fn callflow_outcome(outcomes: &[EndpointResponse]) -> Result<String, String> {
+    if let Some(Ok(call_id)) = outcomes.iter().map(|r| &r.outcome).find(|o| o.is_ok()) {
+        return Ok(call_id.clone());
+    }
+    let causes: Vec<&str> = outcomes
+        .iter()
+        .filter_map(|r| r.outcome.as_ref().err().map(String::as_str))
+        .filter(|c| *c != "LOSE_RACE")
+        .collect();
+    let failure = Failure::of(&causes);
+    let cause = causes.iter().find(|c| Failure::of(&[c]) == failure);
+    Err(cause.unwrap_or(&"NO_ROUTE_DESTINATION").to_string())
 }
 
 /// The callee as the participant shows it: the user and URI we rang.

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::dial_order::{Contact, DialOrder, Endpoint, MAX_LEGS_PER_ORDER, Ring};
+use super::callflow::BridgeNode;
+use super::dial_order::{Contact, DialOrder, Endpoint, MAX_LEGS_PER_ORDER, Plan, Ring};
 use super::output::SipAction;
 use super::tests::{ACCOUNT, Harness, conferences};
 use crate::api::events::EventName;
@@ -321,4 +322,84 @@ fn legs_per_order_are_bounded() {
     h.advance(Duration::from_secs(20));
     let last = h.responses(order).pop().unwrap();
     assert_eq!(last.outcome, Err("NORMAL_CIRCUIT_CONGESTION".to_string()));
+}
+
+/// An order for one number whose callflow rings `branches` (contact ports) with `plan`.
+fn callflow_order(branches: &[u16], plan: Plan, branch_timeout: Option<u64>) -> DialOrder {
+    let mut dial = order(&[&[]], DialFlags::default());
+    let endpoints = branches
+        .iter()
+        .map(|p| {
+            let mut e = Endpoint::new(format!("desk{p}"), vec![contact(*p)], Ring::Simultaneous);
+            e.timeout = branch_timeout.map(Duration::from_secs);
+            e
+        })
+        .collect();
+    dial.endpoints[0] = Endpoint::new("5000".into(), Vec::new(), Ring::Failover);
+    dial.endpoints[0].callflow = Some(Box::new(BridgeNode { endpoints, plan }));
+    dial
+}
+
+#[test]
+fn a_number_rings_its_callflows_ring_group_and_the_first_answer_joins() {
+    let mut h = Harness::new(conferences());
+    let plan = Plan::once(Duration::from_secs(30));
+    let order = h.dial(callflow_order(&[5070, 5072], plan, None));
+    let invites = h.invites();
+    let targets: Vec<&str> = invites.iter().map(|d| d.target.as_str()).collect();
+    assert_eq!(
+        targets,
+        [
+            "sip:phone5070@127.0.0.1:5070",
+            "sip:phone5072@127.0.0.1:5072"
+        ],
+        "the group rings at once"
+    );
+    let (first, second) = (invites[0].call.unwrap(), invites[1].call.unwrap());
+    h.answer_leg(second);
+    assert_eq!(h.cancels(), [first], "the first answer wins the group");
+    assert!(h.dialed.is_empty(), "decided once the mixer adds it");
+    h.joined(second, 1);
+    let call_id = invites[1].call_id.as_deref().unwrap();
+    assert_eq!(h.responses(order), [response("5000", Ok(call_id))]);
+    assert_eq!(
+        h.events,
+        [EventName::ConferenceCreate, EventName::AddMember]
+    );
+    assert_eq!(h.plane.gauges(), (1, 1));
+}
+
+#[test]
+fn a_single_ring_group_behind_a_number_fails_with_its_busy_cause() {
+    let mut h = Harness::new(conferences());
+    let plan = Plan {
+        sequential: true,
+        ..Plan::once(Duration::from_secs(30))
+    };
+    let order = h.dial(callflow_order(&[5070, 5072], plan, Some(5)));
+    let [first] = h.invites().try_into().expect("one member at a time");
+    h.sip_event(Event::Rejected {
+        call: first.call.unwrap(),
+        status: 486,
+    });
+    let invites = h.invites();
+    assert_eq!(invites.len(), 2, "busy: the next member rings");
+    assert_eq!(invites[1].target, "sip:phone5072@127.0.0.1:5072");
+    h.advance(Duration::from_secs(5));
+    assert_eq!(h.cancels(), [invites[1].call.unwrap()]);
+    assert_eq!(h.responses(order), [response("5000", Err("USER_BUSY"))]);
+    assert!(h.plane.is_idle());
+}
+
+#[test]
+fn the_dials_timeout_cancels_a_numbers_ring_group() {
+    let mut h = Harness::new(conferences());
+    let plan = Plan::once(Duration::from_secs(60));
+    let order = h.dial(callflow_order(&[5070, 5072], plan, None));
+    h.advance(Duration::from_secs(19));
+    assert!(h.cancels().is_empty());
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.cancels().len(), 2, "at the dial's 20 s, every branch");
+    assert_eq!(h.responses(order), [response("5000", Err("timeout"))]);
+    assert!(h.plane.is_idle());
 }
