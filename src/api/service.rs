@@ -114,7 +114,7 @@ pub enum EndpointSpec {
     Uri(String),
     /// An inline device document (its `sip` credentials name what to ring).
     Device(Value),
-    /// A number (extension or DID): rung through the carriers (`resources`).
+    /// A number (extension or DID): rung through its callflow, else the carriers.
     Number(String),
 }
 

@@ -295,7 +295,100 @@ fn invalid(field: &str, rule: &str, detail: Value) -> ServiceError {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+    use std::time::{Duration, UNIX_EPOCH};
+
     use super::*;
+    use crate::api::service::DialFlags;
+    use crate::registrar::Binding;
+    use crate::store::{DocumentWrite, SqliteStore};
+
+    fn create(s: &SqliteStore, kind: Kind, id: Option<&str>, body: Value) {
+        let write = DocumentWrite::Create(body);
+        s.write_document(Owner::Account("a"), kind, id, write, None)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn numbers(s: &SqliteStore, numbers: &[&str]) -> Result<Vec<Endpoint>, ServiceError> {
+        let conf = ConfRef {
+            account: "a".into(),
+            id: "room".into(),
+        };
+        let args = DialArgs {
+            endpoints: numbers
+                .iter()
+                .map(|n| EndpointSpec::Number(n.to_string()))
+                .collect(),
+            caller_id_name: None,
+            caller_id_number: None,
+            timeout: Duration::from_secs(20),
+            flags: DialFlags::default(),
+            outbound_call_id: None,
+        };
+        resolve(s, &conf, &args, UNIX_EPOCH)
+    }
+
+    #[test]
+    fn a_number_rings_its_callflows_ring_group_else_the_carriers() {
+        let s = SqliteStore::open(Path::new(":memory:")).expect("open");
+        for (id, port) in [("desk", 5070), ("lobby", 5072)] {
+            create(&s, Kind::Device, Some(id), json!({"name": id}));
+            let binding = Binding {
+                contact: format!("sip:{id}@127.0.0.1:{port}"),
+                expires_at: UNIX_EPOCH + Duration::from_secs(3600),
+                call_id: "r".into(),
+                cseq: 1,
+            };
+            let key = DeviceRef {
+                account: "a".into(),
+                id: id.into(),
+            };
+            s.put_bindings(&key, &[binding]).expect("bindings");
+        }
+        let members = json!([{"id": "desk"}, {"id": "lobby"}]);
+        let group =
+            json!({"module": "ring_group", "data": {"endpoints": members, "strategy": "single"}});
+        // Skipped nodes pass to their `_` child.
+        let flow =
+            json!({"module": "device", "data": {"skip_module": true}, "children": {"_": group}});
+        create(
+            &s,
+            Kind::Callflow,
+            Some("rg"),
+            json!({"patterns": ["^6\\d{3}$"], "flow": flow}),
+        );
+        let room = json!({"module": "conference", "data": {"config": {"name": "x"}}});
+        create(
+            &s,
+            Kind::Callflow,
+            Some("cf"),
+            json!({"numbers": ["7000"], "flow": room}),
+        );
+        let carrier = json!({"name": "carrier", "rules": ["^\\+?(\\d{7,15})$"],
+                             "gateways": [{"server": "127.0.0.1", "port": 5090}]});
+        create(&s, Kind::Resource, None, carrier);
+
+        let [group, pstn] = numbers(&s, &["6001", "+14155550000"])
+            .expect("resolved")
+            .try_into()
+            .expect("two endpoints");
+        assert_eq!(group.id, "6001");
+        let node = group.callflow.expect("the ring group");
+        let ids: Vec<&str> = node.endpoints.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["desk", "lobby"]);
+        assert_eq!(
+            node.endpoints[1].contacts[0].uri,
+            "sip:lobby@127.0.0.1:5072"
+        );
+        assert!(node.plan.sequential, "the group's own strategy");
+        assert!(pstn.callflow.is_none(), "no callflow: the carriers");
+        assert_eq!(pstn.contacts[0].uri, "sip:14155550000@127.0.0.1:5090");
+
+        let Err(ServiceError::Validation(e)) = numbers(&s, &["7000"]) else {
+            panic!("a conference callflow cannot ring into this conference")
+        };
+        assert!(e["data.endpoints.0"]["enum"]["message"].is_string(), "{e}");
+    }
 
     #[test]
     fn contacts_need_an_ip_host_and_default_to_5060() {

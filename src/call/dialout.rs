@@ -9,7 +9,10 @@
 //! answer of an endpoint cancels its other contacts. An endpoint succeeds when the mixer
 //! confirms its leg's join (the `add-member` event) and fails with the hangup cause of its
 //! last leg, or `timeout` when none answered in time (its legs are cancelled then). Once
-//! every endpoint is decided, [`Output::Dialed`] carries the responses.
+//! every endpoint is decided, [`Output::Dialed`] carries the responses. A number whose
+//! callflow starts with a bridging node rings that node's branches as an order of its own
+//! (`Joining::within`): its first answer joins and wins it, and its outcome (the answered
+//! leg, else the deciding cause, see [`Failure::of`]) is the number's.
 //!
 //! A callflow's bridging node (`super::callflow`) rings through the same orders, with a
 //! [`Purpose::Bridge`]: endpoints may start after a delay, give up after their own timeout,
