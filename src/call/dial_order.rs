@@ -117,6 +117,9 @@ pub struct Contact {
     pub uri: String,
     pub addr: SocketAddr,
     pub auth: Option<DialAuth>,
+    /// A gateway named by DNS: the shell resolves it when the leg is placed
+    /// ([`super::output::Output::Resolve`]), off the plane; `addr` holds its port until then.
+    pub host: Option<String>,
 }
 
 /// A leg placed for an order, until it joined or failed.

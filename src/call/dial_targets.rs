@@ -6,8 +6,9 @@
 //! resources, then the system's; lower `weight_cost` first), one after the other. Errors
 //! are Kazoo's, on `data.endpoints.{i}`.
 //!
-//! Contacts are rung over UDP at their host, which must be an IP address: no DNS lookup
-//! runs on the call plane's task.
+//! Contacts are rung over UDP at their host, which must be an IP address, except a
+//! gateway's `server`, which may be a DNS name: the shell looks it up (A/AAAA, bounded)
+//! when the leg is placed, never on the call plane's task.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
@@ -239,15 +240,23 @@ fn gateway_contact(g: &Gateway, number: &str) -> Option<Contact> {
     };
     let reachable =
         g.transport.eq_ignore_ascii_case("udp") && user_safe(&g.prefix) && user_safe(&g.suffix);
-    let Some(addr) = uri_addr(&uri).filter(|_| reachable) else {
-        tracing::warn!(server = %g.server, transport = %g.transport, "gateway skipped: UDP to an IP address, URI-safe prefix and suffix only");
+    // A host name is resolved by the shell when the leg is placed.
+    let named = host_name(&g.server).then(|| SocketAddr::from(([0, 0, 0, 0], g.port)));
+    let Some(addr) = uri_addr(&uri).or(named).filter(|_| reachable) else {
+        tracing::warn!(server = %g.server, transport = %g.transport, "gateway skipped: UDP, URI-safe prefix and suffix only");
         return None;
     };
+    let host = named.map(|_| g.server.clone());
     let auth = (!g.username.is_empty()).then(|| DialAuth {
         username: g.username.clone(),
         password: g.password.clone(),
     });
-    Some(Contact { uri, addr, auth })
+    Some(Contact {
+        uri,
+        addr,
+        auth,
+        host,
+    })
 }
 
 /// Where `uri` (`sip:user@ip[:port][;params]`) rings: UDP to the IP and port (5060).
@@ -263,7 +272,17 @@ pub fn contact(uri: &str, field: &str) -> Result<Contact, ServiceError> {
         uri: uri.to_string(),
         addr,
         auth: None,
+        host: None,
     })
+}
+
+/// A DNS name (letters, digits, `-`, dots, not all digits and dots).
+fn host_name(server: &str) -> bool {
+    let chars = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+    !server.is_empty()
+        && server.len() <= 253
+        && server.chars().all(chars)
+        && server.chars().any(|c| c.is_ascii_alphabetic())
 }
 
 fn uri_addr(uri: &str) -> Option<SocketAddr> {

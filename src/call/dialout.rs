@@ -20,6 +20,7 @@
 //! order and is bridged to the caller, and a failed order runs the callflow's next node.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::api::service::EndpointResponse;
@@ -206,8 +207,37 @@ impl CallPlane {
             call_id,
             state: LegState::Ports,
         };
+        let host = leg.contact.host.clone();
+        let port = leg.contact.addr.port();
         self.legs.insert(call, leg);
-        self.push(Output::AllocatePorts { call });
+        match host {
+            Some(host) => self.push(Output::Resolve { call, host, port }),
+            None => self.push(Output::AllocatePorts { call }),
+        }
+    }
+
+    /// The shell's answer to [`Output::Resolve`]: the leg takes its port pair next, or
+    /// fails over to the next gateway as on a 5xx.
+    pub fn handle_resolved(
+        &mut self,
+        call: CallId,
+        addr: Result<SocketAddr, String>,
+        now: Instant,
+    ) {
+        let Some(leg) = self.legs.get_mut(&call) else {
+            return;
+        };
+        match addr {
+            Ok(addr) => {
+                leg.contact.addr = addr;
+                leg.contact.host = None;
+                self.push(Output::AllocatePorts { call });
+            }
+            Err(why) => {
+                tracing::warn!(to = %leg.contact.uri, "dial: gateway not resolved: {why}");
+                self.leg_failed(call, "NO_ROUTE_DESTINATION", true, now);
+            }
+        }
     }
 
     /// The account whose legs an order places: a bridge's are the SIP callers' account.

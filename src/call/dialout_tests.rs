@@ -31,6 +31,7 @@ pub(super) fn contact(port: u16) -> Contact {
         uri: format!("sip:phone{port}@127.0.0.1:{port}"),
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         auth: None,
+        host: None,
     }
 }
 
@@ -402,4 +403,28 @@ fn the_dials_timeout_cancels_a_numbers_ring_group() {
     assert_eq!(h.cancels().len(), 2, "at the dial's 20 s, every branch");
     assert_eq!(h.responses(order), [response("5000", Err("timeout"))]);
     assert!(h.plane.is_idle());
+}
+
+#[test]
+fn a_gateway_named_by_dns_is_resolved_and_one_that_is_not_fails_over() {
+    let mut h = Harness::new(conferences());
+    let mut trunk = order(&[&[5070, 5072]], DialFlags::default());
+    trunk.endpoints[0].ring = Ring::Failover;
+    for (contact, name) in trunk.endpoints[0]
+        .contacts
+        .iter_mut()
+        .zip(["gateway.invalid", "localhost"])
+    {
+        contact.host = Some(name.into());
+        contact.addr = SocketAddr::from(([0, 0, 0, 0], contact.addr.port()));
+    }
+    let order = h.dial(trunk);
+    let [invite] = h
+        .invites()
+        .try_into()
+        .expect("the name that resolves rings");
+    assert_eq!(invite.to_addr, SocketAddr::from(([127, 0, 0, 1], 5072)));
+    h.answer_leg(invite.call.unwrap());
+    h.joined(invite.call.unwrap(), 1);
+    assert!(h.responses(order)[0].outcome.is_ok());
 }

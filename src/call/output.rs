@@ -27,6 +27,13 @@ pub enum Output {
     AllocatePorts {
         call: CallId,
     },
+    /// Look up a gateway's host name (A/AAAA) off the plane; answer with
+    /// [`super::CallPlane::handle_resolved`].
+    Resolve {
+        call: CallId,
+        host: String,
+        port: u16,
+    },
     /// Keep a recorded name as a file; answer with [`super::CallPlane::handle_name_saved`].
     SaveName {
         call: CallId,

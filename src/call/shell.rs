@@ -5,6 +5,7 @@
 //! the disk, with the live state the plane reports.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -84,6 +85,11 @@ pub struct Calls {
     /// Enter and wait hook answers (the media of their verbs), from the tasks fetching
     /// them: a call has one fetch at a time, so the tasks waiting to send are bounded.
     hooks: (mpsc::Sender<HookAnswer>, Option<mpsc::Receiver<HookAnswer>>),
+    /// Gateways' host names looked up (legs are bounded per account, so is this).
+    resolved: (
+        mpsc::UnboundedSender<Resolved>,
+        Option<mpsc::UnboundedReceiver<Resolved>>,
+    ),
     /// API dial requests waiting for their order's outcome (bounded: every waiting order
     /// holds at least one ringing leg).
     dials: HashMap<u64, Reply<Vec<EndpointResponse>>>,
@@ -162,6 +168,10 @@ impl Calls {
                 let (tx, rx) = mpsc::channel(HOOK_ANSWERS);
                 (tx, Some(rx))
             },
+            resolved: {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (tx, Some(rx))
+            },
             dials: HashMap::new(),
             registry: focus.as_ref().map(|f| f.requests.clone()),
             focus_events: focus.map(|f| f.events),
@@ -180,6 +190,7 @@ impl Calls {
         tokio::pin!(shutdown);
         let mut failures = self.failures.1.take().expect("run once");
         let mut hooks = self.hooks.1.take().expect("run once");
+        let mut resolved = self.resolved.1.take().expect("run once");
         let mut focus_events = self.focus_events.take();
         loop {
             let timer = self.plane.poll_timeout();
@@ -198,6 +209,9 @@ impl Calls {
                 Some(r) = requests.recv() => self.on_request(r),
                 Some((target, media, error)) = failures.recv() => {
                     self.plane.handle_play_failed(target, media, error, Instant::now());
+                }
+                Some((call, addr)) = resolved.recv() => {
+                    self.plane.handle_resolved(call, addr, Instant::now());
                 }
                 Some((call, media)) = hooks.recv() => {
                     self.plane.handle_hook(call, media, Instant::now());
@@ -234,6 +248,13 @@ impl Calls {
                     let answer = answer.map_err(|e| e.to_string());
                     self.plane
                         .handle_store_answer(request.id, answer, Instant::now());
+                }
+                Output::Resolve { call, host, port } => {
+                    let tx = self.resolved.0.clone();
+                    tokio::spawn(async move {
+                        let addr = resolve_host(&host, port, RESOLVE_TIMEOUT).await;
+                        let _ = tx.send((call, addr));
+                    });
                 }
                 Output::AllocatePorts { call } => {
                     let ports = self.ports.allocate(Instant::now()).map(|s| {
@@ -702,6 +723,21 @@ impl Calls {
 }
 
 /// The next message of a channel that may be absent (then never).
+/// A leg's gateway address, or why it has none.
+type Resolved = (CallId, Result<SocketAddr, String>);
+
+/// How long a gateway's name may take to resolve before the leg fails over.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `host`'s first address (A or AAAA, the system resolver's order) at `port`.
+async fn resolve_host(host: &str, port: u16, limit: Duration) -> Result<SocketAddr, String> {
+    match tokio::time::timeout(limit, tokio::net::lookup_host((host, port))).await {
+        Ok(Ok(mut addrs)) => addrs.next().ok_or_else(|| format!("{host}: no address")),
+        Ok(Err(e)) => Err(format!("{host}: {e}")),
+        Err(_) => Err(format!("{host}: no answer in {limit:?}")),
+    }
+}
+
 async fn recv_some<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
@@ -757,5 +793,21 @@ fn store_error(e: StoreError) -> ServiceError {
             tracing::error!(error = %e, "store");
             ServiceError::Unavailable
         }
+    }
+}
+
+#[cfg(test)]
+mod resolve_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn gateway_names_resolve_and_a_name_that_does_not_fails_with_its_cause() {
+        let addr = resolve_host("localhost", 5090, RESOLVE_TIMEOUT).await;
+        let addr = addr.expect("localhost resolves");
+        assert!(addr.ip().is_loopback(), "{addr}");
+        assert_eq!(addr.port(), 5090);
+        let why = resolve_host("gateway.invalid", 5090, RESOLVE_TIMEOUT).await;
+        let why = why.expect_err("RFC 6761: .invalid never resolves");
+        assert!(why.starts_with("gateway.invalid: "), "{why}");
     }
 }

@@ -121,6 +121,14 @@ impl Harness {
                         .handle_store_answer(request.id, Ok(answer), self.now);
                 }
                 Output::Store(_) => {}
+                // `gateway.invalid` does not resolve; other names are 127.0.0.1.
+                Output::Resolve { call, host, port } => {
+                    let addr = match host.as_str() {
+                        "gateway.invalid" => Err(format!("{host}: no such name")),
+                        _ => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+                    };
+                    self.plane.handle_resolved(call, addr, self.now);
+                }
                 Output::AllocatePorts { call } => {
                     let ports = match self.ports_free {
                         true => Ok(SocketAddr::from(([127, 0, 0, 1], 40000))),
