@@ -307,3 +307,38 @@ async fn a_callflow_number_rings_a_ring_group_and_bridges_the_first_phone_to_ans
     );
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_named_localhost_is_resolved_after_one_that_does_not_resolve() {
+    let mut config = support::server_config();
+    config.rtp.ports = PortRange(47000..=47999);
+    let srv = chorus::server::start(config).await.unwrap();
+    let (trunk, mut sipp) = sipp_uas("uas_trunk_auth.xml", 26300);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let resource = json!({
+        "name": "named carrier",
+        "rules": ["^\\+?(\\d{7,15})$"],
+        "gateways": [
+            // RFC 6761: `.invalid` never resolves; the next gateway is tried.
+            {"server": "gateway.invalid", "port": 5060},
+            {"server": "localhost", "port": trunk, "prefix": "9",
+             "username": "trunkuser", "password": "trunkpass"},
+        ],
+    });
+    let (status, created) = api(srv.api, "PUT", "/resources", resource).await;
+    assert_eq!(status, 201, "{created}");
+
+    let dial = json!({"action": "dial", "data": {"endpoints": ["+14155550000"]}});
+    let (status, answer) = api(srv.api, "PUT", "/conferences/namedroom", dial).await;
+    assert_eq!(status, 202, "{answer}");
+    let response = &answer["data"]["endpoint_responses"][0];
+    assert_eq!(response["status"], "success", "{answer}");
+
+    let kick = json!({"action": "kick"});
+    api(srv.api, "PUT", "/conferences/namedroom/participants", kick).await;
+    let passed = tokio::task::spawn_blocking(move || sipp.wait().unwrap().success())
+        .await
+        .unwrap();
+    assert!(passed, "the trunk named localhost took the call");
+    srv.stop().await;
+}
