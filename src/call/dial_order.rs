@@ -12,6 +12,19 @@ use crate::conference::{profile, profile_keys};
 use crate::sdp::SdpSession;
 use crate::sip::{CallId, DialAuth};
 
+/// A display name as a quoted string (RFC 3261 §25.1: `"` and `\` escaped).
+pub fn quoted(name: &str) -> String {
+    let escaped: String = name
+        .chars()
+        .filter(|c| !c.is_control())
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{escaped}\"")
+}
+
 /// Legs one order may ring in all (a user's devices times their contacts).
 pub const MAX_LEGS_PER_ORDER: usize = 16;
 
