@@ -1,6 +1,6 @@
 //! SIPp, an independent SIP implementation, places 50 calls into 5 conferences through
 //! scripts/load against the real `chorus` binary: every call must succeed and every call
-//! must get RTP back from its own server port.
+//! must get RTP back from its own server port, and the mix tick's p99 comes from /metrics.
 
 use std::net::UdpSocket;
 use std::process::Command;
@@ -43,6 +43,11 @@ fn sipp_calls_in_five_conferences_all_get_rtp_back() {
     assert_eq!(row(&table, "calls successful / failed"), "50 / 0");
     assert!(
         row(&table, "server RTP ports that sent RTP back").starts_with("50 (100% of calls)"),
+        "{table}"
+    );
+    // /metrics answered at both ends of the window with mix ticks in between.
+    assert!(
+        row(&table, "mix tick p99 (a room's mix, before sends)").starts_with("<= "),
         "{table}"
     );
 }
