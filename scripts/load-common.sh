@@ -74,16 +74,17 @@ numbers_csv() {
   for ((i = 0; i < $1; i++)); do echo "$(($3 + i % $2));"; done
 }
 
-# start_sipp SERVER MEDIA_PORT SIPP_ARGS...: SIPp callers running uac_conference.xml with the
-# numbers of $work/numbers.csv, writing statistics to $work (sipp-stats.csv, every -fd
-# seconds; the *_counts.csv per message); sets `sipp_pid`. SIPp runs in $work, where the
+# start_sipp SERVER MEDIA_PORT SIPP_ARGS...: SIPp callers running $scenario (from the
+# directory SIPp runs in; default fixtures/sipp/uac_conference.xml; variants keep its name as
+# a prefix) with the numbers of $work/numbers.csv, writing statistics to $work (sipp-stats.csv,
+# every -fd seconds; the *_counts.csv per message); sets `sipp_pid`. SIPp runs in $work, where the
 # scenario finds its audio through a fixtures link.
 start_sipp() {
   local server=$1 media_port=$2
   shift 2
   rm -f "$work"/uac_conference_*_counts.csv "$work/sipp-stats.csv" # from an earlier run
   ln -sfn "$PWD/fixtures" "$work/fixtures"
-  (cd "$work" && exec sipp -sf fixtures/sipp/uac_conference.xml -inf numbers.csv \
+  (cd "$work" && exec sipp -sf "${scenario:-fixtures/sipp/uac_conference.xml}" -inf numbers.csv \
     -i "${server%:*}" -mi "${server%:*}" -mp "$media_port" -nostdin \
     -trace_stat -stf sipp-stats.csv -trace_counts -trace_err -error_file sipp-errors.log \
     "$@" "$server" >"$work/sipp.log" 2>&1) &

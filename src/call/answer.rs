@@ -3,7 +3,6 @@
 //! ACK), put the media in the lobby, and from the ACK start the caller flow. Re-INVITEs
 //! update hold and codec.
 
-use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -15,11 +14,12 @@ use crate::media::worker::Command;
 use crate::sdp::{Direction, Negotiated, SdpError, SdpSession};
 use crate::sip::{Body, CallId};
 
-use super::callflow::{Next, Node, Walk};
+use super::callflow_node::{Next, Node, Walk};
 use super::output::{Caller, MediaCommand, Output, Ports, SipAction, StoreQuery, StoreRequest};
 use super::plane::{
     Answering, Call, CallPlane, CallerFlow, Lookup, Party, Stage, is_sdp, sdp_body,
 };
+use super::random::random;
 
 /// A route lookup's answer: the config, the documents of the number, the caller's name,
 /// the number's callflow.
@@ -416,13 +416,6 @@ fn leg_config(neg: &Negotiated, sip_source: IpAddr, limits: LegLimits) -> LegCon
         limits,
         ..LegConfig::from_negotiated(neg, random() as u32)
     }
-}
-
-/// A random 64-bit value (SSRCs, SDP session ids) from the hasher's per-process random keys.
-pub(super) fn random() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    std::collections::hash_map::RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::conference::vocabulary::ToneSetting;
 use crate::documents::{Kind, Owner, select_callflow};
 use crate::store::{Store, StoreError, StoredDocument};
 
-use super::callflow::{BridgeNode, ConferenceNode, Failure, MAX_VISITS, Module, Node};
+use super::callflow_node::{BridgeNode, ConferenceNode, Failure, MAX_VISITS, Module, Node};
 use super::dial_order::{Endpoint, MAX_LEGS_PER_ORDER, Plan, Ring};
 use super::dial_targets::{device_contacts, gateways};
 
@@ -49,7 +49,7 @@ pub fn resolve(
         Some((_, callflow)) => vec![callflow],
         None => store.list_documents(owner, Kind::Callflow)?,
     };
-    let Some(callflow) = select_callflow(number, &callflows) else {
+    let Some(callflow) = select_callflow(number, &callflows, |c| &c.doc) else {
         return Ok(None);
     };
     let Some(flow) = callflow.doc.get("flow").and_then(Value::as_object) else {
@@ -197,7 +197,7 @@ impl Resolver<'_> {
         let strategy = text(data, "strategy");
         let mut endpoints = branches.endpoints;
         if strategy == "weighted_random" {
-            endpoints = weighted_order(endpoints, &weights, super::answer::random);
+            endpoints = weighted_order(endpoints, &weights, super::random::random);
         }
         let sequential = matches!(strategy, "single" | "weighted_random");
         let timeout = match data.get("timeout") {

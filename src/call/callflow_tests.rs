@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::callflow::{BridgeNode, ConferenceNode, MAX_VISITS, Module, Node};
+use super::callflow_node::{BridgeNode, ConferenceNode, MAX_VISITS, Module, Node};
 use super::dial_order::{Endpoint, Plan, Ring};
 use super::dialout_tests::contact;
 use super::output::SipAction;

@@ -12,7 +12,18 @@ use crate::conference::{profile, profile_keys};
 use crate::sdp::SdpSession;
 use crate::sip::{CallId, DialAuth};
 
-use super::callflow::BridgeNode;
+/// A display name as a quoted string (RFC 3261 §25.1: `"` and `\` escaped).
+pub fn quoted(name: &str) -> String {
+    let escaped: String = name
+        .chars()
+        .filter(|c| !c.is_control())
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{escaped}\"")
+}
 
 /// Legs one order may ring in all (a user's devices times their contacts).
 pub const MAX_LEGS_PER_ORDER: usize = 16;
@@ -138,6 +149,14 @@ pub(super) enum LegState {
     Ringing(Box<SdpSession>),
     /// Answered and joining: the mixer's confirmation decides the endpoint.
     Joining,
+}
+
+/// What a bridging callflow node rings (device, user, ring group, resources): here, with
+/// the dial vocabulary, so a dialed number's endpoint can carry one without an import cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeNode {
+    pub endpoints: Vec<Endpoint>,
+    pub plan: Plan,
 }
 
 /// How an order's endpoints take turns.

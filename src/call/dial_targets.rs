@@ -20,7 +20,7 @@ use crate::documents::{DEFAULT_REALM, Gateway, Kind, Owner, resource_route, sip_
 use crate::registrar::DeviceRef;
 use crate::store::{Store, StoreError, StoredDocument};
 
-use super::callflow::Module;
+use super::callflow_node::Module;
 use super::callflow_targets;
 use super::dial_order::{Contact, Endpoint, MAX_LEGS_PER_ORDER, Ring};
 use crate::sip::DialAuth;

@@ -30,9 +30,10 @@ use crate::media::worker::Command;
 use crate::sdp::{Direction, SdpSession};
 use crate::sip::{Body, CallId, Dial, NameAddr, Transport};
 
-use super::callflow::{BridgeNode, Failure};
-use super::dial_order::{Contact, DialOrder, Endpoint, MAX_LEGS_PER_ORDER, Plan, Ring};
+use super::callflow_node::Failure;
+use super::dial_order::{BridgeNode, Contact, DialOrder, Endpoint, MAX_LEGS_PER_ORDER, Plan};
 use super::dial_order::{Joining, Leg, LegState, Order, Purpose, Turn};
+use super::dial_order::{Ring, quoted};
 use super::output::{Output, Ports, SipAction};
 use super::plane::{Call, CallPlane, Direction as CallDirection, Party, Stage, is_sdp, sdp_body};
 
@@ -717,24 +718,11 @@ pub fn hangup_cause(status: u16) -> &'static str {
     }
 }
 
-/// A display name as a quoted string (RFC 3261 §25.1: `"` and `\` escaped).
-pub(super) fn quoted(name: &str) -> String {
-    let escaped: String = name
-        .chars()
-        .filter(|c| !c.is_control())
-        .flat_map(|c| match c {
-            '"' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
-    format!("\"{escaped}\"")
-}
-
 /// A Call-ID for a leg: random hex, unique per leg.
 fn random_call_id(call: CallId) -> String {
     format!("{:016x}{:08x}", random_u64(), call.0 as u32)
 }
 
 fn random_u64() -> u64 {
-    super::answer::random()
+    super::random::random()
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::callflow::BridgeNode;
+use super::dial_order::BridgeNode;
 use super::dial_order::{Contact, DialOrder, Endpoint, MAX_LEGS_PER_ORDER, Plan, Ring};
 use super::output::SipAction;
 use super::tests::{ACCOUNT, Harness, conferences};

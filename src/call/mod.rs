@@ -19,6 +19,7 @@ mod announce_count;
 mod answer;
 mod api;
 mod callflow;
+mod callflow_node;
 mod callflow_targets;
 #[cfg(test)]
 mod callflow_tests;
@@ -36,6 +37,7 @@ mod members;
 pub mod output;
 mod plane;
 mod prefetch;
+mod random;
 mod shell;
 #[cfg(test)]
 mod tests;

@@ -164,7 +164,7 @@ pub enum StoreAnswer {
         /// The media id of the caller's recorded name, reused instead of recording.
         name: Option<String>,
         /// The account's callflow for the number, resolved (`super::callflow`).
-        callflow: Option<Box<super::callflow::Node>>,
+        callflow: Option<Box<super::callflow_node::Node>>,
     },
     Found(Vec<(String, ConferenceDoc)>),
 }

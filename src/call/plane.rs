@@ -17,7 +17,7 @@ use crate::media::worker::{Attach, Command, Report};
 use crate::sdp::{MediaPolicy, SdpSession};
 use crate::sip::{Body, CallId, Event, NameAddr, TerminationReason};
 
-use super::callflow::{Next, Walk};
+use super::callflow_node::{Next, Walk};
 use super::dial_order::{Leg, Order};
 use super::live::Live;
 use super::output::{Caller, MediaCommand, Output, SipAction, StoreAnswer};

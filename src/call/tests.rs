@@ -52,7 +52,7 @@ pub(super) struct Harness {
     /// Requests to the focus registry (cluster).
     focus: Vec<FocusRequest>,
     /// Resolved callflows by number, as the shell's store answer carries them.
-    pub(super) callflows: std::collections::HashMap<String, super::callflow::Node>,
+    pub(super) callflows: std::collections::HashMap<String, super::callflow_node::Node>,
 }
 
 impl Harness {

@@ -4,7 +4,6 @@
 
 use super::{Key, Scope, Spec, check_max_items, regex_list, require, strings};
 use crate::conference::validation::{Rule, ValidationErrors, check_schema};
-use crate::store::StoredDocument;
 use serde_json::{Map, Value, json};
 
 /// The modules a flow may name (the bridging modules and the conference).
@@ -41,11 +40,16 @@ pub(super) static SPEC: Spec = Spec {
 };
 
 /// The callflow a dialed number runs: the one whose `numbers` list it, else the first
-/// (in the order given) with a `patterns` regex that matches it.
-pub fn select<'a>(number: &str, callflows: &'a [StoredDocument]) -> Option<&'a StoredDocument> {
-    let listed = |c: &&StoredDocument| strings(&c.doc, "numbers").iter().any(|n| n == number);
-    let matches = |c: &&StoredDocument| {
-        let patterns = c.doc.get("patterns").and_then(Value::as_array);
+/// (in the order given) with a `patterns` regex that matches it. `doc` reads a callflow
+/// document out of whatever holds it.
+pub fn select<'a, D>(
+    number: &str,
+    callflows: &'a [D],
+    doc: fn(&D) -> &Map<String, Value>,
+) -> Option<&'a D> {
+    let listed = |c: &&D| strings(doc(c), "numbers").iter().any(|n| n == number);
+    let matches = |c: &&D| {
+        let patterns = doc(c).get("patterns").and_then(Value::as_array);
         patterns.into_iter().flatten().any(|p| {
             p.as_str()
                 .and_then(|p| regex_list::compile(p).ok())

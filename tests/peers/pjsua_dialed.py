@@ -133,6 +133,16 @@ def levels(paths):
     return result
 
 
+def finish(ep, result, paths):
+    """Stops PJSIP, prints the result with the recordings' tone levels, and exits."""
+    ep.libDestroy()
+    result.update(levels(paths))
+    print(json.dumps(result), flush=True)
+    sys.stdout.flush()
+    # pjsua2's Python objects must not be collected after libDestroy (it asserts).
+    os._exit(0)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
@@ -165,12 +175,7 @@ def main():
         for call in (room, phone.call):
             call.hangup(pj.CallOpParam(True))
         poll_until(ep, lambda: False, 1.0)
-    ep.libDestroy()
-    result.update(levels(paths))
-    print(json.dumps(result), flush=True)
-    sys.stdout.flush()
-    # pjsua2's Python objects must not be collected after libDestroy (it asserts).
-    os._exit(0)
+    finish(ep, result, paths)
 
 
 if __name__ == "__main__":

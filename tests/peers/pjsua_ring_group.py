@@ -10,14 +10,11 @@ Usage: pjsua_ring_group.py --server 127.0.0.1:5060 --number 6000
        --out DIR [--seconds 4] [--caller-codec PCMU/8000]
 """
 import argparse
-import json
-import os
-import sys
 
 import pjsua2 as pj
 
 from pjsua_calls import confirmed
-from pjsua_dialed import caller, levels, play_and_record, poll_until, register, start_endpoint
+from pjsua_dialed import caller, finish, play_and_record, poll_until, register, start_endpoint
 
 
 def main():
@@ -55,12 +52,7 @@ def main():
         call.hangup(pj.CallOpParam(True))
         # The phone's call ends with the caller's: Chorus hangs up the bridge.
         result["phone_hung_up"] = poll_until(ep, lambda: answering.call.disconnected, 5)
-    ep.libDestroy()
-    result.update(levels(paths))
-    print(json.dumps(result), flush=True)
-    sys.stdout.flush()
-    # pjsua2's Python objects must not be collected after libDestroy (it asserts).
-    os._exit(0)
+    finish(ep, result, paths)
 
 
 if __name__ == "__main__":

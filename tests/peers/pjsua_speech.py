@@ -14,9 +14,7 @@ import wave
 
 import pjsua2 as pj
 
-
-def confirmed(call):
-    return call.getInfo().state == pj.PJSIP_INV_STATE_CONFIRMED and call.hasMedia()
+from pjsua_calls import confirmed
 
 
 def main():
