@@ -20,10 +20,13 @@ use crate::documents::{DEFAULT_REALM, Gateway, Kind, Owner, resource_route, sip_
 use crate::registrar::DeviceRef;
 use crate::store::{Store, StoreError, StoredDocument};
 
-use super::callflow_node::Module;
-use super::callflow_targets;
+use super::callflow_node::{Module, Node};
 use super::dial_order::{Contact, Endpoint, MAX_LEGS_PER_ORDER, Ring};
 use crate::sip::DialAuth;
+
+/// The account's callflow for a number, resolved (`super::callflow_targets::resolve`,
+/// given by the caller so that this module and that one do not import each other).
+pub type CallflowOf<'a> = &'a dyn Fn(&str) -> Result<Option<Node>, StoreError>;
 
 /// The endpoints of `args`, each with what it rings.
 pub fn resolve(
@@ -31,6 +34,7 @@ pub fn resolve(
     conf: &ConfRef,
     args: &DialArgs,
     wall: SystemTime,
+    callflow: CallflowOf,
 ) -> Result<Vec<Endpoint>, ServiceError> {
     let account = conf.account.as_str();
     let mut endpoints = Vec::new();
@@ -44,7 +48,7 @@ pub fn resolve(
                 (id.to_string(), inline_device(store, doc, &field, wall)?)
             }
             EndpointSpec::Number(number) => {
-                endpoints.push(number_endpoint(store, account, number, &field, wall)?);
+                endpoints.push(number_endpoint(store, account, number, &field, callflow)?);
                 continue;
             }
         };
@@ -71,9 +75,9 @@ fn number_endpoint(
     account: &str,
     number: &str,
     field: &str,
-    wall: SystemTime,
+    callflow: CallflowOf,
 ) -> Result<Endpoint, ServiceError> {
-    let Some(mut node) = callflow_targets::resolve(store, account, number, wall)? else {
+    let Some(mut node) = callflow(number)? else {
         let contacts = gateways(store, account, number, true)?;
         return Ok(Endpoint::new(number.to_string(), contacts, Ring::Failover));
     };
@@ -344,7 +348,9 @@ mod tests {
             flags: DialFlags::default(),
             outbound_call_id: None,
         };
-        resolve(s, &conf, &args, UNIX_EPOCH)
+        let callflow =
+            |n: &str| crate::call::callflow_targets::resolve(s, &conf.account, n, UNIX_EPOCH);
+        resolve(s, &conf, &args, UNIX_EPOCH, &callflow)
     }
 
     #[test]

@@ -622,7 +622,10 @@ impl Calls {
     /// A dial with its endpoints resolved, and the document and config the conference
     /// opens with if the first answer finds it closed.
     fn dial_order(&self, conf: ConfRef, dial: DialArgs) -> Result<DialOrder, ServiceError> {
-        let endpoints = dial_targets::resolve(&*self.store, &conf, &dial, SystemTime::now())?;
+        let wall = SystemTime::now();
+        let callflow =
+            |number: &str| callflow_targets::resolve(&*self.store, &conf.account, number, wall);
+        let endpoints = dial_targets::resolve(&*self.store, &conf, &dial, wall, &callflow)?;
         let doc = match self.store.get_conference(&conf.account, &conf.id) {
             Ok(c) => c.doc,
             Err(StoreError::NotFound(_)) => adhoc_doc(&conf.id),
