@@ -34,6 +34,40 @@ async fn api(base: std::net::SocketAddr, method: &str, path: &str, body: Value) 
     )
 }
 
+type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+
+/// Runs the PJSUA2 driver tests/peers/`script` with `args`, the 697 Hz and 1209 Hz tone
+/// files after `tone_flags` and a folder for its recordings; its stdout, line by line.
+fn pjsua(script: &str, args: &[&str], tone_flags: [&str; 2]) -> (tokio::process::Child, Lines) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::env::temp_dir().join(format!("chorus-{script}-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let mut child = tokio::process::Command::new("python3")
+        .arg(format!("{root}/tests/peers/{script}"))
+        .args(args)
+        .arg(tone_flags[0])
+        .arg(format!("{root}/fixtures/audio/tone-697-8k.wav"))
+        .arg(tone_flags[1])
+        .arg(format!("{root}/fixtures/audio/tone-1209-8k.wav"))
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// The JSON a driver prints last, before it exits (waiting at most `wait` for each line).
+async fn result_of(lines: &mut Lines, wait: Duration) -> Value {
+    let mut last = String::new();
+    while let Ok(Ok(Some(line))) = tokio::time::timeout(wait, lines.next_line()).await {
+        last = line;
+    }
+    serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {last}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registered_pjsua_phone_is_dialed_into_the_room_and_hears_it() {
     let mut config = support::server_config();
@@ -43,24 +77,10 @@ async fn a_registered_pjsua_phone_is_dialed_into_the_room_and_hears_it() {
     let (_, created) = api(srv.api, "PUT", "/devices", device).await;
     let device_id = created["data"]["id"].as_str().unwrap().to_owned();
 
-    let root = env!("CARGO_MANIFEST_DIR");
-    let out = std::env::temp_dir().join(format!("chorus-dialed-{}", std::process::id()));
-    std::fs::create_dir_all(&out).unwrap();
-    let mut script = tokio::process::Command::new("python3")
-        .arg(format!("{root}/tests/peers/pjsua_dialed.py"))
-        .args(["--server", &srv.sip.to_string(), "--number", "7300"])
-        .args(["--user", "alice", "--password", "wonderland"])
-        .arg("--tone-room")
-        .arg(format!("{root}/fixtures/audio/tone-697-8k.wav"))
-        .arg("--tone-phone")
-        .arg(format!("{root}/fixtures/audio/tone-1209-8k.wav"))
-        .arg("--out")
-        .arg(&out)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("python3 runs");
-    let mut lines = BufReader::new(script.stdout.take().unwrap()).lines();
+    let sip = srv.sip.to_string();
+    let args = ["--server", &sip, "--number", "7300"];
+    let args = [&args[..], &["--user", "alice", "--password", "wonderland"]].concat();
+    let (_script, mut lines) = pjsua("pjsua_dialed.py", &args, ["--tone-room", "--tone-phone"]);
     let ready = async {
         // PJSIP logs its start on stdout.
         while let Some(line) = lines.next_line().await.unwrap() {
@@ -86,13 +106,7 @@ async fn a_registered_pjsua_phone_is_dialed_into_the_room_and_hears_it() {
     assert_eq!(response["endpoint_id"], device_id.as_str());
     assert!(response["call_id"].as_str().is_some_and(|c| !c.is_empty()));
 
-    let mut last = String::new();
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
-    {
-        last = line;
-    }
-    let heard: Value = serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    let heard = result_of(&mut lines, Duration::from_secs(30)).await;
     eprintln!("tone levels heard (dB): {heard}");
     assert_eq!(heard["registered"], true, "{heard}");
     assert_eq!(heard["answered"], true, "{heard}");
@@ -257,31 +271,16 @@ async fn a_callflow_number_rings_a_ring_group_and_bridges_the_first_phone_to_ans
     let (status, created) = api(srv.api, "PUT", "/callflows", callflow).await;
     assert_eq!(status, 201, "{created}");
 
-    let root = env!("CARGO_MANIFEST_DIR");
-    let out = std::env::temp_dir().join(format!("chorus-ring-group-{}", std::process::id()));
-    std::fs::create_dir_all(&out).unwrap();
-    let mut script = tokio::process::Command::new("python3")
-        .arg(format!("{root}/tests/peers/pjsua_ring_group.py"))
-        .args(["--server", &srv.sip.to_string(), "--number", "6000"])
-        .args(["--answer", "alice:wonderland", "--ring", "bob:builder"])
-        .arg("--tone-caller")
-        .arg(format!("{root}/fixtures/audio/tone-697-8k.wav"))
-        .arg("--tone-phone")
-        .arg(format!("{root}/fixtures/audio/tone-1209-8k.wav"))
-        .arg("--out")
-        .arg(&out)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("python3 runs");
-    let mut lines = BufReader::new(script.stdout.take().unwrap()).lines();
-    let mut last = String::new();
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await
-    {
-        last = line;
-    }
-    let heard: Value = serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    let sip = srv.sip.to_string();
+    let args = ["--server", &sip, "--number", "6000"];
+    let args = [
+        &args[..],
+        &["--answer", "alice:wonderland", "--ring", "bob:builder"],
+    ]
+    .concat();
+    let tones = ["--tone-caller", "--tone-phone"];
+    let (_script, mut lines) = pjsua("pjsua_ring_group.py", &args, tones);
+    let heard = result_of(&mut lines, Duration::from_secs(60)).await;
     eprintln!("ring group call (levels in dB): {heard}");
     assert_eq!(heard["registered"], true, "{heard}");
     assert_eq!(heard["answered"], true, "{heard}");

@@ -25,7 +25,7 @@ use super::callflow_node::{BridgeNode, Failure, MAX_VISITS, Module, Next, Node};
 use super::dial_order::{Purpose, quoted};
 use super::live::Live;
 use super::output::{Output, SipAction};
-use super::plane::{Call, CallPlane, Party, Stage};
+use super::plane::{Call, CallPlane, Party};
 
 impl CallPlane {
     /// Runs `node` for unanswered `call`.
@@ -164,20 +164,9 @@ impl CallPlane {
             return self.reject(caller, 500, "Server Internal Error", Vec::new());
         }
         let worker = self.worker_of(&room.id);
-        self.calls.insert(
-            leg,
-            Call {
-                party,
-                acked: true,
-                sdp,
-                worker,
-                rate: 8000,
-                stage: Stage::Member(room.clone()),
-                config: ConferencesConfig::default(),
-                name_file: None,
-                focus: None,
-            },
-        );
+        let config = ConferencesConfig::default();
+        let call = Call::answered_leg(party, sdp, worker, room.clone(), config);
+        self.calls.insert(leg, call);
         self.start_media(leg, neg);
         self.command(leg, Command::Confirm { call: leg.0 });
         self.join_room(leg, &room, now);

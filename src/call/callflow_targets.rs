@@ -355,7 +355,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::registrar::{Binding, DeviceRef};
+    use crate::call::registered_phone::registered_phone;
     use crate::store::{DocumentWrite, SqliteStore};
 
     const ACCOUNT: &str = "a";
@@ -372,22 +372,7 @@ mod tests {
 
     /// Device `id`, registered at 127.0.0.1:`port`.
     fn phone(s: &SqliteStore, id: &str, port: u16, owner: Option<&str>) {
-        let mut doc = json!({"name": id});
-        if let Some(owner) = owner {
-            doc["owner_id"] = json!(owner);
-        }
-        create(s, Kind::Device, id, doc);
-        let binding = Binding {
-            contact: format!("sip:{id}@127.0.0.1:{port}"),
-            expires_at: UNIX_EPOCH + Duration::from_secs(3600),
-            call_id: "r".into(),
-            cseq: 1,
-        };
-        let key = DeviceRef {
-            account: ACCOUNT.into(),
-            id: id.into(),
-        };
-        s.put_bindings(&key, &[binding]).expect("bindings");
+        registered_phone(s, ACCOUNT, id, port, owner);
     }
 
     fn run(s: &SqliteStore, number: &str) -> Option<Node> {

@@ -323,7 +323,7 @@ mod tests {
 
     use super::*;
     use crate::api::service::DialFlags;
-    use crate::registrar::Binding;
+    use crate::call::registered_phone::registered_phone;
     use crate::store::{DocumentWrite, SqliteStore};
 
     fn create(s: &SqliteStore, kind: Kind, id: Option<&str>, body: Value) {
@@ -357,18 +357,7 @@ mod tests {
     fn a_number_rings_its_callflows_ring_group_else_the_carriers() {
         let s = SqliteStore::open(Path::new(":memory:")).expect("open");
         for (id, port) in [("desk", 5070), ("lobby", 5072)] {
-            create(&s, Kind::Device, Some(id), json!({"name": id}));
-            let binding = Binding {
-                contact: format!("sip:{id}@127.0.0.1:{port}"),
-                expires_at: UNIX_EPOCH + Duration::from_secs(3600),
-                call_id: "r".into(),
-                cseq: 1,
-            };
-            let key = DeviceRef {
-                account: "a".into(),
-                id: id.into(),
-            };
-            s.put_bindings(&key, &[binding]).expect("bindings");
+            registered_phone(&s, "a", id, port, None);
         }
         let members = json!([{"id": "desk"}, {"id": "lobby"}]);
         let group =

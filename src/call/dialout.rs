@@ -35,7 +35,7 @@ use super::dial_order::{BridgeNode, Contact, DialOrder, Endpoint, MAX_LEGS_PER_O
 use super::dial_order::{Joining, Leg, LegState, Order, Purpose, Turn};
 use super::dial_order::{Ring, quoted};
 use super::output::{Output, Ports, SipAction};
-use super::plane::{Call, CallPlane, Direction as CallDirection, Party, Stage, is_sdp, sdp_body};
+use super::plane::{Call, CallPlane, Direction as CallDirection, Party, is_sdp, sdp_body};
 
 /// The cause of a leg refused for lack of room (ports, the ringing bound).
 const CONGESTION: &str = "NORMAL_CIRCUIT_CONGESTION";
@@ -349,21 +349,8 @@ impl CallPlane {
             return self.leg_failed(call, "NO_ROUTE_DESTINATION", false, now);
         }
         let worker = self.worker_of(&conf.id);
-        self.calls.insert(
-            call,
-            Call {
-                party,
-                acked: true,
-                sdp,
-                worker,
-                rate: 8000,
-                stage: Stage::Member(conf.clone()),
-                config,
-                name_file: None,
-                // Set by `join` once the conference's claim covers the leg (cluster only).
-                focus: None,
-            },
-        );
+        let leg = Call::answered_leg(party, sdp, worker, conf.clone(), config);
+        self.calls.insert(call, leg);
         self.start_media(call, &neg);
         self.command(call, Command::Confirm { call: call.0 });
         let role = if flags.moderator {

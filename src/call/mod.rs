@@ -38,6 +38,8 @@ pub mod output;
 mod plane;
 mod prefetch;
 mod random;
+#[cfg(test)]
+mod registered_phone;
 mod shell;
 #[cfg(test)]
 mod tests;

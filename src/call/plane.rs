@@ -136,6 +136,30 @@ pub(super) struct Call {
     pub focus: Option<ConfRef>,
 }
 
+impl Call {
+    /// A leg we placed that answered, going into `conf` (a conference, or a bridge's room).
+    pub fn answered_leg(
+        party: Party,
+        sdp: SdpSession,
+        worker: usize,
+        conf: ConfRef,
+        config: ConferencesConfig,
+    ) -> Call {
+        Call {
+            party,
+            acked: true,
+            sdp,
+            worker,
+            rate: 8000,
+            stage: Stage::Member(conf),
+            config,
+            name_file: None,
+            // Set by `join` once the conference's claim covers the leg (cluster only).
+            focus: None,
+        }
+    }
+}
+
 pub(super) enum Stage {
     /// We offered in the 200; the ACK brings the answer.
     AwaitingAnswer(Next),

@@ -258,15 +258,29 @@ pub async fn spawn_with_registrar(
     Ok((handle, events, rx, bound))
 }
 
+/// UDP and TCP on one port. With port 0 the kernel picks the UDP port, and TCP may already
+/// have that one taken by another socket: pick again, a few times.
+async fn bind_both(bind: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
+    let tries = if bind.port() == 0 { 8 } else { 1 };
+    let mut last = None;
+    for _ in 0..tries {
+        let udp = UdpSocket::bind(bind).await?;
+        match TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no port")))
+}
+
 async fn start(
     bind: SocketAddr,
     mut config: EndpointConfig,
     tcp_limits: TcpLimits,
     registers: Option<mpsc::Sender<IncomingRegister>>,
 ) -> io::Result<(SipHandle, mpsc::Receiver<Event>, SocketAddr)> {
-    let udp = UdpSocket::bind(bind).await?;
+    let (udp, tcp) = bind_both(bind).await?;
     let bound = udp.local_addr()?;
-    let tcp = TcpListener::bind(bound).await?;
     for port in [&mut config.udp_port, &mut config.tcp_port] {
         if *port == 0 {
             *port = bound.port();
