@@ -69,18 +69,18 @@ impl CallPlane {
         let Some(number) = self.answering.get(&call).map(|a| a.number.clone()) else {
             return;
         };
-        if let Some((config, _, name_media, Some(node))) = &answer
-            && let Some(a) = self.answering.get_mut(&call)
-        {
+        if let Some((config, _, name_media, Some(node))) = answer {
             tracing::info!(%number, "callflow");
-            a.walk = Some(Walk {
-                visited: 0,
-                children: Vec::new(),
-                ringing: false,
-                config: config.clone(),
-                name_media: name_media.clone(),
-            });
-            return self.run_node(call, (**node).clone(), now);
+            if let Some(a) = self.answering.get_mut(&call) {
+                a.walk = Some(Walk {
+                    visited: 0,
+                    children: Vec::new(),
+                    ringing: false,
+                    config,
+                    name_media,
+                });
+            }
+            return self.run_node(call, *node, now);
         }
         let setup = answer.and_then(|(config, found, name, _)| {
             let mut setup = self.route(&number, config, found)?;

@@ -196,6 +196,7 @@ pub(super) enum Purpose {
 }
 
 /// The conference a `dial` order's legs join.
+#[derive(Clone)]
 pub(super) struct Joining {
     pub conf: ConfRef,
     pub doc: ConferenceDoc,

@@ -138,11 +138,8 @@ impl CallPlane {
         if let (Some(callflow), Purpose::Conference(j)) = (endpoint.callflow, &o.purpose) {
             // Its callflow's branches ring as an order of their own (see `Joining::within`).
             let purpose = Purpose::Conference(Box::new(Joining {
-                conf: j.conf.clone(),
-                doc: j.doc.clone(),
-                config: j.config.clone(),
-                flags: j.flags,
                 within: Some((order, i)),
+                ..(**j).clone()
             }));
             let (from, BridgeNode { endpoints, plan }) = (o.from.clone(), *callflow);
             self.start_order(purpose, from, endpoints, plan, call_id, now);

@@ -249,7 +249,7 @@ impl CallPlane {
             looping,
             language: live.profile.language.clone(),
             account: id.account.clone(),
-            voice: live.profile.other.get("tts-voice").cloned(),
+            voice: live.profile.tts_voice().map(str::to_string),
             rate: live.profile.mixer.rate(),
         };
         let worker = live.worker;
@@ -308,7 +308,7 @@ impl CallPlane {
             looping: None,
             language: live.profile.language.clone(),
             account: id.account.clone(),
-            voice: live.profile.other.get("tts-voice").cloned(),
+            voice: live.profile.tts_voice().map(str::to_string),
             rate: live.profile.mixer.rate(),
         };
         let worker = live.worker;

@@ -674,7 +674,7 @@ impl Calls {
         let scope = Scope {
             language: &profile.language,
             account: &conf.account,
-            voice: profile.other.get("tts-voice").map(String::as_str),
+            voice: profile.tts_voice(),
         };
         match self.sounds.resolve(media, scope) {
             Ok(Some(_)) => Ok(()),
@@ -725,7 +725,6 @@ impl Calls {
     }
 }
 
-/// The next message of a channel that may be absent (then never).
 /// A leg's gateway address, or why it has none.
 type Resolved = (CallId, Result<SocketAddr, String>);
 
@@ -741,6 +740,7 @@ async fn resolve_host(host: &str, port: u16, limit: Duration) -> Result<SocketAd
     }
 }
 
+/// The next message of a channel that may be absent (then never).
 async fn recv_some<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,

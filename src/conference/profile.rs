@@ -154,6 +154,11 @@ fn builtin(name: &str) -> ResolvedProfile {
 }
 
 impl ResolvedProfile {
+    /// The voice `tts://` media in the room speak in (`tts-voice`), if the profile names one.
+    pub fn tts_voice(&self) -> Option<&str> {
+        self.other.get("tts-voice").map(String::as_str)
+    }
+
     /// `conference-flags` has `wait-mod` (the doc's `wait_for_moderator` adds it).
     pub fn waits_for_moderator(&self) -> bool {
         self.conference_flags.iter().any(|f| f == "wait-mod")
