@@ -166,13 +166,14 @@ async fn dial_errors_name_the_endpoint() {
     srv.stop().await;
 }
 
-/// A SIPp UAS on a free loopback port, answering one call with `scenario`.
+/// A SIPp UAS on a free loopback port, answering one call with `scenario` over UDP.
 fn sipp_uas(scenario: &str, media_port: u16) -> (u16, std::process::Child) {
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    sipp_uas_over("u1", scenario, media_port)
+}
+
+/// The same over SIPp's `transport` (`u1` UDP, `t1` TCP).
+fn sipp_uas_over(transport: &str, scenario: &str, media_port: u16) -> (u16, std::process::Child) {
+    let port = free_tcp_port();
     let root = env!("CARGO_MANIFEST_DIR");
     let dir = std::env::temp_dir().join(format!("chorus-uas-{}", support::unique_token()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -181,6 +182,7 @@ fn sipp_uas(scenario: &str, media_port: u16) -> (u16, std::process::Child) {
         .arg("-sf")
         .arg(format!("{root}/fixtures/sipp/{scenario}"))
         .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
+        .args(["-t", transport])
         .args(["-mi", "127.0.0.1", "-mp", &media_port.to_string()])
         .args(["-nostdin", "-timeout", "30s"])
         .stdout(Stdio::null())
@@ -188,6 +190,12 @@ fn sipp_uas(scenario: &str, media_port: u16) -> (u16, std::process::Child) {
         .spawn()
         .expect("sipp runs (bash scripts/install-deps --test)");
     (port, child)
+}
+
+/// A port free for TCP (and, in practice, UDP) that nothing listens on.
+fn free_tcp_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,5 +347,43 @@ async fn a_gateway_named_localhost_is_resolved_after_one_that_does_not_resolve()
         .await
         .unwrap();
     assert!(passed, "the trunk named localhost took the call");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_gateway_that_refuses_fails_over_to_a_tcp_trunk_with_digest_auth() {
+    let mut config = support::server_config();
+    config.rtp.ports = PortRange(44000..=44999);
+    let srv = chorus::server::start(config).await.unwrap();
+    let refusing = free_tcp_port();
+    let (trunk, mut sipp) = sipp_uas_over("t1", "uas_trunk_auth.xml", 26400);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let resource = json!({
+        "name": "tcp carrier",
+        "rules": ["^\\+?(\\d{7,15})$"],
+        "gateways": [
+            {"server": "127.0.0.1", "port": refusing, "transport": "tcp"},
+            {"server": "localhost", "port": trunk, "prefix": "9", "transport": "tcp",
+             "username": "trunkuser", "password": "trunkpass"},
+        ],
+    });
+    let (status, created) = api(srv.api, "PUT", "/resources", resource).await;
+    assert_eq!(status, 201, "{created}");
+
+    let dial = json!({"action": "dial", "data": {"endpoints": ["+14155550000"]}});
+    let (status, answer) = api(srv.api, "PUT", "/conferences/tcproom", dial).await;
+    assert_eq!(status, 202, "{answer}");
+    let response = &answer["data"]["endpoint_responses"][0];
+    assert_eq!(response["status"], "success", "{answer}");
+
+    let kick = json!({"action": "kick"});
+    api(srv.api, "PUT", "/conferences/tcproom/participants", kick).await;
+    let passed = tokio::task::spawn_blocking(move || sipp.wait().unwrap().success())
+        .await
+        .unwrap();
+    assert!(
+        passed,
+        "the TCP trunk took the call, with auth, and saw our BYE"
+    );
     srv.stop().await;
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chorus::sip::{
-    self, Body, Dial, EndpointConfig, Event, SipHandle, TerminationReason, Timers, Transport,
+    self, Body, Dial, EndpointConfig, Event, Protocol, SipHandle, TerminationReason, Timers,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -217,13 +217,32 @@ async fn sipp_uac_calls_complete_over_tcp() {
     sipp_uac_calls_complete("t1").await;
 }
 
-/// SIPp's built-in callee (180, 200, waits for our BYE) answering a call we place.
-#[tokio::test]
-async fn dial_out_to_sipp_uas() {
+fn dial(to_addr: SocketAddr, protocol: Protocol) -> Dial {
+    Dial {
+        target: format!("sip:service@{to_addr}"),
+        to_addr,
+        protocol,
+        from: "<sip:conf@127.0.0.1>".into(),
+        to: None,
+        headers: vec![],
+        body: Some(sdp()),
+        call: None,
+        call_id: None,
+        auth: None,
+    }
+}
+
+/// SIPp's built-in callee (180, 200, waits for our BYE) answering a call we place over
+/// `protocol` (SIPp's `-t u1` or `t1`).
+async fn dial_out_to_sipp_uas(protocol: Protocol) {
     let (handle, mut events, _server) = start().await;
     let port = {
         let probe = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         probe.local_addr().expect("addr").port()
+    };
+    let sipp_transport = match protocol {
+        Protocol::Udp => "u1",
+        Protocol::Tcp => "t1",
     };
     let mut sipp = tokio::process::Command::new("sipp")
         .args([
@@ -235,6 +254,8 @@ async fn dial_out_to_sipp_uas() {
             &port.to_string(),
             "-m",
             "1",
+            "-t",
+            sipp_transport,
         ])
         .args(["-nostdin", "-timeout", "20s", "-timeout_error"])
         .stdin(std::process::Stdio::null())
@@ -245,19 +266,10 @@ async fn dial_out_to_sipp_uas() {
         .expect("sipp runs (apt-get install sip-tester)");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let to_addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let dial = Dial {
-        target: format!("sip:service@{to_addr}"),
-        to_addr,
-        transport: Transport::Udp,
-        from: "<sip:conf@127.0.0.1>".into(),
-        to: None,
-        headers: vec![],
-        body: Some(sdp()),
-        call: None,
-        call_id: None,
-        auth: None,
-    };
-    let call = handle.invite(dial).await.expect("invite");
+    let call = handle
+        .invite(dial(to_addr, protocol))
+        .await
+        .expect("invite");
     loop {
         match next_event(&mut events).await {
             Event::Progress { call: c, .. } => assert_eq!(c, call),
@@ -283,6 +295,39 @@ async fn dial_out_to_sipp_uas() {
     assert!(
         status.success(),
         "sipp uas reported a failed call: {status}"
+    );
+}
+
+#[tokio::test]
+async fn dial_out_to_sipp_uas_over_udp() {
+    dial_out_to_sipp_uas(Protocol::Udp).await;
+}
+
+#[tokio::test]
+async fn dial_out_to_sipp_uas_over_tcp() {
+    dial_out_to_sipp_uas(Protocol::Tcp).await;
+}
+
+/// A callee whose TCP port refuses: the call ends at once instead of ringing out Timer B.
+#[tokio::test]
+async fn a_tcp_dial_out_to_a_closed_port_ends_the_call() {
+    let (handle, mut events, _server) = start().await;
+    let to_addr = {
+        let probe = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        probe.local_addr().expect("addr")
+    };
+    let call = handle
+        .invite(dial(to_addr, Protocol::Tcp))
+        .await
+        .expect("invite");
+    assert_eq!(
+        next_event(&mut events).await,
+        Event::Terminated {
+            call,
+            reason: TerminationReason::TransportClosed
+        }
     );
 }
 

@@ -10,7 +10,7 @@ use crate::conference::document::ConferenceDoc;
 use crate::conference::settings::ConferencesConfig;
 use crate::conference::{profile, profile_keys};
 use crate::sdp::SdpSession;
-use crate::sip::{CallId, DialAuth};
+use crate::sip::{CallId, DialAuth, Protocol};
 
 /// A display name as a quoted string (RFC 3261 §25.1: `"` and `\` escaped).
 pub fn quoted(name: &str) -> String {
@@ -131,6 +131,7 @@ pub struct Contact {
     /// A gateway named by DNS: the shell resolves it when the leg is placed
     /// ([`super::output::Output::Resolve`]), off the plane; `addr` holds its port until then.
     pub host: Option<String>,
+    pub protocol: Protocol,
 }
 
 /// A leg placed for an order, until it joined or failed.

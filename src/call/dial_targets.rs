@@ -22,7 +22,7 @@ use crate::store::{Store, StoreError, StoredDocument};
 
 use super::callflow_node::{Module, Node};
 use super::dial_order::{Contact, Endpoint, MAX_LEGS_PER_ORDER, Ring};
-use crate::sip::DialAuth;
+use crate::sip::{DialAuth, Protocol};
 
 /// The account's callflow for a number, resolved (`super::callflow_targets::resolve`,
 /// given by the caller so that this module and that one do not import each other).
@@ -230,53 +230,83 @@ pub(super) fn gateways(
     Ok(contacts.take(MAX_LEGS_PER_ORDER).collect())
 }
 
-/// `sip:{prefix}{number}{suffix}@{server}:{port}` over UDP, with the gateway's
-/// credentials; `None` (skipped, logged) for TCP/TLS or a server that is not an IP address.
+/// `sip:{prefix}{number}{suffix}@{server}:{port}` (`;transport=tcp` for a TCP gateway),
+/// with the gateway's credentials; `None` (skipped, logged) for TLS or a prefix or suffix
+/// that would not sit in a URI.
 fn gateway_contact(g: &Gateway, number: &str) -> Option<Contact> {
+    let tcp = g.transport.eq_ignore_ascii_case("tcp");
     let uri = format!(
-        "sip:{}{number}{}@{}:{}",
-        g.prefix, g.suffix, g.server, g.port
+        "sip:{}{number}{}@{}:{}{}",
+        g.prefix,
+        g.suffix,
+        g.server,
+        g.port,
+        if tcp { ";transport=tcp" } else { "" }
     );
     // The prefix and suffix land in our Request-URI: URI user characters only.
     let user_safe = |s: &str| {
         s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "+-_.*#".contains(c))
     };
-    let reachable =
-        g.transport.eq_ignore_ascii_case("udp") && user_safe(&g.prefix) && user_safe(&g.suffix);
-    // A host name is resolved by the shell when the leg is placed.
-    let named = host_name(&g.server).then(|| SocketAddr::from(([0, 0, 0, 0], g.port)));
-    let Some(addr) = uri_addr(&uri).or(named).filter(|_| reachable) else {
-        tracing::warn!(server = %g.server, transport = %g.transport, "gateway skipped: UDP, URI-safe prefix and suffix only");
+    let reachable = (tcp || g.transport.eq_ignore_ascii_case("udp"))
+        && user_safe(&g.prefix)
+        && user_safe(&g.suffix);
+    let Some(mut contact) = locate(&uri).filter(|_| reachable) else {
+        tracing::warn!(server = %g.server, transport = %g.transport, "gateway skipped: UDP or TCP, URI-safe prefix and suffix only");
         return None;
     };
-    let host = named.map(|_| g.server.clone());
-    let auth = (!g.username.is_empty()).then(|| DialAuth {
+    contact.auth = (!g.username.is_empty()).then(|| DialAuth {
         username: g.username.clone(),
         password: g.password.clone(),
     });
-    Some(Contact {
-        uri,
-        addr,
-        auth,
-        host,
-    })
+    Some(contact)
 }
 
-/// Where `uri` (`sip:user@ip[:port][;params]`) rings: UDP to the IP and port (5060).
+/// Where `uri` rings (see [`locate`]), or a validation error naming `field`.
 pub fn contact(uri: &str, field: &str) -> Result<Contact, ServiceError> {
-    let addr = uri_addr(uri).ok_or_else(|| {
+    locate(uri).ok_or_else(|| {
         invalid(
             field,
             "format",
-            json!({"message": "Not a sip: URI with an IP address host", "value": uri}),
+            json!({"message": "Not a sip: URI with a host, over UDP or TCP", "value": uri}),
         )
-    })?;
-    Ok(Contact {
+    })
+}
+
+/// `sip:user@host[:port][;transport=udp|tcp]`: an IP address, or a DNS name the shell
+/// resolves when the leg is placed ([`super::output::Output::Resolve`]; `addr` holds the
+/// port until then); port 5060 when none is given.
+fn locate(uri: &str) -> Option<Contact> {
+    let rest = uri.strip_prefix("sip:")?;
+    let rest = rest.split('?').next()?;
+    let mut parts = rest.split(';');
+    let hostport = parts.next()?;
+    let hostport = hostport.rsplit_once('@').map_or(hostport, |(_, h)| h);
+    let transport = parts
+        .filter_map(|p| p.split_once('='))
+        .find(|(name, _)| name.eq_ignore_ascii_case("transport"))
+        .map(|(_, value)| value);
+    let protocol = match transport {
+        None => Protocol::Udp,
+        Some(t) if t.eq_ignore_ascii_case("udp") => Protocol::Udp,
+        Some(t) if t.eq_ignore_ascii_case("tcp") => Protocol::Tcp,
+        Some(_) => return None,
+    };
+    let (host, port) = split_host_port(hostport)?;
+    let (addr, host) = match host.parse::<IpAddr>() {
+        Ok(ip) => (SocketAddr::new(ip, port), None),
+        Err(_) if host_name(host) => (
+            SocketAddr::from(([0, 0, 0, 0], port)),
+            Some(host.to_string()),
+        ),
+        Err(_) => return None,
+    };
+    Some(Contact {
         uri: uri.to_string(),
         addr,
         auth: None,
-        host: None,
+        host,
+        protocol,
     })
 }
 
@@ -289,25 +319,19 @@ fn host_name(server: &str) -> bool {
         && server.chars().any(|c| c.is_ascii_alphabetic())
 }
 
-fn uri_addr(uri: &str) -> Option<SocketAddr> {
-    let rest = uri.strip_prefix("sip:")?;
-    let rest = rest.split([';', '?']).next()?;
-    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    if let Some(v6) = hostport.strip_prefix('[') {
-        let (ip, after) = v6.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => 5060,
-            None => return None,
-        };
-        return Some(SocketAddr::new(ip.parse().ok()?, port));
-    }
-    let (host, port) = match hostport.split_once(':') {
-        Some((h, p)) => (h, p.parse().ok()?),
-        None => (hostport, 5060),
+/// `host[:port]` or `[v6][:port]`, the port 5060 when absent.
+fn split_host_port(hostport: &str) -> Option<(&str, u16)> {
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']')? {
+            (ip, "") => (ip, None),
+            (ip, after) => (ip, Some(after.strip_prefix(':')?)),
+        },
+        None => match hostport.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        },
     };
-    let ip: IpAddr = host.parse().ok()?;
-    Some(SocketAddr::new(ip, port))
+    Some((host, port.map_or(Some(5060), |p| p.parse().ok())?))
 }
 
 fn invalid(field: &str, rule: &str, detail: Value) -> ServiceError {
@@ -405,16 +429,30 @@ mod tests {
     }
 
     #[test]
-    fn contacts_need_an_ip_host_and_default_to_5060() {
-        let at = |u| uri_addr(u).map(|a| a.to_string());
+    fn contacts_name_a_host_a_port_or_5060_and_udp_or_tcp() {
+        let at = |u| locate(u).map(|c| (c.addr.to_string(), c.host, c.protocol));
+        let ip = |a: &str, p| Some((a.to_string(), None, p));
         assert_eq!(
-            at("sip:1001@127.0.0.1:5062;transport=udp").as_deref(),
-            Some("127.0.0.1:5062")
+            at("sip:1001@127.0.0.1:5062;transport=udp"),
+            ip("127.0.0.1:5062", Protocol::Udp)
         );
-        assert_eq!(at("sip:bob@10.0.0.2").as_deref(), Some("10.0.0.2:5060"));
-        assert_eq!(at("sip:bob@[::1]:5070").as_deref(), Some("[::1]:5070"));
-        assert_eq!(at("sip:bob@example.com"), None);
+        assert_eq!(at("sip:bob@10.0.0.2"), ip("10.0.0.2:5060", Protocol::Udp));
+        assert_eq!(at("sip:bob@[::1]:5070"), ip("[::1]:5070", Protocol::Udp));
+        assert_eq!(at("sip:bob@[::1]"), ip("[::1]:5060", Protocol::Udp));
+        assert_eq!(
+            at("sip:bob@10.0.0.2;lr;Transport=TCP?X-A=1"),
+            ip("10.0.0.2:5060", Protocol::Tcp)
+        );
+        let named = Some((
+            "0.0.0.0:5080".into(),
+            Some("pbx.example.com".into()),
+            Protocol::Tcp,
+        ));
+        assert_eq!(at("sip:bob@pbx.example.com:5080;transport=tcp"), named);
+        assert_eq!(at("sip:bob@10.0.0.2;transport=tls"), None);
+        assert_eq!(at("sip:bob@[::1]x"), None);
         assert_eq!(at("sip:bob@127.0.0.1:x"), None);
+        assert_eq!(at("sip:bob@bad_host"), None);
         assert_eq!(at("tel:+1555"), None);
     }
 }

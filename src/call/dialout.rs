@@ -28,7 +28,7 @@ use crate::conference::flow::join_decision;
 use crate::conference::vocabulary::Role;
 use crate::media::worker::Command;
 use crate::sdp::{Direction, SdpSession};
-use crate::sip::{Body, CallId, Dial, NameAddr, Transport};
+use crate::sip::{Body, CallId, Dial, NameAddr};
 
 use super::callflow_node::Failure;
 use super::dial_order::{BridgeNode, Contact, DialOrder, Endpoint, MAX_LEGS_PER_ORDER, Plan};
@@ -273,7 +273,7 @@ impl CallPlane {
         let dial = Dial {
             target: leg.contact.uri.clone(),
             to_addr: leg.contact.addr,
-            transport: Transport::Udp,
+            protocol: leg.contact.protocol,
             from,
             to: None,
             headers: Vec::new(),

@@ -14,7 +14,7 @@ use crate::api::events::EventName;
 use crate::api::service::{ConfRef, DialFlags, EndpointResponse};
 use crate::conference::document::ConferenceDoc;
 use crate::conference::settings::ConferencesConfig;
-use crate::sip::{Body, CallId, Dial, Event};
+use crate::sip::{Body, CallId, Dial, Event, Protocol};
 
 const ANSWER: &str = "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                       m=audio 30002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n";
@@ -32,6 +32,7 @@ pub(super) fn contact(port: u16) -> Contact {
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         auth: None,
         host: None,
+        protocol: Protocol::Udp,
     }
 }
 

@@ -9,7 +9,7 @@ fn dial() -> Dial {
     Dial {
         target: "sip:bob@127.0.0.1:5070".into(),
         to_addr: peer(),
-        transport: Transport::Udp,
+        protocol: Protocol::Udp,
         from: "\"Conference\" <sip:conf@127.0.0.1>".into(),
         to: None,
         headers: vec![("X-Room".into(), "7".into())],
@@ -333,4 +333,49 @@ fn an_application_chosen_handle_and_call_id_are_used() {
     assert_eq!(h.ep.invite(h.now, d), chosen);
     let invite = h.out().pop().expect("INVITE");
     assert_eq!(header(&invite, "Call-ID"), "kazoo-leg-1");
+}
+
+#[test]
+fn a_tcp_dial_out_opens_one_connection_per_peer_and_fails_its_calls_when_it_closes() {
+    let mut h = Harness::new();
+    let tcp = || Dial {
+        protocol: Protocol::Tcp,
+        ..dial()
+    };
+    let first = h.ep.invite(h.now, tcp());
+    let (conn, to) = h.ep.poll_connect().expect("a connection to open");
+    assert_eq!(to, peer());
+    let sent = h.ep.poll_transmit().expect("INVITE");
+    assert_eq!(sent.transport, Transport::Tcp(conn));
+    let invite = String::from_utf8_lossy(&sent.bytes).into_owned();
+    assert!(header(&invite, "Via").starts_with("SIP/2.0/TCP 127.0.0.1:5060;"));
+    assert!(header(&invite, "Contact").ends_with(";transport=tcp>"));
+    // A second call to the same peer shares the connection; no timer retransmits over TCP.
+    let second = h.ep.invite(h.now, tcp());
+    assert_eq!(h.ep.poll_connect(), None);
+    assert_eq!(
+        h.ep.poll_transmit().map(|t| t.transport),
+        Some(Transport::Tcp(conn))
+    );
+    let resent = h.run_until(h.now + Duration::from_secs(4));
+    assert!(resent.is_empty(), "{resent:?}");
+    // The connection fails (refused, or closed by the peer): both calls end, and the next
+    // call opens a new one.
+    h.ep.handle_transport_closed(h.now, conn);
+    let ended: Vec<_> = h
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Terminated {
+                call,
+                reason: TerminationReason::TransportClosed,
+            } => Some(call),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended.len(), 2);
+    assert!(ended.contains(&first) && ended.contains(&second));
+    h.ep.invite(h.now, tcp());
+    let (again, _) = h.ep.poll_connect().expect("a new connection");
+    assert_ne!(again, conn);
 }

@@ -152,6 +152,9 @@ pub struct Endpoint {
     calls: HashMap<CallId, Call>,
     dialogs: HashMap<DialogKey, CallId>,
     transmits: VecDeque<Transmit>,
+    /// Our TCP connections to peers, by their address, and those not yet handed out.
+    outbound: HashMap<SocketAddr, ConnId>,
+    connects: VecDeque<(ConnId, SocketAddr)>,
     events: VecDeque<Event>,
     registers: VecDeque<IncomingRegister>,
     awaiting_registers: HashMap<RegisterId, TxKey>,
@@ -180,6 +183,8 @@ impl Endpoint {
             calls: HashMap::new(),
             dialogs: HashMap::new(),
             transmits: VecDeque::new(),
+            outbound: HashMap::new(),
+            connects: VecDeque::new(),
             events: VecDeque::new(),
             registers: VecDeque::new(),
             awaiting_registers: HashMap::new(),

@@ -60,7 +60,7 @@ mod torture_tests;
 
 pub use endpoint::{
     CallId, ConnId, Dial, DialAuth, DialInAuth, Endpoint, EndpointConfig, Event, IncomingRegister,
-    RegisterId, RequestId, SipError, TerminationReason, Transmit, Transport,
+    Protocol, RegisterId, RequestId, SipError, TerminationReason, Transmit, Transport,
 };
 pub use framer::{FrameError, Framer};
 pub use message::{Body, NameAddr};

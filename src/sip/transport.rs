@@ -49,6 +49,8 @@ pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 /// Bytes a TCP reader takes from the socket at a time.
 const READ_CHUNK: usize = 4096;
+/// A connection we open to place a call: connected within this, or its calls fail.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Reply<T> = oneshot::Sender<Result<T, SipError>>;
 
@@ -310,6 +312,8 @@ async fn start(
 
 /// What the per-connection tasks report.
 enum ConnInput {
+    /// A connection we opened is up: its writer runs, the driver starts its reader.
+    Connected(ConnId, OwnedReadHalf),
     Message(ConnId, SocketAddr, Vec<u8>),
     /// Nothing arrived for the idle timeout.
     Idle(ConnId),
@@ -339,6 +343,7 @@ struct Conn {
     /// Bytes handed to the writer and not yet written: at most [`WRITE_QUEUE_MAX`].
     queued: Arc<AtomicUsize>,
     peer: SocketAddr,
+    /// Stops the reader, or the connect of a connection we open.
     reader: AbortHandle,
 }
 
@@ -409,6 +414,7 @@ impl Driver {
                 },
                 () = sleep_until_some(paused), if paused.is_some() => self.accept_paused = None,
                 Some(input) = conn_rx.recv(), if room => match input {
+                    ConnInput::Connected(conn, read) => self.connected(conn, read),
                     ConnInput::Message(conn, from, bytes) => {
                         self.endpoint.handle_input(Instant::now(), from, Transport::Tcp(conn), &bytes)
                     }
@@ -439,6 +445,10 @@ impl Driver {
     }
 
     async fn flush(&mut self) {
+        // Before the transmits: some go to these connections.
+        while let Some((conn, to)) = self.endpoint.poll_connect() {
+            self.connect(conn, to);
+        }
         while let Some(r) = self.endpoint.poll_register() {
             let id = r.id;
             let queued = self
@@ -560,17 +570,9 @@ impl Driver {
         let (read, write) = stream.into_split();
         let queued = Arc::new(AtomicUsize::new(0));
         let (writer, queue) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(read_conn(
-            conn,
-            peer,
-            read,
-            self.conn_tx.clone(),
-            self.timeouts,
-            queued.clone(),
-        ));
+        let reader = self.spawn_reader(conn, peer, read, &queued);
         let (done, out) = (queued.clone(), self.conn_tx.clone());
         tokio::spawn(write_conn(conn, write, queue, done, out));
-        let reader = reader.abort_handle();
         self.conns.insert(
             conn,
             Conn {
@@ -580,6 +582,50 @@ impl Driver {
                 reader,
             },
         );
+    }
+
+    fn spawn_reader(
+        &self,
+        conn: ConnId,
+        peer: SocketAddr,
+        read: OwnedReadHalf,
+        queued: &Arc<AtomicUsize>,
+    ) -> AbortHandle {
+        let out = self.conn_tx.clone();
+        let reader = read_conn(conn, peer, read, out, self.timeouts, queued.clone());
+        tokio::spawn(reader).abort_handle()
+    }
+
+    /// Opens the connection the endpoint asked for, under the same caps as accepted ones;
+    /// what the endpoint sends meanwhile waits in its write queue.
+    fn connect(&mut self, conn: ConnId, to: SocketAddr) {
+        if let Err(why) = self.connections.open(to.ip()) {
+            tracing::warn!(%to, "tcp connection not opened: {why}");
+            self.endpoint.handle_transport_closed(Instant::now(), conn);
+            return;
+        }
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (writer, queue) = mpsc::unbounded_channel();
+        let (done, out) = (queued.clone(), self.conn_tx.clone());
+        let task = tokio::spawn(dial_conn(conn, to, queue, done, out));
+        let conn_state = Conn {
+            writer,
+            queued,
+            peer: to,
+            reader: task.abort_handle(),
+        };
+        self.conns.insert(conn, conn_state);
+    }
+
+    fn connected(&mut self, conn: ConnId, read: OwnedReadHalf) {
+        let Some((peer, queued)) = self.conns.get(&conn).map(|c| (c.peer, c.queued.clone())) else {
+            return;
+        };
+        let reader = self.spawn_reader(conn, peer, read, &queued);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            // The connect task goes on as the writer; `close` now stops the reader.
+            c.reader = reader;
+        }
     }
 
     /// Out of file descriptors (or memory), accept fails at once for as long as a connection
@@ -717,6 +763,33 @@ fn read_into(read: &OwnedReadHalf, framer: &mut Framer) -> io::Result<usize> {
     let n = read.try_read(&mut chunk)?;
     framer.push(&chunk[..n]);
     Ok(n)
+}
+
+/// Connects within [`CONNECT_TIMEOUT`], hands the read half to the driver and writes.
+async fn dial_conn(
+    conn: ConnId,
+    to: SocketAddr,
+    queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+    out: mpsc::Sender<ConnInput>,
+) {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to)).await {
+        Ok(Ok(stream)) => stream,
+        failed => {
+            let why = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer in {CONNECT_TIMEOUT:?}"),
+            };
+            tracing::info!(%to, "tcp connect failed: {why}");
+            let _ = out.send(ConnInput::Closed(conn, None)).await;
+            return;
+        }
+    };
+    let (read, write) = stream.into_split();
+    if out.send(ConnInput::Connected(conn, read)).await.is_err() {
+        return;
+    }
+    write_conn(conn, write, queue, queued, out).await;
 }
 
 async fn write_conn(

@@ -7,9 +7,23 @@ use crate::sip::digest::Algorithm;
 use crate::sip::message::{Body, NameAddr};
 use crate::sip::transaction::Timers;
 
-/// An accepted TCP connection, numbered by the transport.
+/// A TCP connection: accepted ones are numbered by the transport from 1, the ones the
+/// endpoint asks for ([`crate::sip::Endpoint::poll_connect`]) carry [`ConnId::OUTBOUND_BIT`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnId(pub u64);
+
+impl ConnId {
+    pub const OUTBOUND_BIT: u64 = 1 << 62;
+}
+
+/// The transport a call we place asks for ([`crate::sip::Dial::protocol`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Protocol {
+    #[default]
+    Udp,
+    /// Over the endpoint's connection to the callee's address, opened when there is none.
+    Tcp,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {

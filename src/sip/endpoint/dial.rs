@@ -13,7 +13,7 @@ pub struct Dial {
     pub target: String,
     /// Where to send it: resolving the target is the application's business.
     pub to_addr: SocketAddr,
-    pub transport: Transport,
+    pub protocol: Protocol,
     /// Our From without tag, e.g. `"Conference 42" <sip:42@chorus.example>`.
     pub from: String,
     /// Their To; `<target>` when `None`.
@@ -77,7 +77,8 @@ impl Endpoint {
             .call
             .filter(|c| c.0 & CallId::APP_BIT != 0)
             .unwrap_or_else(|| CallId(self.fresh_id()));
-        let (via, _) = self.new_via(dial.transport);
+        let transport = self.transport_to(dial.to_addr, dial.protocol);
+        let (via, _) = self.new_via(transport);
         let call_id = match dial.call_id {
             Some(id) => id,
             None => format!("{}@{}", self.fresh_token(), self.config.contact_host),
@@ -93,10 +94,10 @@ impl Endpoint {
         };
         let peer = Peer {
             addr: dial.to_addr,
-            transport: dial.transport,
+            transport,
         };
         let mut headers = vec![
-            ("Contact".to_string(), self.contact(dial.transport)),
+            ("Contact".to_string(), self.contact(transport)),
             ("Allow".to_string(), ALLOW.to_string()),
             ("User-Agent".to_string(), self.config.user_agent.clone()),
         ];
@@ -337,7 +338,32 @@ impl Endpoint {
     }
 
     /// Dial-outs still waiting on a closed connection fail.
+    /// UDP, or our TCP connection to `addr`: an open one is reused (RFC 3261 §18.1.1), else
+    /// a new one is asked of the transport ([`Self::poll_connect`]) and used at once (the
+    /// transport queues what is sent on it until it connects, or reports it closed).
+    fn transport_to(&mut self, addr: SocketAddr, protocol: Protocol) -> Transport {
+        if protocol == Protocol::Udp {
+            return Transport::Udp;
+        }
+        if let Some(conn) = self.outbound.get(&addr) {
+            return Transport::Tcp(*conn);
+        }
+        let conn = ConnId(ConnId::OUTBOUND_BIT | self.fresh_id());
+        self.outbound.insert(addr, conn);
+        self.connects.push_back((conn, addr));
+        Transport::Tcp(conn)
+    }
+
+    /// A TCP connection to open (see [`Self::transport_to`]); the transport reports its end
+    /// with [`Self::handle_transport_closed`], a failed connect included.
+    pub fn poll_connect(&mut self) -> Option<(ConnId, SocketAddr)> {
+        self.connects.pop_front()
+    }
+
     pub(super) fn close_outgoing(&mut self, gone: Transport) {
+        if let Transport::Tcp(conn) = gone {
+            self.outbound.retain(|_, c| *c != conn);
+        }
         let calls: Vec<(String, CallId, bool)> = self
             .outgoing
             .iter()
