@@ -20,7 +20,7 @@ use crate::store::{Store, StoreError, StoredDocument};
 
 use super::callflow_node::{BridgeNode, ConferenceNode, Failure, MAX_VISITS, Module, Node};
 use super::dial_order::{Endpoint, MAX_LEGS_PER_ORDER, Plan, Ring};
-use super::dial_targets::{device_contacts, gateways};
+use super::dial_targets::{device_endpoint, gateways};
 
 /// Nodes resolved per call.
 pub const MAX_NODES: u32 = MAX_VISITS;
@@ -108,7 +108,7 @@ impl Resolver<'_> {
                 "conference" => self.conference(data)?,
                 kind @ ("device" | "user") => {
                     let timeout = seconds(data, "timeout", DEFAULT_TIMEOUT);
-                    let mut branches = Branches::default();
+                    let mut branches = Branches::new(true);
                     self.expand(kind, text(data, "id"), 0, &Timing::default(), &mut branches)?;
                     bridge(branches.endpoints, Plan::once(timeout))
                 }
@@ -177,7 +177,8 @@ impl Resolver<'_> {
     /// `ring_group`: its `endpoints` (devices, users, groups) expanded to devices, rung
     /// by `strategy` (`simultaneous`, `single`, `weighted_random`), `repeats` rounds.
     fn ring_group(&self, data: &Map<String, Value>) -> Result<Module, StoreError> {
-        let mut branches = Branches::default();
+        // Kazoo's default: a group rings its members' phones, not their forwards.
+        let mut branches = Branches::new(data.get("ignore_forward") == Some(&Value::Bool(false)));
         let mut weights = Vec::new();
         let members = data.get("endpoints").and_then(Value::as_array);
         for member in members.into_iter().flatten().filter_map(Value::as_object) {
@@ -294,8 +295,8 @@ impl Resolver<'_> {
             tracing::warn!(device = %device.id, "callflow: too many branches, device skipped");
             return Ok(());
         }
-        let contacts = device_contacts(self.store, self.account, device, self.wall)?;
-        let mut endpoint = Endpoint::new(device.id.clone(), contacts, Ring::Simultaneous);
+        let forward = out.follow_forward;
+        let mut endpoint = device_endpoint(self.store, self.account, device, self.wall, forward)?;
         endpoint.delay = timing.delay;
         endpoint.timeout = Some(timing.timeout);
         out.endpoints.push(endpoint);
@@ -318,10 +319,21 @@ impl Default for Timing {
     }
 }
 
-#[derive(Default)]
 struct Branches {
     endpoints: Vec<Endpoint>,
     seen: HashSet<String>,
+    /// Whether devices' `call_forward` applies (not in a ring group that ignores it).
+    follow_forward: bool,
+}
+
+impl Branches {
+    fn new(follow_forward: bool) -> Self {
+        Branches {
+            endpoints: Vec::new(),
+            seen: HashSet::new(),
+            follow_forward,
+        }
+    }
 }
 
 fn bridge(endpoints: Vec<Endpoint>, plan: Plan) -> Module {
@@ -504,6 +516,76 @@ mod tests {
             bridge_of(&node).endpoints[0].contacts.is_empty(),
             "the system's only: none"
         );
+    }
+
+    #[test]
+    fn a_forwarded_device_rings_its_forward_through_the_carriers_but_not_in_a_ring_group() {
+        let s = store();
+        phone(&s, "desk", 5070, None);
+        phone(&s, "cell", 5072, None);
+        let forward = |id: &str, substitute: bool| {
+            let cf = json!({"call_forward": {"enabled": true, "number": "+14155550000",
+                                              "substitute": substitute}});
+            let write = DocumentWrite::Patch(cf);
+            s.write_document(Owner::Account(ACCOUNT), Kind::Device, Some(id), write, None)
+                .expect("forward");
+        };
+        forward("desk", true);
+        forward("cell", false);
+        let carrier = json!({"name": "carrier", "rules": ["^\\+?(\\d{7,15})$"],
+            "gateways": [{"server": "127.0.0.1", "port": 5090}, {"server": "127.0.0.1", "port": 5092}]});
+        create(&s, Kind::Resource, "carrier", carrier);
+        let flow = |n: &str, module: &str, data: Value| {
+            let flow = json!({"numbers": [n], "flow": {"module": module, "data": data}});
+            create(&s, Kind::Callflow, &format!("cf{n}"), flow);
+        };
+        flow("1", "device", json!({"id": "desk"}));
+        flow("2", "device", json!({"id": "cell"}));
+        let members = json!([{"id": "desk"}, {"id": "cell"}]);
+        flow("3", "ring_group", json!({"endpoints": members}));
+        flow(
+            "4",
+            "ring_group",
+            json!({"endpoints": members, "ignore_forward": false}),
+        );
+        let uris = |number: &str| -> Vec<(Ring, Vec<String>)> {
+            let node = run(&s, number).expect("callflow");
+            let endpoints = &bridge_of(&node).endpoints;
+            let uris = |e: &Endpoint| e.contacts.iter().map(|c| c.uri.clone()).collect();
+            endpoints.iter().map(|e| (e.ring, uris(e))).collect()
+        };
+        let carriers = vec![
+            "sip:14155550000@127.0.0.1:5090".to_string(),
+            "sip:14155550000@127.0.0.1:5092".to_string(),
+        ];
+        assert_eq!(
+            uris("1"),
+            [(Ring::Failover, carriers.clone())],
+            "substituted"
+        );
+        let both = vec!["sip:cell@127.0.0.1:5072".to_string(), carriers[0].clone()];
+        assert_eq!(
+            uris("2"),
+            [(Ring::Simultaneous, both.clone())],
+            "beside the phone"
+        );
+        let phones = [
+            (
+                Ring::Simultaneous,
+                vec!["sip:desk@127.0.0.1:5070".to_string()],
+            ),
+            (
+                Ring::Simultaneous,
+                vec!["sip:cell@127.0.0.1:5072".to_string()],
+            ),
+        ];
+        assert_eq!(
+            uris("3"),
+            phones,
+            "a ring group ignores forwards by default"
+        );
+        let forwarded = [(Ring::Failover, carriers), (Ring::Simultaneous, both)];
+        assert_eq!(uris("4"), forwarded);
     }
 
     #[test]

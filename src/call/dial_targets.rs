@@ -41,7 +41,10 @@ pub fn resolve(
     for (i, spec) in args.endpoints.iter().enumerate() {
         let field = format!("data.endpoints.{i}");
         let (id, contacts) = match spec {
-            EndpointSpec::Id(id) => (id.clone(), by_id(store, account, id, &field, wall)?),
+            EndpointSpec::Id(id) => {
+                endpoints.push(by_id(store, account, id, &field, wall)?);
+                continue;
+            }
             EndpointSpec::Uri(uri) => (uri.clone(), vec![contact(uri, &field)?]),
             EndpointSpec::Device(doc) => {
                 let id = doc.get("id").and_then(Value::as_str).unwrap_or_default();
@@ -105,17 +108,17 @@ fn number_endpoint(
     ))
 }
 
-/// A device's contacts, or a user's devices' contacts.
+/// A device (see [`device_endpoint`]), or a user's devices all at once.
 fn by_id(
     store: &dyn Store,
     account: &str,
     id: &str,
     field: &str,
     wall: SystemTime,
-) -> Result<Vec<Contact>, ServiceError> {
+) -> Result<Endpoint, ServiceError> {
     let owner = Owner::Account(account);
     match store.get_document(owner, Kind::Device, id) {
-        Ok(device) => return Ok(device_contacts(store, account, &device, wall)?),
+        Ok(device) => return Ok(device_endpoint(store, account, &device, wall, true)?),
         Err(StoreError::NotFound(_)) => {}
         Err(e) => return Err(e.into()),
     }
@@ -142,14 +145,52 @@ fn by_id(
     }
     let mut contacts = Vec::new();
     for (_, device) in devices {
-        contacts.extend(device_contacts(store, account, &device, wall)?);
+        let endpoint = device_endpoint(store, account, &device, wall, true)?;
+        // The devices ring at once: of a forward's gateways, the first.
+        let n = match endpoint.ring {
+            Ring::Failover => 1,
+            Ring::Simultaneous => endpoint.contacts.len(),
+        };
+        contacts.extend(endpoint.contacts.into_iter().take(n));
     }
     contacts.truncate(MAX_LEGS_PER_ORDER);
-    Ok(contacts)
+    Ok(Endpoint::new(id.to_string(), contacts, Ring::Simultaneous))
+}
+
+/// What dialing `device` rings: its live registered contacts; with `call_forward` enabled
+/// and `follow_forward` (a ring group's `ignore_forward: false`, or not in a group), its
+/// forward number through the account's carriers, one gateway after the other, in place of
+/// the contacts (`substitute`, Kazoo's default), else the first gateway beside them (they
+/// all ring at once).
+pub(super) fn device_endpoint(
+    store: &dyn Store,
+    account: &str,
+    device: &StoredDocument,
+    wall: SystemTime,
+    follow_forward: bool,
+) -> Result<Endpoint, StoreError> {
+    let mut contacts = device_contacts(store, account, device, wall)?;
+    let id = device.id.clone();
+    let forward = device.doc.get("call_forward").filter(|_| follow_forward);
+    let flag = |key: &str| forward.and_then(|f| f.get(key)).and_then(Value::as_bool);
+    let number = forward
+        .and_then(|f| f.get("number"))
+        .and_then(Value::as_str);
+    let enabled = device.doc.get("enabled") != Some(&Value::Bool(false));
+    let Some(number) = number.filter(|n| enabled && flag("enabled") == Some(true) && !n.is_empty())
+    else {
+        return Ok(Endpoint::new(id, contacts, Ring::Simultaneous));
+    };
+    let carriers = gateways(store, account, number, true)?;
+    if flag("substitute") != Some(false) {
+        return Ok(Endpoint::new(id, carriers, Ring::Failover));
+    }
+    contacts.extend(carriers.into_iter().next());
+    Ok(Endpoint::new(id, contacts, Ring::Simultaneous))
 }
 
 /// A device's live registered contacts, newest first; none when it is disabled.
-pub(super) fn device_contacts(
+fn device_contacts(
     store: &dyn Store,
     account: &str,
     device: &StoredDocument,
@@ -357,15 +398,17 @@ mod tests {
     }
 
     fn numbers(s: &SqliteStore, numbers: &[&str]) -> Result<Vec<Endpoint>, ServiceError> {
+        let specs = numbers.iter().map(|n| EndpointSpec::Number(n.to_string()));
+        dial(s, specs.collect())
+    }
+
+    fn dial(s: &SqliteStore, endpoints: Vec<EndpointSpec>) -> Result<Vec<Endpoint>, ServiceError> {
         let conf = ConfRef {
             account: "a".into(),
             id: "room".into(),
         };
         let args = DialArgs {
-            endpoints: numbers
-                .iter()
-                .map(|n| EndpointSpec::Number(n.to_string()))
-                .collect(),
+            endpoints,
             caller_id_name: None,
             caller_id_number: None,
             timeout: Duration::from_secs(20),
@@ -375,6 +418,37 @@ mod tests {
         let callflow =
             |n: &str| crate::call::callflow_targets::resolve(s, &conf.account, n, UNIX_EPOCH);
         resolve(s, &conf, &args, UNIX_EPOCH, &callflow)
+    }
+
+    #[test]
+    fn a_dialed_device_rings_its_forward_and_its_users_other_phones_beside_its_first_gateway() {
+        let s = SqliteStore::open(Path::new(":memory:")).expect("open");
+        let user = "u".repeat(32);
+        let name = json!({"first_name": "A", "last_name": "B"});
+        create(&s, Kind::User, Some(&user), name);
+        for (id, port) in [("desk", 5070), ("cell", 5072)] {
+            registered_phone(&s, "a", id, port, Some(&user));
+        }
+        let cf = json!({"call_forward": {"enabled": true, "number": "+14155550000"}});
+        let write = DocumentWrite::Patch(cf);
+        s.write_document(Owner::Account("a"), Kind::Device, Some("desk"), write, None)
+            .expect("forward");
+        let carrier = json!({"name": "c", "rules": ["^\\+?(\\d{7,15})$"],
+            "gateways": [{"server": "127.0.0.1", "port": 5090}, {"server": "127.0.0.1", "port": 5092}]});
+        create(&s, Kind::Resource, None, carrier);
+        let ids = ["desk", user.as_str()].map(|id| EndpointSpec::Id(id.to_string()));
+        let endpoints = dial(&s, ids.to_vec()).expect("resolved");
+        let uris = |e: &Endpoint| e.contacts.iter().map(|c| c.uri.clone()).collect::<Vec<_>>();
+        assert_eq!(endpoints[0].ring, Ring::Failover);
+        let gateways = [
+            "sip:14155550000@127.0.0.1:5090",
+            "sip:14155550000@127.0.0.1:5092",
+        ];
+        assert_eq!(uris(&endpoints[0]), gateways);
+        assert_eq!(endpoints[1].ring, Ring::Simultaneous);
+        let mut user = uris(&endpoints[1]);
+        user.sort();
+        assert_eq!(user, [gateways[0], "sip:cell@127.0.0.1:5072"]);
     }
 
     #[test]
