@@ -1,13 +1,15 @@
-//! Cost of one 20 ms frame through each codec, and of the jitter buffer, concealment and
-//! time-scale modification per packet.
+//! Cost of one 20 ms frame through each codec, of the jitter buffer, concealment and
+//! time-scale modification per packet, and of sending one tick to a room's Opus listeners
+//! with an encode each against one shared encode.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use chorus::media::codec::{CodecKind, EncoderOptions};
 use chorus::media::jitter::{JitterBuffer, JitterConfig, PacketInfo};
-use chorus::media::pitch;
-use criterion::{Criterion, criterion_group, criterion_main};
+use chorus::media::leg::{Leg, LegConfig};
+use chorus::media::{pitch, rtcp};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 /// 20 ms of a speech-like signal (two tones and a little noise) at `rate`.
 fn frame(rate: u32) -> Vec<i16> {
@@ -112,5 +114,56 @@ fn jitter(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, codecs, jitter);
+/// `n` Opus legs past the ACK, each latched to its phone (by an empty receiver report).
+fn opus_legs(n: usize) -> Vec<Leg> {
+    let now = Instant::now();
+    (0..n)
+        .map(|i| {
+            let phone = std::net::SocketAddr::from(([127, 0, 0, 1], 20_000 + 2 * i as u16));
+            let cfg = LegConfig::new(CodecKind::Opus, 111, 20, phone, 0x1000 + i as u32);
+            let mut leg = Leg::new(cfg).unwrap();
+            leg.confirm();
+            let mut rr = Vec::new();
+            rtcp::write_rr(&mut rr, 0x9999, &[]);
+            leg.handle_rtcp(now, phone, &rr).unwrap();
+            leg
+        })
+        .collect()
+}
+
+/// One tick to `n` listeners hearing the same mix: every leg encoding it (what a talker's
+/// private N-1 mix costs) against one encode wrapped in each leg's RTP header (the worker's
+/// shared encode for pure listeners). Throughput is listeners served per second of one core.
+fn shared_opus(c: &mut Criterion) {
+    let pcm = frame(48_000);
+    let mut group = c.benchmark_group("opus listeners per tick");
+    for n in [10usize, 100] {
+        group.throughput(Throughput::Elements(n as u64));
+        let mut legs = opus_legs(n);
+        let mut now = Instant::now();
+        group.bench_with_input(BenchmarkId::new("private encodes", n), &n, |b, _| {
+            b.iter(|| {
+                now += Duration::from_millis(20);
+                for leg in &mut legs {
+                    black_box(leg.send_pcm(now, &pcm).map(|t| t.bytes.len()));
+                }
+            })
+        });
+        let mut shared = CodecKind::Opus.encoder(EncoderOptions::default()).unwrap();
+        let mut payload = Vec::with_capacity(1500);
+        group.bench_with_input(BenchmarkId::new("one shared encode", n), &n, |b, _| {
+            b.iter(|| {
+                now += Duration::from_millis(20);
+                payload.clear();
+                shared.encode(&pcm, &mut payload);
+                for leg in &mut legs {
+                    black_box(leg.send_payload(now, &payload).map(|t| t.bytes.len()));
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, codecs, jitter, shared_opus);
 criterion_main!(benches);
