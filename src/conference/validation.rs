@@ -100,6 +100,17 @@ impl ValidationErrors {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
+    /// `inner`'s errors, found in an object at `path` (an inline document).
+    pub fn nest(&mut self, path: &[&str], inner: ValidationErrors) {
+        let prefix = path_key(path);
+        for (key, rules) in inner.0 {
+            self.0
+                .entry(format!("{prefix}.{key}"))
+                .or_default()
+                .extend(rules);
+        }
+    }
+
     fn insert(&mut self, key: String, rule: &str, err: RuleError) {
         self.0.entry(key).or_default().insert(rule.to_string(), err);
     }

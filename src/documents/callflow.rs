@@ -3,6 +3,7 @@
 //! whose children are keyed by outcome, `_` being the default branch.
 
 use super::{Key, Scope, Spec, check_max_items, regex_list, require, strings};
+use crate::conference::document::ConferenceDoc;
 use crate::conference::validation::{Rule, ValidationErrors, check_schema};
 use serde_json::{Map, Value, json};
 
@@ -87,6 +88,21 @@ fn check_numbers(doc: &Map<String, Value>, errors: &mut ValidationErrors) {
     }
 }
 
+/// A `conference` node's `config` is an inline conference document: the same rules as a
+/// stored one, so a bad profile is refused on write rather than met by a caller.
+fn check_inline_conference(node: &Map<String, Value>, at: &[&str], errors: &mut ValidationErrors) {
+    let config = node.get("data").and_then(|d| d.get("config"));
+    let Some(config) = config.and_then(Value::as_object) else {
+        return;
+    };
+    if node.get("module").and_then(Value::as_str) != Some("conference") {
+        return;
+    }
+    if let Err(inner) = ConferenceDoc::from_map(config.clone()).validate() {
+        errors.nest(&[at, &["data", "config"]].concat(), inner);
+    }
+}
+
 /// One node at `path` (a list of segments, `flow.children._` for the default child).
 fn check_node(node: &Map<String, Value>, path: &mut Vec<String>, errors: &mut ValidationErrors) {
     let at: Vec<&str> = path.iter().map(String::as_str).collect();
@@ -100,6 +116,7 @@ fn check_node(node: &Map<String, Value>, path: &mut Vec<String>, errors: &mut Va
         errors.required(&required);
     }
     check_schema(node, NODE, &at, errors);
+    check_inline_conference(node, &at, errors);
     let Some(children) = node.get("children").and_then(Value::as_object) else {
         return;
     };

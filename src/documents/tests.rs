@@ -94,6 +94,13 @@ fn refusals_name_the_field_and_rule() {
                 "flow.children._.module": ["required"], "flow.children._.data": ["type"],
                 "flow.children.busy": ["type"]}),
         ),
+        (
+            // An inline conference (`config`) is checked as a stored one.
+            Kind::Callflow,
+            json!({"flow": {"module": "device", "children": {"_": {"module": "conference",
+                "data": {"config": {"max_participants": "x", "play_welcome": true}}}}}}),
+            json!({"flow.children._.data.config.max_participants": ["type"]}),
+        ),
     ];
     for (kind, body, expected) in cases {
         assert_eq!(refused(kind, body.clone()), expected, "{kind:?} {body}");
