@@ -53,7 +53,7 @@ pub fn select<'a, D>(
         let patterns = doc(c).get("patterns").and_then(Value::as_array);
         patterns.into_iter().flatten().any(|p| {
             p.as_str()
-                .and_then(|p| regex_list::compile(p).ok())
+                .and_then(regex_list::compiled)
                 .is_some_and(|re| re.is_match(number))
         })
     };

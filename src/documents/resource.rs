@@ -111,7 +111,7 @@ pub fn route(doc: &Map<String, Value>, number: &str) -> Option<(i64, String, Vec
     }
     let rules = doc.get("rules").and_then(Value::as_array)?;
     let captured = rules.iter().filter_map(Value::as_str).find_map(|rule| {
-        let captures = regex_list::compile(rule).ok()?.captures(number)?;
+        let captures = regex_list::compiled(rule)?.captures(number)?;
         let m = captures.get(1).or_else(|| captures.get(0))?;
         Some(m.as_str().to_string())
     })?;
