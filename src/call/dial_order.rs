@@ -87,9 +87,26 @@ pub struct Endpoint {
     pub timeout: Option<Duration>,
     /// A dialed number whose callflow starts with a bridging node (a ring group, a
     /// device, a user, resources): that node's branches and plan ring as an order of their
-    /// own whose first answer joins, and whose outcome is this endpoint's. `contacts` is
-    /// then empty.
-    pub callflow: Option<Box<BridgeNode>>,
+    /// own whose first answer joins, and whose outcome is this endpoint's, unless a child
+    /// for its failure rings next. `contacts` is then empty.
+    pub callflow: Option<Box<NumberFlow>>,
+}
+
+/// A dialed number's callflow as far as it can ring into a conference: a bridging node,
+/// and the one to ring next for each failure (`busy`, `no_answer`, ..., else `_`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberFlow {
+    pub node: BridgeNode,
+    pub children: Vec<(String, NumberFlow)>,
+}
+
+impl NumberFlow {
+    /// The child for a failure named `child`, else the `_` one, taken out.
+    pub fn take_child(&mut self, child: &str) -> Option<NumberFlow> {
+        let at = |name: &str| self.children.iter().position(|(k, _)| k == name);
+        let i = at(child).or_else(|| at("_"))?;
+        Some(self.children.swap_remove(i).1)
+    }
 }
 
 impl Endpoint {
@@ -107,7 +124,7 @@ impl Endpoint {
 
     /// Whether it has nothing to ring, not even through its callflow.
     pub fn rings_nothing(&self) -> bool {
-        let mut branches = self.callflow.iter().flat_map(|c| &c.endpoints);
+        let mut branches = self.callflow.iter().flat_map(|c| &c.node.endpoints);
         self.contacts.is_empty() && branches.all(|b| b.contacts.is_empty())
     }
 }

@@ -21,7 +21,7 @@ use crate::registrar::DeviceRef;
 use crate::store::{Store, StoreError, StoredDocument};
 
 use super::callflow_node::{Module, Node};
-use super::dial_order::{Contact, Endpoint, MAX_LEGS_PER_ORDER, Ring};
+use super::dial_order::{Contact, Endpoint, MAX_LEGS_PER_ORDER, NumberFlow, Ring};
 use crate::sip::{DialAuth, Protocol};
 
 /// The account's callflow for a number, resolved (`super::callflow_targets::resolve`,
@@ -70,7 +70,8 @@ pub fn resolve(
 
 /// A number runs the account's callflow for it (numbers, then patterns): when that starts
 /// with a bridging node (device, user, ring group, resources; `skip_module` nodes passed
-/// by their `_` child), the endpoint rings what the node resolves to. A number without a
+/// by their `_` child), the endpoint rings what the node resolves to, then the bridging
+/// child for its failure, as a callflow would (see [`number_flow`]). A number without a
 /// callflow goes to the carriers (Kazoo's `no_match`). A callflow that starts otherwise (a
 /// conference) cannot bring anyone into this conference: refused, naming the callflow.
 fn number_endpoint(
@@ -80,32 +81,46 @@ fn number_endpoint(
     field: &str,
     callflow: CallflowOf,
 ) -> Result<Endpoint, ServiceError> {
-    let Some(mut node) = callflow(number)? else {
+    let Some(node) = callflow(number)? else {
         let contacts = gateways(store, account, number, true)?;
         return Ok(Endpoint::new(number.to_string(), contacts, Ring::Failover));
     };
+    let Some(flow) = number_flow(node) else {
+        let message = format!(
+            "The callflow for {number} does not start with device, user, ring_group or resources"
+        );
+        return Err(invalid(
+            field,
+            "enum",
+            json!({"message": message, "value": number}),
+        ));
+    };
+    let mut endpoint = Endpoint::new(number.to_string(), Vec::new(), Ring::Failover);
+    endpoint.callflow = Some(Box::new(flow));
+    Ok(endpoint)
+}
+
+/// The bridging nodes of a callflow from `node` (`skip_module` nodes passed by their `_`
+/// child); a child that is not one (a conference) is dropped: it cannot ring anyone into
+/// this conference.
+fn number_flow(mut node: Node) -> Option<NumberFlow> {
     loop {
         match node.module {
             Module::Bridge(bridge) => {
-                let mut endpoint = Endpoint::new(number.to_string(), Vec::new(), Ring::Failover);
-                endpoint.callflow = Some(Box::new(bridge));
-                return Ok(endpoint);
+                let children = node.children.into_iter();
+                let children = children.filter_map(|(k, child)| Some((k, number_flow(child)?)));
+                return Some(NumberFlow {
+                    node: bridge,
+                    children: children.collect(),
+                });
             }
-            Module::Skip => match node.children.into_iter().find(|(k, _)| k == "_") {
-                Some((_, child)) => node = child,
-                None => break,
-            },
-            _ => break,
+            Module::Skip => {
+                let (_, child) = node.children.into_iter().find(|(k, _)| k == "_")?;
+                node = child;
+            }
+            _ => return None,
         }
     }
-    let message = format!(
-        "The callflow for {number} does not start with device, user, ring_group or resources"
-    );
-    Err(invalid(
-        field,
-        "enum",
-        json!({"message": message, "value": number}),
-    ))
 }
 
 /// A device (see [`device_endpoint`]), or a user's devices all at once.
@@ -485,7 +500,7 @@ mod tests {
             .try_into()
             .expect("two endpoints");
         assert_eq!(group.id, "6001");
-        let node = group.callflow.expect("the ring group");
+        let node = group.callflow.expect("the ring group").node;
         let ids: Vec<&str> = node.endpoints.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(ids, ["desk", "lobby"]);
         assert_eq!(

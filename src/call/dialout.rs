@@ -141,7 +141,7 @@ impl CallPlane {
                 within: Some((order, i)),
                 ..(**j).clone()
             }));
-            let (from, BridgeNode { endpoints, plan }) = (o.from.clone(), *callflow);
+            let (from, BridgeNode { endpoints, plan }) = (o.from.clone(), callflow.node);
             self.start_order(purpose, from, endpoints, plan, call_id, now);
             return;
         }
@@ -511,6 +511,11 @@ impl CallPlane {
             Purpose::Conference(j) if j.within.is_some() => {
                 if let Some((parent, endpoint)) = j.within {
                     let outcome = callflow_outcome(&outcomes);
+                    if let Err(cause) = &outcome
+                        && self.next_in_callflow(parent, endpoint, cause)
+                    {
+                        return self.start_endpoint(parent, endpoint, None, now);
+                    }
                     self.leg_outcome(parent, endpoint, outcome, now);
                 }
             }
@@ -568,9 +573,7 @@ impl CallPlane {
         for call in ringing {
             self.give_up(call);
         }
-        if let Some(sub) = self.sub_order(order, endpoint) {
-            self.expire(sub, "timeout", now);
-        }
+        self.expire_callflow(order, endpoint, "timeout", now);
         if let Some(queue) = self
             .orders
             .get_mut(&order)
@@ -625,7 +628,7 @@ impl CallPlane {
             if self.legs.values().any(|l| l.order == sub) {
                 joining.push(i);
             }
-            self.expire(sub, cause, now);
+            self.expire_callflow(order, i, cause, now);
         }
         if let Some(o) = self.orders.get_mut(&order) {
             o.next.iter_mut().for_each(VecDeque::clear);
@@ -642,6 +645,45 @@ impl CallPlane {
 }
 
 impl CallPlane {
+    /// Moves `endpoint` of `order` on to its callflow's child for the failure `cause`;
+    /// false when there is none.
+    fn next_in_callflow(&mut self, order: u64, endpoint: usize, cause: &str) -> bool {
+        let flow = self.orders.get_mut(&order).and_then(|o| {
+            let e = o.endpoints.get_mut(endpoint)?;
+            e.callflow.as_mut()
+        });
+        let Some(flow) = flow else {
+            return false;
+        };
+        let Some(next) = flow.take_child(Failure::of(&[cause]).child()) else {
+            return false;
+        };
+        tracing::info!(
+            order,
+            endpoint,
+            cause,
+            "dial: the number's callflow goes on"
+        );
+        **flow = next;
+        true
+    }
+
+    /// Gives up the order ringing `endpoint` of `order` through its callflow, if any: its
+    /// callflow stops there.
+    fn expire_callflow(&mut self, order: u64, endpoint: usize, cause: &str, now: Instant) {
+        let Some(sub) = self.sub_order(order, endpoint) else {
+            return;
+        };
+        let flow = self.orders.get_mut(&order).and_then(|o| {
+            let e = o.endpoints.get_mut(endpoint)?;
+            e.callflow.as_mut()
+        });
+        if let Some(flow) = flow {
+            flow.children.clear();
+        }
+        self.expire(sub, cause, now);
+    }
+
     /// The order ringing `endpoint` of `order` through its callflow, if any.
     fn sub_order(&self, order: u64, endpoint: usize) -> Option<u64> {
         self.orders.iter().find_map(|(id, o)| match &o.purpose {

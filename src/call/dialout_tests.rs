@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::dial_order::BridgeNode;
+use super::dial_order::{BridgeNode, NumberFlow};
 use super::dial_order::{Contact, DialOrder, Endpoint, MAX_LEGS_PER_ORDER, Plan, Ring};
 use super::output::SipAction;
 use super::tests::{ACCOUNT, Harness, conferences};
@@ -338,8 +338,55 @@ fn callflow_order(branches: &[u16], plan: Plan, branch_timeout: Option<u64>) -> 
         })
         .collect();
     dial.endpoints[0] = Endpoint::new("5000".into(), Vec::new(), Ring::Failover);
-    dial.endpoints[0].callflow = Some(Box::new(BridgeNode { endpoints, plan }));
+    let node = BridgeNode { endpoints, plan };
+    let children = Vec::new();
+    dial.endpoints[0].callflow = Some(Box::new(NumberFlow { node, children }));
     dial
+}
+
+/// `dial` whose number's callflow has a child `name` ringing `port`.
+fn with_child(mut dial: DialOrder, name: &str, port: u16) -> DialOrder {
+    let endpoint = Endpoint::new(
+        format!("desk{port}"),
+        vec![contact(port)],
+        Ring::Simultaneous,
+    );
+    let node = BridgeNode {
+        endpoints: vec![endpoint],
+        plan: Plan::once(Duration::from_secs(30)),
+    };
+    let child = NumberFlow {
+        node,
+        children: Vec::new(),
+    };
+    let flow = dial.endpoints[0].callflow.as_mut().expect("a callflow");
+    flow.children.push((name.into(), child));
+    dial
+}
+
+#[test]
+fn a_failed_numbers_callflow_rings_the_child_for_its_cause() {
+    let mut h = Harness::new(conferences());
+    let dial = callflow_order(&[5070], Plan::once(Duration::from_secs(30)), None);
+    let dial = with_child(with_child(dial, "busy", 5074), "_", 5076);
+    let order = h.dial(dial);
+    let [first] = h.invites().try_into().expect("the first node");
+    h.sip_event(Event::Rejected {
+        call: first.call.unwrap(),
+        status: 486,
+    });
+    let invites = h.invites();
+    assert_eq!(invites.len(), 2);
+    assert_eq!(
+        invites[1].target, "sip:phone5074@127.0.0.1:5074",
+        "busy: its child"
+    );
+    assert!(h.dialed.is_empty(), "not decided while the child rings");
+    let call = invites[1].call.unwrap();
+    h.answer_leg(call);
+    h.joined(call, 1);
+    let call_id = invites[1].call_id.as_deref().unwrap();
+    assert_eq!(h.responses(order), [response("5000", Ok(call_id))]);
 }
 
 #[test]
@@ -397,11 +444,13 @@ fn a_single_ring_group_behind_a_number_fails_with_its_busy_cause() {
 fn the_dials_timeout_cancels_a_numbers_ring_group() {
     let mut h = Harness::new(conferences());
     let plan = Plan::once(Duration::from_secs(60));
-    let order = h.dial(callflow_order(&[5070, 5072], plan, None));
+    let dial = with_child(callflow_order(&[5070, 5072], plan, None), "_", 5074);
+    let order = h.dial(dial);
     h.advance(Duration::from_secs(19));
     assert!(h.cancels().is_empty());
     h.advance(Duration::from_secs(1));
     assert_eq!(h.cancels().len(), 2, "at the dial's 20 s, every branch");
+    assert_eq!(h.invites().len(), 2, "and the callflow stops there");
     assert_eq!(h.responses(order), [response("5000", Err("timeout"))]);
     assert!(h.plane.is_idle());
 }
