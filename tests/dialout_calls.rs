@@ -140,7 +140,11 @@ async fn dial_errors_name_the_endpoint() {
             "data.endpoints.1",
             "minItems",
         ),
-        (json!(["sip:a@example.com"]), "data.endpoints.0", "format"),
+        (
+            json!(["sip:a@127.0.0.1;transport=tls"]),
+            "data.endpoints.0",
+            "format",
+        ),
         (json!(["bob"]), "data.endpoints.0", "enum"),
     ];
     for (endpoints, field, rule) in cases {
