@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 use support::pg_cluster::Cluster;
+use support::{DialOpts, Phone};
+
+const SECOND: Duration = Duration::from_secs(1);
 
 const ACCT: &str = "acct";
 
@@ -444,4 +447,116 @@ fn bindings_survive_a_reopen_and_empty_deletes() {
         assert!(s.bindings().unwrap().is_empty());
         assert!(s.device_bindings(&device).unwrap().is_empty());
     });
+}
+
+/// Several nodes starting at once on an empty database: each migrates or waits for the one
+/// migrating (advisory lock), and the schema is applied once.
+#[test]
+fn concurrent_starts_migrate_once() {
+    let Some(cluster) = shared_cluster() else {
+        return;
+    };
+    let url = cluster.new_database();
+    std::thread::scope(|s| {
+        let starts: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| PostgresStore::open(&url).map(drop)))
+            .collect();
+        for start in starts {
+            start.join().unwrap().expect("a node starts");
+        }
+    });
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let versions = client
+        .query("SELECT version FROM schema_migrations", &[])
+        .unwrap();
+    assert_eq!(versions.len(), 1);
+}
+
+/// PostgreSQL stops under a running server: the room in progress goes on (its callers
+/// still hear each other), writes through the API answer 503 with Retry-After in Kazoo's
+/// shape and leave nothing behind, and once PostgreSQL is back the same write succeeds
+/// without restarting the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_down_answers_503_and_the_store_comes_back() {
+    // A cluster of its own: this test stops it.
+    let Some(cluster) = tokio::task::spawn_blocking(Cluster::start).await.unwrap() else {
+        return;
+    };
+    let mut config = support::server_config();
+    config.store.url = cluster.new_database();
+    let srv = chorus::server::start(config).await.expect("server starts");
+    let client = reqwest::Client::new();
+    let url = format!(
+        "http://{}/v2/accounts/{}/conferences",
+        srv.api,
+        chorus::config::DEFAULT_ACCOUNT
+    );
+    // Each conference a number of its own: a refused write must not be refused for that.
+    let put = |name: &str| {
+        let number = format!("73{}", name.len());
+        let body = json!({"data": {"name": name, "conference_numbers": [number]}});
+        client
+            .put(&url)
+            .header("X-Auth-Token", "test-token")
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let created = put("before").await.unwrap();
+    assert_eq!(created.status().as_u16(), 201, "{:?}", created.text().await);
+    let mut a = Phone::dial(srv.sip, "7300", DialOpts::default())
+        .await
+        .unwrap();
+    let mut b = Phone::dial(srv.sip, "7300", DialOpts::default())
+        .await
+        .unwrap();
+
+    assert!(
+        tokio::task::block_in_place(|| cluster.stop()),
+        "PostgreSQL stops"
+    );
+    tokio::join!(
+        a.send_tone(697.0, SECOND * 2),
+        b.send_tone(1209.0, SECOND * 2)
+    );
+    assert!(a.hear_level(1209.0, SECOND) > -30.0, "A still hears B");
+    assert!(b.hear_level(697.0, SECOND) > -30.0, "B still hears A");
+    let refused = put("while-down").await.unwrap();
+    let retry = refused.headers().get("retry-after").cloned();
+    assert_eq!(refused.status().as_u16(), 503);
+    assert_eq!(retry.as_ref().map(|v| v.to_str().unwrap()), Some("2"));
+    let body: Value = serde_json::from_slice(&refused.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        (body["status"].as_str(), body["message"].as_str()),
+        (Some("error"), Some("datastore_fault"))
+    );
+
+    assert!(
+        tokio::task::block_in_place(|| cluster.start_again()),
+        "PostgreSQL restarts"
+    );
+    // The connection the server held died with PostgreSQL: the next call reconnects.
+    tokio::time::sleep(SECOND).await;
+    let listed = client
+        .get(&url)
+        .header("X-Auth-Token", "test-token")
+        .send()
+        .await
+        .unwrap();
+    let listed: Value = serde_json::from_slice(&listed.bytes().await.unwrap()).unwrap();
+    let names: Vec<_> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"before") && !names.contains(&"while-down"),
+        "{listed}"
+    );
+    let again = put("after").await.unwrap();
+    assert_eq!(again.status().as_u16(), 201, "{:?}", again.text().await);
+    assert_eq!(a.hangup().await.unwrap(), 200);
+    assert_eq!(b.hangup().await.unwrap(), 200);
+    srv.stop().await;
 }

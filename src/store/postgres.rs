@@ -200,6 +200,14 @@ impl Backend for PostgresStore {
     }
 }
 
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // Closing the client runs its runtime too: not on an async thread either.
+        let client = self.lock().client.take();
+        off_async_threads(|| drop(client));
+    }
+}
+
 /// A lost connection is not reused.
 fn drop_if_lost(conn: &mut Connection, e: StoreError) -> StoreError {
     if matches!(e, StoreError::Unreachable(_)) {

@@ -137,11 +137,19 @@ impl Cluster {
     pub fn new_database(&self) -> String {
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!("t{}", N.fetch_add(1, Ordering::Relaxed));
-        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
-            .expect("connect to the test cluster");
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create database");
+        let admin = self.url("postgres");
+        // On a thread of its own: the client runs a runtime, which an async test's may not.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut admin = postgres::Client::connect(&admin, postgres::NoTls)
+                    .expect("connect to the test cluster");
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .expect("create database");
+            })
+            .join()
+            .expect("create database")
+        });
         self.url(&name)
     }
 
