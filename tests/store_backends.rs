@@ -473,8 +473,8 @@ fn concurrent_starts_migrate_once() {
 }
 
 /// PostgreSQL stops under a running server: the room in progress goes on (its callers
-/// still hear each other), writes through the API answer 503 with Retry-After in Kazoo's
-/// shape and leave nothing behind, and once PostgreSQL is back the same write succeeds
+/// still hear each other), a new caller gets 503 with Retry-After, writes through the API
+/// answer 503 with Retry-After in Kazoo's shape and leave nothing behind, and once PostgreSQL is back the same write succeeds
 /// without restarting the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgresql_down_answers_503_and_the_store_comes_back() {
@@ -530,6 +530,18 @@ async fn postgresql_down_answers_503_and_the_store_comes_back() {
         (body["status"].as_str(), body["message"].as_str()),
         (Some("error"), Some("datastore_fault"))
     );
+
+    // A new caller cannot be routed without the store: 503 with Retry-After, not a 404.
+    match Phone::dial(srv.sip, "7302", DialOpts::default()).await {
+        Err(support::CallError::Rejected(r)) => {
+            assert_eq!(r.status(), Some(503));
+            assert_eq!(r.header("Retry-After"), Some("2"));
+        }
+        other => panic!(
+            "a new call while PostgreSQL is down: {:?}",
+            other.map(|_| ())
+        ),
+    }
 
     assert!(
         tokio::task::block_in_place(|| cluster.start_again()),
