@@ -436,14 +436,14 @@ fn bindings_survive_a_reopen_and_empty_deletes() {
         };
         let at = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
         let bindings = vec![Binding::new("sip:a@h", at, "cid".into(), 7)];
-        db.open().put_bindings(&device, &bindings).unwrap();
+        db.open().put_bindings(&device, &bindings, &[]).unwrap();
         let s = db.open();
         assert_eq!(
             s.bindings().unwrap(),
             vec![(device.clone(), bindings.clone())]
         );
         assert_eq!(s.device_bindings(&device).unwrap(), bindings);
-        s.put_bindings(&device, &[]).unwrap();
+        s.put_bindings(&device, &[], &bindings).unwrap();
         assert!(s.bindings().unwrap().is_empty());
         assert!(s.device_bindings(&device).unwrap().is_empty());
     });
@@ -571,4 +571,49 @@ async fn postgresql_down_answers_503_and_the_store_comes_back() {
     assert_eq!(a.hangup().await.unwrap(), 200);
     assert_eq!(b.hangup().await.unwrap(), 200);
     srv.stop().await;
+}
+
+/// Two nodes bind contacts of one device (each registrar knows only its own, and what it
+/// loaded at start): neither's write undoes the other's, a stale copy does not undo a
+/// refresh, and an unregistered contact goes.
+#[test]
+fn two_nodes_bind_one_device_without_undoing_each_other() {
+    on_each_backend(|db| {
+        let (a, b) = (db.open(), db.open());
+        let device = DeviceRef {
+            account: "a".into(),
+            id: "d".into(),
+        };
+        let at = |s: u64| UNIX_EPOCH + Duration::from_secs(1_900_000_000 + s);
+        let one = Binding::new("sip:one@h", at(60), "c1".into(), 1);
+        let two = Binding::new("sip:two@h", at(60), "c2".into(), 1);
+        a.put_bindings(&device, std::slice::from_ref(&one), &[])
+            .unwrap();
+        b.put_bindings(&device, std::slice::from_ref(&two), &[])
+            .unwrap();
+        let both = vec![one.clone(), two.clone()];
+        assert_eq!(a.device_bindings(&device).unwrap(), both);
+        // A refreshes one; B writes its stale copy, then drops it as expired.
+        let refreshed = Binding::new("sip:one@h", at(120), "c1".into(), 2);
+        a.put_bindings(
+            &device,
+            std::slice::from_ref(&refreshed),
+            std::slice::from_ref(&one),
+        )
+        .unwrap();
+        b.put_bindings(&device, &both, &[]).unwrap();
+        b.put_bindings(
+            &device,
+            std::slice::from_ref(&two),
+            std::slice::from_ref(&one),
+        )
+        .unwrap();
+        assert_eq!(
+            b.device_bindings(&device).unwrap(),
+            [two.clone(), refreshed.clone()]
+        );
+        // B's phone unregisters: A's contact stays.
+        b.put_bindings(&device, &[], &[two]).unwrap();
+        assert_eq!(a.device_bindings(&device).unwrap(), [refreshed]);
+    });
 }

@@ -215,8 +215,16 @@ pub trait Store: Send + Sync {
         owner: Option<Owner>,
     ) -> Result<Vec<(Owned, StoredDocument)>, StoreError>;
 
-    /// Stores a device's registrar bindings (none: forgets the device).
-    fn put_bindings(&self, device: &DeviceRef, bindings: &[Binding]) -> Result<(), StoreError>;
+    /// Stores what one registrar knows of a device's bindings: `bindings` it holds now and
+    /// `dropped` it removed, merged into the stored ones by contact
+    /// ([`crate::registrar::merge_bindings`]: another node's contacts of the device stay).
+    /// No binding left forgets the device.
+    fn put_bindings(
+        &self,
+        device: &DeviceRef,
+        bindings: &[Binding],
+        dropped: &[Binding],
+    ) -> Result<(), StoreError>;
 
     /// Every device's stored bindings, expired ones included (the registrar drops them).
     fn bindings(&self) -> Result<Vec<(DeviceRef, Vec<Binding>)>, StoreError>;

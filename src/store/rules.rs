@@ -9,7 +9,7 @@ use super::{
 };
 use crate::conference::document::{ConferenceDoc, numbers_in_use, numbers_in_use_error};
 use crate::documents::{Key, Kind, Owner, Scope, in_use_error};
-use crate::registrar::{Binding, DeviceRef};
+use crate::registrar::{Binding, DeviceRef, merge_bindings};
 use serde_json::{Map, Value};
 
 /// The system's rows use this account id.
@@ -430,13 +430,25 @@ impl<B: Backend> Store for B {
         })
     }
 
-    fn put_bindings(&self, device: &DeviceRef, bindings: &[Binding]) -> Result<(), StoreError> {
-        let text = match bindings {
-            [] => None,
-            some => Some(serde_json::to_string(some)?),
-        };
+    fn put_bindings(
+        &self,
+        device: &DeviceRef,
+        bindings: &[Binding],
+        dropped: &[Binding],
+    ) -> Result<(), StoreError> {
+        let (account, id) = (device.account.as_str(), device.id.as_str());
         self.transaction(Access::Write, &|rows| {
-            rows.put_bindings(&device.account, &device.id, text.as_deref())
+            rows.lock(&format!("registrations/{account}/{id}"))?;
+            let stored = match rows.bindings(Some((account, id)))?.into_iter().next() {
+                Some((_, _, text)) => serde_json::from_str(&text)?,
+                None => Vec::new(),
+            };
+            let merged = merge_bindings(stored, bindings, dropped);
+            let text = match merged.as_slice() {
+                [] => None,
+                some => Some(serde_json::to_string(some)?),
+            };
+            rows.put_bindings(account, id, text.as_deref())
         })
     }
 
