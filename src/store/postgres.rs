@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 /// How long a connection attempt may take before the store answers "unreachable".
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Unacknowledged data (or an idle connection's unanswered probes) this long: the
+/// connection is lost.
+const LOST_AFTER: Duration = Duration::from_secs(5);
 /// After a failed connection attempt, calls answer "unreachable" at once for this long
 /// instead of each waiting for a new attempt (the call plane asks on every new call).
 const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
@@ -99,6 +102,15 @@ impl PostgresStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        // A database host that vanished without closing the connection (power, network)
+        // is noticed in seconds, not after the kernel's 15 minutes of retransmissions.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(LOST_AFTER);
+        }
+        config
+            .keepalives_idle(LOST_AFTER)
+            .keepalives_interval(Duration::from_secs(1))
+            .keepalives_retries(3);
         config.application_name("chorus");
         let store = PostgresStore {
             config,
