@@ -11,7 +11,7 @@
 use super::postgres_rows::{PgRows, lock};
 use super::rows::{Access, Backend, Rows};
 use super::{Seed, StoreError, rules};
-use postgres::{Client, Config, NoTls, Transaction};
+use postgres::{Client, Config, NoTls};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -116,7 +116,7 @@ impl PostgresStore {
             config,
             conn: Mutex::default(),
         };
-        store.run(&migrate)?;
+        store.run(Access::Write, &migrate)?;
         Ok(store)
     }
 
@@ -133,27 +133,42 @@ impl PostgresStore {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `f` in one transaction, retried once on a fresh connection when the connection was
-    /// found lost before COMMIT.
-    fn run<T: Send>(&self, f: &Work<'_, T>) -> Result<T, StoreError> {
+    /// `f` (in one transaction when it writes), retried once on a fresh connection when
+    /// the connection was found lost before COMMIT.
+    fn run<T: Send>(&self, access: Access, f: &Work<'_, T>) -> Result<T, StoreError> {
         let mut conn = self.lock();
         let conn = &mut *conn;
         off_async_threads(|| {
-            let retry = match conn.attempt(&self.config, f) {
+            let retry = match conn.attempt(&self.config, access, f) {
                 Ok(done) => return Ok(done),
                 Err(Ok(lost)) => lost,
                 Err(Err(e)) => return Err(drop_if_lost(conn, e)),
             };
             tracing::warn!(error = %retry, "PostgreSQL connection lost: reconnecting");
             conn.client = None;
-            conn.attempt(&self.config, f)
+            conn.attempt(&self.config, access, f)
                 .map_err(|e| drop_if_lost(conn, e.unwrap_or_else(|e| e)))
         })
     }
 }
 
-/// What runs inside one transaction.
-type Work<'a, T> = dyn Fn(&mut Transaction<'_>) -> Result<T, StoreError> + Sync + 'a;
+/// What runs on the connection, inside one transaction when it writes.
+type Work<'a, T> = dyn Fn(&mut Client) -> Result<T, StoreError> + Sync + 'a;
+
+/// An open write transaction, rolled back unless committed (also when `f` panics).
+struct Open<'a> {
+    client: &'a mut Client,
+    committed: bool,
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            // On a lost connection there is nothing to roll back: the server did.
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+    }
+}
 
 impl Connection {
     /// The open client, connecting first when there is none or it broke.
@@ -186,6 +201,7 @@ impl Connection {
     fn attempt<T>(
         &mut self,
         config: &Config,
+        access: Access,
         f: &Work<'_, T>,
     ) -> Result<T, Result<StoreError, StoreError>> {
         let client = self.client(config).map_err(Err)?;
@@ -193,10 +209,22 @@ impl Connection {
             e @ StoreError::Unreachable(_) => Ok(e),
             e => Err(e),
         };
-        let mut tx = client.transaction().map_err(|e| lost(e.into()))?;
-        let done = f(&mut tx).map_err(lost)?;
+        if access == Access::Read {
+            // Every read of the rules is one statement, its own snapshot: no BEGIN and
+            // COMMIT round trips around it.
+            return f(client).map_err(lost);
+        }
+        client.batch_execute("BEGIN").map_err(|e| lost(e.into()))?;
+        let mut open = Open {
+            client,
+            committed: false,
+        };
+        let done = f(open.client).map_err(lost)?;
         // A connection lost during COMMIT may or may not have committed: not retried.
-        tx.commit().map_err(|e| Err(e.into()))?;
+        open.committed = true;
+        open.client
+            .batch_execute("COMMIT")
+            .map_err(|e| Err(e.into()))?;
         Ok(done)
     }
 }
@@ -204,11 +232,11 @@ impl Connection {
 impl Backend for PostgresStore {
     fn transaction<T: Send>(
         &self,
-        _access: Access,
+        access: Access,
         f: &(dyn Fn(&mut dyn Rows) -> Result<T, StoreError> + Sync),
     ) -> Result<T, StoreError> {
         // Every transaction is READ COMMITTED; writers serialise on advisory locks.
-        self.run(&|tx| f(&mut PgRows(tx)))
+        self.run(access, &|client| f(&mut PgRows(client)))
     }
 }
 
@@ -242,7 +270,7 @@ fn off_async_threads<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 }
 
 /// Applies the migrations this database lacks, one node at a time.
-fn migrate(tx: &mut Transaction<'_>) -> Result<(), StoreError> {
+fn migrate(tx: &mut Client) -> Result<(), StoreError> {
     lock(tx, "schema_migrations")?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -2,17 +2,18 @@
 
 use super::StoreError;
 use super::rows::{FoundRow, KeyRow, Row, Rows};
-use postgres::Transaction;
+use postgres::Client;
 use postgres::types::ToSql;
 
-pub struct PgRows<'a, 'b>(pub &'a mut Transaction<'b>);
+/// The connection, inside the write's transaction (BEGIN sent) when it writes.
+pub struct PgRows<'a>(pub &'a mut Client);
 
 /// The advisory lock class of Chorus ("CHOR"), so its locks meet no other application's.
 const LOCK_CLASS: i32 = 0x4348_4f52;
 
 /// Takes the transaction-scoped advisory lock named `name`: another transaction taking it
 /// waits until this one commits or rolls back.
-pub fn lock(tx: &mut Transaction<'_>, name: &str) -> Result<(), StoreError> {
+pub fn lock(tx: &mut Client, name: &str) -> Result<(), StoreError> {
     tx.execute(
         "SELECT pg_advisory_xact_lock($1, hashtext($2))",
         &[&LOCK_CLASS, &name],
@@ -34,7 +35,7 @@ fn row(r: &postgres::Row, from: usize) -> Row {
     }
 }
 
-impl PgRows<'_, '_> {
+impl PgRows<'_> {
     fn rows(&mut self, sql: &str, args: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
         Ok(self.0.query(sql, args)?.iter().map(|r| row(r, 0)).collect())
     }
@@ -48,7 +49,7 @@ impl PgRows<'_, '_> {
     }
 }
 
-impl Rows for PgRows<'_, '_> {
+impl Rows for PgRows<'_> {
     fn lock(&mut self, name: &str) -> Result<(), StoreError> {
         lock(self.0, name)
     }
