@@ -25,8 +25,19 @@ pub struct Config {
     pub storage: crate::storage::StorageConfig,
     /// `[cluster]`: one node of several behind a SIP proxy; absent for a single node.
     pub cluster: Option<crate::cluster::ClusterConfig>,
-    /// The SQLite store and recordings live here.
+    /// `[store]`: where documents live.
+    pub store: StoreConfig,
+    /// The SQLite store (unless `[store] url` names PostgreSQL) and recordings live here.
     pub data_dir: PathBuf,
+}
+
+/// `[store]`: the document store.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `postgres://user:password@host:port/dbname`: PostgreSQL, shared by the nodes of a
+    /// cluster. Empty (the default): SQLite in `data_dir`, for one node.
+    pub url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -212,6 +223,7 @@ impl Default for Config {
             sounds: crate::sounds::config::SoundsConfig::default(),
             storage: crate::storage::StorageConfig::default(),
             cluster: None,
+            store: StoreConfig::default(),
             data_dir: PathBuf::from("data"),
         }
     }

@@ -21,7 +21,7 @@ use crate::media::worker::{self, Command};
 use crate::sip::connections::TcpLimits;
 use crate::sip::{self, DialInAuth, EndpointConfig, Timers};
 use crate::sounds::library::Library;
-use crate::store::{Seed, SqliteStore, Store};
+use crate::store::{PostgresStore, Seed, SqliteStore, Store};
 use redis::aio::ConnectionManager;
 
 /// A started server; [`Running::stop`] hangs up every call and stops it.
@@ -327,10 +327,17 @@ fn start_focus(
     (Some(FocusLink { requests, events }), Some(task))
 }
 
-/// The document store in the data directory, seeded on its first start.
+/// The document store, seeded on its first start: PostgreSQL when `[store] url` names it,
+/// else SQLite in the data directory.
 fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let seed = Seed::read(&config.conferences.seed)?;
-    let store = SqliteStore::open_seeded(&config.data_dir, &seed, &config.conferences.account)?;
+    let account = &config.conferences.account;
+    if !config.store.url.is_empty() {
+        let store = PostgresStore::open_seeded(&config.store.url, &seed, account)?;
+        tracing::info!(?store, "store open (PostgreSQL)");
+        return Ok(Arc::new(store));
+    }
+    let store = SqliteStore::open_seeded(&config.data_dir, &seed, account)?;
     tracing::info!(data = %config.data_dir.display(), "store open");
     Ok(Arc::new(store))
 }

@@ -7,7 +7,8 @@
 //! host a room serves its state and mutes its members through the focus node. Without Redis, hosted
 //! rooms keep their audio and new rooms are refused with 503; with Redis back, the nodes
 //! reconnect and claim again without a restart; a node whose claim another takes ends
-//! that room with BYEs.
+//! that room with BYEs. The nodes share PostgreSQL: a conference made through one node's
+//! API is dialed on another.
 //!
 //! Skipped, with a message saying so, only when the packages (kamailio, redis-server,
 //! sipp) cannot be installed (`bash scripts/install-deps --cluster` needs root and apt).
@@ -175,6 +176,59 @@ async fn room_on(api: SocketAddr, room: &str) -> (usize, Option<String>) {
     (n, ro["focus"].as_str().map(String::from))
 }
 
+/// The nodes share PostgreSQL: a conference created through one node's API is read through
+/// another's, and callers of its number on that other node join it (its id, not an ad-hoc
+/// room of the number) and hear each other.
+async fn conference_made_on_one_node_is_dialed_on_another(api: &BTreeMap<String, SocketAddr>) {
+    let mut nodes = api.iter();
+    let (maker, maker_api) = nodes.next().unwrap();
+    let (dialed, dialed_api) = nodes.next().unwrap();
+    let http = reqwest::Client::new();
+    let doc =
+        r#"{"data":{"name":"shared","conference_numbers":["7150"],"member":{"join_muted":false}}}"#;
+    let created = http
+        .put(format!(
+            "http://{maker_api}/v2/accounts/{ACCOUNT}/conferences"
+        ))
+        .header("X-Auth-Token", "chorus-demo-token")
+        .body(doc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "created through {maker}");
+    let created: Value = serde_json::from_str(&created.text().await.unwrap()).unwrap();
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+    let read = http
+        .get(format!(
+            "http://{dialed_api}/v2/accounts/{ACCOUNT}/conferences/{id}"
+        ))
+        .header("X-Auth-Token", "chorus-demo-token")
+        .header("X-Chorus-Forwarded", "test")
+        .send()
+        .await
+        .unwrap();
+    let read: Value = serde_json::from_str(&read.text().await.unwrap()).unwrap();
+    assert_eq!(
+        read["data"]["name"], "shared",
+        "read through {dialed}: {read}"
+    );
+    // Node i's SIP port is its API port - 3000 (508i and 808i, scripts/cluster).
+    let sip = SocketAddr::new(dialed_api.ip(), dialed_api.port() - 3000);
+    let a = Phone::dial(sip, "7150", DialOpts::default()).await.unwrap();
+    let b = Phone::dial(sip, "7150", DialOpts::default()).await.unwrap();
+    talk("7150", &a, &b).await;
+    let (n, focus) = room_on(*dialed_api, &id).await;
+    assert_eq!(
+        (n, focus.as_deref()),
+        (2, Some(dialed.as_str())),
+        "conference {id} made on {maker}, dialed on {dialed}"
+    );
+    eprintln!("conference {id} made through {maker}'s API, dialed and heard on {dialed}");
+    for mut phone in [a, b] {
+        phone.hangup().await.unwrap();
+    }
+}
+
 /// SIPp, stopped when dropped (also when an assertion fails).
 struct Sipp(Child);
 
@@ -332,6 +386,8 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
             "the phones joined {room} on its host"
         );
     }
+
+    conference_made_on_one_node_is_dialed_on_another(&api).await;
 
     // A node that does not host a room serves its state and mutes its members: the request
     // goes to the focus node (`node` in the answer names it), the phones hear the effect.

@@ -211,8 +211,20 @@ pub async fn envelope(State(state): State<ApiState>, request: Request, next: Nex
             body.insert("data".into(), data);
         }
     }
-    (answer.status, axum::Json(Value::Object(body))).into_response()
+    let mut response = (answer.status, axum::Json(Value::Object(body))).into_response();
+    if answer.status == StatusCode::SERVICE_UNAVAILABLE {
+        // The datastore or the control plane is back within seconds, or the client is told
+        // again: a retry loop needs no guess.
+        let retry = axum::http::HeaderValue::from_static(RETRY_AFTER_SECS);
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, retry);
+    }
+    response
 }
+
+/// The Retry-After of every 503 (`datastore_fault`, `too_many_clients`).
+pub const RETRY_AFTER_SECS: &str = "2";
 
 /// The client's `X-Request-ID` if it sent one (Kazoo echoes it), else a fresh one.
 fn request_id(headers: &HeaderMap) -> String {

@@ -81,6 +81,10 @@ pub struct Party {
 
 /// Custom channel variables kept per call, at most, and their longest name and value: a
 /// caller's headers cannot grow the events without bound.
+/// Retry-After of the 503 an INVITE gets when the store cannot be asked where it goes
+/// (seconds; the store reconnects within one).
+const STORE_DOWN_RETRY_AFTER: &str = "2";
+
 pub const MAX_VARS: usize = 16;
 const MAX_VAR_NAME: usize = 64;
 const MAX_VAR_VALUE: usize = 256;
@@ -368,6 +372,11 @@ impl CallPlane {
                     callflow,
                 }),
             ) => self.on_routed(call, Some((config, found, name, callflow)), now),
+            // The store is unreachable (a shared database down): not "no such conference".
+            (Lookup::Route, Err(())) => {
+                let retry = vec![("Retry-After", STORE_DOWN_RETRY_AFTER.to_string())];
+                self.reject(call, 503, "Service Unavailable", retry);
+            }
             (Lookup::Route, _) => self.on_routed(call, None, now),
             (Lookup::Find, answer) => {
                 let found = match answer {

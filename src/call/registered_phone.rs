@@ -29,5 +29,5 @@ pub fn registered_phone(s: &SqliteStore, account: &str, id: &str, port: u16, own
         account: account.into(),
         id: id.into(),
     };
-    s.put_bindings(&key, &[binding]).expect("bindings");
+    s.put_bindings(&key, &[binding], &[]).expect("bindings");
 }

@@ -33,6 +33,31 @@ impl Binding {
     }
 }
 
+/// A device's stored bindings after one node's change: `known` (that node's bindings now)
+/// and `dropped` (those it removed since) over `stored`. Several nodes may bind contacts of
+/// one device, and each knows only its own (and those it loaded at start), so a contact is
+/// replaced only by a binding expiring no earlier, and removed only if not refreshed since
+/// the node dropped it; the others' contacts stay. The newest binding is last.
+pub fn merge(mut stored: Vec<Binding>, known: &[Binding], dropped: &[Binding]) -> Vec<Binding> {
+    stored.retain(|s| {
+        !dropped
+            .iter()
+            .any(|d| s.same_contact(&d.contact) && s.expires_at <= d.expires_at)
+    });
+    for k in known {
+        match stored.iter().position(|s| s.same_contact(&k.contact)) {
+            Some(i) if stored[i].expires_at > k.expires_at => {}
+            Some(i) if stored[i] == *k => {}
+            Some(i) => {
+                stored.remove(i);
+                stored.push(k.clone());
+            }
+            None => stored.push(k.clone()),
+        }
+    }
+    stored
+}
+
 mod unix_seconds {
     use super::*;
     use serde::{Deserializer, Serializer};

@@ -6,7 +6,9 @@
 //! store ([`crate::store::Store::find_documents`] on `sip.username`) and hands both to
 //! [`Registrar::register`] with the time; the answer is a [`Reply`]. Changed bindings come out
 //! of [`Registrar::poll_change`] for the shell to store, so a restart [`Registrar::restore`]s
-//! them until they expire; [`Registrar::poll_timeout`] says when the next one does.
+//! them until they expire; [`Registrar::poll_timeout`] says when the next one does. A change
+//! names the bindings dropped, not only those left, so that nodes sharing a store update
+//! one device's contacts without undoing each other's ([`binding::merge`]).
 //!
 //! Unknown devices, wrong passwords and credentials for another device get 401/403 and never
 //! a binding. Bindings are bounded per device and in all (503 past either).
@@ -14,7 +16,7 @@
 mod binding;
 pub mod shell;
 
-pub use binding::Binding;
+pub use binding::{Binding, merge as merge_bindings};
 
 use crate::sip::digest::{Algorithm, Digest, Outcome};
 use std::collections::{BTreeMap, VecDeque};
@@ -118,6 +120,8 @@ pub struct Registrar {
     bindings: BTreeMap<DeviceRef, Vec<Binding>>,
     /// Devices whose bindings changed since they were last polled.
     changed: VecDeque<DeviceRef>,
+    /// The bindings each changed device lost since it was last polled.
+    dropped: BTreeMap<DeviceRef, Vec<Binding>>,
 }
 
 impl Registrar {
@@ -129,6 +133,7 @@ impl Registrar {
             digest,
             bindings: BTreeMap::new(),
             changed: VecDeque::new(),
+            dropped: BTreeMap::new(),
         }
     }
 
@@ -205,11 +210,13 @@ impl Registrar {
         }
     }
 
-    /// A device whose bindings changed, and its bindings now (empty: none left).
-    pub fn poll_change(&mut self) -> Option<(DeviceRef, Vec<Binding>)> {
+    /// A device whose bindings changed, its bindings now (empty: none left) and those it
+    /// lost since the last poll (expired, unregistered or replaced).
+    pub fn poll_change(&mut self) -> Option<(DeviceRef, Vec<Binding>, Vec<Binding>)> {
         let device = self.changed.pop_front()?;
         let bindings = self.bindings.get(&device).cloned().unwrap_or_default();
-        Some((device, bindings))
+        let dropped = self.dropped.remove(&device).unwrap_or_default();
+        Some((device, bindings, dropped))
     }
 
     fn total(&self) -> usize {
@@ -265,7 +272,10 @@ impl Registrar {
     /// Changes a device's bindings and queues the change for the store.
     fn update(&mut self, device: &DeviceRef, change: impl FnOnce(&mut Vec<Binding>)) {
         let mut bindings = self.bindings.remove(device).unwrap_or_default();
+        let before = bindings.clone();
         change(&mut bindings);
+        let lost = before.into_iter().filter(|b| !bindings.contains(b));
+        self.dropped.entry(device.clone()).or_default().extend(lost);
         if !bindings.is_empty() {
             self.bindings.insert(device.clone(), bindings);
         }

@@ -117,8 +117,9 @@ async fn lookup(store: &Arc<dyn Store>, request: &IncomingRegister) -> Option<Cr
 }
 
 async fn save_changes(registrar: &mut Registrar, store: &Arc<dyn Store>) {
-    while let Some((device, bindings)) = registrar.poll_change() {
-        if let Err(e) = blocking(store, move |s| s.put_bindings(&device, &bindings)).await {
+    while let Some((device, bindings, dropped)) = registrar.poll_change() {
+        let put = move |s: &dyn Store| s.put_bindings(&device, &bindings, &dropped);
+        if let Err(e) = blocking(store, put).await {
             tracing::error!(error = %e, "registrations not stored");
         }
     }

@@ -7,14 +7,22 @@
 //! microseconds, but every write commits with an fsync (lose nothing), which
 //! can take milliseconds, and the control plane is one task that must not
 //! stall SIP. Writes validate the document and the account-wide number
-//! uniqueness inside one transaction, so two API calls cannot race a number
-//! into two conferences.
+//! uniqueness inside one transaction, so two API calls (or two nodes sharing
+//! PostgreSQL) cannot race a number into two conferences.
+//!
+//! Two backends answer alike ([`rules`] holds what they share): [`SqliteStore`],
+//! one file in the data directory (a single node), and [`PostgresStore`], shared
+//! by the nodes of a cluster (`[store] url`).
 
+mod postgres;
+mod postgres_rows;
+mod rows;
+mod rules;
 mod seed;
 mod sqlite;
-mod sqlite_documents;
-mod sqlite_registrations;
+mod sqlite_rows;
 
+pub use postgres::PostgresStore;
 pub use seed::Seed;
 pub use sqlite::SqliteStore;
 
@@ -75,6 +83,26 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// PostgreSQL refused a statement (a fault of ours, not of the connection).
+    #[error("database: {0}")]
+    Postgres(String),
+    /// The shared database cannot be reached (down, or the connection broke): the API
+    /// answers 503 with Retry-After, and the write did not happen.
+    #[error("database unreachable: {0}")]
+    Unreachable(String),
+}
+
+impl From<::postgres::Error> for StoreError {
+    /// Errors the server reports about the statement are ours; anything else (no
+    /// connection, connection lost, the server shutting down or out of connections) is
+    /// the database being unreachable.
+    fn from(e: ::postgres::Error) -> Self {
+        let connection_class = |code: &str| ["08", "53", "57"].iter().any(|c| code.starts_with(c));
+        match e.code() {
+            Some(code) if !connection_class(code.code()) => StoreError::Postgres(e.to_string()),
+            _ => StoreError::Unreachable(e.to_string()),
+        }
+    }
 }
 
 /// Who owns a found document: an account id, or `None` for the system.
@@ -187,8 +215,16 @@ pub trait Store: Send + Sync {
         owner: Option<Owner>,
     ) -> Result<Vec<(Owned, StoredDocument)>, StoreError>;
 
-    /// Stores a device's registrar bindings (none: forgets the device).
-    fn put_bindings(&self, device: &DeviceRef, bindings: &[Binding]) -> Result<(), StoreError>;
+    /// Stores what one registrar knows of a device's bindings: `bindings` it holds now and
+    /// `dropped` it removed, merged into the stored ones by contact
+    /// ([`crate::registrar::merge_bindings`]: another node's contacts of the device stay).
+    /// No binding left forgets the device.
+    fn put_bindings(
+        &self,
+        device: &DeviceRef,
+        bindings: &[Binding],
+        dropped: &[Binding],
+    ) -> Result<(), StoreError>;
 
     /// Every device's stored bindings, expired ones included (the registrar drops them).
     fn bindings(&self) -> Result<Vec<(DeviceRef, Vec<Binding>)>, StoreError>;

@@ -17,6 +17,7 @@ pub mod dialog;
 pub mod envelope;
 pub mod impair;
 pub mod media;
+pub mod pg_cluster;
 pub mod phone;
 pub mod process;
 pub mod rtp;
