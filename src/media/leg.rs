@@ -432,6 +432,9 @@ impl Leg {
             };
             for b in blocks.filter(|b| b.ssrc == self.cfg.ssrc) {
                 self.stats.remote_fraction_lost = b.fraction_lost;
+                // RFC 3550: the fraction is in 1/256ths.
+                let percent = (u32::from(b.fraction_lost) * 100 / 256) as u8;
+                self.encoder.expect_loss(percent);
                 self.stats.remote_jitter_ms =
                     b.jitter as f64 * 1000.0 / self.cfg.codec.rtp_clock() as f64;
             }

@@ -116,6 +116,9 @@ impl CodecKind {
 pub trait Encoder: Send {
     /// Appends the payload for one frame of PCM to `out`.
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>);
+    /// The loss the receiver reports (RTCP, percent): codecs with in-band FEC (Opus) spend
+    /// bits on it accordingly.
+    fn expect_loss(&mut self, _percent: u8) {}
 }
 
 /// Turns payloads back into PCM (mono, `pcm_rate`).
