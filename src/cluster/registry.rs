@@ -37,7 +37,7 @@ return 1
 ";
 
 /// A Redis round trip (or a connection attempt) that takes longer fails.
-const IO_TIMEOUT: Duration = Duration::from_secs(1);
+pub(super) const IO_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What the call plane asks of the registry.
 #[derive(Debug, PartialEq, Eq)]
