@@ -4,9 +4,11 @@
 //! agree) and its callers hear each other. A node killed the hard way takes only its own
 //! rooms down: calls on the other nodes keep their audio, and once its claims lapse, new
 //! callers of its rooms land on a live node and hear each other. A node that does not
-//! host a room serves its state and mutes its members through the focus node. Without Redis, hosted
-//! rooms keep their audio and new rooms are refused with 503; with Redis back, the nodes
-//! reconnect and claim again without a restart; a node whose claim another takes ends
+//! host a room serves its state and mutes its members through the focus node, and its
+//! WebSocket shows that room's events (the event bus), each once. Without Redis, hosted
+//! rooms keep their audio and their node's WebSocket clients their events, and new rooms are
+//! refused with 503; with Redis back, the nodes reconnect (registry and event bus) without a
+//! restart; a node whose claim another takes ends
 //! that room with BYEs.
 //!
 //! Skipped, with a message saying so, only when the packages (kamailio, redis-server,
@@ -20,8 +22,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
 use support::{CallError, DialOpts, Phone};
+use tokio_tungstenite::tungstenite::Message;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const ACCOUNT: &str = "c0ffee00c0ffee00c0ffee00c0ffee00";
@@ -175,6 +179,61 @@ async fn room_on(api: SocketAddr, room: &str) -> (usize, Option<String>) {
     (n, ro["focus"].as_str().map(String::from))
 }
 
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket on the node at `api`, subscribed to `room`'s events.
+async fn watch(api: SocketAddr, room: &str) -> Ws {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{api}/ws"))
+        .await
+        .unwrap();
+    let sub = json!({"action": "subscribe", "auth_token": "chorus-demo-token",
+        "data": {"account_id": ACCOUNT, "binding": format!("conference.event.{room}.*")}});
+    ws.send(Message::text(sub.to_string())).await.unwrap();
+    let reply = next_json(&mut ws, 5 * SECOND).await.expect("a reply");
+    assert_eq!(reply["status"], "success", "{reply}");
+    ws
+}
+
+async fn next_json(ws: &mut Ws, within: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await.ok()? {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).ok(),
+            Some(Ok(_)) => continue,
+            other => panic!("websocket ended: {other:?}"),
+        }
+    }
+}
+
+/// The events `ws` received until none came for a second (at most 10 s), each checked
+/// to be delivered once (its `msg_id`).
+async fn events_on(ws: &mut Ws) -> Vec<Value> {
+    let deadline = Instant::now() + 10 * SECOND;
+    let mut events = Vec::new();
+    while let Some(event) = next_json(ws, SECOND).await {
+        assert_eq!(event["action"], "event", "{event}");
+        events.push(event);
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    let ids: BTreeSet<String> = events
+        .iter()
+        .map(|e| e["data"]["msg_id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), events.len(), "each event once: {events:#?}");
+    events
+}
+
+/// The `add-member` of the caller `number` among `events`.
+fn joined<'a>(events: &'a [Value], number: &str) -> Option<&'a Value> {
+    events
+        .iter()
+        .find(|e| e["name"] == "add-member" && e["data"]["caller_id_number"] == number)
+        .map(|e| &e["data"])
+}
+
 /// SIPp, stopped when dropped (also when an assertion fails).
 struct Sipp(Child);
 
@@ -322,8 +381,42 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
     let used: BTreeSet<&String> = host.values().collect();
     assert!(used.len() >= 2, "the rooms spread over nodes: {host:?}");
 
+    // A WebSocket on a node that does not host ROOMS[1] and one on its host watch it.
+    let watched = ROOMS[1];
+    let other = api.keys().find(|n| **n != host[watched]).unwrap().clone();
+    let mut ws_other = watch(api[&other], watched).await;
+    let mut ws_host = watch(api[&host[watched]], watched).await;
+
     // Two phones per room, through Kamailio, hear each other.
     let pairs = futures_util::future::join_all(ROOMS.map(pair_hears_each_other)).await;
+
+    // Both WebSockets show the phones joining ROOMS[1], once each, with the host as focus.
+    let (seen_other, seen_host) = tokio::join!(events_on(&mut ws_other), events_on(&mut ws_host));
+    for phone in ["a", "b"] {
+        let number = format!("{phone}{watched}");
+        let data = joined(&seen_other, &number)
+            .unwrap_or_else(|| panic!("{other} shows {number} joining: {seen_other:#?}"));
+        for (key, want) in [
+            ("focus", &host[watched]),
+            ("conference_node", &host[watched]),
+            ("conference_id", &watched.to_string()),
+            ("account_id", &ACCOUNT.to_string()),
+        ] {
+            assert_eq!(data[key], want.as_str(), "{key} in {data}");
+        }
+        assert!(data["participant_id"].is_u64(), "{data}");
+        assert_eq!(
+            joined(&seen_host, &number).map(|d| &d["msg_id"]),
+            Some(&data["msg_id"]),
+            "the host's WebSocket shows the same event"
+        );
+    }
+    eprintln!(
+        "room {watched} on {}: {} events on {other}'s WebSocket, {} on its host's",
+        host[watched],
+        seen_other.len(),
+        seen_host.len()
+    );
     for room in ROOMS {
         let (n, _) = room_on(api[&host[room]], room).await;
         assert_eq!(
@@ -335,11 +428,10 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
 
     // A node that does not host a room serves its state and mutes its members: the request
     // goes to the focus node (`node` in the answer names it), the phones hear the effect.
-    let room = ROOMS[1];
-    let other = api.keys().find(|n| **n != host[room]).unwrap();
+    let room = watched;
     let url = format!(
         "http://{}/v2/accounts/{ACCOUNT}/conferences/{room}",
-        api[other]
+        api[&other]
     );
     let http = reqwest::Client::new();
     let state: Value = serde_json::from_str(
@@ -388,6 +480,14 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
         "B no longer hears the muted A: {muted:.1} dB"
     );
     assert_eq!(act("unmute").await.unwrap().status(), 202);
+    let seen = events_on(&mut ws_other).await;
+    for action in ["mute-member", "unmute-member"] {
+        assert!(
+            seen.iter()
+                .any(|e| e["name"] == action && e["data"]["participant_id"] == phone_a),
+            "{other}'s WebSocket shows {action}: {seen:#?}"
+        );
+    }
     eprintln!(
         "room {room} on {}: read and muted through {other}",
         host[room]
@@ -450,6 +550,8 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
     // Redis goes away: hosted rooms keep their audio, a new room is refused with 503 and
     // Retry-After; Redis back (scripts/cluster up starts only what is down): the nodes
     // reconnect by themselves, their refreshes claim their rooms again, new rooms open.
+    let reopened_on = cluster.focus_of(dead_rooms[0]).unwrap();
+    let mut ws_local = watch(api[&reopened_on], dead_rooms[0]).await;
     let stopped = Command::new("redis-cli")
         .args(["-p", REDIS_PORT, "shutdown", "nosave"])
         .status()
@@ -457,6 +559,11 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
     assert!(!stopped.success() || cluster.focus_of(ROOMS[0]).is_none());
     let (a, b) = &redialled[0];
     talk(dead_rooms[0], a, b).await;
+    let seen = events_on(&mut ws_local).await;
+    assert!(
+        seen.iter().any(|e| e["name"] == "start-talking"),
+        "without Redis, {reopened_on}'s WebSocket still shows its room's events: {seen:#?}"
+    );
     let kamailio: SocketAddr = KAMAILIO.parse().unwrap();
     match Phone::dial(kamailio, "7199", DialOpts::default()).await {
         Err(CallError::Rejected(r)) => {
@@ -479,8 +586,19 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // The event bus is back too: every node's WebSocket shows the new room's callers.
+    tokio::time::sleep(2 * SECOND).await;
+    let mut watchers = Vec::new();
+    for addr in api.iter().filter(|(n, _)| **n != victim).map(|(_, a)| *a) {
+        watchers.push(watch(addr, "7199").await);
+    }
     let fresh = pair_hears_each_other("7199").await;
     let host_7199 = cluster.focus_of("7199").expect("the new room is claimed");
+    for ws in &mut watchers {
+        let seen = events_on(ws).await;
+        let data = joined(&seen, "a7199").unwrap_or_else(|| panic!("a7199 joining: {seen:#?}"));
+        assert_eq!(data["focus"], host_7199.as_str(), "{data}");
+    }
 
     // Another node takes the claim behind the host's back: at its next refresh the host
     // ends the room with BYEs and says so in its log.
@@ -502,7 +620,9 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
         "{host_7199} logs the lost claim"
     );
 
-    drop((sipp, pairs, redialled, fresh));
+    drop((
+        sipp, pairs, redialled, fresh, ws_other, ws_host, ws_local, watchers,
+    ));
     for node in api.keys().filter(|n| **n != victim) {
         assert!(
             !cluster.log(node).contains("panicked"),
