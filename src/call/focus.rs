@@ -14,7 +14,8 @@ use crate::cluster::registry::Request;
 use crate::sip::CallId;
 
 use super::output::Output;
-use super::plane::{CallPlane, Claim};
+use super::plane::{CallPlane, Claim, Stage};
+use crate::conference::flow::JoinDecision;
 
 /// Retry-After of a caller refused because another node hosts the conference: by then
 /// the proxy routes it there.
@@ -37,6 +38,12 @@ impl CallPlane {
             return false;
         };
         a.focus = Some(conf.clone());
+        self.claim(conf, numbers)
+    }
+
+    /// Counts one more call relying on `conf`'s claim, asking for the claim when none is
+    /// held or in flight; true when it is held.
+    fn claim(&mut self, conf: ConfRef, mut numbers: Vec<String>) -> bool {
         if let Some(claim) = self.claims.get_mut(&conf) {
             claim.calls += 1;
             return claim.granted;
@@ -44,12 +51,44 @@ impl CallPlane {
         let calls = 1;
         let granted = false;
         self.claims.insert(conf.clone(), Claim { calls, granted });
-        let mut numbers = numbers;
         numbers.sort();
         numbers.dedup();
         numbers.truncate(MAX_ROUTED_NUMBERS);
         self.push(Output::Focus(Request::Claim { conf, numbers }));
         false
+    }
+
+    /// A caller of the service number entered a conference this node does not hold: it
+    /// claims it (the conference's numbers then route here) and joins once granted. When
+    /// another node holds it, the caller is hung up (not yet brought there).
+    pub(super) fn join_when_claimed(
+        &mut self,
+        call: CallId,
+        conf: ConfRef,
+        decision: JoinDecision,
+        now: Instant,
+    ) {
+        let mut numbers: Vec<String> = decision
+            .doc
+            .all_numbers()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        // An ad-hoc room has no numbers: it is reached by its name.
+        if numbers.is_empty() {
+            numbers.push(conf.id.clone());
+        }
+        let Some(f) = self.flow_mut(call) else {
+            tracing::info!(conference = %conf, "another node hosts the conference: hanging up");
+            return self.hang_up(call, now);
+        };
+        f.claiming = Some(Box::new(decision));
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let before = c.focus.replace(conf.clone());
+        self.claim(conf, numbers);
+        self.unfocus(before);
     }
 
     /// Whether this node hosts `conf` (a caller about to join it): a call that reached
@@ -103,19 +142,25 @@ impl CallPlane {
                 for call in self.waiting_for(&conf) {
                     self.push(Output::AllocatePorts { call });
                 }
+                for call in self.claiming(&conf) {
+                    let decision = self.flow_mut(call).and_then(|f| f.claiming.take());
+                    if let Some(decision) = decision {
+                        self.join(call, conf.clone(), *decision, now);
+                    }
+                }
             }
             Event::Refused { conf, holder } => {
                 tracing::info!(conference = %conf, %holder, "focus: hosted by another node, refusing its callers");
-                self.refuse_waiting(&conf, HELD_ELSEWHERE_RETRY_AFTER);
+                self.refuse_waiting(&conf, HELD_ELSEWHERE_RETRY_AFTER, now);
             }
             Event::Unavailable(conf) => {
                 tracing::warn!(conference = %conf, "focus: no claim possible, refusing its callers");
-                self.refuse_waiting(&conf, NO_CLAIM_RETRY_AFTER);
+                self.refuse_waiting(&conf, NO_CLAIM_RETRY_AFTER, now);
             }
             Event::Lost { conf, holder } => {
                 tracing::warn!(conference = %conf, %holder, "focus: claim lost to another node, ending the room here");
                 self.claims.remove(&conf);
-                self.refuse_waiting(&conf, HELD_ELSEWHERE_RETRY_AFTER);
+                self.refuse_waiting(&conf, HELD_ELSEWHERE_RETRY_AFTER, now);
                 let calls: Vec<CallId> = self
                     .calls
                     .iter()
@@ -138,11 +183,29 @@ impl CallPlane {
             .collect()
     }
 
-    fn refuse_waiting(&mut self, conf: &ConfRef, retry_after: &str) {
+    /// Answered calls waiting to join `conf` until this node holds it.
+    fn claiming(&self, conf: &ConfRef) -> Vec<CallId> {
+        self.calls
+            .iter()
+            .filter(|(_, c)| c.focus.as_ref() == Some(conf))
+            .filter(|(_, c)| matches!(&c.stage, Stage::Flow(f) if f.claiming.is_some()))
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    fn refuse_waiting(&mut self, conf: &ConfRef, retry_after: &str, now: Instant) {
         self.claims.remove(conf);
         for call in self.waiting_for(conf) {
             let retry = vec![("Retry-After", retry_after.to_string())];
             self.reject(call, 503, "Service Unavailable", retry);
+        }
+        for call in self.claiming(conf) {
+            tracing::info!(conference = %conf, "not hosted here: hanging up the service number's caller");
+            if let Some(c) = self.calls.get_mut(&call) {
+                // It relied on a claim that is gone.
+                c.focus = None;
+            }
+            self.hang_up(call, now);
         }
     }
 }

@@ -661,6 +661,47 @@ fn in_a_cluster_a_room_hosted_elsewhere_or_unclaimable_is_refused_with_503() {
 }
 
 #[test]
+fn in_a_cluster_the_service_numbers_caller_joins_once_the_conference_is_claimed_here() {
+    let mut h = Harness::clustered(conferences());
+    h.plane.settings.service_number = Some("1999".into());
+    let first = h.call(1, "1999");
+    h.digits(first, "1000#");
+    let claim = FocusRequest::Claim {
+        conf: open_conf(),
+        numbers: vec!["1000".into()],
+    };
+    assert_eq!(h.focus, [claim], "the conference's numbers route here");
+    assert!(h.events.is_empty(), "nobody joins before the claim");
+    let second = h.call(2, "1999");
+    h.digits(second, "1000#");
+    assert_eq!(h.focus.len(), 1, "one claim for both callers");
+    h.focus_event(FocusEvent::Granted(open_conf()));
+    assert_eq!(h.plane.gauges(), (1, 2), "both joined");
+    for call in [first, second] {
+        h.sip_event(Event::Bye { call });
+    }
+    assert_eq!(h.focus[1], FocusRequest::Release(open_conf()));
+}
+
+#[test]
+fn in_a_cluster_the_service_numbers_caller_of_a_room_hosted_elsewhere_is_hung_up() {
+    let mut h = Harness::clustered(conferences());
+    h.plane.settings.service_number = Some("1999".into());
+    let call = h.call(1, "1999");
+    h.digits(call, "1000#");
+    let holder = "node2".to_string();
+    h.focus_event(FocusEvent::Refused {
+        conf: open_conf(),
+        holder,
+    });
+    assert_eq!(h.byes(), 1);
+    h.sip_event(Event::Bye { call });
+    assert_eq!(h.released, [call]);
+    assert_eq!(h.focus.len(), 1, "no release of what was never held");
+    assert!(h.plane.is_idle());
+}
+
+#[test]
 fn in_a_cluster_a_lost_claim_ends_the_room_with_byes() {
     let mut h = Harness::clustered(conferences());
     h.sip_event(invite(CallId(1), "1000"));
