@@ -49,6 +49,7 @@ struct Cluster {
 struct NodeLine {
     name: String,
     pid: String,
+    sip: SocketAddr,
     api: SocketAddr,
     rooms: BTreeSet<String>,
 }
@@ -112,7 +113,7 @@ impl Cluster {
                     "pid",
                     pid,
                     "sip",
-                    _,
+                    sip,
                     "api",
                     api,
                     "rooms",
@@ -120,6 +121,7 @@ impl Cluster {
                 ] => NodeLine {
                     name: name.into(),
                     pid: pid.into(),
+                    sip: sip.parse().unwrap(),
                     api: api.parse().unwrap(),
                     rooms: rooms
                         .split(',')
@@ -493,6 +495,48 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
         host[room]
     );
 
+    // The service number opens a room on the node it reaches: the caller keys the demo
+    // conference's number and PIN, that node claims it (its numbers now route there), and a
+    // caller of its number through Kamailio lands there too; they hear each other.
+    let entry = &nodes[0];
+    let keyed = |user: &str, keys: &str| DialOpts {
+        pin: Some(keys.into()),
+        pin_delay: Duration::from_millis(2500),
+        user: user.into(),
+        answer_timeout: Duration::from_secs(15),
+        ..DialOpts::default()
+    };
+    let service = Phone::dial(entry.sip, "1999", keyed("svc", "1000#"))
+        .await
+        .expect("the service number answers");
+    tokio::time::sleep(3 * SECOND).await;
+    for key in "1234#".chars() {
+        service.send_dtmf_rfc4733(key).await.unwrap();
+    }
+    let deadline = Instant::now() + 10 * SECOND;
+    while cluster.focus_of("demo").as_deref() != Some(entry.name.as_str()) {
+        assert!(
+            Instant::now() < deadline,
+            "the service number's node claims demo: {:?}",
+            cluster.focus_of("demo")
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let kamailio: SocketAddr = KAMAILIO.parse().unwrap();
+    let dialed = Phone::dial(kamailio, "1000", keyed("k1000", "1234#"))
+        .await
+        .expect("1000 through Kamailio");
+    tokio::time::sleep(4 * SECOND).await;
+    assert_eq!(
+        room_on(entry.api, "demo").await,
+        (2, Some(entry.name.clone())),
+        "both callers of demo on {}",
+        entry.name
+    );
+    talk("demo", &service, &dialed).await;
+    drop((service, dialed));
+    eprintln!("demo opened on {} through its service number", entry.name);
+
     // Kill the host of the first room.
     let victim = host[ROOMS[0]].clone();
     let (killed, text) = cluster.script(&["kill", &victim]);
@@ -566,7 +610,6 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
         seen.iter().any(|e| e["name"] == "start-talking"),
         "without Redis, {reopened_on}'s WebSocket still shows its room's events: {seen:#?}"
     );
-    let kamailio: SocketAddr = KAMAILIO.parse().unwrap();
     match Phone::dial(kamailio, "7199", DialOpts::default()).await {
         Err(CallError::Rejected(r)) => {
             assert_eq!(r.status(), Some(503), "a new room without Redis");
