@@ -5,11 +5,11 @@
 //! rooms down: calls on the other nodes keep their audio, and once its claims lapse, new
 //! callers of its rooms land on a live node and hear each other. A node that does not
 //! host a room serves its state and mutes its members through the focus node, and its
-//! WebSocket shows that room's events (the event bus), each once. Without Redis, hosted
+//! WebSocket shows that room's events (the event bus), each once. The service number opens
+//! a room on the node it reaches, where its number's callers then land. Without Redis, hosted
 //! rooms keep their audio and their node's WebSocket clients their events, and new rooms are
 //! refused with 503; with Redis back, the nodes reconnect (registry and event bus) without a
-//! restart; a node whose claim another takes ends
-//! that room with BYEs.
+//! restart; a node whose claim another takes ends that room with BYEs.
 //!
 //! Skipped, with a message saying so, only when the packages (kamailio, redis-server,
 //! sipp) cannot be installed (`bash scripts/install-deps --cluster` needs root and apt).

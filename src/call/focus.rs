@@ -5,6 +5,8 @@
 //! or that no claim can be made for, get 503 with Retry-After: the proxy in front
 //! (config/cluster/kamailio.cfg) then asks the registry again and relays to the focus,
 //! and a caller reached directly retries; a 302 would hand callers internal addresses.
+//! A caller of the service number, already answered, claims the conference it enters and
+//! waits in its flow until granted; it is hung up when another node hosts it.
 
 use std::time::Instant;
 
@@ -87,6 +89,7 @@ impl CallPlane {
             return;
         };
         let before = c.focus.replace(conf.clone());
+        // Not held here (`hosts` said so): the join waits for the registry's answer.
         self.claim(conf, numbers);
         self.unfocus(before);
     }
