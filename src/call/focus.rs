@@ -153,7 +153,7 @@ impl CallPlane {
                 }
             }
             Event::Refused { conf, holder } => {
-                tracing::info!(conference = %conf, %holder, "focus: hosted by another node, refusing its callers");
+                tracing::info!(conference = %conf, holder = %holder.node, "focus: hosted by another node, refusing its callers");
                 self.refuse_waiting(&conf, HELD_ELSEWHERE_RETRY_AFTER, now);
             }
             Event::Unavailable(conf) => {

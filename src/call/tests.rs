@@ -625,7 +625,7 @@ fn in_a_cluster_callers_are_answered_once_the_claim_is_granted_and_the_last_rele
 fn in_a_cluster_a_room_hosted_elsewhere_or_unclaimable_is_refused_with_503() {
     let mut h = Harness::clustered(conferences());
     h.sip_event(invite(CallId(1), "1000"));
-    let holder = "node2".to_string();
+    let holder = "node2".into();
     h.focus_event(FocusEvent::Refused {
         conf: open_conf(),
         holder,
@@ -689,7 +689,7 @@ fn in_a_cluster_the_service_numbers_caller_of_a_room_hosted_elsewhere_is_hung_up
     h.plane.settings.service_number = Some("1999".into());
     let call = h.call(1, "1999");
     h.digits(call, "1000#");
-    let holder = "node2".to_string();
+    let holder = "node2".into();
     h.focus_event(FocusEvent::Refused {
         conf: open_conf(),
         holder,
