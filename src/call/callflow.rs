@@ -177,7 +177,7 @@ impl CallPlane {
     }
 
     /// Opens a private bridging room: no sounds, no controls, no hold music, no events.
-    fn open_room(&mut self, room: &ConfRef, now: Instant) -> bool {
+    pub(super) fn open_room(&mut self, room: &ConfRef, now: Instant) -> bool {
         let doc = room_doc();
         let mut resolved = match profile::resolve(&doc, &ConferencesConfig::default(), None) {
             Ok(p) => p,
@@ -207,6 +207,8 @@ impl CallPlane {
         let mut decision =
             join_decision(&room.id, &doc, Role::Member, Vec::new(), Vec::new(), None);
         decision.flags.nomoh = true;
+        // Digits pass through a bridge: the far side may be asking for them (a PIN).
+        decision.flags.dist_dtmf = true;
         self.join(call, room.clone(), decision, now);
     }
 

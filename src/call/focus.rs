@@ -6,15 +6,17 @@
 //! (config/cluster/kamailio.cfg) then asks the registry again and relays to the focus,
 //! and a caller reached directly retries; a 302 would hand callers internal addresses.
 //! A caller of the service number, already answered, claims the conference it enters and
-//! waits in its flow until granted; it is hung up when another node hosts it.
+//! waits in its flow until granted; when another node hosts it, the caller is brought
+//! there over SIP (see [`CallPlane::relay`]).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::api::service::ConfRef;
 use crate::cluster::focus::Event;
 use crate::cluster::registry::Request;
 use crate::sip::CallId;
 
+use super::dial_order::{Contact, Endpoint, Plan, Purpose, Ring, quoted};
 use super::output::Output;
 use super::plane::{CallPlane, Claim, Stage};
 use crate::conference::flow::JoinDecision;
@@ -26,6 +28,8 @@ const HELD_ELSEWHERE_RETRY_AFTER: &str = "1";
 const NO_CLAIM_RETRY_AFTER: &str = "5";
 /// Numbers routed to one conference in the registry; a document may list more.
 const MAX_ROUTED_NUMBERS: usize = 32;
+/// A service-number caller brought to the focus node waits this long for its answer.
+const RELAY_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl CallPlane {
     /// Routes a call to `conf` under its claim; true when the call may be answered now
@@ -62,7 +66,7 @@ impl CallPlane {
 
     /// A caller of the service number entered a conference this node does not hold: it
     /// claims it (the conference's numbers then route here) and joins once granted. When
-    /// another node holds it, the caller is hung up (not yet brought there).
+    /// another node holds it, the caller is brought there.
     pub(super) fn join_when_claimed(
         &mut self,
         call: CallId,
@@ -154,6 +158,11 @@ impl CallPlane {
             }
             Event::Refused { conf, holder } => {
                 tracing::info!(conference = %conf, holder = %holder.node, "focus: hosted by another node, refusing its callers");
+                if let Some(route) = &holder.route {
+                    for call in self.claiming(&conf) {
+                        self.relay(call, &conf, route, now);
+                    }
+                }
                 self.refuse_waiting(&conf, HELD_ELSEWHERE_RETRY_AFTER, now);
             }
             Event::Unavailable(conf) => {
@@ -184,6 +193,58 @@ impl CallPlane {
             .filter(|(_, a)| a.focus.as_ref() == Some(conf))
             .map(|(k, _)| *k)
             .collect()
+    }
+
+    /// Brings a service-number caller to the node hosting its conference, at `route`
+    /// (`sip:HOST:PORT`): the caller waits in a private room of its own while this node
+    /// dials the conference's number there, and the answer joins that room. Digits pass
+    /// through (the focus asks for the PIN again); either side hanging up ends the other.
+    fn relay(&mut self, call: CallId, conf: &ConfRef, route: &str, now: Instant) {
+        let Some(decision) = self.flow_mut(call).and_then(|f| f.claiming.take()) else {
+            return;
+        };
+        let addr = route.strip_prefix("sip:").and_then(|a| a.parse().ok());
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        // It relies on the claim no longer: the room it joins is its own.
+        c.focus = None;
+        let from = &c.party.from;
+        let from = match &from.display_name {
+            Some(name) => format!("{} <{}>", quoted(name), from.uri),
+            None => format!("<{}>", from.uri),
+        };
+        let room = ConfRef {
+            account: conf.account.clone(),
+            id: format!("relay:{:x}", call.0),
+        };
+        let Some(addr) = addr.filter(|_| self.open_room(&room, now)) else {
+            tracing::warn!(conference = %conf, %route, "relay: no usable route to the focus");
+            return self.hang_up(call, now);
+        };
+        let number = decision
+            .doc
+            .all_numbers()
+            .first()
+            .map_or(conf.id.clone(), |n| (*n).to_owned());
+        tracing::info!(conference = %conf, %route, %number, "relay: bringing the caller to the focus node");
+        self.join_room(call, &room, now);
+        let contact = Contact {
+            uri: format!("sip:{number}@{addr}"),
+            addr,
+            auth: None,
+            host: None,
+        };
+        let endpoint = Endpoint::new(number, vec![contact], Ring::Simultaneous);
+        let plan = Plan::once(RELAY_TIMEOUT);
+        self.start_order(
+            Purpose::Relay { room },
+            from,
+            vec![endpoint],
+            plan,
+            None,
+            now,
+        );
     }
 
     /// Answered calls waiting to join `conf` until this node holds it.

@@ -683,22 +683,59 @@ fn in_a_cluster_the_service_numbers_caller_joins_once_the_conference_is_claimed_
     assert_eq!(h.focus[1], FocusRequest::Release(open_conf()));
 }
 
-#[test]
-fn in_a_cluster_the_service_numbers_caller_of_a_room_hosted_elsewhere_is_hung_up() {
-    let mut h = Harness::clustered(conferences());
+/// A service-number caller who entered conference 1000, which node2 hosts.
+fn refused_to_node2(h: &mut Harness, route: Option<&str>) -> CallId {
     h.plane.settings.service_number = Some("1999".into());
     let call = h.call(1, "1999");
     h.digits(call, "1000#");
-    let holder = "node2".into();
+    let holder = crate::cluster::focus::Holder {
+        node: "node2".into(),
+        route: route.map(String::from),
+    };
     h.focus_event(FocusEvent::Refused {
         conf: open_conf(),
         holder,
     });
+    call
+}
+
+#[test]
+fn in_a_cluster_the_service_numbers_caller_is_brought_to_the_focus_node() {
+    let mut h = Harness::clustered(conferences());
+    let caller = refused_to_node2(&mut h, Some("sip:127.0.0.1:5082"));
+    let [invite] = h.invites().try_into().expect("one INVITE to the focus");
+    assert_eq!(invite.target, "sip:1000@127.0.0.1:5082");
+    assert_eq!(invite.to_addr, SocketAddr::from(([127, 0, 0, 1], 5082)));
+    let leg = invite.call.expect("the plane chose the handle");
+    h.answer_leg(leg);
+    h.joined(caller, 1);
+    h.joined(leg, 2);
+    assert_eq!(h.byes(), 0);
+    assert_eq!(
+        h.plane.gauges(),
+        (0, 0),
+        "a private room: no conference shown"
+    );
+    assert!(h.events.is_empty(), "no events of a private room");
+    // The focus side hangs up: the caller's call ends with it.
+    h.sip_event(Event::Bye { call: leg });
     assert_eq!(h.byes(), 1);
-    h.sip_event(Event::Bye { call });
-    assert_eq!(h.released, [call]);
+    h.sip_event(Event::Bye { call: caller });
     assert_eq!(h.focus.len(), 1, "no release of what was never held");
     assert!(h.plane.is_idle());
+}
+
+#[test]
+fn in_a_cluster_the_service_numbers_caller_is_hung_up_when_the_focus_is_unreachable() {
+    for route in [None, Some("sip:not-an-address")] {
+        let mut h = Harness::clustered(conferences());
+        let call = refused_to_node2(&mut h, route);
+        assert!(h.invites().is_empty(), "{route:?}");
+        assert_eq!(h.byes(), 1, "{route:?}");
+        h.sip_event(Event::Bye { call });
+        assert_eq!(h.released, [call]);
+        assert!(h.plane.is_idle());
+    }
 }
 
 #[test]
