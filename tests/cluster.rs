@@ -534,8 +534,45 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
         entry.name
     );
     talk("demo", &service, &dialed).await;
-    drop((service, dialed));
     eprintln!("demo opened on {} through its service number", entry.name);
+
+    // The service number of another node brings its caller to demo's host: that node dials
+    // 1000 there and bridges the caller, whose digits pass through (the host asks for the
+    // PIN again); all three hear each other.
+    let far = &nodes[1];
+    let relayed = Phone::dial(far.sip, "1999", keyed("far", "1000#"))
+        .await
+        .expect("the other node's service number answers");
+    // The PIN is asked here, then again by demo's host once the caller is brought there.
+    for wait in [3, 4] {
+        tokio::time::sleep(wait * SECOND).await;
+        for key in "1234#".chars() {
+            relayed.send_dtmf_rfc4733(key).await.unwrap();
+        }
+    }
+    let deadline = Instant::now() + 15 * SECOND;
+    while room_on(entry.api, "demo").await.0 < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the relayed caller never joined demo on {}: {}\n---\n{}",
+            entry.name,
+            cluster.log(&far.name),
+            cluster.log(&entry.name)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        room_on(far.api, "demo").await.0,
+        0,
+        "{} does not host demo",
+        far.name
+    );
+    talk("demo", &service, &relayed).await;
+    drop((service, dialed, relayed));
+    eprintln!(
+        "a caller of {}'s service number was brought to demo on {}",
+        far.name, entry.name
+    );
 
     // Kill the host of the first room.
     let victim = host[ROOMS[0]].clone();
