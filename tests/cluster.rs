@@ -6,7 +6,8 @@
 //! callers of its rooms land on a live node and hear each other. A node that does not
 //! host a room serves its state and mutes its members through the focus node, and its
 //! WebSocket shows that room's events (the event bus), each once. The service number opens
-//! a room on the node it reaches, where its number's callers then land. Without Redis, hosted
+//! a room on the node it reaches, where its number's callers then land, and another node's
+//! service number brings its caller there over SIP. Without Redis, hosted
 //! rooms keep their audio and their node's WebSocket clients their events, and new rooms are
 //! refused with 503; with Redis back, the nodes reconnect (registry and event bus) without a
 //! restart; a node whose claim another takes ends that room with BYEs.
