@@ -82,11 +82,7 @@ impl CallPlane {
         let Some(a) = self.answering.get_mut(&call) else {
             return;
         };
-        let from = &a.party.from;
-        let from = match &from.display_name {
-            Some(name) => format!("{} <{}>", quoted(name), from.uri),
-            None => format!("<{}>", from.uri),
-        };
+        let from = caller_from(&a.party);
         if let Some(walk) = a.walk.as_mut().filter(|w| !w.ringing) {
             walk.ringing = true;
             self.sip(SipAction::Respond {
@@ -223,6 +219,15 @@ impl CallPlane {
             self.hang_up(call, now);
         }
         self.conferences.remove(room);
+    }
+}
+
+/// The From of legs placed for a caller: the caller's name and URI.
+pub(super) fn caller_from(party: &Party) -> String {
+    let from = &party.from;
+    match &from.display_name {
+        Some(name) => format!("{} <{}>", quoted(name), from.uri),
+        None => format!("<{}>", from.uri),
     }
 }
 

@@ -16,7 +16,8 @@ use crate::cluster::focus::Event;
 use crate::cluster::registry::Request;
 use crate::sip::CallId;
 
-use super::dial_order::{Contact, Endpoint, Plan, Purpose, Ring, quoted};
+use super::callflow::caller_from;
+use super::dial_order::{Contact, Endpoint, Plan, Purpose, Ring};
 use super::output::Output;
 use super::plane::{CallPlane, Claim, Stage};
 use crate::conference::flow::JoinDecision;
@@ -209,11 +210,7 @@ impl CallPlane {
         };
         // It relies on the claim no longer: the room it joins is its own.
         c.focus = None;
-        let from = &c.party.from;
-        let from = match &from.display_name {
-            Some(name) => format!("{} <{}>", quoted(name), from.uri),
-            None => format!("<{}>", from.uri),
-        };
+        let from = caller_from(&c.party);
         let room = ConfRef {
             account: conf.account.clone(),
             id: format!("relay:{:x}", call.0),
