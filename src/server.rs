@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::api::events::RenderedEvent;
 use crate::api::media::MediaFiles;
 use crate::api::metrics::Metrics;
 use crate::api::service::{Request, Service};
@@ -90,7 +91,20 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         (Some(c), Some(r)) => Some(Forwarder::new(r.clone(), c.node.clone())?),
         _ => None,
     };
-    let (requests, api, api_addr) = start_api(&config, metrics, store.clone(), forwarder).await?;
+    // In a cluster: the other nodes' events, for this node's WebSocket clients.
+    let remote = config.cluster.as_ref().map(|_| broadcast::channel(1024).0);
+    let (requests, api, api_addr) =
+        start_api(&config, metrics, store.clone(), forwarder, remote.clone()).await?;
+    let bus = match (&config.cluster, &redis, remote) {
+        (Some(c), Some(r), Some(remote)) => Some(crate::cluster::relay::spawn(
+            c,
+            r.clone(),
+            api.events.subscribe(),
+            remote,
+            api.metrics.clone(),
+        )?),
+        _ => None,
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let at = Addresses {
         sip: bound,
@@ -111,6 +125,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         // Claims still held lapse with their TTL.
         if let Some(r) = registry {
             r.abort();
+        }
+        for task in bus.into_iter().flatten() {
+            task.abort();
         }
         for h in &handles {
             h.send(Command::Shutdown);
@@ -261,6 +278,7 @@ async fn start_api(
     metrics: Arc<Metrics>,
     store: Arc<dyn Store>,
     forwarder: Option<Forwarder>,
+    remote: Option<broadcast::Sender<RenderedEvent>>,
 ) -> anyhow::Result<(mpsc::Receiver<Request>, ApiLink, SocketAddr)> {
     let listen = config.api.listen;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -292,7 +310,8 @@ async fn start_api(
         Library::new(&config.data_dir.join("media")),
         config.sounds.max_file_bytes,
     ))
-    .with_forwarder(forwarder);
+    .with_forwarder(forwarder)
+    .with_remote_events(remote);
     tokio::spawn(async move {
         if let Err(e) = crate::api::serve(listener, state).await {
             tracing::error!(error = %e, "API stopped");

@@ -4,11 +4,14 @@
 //! agree) and its callers hear each other. A node killed the hard way takes only its own
 //! rooms down: calls on the other nodes keep their audio, and once its claims lapse, new
 //! callers of its rooms land on a live node and hear each other. A node that does not
-//! host a room serves its state and mutes its members through the focus node. Without Redis, hosted
-//! rooms keep their audio and new rooms are refused with 503; with Redis back, the nodes
-//! reconnect and claim again without a restart; a node whose claim another takes ends
-//! that room with BYEs. The nodes share PostgreSQL: a conference made through one node's
-//! API is dialed on another.
+//! host a room serves its state and mutes its members through the focus node, and its
+//! WebSocket shows that room's events (the event bus), each once. The service number opens
+//! a room on the node it reaches, where its number's callers then land, and another node's
+//! service number brings its caller there over SIP. Without Redis, hosted
+//! rooms keep their audio and their node's WebSocket clients their events, and new rooms are
+//! refused with 503; with Redis back, the nodes reconnect (registry and event bus) without a
+//! restart; a node whose claim another takes ends that room with BYEs. The nodes share
+//! PostgreSQL: a conference made through one node's API is dialed on another.
 //!
 //! Skipped, with a message saying so, only when the packages (kamailio, redis-server,
 //! sipp) cannot be installed (`bash scripts/install-deps --cluster` needs root and apt).
@@ -21,8 +24,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
 use support::{CallError, DialOpts, Phone};
+use tokio_tungstenite::tungstenite::Message;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const ACCOUNT: &str = "c0ffee00c0ffee00c0ffee00c0ffee00";
@@ -46,6 +51,7 @@ struct Cluster {
 struct NodeLine {
     name: String,
     pid: String,
+    sip: SocketAddr,
     api: SocketAddr,
     rooms: BTreeSet<String>,
 }
@@ -109,7 +115,7 @@ impl Cluster {
                     "pid",
                     pid,
                     "sip",
-                    _,
+                    sip,
                     "api",
                     api,
                     "rooms",
@@ -117,6 +123,7 @@ impl Cluster {
                 ] => NodeLine {
                     name: name.into(),
                     pid: pid.into(),
+                    sip: sip.parse().unwrap(),
                     api: api.parse().unwrap(),
                     rooms: rooms
                         .split(',')
@@ -227,6 +234,61 @@ async fn conference_made_on_one_node_is_dialed_on_another(api: &BTreeMap<String,
     for mut phone in [a, b] {
         phone.hangup().await.unwrap();
     }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket on the node at `api`, subscribed to `room`'s events.
+async fn watch(api: SocketAddr, room: &str) -> Ws {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{api}/ws"))
+        .await
+        .unwrap();
+    let sub = json!({"action": "subscribe", "auth_token": "chorus-demo-token",
+        "data": {"account_id": ACCOUNT, "binding": format!("conference.event.{room}.*")}});
+    ws.send(Message::text(sub.to_string())).await.unwrap();
+    let reply = next_json(&mut ws, 5 * SECOND).await.expect("a reply");
+    assert_eq!(reply["status"], "success", "{reply}");
+    ws
+}
+
+async fn next_json(ws: &mut Ws, within: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await.ok()? {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).ok(),
+            Some(Ok(_)) => continue,
+            other => panic!("websocket ended: {other:?}"),
+        }
+    }
+}
+
+/// The events `ws` received until none came for a second (at most 10 s), each checked
+/// to be delivered once (its `msg_id`).
+async fn events_on(ws: &mut Ws) -> Vec<Value> {
+    let deadline = Instant::now() + 10 * SECOND;
+    let mut events = Vec::new();
+    while let Some(event) = next_json(ws, SECOND).await {
+        assert_eq!(event["action"], "event", "{event}");
+        events.push(event);
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    let ids: BTreeSet<String> = events
+        .iter()
+        .map(|e| e["data"]["msg_id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), events.len(), "each event once: {events:#?}");
+    events
+}
+
+/// The `add-member` of the caller `number` among `events`.
+fn joined<'a>(events: &'a [Value], number: &str) -> Option<&'a Value> {
+    events
+        .iter()
+        .find(|e| e["name"] == "add-member" && e["data"]["caller_id_number"] == number)
+        .map(|e| &e["data"])
 }
 
 /// SIPp, stopped when dropped (also when an assertion fails).
@@ -376,8 +438,42 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
     let used: BTreeSet<&String> = host.values().collect();
     assert!(used.len() >= 2, "the rooms spread over nodes: {host:?}");
 
+    // A WebSocket on a node that does not host ROOMS[1] and one on its host watch it.
+    let watched = ROOMS[1];
+    let other = api.keys().find(|n| **n != host[watched]).unwrap().clone();
+    let mut ws_other = watch(api[&other], watched).await;
+    let mut ws_host = watch(api[&host[watched]], watched).await;
+
     // Two phones per room, through Kamailio, hear each other.
     let pairs = futures_util::future::join_all(ROOMS.map(pair_hears_each_other)).await;
+
+    // Both WebSockets show the phones joining ROOMS[1], once each, with the host as focus.
+    let (seen_other, seen_host) = tokio::join!(events_on(&mut ws_other), events_on(&mut ws_host));
+    for phone in ["a", "b"] {
+        let number = format!("{phone}{watched}");
+        let data = joined(&seen_other, &number)
+            .unwrap_or_else(|| panic!("{other} shows {number} joining: {seen_other:#?}"));
+        for (key, want) in [
+            ("focus", &host[watched]),
+            ("conference_node", &host[watched]),
+            ("conference_id", &watched.to_string()),
+            ("account_id", &ACCOUNT.to_string()),
+        ] {
+            assert_eq!(data[key], want.as_str(), "{key} in {data}");
+        }
+        assert!(data["participant_id"].is_u64(), "{data}");
+        assert_eq!(
+            joined(&seen_host, &number).map(|d| &d["msg_id"]),
+            Some(&data["msg_id"]),
+            "the host's WebSocket shows the same event"
+        );
+    }
+    eprintln!(
+        "room {watched} on {}: {} events on {other}'s WebSocket, {} on its host's",
+        host[watched],
+        seen_other.len(),
+        seen_host.len()
+    );
     for room in ROOMS {
         let (n, _) = room_on(api[&host[room]], room).await;
         assert_eq!(
@@ -391,11 +487,10 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
 
     // A node that does not host a room serves its state and mutes its members: the request
     // goes to the focus node (`node` in the answer names it), the phones hear the effect.
-    let room = ROOMS[1];
-    let other = api.keys().find(|n| **n != host[room]).unwrap();
+    let room = watched;
     let url = format!(
         "http://{}/v2/accounts/{ACCOUNT}/conferences/{room}",
-        api[other]
+        api[&other]
     );
     let http = reqwest::Client::new();
     let state: Value = serde_json::from_str(
@@ -444,9 +539,96 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
         "B no longer hears the muted A: {muted:.1} dB"
     );
     assert_eq!(act("unmute").await.unwrap().status(), 202);
+    let seen = events_on(&mut ws_other).await;
+    for action in ["mute-member", "unmute-member"] {
+        assert!(
+            seen.iter()
+                .any(|e| e["name"] == action && e["data"]["participant_id"] == phone_a),
+            "{other}'s WebSocket shows {action}: {seen:#?}"
+        );
+    }
     eprintln!(
         "room {room} on {}: read and muted through {other}",
         host[room]
+    );
+
+    // The service number opens a room on the node it reaches: the caller keys the demo
+    // conference's number and PIN, that node claims it (its numbers now route there), and a
+    // caller of its number through Kamailio lands there too; they hear each other.
+    let entry = &nodes[0];
+    let keyed = |user: &str, keys: &str| DialOpts {
+        pin: Some(keys.into()),
+        pin_delay: Duration::from_millis(2500),
+        user: user.into(),
+        answer_timeout: Duration::from_secs(15),
+        ..DialOpts::default()
+    };
+    let service = Phone::dial(entry.sip, "1999", keyed("svc", "1000#"))
+        .await
+        .expect("the service number answers");
+    tokio::time::sleep(3 * SECOND).await;
+    for key in "1234#".chars() {
+        service.send_dtmf_rfc4733(key).await.unwrap();
+    }
+    let deadline = Instant::now() + 10 * SECOND;
+    while cluster.focus_of("demo").as_deref() != Some(entry.name.as_str()) {
+        assert!(
+            Instant::now() < deadline,
+            "the service number's node claims demo: {:?}",
+            cluster.focus_of("demo")
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let kamailio: SocketAddr = KAMAILIO.parse().unwrap();
+    let dialed = Phone::dial(kamailio, "1000", keyed("k1000", "1234#"))
+        .await
+        .expect("1000 through Kamailio");
+    tokio::time::sleep(4 * SECOND).await;
+    assert_eq!(
+        room_on(entry.api, "demo").await,
+        (2, Some(entry.name.clone())),
+        "both callers of demo on {}",
+        entry.name
+    );
+    talk("demo", &service, &dialed).await;
+    eprintln!("demo opened on {} through its service number", entry.name);
+
+    // The service number of another node brings its caller to demo's host: that node dials
+    // 1000 there and bridges the caller, whose digits pass through (the host asks for the
+    // PIN again); all three hear each other.
+    let far = &nodes[1];
+    let relayed = Phone::dial(far.sip, "1999", keyed("far", "1000#"))
+        .await
+        .expect("the other node's service number answers");
+    // The PIN is asked here, then again by demo's host once the caller is brought there.
+    for wait in [3, 4] {
+        tokio::time::sleep(wait * SECOND).await;
+        for key in "1234#".chars() {
+            relayed.send_dtmf_rfc4733(key).await.unwrap();
+        }
+    }
+    let deadline = Instant::now() + 15 * SECOND;
+    while room_on(entry.api, "demo").await.0 < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the relayed caller never joined demo on {}: {}\n---\n{}",
+            entry.name,
+            cluster.log(&far.name),
+            cluster.log(&entry.name)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        room_on(far.api, "demo").await.0,
+        0,
+        "{} does not host demo",
+        far.name
+    );
+    talk("demo", &service, &relayed).await;
+    drop((service, dialed, relayed));
+    eprintln!(
+        "a caller of {}'s service number was brought to demo on {}",
+        far.name, entry.name
     );
 
     // Kill the host of the first room.
@@ -506,6 +688,10 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
     // Redis goes away: hosted rooms keep their audio, a new room is refused with 503 and
     // Retry-After; Redis back (scripts/cluster up starts only what is down): the nodes
     // reconnect by themselves, their refreshes claim their rooms again, new rooms open.
+    let reopened_on = cluster.focus_of(dead_rooms[0]).unwrap();
+    let mut ws_local = watch(api[&reopened_on], dead_rooms[0]).await;
+    // Quiet first (the redial's talking ends), so what follows happens without Redis.
+    events_on(&mut ws_local).await;
     let stopped = Command::new("redis-cli")
         .args(["-p", REDIS_PORT, "shutdown", "nosave"])
         .status()
@@ -513,7 +699,11 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
     assert!(!stopped.success() || cluster.focus_of(ROOMS[0]).is_none());
     let (a, b) = &redialled[0];
     talk(dead_rooms[0], a, b).await;
-    let kamailio: SocketAddr = KAMAILIO.parse().unwrap();
+    let seen = events_on(&mut ws_local).await;
+    assert!(
+        seen.iter().any(|e| e["name"] == "start-talking"),
+        "without Redis, {reopened_on}'s WebSocket still shows its room's events: {seen:#?}"
+    );
     match Phone::dial(kamailio, "7199", DialOpts::default()).await {
         Err(CallError::Rejected(r)) => {
             assert_eq!(r.status(), Some(503), "a new room without Redis");
@@ -535,8 +725,19 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // The event bus is back too: every node's WebSocket shows the new room's callers.
+    tokio::time::sleep(2 * SECOND).await;
+    let mut watchers = Vec::new();
+    for addr in api.iter().filter(|(n, _)| **n != victim).map(|(_, a)| *a) {
+        watchers.push(watch(addr, "7199").await);
+    }
     let fresh = pair_hears_each_other("7199").await;
     let host_7199 = cluster.focus_of("7199").expect("the new room is claimed");
+    for ws in &mut watchers {
+        let seen = events_on(ws).await;
+        let data = joined(&seen, "a7199").unwrap_or_else(|| panic!("a7199 joining: {seen:#?}"));
+        assert_eq!(data["focus"], host_7199.as_str(), "{data}");
+    }
 
     // Another node takes the claim behind the host's back: at its next refresh the host
     // ends the room with BYEs and says so in its log.
@@ -558,7 +759,9 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
         "{host_7199} logs the lost claim"
     );
 
-    drop((sipp, pairs, redialled, fresh));
+    drop((
+        sipp, pairs, redialled, fresh, ws_other, ws_host, ws_local, watchers,
+    ));
     for node in api.keys().filter(|n| **n != victim) {
         assert!(
             !cluster.log(node).contains("panicked"),

@@ -2,6 +2,7 @@
 
 use super::render::object;
 use super::service::Participant;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::time::SystemTime;
 
@@ -77,14 +78,15 @@ impl ConferenceEvent {
             .map_or(&self.conference_id, |p| &p.call_id)
     }
 
-    pub fn routing_key(&self) -> String {
-        format!(
-            "conference.event.{}.{}.{}.{}",
-            self.name.as_str(),
-            self.account_id,
-            self.conference_id,
-            self.call_id()
-        )
+    /// The event as `node`, the room's host, shows it to subscribers anywhere.
+    pub fn rendered(&self, node: &str) -> RenderedEvent {
+        RenderedEvent {
+            name: self.name.as_str().to_owned(),
+            account_id: self.account_id.clone(),
+            conference_id: self.conference_id.clone(),
+            call_id: self.call_id().to_owned(),
+            kazoo: self.kazoo_json(node),
+        }
     }
 
     /// The AMQP form: CamelCase-dashed keys.
@@ -115,11 +117,33 @@ impl ConferenceEvent {
         }
         event
     }
+}
+
+/// An event as subscribers match and see it, whichever node they are on: what it is about
+/// and its AMQP form, rendered once by the node hosting the room (so `Focus` and `Node`
+/// name that node); the cluster's event bus carries it between nodes as is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderedEvent {
+    pub name: String,
+    pub account_id: String,
+    pub conference_id: String,
+    /// The member's call id; the conference id for conference-level events.
+    pub call_id: String,
+    pub kazoo: Value,
+}
+
+impl RenderedEvent {
+    pub fn routing_key(&self) -> String {
+        format!(
+            "conference.event.{}.{}.{}.{}",
+            self.name, self.account_id, self.conference_id, self.call_id
+        )
+    }
 
     /// The WebSocket form: the AMQP form with snake_case keys, plus the 4.0 docs' flat form
     /// (`event_name`, channel variables at the top level).
-    pub fn snake_json(&self, node: &str) -> Value {
-        let mut event = snake_case(self.kazoo_json(node));
+    pub fn snake_json(&self) -> Value {
+        let mut event = snake_case(self.kazoo.clone());
         if let Value::Object(map) = &mut event {
             if let Some(Value::Object(vars)) = map.get("conference_channel_vars").cloned() {
                 map.extend(vars);
@@ -205,8 +229,8 @@ mod tests {
 
     #[test]
     fn conference_level_events_carry_no_participant_fields() {
-        let e = event(EventName::ConferenceCreate, "conf1", 1, None);
-        let snake = e.snake_json("node1");
+        let e = event(EventName::ConferenceCreate, "conf1", 1, None).rendered("node1");
+        let snake = e.snake_json();
         assert_eq!(snake["call_id"], "conf1");
         assert!(snake.get("participant_id").is_none(), "{snake}");
         assert_eq!(

@@ -30,6 +30,10 @@ pub struct Metrics {
     pub ws_clients: AtomicU64,
     pub ws_refused: AtomicU64,
     pub ws_unauthenticated: AtomicU64,
+    /// Events of hosted rooms the cluster's event bus did not carry to the other nodes.
+    pub bus_unpublished: AtomicU64,
+    /// Event bus messages from other nodes dropped: oversized or unreadable.
+    pub bus_refused: AtomicU64,
 }
 
 /// Upper bounds of the mix tick buckets, in microseconds: a 20 ms frame must mix well inside,
@@ -151,6 +155,16 @@ impl Metrics {
                 "chorus_ws_unauthenticated_closed_total",
                 "WebSockets closed for not subscribing in time",
                 &self.ws_unauthenticated,
+            ),
+            (
+                "chorus_bus_events_unpublished_total",
+                "Events of hosted rooms not sent to the other nodes: behind, oversized, or Redis unreachable",
+                &self.bus_unpublished,
+            ),
+            (
+                "chorus_bus_events_refused_total",
+                "Event bus messages from other nodes dropped: oversized or unreadable",
+                &self.bus_refused,
             ),
         ];
         for (kind, list) in [("gauge", &gauges[..]), ("counter", &counters[..])] {

@@ -79,6 +79,8 @@ pub struct ApiState {
     media: Option<Arc<media::MediaFiles>>,
     /// In a cluster: conference requests go to the node hosting the conference.
     forwarder: Option<crate::cluster::forward::Forwarder>,
+    /// In a cluster: events of rooms other nodes host, from the event bus.
+    remote: Option<broadcast::Sender<events::RenderedEvent>>,
 }
 
 impl ApiState {
@@ -108,6 +110,7 @@ impl ApiState {
             store: None,
             media: None,
             forwarder: None,
+            remote: None,
         }
     }
 
@@ -126,6 +129,16 @@ impl ApiState {
     /// Sends conference requests on to the node hosting the conference (a cluster).
     pub fn with_forwarder(mut self, forwarder: Option<crate::cluster::forward::Forwarder>) -> Self {
         self.forwarder = forwarder;
+        self
+    }
+
+    /// Shows WebSocket clients the events of rooms other nodes host, which the cluster's
+    /// event bus sends into `remote` (a cluster).
+    pub fn with_remote_events(
+        mut self,
+        remote: Option<broadcast::Sender<events::RenderedEvent>>,
+    ) -> Self {
+        self.remote = remote;
         self
     }
 }

@@ -5,8 +5,11 @@
 //! socket stays blocked past [`SEND_TIMEOUT`] is closed. Clients are capped
 //! (`api.max_websockets`), and one that has not authenticated a subscription within
 //! `api.ws_auth_secs` is closed.
+//!
+//! In a cluster, events of rooms other nodes host arrive on a second broadcast (from the
+//! event bus, `crate::cluster::bus`), read the same way, under the same rules.
 
-use super::events::ConferenceEvent;
+use super::events::{ConferenceEvent, RenderedEvent};
 use super::reply::ApiError;
 use super::{ApiState, body};
 use axum::extract::State;
@@ -16,6 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,6 +48,7 @@ fn count_clients(state: &ApiState) {
 async fn session(state: &ApiState, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let mut events = state.events.subscribe();
+    let mut remote = state.remote.as_ref().map(broadcast::Sender::subscribe);
     let mut subs = Subscriptions::default();
     let auth = tokio::time::sleep(Duration::from_secs(state.config.ws_auth_secs));
     tokio::pin!(auth);
@@ -60,23 +65,46 @@ async fn session(state: &ApiState, socket: WebSocket) {
                 Some(Ok(_)) => None,
             },
             event = events.recv() => match event {
-                Ok(event) => subs.push(&event, &state.node.name),
+                Ok(event) => subs.push_local(&event, &state.node.name),
                 Err(RecvError::Lagged(missed)) => {
                     state.metrics.ws_dropped.fetch_add(missed, Relaxed);
                     None
                 }
                 Err(RecvError::Closed) => break,
             },
+            event = recv_remote(&mut remote) => match event {
+                Ok(event) => subs.push(&event),
+                Err(RecvError::Lagged(missed)) => {
+                    state.metrics.ws_dropped.fetch_add(missed, Relaxed);
+                    None
+                }
+                // The bus is gone: local events still flow.
+                Err(RecvError::Closed) => {
+                    remote = None;
+                    None
+                }
+            },
         };
         if let Some(out) = out {
             let send = sink.send(Message::Text(out.to_string().into()));
             if !matches!(tokio::time::timeout(SEND_TIMEOUT, send).await, Ok(Ok(()))) {
                 // Hopeless or gone: what it had not read yet is lost.
-                let backlog = u64::try_from(events.len()).unwrap_or(u64::MAX);
+                let backlog = events.len() + remote.as_ref().map_or(0, broadcast::Receiver::len);
+                let backlog = u64::try_from(backlog).unwrap_or(u64::MAX);
                 state.metrics.ws_dropped.fetch_add(backlog, Relaxed);
                 break;
             }
         }
+    }
+}
+
+/// The next event from the cluster bus; never, outside a cluster.
+async fn recv_remote(
+    remote: &mut Option<broadcast::Receiver<RenderedEvent>>,
+) -> Result<RenderedEvent, RecvError> {
+    match remote {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -144,19 +172,30 @@ impl Subscriptions {
         }
     }
 
-    /// The event message for `event`, if one of the bindings matches it.
-    fn push(&self, event: &ConferenceEvent, node: &str) -> Option<Value> {
-        if self.account.as_deref() != Some(event.account_id.as_str()) {
+    /// The binding an event of this account, conference and call matches, if any.
+    fn binding_for(&self, account: &str, conference: &str, call: &str) -> Option<&String> {
+        if self.account.as_deref() != Some(account) {
             return None;
         }
-        let binding = self.bindings.iter().find(|b| matches(b, event))?;
+        self.bindings.iter().find(|b| matches(b, conference, call))
+    }
+
+    /// [`Self::push`] for an event of a room this node hosts, rendered only when wanted.
+    fn push_local(&self, event: &ConferenceEvent, node: &str) -> Option<Value> {
+        self.binding_for(&event.account_id, &event.conference_id, event.call_id())?;
+        self.push(&event.rendered(node))
+    }
+
+    /// The event message for `event`, if one of the bindings matches it.
+    fn push(&self, event: &RenderedEvent) -> Option<Value> {
+        let binding = self.binding_for(&event.account_id, &event.conference_id, &event.call_id)?;
         Some(json!({
             "action": "event",
             "subscribed_key": binding,
-            "subscription_key": format!("conference.event.{}.{}", event.conference_id, event.call_id()),
-            "name": event.name.as_str(),
+            "subscription_key": format!("conference.event.{}.{}", event.conference_id, event.call_id),
+            "name": event.name,
             "routing_key": event.routing_key(),
-            "data": event.snake_json(node),
+            "data": event.snake_json(),
         }))
     }
 }
@@ -187,8 +226,6 @@ fn parts(binding: &str) -> Option<(&str, &str)> {
     (!conf.is_empty() && !call.is_empty()).then_some((conf, call))
 }
 
-fn matches(binding: &str, event: &ConferenceEvent) -> bool {
-    parts(binding).is_some_and(|(conf, call)| {
-        (conf == "*" || conf == event.conference_id) && (call == "*" || call == event.call_id())
-    })
+fn matches(binding: &str, conference: &str, call: &str) -> bool {
+    parts(binding).is_some_and(|(c, m)| (c == "*" || c == conference) && (m == "*" || m == call))
 }

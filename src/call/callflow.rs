@@ -82,11 +82,7 @@ impl CallPlane {
         let Some(a) = self.answering.get_mut(&call) else {
             return;
         };
-        let from = &a.party.from;
-        let from = match &from.display_name {
-            Some(name) => format!("{} <{}>", quoted(name), from.uri),
-            None => format!("<{}>", from.uri),
-        };
+        let from = caller_from(&a.party);
         if let Some(walk) = a.walk.as_mut().filter(|w| !w.ringing) {
             walk.ringing = true;
             self.sip(SipAction::Respond {
@@ -177,7 +173,7 @@ impl CallPlane {
     }
 
     /// Opens a private bridging room: no sounds, no controls, no hold music, no events.
-    fn open_room(&mut self, room: &ConfRef, now: Instant) -> bool {
+    pub(super) fn open_room(&mut self, room: &ConfRef, now: Instant) -> bool {
         let doc = room_doc();
         let mut resolved = match profile::resolve(&doc, &ConferencesConfig::default(), None) {
             Ok(p) => p,
@@ -207,6 +203,8 @@ impl CallPlane {
         let mut decision =
             join_decision(&room.id, &doc, Role::Member, Vec::new(), Vec::new(), None);
         decision.flags.nomoh = true;
+        // Digits pass through a bridge: the far side may be asking for them (a PIN).
+        decision.flags.dist_dtmf = true;
         self.join(call, room.clone(), decision, now);
     }
 
@@ -221,6 +219,15 @@ impl CallPlane {
             self.hang_up(call, now);
         }
         self.conferences.remove(room);
+    }
+}
+
+/// The From of legs placed for a caller: the caller's name and URI.
+pub(super) fn caller_from(party: &Party) -> String {
+    let from = &party.from;
+    match &from.display_name {
+        Some(name) => format!("{} <{}>", quoted(name), from.uri),
+        None => format!("<{}>", from.uri),
     }
 }
 

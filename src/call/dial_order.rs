@@ -211,6 +211,10 @@ pub(super) enum Purpose {
     /// A callflow's bridging module: the first leg to answer, of any endpoint, is bridged
     /// to this unanswered caller and every other leg is cancelled.
     Bridge { caller: CallId },
+    /// A service-number caller brought to its conference's focus node (a cluster): the
+    /// leg joins the caller's private room; when none answers, the room ends, and with it
+    /// the caller's call.
+    Relay { room: ConfRef },
 }
 
 /// The conference a `dial` order's legs join.

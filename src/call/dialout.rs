@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::api::service::EndpointResponse;
 use crate::conference::flow::join_decision;
+use crate::conference::settings::ConferencesConfig;
 use crate::conference::vocabulary::Role;
 use crate::media::worker::Command;
 use crate::sdp::{Direction, SdpSession};
@@ -243,6 +244,7 @@ impl CallPlane {
         self.orders.get(&order).map(|o| match &o.purpose {
             Purpose::Conference(j) => j.conf.account.as_str(),
             Purpose::Bridge { caller } => self.account_ref(*caller),
+            Purpose::Relay { room } => room.account.as_str(),
         })
     }
 
@@ -336,6 +338,16 @@ impl CallPlane {
                 self.leg_outcome(order, endpoint, Ok(party.sip_call_id.clone()), now);
                 self.expire(order, "LOSE_RACE", now);
                 return self.bridge(caller, call, party, sdp, &neg, now);
+            }
+            Some(Purpose::Relay { room }) => {
+                let room = room.clone();
+                let worker = self.worker_of(&room.id);
+                let config = ConferencesConfig::default();
+                let leg = Call::answered_leg(party, sdp, worker, room.clone(), config);
+                self.calls.insert(call, leg);
+                self.start_media(call, &neg);
+                self.command(call, Command::Confirm { call: call.0 });
+                return self.join_room(call, &room, now);
             }
             None => return,
         };
@@ -525,6 +537,11 @@ impl CallPlane {
             }),
             Purpose::Bridge { .. } if answered => {}
             Purpose::Bridge { caller } => self.ring_failed(caller, &outcomes, now),
+            Purpose::Relay { .. } if answered => {}
+            Purpose::Relay { room } => {
+                tracing::info!(room = %room, "relay: the focus node did not answer");
+                self.close_room(&room, now);
+            }
         }
     }
 

@@ -16,6 +16,7 @@ impl CallerFlow {
             flow,
             playback: None,
             recording: None,
+            claiming: None,
         }
     }
 
@@ -46,7 +47,7 @@ impl CallPlane {
         }
     }
 
-    fn flow_mut(&mut self, call: CallId) -> Option<&mut CallerFlow> {
+    pub(super) fn flow_mut(&mut self, call: CallId) -> Option<&mut CallerFlow> {
         match &mut self.calls.get_mut(&call)?.stage {
             Stage::Flow(f) => Some(f),
             _ => None,

@@ -5,16 +5,22 @@
 //! or that no claim can be made for, get 503 with Retry-After: the proxy in front
 //! (config/cluster/kamailio.cfg) then asks the registry again and relays to the focus,
 //! and a caller reached directly retries; a 302 would hand callers internal addresses.
+//! A caller of the service number, already answered, claims the conference it enters and
+//! waits in its flow until granted; when another node hosts it, the caller is brought
+//! there over SIP (see [`CallPlane::relay`]).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::api::service::ConfRef;
 use crate::cluster::focus::Event;
 use crate::cluster::registry::Request;
 use crate::sip::CallId;
 
+use super::callflow::caller_from;
+use super::dial_order::{Contact, Endpoint, Plan, Purpose, Ring};
 use super::output::Output;
-use super::plane::{CallPlane, Claim};
+use super::plane::{CallPlane, Claim, Stage};
+use crate::conference::flow::JoinDecision;
 
 /// Retry-After of a caller refused because another node hosts the conference: by then
 /// the proxy routes it there.
@@ -23,6 +29,8 @@ const HELD_ELSEWHERE_RETRY_AFTER: &str = "1";
 const NO_CLAIM_RETRY_AFTER: &str = "5";
 /// Numbers routed to one conference in the registry; a document may list more.
 const MAX_ROUTED_NUMBERS: usize = 32;
+/// A service-number caller brought to the focus node waits this long for its answer.
+const RELAY_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl CallPlane {
     /// Routes a call to `conf` under its claim; true when the call may be answered now
@@ -37,6 +45,12 @@ impl CallPlane {
             return false;
         };
         a.focus = Some(conf.clone());
+        self.claim(conf, numbers)
+    }
+
+    /// Counts one more call relying on `conf`'s claim, asking for the claim when none is
+    /// held or in flight; true when it is held.
+    fn claim(&mut self, conf: ConfRef, mut numbers: Vec<String>) -> bool {
         if let Some(claim) = self.claims.get_mut(&conf) {
             claim.calls += 1;
             return claim.granted;
@@ -44,12 +58,45 @@ impl CallPlane {
         let calls = 1;
         let granted = false;
         self.claims.insert(conf.clone(), Claim { calls, granted });
-        let mut numbers = numbers;
         numbers.sort();
         numbers.dedup();
         numbers.truncate(MAX_ROUTED_NUMBERS);
         self.push(Output::Focus(Request::Claim { conf, numbers }));
         false
+    }
+
+    /// A caller of the service number entered a conference this node does not hold: it
+    /// claims it (the conference's numbers then route here) and joins once granted. When
+    /// another node holds it, the caller is brought there.
+    pub(super) fn join_when_claimed(
+        &mut self,
+        call: CallId,
+        conf: ConfRef,
+        decision: JoinDecision,
+        now: Instant,
+    ) {
+        let mut numbers: Vec<String> = decision
+            .doc
+            .all_numbers()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        // An ad-hoc room has no numbers: it is reached by its name.
+        if numbers.is_empty() {
+            numbers.push(conf.id.clone());
+        }
+        let Some(f) = self.flow_mut(call) else {
+            tracing::info!(conference = %conf, "another node hosts the conference: hanging up");
+            return self.hang_up(call, now);
+        };
+        f.claiming = Some(Box::new(decision));
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let before = c.focus.replace(conf.clone());
+        // Not held here (`hosts` said so): the join waits for the registry's answer.
+        self.claim(conf, numbers);
+        self.unfocus(before);
     }
 
     /// Whether this node hosts `conf` (a caller about to join it): a call that reached
@@ -103,19 +150,30 @@ impl CallPlane {
                 for call in self.waiting_for(&conf) {
                     self.push(Output::AllocatePorts { call });
                 }
+                for call in self.claiming(&conf) {
+                    let decision = self.flow_mut(call).and_then(|f| f.claiming.take());
+                    if let Some(decision) = decision {
+                        self.join(call, conf.clone(), *decision, now);
+                    }
+                }
             }
             Event::Refused { conf, holder } => {
-                tracing::info!(conference = %conf, %holder, "focus: hosted by another node, refusing its callers");
-                self.refuse_waiting(&conf, HELD_ELSEWHERE_RETRY_AFTER);
+                tracing::info!(conference = %conf, holder = %holder.node, "focus: hosted by another node, refusing its callers");
+                if let Some(route) = &holder.route {
+                    for call in self.claiming(&conf) {
+                        self.relay(call, &conf, route, now);
+                    }
+                }
+                self.refuse_waiting(&conf, HELD_ELSEWHERE_RETRY_AFTER, now);
             }
             Event::Unavailable(conf) => {
                 tracing::warn!(conference = %conf, "focus: no claim possible, refusing its callers");
-                self.refuse_waiting(&conf, NO_CLAIM_RETRY_AFTER);
+                self.refuse_waiting(&conf, NO_CLAIM_RETRY_AFTER, now);
             }
             Event::Lost { conf, holder } => {
                 tracing::warn!(conference = %conf, %holder, "focus: claim lost to another node, ending the room here");
                 self.claims.remove(&conf);
-                self.refuse_waiting(&conf, HELD_ELSEWHERE_RETRY_AFTER);
+                self.refuse_waiting(&conf, HELD_ELSEWHERE_RETRY_AFTER, now);
                 let calls: Vec<CallId> = self
                     .calls
                     .iter()
@@ -138,11 +196,77 @@ impl CallPlane {
             .collect()
     }
 
-    fn refuse_waiting(&mut self, conf: &ConfRef, retry_after: &str) {
+    /// Brings a service-number caller to the node hosting its conference, at `route`
+    /// (`sip:HOST:PORT`): the caller waits in a private room of its own while this node
+    /// dials the conference's number there, and the answer joins that room. Digits pass
+    /// through (the focus asks for the PIN again); either side hanging up ends the other.
+    fn relay(&mut self, call: CallId, conf: &ConfRef, route: &str, now: Instant) {
+        let Some(decision) = self.flow_mut(call).and_then(|f| f.claiming.take()) else {
+            return;
+        };
+        let addr = route.strip_prefix("sip:").and_then(|a| a.parse().ok());
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        // It relies on the claim no longer: the room it joins is its own.
+        c.focus = None;
+        let from = caller_from(&c.party);
+        let room = ConfRef {
+            account: conf.account.clone(),
+            id: format!("relay:{:x}", call.0),
+        };
+        let Some(addr) = addr.filter(|_| self.open_room(&room, now)) else {
+            tracing::warn!(conference = %conf, %route, "relay: no usable route to the focus");
+            return self.hang_up(call, now);
+        };
+        let number = decision
+            .doc
+            .all_numbers()
+            .first()
+            .map_or(conf.id.clone(), |n| (*n).to_owned());
+        tracing::info!(conference = %conf, %route, %number, "relay: bringing the caller to the focus node");
+        self.join_room(call, &room, now);
+        let contact = Contact {
+            uri: format!("sip:{number}@{addr}"),
+            addr,
+            auth: None,
+            host: None,
+        };
+        let endpoint = Endpoint::new(number, vec![contact], Ring::Simultaneous);
+        let plan = Plan::once(RELAY_TIMEOUT);
+        self.start_order(
+            Purpose::Relay { room },
+            from,
+            vec![endpoint],
+            plan,
+            None,
+            now,
+        );
+    }
+
+    /// Answered calls waiting to join `conf` until this node holds it.
+    fn claiming(&self, conf: &ConfRef) -> Vec<CallId> {
+        self.calls
+            .iter()
+            .filter(|(_, c)| c.focus.as_ref() == Some(conf))
+            .filter(|(_, c)| matches!(&c.stage, Stage::Flow(f) if f.claiming.is_some()))
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    fn refuse_waiting(&mut self, conf: &ConfRef, retry_after: &str, now: Instant) {
         self.claims.remove(conf);
         for call in self.waiting_for(conf) {
             let retry = vec![("Retry-After", retry_after.to_string())];
             self.reject(call, 503, "Service Unavailable", retry);
+        }
+        for call in self.claiming(conf) {
+            tracing::info!(conference = %conf, "not hosted here: hanging up the service number's caller");
+            if let Some(c) = self.calls.get_mut(&call) {
+                // It relied on a claim that is gone.
+                c.focus = None;
+            }
+            self.hang_up(call, now);
         }
     }
 }

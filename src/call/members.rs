@@ -32,8 +32,7 @@ impl CallPlane {
             return;
         };
         if !self.hosts(call, &id) {
-            tracing::info!(conference = %id, "another node hosts the conference: hanging up");
-            return self.hang_up(call, now);
+            return self.join_when_claimed(call, id, decision, now);
         }
         if !self.conferences.contains_key(&id) && !self.open_conference(&id, &decision, call, now) {
             return self.hang_up(call, now);

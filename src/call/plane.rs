@@ -199,6 +199,9 @@ pub(super) struct CallerFlow {
     pub flow: Flow,
     pub playback: Option<u64>,
     pub recording: Option<u64>,
+    /// In a cluster: the join of a caller whose conference (entered at the service number)
+    /// this node is claiming; it happens once the claim is granted.
+    pub claiming: Option<Box<JoinDecision>>,
 }
 
 /// What a store request in flight was for.

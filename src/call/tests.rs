@@ -625,7 +625,7 @@ fn in_a_cluster_callers_are_answered_once_the_claim_is_granted_and_the_last_rele
 fn in_a_cluster_a_room_hosted_elsewhere_or_unclaimable_is_refused_with_503() {
     let mut h = Harness::clustered(conferences());
     h.sip_event(invite(CallId(1), "1000"));
-    let holder = "node2".to_string();
+    let holder = "node2".into();
     h.focus_event(FocusEvent::Refused {
         conf: open_conf(),
         holder,
@@ -658,6 +658,84 @@ fn in_a_cluster_a_room_hosted_elsewhere_or_unclaimable_is_refused_with_503() {
         "a claim each, no release of what was never held"
     );
     assert!(h.plane.is_idle());
+}
+
+#[test]
+fn in_a_cluster_the_service_numbers_caller_joins_once_the_conference_is_claimed_here() {
+    let mut h = Harness::clustered(conferences());
+    h.plane.settings.service_number = Some("1999".into());
+    let first = h.call(1, "1999");
+    h.digits(first, "1000#");
+    let claim = FocusRequest::Claim {
+        conf: open_conf(),
+        numbers: vec!["1000".into()],
+    };
+    assert_eq!(h.focus, [claim], "the conference's numbers route here");
+    assert!(h.events.is_empty(), "nobody joins before the claim");
+    let second = h.call(2, "1999");
+    h.digits(second, "1000#");
+    assert_eq!(h.focus.len(), 1, "one claim for both callers");
+    h.focus_event(FocusEvent::Granted(open_conf()));
+    assert_eq!(h.plane.gauges(), (1, 2), "both joined");
+    for call in [first, second] {
+        h.sip_event(Event::Bye { call });
+    }
+    assert_eq!(h.focus[1], FocusRequest::Release(open_conf()));
+}
+
+/// A service-number caller who entered conference 1000, which node2 hosts.
+fn refused_to_node2(h: &mut Harness, route: Option<&str>) -> CallId {
+    h.plane.settings.service_number = Some("1999".into());
+    let call = h.call(1, "1999");
+    h.digits(call, "1000#");
+    let holder = crate::cluster::focus::Holder {
+        node: "node2".into(),
+        route: route.map(String::from),
+    };
+    h.focus_event(FocusEvent::Refused {
+        conf: open_conf(),
+        holder,
+    });
+    call
+}
+
+#[test]
+fn in_a_cluster_the_service_numbers_caller_is_brought_to_the_focus_node() {
+    let mut h = Harness::clustered(conferences());
+    let caller = refused_to_node2(&mut h, Some("sip:127.0.0.1:5082"));
+    let [invite] = h.invites().try_into().expect("one INVITE to the focus");
+    assert_eq!(invite.target, "sip:1000@127.0.0.1:5082");
+    assert_eq!(invite.to_addr, SocketAddr::from(([127, 0, 0, 1], 5082)));
+    let leg = invite.call.expect("the plane chose the handle");
+    h.answer_leg(leg);
+    h.joined(caller, 1);
+    h.joined(leg, 2);
+    assert_eq!(h.byes(), 0);
+    assert_eq!(
+        h.plane.gauges(),
+        (0, 0),
+        "a private room: no conference shown"
+    );
+    assert!(h.events.is_empty(), "no events of a private room");
+    // The focus side hangs up: the caller's call ends with it.
+    h.sip_event(Event::Bye { call: leg });
+    assert_eq!(h.byes(), 1);
+    h.sip_event(Event::Bye { call: caller });
+    assert_eq!(h.focus.len(), 1, "no release of what was never held");
+    assert!(h.plane.is_idle());
+}
+
+#[test]
+fn in_a_cluster_the_service_numbers_caller_is_hung_up_when_the_focus_is_unreachable() {
+    for route in [None, Some("sip:not-an-address")] {
+        let mut h = Harness::clustered(conferences());
+        let call = refused_to_node2(&mut h, route);
+        assert!(h.invites().is_empty(), "{route:?}");
+        assert_eq!(h.byes(), 1, "{route:?}");
+        h.sip_event(Event::Bye { call });
+        assert_eq!(h.released, [call]);
+        assert!(h.plane.is_idle());
+    }
 }
 
 #[test]

@@ -34,9 +34,26 @@ pub enum Answer {
     /// This node holds it now.
     Ours,
     /// Another node holds it.
-    Held(String),
+    Held(Holder),
     /// The registry could not be reached or failed.
     Unreachable,
+}
+
+/// The node holding a conference, and where it takes SIP (its `chorus:route` value,
+/// `sip:HOST:PORT`), when the registry has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub node: String,
+    pub route: Option<String>,
+}
+
+impl From<&str> for Holder {
+    fn from(node: &str) -> Self {
+        Holder {
+            node: node.to_owned(),
+            route: None,
+        }
+    }
 }
 
 /// What the call plane learns.
@@ -45,7 +62,7 @@ pub enum Event {
     /// This node hosts the conference: its callers may be answered.
     Granted(ConfRef),
     /// Another node hosts it.
-    Refused { conf: ConfRef, holder: String },
+    Refused { conf: ConfRef, holder: Holder },
     /// No claim could be made (registry unreachable, or this node's room bound reached).
     Unavailable(ConfRef),
     /// The claim went to another node while held here: the room must end.
@@ -187,6 +204,7 @@ impl Focus {
                     }
                     Answer::Held(holder) => {
                         self.claims.remove(&conf);
+                        let holder = holder.node;
                         self.events.push_back(Event::Lost { conf, holder });
                     }
                 }

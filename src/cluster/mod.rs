@@ -1,10 +1,13 @@
 //! Several Chorus nodes behind one SIP entry point (Kamailio): a conference lives on one
 //! node, its focus, which claims it in a shared Redis registry while the room lives.
-//! [`focus`] is the claim logic (sans-IO), [`registry`] its Redis shell.
+//! [`focus`] is the claim logic (sans-IO), [`registry`] its Redis shell; [`bus`] and
+//! [`relay`] carry conference events between the nodes the same way.
 
+pub mod bus;
 pub mod focus;
 pub mod forward;
 pub mod registry;
+pub mod relay;
 
 use serde::Deserialize;
 use std::net::SocketAddr;

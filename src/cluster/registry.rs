@@ -13,15 +13,19 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::mpsc;
 
 use super::ClusterConfig;
-use super::focus::{Answer, Event, Focus, Op};
+use super::focus::{Answer, Event, Focus, Holder, Op};
 use crate::api::service::ConfRef;
 
 /// Set the claim if it is free or already ours (then route the numbers here), all with
-/// the TTL; answer "" when ours, else the holder. One script: atomic, like `SET NX`, but
-/// a refresh by the holder (or a re-claim after the key lapsed) is the same step.
+/// the TTL; answer "" when ours, else the holder and its route (that of the first number),
+/// space-separated. One script: atomic, like `SET NX`, but a refresh by the holder (or a
+/// re-claim after the key lapsed) is the same step.
 const CLAIM: &str = r"
 local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then return holder end
+if holder and holder ~= ARGV[1] then
+  local route = KEYS[2] and redis.call('GET', KEYS[2])
+  return holder .. ' ' .. (route or '')
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 for i = 2, #KEYS do redis.call('SET', KEYS[i], ARGV[3], 'PX', ARGV[2]) end
 return ''
@@ -37,7 +41,7 @@ return 1
 ";
 
 /// A Redis round trip (or a connection attempt) that takes longer fails.
-const IO_TIMEOUT: Duration = Duration::from_secs(1);
+pub(super) const IO_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What the call plane asks of the registry.
 #[derive(Debug, PartialEq, Eq)]
@@ -70,6 +74,15 @@ pub fn connect(config: &ClusterConfig) -> anyhow::Result<ConnectionManager> {
         .set_number_of_retries(1)
         .set_max_delay(IO_TIMEOUT);
     Ok(ConnectionManager::new_lazy_with_config(client, manager)?)
+}
+
+/// The claim script's "NODE ROUTE" answer (node names have no spaces; ROUTE may be empty).
+fn holder(answer: &str) -> Holder {
+    let (node, route) = answer.split_once(' ').unwrap_or((answer, ""));
+    Holder {
+        node: node.to_owned(),
+        route: (!route.is_empty()).then(|| route.to_owned()),
+    }
 }
 
 /// Where this node listens: SIP for Kamailio, the API for the other nodes' forwards.
@@ -167,7 +180,7 @@ impl Shell {
                 let answer = call.invoke_async::<String>(&mut self.redis);
                 let answer = match tokio::time::timeout(IO_TIMEOUT, answer).await {
                     Ok(Ok(holder)) if holder.is_empty() => Answer::Ours,
-                    Ok(Ok(holder)) => Answer::Held(holder),
+                    Ok(Ok(held)) => Answer::Held(holder(&held)),
                     Ok(Err(e)) => {
                         tracing::warn!(conference = %conf, error = %e, "focus registry");
                         Answer::Unreachable
@@ -193,5 +206,21 @@ impl Shell {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_claim_scripts_refusal_names_the_holder_and_its_route() {
+        let held = holder("node2 sip:127.0.0.1:5082");
+        assert_eq!(
+            (held.node.as_str(), held.route.as_deref()),
+            ("node2", Some("sip:127.0.0.1:5082"))
+        );
+        assert_eq!(holder("node2 "), Holder::from("node2"));
+        assert_eq!(holder("node2"), Holder::from("node2"));
     }
 }

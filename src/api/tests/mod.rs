@@ -31,6 +31,8 @@ pub struct Harness {
     pub base: String,
     pub fake: Fake,
     pub events: broadcast::Sender<ConferenceEvent>,
+    /// Events of rooms other nodes host, as the cluster's event bus delivers them.
+    pub remote: broadcast::Sender<super::events::RenderedEvent>,
     pub metrics: Arc<Metrics>,
     client: reqwest::Client,
 }
@@ -45,6 +47,7 @@ impl Harness {
         let (service, requests) = Service::channel(16);
         let fake = Fake::spawn(requests);
         let (events, _) = broadcast::channel(64);
+        let (remote, _) = broadcast::channel(64);
         let metrics = Arc::new(Metrics::default());
         let tokens =
             [(TOKEN_A, ACCOUNT_A), (TOKEN_B, ACCOUNT_B)].map(|(token, account_id)| TokenEntry {
@@ -70,7 +73,8 @@ impl Harness {
             node,
             events.clone(),
             metrics.clone(),
-        );
+        )
+        .with_remote_events(Some(remote.clone()));
         tokio::spawn(super::serve(listener, state));
         let client = reqwest::Client::builder().timeout(BOUND).build().unwrap();
         let base = format!("http://{}", config.listen);
@@ -78,6 +82,7 @@ impl Harness {
             base,
             fake,
             events,
+            remote,
             metrics,
             client,
         }

@@ -118,6 +118,53 @@ async fn subscribed_client_gets_add_member_with_documented_fields() {
 }
 
 #[tokio::test]
+async fn other_nodes_events_follow_the_same_account_and_binding_rules() {
+    let h = Harness::start().await;
+    let mut ws = connect(&h).await;
+    let binding = "conference.event.conf1.*";
+    send(&mut ws, subscribe("subscribe", TOKEN_A, binding)).await;
+    next(&mut ws).await;
+
+    let who = participant(5, "call-5", false, SystemTime::now());
+    let joined = event(EventName::AddMember, "conf1", 2, Some(who));
+    let mut elsewhere = joined.clone();
+    elsewhere.account_id = ACCOUNT_B.into();
+    let other_room = event(EventName::Lock, "conf2", 1, None);
+    for e in [&elsewhere, &other_room, &joined] {
+        h.remote.send(e.rendered("node2")).unwrap();
+    }
+    let pushed = next(&mut ws).await;
+    assert_eq!(
+        (&pushed["name"], &pushed["subscribed_key"]),
+        (&json!("add-member"), &json!(binding))
+    );
+    assert_eq!(
+        pushed["routing_key"],
+        format!("conference.event.add-member.{ACCOUNT_A}.conf1.call-5")
+    );
+    let data = &pushed["data"];
+    for (key, want) in [
+        ("focus", json!("node2")),
+        ("conference_node", json!("node2")),
+        ("account_id", json!(ACCOUNT_A)),
+        ("participant_id", json!(5)),
+        ("caller_id_number", json!("1005")),
+        ("event_name", json!("participant_event")),
+    ] {
+        assert_eq!(data[key], want, "{key} in {data}");
+    }
+    // Local events still come, named after this node.
+    h.events
+        .send(event(EventName::Lock, "conf1", 2, None))
+        .unwrap();
+    let pushed = next(&mut ws).await;
+    assert_eq!(
+        (&pushed["name"], &pushed["data"]["focus"]),
+        (&json!("lock"), &json!("chorus@test"))
+    );
+}
+
+#[tokio::test]
 async fn unsubscribed_binding_stops_events() {
     let h = Harness::start().await;
     let mut ws = connect(&h).await;
