@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::api::service::ConfRef;
 use crate::cluster::focus::Event;
 use crate::cluster::registry::Request;
-use crate::sip::CallId;
+use crate::sip::{CallId, Protocol};
 
 use super::callflow::caller_from;
 use super::dial_order::{Contact, Endpoint, Plan, Purpose, Ring};
@@ -231,6 +231,7 @@ impl CallPlane {
             addr,
             auth: None,
             host: None,
+            protocol: Protocol::Udp,
         };
         let endpoint = Endpoint::new(number, vec![contact], Ring::Simultaneous);
         let plan = Plan::once(RELAY_TIMEOUT);
