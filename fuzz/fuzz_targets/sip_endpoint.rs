@@ -22,8 +22,8 @@ use chorus::sdp::{Direction, MediaPolicy, SdpSession};
 use chorus::sip::message::{NameAddr, Via};
 use chorus::sip::parse::{Framing, StartLine, parse};
 use chorus::sip::{
-    Body, CallId, ConnId, Dial, DialAuth, Endpoint, EndpointConfig, Event, Framer, SipError,
-    Timers, Transport,
+    Body, CallId, ConnId, Dial, DialAuth, Endpoint, EndpointConfig, Event, Framer, Protocol,
+    SipError, Timers, Transport,
 };
 use chorus_fuzz::records;
 use libfuzzer_sys::fuzz_target;
@@ -182,7 +182,7 @@ impl App {
             Dial {
                 target: "sip:bob@127.0.0.1:5070".into(),
                 to_addr: PEERS[0].parse().unwrap(),
-                transport: Transport::Udp,
+                protocol: Protocol::Udp,
                 from: "<sip:42@127.0.0.1>".into(),
                 to: None,
                 headers: vec![("X-Fuzz".into(), "1".into())],
