@@ -319,75 +319,71 @@ async fn a_callflow_number_rings_a_ring_group_and_bridges_the_first_phone_to_ans
     srv.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateway_named_localhost_is_resolved_after_one_that_does_not_resolve() {
+/// Dials +14155550000 into `room` through `gateways` (the carrier's list) on a server with
+/// RTP ports `rtp`: the number must join, and `trunk` (a SIPp UAS) end as passed once the
+/// room kicks its leg.
+async fn a_trunk_takes_the_number(
+    rtp: PortRange,
+    gateways: Value,
+    mut trunk: std::process::Child,
+    room: &str,
+) -> bool {
     let mut config = support::server_config();
-    config.rtp.ports = PortRange(47000..=47999);
+    config.rtp.ports = rtp;
     let srv = chorus::server::start(config).await.unwrap();
-    let (trunk, mut sipp) = sipp_uas("uas_trunk_auth.xml", 26300);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let resource = json!({
-        "name": "named carrier",
-        "rules": ["^\\+?(\\d{7,15})$"],
-        "gateways": [
-            // RFC 6761: `.invalid` never resolves; the next gateway is tried.
-            {"server": "gateway.invalid", "port": 5060},
-            {"server": "localhost", "port": trunk, "prefix": "9",
-             "username": "trunkuser", "password": "trunkpass"},
-        ],
-    });
+    let resource = json!({"name": "carrier", "rules": ["^\\+?(\\d{7,15})$"], "gateways": gateways});
     let (status, created) = api(srv.api, "PUT", "/resources", resource).await;
     assert_eq!(status, 201, "{created}");
 
     let dial = json!({"action": "dial", "data": {"endpoints": ["+14155550000"]}});
-    let (status, answer) = api(srv.api, "PUT", "/conferences/namedroom", dial).await;
+    let (status, answer) = api(srv.api, "PUT", &format!("/conferences/{room}"), dial).await;
     assert_eq!(status, 202, "{answer}");
     let response = &answer["data"]["endpoint_responses"][0];
     assert_eq!(response["status"], "success", "{answer}");
 
     let kick = json!({"action": "kick"});
-    api(srv.api, "PUT", "/conferences/namedroom/participants", kick).await;
-    let passed = tokio::task::spawn_blocking(move || sipp.wait().unwrap().success())
+    api(
+        srv.api,
+        "PUT",
+        &format!("/conferences/{room}/participants"),
+        kick,
+    )
+    .await;
+    let passed = tokio::task::spawn_blocking(move || trunk.wait().unwrap().success())
         .await
         .unwrap();
-    assert!(passed, "the trunk named localhost took the call");
     srv.stop().await;
+    passed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_named_localhost_is_resolved_after_one_that_does_not_resolve() {
+    let (trunk, sipp) = sipp_uas("uas_trunk_auth.xml", 26300);
+    let gateways = json!([
+        // RFC 6761: `.invalid` never resolves; the next gateway is tried.
+        {"server": "gateway.invalid", "port": 5060},
+        {"server": "localhost", "port": trunk, "prefix": "9",
+         "username": "trunkuser", "password": "trunkpass"},
+    ]);
+    let rtp = PortRange(47000..=47999);
+    let passed = a_trunk_takes_the_number(rtp, gateways, sipp, "namedroom").await;
+    assert!(passed, "the trunk named localhost took the call");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tcp_gateway_that_refuses_fails_over_to_a_tcp_trunk_with_digest_auth() {
-    let mut config = support::server_config();
-    config.rtp.ports = PortRange(44000..=44999);
-    let srv = chorus::server::start(config).await.unwrap();
     let refusing = free_tcp_port();
-    let (trunk, mut sipp) = sipp_uas_over("t1", "uas_trunk_auth.xml", 26400);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let resource = json!({
-        "name": "tcp carrier",
-        "rules": ["^\\+?(\\d{7,15})$"],
-        "gateways": [
-            {"server": "127.0.0.1", "port": refusing, "transport": "tcp"},
-            {"server": "localhost", "port": trunk, "prefix": "9", "transport": "tcp",
-             "username": "trunkuser", "password": "trunkpass"},
-        ],
-    });
-    let (status, created) = api(srv.api, "PUT", "/resources", resource).await;
-    assert_eq!(status, 201, "{created}");
-
-    let dial = json!({"action": "dial", "data": {"endpoints": ["+14155550000"]}});
-    let (status, answer) = api(srv.api, "PUT", "/conferences/tcproom", dial).await;
-    assert_eq!(status, 202, "{answer}");
-    let response = &answer["data"]["endpoint_responses"][0];
-    assert_eq!(response["status"], "success", "{answer}");
-
-    let kick = json!({"action": "kick"});
-    api(srv.api, "PUT", "/conferences/tcproom/participants", kick).await;
-    let passed = tokio::task::spawn_blocking(move || sipp.wait().unwrap().success())
-        .await
-        .unwrap();
+    let (trunk, sipp) = sipp_uas_over("t1", "uas_trunk_auth.xml", 26400);
+    let gateways = json!([
+        {"server": "127.0.0.1", "port": refusing, "transport": "tcp"},
+        {"server": "localhost", "port": trunk, "prefix": "9", "transport": "tcp",
+         "username": "trunkuser", "password": "trunkpass"},
+    ]);
+    let rtp = PortRange(44000..=44999);
+    let passed = a_trunk_takes_the_number(rtp, gateways, sipp, "tcproom").await;
     assert!(
         passed,
         "the TCP trunk took the call, with auth, and saw our BYE"
     );
-    srv.stop().await;
 }
