@@ -343,8 +343,11 @@ struct Conn {
     /// Bytes handed to the writer and not yet written: at most [`WRITE_QUEUE_MAX`].
     queued: Arc<AtomicUsize>,
     peer: SocketAddr,
-    /// Stops the reader, or the connect of a connection we open.
-    reader: AbortHandle,
+    /// The task writing (for a connection we open: connecting, then writing), and the
+    /// reader once the socket is up: `close` stops both, so neither keeps the socket open,
+    /// not even a writer blocked on a peer that does not read.
+    write_task: AbortHandle,
+    reader: Option<AbortHandle>,
 }
 
 /// Log lines that could repeat at the rate of an attack, one per [`LOG_EVERY`].
@@ -570,15 +573,16 @@ impl Driver {
         let (read, write) = stream.into_split();
         let queued = Arc::new(AtomicUsize::new(0));
         let (writer, queue) = mpsc::unbounded_channel();
-        let reader = self.spawn_reader(conn, peer, read, &queued);
+        let reader = Some(self.spawn_reader(conn, peer, read, &queued));
         let (done, out) = (queued.clone(), self.conn_tx.clone());
-        tokio::spawn(write_conn(conn, write, queue, done, out));
+        let write_task = tokio::spawn(write_conn(conn, write, queue, done, out)).abort_handle();
         self.conns.insert(
             conn,
             Conn {
                 writer,
                 queued,
                 peer,
+                write_task,
                 reader,
             },
         );
@@ -612,7 +616,8 @@ impl Driver {
             writer,
             queued,
             peer: to,
-            reader: task.abort_handle(),
+            write_task: task.abort_handle(),
+            reader: None,
         };
         self.conns.insert(conn, conn_state);
     }
@@ -623,8 +628,7 @@ impl Driver {
         };
         let reader = self.spawn_reader(conn, peer, read, &queued);
         if let Some(c) = self.conns.get_mut(&conn) {
-            // The connect task goes on as the writer; `close` now stops the reader.
-            c.reader = reader;
+            c.reader = Some(reader);
         }
     }
 
@@ -672,8 +676,9 @@ impl Driver {
     fn close(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
             tracing::debug!("tcp connection from {} closed", c.peer);
-            // The reader holds half the socket: stop it so the socket closes now.
-            c.reader.abort();
+            // Each task holds half the socket: stop both so the socket closes now.
+            c.write_task.abort();
+            c.reader.iter().for_each(AbortHandle::abort);
             self.connections.close(c.peer.ip());
             self.endpoint.handle_transport_closed(Instant::now(), conn);
         }
