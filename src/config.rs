@@ -1,6 +1,6 @@
 //! Server configuration: a TOML file with defaults for every key, plus command-line overrides.
 
-use crate::media::codec::CodecKind;
+use crate::media::codec::{CodecKind, EncoderOptions};
 use crate::media::leg::{LatchLimits, LegLimits};
 use crate::media::packet_io::IoMode;
 use serde::Deserialize;
@@ -114,6 +114,8 @@ pub struct RtpConfig {
     pub timeout_secs: u64,
     pub codecs: Vec<CodecName>,
     pub ptime_ms: u32,
+    /// Opus encoder complexity, 0..=10 (README, "Figures": what each costs and sounds like).
+    pub opus_complexity: i32,
     /// Strict RTP and DTMF bounds: see docs/security.md, "Media (RTP)".
     pub probation_packets: u32,
     pub relatch_after_secs: u64,
@@ -262,6 +264,7 @@ impl Default for RtpConfig {
                 CodecName::Pcma,
             ],
             ptime_ms: 20,
+            opus_complexity: EncoderOptions::default().opus_complexity,
             probation_packets: limits.latch.probation,
             relatch_after_secs: limits.latch.relatch_after.as_secs(),
             send_before_peer_packets: limits.latch.send_before_peer,

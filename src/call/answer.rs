@@ -240,7 +240,7 @@ impl CallPlane {
     /// The call's media enters its worker's lobby: it receives at once (a phone sends as
     /// soon as it sees the 200) and sends from the ACK on.
     pub(super) fn start_media(&mut self, call: CallId, neg: &Negotiated) {
-        let limits = self.settings.limits;
+        let (limits, complexity) = (self.settings.limits, self.settings.opus_complexity);
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
@@ -250,7 +250,7 @@ impl CallPlane {
         let lobby = MediaCommand::Lobby {
             call: call.0,
             rtcp_mux: neg.rtcp_mux,
-            leg: Box::new(leg_config(neg, source, limits)),
+            leg: Box::new(leg_config(neg, source, limits, complexity)),
         };
         self.media(worker, lobby);
         if neg.on_hold() {
@@ -258,7 +258,7 @@ impl CallPlane {
                 worker,
                 Command::Update {
                     call: call.0,
-                    leg: Box::new(leg_config(neg, source, limits)),
+                    leg: Box::new(leg_config(neg, source, limits, complexity)),
                     held: true,
                 },
             );
@@ -353,12 +353,12 @@ impl CallPlane {
     }
 
     fn update_media(&mut self, call: CallId, neg: &Negotiated) {
-        let limits = self.settings.limits;
+        let (limits, complexity) = (self.settings.limits, self.settings.opus_complexity);
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
         c.rate = neg.codec.pcm_rate();
-        let leg = Box::new(leg_config(neg, c.party.source, limits));
+        let leg = Box::new(leg_config(neg, c.party.source, limits, complexity));
         let held = neg.on_hold();
         self.command(
             call,
@@ -410,12 +410,17 @@ pub(super) fn adhoc_doc(name: &str) -> ConferenceDoc {
     ConferenceDoc::from_map(doc.as_object().cloned().unwrap_or_default())
 }
 
-fn leg_config(neg: &Negotiated, sip_source: IpAddr, limits: LegLimits) -> LegConfig {
-    LegConfig {
-        sip_source: Some(sip_source),
-        limits,
-        ..LegConfig::from_negotiated(neg, random() as u32)
-    }
+fn leg_config(
+    neg: &Negotiated,
+    sip_source: IpAddr,
+    limits: LegLimits,
+    opus_complexity: i32,
+) -> LegConfig {
+    let mut leg = LegConfig::from_negotiated(neg, random() as u32);
+    leg.sip_source = Some(sip_source);
+    leg.limits = limits;
+    leg.encoder.opus_complexity = opus_complexity;
+    leg
 }
 
 #[cfg(test)]

@@ -36,6 +36,8 @@ pub struct Settings {
     pub workers: usize,
     pub policy: MediaPolicy,
     pub limits: LegLimits,
+    /// Opus encoder complexity of the legs (`[rtp] opus_complexity`).
+    pub opus_complexity: i32,
     /// Our SIP host, named in SDP Warning headers.
     pub host: String,
     /// Conference recordings, a folder per account and conference.
@@ -235,6 +237,8 @@ pub struct CallPlane {
     pub(super) claims: HashMap<ConfRef, Claim>,
     outputs: VecDeque<Output>,
     next_id: u64,
+    /// The `conferences` config the last routed call read: calls that read the same share it.
+    last_config: ConferencesConfig,
 }
 
 impl CallPlane {
@@ -255,6 +259,7 @@ impl CallPlane {
             claims: HashMap::new(),
             outputs: VecDeque::new(),
             next_id: 1,
+            last_config: ConferencesConfig::default(),
         }
     }
 
@@ -374,7 +379,10 @@ impl CallPlane {
                     name,
                     callflow,
                 }),
-            ) => self.on_routed(call, Some((config, found, name, callflow)), now),
+            ) => {
+                let config = self.share(config);
+                self.on_routed(call, Some((config, found, name, callflow)), now)
+            }
             // The store is unreachable (a shared database down): not "no such conference".
             (Lookup::Route, Err(())) => {
                 let retry = vec![("Retry-After", STORE_DOWN_RETRY_AFTER.to_string())];
@@ -389,6 +397,14 @@ impl CallPlane {
                 self.with_flow(call, now, |f, now| f.on_lookup(now, found));
             }
         }
+    }
+
+    /// `config`, or the same config held already.
+    pub(super) fn share(&mut self, config: ConferencesConfig) -> ConferencesConfig {
+        if config != self.last_config {
+            self.last_config = config;
+        }
+        self.last_config.clone()
     }
 
     /// The earliest timer of any caller flow, caller control or ending conference.

@@ -138,6 +138,7 @@ impl Calls {
                 dtmf: true,
             },
             limits: config.rtp.leg_limits(),
+            opus_complexity: config.rtp.opus_complexity,
             host: ip.to_string(),
             recordings: api.recordings.clone(),
             max_outbound: MAX_OUTBOUND_PER_ACCOUNT,

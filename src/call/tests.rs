@@ -19,7 +19,7 @@ use crate::cluster::focus::Event as FocusEvent;
 use crate::cluster::registry::Request as FocusRequest;
 use crate::conference::document::ConferenceDoc;
 use crate::conference::settings::ConferencesConfig;
-use crate::media::leg::LegLimits;
+use crate::media::leg::{LegConfig, LegLimits};
 use crate::media::worker::{Command, Report};
 use crate::sdp::MediaPolicy;
 use crate::sip::{Body, CallId, Event, NameAddr};
@@ -46,6 +46,8 @@ pub(super) struct Harness {
     /// Relate commands sent: (a, b, a hears b, b hears a).
     relations: Vec<(u64, u64, bool, bool)>,
     pub(super) events: Vec<EventName>,
+    /// The legs calls entered the lobby with.
+    legs: Vec<LegConfig>,
     pub(super) released: Vec<CallId>,
     /// Answers to dial orders, by order.
     pub(super) dialed: Vec<(u64, Vec<EndpointResponse>)>,
@@ -65,6 +67,7 @@ impl Harness {
             workers: 1,
             policy: MediaPolicy::default(),
             limits: LegLimits::default(),
+            opus_complexity: 5,
             host: "127.0.0.1".into(),
             recordings: "/nonexistent".into(),
             max_outbound: 4,
@@ -88,6 +91,7 @@ impl Harness {
             hooks_fetched: Vec::new(),
             hook_answers: Default::default(),
             events: Vec::new(),
+            legs: Vec::new(),
             released: Vec::new(),
             kept_name: None,
             relations: Vec::new(),
@@ -157,7 +161,10 @@ impl Harness {
 
     fn media_command(&mut self, command: MediaCommand) {
         match command {
-            MediaCommand::Lobby { .. } => self.media.push("lobby"),
+            MediaCommand::Lobby { leg, .. } => {
+                self.media.push("lobby");
+                self.legs.push(*leg);
+            }
             MediaCommand::Play { id, sound, .. } => {
                 self.voices.push(sound.voice);
                 self.played.push(sound.media);
@@ -385,6 +392,29 @@ fn the_profiles_tts_voice_speaks_what_plays_in_the_room() {
     let alone = h.played.iter().position(|m| m[0] == "tts://alone");
     let voice = alone.map(|i| h.voices[i].as_deref());
     assert_eq!(voice, Some(Some("female/en-US")), "{:?}", h.played);
+}
+
+#[test]
+fn a_calls_leg_encodes_opus_at_the_configured_complexity() {
+    let mut h = Harness::new(conferences());
+    h.plane.settings.opus_complexity = 2;
+    h.call(1, "1000");
+    assert_eq!(h.media.first(), Some(&"lobby"));
+    assert_eq!(h.legs[0].encoder.opus_complexity, 2);
+}
+
+#[test]
+fn calls_that_read_the_same_config_share_one_copy() {
+    let mut h = Harness::new(conferences());
+    let read = |pin_ms: u64| {
+        let system = json!({"pin_timeout": pin_ms, "profiles": {"default": {"rate": 8000}}});
+        ConferencesConfig::new(system.as_object().cloned().unwrap(), Default::default())
+    };
+    let (a, b) = (h.plane.share(read(3000)), h.plane.share(read(3000)));
+    assert!(a.is_same(&b));
+    let c = h.plane.share(read(4000));
+    assert!(!c.is_same(&a));
+    assert_eq!((a.pin_timeout_ms(), c.pin_timeout_ms()), (3000, 4000));
 }
 
 #[test]

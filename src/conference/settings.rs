@@ -3,6 +3,7 @@
 
 use super::vocabulary::Role;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// §1 step 12 default entry tone (members and moderators).
 pub const ENTRY_TONE: &str =
@@ -13,16 +14,26 @@ pub const EXIT_TONE: &str =
 /// Default PIN / conference-number first-digit timeout.
 pub const DIGIT_TIMEOUT_MS: u64 = 5000;
 
-/// The system and account `conferences` config documents.
+/// The system and account `conferences` config documents: read-only and shared, since
+/// every call of an account holds the same ones.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConferencesConfig {
-    system: Map<String, Value>,
-    account: Map<String, Value>,
+    system: Arc<Map<String, Value>>,
+    account: Arc<Map<String, Value>>,
 }
 
 impl ConferencesConfig {
     pub fn new(system: Map<String, Value>, account: Map<String, Value>) -> Self {
-        ConferencesConfig { system, account }
+        ConferencesConfig {
+            system: Arc::new(system),
+            account: Arc::new(account),
+        }
+    }
+
+    /// Whether both hold the very same documents (not copies).
+    #[cfg(test)]
+    pub fn is_same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.system, &other.system) && Arc::ptr_eq(&self.account, &other.account)
     }
 
     /// The account's value, else the system's.

@@ -236,8 +236,9 @@ impl Leg {
                 last_send: None,
                 dtmf: DtmfQueue::new(cfg.limits.dtmf_queue),
                 dtmf_timestamp: 0,
-                buf: Vec::with_capacity(1500),
-                encoded: Vec::with_capacity(1500),
+                // Grown by the first packet to what the codec needs (G.711: 172 bytes).
+                buf: Vec::new(),
+                encoded: Vec::new(),
             },
             reception: Reception::default(),
             last_sr: None,

@@ -67,6 +67,7 @@ pub(super) struct Counts {
     pub resets: u64,
 }
 
+/// A packet's place in the ring; its payload buffer is there only while it is filled.
 #[derive(Default)]
 struct Slot {
     seq: u64,
@@ -79,6 +80,11 @@ struct Slot {
 pub(super) struct Packets {
     clock_rate: u32,
     slots: Vec<Slot>,
+    /// Payload buffers not in a slot: as many as packets were ever held at once, not one
+    /// per slot (a steady stream holds a few, the ring has [`CAPACITY`] slots).
+    spare: Vec<Vec<u8>>,
+    /// The payload of the frame `pop` returned last.
+    played: Vec<u8>,
     ssrc: Option<u32>,
     /// Highest extended sequence number and its timestamp.
     highest: Option<(u64, u32)>,
@@ -102,6 +108,8 @@ impl Packets {
         Packets {
             clock_rate,
             slots: (0..CAPACITY).map(|_| Slot::default()).collect(),
+            spare: Vec::new(),
+            played: Vec::new(),
             ssrc: None,
             highest: None,
             next: None,
@@ -117,9 +125,19 @@ impl Packets {
         (s.filled && s.seq == seq).then_some(s)
     }
 
+    /// Empties slot `seq`, keeping its buffer for the next packet.
+    fn clear(&mut self, seq: u64) {
+        let slot = &mut self.slots[(seq % CAPACITY) as usize];
+        slot.filled = false;
+        self.spare.push(std::mem::take(&mut slot.payload));
+    }
+
     /// Forgets the stream (new SSRC or discontinuity).
     fn reset(&mut self) {
-        self.slots.iter_mut().for_each(|s| s.filled = false);
+        for slot in self.slots.iter_mut().filter(|s| s.filled) {
+            slot.filled = false;
+            self.spare.push(std::mem::take(&mut slot.payload));
+        }
         self.highest = None;
         self.next = None;
         self.play_ts = None;
@@ -162,18 +180,21 @@ impl Packets {
             self.counts.duplicates += 1;
             return Pushed::Duplicate;
         }
-        if slot.filled {
+        let mut payload = if slot.filled {
             self.counts.dropped += 1;
-        }
+            std::mem::take(&mut slot.payload)
+        } else {
+            self.spare.pop().unwrap_or_default()
+        };
+        payload.clear();
+        payload.extend_from_slice(p.payload);
         *slot = Slot {
             seq,
             ts: p.timestamp,
             filled: true,
             arrival: Some(now),
-            payload: std::mem::take(&mut slot.payload),
+            payload,
         };
-        slot.payload.clear();
-        slot.payload.extend_from_slice(p.payload);
         self.learn_packet_ticks(seq, p.timestamp);
         if self.highest.is_none_or(|(h, _)| seq > h) {
             self.highest = Some((seq, p.timestamp));
@@ -251,7 +272,7 @@ impl Packets {
         while seq <= highest {
             if let Some(slot) = self.slot(seq) {
                 if before(slot.ts, play_ts) {
-                    self.slots[(seq % CAPACITY) as usize].filled = false;
+                    self.clear(seq);
                     self.counts.late += 1;
                     seq += 1;
                     self.next = Some(seq);
@@ -304,9 +325,12 @@ impl Packets {
         self.dry = 0;
         let slot = &mut self.slots[(seq % CAPACITY) as usize];
         slot.filled = false;
+        let payload = std::mem::take(&mut slot.payload);
+        self.spare
+            .push(std::mem::replace(&mut self.played, payload));
         self.play_ts = Some(slot.ts.wrapping_add(self.packet_ticks));
         Pop::Frame {
-            payload: &slot.payload,
+            payload: &self.played,
             timestamp: slot.ts,
             arrival: slot.arrival.expect("a stored packet has its arrival"),
             start,
@@ -377,6 +401,23 @@ mod tests {
         p.push(t, &pkt(3, &[3]));
         assert_eq!(pop(&mut p), Some(Some(3)));
         assert_eq!(p.counts.late, 1);
+    }
+
+    #[test]
+    fn a_stream_keeps_as_many_payload_buffers_as_packets_it_held_at_once() {
+        let (mut p, t) = (packets(), Instant::now());
+        let payload = [7u8; 160];
+        // Three packets ahead of playout, then one in and one out, round the ring 30 times.
+        for seq in 0..3u16 {
+            p.push(t, &pkt(seq, &payload));
+        }
+        for seq in 3..2000u16 {
+            p.push(t, &pkt(seq, &payload));
+            assert_eq!(pop(&mut p), Some(Some(7)));
+        }
+        let in_slots = p.slots.iter().filter(|s| s.payload.capacity() > 0).count();
+        let buffers = in_slots + p.spare.len() + 1;
+        assert_eq!((in_slots, buffers), (3, 5));
     }
 
     #[test]
