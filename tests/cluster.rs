@@ -1,7 +1,7 @@
 //! Three Chorus nodes behind Kamailio with the Redis focus registry, started by
-//! scripts/cluster: SIPp callers and test phones dial six rooms through Kamailio; each room
+//! scripts/cluster: 60 SIPp callers and 24 test phones dial twelve rooms through Kamailio; each room
 //! lives on exactly one node (the registry, `scripts/cluster status` and the nodes' APIs
-//! agree) and its callers hear each other. A node killed the hard way takes only its own
+//! agree) and its callers hear each other, as two PJSUA2 phones do. A node killed the hard way takes only its own
 //! rooms down: calls on the other nodes keep their audio, and once its claims lapse, new
 //! callers of its rooms land on a live node and hear each other. A node that does not
 //! host a room serves its state and mutes its members through the focus node, and its
@@ -35,8 +35,10 @@ const KAMAILIO: &str = "127.0.0.1:5070";
 const REDIS_PORT: &str = "6391";
 /// Short, so a dead node's rooms reopen elsewhere within the test.
 const CLAIM_TTL_SECS: u64 = 4;
-const ROOMS: [&str; 6] = ["7101", "7102", "7103", "7104", "7105", "7106"];
-const SIPP_CALLS_PER_ROOM: usize = 4;
+const ROOMS: [&str; 12] = [
+    "7101", "7102", "7103", "7104", "7105", "7106", "7107", "7108", "7109", "7110", "7111", "7112",
+];
+const SIPP_CALLS_PER_ROOM: usize = 5;
 /// A talker's tone through the mixer is well above this.
 const HEARD_DB: f64 = -30.0;
 const SECOND: Duration = Duration::from_secs(1);
@@ -291,6 +293,21 @@ fn joined<'a>(events: &'a [Value], number: &str) -> Option<&'a Value> {
         .map(|e| &e["data"])
 }
 
+/// Two PJSUA2 (PJSIP) phones dial a fresh room through Kamailio: each hears the other's
+/// tone and not its own.
+async fn pjsua_phones_hear_each_other_through_kamailio() {
+    let kamailio = KAMAILIO.parse().unwrap();
+    let call = move || support::pjsua::pjsua_call(kamailio, "7160", "PCMU/8000", "8k");
+    let heard = tokio::task::spawn_blocking(call).await.unwrap();
+    assert_eq!(heard["answered"], json!([true, true]), "{heard}");
+    let level = |phone: &str, freq: &str| heard[phone][freq].as_f64().unwrap();
+    assert!(level("a", "1209") > HEARD_DB, "A hears B: {heard}");
+    assert!(level("b", "697") > HEARD_DB, "B hears A: {heard}");
+    assert!(level("a", "697") < -50.0, "A does not hear itself: {heard}");
+    assert!(level("b", "1209") < -50.0, "B does not hear itself: {heard}");
+    eprintln!("PJSUA2 phones through Kamailio (levels in dB): {heard}");
+}
+
 /// SIPp, stopped when dropped (also when an assertion fails).
 struct Sipp(Child);
 
@@ -383,7 +400,7 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
     assert_eq!(nodes.len(), 3, "{nodes:?}");
     let api: BTreeMap<String, SocketAddr> = nodes.iter().map(|n| (n.name.clone(), n.api)).collect();
 
-    // SIPp: 24 calls into 6 rooms through Kamailio; wait until every one is a member.
+    // SIPp: 60 calls into 12 rooms through Kamailio; wait until every one is a member.
     let sipp_dir = cluster.dir.join("sipp");
     let mut sipp = start_sipp(&sipp_dir);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -484,6 +501,7 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
     }
 
     conference_made_on_one_node_is_dialed_on_another(&api).await;
+    pjsua_phones_hear_each_other_through_kamailio().await;
 
     // A node that does not host a room serves its state and mutes its members: the request
     // goes to the focus node (`node` in the answer names it), the phones hear the effect.
