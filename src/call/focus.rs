@@ -245,6 +245,15 @@ impl CallPlane {
         );
     }
 
+    /// The caller of relay room `room` left while its leg to the focus node still rings:
+    /// the leg is cancelled rather than left to ring until answered (then hung up).
+    pub(super) fn abandon_relay(&mut self, room: &ConfRef, now: Instant) {
+        self.abandon_orders(
+            |p| matches!(p, Purpose::Relay { room: r } if r == room),
+            now,
+        );
+    }
+
     /// Answered calls waiting to join `conf` until this node holds it.
     fn claiming(&self, conf: &ConfRef) -> Vec<CallId> {
         self.calls

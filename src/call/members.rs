@@ -584,6 +584,8 @@ impl CallPlane {
             let rest: Vec<_> = live.members.keys().copied().collect();
             if rest.is_empty() {
                 self.conferences.remove(id);
+                // A relayed caller gone before the focus node answered.
+                self.abandon_relay(id, now);
             }
             for other in rest {
                 self.hang_up(other, now);

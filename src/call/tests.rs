@@ -726,6 +726,30 @@ fn in_a_cluster_the_service_numbers_caller_is_brought_to_the_focus_node() {
 }
 
 #[test]
+fn in_a_cluster_a_relayed_caller_who_hangs_up_cancels_the_leg_still_ringing_at_the_focus() {
+    let mut h = Harness::clustered(conferences());
+    let caller = refused_to_node2(&mut h, Some("sip:127.0.0.1:5082"));
+    let [invite] = h.invites().try_into().expect("one INVITE to the focus");
+    let leg = invite.call.expect("the plane chose the handle");
+    h.joined(caller, 1);
+    h.sip_event(Event::Progress {
+        call: leg,
+        status: 180,
+        body: None,
+    });
+    h.advance(Duration::from_secs(2));
+    h.sip_event(Event::Bye { call: caller });
+    assert_eq!(h.cancels(), [leg], "the focus node stops ringing");
+    assert_eq!(h.released, [leg, caller]);
+    assert!(h.plane.is_idle());
+    // Past the relay's ring time nothing else is sent: no late BYE, no second CANCEL.
+    let sent = h.sip.len();
+    h.advance(Duration::from_secs(30));
+    assert_eq!(h.sip.len(), sent);
+    assert_eq!(h.plane.poll_timeout(), None, "no order left ringing");
+}
+
+#[test]
 fn in_a_cluster_the_service_numbers_caller_is_hung_up_when_the_focus_is_unreachable() {
     for route in [None, Some("sip:not-an-address")] {
         let mut h = Harness::clustered(conferences());
