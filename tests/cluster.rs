@@ -11,7 +11,8 @@
 //! rooms keep their audio and their node's WebSocket clients their events, and new rooms are
 //! refused with 503; with Redis back, the nodes reconnect (registry and event bus) without a
 //! restart; a node whose claim another takes ends that room with BYEs. The nodes share
-//! PostgreSQL: a conference made through one node's API is dialed on another.
+//! PostgreSQL: a conference made through one node's API is dialed on another, and a device
+//! registered on one node is dialed (API `dial`) into a room another node hosts.
 //!
 //! Skipped, with a message saying so, only when the packages (kamailio, redis-server,
 //! sipp) cannot be installed (`bash scripts/install-deps --cluster` needs root and apt).
@@ -304,8 +305,113 @@ async fn pjsua_phones_hear_each_other_through_kamailio() {
     assert!(level("a", "1209") > HEARD_DB, "A hears B: {heard}");
     assert!(level("b", "697") > HEARD_DB, "B hears A: {heard}");
     assert!(level("a", "697") < -50.0, "A does not hear itself: {heard}");
-    assert!(level("b", "1209") < -50.0, "B does not hear itself: {heard}");
+    assert!(
+        level("b", "1209") < -50.0,
+        "B does not hear itself: {heard}"
+    );
     eprintln!("PJSUA2 phones through Kamailio (levels in dB): {heard}");
+}
+
+/// A device registered on one node is dialed into a room another node hosts: a test
+/// phone opens room 7170 through Kamailio (its host is then known), a PJSUA2 phone
+/// registers as the device directly with another node, A, while a second PJSUA2 call
+/// reaches the room through Kamailio and plays a tone. The API `dial` sent to A goes to
+/// the room's host, which finds the binding in the shared store and calls the phone: the
+/// phone hears the room's tone and the room hears the phone's.
+async fn device_registered_on_one_node_is_dialed_into_a_room_on_another(
+    cluster: &Cluster,
+    nodes: &[NodeLine],
+) {
+    let kamailio: SocketAddr = KAMAILIO.parse().unwrap();
+    let mut opener = Phone::dial(kamailio, "7170", DialOpts::default())
+        .await
+        .expect("7170 through Kamailio");
+    let host = cluster.focus_of("7170").expect("7170 is claimed");
+    let a = nodes.iter().find(|n| n.name != host).unwrap();
+    let http = reqwest::Client::new();
+    let device =
+        json!({"data": {"name": "desk", "sip": {"username": "alice", "password": "wonderland"}}});
+    let created = http
+        .put(format!("http://{}/v2/accounts/{ACCOUNT}/devices", a.api))
+        .header("X-Auth-Token", "chorus-demo-token")
+        .body(device.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "device created through {}", a.name);
+    let created: Value = serde_json::from_str(&created.text().await.unwrap()).unwrap();
+    let device_id = created["data"]["id"].as_str().unwrap().to_owned();
+
+    let (registrar, server) = (a.sip.to_string(), KAMAILIO.to_string());
+    let args = [
+        "--server",
+        &server,
+        "--registrar",
+        &registrar,
+        "--number",
+        "7170",
+    ];
+    let args = [&args[..], &["--user", "alice", "--password", "wonderland"]].concat();
+    let tones = ["--tone-room", "--tone-phone"];
+    let (_script, mut lines) = support::pjsua::driver("pjsua_dialed.py", &args, tones);
+    assert!(
+        support::pjsua::ready(&mut lines, 30 * SECOND).await,
+        "the phone registered with {} and the room call is up",
+        a.name
+    );
+    // The room call joins once its entry prompts are over.
+    let host_api = nodes.iter().find(|n| n.name == host).unwrap().api;
+    let deadline = Instant::now() + 10 * SECOND;
+    while room_on(host_api, "7170").await.0 < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the room call never joined 7170 on {host}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    let dial = json!({"action": "dial", "data": {"endpoints": [device_id], "timeout": 10}});
+    let answer = http
+        .put(format!(
+            "http://{}/v2/accounts/{ACCOUNT}/conferences/7170",
+            a.api
+        ))
+        .header("X-Auth-Token", "chorus-demo-token")
+        .body(dial.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    let answer: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    assert_eq!(status, 202, "dial through {}: {answer}", a.name);
+    assert_eq!(
+        answer["node"],
+        host.as_str(),
+        "the room's host dials: {answer}"
+    );
+    let response = &answer["data"]["endpoint_responses"][0];
+    assert_eq!(response["status"], "success", "{answer}");
+    assert_eq!(response["endpoint_id"], device_id.as_str());
+
+    let heard = support::pjsua::result_of(&mut lines, 30 * SECOND).await;
+    assert_eq!(heard["registered"], true, "{heard}");
+    assert_eq!(heard["answered"], true, "{heard}");
+    let level = |who: &str, freq: &str| heard[who][freq].as_f64().unwrap();
+    assert!(
+        level("phone", "697") > HEARD_DB,
+        "the phone hears the room: {heard}"
+    );
+    assert!(
+        level("room", "1209") > HEARD_DB,
+        "the room hears the phone: {heard}"
+    );
+    assert!(level("phone", "1209") < -50.0, "not itself: {heard}");
+    assert!(level("room", "697") < -50.0, "not itself: {heard}");
+    eprintln!(
+        "a device registered on {} was dialed into 7170 on {host} (levels in dB): {heard}",
+        a.name
+    );
+    opener.hangup().await.unwrap();
 }
 
 /// SIPp, stopped when dropped (also when an assertion fails).
@@ -502,6 +608,7 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
 
     conference_made_on_one_node_is_dialed_on_another(&api).await;
     pjsua_phones_hear_each_other_through_kamailio().await;
+    device_registered_on_one_node_is_dialed_into_a_room_on_another(&cluster, &nodes).await;
 
     // A node that does not host a room serves its state and mutes its members: the request
     // goes to the focus node (`node` in the answer names it), the phones hear the effect.
