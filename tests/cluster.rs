@@ -1,7 +1,7 @@
 //! Three Chorus nodes behind Kamailio with the Redis focus registry, started by
-//! scripts/cluster: SIPp callers and test phones dial six rooms through Kamailio; each room
+//! scripts/cluster: 60 SIPp callers and 24 test phones dial twelve rooms through Kamailio; each room
 //! lives on exactly one node (the registry, `scripts/cluster status` and the nodes' APIs
-//! agree) and its callers hear each other. A node killed the hard way takes only its own
+//! agree) and its callers hear each other, as two PJSUA2 phones do. A node killed the hard way takes only its own
 //! rooms down: calls on the other nodes keep their audio, and once its claims lapse, new
 //! callers of its rooms land on a live node and hear each other. A node that does not
 //! host a room serves its state and mutes its members through the focus node, and its
@@ -11,7 +11,8 @@
 //! rooms keep their audio and their node's WebSocket clients their events, and new rooms are
 //! refused with 503; with Redis back, the nodes reconnect (registry and event bus) without a
 //! restart; a node whose claim another takes ends that room with BYEs. The nodes share
-//! PostgreSQL: a conference made through one node's API is dialed on another.
+//! PostgreSQL: a conference made through one node's API is dialed on another, and a device
+//! registered on one node is dialed (API `dial`) into a room another node hosts.
 //!
 //! Skipped, with a message saying so, only when the packages (kamailio, redis-server,
 //! sipp) cannot be installed (`bash scripts/install-deps --cluster` needs root and apt).
@@ -35,8 +36,10 @@ const KAMAILIO: &str = "127.0.0.1:5070";
 const REDIS_PORT: &str = "6391";
 /// Short, so a dead node's rooms reopen elsewhere within the test.
 const CLAIM_TTL_SECS: u64 = 4;
-const ROOMS: [&str; 6] = ["7101", "7102", "7103", "7104", "7105", "7106"];
-const SIPP_CALLS_PER_ROOM: usize = 4;
+const ROOMS: [&str; 12] = [
+    "7101", "7102", "7103", "7104", "7105", "7106", "7107", "7108", "7109", "7110", "7111", "7112",
+];
+const SIPP_CALLS_PER_ROOM: usize = 5;
 /// A talker's tone through the mixer is well above this.
 const HEARD_DB: f64 = -30.0;
 const SECOND: Duration = Duration::from_secs(1);
@@ -291,6 +294,126 @@ fn joined<'a>(events: &'a [Value], number: &str) -> Option<&'a Value> {
         .map(|e| &e["data"])
 }
 
+/// Two PJSUA2 (PJSIP) phones dial a fresh room through Kamailio: each hears the other's
+/// tone and not its own.
+async fn pjsua_phones_hear_each_other_through_kamailio() {
+    let kamailio = KAMAILIO.parse().unwrap();
+    let call = move || support::pjsua::pjsua_call(kamailio, "7160", "PCMU/8000", "8k");
+    let heard = tokio::task::spawn_blocking(call).await.unwrap();
+    assert_eq!(heard["answered"], json!([true, true]), "{heard}");
+    let level = |phone: &str, freq: &str| heard[phone][freq].as_f64().unwrap();
+    assert!(level("a", "1209") > HEARD_DB, "A hears B: {heard}");
+    assert!(level("b", "697") > HEARD_DB, "B hears A: {heard}");
+    assert!(level("a", "697") < -50.0, "A does not hear itself: {heard}");
+    assert!(
+        level("b", "1209") < -50.0,
+        "B does not hear itself: {heard}"
+    );
+    eprintln!("PJSUA2 phones through Kamailio (levels in dB): {heard}");
+}
+
+/// A device registered on one node is dialed into a room another node hosts: a test
+/// phone opens room 7170 through Kamailio (its host is then known), a PJSUA2 phone
+/// registers as the device directly with another node, A, while a second PJSUA2 call
+/// reaches the room through Kamailio and plays a tone. The API `dial` sent to A goes to
+/// the room's host, which finds the binding in the shared store and calls the phone: the
+/// phone hears the room's tone and the room hears the phone's.
+async fn device_registered_on_one_node_is_dialed_into_a_room_on_another(
+    cluster: &Cluster,
+    nodes: &[NodeLine],
+) {
+    let kamailio: SocketAddr = KAMAILIO.parse().unwrap();
+    let mut opener = Phone::dial(kamailio, "7170", DialOpts::default())
+        .await
+        .expect("7170 through Kamailio");
+    let host = cluster.focus_of("7170").expect("7170 is claimed");
+    let a = nodes.iter().find(|n| n.name != host).unwrap();
+    let http = reqwest::Client::new();
+    let device =
+        json!({"data": {"name": "desk", "sip": {"username": "alice", "password": "wonderland"}}});
+    let created = http
+        .put(format!("http://{}/v2/accounts/{ACCOUNT}/devices", a.api))
+        .header("X-Auth-Token", "chorus-demo-token")
+        .body(device.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "device created through {}", a.name);
+    let created: Value = serde_json::from_str(&created.text().await.unwrap()).unwrap();
+    let device_id = created["data"]["id"].as_str().unwrap().to_owned();
+
+    let (registrar, server) = (a.sip.to_string(), KAMAILIO.to_string());
+    let args = [
+        "--server",
+        &server,
+        "--registrar",
+        &registrar,
+        "--number",
+        "7170",
+    ];
+    let args = [&args[..], &["--user", "alice", "--password", "wonderland"]].concat();
+    let tones = ["--tone-room", "--tone-phone"];
+    let (_script, mut lines) = support::pjsua::driver("pjsua_dialed.py", &args, tones);
+    assert!(
+        support::pjsua::ready(&mut lines, 30 * SECOND).await,
+        "the phone registered with {} and the room call is up",
+        a.name
+    );
+    // The room call joins once its entry prompts are over.
+    let host_api = nodes.iter().find(|n| n.name == host).unwrap().api;
+    let deadline = Instant::now() + 10 * SECOND;
+    while room_on(host_api, "7170").await.0 < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the room call never joined 7170 on {host}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    let dial = json!({"action": "dial", "data": {"endpoints": [device_id], "timeout": 10}});
+    let answer = http
+        .put(format!(
+            "http://{}/v2/accounts/{ACCOUNT}/conferences/7170",
+            a.api
+        ))
+        .header("X-Auth-Token", "chorus-demo-token")
+        .body(dial.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    let answer: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    assert_eq!(status, 202, "dial through {}: {answer}", a.name);
+    assert_eq!(
+        answer["node"],
+        host.as_str(),
+        "the room's host dials: {answer}"
+    );
+    let response = &answer["data"]["endpoint_responses"][0];
+    assert_eq!(response["status"], "success", "{answer}");
+    assert_eq!(response["endpoint_id"], device_id.as_str());
+
+    let heard = support::pjsua::result_of(&mut lines, 30 * SECOND).await;
+    assert_eq!(heard["registered"], true, "{heard}");
+    assert_eq!(heard["answered"], true, "{heard}");
+    let level = |who: &str, freq: &str| heard[who][freq].as_f64().unwrap();
+    assert!(
+        level("phone", "697") > HEARD_DB,
+        "the phone hears the room: {heard}"
+    );
+    assert!(
+        level("room", "1209") > HEARD_DB,
+        "the room hears the phone: {heard}"
+    );
+    assert!(level("phone", "1209") < -50.0, "not itself: {heard}");
+    assert!(level("room", "697") < -50.0, "not itself: {heard}");
+    eprintln!(
+        "a device registered on {} was dialed into 7170 on {host} (levels in dB): {heard}",
+        a.name
+    );
+    opener.hangup().await.unwrap();
+}
+
 /// SIPp, stopped when dropped (also when an assertion fails).
 struct Sipp(Child);
 
@@ -383,7 +506,7 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
     assert_eq!(nodes.len(), 3, "{nodes:?}");
     let api: BTreeMap<String, SocketAddr> = nodes.iter().map(|n| (n.name.clone(), n.api)).collect();
 
-    // SIPp: 24 calls into 6 rooms through Kamailio; wait until every one is a member.
+    // SIPp: 60 calls into 12 rooms through Kamailio; wait until every one is a member.
     let sipp_dir = cluster.dir.join("sipp");
     let mut sipp = start_sipp(&sipp_dir);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -484,6 +607,8 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
     }
 
     conference_made_on_one_node_is_dialed_on_another(&api).await;
+    pjsua_phones_hear_each_other_through_kamailio().await;
+    device_registered_on_one_node_is_dialed_into_a_room_on_another(&cluster, &nodes).await;
 
     // A node that does not host a room serves its state and mutes its members: the request
     // goes to the focus node (`node` in the answer names it), the phones hear the effect.
@@ -594,18 +719,16 @@ async fn rooms_live_on_one_node_each_and_a_dead_nodes_rooms_reopen_on_a_live_one
     eprintln!("demo opened on {} through its service number", entry.name);
 
     // The service number of another node brings its caller to demo's host: that node dials
-    // 1000 there and bridges the caller, whose digits pass through (the host asks for the
-    // PIN again); all three hear each other.
+    // 1000 there and bridges the caller, whose digits pass through; only the host asks for
+    // the PIN. All three hear each other.
     let far = &nodes[1];
     let relayed = Phone::dial(far.sip, "1999", keyed("far", "1000#"))
         .await
         .expect("the other node's service number answers");
-    // The PIN is asked here, then again by demo's host once the caller is brought there.
-    for wait in [3, 4] {
-        tokio::time::sleep(wait * SECOND).await;
-        for key in "1234#".chars() {
-            relayed.send_dtmf_rfc4733(key).await.unwrap();
-        }
+    // Keyed once, after the caller is brought to demo's host and asked there.
+    tokio::time::sleep(5 * SECOND).await;
+    for key in "1234#".chars() {
+        relayed.send_dtmf_rfc4733(key).await.unwrap();
     }
     let deadline = Instant::now() + 15 * SECOND;
     while room_on(entry.api, "demo").await.0 < 3 {

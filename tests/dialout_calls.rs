@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chorus::config::{DEFAULT_ACCOUNT, PortRange};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::pjsua::{driver, ready, result_of};
 
 const TOKEN: &str = "test-token";
 
@@ -34,40 +34,6 @@ async fn api(base: std::net::SocketAddr, method: &str, path: &str, body: Value) 
     )
 }
 
-type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
-
-/// Runs the PJSUA2 driver tests/peers/`script` with `args`, the 697 Hz and 1209 Hz tone
-/// files after `tone_flags` and a folder for its recordings; its stdout, line by line.
-fn pjsua(script: &str, args: &[&str], tone_flags: [&str; 2]) -> (tokio::process::Child, Lines) {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let out = std::env::temp_dir().join(format!("chorus-{script}-{}", std::process::id()));
-    std::fs::create_dir_all(&out).unwrap();
-    let mut child = tokio::process::Command::new("python3")
-        .arg(format!("{root}/tests/peers/{script}"))
-        .args(args)
-        .arg(tone_flags[0])
-        .arg(format!("{root}/fixtures/audio/tone-697-8k.wav"))
-        .arg(tone_flags[1])
-        .arg(format!("{root}/fixtures/audio/tone-1209-8k.wav"))
-        .arg("--out")
-        .arg(&out)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("python3 runs");
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    (child, lines)
-}
-
-/// The JSON a driver prints last, before it exits (waiting at most `wait` for each line).
-async fn result_of(lines: &mut Lines, wait: Duration) -> Value {
-    let mut last = String::new();
-    while let Ok(Ok(Some(line))) = tokio::time::timeout(wait, lines.next_line()).await {
-        last = line;
-    }
-    serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {last}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registered_pjsua_phone_is_dialed_into_the_room_and_hears_it() {
     let mut config = support::server_config();
@@ -80,20 +46,9 @@ async fn a_registered_pjsua_phone_is_dialed_into_the_room_and_hears_it() {
     let sip = srv.sip.to_string();
     let args = ["--server", &sip, "--number", "7300"];
     let args = [&args[..], &["--user", "alice", "--password", "wonderland"]].concat();
-    let (_script, mut lines) = pjsua("pjsua_dialed.py", &args, ["--tone-room", "--tone-phone"]);
-    let ready = async {
-        // PJSIP logs its start on stdout.
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line == "ready" {
-                return true;
-            }
-        }
-        false
-    };
-    let ready = tokio::time::timeout(Duration::from_secs(30), ready).await;
-    assert_eq!(
-        ready,
-        Ok(true),
+    let (_script, mut lines) = driver("pjsua_dialed.py", &args, ["--tone-room", "--tone-phone"]);
+    assert!(
+        ready(&mut lines, Duration::from_secs(30)).await,
         "the phone registered and the room call is up"
     );
 
@@ -291,7 +246,7 @@ async fn a_callflow_number_rings_a_ring_group_and_bridges_the_first_phone_to_ans
     ]
     .concat();
     let tones = ["--tone-caller", "--tone-phone"];
-    let (_script, mut lines) = pjsua("pjsua_ring_group.py", &args, tones);
+    let (_script, mut lines) = driver("pjsua_ring_group.py", &args, tones);
     let heard = result_of(&mut lines, Duration::from_secs(60)).await;
     eprintln!("ring group call (levels in dB): {heard}");
     assert_eq!(heard["registered"], true, "{heard}");

@@ -4,51 +4,8 @@
 
 mod support;
 
-use std::process::Command;
-
 use chorus::config::PortRange;
-
-/// Tone levels (dB) each phone heard, keyed by phone ("a", "b") and frequency ("697", "1209").
-fn pjsua_call(
-    sip: std::net::SocketAddr,
-    number: &str,
-    codec: &str,
-    rate: &str,
-) -> serde_json::Value {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let out = std::env::temp_dir().join(format!("chorus-pjsua-{}-{number}", std::process::id()));
-    std::fs::create_dir_all(&out).unwrap();
-    let out = out.to_string_lossy().into_owned();
-    let run = Command::new("python3")
-        .arg(format!("{root}/tests/peers/pjsua_calls.py"))
-        .args([
-            "--server",
-            &sip.to_string(),
-            "--number",
-            number,
-            "--codec",
-            codec,
-        ])
-        .args([
-            "--tone-a",
-            &format!("{root}/fixtures/audio/tone-697-{rate}.wav"),
-        ])
-        .args([
-            "--tone-b",
-            &format!("{root}/fixtures/audio/tone-1209-{rate}.wav"),
-        ])
-        .args(["--out", &out])
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "pjsua script failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-}
+use support::pjsua::pjsua_call;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pjsua_phones_hear_each_other_not_themselves() {

@@ -115,15 +115,10 @@ impl CallPlane {
 
     /// A caller gone while its branches ring: they are cancelled.
     pub(super) fn abandon_ring(&mut self, caller: CallId, now: Instant) {
-        let orders: Vec<u64> = self
-            .orders
-            .iter()
-            .filter(|(_, o)| matches!(o.purpose, Purpose::Bridge { caller: c } if c == caller))
-            .map(|(id, _)| *id)
-            .collect();
-        for order in orders {
-            self.expire(order, "ORIGINATOR_CANCEL", now);
-        }
+        self.abandon_orders(
+            |p| matches!(p, Purpose::Bridge { caller: c } if *c == caller),
+            now,
+        );
     }
 
     /// Branch `leg` answered: it waits in a private room for the caller, who is answered

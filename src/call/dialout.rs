@@ -609,6 +609,20 @@ impl CallPlane {
         }
     }
 
+    /// Ends the orders placed for a caller who is gone (`placed_for` picks them by their
+    /// purpose): their ringing legs are cancelled.
+    pub(super) fn abandon_orders(&mut self, placed_for: impl Fn(&Purpose) -> bool, now: Instant) {
+        let orders: Vec<u64> = self
+            .orders
+            .iter()
+            .filter(|(_, o)| placed_for(&o.purpose))
+            .map(|(id, _)| *id)
+            .collect();
+        for order in orders {
+            self.expire(order, "ORIGINATOR_CANCEL", now);
+        }
+    }
+
     /// Ends the order: no round follows (see [`CallPlane::end_round`]).
     pub(super) fn expire(&mut self, order: u64, cause: &str, now: Instant) {
         if let Some(o) = self.orders.get_mut(&order) {

@@ -5,9 +5,10 @@
 //! or that no claim can be made for, get 503 with Retry-After: the proxy in front
 //! (config/cluster/kamailio.cfg) then asks the registry again and relays to the focus,
 //! and a caller reached directly retries; a 302 would hand callers internal addresses.
-//! A caller of the service number, already answered, claims the conference it enters and
-//! waits in its flow until granted; when another node hosts it, the caller is brought
-//! there over SIP (see [`CallPlane::relay`]).
+//! A caller of the service number, already answered, claims the conference whose number
+//! it keys (before its PIN) and waits in its flow until granted; when another node hosts
+//! it, the caller is brought there over SIP (see [`CallPlane::relay`]), which alone asks
+//! for the PIN.
 
 use std::time::{Duration, Instant};
 
@@ -19,8 +20,7 @@ use crate::sip::{CallId, Protocol};
 use super::callflow::caller_from;
 use super::dial_order::{Contact, Endpoint, Plan, Purpose, Ring};
 use super::output::Output;
-use super::plane::{CallPlane, Claim, Stage};
-use crate::conference::flow::JoinDecision;
+use super::plane::{CallPlane, Claim, Claiming, Stage};
 
 /// Retry-After of a caller refused because another node hosts the conference: by then
 /// the proxy routes it there.
@@ -66,17 +66,17 @@ impl CallPlane {
     }
 
     /// A caller of the service number entered a conference this node does not hold: it
-    /// claims it (the conference's numbers then route here) and joins once granted. When
-    /// another node holds it, the caller is brought there.
-    pub(super) fn join_when_claimed(
+    /// claims it (the conference's numbers then route here) and goes on once granted (its
+    /// flow, or its join). When another node holds it, the caller is brought there.
+    pub(super) fn wait_for_claim(
         &mut self,
         call: CallId,
         conf: ConfRef,
-        decision: JoinDecision,
+        waiting: Claiming,
         now: Instant,
     ) {
-        let mut numbers: Vec<String> = decision
-            .doc
+        let mut numbers: Vec<String> = waiting
+            .doc()
             .all_numbers()
             .into_iter()
             .map(String::from)
@@ -89,7 +89,7 @@ impl CallPlane {
             tracing::info!(conference = %conf, "another node hosts the conference: hanging up");
             return self.hang_up(call, now);
         };
-        f.claiming = Some(Box::new(decision));
+        f.claiming = Some(waiting);
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
@@ -151,9 +151,14 @@ impl CallPlane {
                     self.push(Output::AllocatePorts { call });
                 }
                 for call in self.claiming(&conf) {
-                    let decision = self.flow_mut(call).and_then(|f| f.claiming.take());
-                    if let Some(decision) = decision {
-                        self.join(call, conf.clone(), *decision, now);
+                    match self.flow_mut(call).and_then(|f| f.claiming.take()) {
+                        Some(Claiming::Lookup(id, doc)) => {
+                            self.with_flow(call, now, |f, now| f.on_lookup(now, vec![(id, doc)]));
+                        }
+                        Some(Claiming::Join(decision)) => {
+                            self.join(call, conf.clone(), *decision, now);
+                        }
+                        None => {}
                     }
                 }
             }
@@ -199,9 +204,9 @@ impl CallPlane {
     /// Brings a service-number caller to the node hosting its conference, at `route`
     /// (`sip:HOST:PORT`): the caller waits in a private room of its own while this node
     /// dials the conference's number there, and the answer joins that room. Digits pass
-    /// through (the focus asks for the PIN again); either side hanging up ends the other.
+    /// through (the focus asks for the PIN); either side hanging up ends the other.
     fn relay(&mut self, call: CallId, conf: &ConfRef, route: &str, now: Instant) {
-        let Some(decision) = self.flow_mut(call).and_then(|f| f.claiming.take()) else {
+        let Some(waiting) = self.flow_mut(call).and_then(|f| f.claiming.take()) else {
             return;
         };
         let addr = route.strip_prefix("sip:").and_then(|a| a.parse().ok());
@@ -219,8 +224,8 @@ impl CallPlane {
             tracing::warn!(conference = %conf, %route, "relay: no usable route to the focus");
             return self.hang_up(call, now);
         };
-        let number = decision
-            .doc
+        let number = waiting
+            .doc()
             .all_numbers()
             .first()
             .map_or(conf.id.clone(), |n| (*n).to_owned());
@@ -241,6 +246,15 @@ impl CallPlane {
             vec![endpoint],
             plan,
             None,
+            now,
+        );
+    }
+
+    /// The caller of relay room `room` left while its leg to the focus node still rings:
+    /// the leg is cancelled rather than left to ring until answered (then hung up).
+    pub(super) fn abandon_relay(&mut self, room: &ConfRef, now: Instant) {
+        self.abandon_orders(
+            |p| matches!(p, Purpose::Relay { room: r } if r == room),
             now,
         );
     }

@@ -18,7 +18,7 @@ use crate::sip::CallId;
 use super::announce_count;
 use super::live::{Live, Member};
 use super::output::{MediaCommand, Output, Sound};
-use super::plane::{CallPlane, Stage};
+use super::plane::{CallPlane, Claiming, Stage};
 
 /// FreeSWITCH's energy step for `energy up` / `energy dn`.
 const ENERGY_STEP: u32 = 200;
@@ -32,7 +32,8 @@ impl CallPlane {
             return;
         };
         if !self.hosts(call, &id) {
-            return self.join_when_claimed(call, id, decision, now);
+            let waiting = Claiming::Join(Box::new(decision));
+            return self.wait_for_claim(call, id, waiting, now);
         }
         if !self.conferences.contains_key(&id) && !self.open_conference(&id, &decision, call, now) {
             return self.hang_up(call, now);
@@ -584,6 +585,8 @@ impl CallPlane {
             let rest: Vec<_> = live.members.keys().copied().collect();
             if rest.is_empty() {
                 self.conferences.remove(id);
+                // A relayed caller gone before the focus node answered.
+                self.abandon_relay(id, now);
             }
             for other in rest {
                 self.hang_up(other, now);

@@ -9,6 +9,7 @@ use std::time::{Instant, SystemTime};
 use mixer::ConferenceId;
 
 use crate::api::service::ConfRef;
+use crate::conference::document::ConferenceDoc;
 use crate::conference::flow::{Flow, JoinDecision, Target};
 use crate::conference::settings::ConferencesConfig;
 use crate::media::leg::LegLimits;
@@ -201,9 +202,28 @@ pub(super) struct CallerFlow {
     pub flow: Flow,
     pub playback: Option<u64>,
     pub recording: Option<u64>,
-    /// In a cluster: the join of a caller whose conference (entered at the service number)
-    /// this node is claiming; it happens once the claim is granted.
-    pub claiming: Option<Box<JoinDecision>>,
+    /// In a cluster: what a caller of the service number does once this node holds the
+    /// claim of the conference it entered.
+    pub claiming: Option<Claiming>,
+}
+
+/// What a service-number caller waits to do until its conference's claim is granted.
+pub(super) enum Claiming {
+    /// Go on with its flow (the PIN next): the conference its number found is claimed
+    /// first, so that when another node hosts it the caller is brought there before being
+    /// asked anything, and that node alone asks for the PIN.
+    Lookup(String, ConferenceDoc),
+    /// Join, the flow done.
+    Join(Box<JoinDecision>),
+}
+
+impl Claiming {
+    pub fn doc(&self) -> &ConferenceDoc {
+        match self {
+            Claiming::Lookup(_, doc) => doc,
+            Claiming::Join(decision) => &decision.doc,
+        }
+    }
 }
 
 /// What a store request in flight was for.
@@ -390,10 +410,18 @@ impl CallPlane {
             }
             (Lookup::Route, _) => self.on_routed(call, None, now),
             (Lookup::Find, answer) => {
-                let found = match answer {
+                let mut found = match answer {
                     Ok(StoreAnswer::Found(found)) => found,
                     _ => Vec::new(),
                 };
+                if found.len() == 1 {
+                    let conf = self.sip_conference(call, &found[0].0);
+                    if !self.hosts(call, &conf) {
+                        let (id, doc) = found.remove(0);
+                        let waiting = Claiming::Lookup(id, doc);
+                        return self.wait_for_claim(call, conf, waiting, now);
+                    }
+                }
                 self.with_flow(call, now, |f, now| f.on_lookup(now, found));
             }
         }

@@ -715,18 +715,50 @@ fn in_a_cluster_the_service_numbers_caller_joins_once_the_conference_is_claimed_
 
 /// A service-number caller who entered conference 1000, which node2 hosts.
 fn refused_to_node2(h: &mut Harness, route: Option<&str>) -> CallId {
+    refused_to_node2_at(h, route, "1000", "open")
+}
+
+/// A service-number caller who keyed `number`, conference `id`'s, which node2 hosts.
+fn refused_to_node2_at(h: &mut Harness, route: Option<&str>, number: &str, id: &str) -> CallId {
     h.plane.settings.service_number = Some("1999".into());
     let call = h.call(1, "1999");
-    h.digits(call, "1000#");
+    h.digits(call, &format!("{number}#"));
     let holder = crate::cluster::focus::Holder {
         node: "node2".into(),
         route: route.map(String::from),
     };
-    h.focus_event(FocusEvent::Refused {
-        conf: open_conf(),
-        holder,
-    });
+    let conf = ConfRef {
+        account: ACCOUNT.into(),
+        id: id.into(),
+    };
+    h.focus_event(FocusEvent::Refused { conf, holder });
     call
+}
+
+#[test]
+fn in_a_cluster_the_service_number_asks_for_the_pin_only_where_the_conference_is_hosted() {
+    // Hosted elsewhere: the caller is brought there before any PIN prompt here.
+    let mut h = Harness::clustered(conferences());
+    refused_to_node2_at(&mut h, Some("sip:127.0.0.1:5082"), "2000", "pinned");
+    let [invite] = h.invites().try_into().expect("one INVITE to the focus");
+    assert_eq!(invite.target, "sip:2000@127.0.0.1:5082");
+    assert_eq!(h.heard("conf-enter_conf_pin"), 0, "the focus asks for it");
+    // Hosted here: the claim is granted, then the PIN is asked and the caller joins.
+    let mut h = Harness::clustered(conferences());
+    h.plane.settings.service_number = Some("1999".into());
+    let call = h.call(1, "1999");
+    h.digits(call, "2000#");
+    assert_eq!(h.heard("conf-enter_conf_pin"), 0, "not before the claim");
+    let pinned = ConfRef {
+        account: ACCOUNT.into(),
+        id: "pinned".into(),
+    };
+    h.focus_event(FocusEvent::Granted(pinned));
+    assert_eq!(h.heard("conf-enter_conf_pin"), 1);
+    h.digits(call, "1234#");
+    h.joined(call, 1);
+    assert_eq!(h.plane.gauges(), (1, 1));
+    assert!(h.invites().is_empty());
 }
 
 #[test]
@@ -753,6 +785,30 @@ fn in_a_cluster_the_service_numbers_caller_is_brought_to_the_focus_node() {
     h.sip_event(Event::Bye { call: caller });
     assert_eq!(h.focus.len(), 1, "no release of what was never held");
     assert!(h.plane.is_idle());
+}
+
+#[test]
+fn in_a_cluster_a_relayed_caller_who_hangs_up_cancels_the_leg_still_ringing_at_the_focus() {
+    let mut h = Harness::clustered(conferences());
+    let caller = refused_to_node2(&mut h, Some("sip:127.0.0.1:5082"));
+    let [invite] = h.invites().try_into().expect("one INVITE to the focus");
+    let leg = invite.call.expect("the plane chose the handle");
+    h.joined(caller, 1);
+    h.sip_event(Event::Progress {
+        call: leg,
+        status: 180,
+        body: None,
+    });
+    h.advance(Duration::from_secs(2));
+    h.sip_event(Event::Bye { call: caller });
+    assert_eq!(h.cancels(), [leg], "the focus node stops ringing");
+    assert_eq!(h.released, [leg, caller]);
+    assert!(h.plane.is_idle());
+    // Past the relay's ring time nothing else is sent: no late BYE, no second CANCEL.
+    let sent = h.sip.len();
+    h.advance(Duration::from_secs(30));
+    assert_eq!(h.sip.len(), sent);
+    assert_eq!(h.plane.poll_timeout(), None, "no order left ringing");
 }
 
 #[test]

@@ -8,6 +8,7 @@ each recording.
 
 Usage: pjsua_dialed.py --server 127.0.0.1:5060 --number 7300 --user alice
        --password secret --tone-room A.wav --tone-phone B.wav --out DIR [--seconds 4]
+       [--registrar HOST:PORT]   (where the phone registers; default: --server)
 """
 import argparse
 import json
@@ -153,10 +154,11 @@ def main():
     ap.add_argument("--tone-phone", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--registrar")
     args = ap.parse_args()
 
     ep = start_endpoint()
-    phone = register(args.server, args.user, args.password)
+    phone = register(args.registrar or args.server, args.user, args.password)
     room = pj.Call(caller(ep, "room"))
     room.makeCall("sip:%s@%s" % (args.number, args.server), pj.CallOpParam(True))
 

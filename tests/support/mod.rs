@@ -19,6 +19,7 @@ pub mod impair;
 pub mod media;
 pub mod pg_cluster;
 pub mod phone;
+pub mod pjsua;
 pub mod process;
 pub mod rtp;
 pub mod sdp_text;
