@@ -3,7 +3,7 @@
 //! registrations and gateways looked up, see `super::callflow_targets`); the plane walks it
 //! here. `conference` sends the caller into the conference flow with the element's options;
 //! `device`, `user`, `ring_group` and `resources` ring endpoints through the dial-out
-//! machinery (`super::dialout`) while the caller hears 180 Ringing. The first branch to
+//! machinery (`super::dialout`) while the caller hears ringback (`super::ringback`). The first branch to
 //! answer cancels the others and is bridged to the caller through a private two-member
 //! room (no prompts, no tones, no events, invisible to the API), so the codecs may differ.
 //! A failure runs the child for its cause (`busy`, `no_answer`, `unavailable`, `failed`),
@@ -48,7 +48,7 @@ impl CallPlane {
                     config: walk.config.clone(),
                     name_media: walk.name_media.clone(),
                 };
-                self.proceed(call, setup);
+                self.proceed(call, setup, now);
             }
             Module::Bridge(b) => self.ring(call, b, now),
             Module::Skip => self.next_child(call, "_", Failure::Unavailable, now),
@@ -77,21 +77,15 @@ impl CallPlane {
         }
     }
 
-    /// Rings a bridging node's endpoints for the caller, who hears 180 Ringing meanwhile.
+    /// Rings a bridging node's endpoints for the caller, who hears ringback once one
+    /// rings (`super::ringback`).
     fn ring(&mut self, call: CallId, node: BridgeNode, now: Instant) {
         let Some(a) = self.answering.get_mut(&call) else {
             return;
         };
         let from = caller_from(&a.party);
-        if let Some(walk) = a.walk.as_mut().filter(|w| !w.ringing) {
-            walk.ringing = true;
-            self.sip(SipAction::Respond {
-                call,
-                reinvite: false,
-                status: 180,
-                reason: "Ringing",
-                body: None,
-            });
+        if let Some(walk) = a.walk.as_mut() {
+            walk.ringback = node.ringback;
         }
         let purpose = Purpose::Bridge { caller: call };
         self.start_order(purpose, from, node.endpoints, node.plan, None, now);
@@ -169,7 +163,7 @@ impl CallPlane {
         if let Some(a) = self.answering.get_mut(&caller) {
             a.setup = Some(Next::Bridge(room));
         }
-        self.push(Output::AllocatePorts { call: caller });
+        self.take_ports(caller, now);
     }
 
     /// Opens a private bridging room: no sounds, no controls, no hold music, no events.

@@ -217,7 +217,12 @@ impl Resolver<'_> {
             repeats: repeats.clamp(1, MAX_REPEATS) as u32 - 1,
             fail_on_reject: data.get("fail_on_single_reject") == Some(&Value::Bool(true)),
         };
-        Ok(bridge(endpoints, plan))
+        let ringback = Some(text(data, "ringback")).filter(|r| !r.is_empty());
+        Ok(Module::Bridge(BridgeNode {
+            endpoints,
+            plan,
+            ringback: ringback.map(str::to_string),
+        }))
     }
 
     /// `resources`: `to_did` (else the dialed number) through the carriers whose rules
@@ -337,7 +342,11 @@ impl Branches {
 }
 
 fn bridge(endpoints: Vec<Endpoint>, plan: Plan) -> Module {
-    Module::Bridge(BridgeNode { endpoints, plan })
+    Module::Bridge(BridgeNode {
+        endpoints,
+        plan,
+        ringback: None,
+    })
 }
 
 /// Endpoints in a weighted random order: each draws `u^(1/weight)` and the largest goes

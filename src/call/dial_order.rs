@@ -175,6 +175,9 @@ pub(super) enum LegState {
 pub struct BridgeNode {
     pub endpoints: Vec<Endpoint>,
     pub plan: Plan,
+    /// What a caller hears while it rings (a ring group's `ringback`: a media id or a
+    /// `tone_stream://`); `None`: the default ringback tone.
+    pub ringback: Option<String>,
 }
 
 /// How an order's endpoints take turns.

@@ -142,7 +142,13 @@ impl CallPlane {
                 within: Some((order, i)),
                 ..(**j).clone()
             }));
-            let (from, BridgeNode { endpoints, plan }) = (o.from.clone(), callflow.node);
+            // A conference's leg hears the room, not ringback.
+            let (
+                from,
+                BridgeNode {
+                    endpoints, plan, ..
+                },
+            ) = (o.from.clone(), callflow.node);
             self.start_order(purpose, from, endpoints, plan, call_id, now);
             return;
         }
@@ -374,6 +380,17 @@ impl CallPlane {
         decision.flags.dist_dtmf = flags.distribute_dtmf;
         decision.flags.nomoh = flags.disable_moh;
         self.join(call, conf, decision, now);
+    }
+
+    /// A leg we placed rings (180, or 183 with the callee's early media, which is not
+    /// passed on): a callflow's caller hears ringback.
+    pub(super) fn on_dial_progress(&mut self, call: CallId, status: u16) {
+        let order = self.legs.get(&call).map(|l| l.order);
+        let purpose = order.and_then(|o| self.orders.get(&o)).map(|o| &o.purpose);
+        if let (Some(Purpose::Bridge { caller }), 180..=183) = (purpose, status) {
+            let caller = *caller;
+            self.branch_rings(caller);
+        }
     }
 
     /// The mixer took a dialed leg in: its endpoint succeeded.

@@ -338,7 +338,11 @@ fn callflow_order(branches: &[u16], plan: Plan, branch_timeout: Option<u64>) -> 
         })
         .collect();
     dial.endpoints[0] = Endpoint::new("5000".into(), Vec::new(), Ring::Failover);
-    let node = BridgeNode { endpoints, plan };
+    let node = BridgeNode {
+        endpoints,
+        plan,
+        ringback: None,
+    };
     let children = Vec::new();
     dial.endpoints[0].callflow = Some(Box::new(NumberFlow { node, children }));
     dial
@@ -354,6 +358,7 @@ fn with_child(mut dial: DialOrder, name: &str, port: u16) -> DialOrder {
     let node = BridgeNode {
         endpoints: vec![endpoint],
         plan: Plan::once(Duration::from_secs(30)),
+        ringback: None,
     };
     let child = NumberFlow {
         node,

@@ -148,7 +148,7 @@ impl CallPlane {
                 claim.granted = true;
                 tracing::info!(conference = %conf, "focus: hosting here");
                 for call in self.waiting_for(&conf) {
-                    self.push(Output::AllocatePorts { call });
+                    self.take_ports(call, now);
                 }
                 for call in self.claiming(&conf) {
                     let decision = self.flow_mut(call).and_then(|f| f.claiming.take());

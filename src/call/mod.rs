@@ -40,6 +40,7 @@ mod prefetch;
 mod random;
 #[cfg(test)]
 mod registered_phone;
+mod ringback;
 mod shell;
 #[cfg(test)]
 mod tests;

@@ -313,8 +313,9 @@ impl CallPlane {
             }
             Event::Answered { call, body } => self.on_dial_answered(call, body, now),
             Event::Rejected { call, status } => self.on_dial_rejected(call, status, now),
-            // Ringing, and answers to in-dialog requests: nothing to do.
-            Event::Response { .. } | Event::Progress { .. } => {}
+            Event::Progress { call, status, .. } => self.on_dial_progress(call, status),
+            // Answers to in-dialog requests: nothing to do.
+            Event::Response { .. } => {}
         }
     }
 
@@ -329,6 +330,12 @@ impl CallPlane {
                 // past it, or a media failure.
                 tracing::warn!(call, %reason, "could not join the conference");
                 self.hang_up(CallId(call), now);
+            }
+            Report::RtpTimeout { call } if self.answering.contains_key(&CallId(call)) => {
+                // Silent through its early media: no answer for it.
+                tracing::info!(call, "RTP timeout before the answer: 480");
+                self.reject(CallId(call), 480, "Temporarily Unavailable", Vec::new());
+                self.abandon_ring(CallId(call), now);
             }
             Report::RtpTimeout { call } => {
                 tracing::info!(call, "RTP timeout: hanging up");
@@ -535,6 +542,7 @@ impl CallPlane {
     pub(super) fn end(&mut self, call: CallId, why: &str, now: Instant) {
         // A dialed leg that answered but never joined fails its endpoint.
         self.leg_failed(call, "NORMAL_CLEARING", false, now);
+        self.drop_early(call);
         if let Some(a) = self.answering.remove(&call) {
             tracing::info!(call = %a.party.sip_call_id, "{why}");
             self.lookups.retain(|_, (owner, _)| *owner != call);
@@ -593,6 +601,7 @@ impl CallPlane {
             reason,
             headers,
         });
+        self.drop_early(call);
         if let Some(a) = self.answering.remove(&call) {
             self.lookups.retain(|_, (owner, _)| *owner != call);
             self.unfocus(a.focus);
