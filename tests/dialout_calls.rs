@@ -181,6 +181,8 @@ fn sipp_uas_over(transport: &str, scenario: &str, media_port: u16) -> (u16, std:
     let root = env!("CARGO_MANIFEST_DIR");
     let dir = std::env::temp_dir().join(format!("chorus-uas-{}", support::unique_token()));
     std::fs::create_dir_all(&dir).unwrap();
+    // `rtp_stream` paths are relative to where sipp runs.
+    std::os::unix::fs::symlink(format!("{root}/fixtures"), dir.join("fixtures")).unwrap();
     let child = std::process::Command::new("sipp")
         .current_dir(&dir)
         .arg("-sf")
@@ -386,4 +388,81 @@ async fn a_tcp_gateway_that_refuses_fails_over_to_a_tcp_trunk_with_digest_auth()
         passed,
         "the TCP trunk took the call, with auth, and saw our BYE"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callflow_caller_hears_ringback_while_the_callee_rings_and_the_callee_once_it_answers() {
+    let mut config = support::server_config();
+    config.rtp.ports = PortRange(support::free_port_range(32));
+    let srv = chorus::server::start(config).await.unwrap();
+    // The callee rings for 4 s, then answers and plays 1209 Hz.
+    let (callee, mut sipp) = sipp_uas("uas_ring_answer.xml", 26500);
+    let resource = json!({"name": "desk", "rules": ["^\\+?(\\d{7,15})$"],
+                          "gateways": [{"server": "127.0.0.1", "port": callee}]});
+    let (status, created) = api(srv.api, "PUT", "/resources", resource).await;
+    assert_eq!(status, 201, "{created}");
+    let callflow = json!({"numbers": ["6100"],
+                          "flow": {"module": "resources", "data": {"to_did": "+14155550100"}}});
+    let (status, created) = api(srv.api, "PUT", "/callflows", callflow).await;
+    assert_eq!(status, 201, "{created}");
+
+    let opts = support::phone::DialOpts::default();
+    let mut calling = support::phone::Phone::call(srv.sip, "6100", opts)
+        .await
+        .unwrap();
+    let mut status = 100;
+    while status == 100 {
+        status = calling
+            .wait_provisional(Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+    assert_eq!(status, 183, "early media once the callee rings");
+    // US ringback: 440 + 480 Hz, 2 s on (then 4 s off).
+    let window = Duration::from_millis(500);
+    let mut ringback = (-120.0, -120.0);
+    for _ in 0..75 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        ringback = (
+            calling.hear_level(440.0, window),
+            calling.hear_level(480.0, window),
+        );
+        if ringback.0 > -30.0 && ringback.1 > -30.0 {
+            break;
+        }
+    }
+    eprintln!(
+        "ringback while ringing (dB): 440 Hz {:.1}, 480 Hz {:.1}",
+        ringback.0, ringback.1
+    );
+    assert!(
+        ringback.0 > -30.0 && ringback.1 > -30.0,
+        "the caller hears ringback: {ringback:?}"
+    );
+
+    let mut phone = calling
+        .answered()
+        .await
+        .expect("answered once the callee answers");
+    // The ringback would be on again 6-8 s into the ring, 2-4 s after the answer.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let window = Duration::from_millis(2500);
+    let (ring, callee_tone) = (
+        phone
+            .hear_level(440.0, window)
+            .max(phone.hear_level(480.0, window)),
+        phone.hear_level(1209.0, window),
+    );
+    eprintln!("after the answer (dB): ringback {ring:.1}, the callee's 1209 Hz {callee_tone:.1}");
+    assert!(ring < -50.0, "no ringback once answered: {ring}");
+    assert!(
+        callee_tone > -30.0,
+        "the caller hears the callee: {callee_tone}"
+    );
+    phone.hangup().await.unwrap();
+    let passed = tokio::task::spawn_blocking(move || sipp.wait().unwrap().success())
+        .await
+        .unwrap();
+    assert!(passed, "the callee got our BYE");
+    srv.stop().await;
 }
