@@ -149,6 +149,9 @@ pub struct Contact {
     /// ([`super::output::Output::Resolve`]), off the plane; `addr` holds its port until then.
     pub host: Option<String>,
     pub protocol: Protocol,
+    /// The caller id (name, number) this leg presents instead of the order's: a device's
+    /// call forward with `keep_caller_id: false` shows the device's.
+    pub caller_id: Option<(String, String)>,
 }
 
 /// A leg placed for an order, until it joined or failed.

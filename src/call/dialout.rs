@@ -51,12 +51,7 @@ impl CallPlane {
     /// Starts ringing `order`'s endpoints; [`Output::Dialed`] with the returned id answers
     /// it (at once when nothing could ring).
     pub fn dial(&mut self, order: DialOrder, now: Instant) -> u64 {
-        let from = format!(
-            "{} <sip:{}@{}>",
-            quoted(&order.caller_id_name),
-            order.caller_id_number,
-            self.settings.host
-        );
+        let from = self.our_from(&order.caller_id_name, &order.caller_id_number);
         let purpose = Purpose::Conference(Box::new(Joining {
             conf: order.conf,
             doc: order.doc,
@@ -254,6 +249,11 @@ impl CallPlane {
         })
     }
 
+    /// Our From presenting caller id `name` / `number`.
+    fn our_from(&self, name: &str, number: &str) -> String {
+        format!("{} <sip:{number}@{}>", quoted(name), self.settings.host)
+    }
+
     /// Whether `call` is a leg still being placed.
     pub(super) fn is_leg(&self, call: CallId) -> bool {
         self.legs.contains_key(&call)
@@ -268,10 +268,17 @@ impl CallPlane {
                 return self.leg_failed(call, CONGESTION, true, now);
             }
         };
-        let Some(leg) = self.legs.get_mut(&call) else {
+        let Some(leg) = self.legs.get(&call) else {
             return;
         };
-        let Some(from) = self.orders.get(&leg.order).map(|o| o.from.clone()) else {
+        let from = match &leg.contact.caller_id {
+            Some((name, number)) => self.our_from(name, number),
+            None => match self.orders.get(&leg.order) {
+                Some(o) => o.from.clone(),
+                None => return,
+            },
+        };
+        let Some(leg) = self.legs.get_mut(&call) else {
             return;
         };
         let mut sdp = SdpSession::new(self.settings.policy.clone(), local, random_u64());

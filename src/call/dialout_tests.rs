@@ -33,6 +33,7 @@ pub(super) fn contact(port: u16) -> Contact {
         auth: None,
         host: None,
         protocol: Protocol::Udp,
+        caller_id: None,
     }
 }
 
@@ -482,4 +483,20 @@ fn a_gateway_named_by_dns_is_resolved_and_one_that_is_not_fails_over() {
     h.answer_leg(invite.call.unwrap());
     h.joined(invite.call.unwrap(), 1);
     assert!(h.responses(order)[0].outcome.is_ok());
+}
+
+#[test]
+fn a_leg_with_its_own_caller_id_presents_it_and_the_others_the_orders() {
+    let mut h = Harness::new(conferences());
+    let mut dial = order(&[&[5070, 5072]], DialFlags::default());
+    dial.endpoints[0].contacts[1].caller_id = Some(("Desk".into(), "+14155550002".into()));
+    h.dial(dial);
+    let froms: Vec<String> = h.invites().into_iter().map(|d| d.from).collect();
+    assert_eq!(
+        froms,
+        [
+            "\"Open\" <sip:1000@127.0.0.1>",
+            "\"Desk\" <sip:+14155550002@127.0.0.1>"
+        ]
+    );
 }

@@ -232,6 +232,7 @@ impl CallPlane {
             auth: None,
             host: None,
             protocol: Protocol::Udp,
+            caller_id: None,
         };
         let endpoint = Endpoint::new(number, vec![contact], Ring::Simultaneous);
         let plan = Plan::once(RELAY_TIMEOUT);
