@@ -627,7 +627,8 @@ mod tests {
             {"id": "desk", "endpoint_type": "device"},
             {"id": "g1", "endpoint_type": "group"},
         ]);
-        let data = json!({"endpoints": members, "strategy": "single", "repeats": 99});
+        let data = json!({"endpoints": members, "strategy": "single", "repeats": 99,
+                          "ringback": "tone_stream://%(1000,3000,425)"});
         let flow = json!({"numbers": ["6000"], "flow": {"module": "ring_group", "data": data}});
         create(&s, Kind::Callflow, "rg", flow);
         let node = run(&s, "6000").expect("a callflow");
@@ -645,6 +646,10 @@ mod tests {
         assert_eq!(b.plan.repeats as u64, MAX_REPEATS - 1);
         // Single, no overall timeout: every member gets its turn.
         assert_eq!(b.plan.timeout, Duration::from_secs(17 + 17 + 20));
+        assert_eq!(
+            b.ringback.as_deref(),
+            Some("tone_stream://%(1000,3000,425)")
+        );
 
         // Many devices: at most MAX_BRANCHES ring.
         let mut many = serde_json::Map::new();
