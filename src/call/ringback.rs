@@ -159,17 +159,15 @@ impl CallPlane {
             return;
         };
         m.playback = Some(id);
-        let (worker, sound) = (
-            m.worker,
-            Sound {
-                media: Vec::new(),
-                looping: Some(m.sound.clone()),
-                language: "en".into(),
-                account,
-                voice: None,
-                rate: m.rate,
-            },
-        );
+        let worker = m.worker;
+        let sound = Sound {
+            media: Vec::new(),
+            looping: Some(m.sound.clone()),
+            language: "en".into(),
+            account,
+            voice: None,
+            rate: m.rate,
+        };
         self.playbacks.insert(id, call);
         let target = PlayTarget::Call(call.0);
         self.media(
