@@ -17,7 +17,6 @@ use crate::conference::flow::{FlowSetup, join_decision};
 use crate::conference::profile;
 use crate::conference::settings::ConferencesConfig;
 use crate::conference::vocabulary::Role;
-use crate::media::worker::Command;
 use crate::sdp::{Negotiated, SdpSession};
 use crate::sip::CallId;
 
@@ -25,7 +24,7 @@ use super::callflow_node::{BridgeNode, Failure, MAX_VISITS, Module, Next, Node};
 use super::dial_order::{Purpose, quoted};
 use super::live::Live;
 use super::output::{Output, SipAction};
-use super::plane::{Call, CallPlane, Party};
+use super::plane::{CallPlane, Party};
 
 impl CallPlane {
     /// Runs `node` for unanswered `call`.
@@ -126,9 +125,9 @@ impl CallPlane {
         &mut self,
         caller: CallId,
         leg: CallId,
-        party: Party,
-        sdp: SdpSession,
+        answered: (Party, SdpSession),
         neg: &Negotiated,
+        media_up: bool,
         now: Instant,
     ) {
         if !self.answering.contains_key(&caller) {
@@ -141,9 +140,9 @@ impl CallPlane {
         }
         let room = ConfRef {
             account: self.account(caller),
-            id: format!("bridge:{:x}", leg.0),
+            id: bridge_room_id(leg),
         };
-        tracing::info!(callee = %party.sip_call_id, room = %room, "callflow: answered, bridging");
+        tracing::info!(callee = %answered.0.sip_call_id, room = %room, "callflow: answered, bridging");
         if !self.open_room(&room, now) {
             self.sip(SipAction::Bye { call: leg });
             let name_file = None;
@@ -153,12 +152,8 @@ impl CallPlane {
             });
             return self.reject(caller, 500, "Server Internal Error", Vec::new());
         }
-        let worker = self.worker_of(&room.id);
         let config = ConferencesConfig::default();
-        let call = Call::answered_leg(party, sdp, worker, room.clone(), config);
-        self.calls.insert(leg, call);
-        self.start_media(leg, neg);
-        self.command(leg, Command::Confirm { call: leg.0 });
+        self.leg_call(leg, answered, neg, media_up, &room, config);
         self.join_room(leg, &room, now);
         if let Some(a) = self.answering.get_mut(&caller) {
             a.setup = Some(Next::Bridge(room));
@@ -214,6 +209,11 @@ impl CallPlane {
         }
         self.conferences.remove(room);
     }
+}
+
+/// The private room bridging answered leg `leg` to its caller.
+pub(super) fn bridge_room_id(leg: CallId) -> String {
+    format!("bridge:{:x}", leg.0)
 }
 
 /// The From of legs placed for a caller: the caller's name and URI.

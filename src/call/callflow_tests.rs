@@ -482,3 +482,38 @@ fn fail_on_single_reject_ends_the_group_at_the_first_busy_branch() {
     assert!(h.cancels().is_empty());
     assert_eq!(h.caller_status(), Vec::<u16>::new());
 }
+
+#[test]
+fn a_confirming_forward_rings_on_beside_the_others_and_is_hung_up_when_one_answers() {
+    let mut forward = device(5080, 20);
+    forward.contacts[0].confirm = true;
+    let flow = node(ring(vec![forward, device(5070, 20)], false, 20), vec![]);
+    let mut h = with_callflow("6000", flow);
+    h.sip_event(invite(CALLER, "6000"));
+    let (cell, desk) = (h.leg(0), h.leg(1));
+    h.answer_leg(cell);
+    assert_eq!(h.caller_status(), [183], "still ringing for the caller");
+    assert!(h.cancels().is_empty(), "the desk rings on");
+    h.answer_leg(desk);
+    assert!(
+        h.sip.contains(&SipAction::Bye { call: cell }),
+        "the unconfirmed forward is hung up"
+    );
+    assert_eq!(h.caller_status(), [183, 200]);
+
+    // Confirmed, it is bridged.
+    let mut forward = device(5080, 20);
+    forward.contacts[0].confirm = true;
+    let mut h = with_callflow("6000", node(ring(vec![forward], false, 20), vec![]));
+    h.sip_event(invite(CALLER, "6000"));
+    let cell = h.leg(0);
+    h.answer_leg(cell);
+    h.digits(cell, "1");
+    assert_eq!(h.caller_status(), [183, 200]);
+    h.sip_event(Event::Ack {
+        call: CALLER,
+        body: None,
+    });
+    let members: usize = h.plane.conferences.values().map(|l| l.members.len()).sum();
+    assert_eq!(members, 2, "caller and forward in their room");
+}

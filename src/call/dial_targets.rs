@@ -177,7 +177,8 @@ fn by_id(
 /// forward number through the account's carriers, one gateway after the other, in place of
 /// the contacts (`substitute`, Kazoo's default), else the first gateway beside them (they
 /// all ring at once). Forwarded legs show the caller's id (`keep_caller_id`, default
-/// true), else the device's external caller id (then its owner's).
+/// true), else the device's external caller id (then its owner's), and are bridged once
+/// their callee presses 1 (`require_keypress`, default true).
 pub(super) fn device_endpoint(
     store: &dyn Store,
     account: &str,
@@ -198,11 +199,15 @@ pub(super) fn device_endpoint(
         return Ok(Endpoint::new(id, contacts, Ring::Simultaneous));
     };
     let mut carriers = gateways(store, account, number, true)?;
-    if flag("keep_caller_id") == Some(false) {
-        let caller_id = external_caller_id(store, account, device)?;
-        carriers
-            .iter_mut()
-            .for_each(|c| c.caller_id.clone_from(&caller_id));
+    let caller_id = match flag("keep_caller_id") {
+        Some(false) => external_caller_id(store, account, device)?,
+        _ => None,
+    };
+    // Kazoo's default: the forwarded callee confirms with a key (a voicemail does not).
+    let confirm = flag("require_keypress") != Some(false);
+    for c in &mut carriers {
+        c.caller_id.clone_from(&caller_id);
+        c.confirm = confirm;
     }
     if flag("substitute") != Some(false) {
         return Ok(Endpoint::new(id, carriers, Ring::Failover));
@@ -397,6 +402,7 @@ fn locate(uri: &str) -> Option<Contact> {
         host,
         protocol,
         caller_id: None,
+        confirm: false,
     })
 }
 
@@ -494,6 +500,8 @@ mod tests {
             "sip:14155550000@127.0.0.1:5092",
         ];
         assert_eq!(uris(&endpoints[0]), gateways);
+        let confirm = |e: &Endpoint| e.contacts.iter().map(|c| c.confirm).collect::<Vec<_>>();
+        assert_eq!(confirm(&endpoints[0]), [true, true], "Kazoo's require_keypress");
         assert_eq!(endpoints[1].ring, Ring::Simultaneous);
         let mut user = uris(&endpoints[1]);
         user.sort();

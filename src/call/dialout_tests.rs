@@ -34,6 +34,7 @@ pub(super) fn contact(port: u16) -> Contact {
         host: None,
         protocol: Protocol::Udp,
         caller_id: None,
+        confirm: false,
     }
 }
 
@@ -499,4 +500,50 @@ fn a_leg_with_its_own_caller_id_presents_it_and_the_others_the_orders() {
             "\"Desk\" <sip:+14155550002@127.0.0.1>"
         ]
     );
+}
+
+#[test]
+fn a_forward_that_must_confirm_joins_once_its_callee_presses_1_and_fails_without() {
+    let mut h = Harness::new(conferences());
+    let mut dial = order(&[&[5070]], DialFlags::default());
+    dial.endpoints[0].contacts[0].confirm = true;
+    let order_id = h.dial(dial);
+    let call = h.invites()[0].call.expect("a leg handle");
+    h.answer_leg(call);
+    assert_eq!(
+        h.media,
+        ["lobby", "confirm"],
+        "media up, not in the room yet"
+    );
+    assert_eq!(
+        h.played,
+        [vec!["tts://Press 1 to accept the call.".to_string()]]
+    );
+    h.digits(call, "2");
+    assert!(h.plane.conferences.is_empty(), "only 1 accepts");
+    h.digits(call, "1");
+    assert_eq!(
+        h.media,
+        ["lobby", "confirm", "attach"],
+        "into the room, not moved"
+    );
+    h.joined(call, 1);
+    assert_eq!(h.responses(order_id), [response("device0", Ok("leg-one"))]);
+
+    // Nobody presses a key: the callee is hung up after 10 s and the endpoint fails.
+    let mut h = Harness::new(conferences());
+    let mut dial = order(&[&[5070]], DialFlags::default());
+    dial.endpoints[0].contacts[0].confirm = true;
+    let order_id = h.dial(dial);
+    let call = h.invites()[0].call.expect("a leg handle");
+    h.answer_leg(call);
+    h.advance(Duration::from_millis(9_999));
+    assert_eq!(h.byes(), 0);
+    h.advance(Duration::from_millis(1));
+    assert!(h.sip.contains(&SipAction::Bye { call }));
+    assert_eq!(
+        h.responses(order_id),
+        [response("device0", Err("NO_ANSWER"))]
+    );
+    assert!(h.plane.is_idle());
 }

@@ -233,6 +233,7 @@ impl CallPlane {
             host: None,
             protocol: Protocol::Udp,
             caller_id: None,
+            confirm: false,
         };
         let endpoint = Endpoint::new(number, vec![contact], Ring::Simultaneous);
         let plan = Plan::once(RELAY_TIMEOUT);

@@ -173,6 +173,8 @@ pub(super) enum Stage {
     Moving(ConfRef),
     /// A member of this conference.
     Member(ConfRef),
+    /// A leg we placed, asked to press a key before it goes anywhere.
+    Confirming,
 }
 
 /// A conference this node holds or is claiming (cluster only; see `super::focus`), and the
@@ -621,6 +623,7 @@ impl CallPlane {
                 let conf = conf.clone();
                 self.member_digit(&conf, call, digit, now);
             }
+            Stage::Confirming => self.on_confirm_digit(call, digit, now),
             Stage::AwaitingAnswer(..) | Stage::Moving(_) => {}
         }
     }

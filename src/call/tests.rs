@@ -219,7 +219,7 @@ impl Harness {
         call
     }
 
-    fn digits(&mut self, call: CallId, digits: &str) {
+    pub(super) fn digits(&mut self, call: CallId, digits: &str) {
         for digit in digits.chars() {
             self.report(Report::Dtmf {
                 call: call.0,
