@@ -501,7 +501,11 @@ mod tests {
         ];
         assert_eq!(uris(&endpoints[0]), gateways);
         let confirm = |e: &Endpoint| e.contacts.iter().map(|c| c.confirm).collect::<Vec<_>>();
-        assert_eq!(confirm(&endpoints[0]), [true, true], "Kazoo's require_keypress");
+        assert_eq!(
+            confirm(&endpoints[0]),
+            [true, true],
+            "Kazoo's require_keypress"
+        );
         assert_eq!(endpoints[1].ring, Ring::Simultaneous);
         let mut user = uris(&endpoints[1]);
         user.sort();

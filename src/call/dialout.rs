@@ -344,7 +344,7 @@ impl CallPlane {
         if confirm {
             return self.ask_confirm(call, party, sdp, neg, now);
         }
-        self.leg_up(call, (order, endpoint), party, sdp, &neg, false, now);
+        self.leg_up(call, (order, endpoint), (party, sdp), &neg, false, now);
     }
 
     /// What answered leg `call` of `(order, endpoint)` does: joins its conference, or is
@@ -354,8 +354,7 @@ impl CallPlane {
         &mut self,
         call: CallId,
         (order, endpoint): (u64, usize),
-        party: Party,
-        sdp: SdpSession,
+        (party, sdp): (Party, SdpSession),
         neg: &Negotiated,
         media_up: bool,
         now: Instant,
@@ -490,7 +489,7 @@ impl CallPlane {
             return;
         };
         tracing::info!(call = %c.party.sip_call_id, "dial: the callee confirmed");
-        self.leg_up(call, (order, endpoint), c.party, c.sdp, &neg, true, now);
+        self.leg_up(call, (order, endpoint), (c.party, c.sdp), &neg, true, now);
     }
 
     /// A leg we placed rings (180, or 183 with the callee's early media, which is not
