@@ -77,7 +77,12 @@ fn codecs(c: &mut Criterion) {
     codec(c, "g722", CodecKind::G722, 0);
     // The complexities README's Opus quality table compares.
     for complexity in [0, 2, 5, 10] {
-        codec(c, &format!("opus c{complexity}"), CodecKind::Opus, complexity);
+        codec(
+            c,
+            &format!("opus c{complexity}"),
+            CodecKind::Opus,
+            complexity,
+        );
     }
 }
 

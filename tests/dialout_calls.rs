@@ -11,6 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use chorus::config::{DEFAULT_ACCOUNT, PortRange};
+use chorus::media::codec::CodecKind;
 use serde_json::{Value, json};
 use support::pjsua::{driver, ready, result_of};
 
@@ -127,15 +128,22 @@ async fn dial_errors_name_the_endpoint() {
 
 /// A SIPp UAS on a free loopback port, answering one call with `scenario` over UDP.
 fn sipp_uas(scenario: &str, media_port: u16) -> (u16, std::process::Child) {
-    sipp_uas_over("u1", scenario, media_port)
+    sipp_uas_over("u1", scenario, media_port, &[])
 }
 
-/// The same over SIPp's `transport` (`u1` UDP, `t1` TCP).
-fn sipp_uas_over(transport: &str, scenario: &str, media_port: u16) -> (u16, std::process::Child) {
+/// The same over SIPp's `transport` (`u1` UDP, `t1` TCP), with `extra` arguments.
+fn sipp_uas_over(
+    transport: &str,
+    scenario: &str,
+    media_port: u16,
+    extra: &[&str],
+) -> (u16, std::process::Child) {
     let port = free_tcp_port();
     let root = env!("CARGO_MANIFEST_DIR");
     let dir = std::env::temp_dir().join(format!("chorus-uas-{}", support::unique_token()));
     std::fs::create_dir_all(&dir).unwrap();
+    // `rtp_stream` paths are relative to where sipp runs.
+    std::os::unix::fs::symlink(format!("{root}/fixtures"), dir.join("fixtures")).unwrap();
     let child = std::process::Command::new("sipp")
         .current_dir(&dir)
         .arg("-sf")
@@ -144,6 +152,7 @@ fn sipp_uas_over(transport: &str, scenario: &str, media_port: u16) -> (u16, std:
         .args(["-t", transport])
         .args(["-mi", "127.0.0.1", "-mp", &media_port.to_string()])
         .args(["-nostdin", "-timeout", "30s"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -329,7 +338,7 @@ async fn a_gateway_named_localhost_is_resolved_after_one_that_does_not_resolve()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tcp_gateway_that_refuses_fails_over_to_a_tcp_trunk_with_digest_auth() {
     let refusing = free_tcp_port();
-    let (trunk, sipp) = sipp_uas_over("t1", "uas_trunk_auth.xml", 26400);
+    let (trunk, sipp) = sipp_uas_over("t1", "uas_trunk_auth.xml", 26400, &[]);
     let gateways = json!([
         {"server": "127.0.0.1", "port": refusing, "transport": "tcp"},
         {"server": "localhost", "port": trunk, "prefix": "9", "transport": "tcp",
@@ -341,4 +350,126 @@ async fn a_tcp_gateway_that_refuses_fails_over_to_a_tcp_trunk_with_digest_auth()
         passed,
         "the TCP trunk took the call, with auth, and saw our BYE"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callflow_caller_hears_ringback_while_the_callee_rings_and_the_callee_once_it_answers() {
+    let mut config = support::server_config();
+    config.rtp.ports = PortRange(support::free_port_range(32));
+    let srv = chorus::server::start(config).await.unwrap();
+    // The callee rings for 4 s, then answers and plays 1209 Hz.
+    let (callee, mut sipp) = sipp_uas("uas_ring_answer.xml", 26500);
+    let resource = json!({"name": "desk", "rules": ["^\\+?(\\d{7,15})$"],
+                          "gateways": [{"server": "127.0.0.1", "port": callee}]});
+    let (status, created) = api(srv.api, "PUT", "/resources", resource).await;
+    assert_eq!(status, 201, "{created}");
+    let callflow = json!({"numbers": ["6100"],
+                          "flow": {"module": "resources", "data": {"to_did": "+14155550100"}}});
+    let (status, created) = api(srv.api, "PUT", "/callflows", callflow).await;
+    assert_eq!(status, 201, "{created}");
+
+    let opts = support::phone::DialOpts::default();
+    let mut calling = support::phone::Phone::call(srv.sip, "6100", opts)
+        .await
+        .unwrap();
+    let mut status = 100;
+    while status == 100 {
+        status = calling
+            .wait_provisional(Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+    assert_eq!(status, 183, "early media once the callee rings");
+    // US ringback: 440 + 480 Hz, 2 s on (then 4 s off).
+    let window = Duration::from_millis(500);
+    let mut ringback = (-120.0, -120.0);
+    for _ in 0..75 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        ringback = (
+            calling.hear_level(440.0, window),
+            calling.hear_level(480.0, window),
+        );
+        if ringback.0 > -30.0 && ringback.1 > -30.0 {
+            break;
+        }
+    }
+    eprintln!(
+        "ringback while ringing (dB): 440 Hz {:.1}, 480 Hz {:.1}",
+        ringback.0, ringback.1
+    );
+    assert!(
+        ringback.0 > -30.0 && ringback.1 > -30.0,
+        "the caller hears ringback: {ringback:?}"
+    );
+
+    let mut phone = calling
+        .answered()
+        .await
+        .expect("answered once the callee answers");
+    // The ringback would be on again 6-8 s into the ring, 2-4 s after the answer.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let window = Duration::from_millis(2500);
+    let (ring, callee_tone) = (
+        phone
+            .hear_level(440.0, window)
+            .max(phone.hear_level(480.0, window)),
+        phone.hear_level(1209.0, window),
+    );
+    eprintln!("after the answer (dB): ringback {ring:.1}, the callee's 1209 Hz {callee_tone:.1}");
+    assert!(ring < -50.0, "no ringback once answered: {ring}");
+    assert!(
+        callee_tone > -30.0,
+        "the caller hears the callee: {callee_tone}"
+    );
+    phone.hangup().await.unwrap();
+    let passed = tokio::task::spawn_blocking(move || sipp.wait().unwrap().success())
+        .await
+        .unwrap();
+    assert!(passed, "the callee got our BYE");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_carries_audio_both_ways_between_a_wideband_caller_and_a_pcmu_callee() {
+    let mut config = support::server_config();
+    config.rtp.ports = PortRange(support::free_port_range(32));
+    let srv = chorus::server::start(config).await.unwrap();
+    for (number, codec, media_port) in [
+        ("6201", CodecKind::G722, 26600),
+        ("6202", CodecKind::Opus, 26700),
+    ] {
+        // The callee answers in PCMU and sends back whatever it hears.
+        let (callee, mut sipp) = sipp_uas_over("u1", "uas_standin.xml", media_port, &["-rtp_echo"]);
+        let resource = json!({"name": format!("echo{number}"), "rules": [format!("^{number}$")],
+                              "gateways": [{"server": "127.0.0.1", "port": callee}]});
+        let (status, created) = api(srv.api, "PUT", "/resources", resource).await;
+        assert_eq!(status, 201, "{created}");
+        let callflow = json!({"numbers": [number], "flow": {"module": "resources", "data": {}}});
+        let (status, created) = api(srv.api, "PUT", "/callflows", callflow).await;
+        assert_eq!(status, 201, "{created}");
+
+        let opts = support::phone::DialOpts {
+            codecs: vec![codec],
+            ..Default::default()
+        };
+        let mut phone = support::phone::Phone::dial(srv.sip, number, opts)
+            .await
+            .unwrap();
+        assert_eq!(phone.session().map(|s| s.codec), Some(codec));
+        // The caller's tone reaches the PCMU callee and comes back from it: a bridge does
+        // not play a caller to itself, so what it hears crossed both ways.
+        phone.send_tone(697.0, Duration::from_secs(3)).await;
+        let heard = phone.hear_level(697.0, Duration::from_millis(1500));
+        eprintln!("{codec:?} caller through a PCMU callee: 697 Hz at {heard:.1} dB");
+        assert!(
+            heard > -30.0,
+            "{codec:?}: the caller hears itself through the callee: {heard}"
+        );
+        phone.hangup().await.unwrap();
+        let passed = tokio::task::spawn_blocking(move || sipp.wait().unwrap().success())
+            .await
+            .unwrap();
+        assert!(passed, "{codec:?}: the callee got our BYE");
+    }
+    srv.stop().await;
 }

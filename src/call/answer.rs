@@ -20,6 +20,7 @@ use super::plane::{
     Answering, Call, CallPlane, CallerFlow, Lookup, Party, Stage, is_sdp, sdp_body,
 };
 use super::random::random;
+use super::ringback::EarlyMedia;
 
 /// A route lookup's answer: the config, the documents of the number, the caller's name,
 /// the number's callflow.
@@ -75,7 +76,8 @@ impl CallPlane {
                 a.walk = Some(Walk {
                     visited: 0,
                     children: Vec::new(),
-                    ringing: false,
+                    early: Default::default(),
+                    ringback: None,
                     config,
                     name_media,
                 });
@@ -91,11 +93,11 @@ impl CallPlane {
             tracing::info!(%number, "rejected: no such conference");
             return self.reject(call, 404, "Not Found", Vec::new());
         };
-        self.proceed(call, setup);
+        self.proceed(call, setup, now);
     }
 
     /// A routed call takes its port pair (in a cluster, once its conference is claimed).
-    pub(super) fn proceed(&mut self, call: CallId, setup: FlowSetup) {
+    pub(super) fn proceed(&mut self, call: CallId, setup: FlowSetup, now: Instant) {
         let Some(number) = self.answering.get(&call).map(|a| a.number.clone()) else {
             return;
         };
@@ -115,7 +117,7 @@ impl CallPlane {
             _ => true,
         };
         if granted {
-            self.push(Output::AllocatePorts { call });
+            self.take_ports(call, now);
         }
     }
 
@@ -159,6 +161,9 @@ impl CallPlane {
     pub fn handle_ports(&mut self, call: CallId, ports: Ports, now: Instant) {
         if self.is_leg(call) {
             return self.leg_ports(call, ports, now);
+        }
+        if self.wants_early_ports(call) {
+            return self.early_ports(call, ports, now);
         }
         let Some(next) = self.answering.get(&call).and_then(|a| a.setup.as_ref()) else {
             return;
@@ -212,13 +217,7 @@ impl CallPlane {
         };
         match sdp.answer(&String::from_utf8_lossy(&offer.bytes)) {
             Ok((neg, answer)) => {
-                let (stage, bridge) = match next {
-                    Next::Flow(setup) => {
-                        let flow = CallerFlow::new(Flow::new(*setup));
-                        (Stage::Flow(Box::new(flow)), None)
-                    }
-                    Next::Bridge(room) => (Stage::Member(room.clone()), Some(room)),
-                };
+                let (stage, bridge) = first_stage(next);
                 self.calls.insert(call, new(sdp, stage));
                 self.respond(call, false, Some(sdp_body(answer)));
                 self.start_media(call, &neg);
@@ -237,16 +236,65 @@ impl CallPlane {
         }
     }
 
+    /// A routed caller is answered: over its early media's session if it has one
+    /// (`super::ringback`), else over a new port pair.
+    pub(super) fn take_ports(&mut self, call: CallId, now: Instant) {
+        match self.take_early(call) {
+            Some(early) => self.answer_early(call, *early, now),
+            None => self.push(Output::AllocatePorts { call }),
+        }
+    }
+
+    /// The 200 repeats the 183's answer; the media already in a lobby goes where the call
+    /// goes next.
+    fn answer_early(&mut self, call: CallId, early: EarlyMedia, now: Instant) {
+        let Some(Answering {
+            party,
+            setup: Some(next),
+            focus,
+            ..
+        }) = self.answering.remove(&call)
+        else {
+            return;
+        };
+        let config = match &next {
+            Next::Flow(setup) => setup.config.clone(),
+            Next::Bridge(_) => ConferencesConfig::default(),
+        };
+        let (stage, bridge) = first_stage(next);
+        let c = Call {
+            party,
+            acked: false,
+            sdp: early.sdp,
+            worker: early.worker,
+            rate: early.rate,
+            stage,
+            config,
+            name_file: None,
+            focus,
+        };
+        self.calls.insert(call, c);
+        self.respond(call, false, Some(early.answer));
+        if let Some(room) = bridge {
+            self.join_room(call, &room, now);
+        }
+    }
+
     /// The call's media enters its worker's lobby: it receives at once (a phone sends as
     /// soon as it sees the 200) and sends from the ACK on.
     pub(super) fn start_media(&mut self, call: CallId, neg: &Negotiated) {
-        let (limits, complexity) = (self.settings.limits, self.settings.opus_complexity);
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
         c.rate = neg.codec.pcm_rate();
         tracing::info!(call = %c.party.sip_call_id, codec = ?neg.codec, ptime = neg.ptime_ms, "answered");
         let (worker, source) = (c.worker, c.party.source);
+        self.lobby(call, worker, neg, source);
+    }
+
+    /// Puts the call's negotiated media in `worker`'s lobby (held if the SDP says so).
+    pub(super) fn lobby(&mut self, call: CallId, worker: usize, neg: &Negotiated, source: IpAddr) {
+        let (limits, complexity) = (self.settings.limits, self.settings.opus_complexity);
         let lobby = MediaCommand::Lobby {
             call: call.0,
             rtcp_mux: neg.rtcp_mux,
@@ -389,6 +437,17 @@ impl CallPlane {
             reason: "Not Acceptable Here",
             headers,
         });
+    }
+}
+
+/// An answered call's first stage, and the bridge room it joins at once, if any.
+fn first_stage(next: Next) -> (Stage, Option<crate::api::service::ConfRef>) {
+    match next {
+        Next::Flow(setup) => {
+            let flow = CallerFlow::new(Flow::new(*setup));
+            (Stage::Flow(Box::new(flow)), None)
+        }
+        Next::Bridge(room) => (Stage::Member(room.clone()), Some(room)),
     }
 }
 

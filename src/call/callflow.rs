@@ -3,7 +3,7 @@
 //! registrations and gateways looked up, see `super::callflow_targets`); the plane walks it
 //! here. `conference` sends the caller into the conference flow with the element's options;
 //! `device`, `user`, `ring_group` and `resources` ring endpoints through the dial-out
-//! machinery (`super::dialout`) while the caller hears 180 Ringing. The first branch to
+//! machinery (`super::dialout`) while the caller hears ringback (`super::ringback`). The first branch to
 //! answer cancels the others and is bridged to the caller through a private two-member
 //! room (no prompts, no tones, no events, invisible to the API), so the codecs may differ.
 //! A failure runs the child for its cause (`busy`, `no_answer`, `unavailable`, `failed`),
@@ -17,7 +17,6 @@ use crate::conference::flow::{FlowSetup, join_decision};
 use crate::conference::profile;
 use crate::conference::settings::ConferencesConfig;
 use crate::conference::vocabulary::Role;
-use crate::media::worker::Command;
 use crate::sdp::{Negotiated, SdpSession};
 use crate::sip::CallId;
 
@@ -25,7 +24,7 @@ use super::callflow_node::{BridgeNode, Failure, MAX_VISITS, Module, Next, Node};
 use super::dial_order::{Purpose, quoted};
 use super::live::Live;
 use super::output::{Output, SipAction};
-use super::plane::{Call, CallPlane, Party};
+use super::plane::{CallPlane, Party};
 
 impl CallPlane {
     /// Runs `node` for unanswered `call`.
@@ -48,7 +47,7 @@ impl CallPlane {
                     config: walk.config.clone(),
                     name_media: walk.name_media.clone(),
                 };
-                self.proceed(call, setup);
+                self.proceed(call, setup, now);
             }
             Module::Bridge(b) => self.ring(call, b, now),
             Module::Skip => self.next_child(call, "_", Failure::Unavailable, now),
@@ -77,21 +76,15 @@ impl CallPlane {
         }
     }
 
-    /// Rings a bridging node's endpoints for the caller, who hears 180 Ringing meanwhile.
+    /// Rings a bridging node's endpoints for the caller, who hears ringback once one
+    /// rings (`super::ringback`).
     fn ring(&mut self, call: CallId, node: BridgeNode, now: Instant) {
         let Some(a) = self.answering.get_mut(&call) else {
             return;
         };
         let from = caller_from(&a.party);
-        if let Some(walk) = a.walk.as_mut().filter(|w| !w.ringing) {
-            walk.ringing = true;
-            self.sip(SipAction::Respond {
-                call,
-                reinvite: false,
-                status: 180,
-                reason: "Ringing",
-                body: None,
-            });
+        if let Some(walk) = a.walk.as_mut() {
+            walk.ringback = node.ringback;
         }
         let purpose = Purpose::Bridge { caller: call };
         self.start_order(purpose, from, node.endpoints, node.plan, None, now);
@@ -127,9 +120,9 @@ impl CallPlane {
         &mut self,
         caller: CallId,
         leg: CallId,
-        party: Party,
-        sdp: SdpSession,
+        answered: (Party, SdpSession),
         neg: &Negotiated,
+        media_up: bool,
         now: Instant,
     ) {
         if !self.answering.contains_key(&caller) {
@@ -142,9 +135,9 @@ impl CallPlane {
         }
         let room = ConfRef {
             account: self.account(caller),
-            id: format!("bridge:{:x}", leg.0),
+            id: bridge_room_id(leg),
         };
-        tracing::info!(callee = %party.sip_call_id, room = %room, "callflow: answered, bridging");
+        tracing::info!(callee = %answered.0.sip_call_id, room = %room, "callflow: answered, bridging");
         if !self.open_room(&room, now) {
             self.sip(SipAction::Bye { call: leg });
             let name_file = None;
@@ -154,17 +147,13 @@ impl CallPlane {
             });
             return self.reject(caller, 500, "Server Internal Error", Vec::new());
         }
-        let worker = self.worker_of(&room.id);
         let config = ConferencesConfig::default();
-        let call = Call::answered_leg(party, sdp, worker, room.clone(), config);
-        self.calls.insert(leg, call);
-        self.start_media(leg, neg);
-        self.command(leg, Command::Confirm { call: leg.0 });
+        self.leg_call(leg, answered, neg, media_up, &room, config);
         self.join_room(leg, &room, now);
         if let Some(a) = self.answering.get_mut(&caller) {
             a.setup = Some(Next::Bridge(room));
         }
-        self.push(Output::AllocatePorts { call: caller });
+        self.take_ports(caller, now);
     }
 
     /// Opens a private bridging room: no sounds, no controls, no hold music, no events.
@@ -215,6 +204,11 @@ impl CallPlane {
         }
         self.conferences.remove(room);
     }
+}
+
+/// The private room bridging answered leg `leg` to its caller.
+pub(super) fn bridge_room_id(leg: CallId) -> String {
+    format!("bridge:{:x}", leg.0)
 }
 
 /// The From of legs placed for a caller: the caller's name and URI.

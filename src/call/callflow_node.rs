@@ -98,8 +98,11 @@ pub(super) struct Walk {
     pub visited: u32,
     /// The children of the node running now.
     pub children: Vec<(String, Node)>,
-    /// 180 Ringing was sent.
-    pub ringing: bool,
+    /// What the caller hears while branches ring (`super::ringback`).
+    pub early: super::ringback::Early,
+    /// The ringback of the bridging node ringing now (a ring group's `ringback`), else
+    /// the default tone.
+    pub ringback: Option<String>,
     /// What the route lookup gave, for a `conference` node.
     pub config: ConferencesConfig,
     pub name_media: Option<String>,

@@ -217,7 +217,12 @@ impl Resolver<'_> {
             repeats: repeats.clamp(1, MAX_REPEATS) as u32 - 1,
             fail_on_reject: data.get("fail_on_single_reject") == Some(&Value::Bool(true)),
         };
-        Ok(bridge(endpoints, plan))
+        let ringback = Some(text(data, "ringback")).filter(|r| !r.is_empty());
+        Ok(Module::Bridge(BridgeNode {
+            endpoints,
+            plan,
+            ringback: ringback.map(str::to_string),
+        }))
     }
 
     /// `resources`: `to_did` (else the dialed number) through the carriers whose rules
@@ -337,7 +342,11 @@ impl Branches {
 }
 
 fn bridge(endpoints: Vec<Endpoint>, plan: Plan) -> Module {
-    Module::Bridge(BridgeNode { endpoints, plan })
+    Module::Bridge(BridgeNode {
+        endpoints,
+        plan,
+        ringback: None,
+    })
 }
 
 /// Endpoints in a weighted random order: each draws `u^(1/weight)` and the largest goes
@@ -618,7 +627,8 @@ mod tests {
             {"id": "desk", "endpoint_type": "device"},
             {"id": "g1", "endpoint_type": "group"},
         ]);
-        let data = json!({"endpoints": members, "strategy": "single", "repeats": 99});
+        let data = json!({"endpoints": members, "strategy": "single", "repeats": 99,
+                          "ringback": "tone_stream://%(1000,3000,425)"});
         let flow = json!({"numbers": ["6000"], "flow": {"module": "ring_group", "data": data}});
         create(&s, Kind::Callflow, "rg", flow);
         let node = run(&s, "6000").expect("a callflow");
@@ -636,6 +646,10 @@ mod tests {
         assert_eq!(b.plan.repeats as u64, MAX_REPEATS - 1);
         // Single, no overall timeout: every member gets its turn.
         assert_eq!(b.plan.timeout, Duration::from_secs(17 + 17 + 20));
+        assert_eq!(
+            b.ringback.as_deref(),
+            Some("tone_stream://%(1000,3000,425)")
+        );
 
         // Many devices: at most MAX_BRANCHES ring.
         let mut many = serde_json::Map::new();

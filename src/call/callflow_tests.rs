@@ -11,10 +11,12 @@ use super::callflow_node::{BridgeNode, ConferenceNode, MAX_VISITS, Module, Node}
 use super::dial_order::{Endpoint, Plan, Ring};
 use super::dialout_tests::contact;
 use super::output::SipAction;
+use super::ringback::DEFAULT_RINGBACK;
 use super::tests::{ACCOUNT, Harness, conferences, doc, invite};
 use crate::api::service::ConfRef;
 use crate::conference::flow::{CallflowOptions, Target};
 use crate::conference::vocabulary::ToneSetting;
+use crate::media::worker::Report;
 use crate::sip::{CallId, Event};
 
 const CALLER: CallId = CallId(1);
@@ -35,7 +37,11 @@ fn ring(endpoints: Vec<Endpoint>, sequential: bool, timeout: u64) -> Module {
         sequential,
         ..Plan::once(Duration::from_secs(timeout))
     };
-    Module::Bridge(BridgeNode { endpoints, plan })
+    Module::Bridge(BridgeNode {
+        endpoints,
+        plan,
+        ringback: None,
+    })
 }
 
 fn node(module: Module, children: Vec<(&str, Node)>) -> Node {
@@ -129,7 +135,7 @@ fn a_simultaneous_ring_group_bridges_the_first_answer_and_cancels_the_rest() {
     );
     let mut h = with_callflow("6000", flow);
     h.sip_event(invite(CALLER, "6000"));
-    assert_eq!(h.caller_status(), [180], "the caller hears ringing");
+    assert!(h.caller_status().is_empty(), "nothing rings yet");
     assert_eq!(
         h.targets(),
         [
@@ -138,9 +144,26 @@ fn a_simultaneous_ring_group_bridges_the_first_answer_and_cancels_the_rest() {
         ]
     );
     let (desk, mobile) = (h.leg(0), h.leg(1));
+    h.ring_leg(desk);
+    assert_eq!(h.caller_status(), [183], "early media once a branch rings");
+    assert_eq!(h.looping, [Some(DEFAULT_RINGBACK.to_string())]);
+    assert_eq!(
+        h.media,
+        ["lobby", "confirm"],
+        "ringback flows before any ACK"
+    );
+    h.ring_leg(mobile);
+    assert_eq!(h.caller_status(), [183], "one 183 for the whole ring");
     h.answer_leg(mobile);
     assert_eq!(h.cancels(), [desk]);
-    assert_eq!(h.caller_status(), [180, 200]);
+    assert_eq!(h.caller_status(), [183, 200]);
+    assert_eq!(
+        h.caller_body(200),
+        h.caller_body(183),
+        "the 200 repeats the early answer"
+    );
+    assert_eq!(h.caller_ports(), 1, "one port pair for the caller");
+    assert!(h.media.contains(&"stop playback"), "the ringback stops");
     h.sip_event(Event::Ack {
         call: CALLER,
         body: None,
@@ -161,6 +184,103 @@ fn a_simultaneous_ring_group_bridges_the_first_answer_and_cancels_the_rest() {
     assert!(h.sip.contains(&SipAction::Bye { call: mobile }));
     assert!(h.plane.conferences.is_empty());
     assert!(h.plane.is_idle());
+}
+
+#[test]
+fn a_ring_groups_ringback_plays_and_one_that_cannot_gives_way_to_the_default() {
+    let Module::Bridge(mut b) = ring(vec![device(5070, 20)], false, 20) else {
+        unreachable!()
+    };
+    b.ringback = Some("tone_stream://%(1000,3000,425)".into());
+    let mut h = with_callflow("6000", node(Module::Bridge(b), vec![]));
+    h.sip_event(invite(CALLER, "6000"));
+    h.ring_leg(h.leg(0));
+    assert_eq!(
+        h.looping,
+        [Some("tone_stream://%(1000,3000,425)".to_string())]
+    );
+    // The shell could not open it: it reports the playback over.
+    let id = *h.plane.playbacks.keys().next().expect("a ringback");
+    h.report(Report::PlaybackDone { id, stopped: false });
+    assert_eq!(h.looping[1], Some(DEFAULT_RINGBACK.to_string()));
+}
+
+#[test]
+fn a_failed_ring_going_on_to_a_conference_answers_with_the_early_session() {
+    let flow = node(
+        ring(vec![device(5070, 20)], false, 20),
+        vec![("_", conference(CallflowOptions::default()))],
+    );
+    let mut h = with_callflow("6000", flow);
+    h.sip_event(invite(CALLER, "6000"));
+    let leg = h.leg(0);
+    h.ring_leg(leg);
+    h.sip_event(Event::Rejected {
+        call: leg,
+        status: 486,
+    });
+    assert_eq!(h.caller_status(), [183, 200]);
+    assert_eq!(h.caller_body(200), h.caller_body(183));
+    assert_eq!(h.caller_ports(), 1, "the early port pair carries on");
+    h.sip_event(Event::Ack {
+        call: CALLER,
+        body: None,
+    });
+    let open = ConfRef {
+        account: ACCOUNT.into(),
+        id: "open".into(),
+    };
+    assert!(h.plane.conferences[&open].members.contains_key(&CALLER));
+}
+
+#[test]
+fn a_caller_leaving_during_ringback_takes_its_media_and_branches_along() {
+    let flow = node(ring(vec![device(5070, 20)], false, 20), vec![]);
+    let mut h = with_callflow("6000", flow);
+    h.sip_event(invite(CALLER, "6000"));
+    h.ring_leg(h.leg(0));
+    h.sip_event(Event::Cancelled { call: CALLER });
+    assert_eq!(h.cancels(), [h.leg(0)]);
+    assert_eq!(h.media.last(), Some(&"leave"));
+    assert!(h.plane.is_idle());
+
+    // Silent for the RTP timeout while it rings: 480, and the branches go.
+    let flow = node(ring(vec![device(5070, 20)], false, 20), vec![]);
+    let mut h = with_callflow("6000", flow);
+    h.sip_event(invite(CALLER, "6000"));
+    h.ring_leg(h.leg(0));
+    h.report(Report::RtpTimeout { call: CALLER.0 });
+    assert_eq!(h.caller_status(), [183, 480]);
+    assert_eq!(h.cancels(), [h.leg(0)]);
+    assert!(h.plane.is_idle());
+}
+
+impl Harness {
+    fn ring_leg(&mut self, call: CallId) {
+        self.sip_event(Event::Progress {
+            call,
+            status: 180,
+            body: None,
+        });
+    }
+
+    fn caller_ports(&self) -> usize {
+        self.allocated.iter().filter(|c| **c == CALLER).count()
+    }
+
+    /// The body of the caller's response `status`.
+    fn caller_body(&self, status: u16) -> String {
+        let body = self.sip.iter().find_map(|a| match a {
+            SipAction::Respond {
+                call,
+                status: s,
+                body: Some(b),
+                ..
+            } if *call == CALLER && *s == status => Some(b),
+            _ => None,
+        });
+        String::from_utf8_lossy(&body.expect("a body").bytes).into_owned()
+    }
 }
 
 impl Harness {
@@ -190,7 +310,7 @@ fn a_single_ring_group_rings_the_next_member_after_a_timeout() {
         call: second,
         status: 486,
     });
-    assert_eq!(h.caller_status(), [180, 486]);
+    assert_eq!(h.caller_status(), [486], "no branch rang: no ringback");
     assert!(h.plane.is_idle());
 }
 
@@ -209,11 +329,7 @@ fn busy_runs_the_busy_child() {
         call: leg,
         status: 486,
     });
-    assert_eq!(
-        h.caller_status(),
-        [180, 200],
-        "answered into the conference"
-    );
+    assert_eq!(h.caller_status(), [200], "answered into the conference");
     assert_eq!(h.invites().len(), 1, "the `_` child did not run");
 }
 
@@ -231,7 +347,7 @@ fn no_answer_runs_the_default_child_then_the_caller_gets_480() {
     assert_eq!(h.cancels(), [h.leg(0)]);
     assert_eq!(h.targets()[1], "sip:phone5080@127.0.0.1:5080");
     h.advance(Duration::from_secs(10));
-    assert_eq!(h.caller_status(), [180, 480], "one 180, then no answer");
+    assert_eq!(h.caller_status(), [480], "no answer");
     assert!(h.plane.is_idle());
 }
 
@@ -247,7 +363,7 @@ fn repeats_ring_the_group_again() {
     assert_eq!(h.invites().len(), 2, "a second round");
     h.advance(Duration::from_secs(5));
     assert_eq!(h.invites().len(), 2);
-    assert_eq!(h.caller_status(), [180, 480]);
+    assert_eq!(h.caller_status(), [480]);
 }
 
 #[test]
@@ -255,7 +371,7 @@ fn nothing_to_ring_is_404_and_the_caller_cancelling_cancels_the_branches() {
     let unregistered = Endpoint::new("desk".into(), Vec::new(), Ring::Simultaneous);
     let mut h = with_callflow("6000", node(ring(vec![unregistered], false, 20), vec![]));
     h.sip_event(invite(CALLER, "6000"));
-    assert_eq!(h.caller_status(), [180, 404]);
+    assert_eq!(h.caller_status(), [404]);
 
     let mut h = with_callflow(
         "6000",
@@ -329,7 +445,7 @@ fn shutdown_while_ringing_runs_no_further_node() {
     h.sip_event(invite(CALLER, "6000"));
     h.plane.hang_up_all(h.now);
     h.run();
-    assert_eq!(h.caller_status(), [180, 503]);
+    assert_eq!(h.caller_status(), [503]);
     assert_eq!(h.cancels(), [h.leg(0)]);
     assert_eq!(h.invites().len(), 1, "the `_` child did not run");
     assert!(h.plane.is_idle());
@@ -353,7 +469,7 @@ fn fail_on_single_reject_ends_the_group_at_the_first_busy_branch() {
         status: 486,
     });
     assert_eq!(h.cancels(), [mobile]);
-    assert_eq!(h.caller_status(), [180, 486]);
+    assert_eq!(h.caller_status(), [486]);
 
     // Without it the other branch rings on.
     let mut h = with_callflow("6000", group(false));
@@ -364,5 +480,40 @@ fn fail_on_single_reject_ends_the_group_at_the_first_busy_branch() {
         status: 486,
     });
     assert!(h.cancels().is_empty());
-    assert_eq!(h.caller_status(), [180]);
+    assert_eq!(h.caller_status(), Vec::<u16>::new());
+}
+
+#[test]
+fn a_confirming_forward_rings_on_beside_the_others_and_is_hung_up_when_one_answers() {
+    let mut forward = device(5080, 20);
+    forward.contacts[0].confirm = true;
+    let flow = node(ring(vec![forward, device(5070, 20)], false, 20), vec![]);
+    let mut h = with_callflow("6000", flow);
+    h.sip_event(invite(CALLER, "6000"));
+    let (cell, desk) = (h.leg(0), h.leg(1));
+    h.answer_leg(cell);
+    assert_eq!(h.caller_status(), [183], "still ringing for the caller");
+    assert!(h.cancels().is_empty(), "the desk rings on");
+    h.answer_leg(desk);
+    assert!(
+        h.sip.contains(&SipAction::Bye { call: cell }),
+        "the unconfirmed forward is hung up"
+    );
+    assert_eq!(h.caller_status(), [183, 200]);
+
+    // Confirmed, it is bridged.
+    let mut forward = device(5080, 20);
+    forward.contacts[0].confirm = true;
+    let mut h = with_callflow("6000", node(ring(vec![forward], false, 20), vec![]));
+    h.sip_event(invite(CALLER, "6000"));
+    let cell = h.leg(0);
+    h.answer_leg(cell);
+    h.digits(cell, "1");
+    assert_eq!(h.caller_status(), [183, 200]);
+    h.sip_event(Event::Ack {
+        call: CALLER,
+        body: None,
+    });
+    let members: usize = h.plane.conferences.values().map(|l| l.members.len()).sum();
+    assert_eq!(members, 2, "caller and forward in their room");
 }

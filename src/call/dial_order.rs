@@ -149,6 +149,12 @@ pub struct Contact {
     /// ([`super::output::Output::Resolve`]), off the plane; `addr` holds its port until then.
     pub host: Option<String>,
     pub protocol: Protocol,
+    /// The caller id (name, number) this leg presents instead of the order's: a device's
+    /// call forward with `keep_caller_id: false` shows the device's.
+    pub caller_id: Option<(String, String)>,
+    /// The callee must press 1 before it is bridged (a device's call forward with
+    /// `require_keypress`); else the leg fails.
+    pub confirm: bool,
 }
 
 /// A leg placed for an order, until it joined or failed.
@@ -167,6 +173,9 @@ pub(super) enum LegState {
     Ringing(Box<SdpSession>),
     /// Answered and joining: the mixer's confirmation decides the endpoint.
     Joining,
+    /// Answered, asked to press 1 by this time (its media is up, see
+    /// `super::dialout::CONFIRM_KEY`).
+    Confirming(Instant, Box<crate::sdp::Negotiated>),
 }
 
 /// What a bridging callflow node rings (device, user, ring group, resources): here, with
@@ -175,6 +184,9 @@ pub(super) enum LegState {
 pub struct BridgeNode {
     pub endpoints: Vec<Endpoint>,
     pub plan: Plan,
+    /// What a caller hears while it rings (a ring group's `ringback`: a media id or a
+    /// `tone_stream://`); `None`: the default ringback tone.
+    pub ringback: Option<String>,
 }
 
 /// How an order's endpoints take turns.

@@ -176,7 +176,9 @@ fn by_id(
 /// and `follow_forward` (a ring group's `ignore_forward: false`, or not in a group), its
 /// forward number through the account's carriers, one gateway after the other, in place of
 /// the contacts (`substitute`, Kazoo's default), else the first gateway beside them (they
-/// all ring at once).
+/// all ring at once). Forwarded legs show the caller's id (`keep_caller_id`, default
+/// true), else the device's external caller id (then its owner's), and are bridged once
+/// their callee presses 1 (`require_keypress`, default true).
 pub(super) fn device_endpoint(
     store: &dyn Store,
     account: &str,
@@ -196,12 +198,48 @@ pub(super) fn device_endpoint(
     else {
         return Ok(Endpoint::new(id, contacts, Ring::Simultaneous));
     };
-    let carriers = gateways(store, account, number, true)?;
+    let mut carriers = gateways(store, account, number, true)?;
+    let caller_id = match flag("keep_caller_id") {
+        Some(false) => external_caller_id(store, account, device)?,
+        _ => None,
+    };
+    // Kazoo's default: the forwarded callee confirms with a key (a voicemail does not).
+    let confirm = flag("require_keypress") != Some(false);
+    for c in &mut carriers {
+        c.caller_id.clone_from(&caller_id);
+        c.confirm = confirm;
+    }
     if flag("substitute") != Some(false) {
         return Ok(Endpoint::new(id, carriers, Ring::Failover));
     }
     contacts.extend(carriers.into_iter().next());
     Ok(Endpoint::new(id, contacts, Ring::Simultaneous))
+}
+
+/// The device's `caller_id.external` (name, number), else its owner's; `None` without a
+/// number.
+fn external_caller_id(
+    store: &dyn Store,
+    account: &str,
+    device: &StoredDocument,
+) -> Result<Option<(String, String)>, StoreError> {
+    let external = |doc: &serde_json::Map<String, Value>| {
+        let id = doc.get("caller_id")?.get("external")?;
+        let number = id.get("number").and_then(Value::as_str)?;
+        let name = id.get("name").and_then(Value::as_str).unwrap_or(number);
+        Some((name.to_string(), number.to_string())).filter(|(_, n)| !n.is_empty())
+    };
+    if let Some(own) = external(&device.doc) {
+        return Ok(Some(own));
+    }
+    let Some(owner) = device.doc.get("owner_id").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    match store.get_document(Owner::Account(account), Kind::User, owner) {
+        Ok(user) => Ok(external(&user.doc)),
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// A device's live registered contacts, newest first; none when it is disabled.
@@ -363,6 +401,8 @@ fn locate(uri: &str) -> Option<Contact> {
         auth: None,
         host,
         protocol,
+        caller_id: None,
+        confirm: false,
     })
 }
 
@@ -460,10 +500,61 @@ mod tests {
             "sip:14155550000@127.0.0.1:5092",
         ];
         assert_eq!(uris(&endpoints[0]), gateways);
+        let confirm = |e: &Endpoint| e.contacts.iter().map(|c| c.confirm).collect::<Vec<_>>();
+        assert_eq!(
+            confirm(&endpoints[0]),
+            [true, true],
+            "Kazoo's require_keypress"
+        );
         assert_eq!(endpoints[1].ring, Ring::Simultaneous);
         let mut user = uris(&endpoints[1]);
         user.sort();
         assert_eq!(user, [gateways[0], "sip:cell@127.0.0.1:5072"]);
+    }
+
+    #[test]
+    fn a_forward_shows_the_callers_id_unless_keep_caller_id_is_off_then_the_devices_or_owners() {
+        let s = SqliteStore::open(Path::new(":memory:")).expect("open");
+        let user = "u".repeat(32);
+        let owner = json!({"first_name": "A", "last_name": "B",
+            "caller_id": {"external": {"name": "Alice B", "number": "+14155550001"}}});
+        create(&s, Kind::User, Some(&user), owner);
+        let carrier = json!({"name": "c", "rules": ["^\\+?(\\d{7,15})$"],
+            "gateways": [{"server": "127.0.0.1", "port": 5090}]});
+        create(&s, Kind::Resource, None, carrier);
+        let forward = |keep: Option<bool>, own: Option<Value>| {
+            let mut cf = json!({"enabled": true, "number": "+14155550000"});
+            if let Some(keep) = keep {
+                cf["keep_caller_id"] = Value::Bool(keep);
+            }
+            let mut device = json!({"name": "desk", "owner_id": user, "call_forward": cf});
+            if let Some(own) = own {
+                device["caller_id"] = json!({"external": own});
+            }
+            let write = DocumentWrite::Replace(device);
+            s.write_document(Owner::Account("a"), Kind::Device, Some("desk"), write, None)
+                .expect("device");
+            let ids = vec![EndpointSpec::Id("desk".into())];
+            let endpoints = dial(&s, ids).expect("resolved");
+            endpoints[0].contacts[0].caller_id.clone()
+        };
+        registered_phone(&s, "a", "desk", 5070, Some(&user));
+        assert_eq!(
+            forward(None, None),
+            None,
+            "Kazoo's default keeps the caller's"
+        );
+        assert_eq!(forward(Some(true), None), None);
+        let own = json!({"name": "Desk", "number": "+14155550002"});
+        assert_eq!(
+            forward(Some(false), Some(own)),
+            Some(("Desk".into(), "+14155550002".into()))
+        );
+        assert_eq!(
+            forward(Some(false), None),
+            Some(("Alice B".into(), "+14155550001".into())),
+            "the owner's when the device has none"
+        );
     }
 
     #[test]

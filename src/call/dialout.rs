@@ -23,20 +23,21 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::api::service::EndpointResponse;
+use crate::api::service::{ConfRef, EndpointResponse};
 use crate::conference::flow::join_decision;
 use crate::conference::settings::ConferencesConfig;
 use crate::conference::vocabulary::Role;
-use crate::media::worker::Command;
-use crate::sdp::{Direction, SdpSession};
+use crate::media::worker::{Command, Target as PlayTarget};
+use crate::sdp::{Direction, Negotiated, SdpSession};
 use crate::sip::{Body, CallId, Dial, NameAddr};
 
+use super::callflow::bridge_room_id;
 use super::callflow_node::Failure;
 use super::dial_order::{BridgeNode, Contact, DialOrder, Endpoint, MAX_LEGS_PER_ORDER, Plan};
 use super::dial_order::{Joining, Leg, LegState, Order, Purpose, Turn};
 use super::dial_order::{Ring, quoted};
-use super::output::{Output, Ports, SipAction};
-use super::plane::{Call, CallPlane, Direction as CallDirection, Party, is_sdp, sdp_body};
+use super::output::{MediaCommand, Output, Ports, SipAction, Sound};
+use super::plane::{Call, CallPlane, Direction as CallDirection, Party, Stage, is_sdp, sdp_body};
 
 /// The cause of a leg refused for lack of room (ports, the ringing bound).
 const CONGESTION: &str = "NORMAL_CIRCUIT_CONGESTION";
@@ -47,16 +48,17 @@ const REJECTIONS: [&str; 2] = ["USER_BUSY", "CALL_REJECTED"];
 /// How long past its deadline an order waits for the mixer to confirm a leg that answered.
 const JOIN_GRACE: Duration = Duration::from_secs(5);
 
+/// What a forwarded callee hears, the key that accepts the call, and how long it has
+/// (Kazoo's `ivr-group_confirm` and FreeSWITCH's `group_confirm_key`).
+const CONFIRM_PROMPT: &str = "tts://Press 1 to accept the call.";
+pub(super) const CONFIRM_KEY: char = '1';
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl CallPlane {
     /// Starts ringing `order`'s endpoints; [`Output::Dialed`] with the returned id answers
     /// it (at once when nothing could ring).
     pub fn dial(&mut self, order: DialOrder, now: Instant) -> u64 {
-        let from = format!(
-            "{} <sip:{}@{}>",
-            quoted(&order.caller_id_name),
-            order.caller_id_number,
-            self.settings.host
-        );
+        let from = self.our_from(&order.caller_id_name, &order.caller_id_number);
         let purpose = Purpose::Conference(Box::new(Joining {
             conf: order.conf,
             doc: order.doc,
@@ -142,7 +144,13 @@ impl CallPlane {
                 within: Some((order, i)),
                 ..(**j).clone()
             }));
-            let (from, BridgeNode { endpoints, plan }) = (o.from.clone(), callflow.node);
+            // A conference's leg hears the room, not ringback.
+            let (
+                from,
+                BridgeNode {
+                    endpoints, plan, ..
+                },
+            ) = (o.from.clone(), callflow.node);
             self.start_order(purpose, from, endpoints, plan, call_id, now);
             return;
         }
@@ -248,6 +256,11 @@ impl CallPlane {
         })
     }
 
+    /// Our From presenting caller id `name` / `number`.
+    fn our_from(&self, name: &str, number: &str) -> String {
+        format!("{} <sip:{number}@{}>", quoted(name), self.settings.host)
+    }
+
     /// Whether `call` is a leg still being placed.
     pub(super) fn is_leg(&self, call: CallId) -> bool {
         self.legs.contains_key(&call)
@@ -262,10 +275,17 @@ impl CallPlane {
                 return self.leg_failed(call, CONGESTION, true, now);
             }
         };
-        let Some(leg) = self.legs.get_mut(&call) else {
+        let Some(leg) = self.legs.get(&call) else {
             return;
         };
-        let Some(from) = self.orders.get(&leg.order).map(|o| o.from.clone()) else {
+        let from = match &leg.contact.caller_id {
+            Some((name, number)) => self.our_from(name, number),
+            None => match self.orders.get(&leg.order) {
+                Some(o) => o.from.clone(),
+                None => return,
+            },
+        };
+        let Some(leg) = self.legs.get_mut(&call) else {
             return;
         };
         let mut sdp = SdpSession::new(self.settings.policy.clone(), local, random_u64());
@@ -312,7 +332,7 @@ impl CallPlane {
             }
         };
         let (sip_call_id, from) = (leg.call_id.clone(), callee(&leg.contact.uri));
-        let source = leg.contact.addr.ip();
+        let (source, confirm) = (leg.contact.addr.ip(), leg.contact.confirm);
         let party = Party {
             account: self.order_account(order).unwrap_or_default().to_string(),
             direction: CallDirection::Outbound,
@@ -321,6 +341,24 @@ impl CallPlane {
             source,
             vars: Vec::new(),
         };
+        if confirm {
+            return self.ask_confirm(call, party, sdp, neg, now);
+        }
+        self.leg_up(call, (order, endpoint), (party, sdp), &neg, false, now);
+    }
+
+    /// What answered leg `call` of `(order, endpoint)` does: joins its conference, or is
+    /// bridged to its caller. `media_up`: its media is already in its worker's lobby (a
+    /// callee that confirmed with a key).
+    fn leg_up(
+        &mut self,
+        call: CallId,
+        (order, endpoint): (u64, usize),
+        (party, sdp): (Party, SdpSession),
+        neg: &Negotiated,
+        media_up: bool,
+        now: Instant,
+    ) {
         let (conf, doc, config, flags) = match self.orders.get(&order).map(|o| &o.purpose) {
             Some(Purpose::Conference(j)) if j.within.is_some() => {
                 let joining = (j.conf.clone(), j.doc.clone(), j.config.clone(), j.flags);
@@ -337,16 +375,12 @@ impl CallPlane {
                 self.legs.remove(&call);
                 self.leg_outcome(order, endpoint, Ok(party.sip_call_id.clone()), now);
                 self.expire(order, "LOSE_RACE", now);
-                return self.bridge(caller, call, party, sdp, &neg, now);
+                return self.bridge(caller, call, (party, sdp), neg, media_up, now);
             }
             Some(Purpose::Relay { room }) => {
                 let room = room.clone();
-                let worker = self.worker_of(&room.id);
                 let config = ConferencesConfig::default();
-                let leg = Call::answered_leg(party, sdp, worker, room.clone(), config);
-                self.calls.insert(call, leg);
-                self.start_media(call, &neg);
-                self.command(call, Command::Confirm { call: call.0 });
+                self.leg_call(call, (party, sdp), neg, media_up, &room, config);
                 return self.join_room(call, &room, now);
             }
             None => return,
@@ -354,14 +388,12 @@ impl CallPlane {
         self.cancel_siblings(order, endpoint, call);
         if flags.join_existing && !self.conferences.contains_key(&conf) {
             tracing::info!(conference = %conf, "dial: join_existing, and the conference is not running");
+            self.leg_failed(call, "NO_ROUTE_DESTINATION", false, now);
             self.sip(SipAction::Bye { call });
-            return self.leg_failed(call, "NO_ROUTE_DESTINATION", false, now);
+            // A confirmed leg's media is up: it goes too.
+            return self.end(call, "not joined", now);
         }
-        let worker = self.worker_of(&conf.id);
-        let leg = Call::answered_leg(party, sdp, worker, conf.clone(), config);
-        self.calls.insert(call, leg);
-        self.start_media(call, &neg);
-        self.command(call, Command::Confirm { call: call.0 });
+        self.leg_call(call, (party, sdp), neg, media_up, &conf, config);
         let role = if flags.moderator {
             Role::Moderator
         } else {
@@ -374,6 +406,101 @@ impl CallPlane {
         decision.flags.dist_dtmf = flags.distribute_dtmf;
         decision.flags.nomoh = flags.disable_moh;
         self.join(call, conf, decision, now);
+    }
+
+    /// The answered leg's call, on the worker of `conf` (its conference or bridge room):
+    /// its media starts now unless it is already up there.
+    pub(super) fn leg_call(
+        &mut self,
+        call: CallId,
+        (party, sdp): (Party, SdpSession),
+        neg: &Negotiated,
+        media_up: bool,
+        conf: &ConfRef,
+        config: ConferencesConfig,
+    ) {
+        let worker = self.worker_of(&conf.id);
+        let mut c = Call::answered_leg(party, sdp, worker, conf.clone(), config);
+        c.rate = neg.codec.pcm_rate();
+        self.calls.insert(call, c);
+        if !media_up {
+            self.start_media(call, neg);
+            self.command(call, Command::Confirm { call: call.0 });
+        }
+    }
+
+    /// A callee that must confirm: its media goes where the leg will (so it need not
+    /// move), it hears the request, and has [`CONFIRM_TIMEOUT`] to press [`CONFIRM_KEY`];
+    /// the other legs ring on meanwhile.
+    fn ask_confirm(
+        &mut self,
+        call: CallId,
+        party: Party,
+        sdp: SdpSession,
+        neg: Negotiated,
+        now: Instant,
+    ) {
+        let Some(leg) = self.legs.get_mut(&call) else {
+            return;
+        };
+        tracing::info!(call = %party.sip_call_id, "dial: waiting for the callee's key");
+        leg.state = LegState::Confirming(now + CONFIRM_TIMEOUT, Box::new(neg.clone()));
+        let order = leg.order;
+        let room = match self.orders.get(&order).map(|o| &o.purpose) {
+            Some(Purpose::Conference(j)) => j.conf.id.clone(),
+            Some(Purpose::Relay { room }) => room.id.clone(),
+            Some(Purpose::Bridge { .. }) => bridge_room_id(call),
+            None => return,
+        };
+        let worker = self.worker_of(&room);
+        let account = party.account.clone();
+        let mut c = Call::answered_leg(party, sdp, worker, ConfRef::default(), Default::default());
+        c.stage = Stage::Confirming;
+        self.calls.insert(call, c);
+        self.start_media(call, &neg);
+        self.command(call, Command::Confirm { call: call.0 });
+        let id = self.new_id();
+        let sound = Sound {
+            media: vec![CONFIRM_PROMPT.to_string()],
+            looping: None,
+            language: "en".into(),
+            account,
+            voice: None,
+            rate: neg.codec.pcm_rate(),
+        };
+        let target = PlayTarget::Call(call.0);
+        self.media(worker, MediaCommand::Play { target, id, sound });
+    }
+
+    /// A key from a callee asked to confirm: 1 bridges it, others are ignored.
+    pub(super) fn on_confirm_digit(&mut self, call: CallId, digit: char, now: Instant) {
+        if digit != CONFIRM_KEY {
+            return;
+        }
+        let Some(leg) = self.legs.get_mut(&call) else {
+            return;
+        };
+        let LegState::Confirming(_, neg) = std::mem::replace(&mut leg.state, LegState::Joining)
+        else {
+            return;
+        };
+        let (order, endpoint) = (leg.order, leg.endpoint);
+        let Some(c) = self.calls.remove(&call) else {
+            return;
+        };
+        tracing::info!(call = %c.party.sip_call_id, "dial: the callee confirmed");
+        self.leg_up(call, (order, endpoint), (c.party, c.sdp), &neg, true, now);
+    }
+
+    /// A leg we placed rings (180, or 183 with the callee's early media, which is not
+    /// passed on): a callflow's caller hears ringback.
+    pub(super) fn on_dial_progress(&mut self, call: CallId, status: u16) {
+        let order = self.legs.get(&call).map(|l| l.order);
+        let purpose = order.and_then(|o| self.orders.get(&o)).map(|o| &o.purpose);
+        if let (Some(Purpose::Bridge { caller }), 180..=183) = (purpose, status) {
+            let caller = *caller;
+            self.branch_rings(caller);
+        }
     }
 
     /// The mixer took a dialed leg in: its endpoint succeeded.
@@ -446,8 +573,16 @@ impl CallPlane {
         let Some(leg) = self.legs.remove(&call) else {
             return;
         };
-        if matches!(leg.state, LegState::Ringing(_)) {
-            self.sip(SipAction::Cancel { call });
+        match leg.state {
+            LegState::Ringing(_) => self.sip(SipAction::Cancel { call }),
+            // Answered: hung up, its media gone.
+            LegState::Confirming(..) => {
+                self.sip(SipAction::Bye { call });
+                if let Some(c) = self.calls.remove(&call) {
+                    self.command_to(c.worker, Command::Leave { call: call.0 });
+                }
+            }
+            LegState::Ports | LegState::Joining => {}
         }
         self.push(Output::Released {
             call,
@@ -554,12 +689,27 @@ impl CallPlane {
             })
         });
         let deadlines = self.orders.values().map(|o| o.deadline);
-        deadlines.chain(turns).min()
+        let confirming = self.legs.values().filter_map(|l| match &l.state {
+            LegState::Confirming(by, _) => Some(*by),
+            _ => None,
+        });
+        deadlines.chain(turns).chain(confirming).min()
     }
 
     /// Endpoints still ringing at their order's deadline fail with `timeout`, as do
     /// endpoints past their own timeout; endpoints whose delay is over start ringing.
     pub(super) fn dial_timers(&mut self, now: Instant) {
+        let unconfirmed: Vec<CallId> = self
+            .legs
+            .iter()
+            .filter(|(_, l)| matches!(l.state, LegState::Confirming(by, _) if by <= now))
+            .map(|(c, _)| *c)
+            .collect();
+        for call in unconfirmed {
+            tracing::info!(%call, "dial: no key from the callee");
+            self.leg_failed(call, "NO_ANSWER", false, now);
+            self.hang_up(call, now);
+        }
         let ids: Vec<u64> = self.orders.keys().copied().collect();
         for order in ids {
             let Some(o) = self.orders.get(&order) else {

@@ -33,6 +33,8 @@ pub(super) fn contact(port: u16) -> Contact {
         auth: None,
         host: None,
         protocol: Protocol::Udp,
+        caller_id: None,
+        confirm: false,
     }
 }
 
@@ -338,7 +340,11 @@ fn callflow_order(branches: &[u16], plan: Plan, branch_timeout: Option<u64>) -> 
         })
         .collect();
     dial.endpoints[0] = Endpoint::new("5000".into(), Vec::new(), Ring::Failover);
-    let node = BridgeNode { endpoints, plan };
+    let node = BridgeNode {
+        endpoints,
+        plan,
+        ringback: None,
+    };
     let children = Vec::new();
     dial.endpoints[0].callflow = Some(Box::new(NumberFlow { node, children }));
     dial
@@ -354,6 +360,7 @@ fn with_child(mut dial: DialOrder, name: &str, port: u16) -> DialOrder {
     let node = BridgeNode {
         endpoints: vec![endpoint],
         plan: Plan::once(Duration::from_secs(30)),
+        ringback: None,
     };
     let child = NumberFlow {
         node,
@@ -477,4 +484,66 @@ fn a_gateway_named_by_dns_is_resolved_and_one_that_is_not_fails_over() {
     h.answer_leg(invite.call.unwrap());
     h.joined(invite.call.unwrap(), 1);
     assert!(h.responses(order)[0].outcome.is_ok());
+}
+
+#[test]
+fn a_leg_with_its_own_caller_id_presents_it_and_the_others_the_orders() {
+    let mut h = Harness::new(conferences());
+    let mut dial = order(&[&[5070, 5072]], DialFlags::default());
+    dial.endpoints[0].contacts[1].caller_id = Some(("Desk".into(), "+14155550002".into()));
+    h.dial(dial);
+    let froms: Vec<String> = h.invites().into_iter().map(|d| d.from).collect();
+    assert_eq!(
+        froms,
+        [
+            "\"Open\" <sip:1000@127.0.0.1>",
+            "\"Desk\" <sip:+14155550002@127.0.0.1>"
+        ]
+    );
+}
+
+#[test]
+fn a_forward_that_must_confirm_joins_once_its_callee_presses_1_and_fails_without() {
+    let mut h = Harness::new(conferences());
+    let mut dial = order(&[&[5070]], DialFlags::default());
+    dial.endpoints[0].contacts[0].confirm = true;
+    let order_id = h.dial(dial);
+    let call = h.invites()[0].call.expect("a leg handle");
+    h.answer_leg(call);
+    assert_eq!(
+        h.media,
+        ["lobby", "confirm"],
+        "media up, not in the room yet"
+    );
+    assert_eq!(
+        h.played,
+        [vec!["tts://Press 1 to accept the call.".to_string()]]
+    );
+    h.digits(call, "2");
+    assert!(h.plane.conferences.is_empty(), "only 1 accepts");
+    h.digits(call, "1");
+    assert_eq!(
+        h.media,
+        ["lobby", "confirm", "attach"],
+        "into the room, not moved"
+    );
+    h.joined(call, 1);
+    assert_eq!(h.responses(order_id), [response("device0", Ok("leg-one"))]);
+
+    // Nobody presses a key: the callee is hung up after 10 s and the endpoint fails.
+    let mut h = Harness::new(conferences());
+    let mut dial = order(&[&[5070]], DialFlags::default());
+    dial.endpoints[0].contacts[0].confirm = true;
+    let order_id = h.dial(dial);
+    let call = h.invites()[0].call.expect("a leg handle");
+    h.answer_leg(call);
+    h.advance(Duration::from_millis(9_999));
+    assert_eq!(h.byes(), 0);
+    h.advance(Duration::from_millis(1));
+    assert!(h.sip.contains(&SipAction::Bye { call }));
+    assert_eq!(
+        h.responses(order_id),
+        [response("device0", Err("NO_ANSWER"))]
+    );
+    assert!(h.plane.is_idle());
 }

@@ -152,9 +152,13 @@ impl CallPlane {
         {
             self.waiting_sound_ended(&conf, call);
         }
-        let Some(call) = self.playbacks.remove(&id) else {
+        let Some(call) = self.playbacks.get(&id).copied() else {
             return;
         };
+        if self.ringback_done(id, call) {
+            return;
+        }
+        self.playbacks.remove(&id);
         let mine = self.flow_mut(call).is_some_and(|f| f.playback == Some(id));
         if !mine {
             return;

@@ -148,7 +148,7 @@ impl CallPlane {
                 claim.granted = true;
                 tracing::info!(conference = %conf, "focus: hosting here");
                 for call in self.waiting_for(&conf) {
-                    self.push(Output::AllocatePorts { call });
+                    self.take_ports(call, now);
                 }
                 for call in self.claiming(&conf) {
                     match self.flow_mut(call).and_then(|f| f.claiming.take()) {
@@ -237,6 +237,8 @@ impl CallPlane {
             auth: None,
             host: None,
             protocol: Protocol::Udp,
+            caller_id: None,
+            confirm: false,
         };
         let endpoint = Endpoint::new(number, vec![contact], Ring::Simultaneous);
         let plan = Plan::once(RELAY_TIMEOUT);

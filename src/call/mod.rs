@@ -1,7 +1,8 @@
 //! The call control plane: SIP events in, media worker commands out. It never touches PCM.
 //!
 //! A call's life: INVITE -> route the dialed number (the account's callflow for it, see
-//! `callflow`; else a conference document's number, the service number, or an ad-hoc
+//! `callflow`, whose caller hears ringback in early media while its branches ring, see
+//! `ringback`; else a conference document's number, the service number, or an ad-hoc
 //! conference) -> take an RTP port pair (none free: 503) -> SDP
 //! answer (or our offer in the 200 and the answer in the ACK) -> the call's media waits in a
 //! worker's lobby, receiving but silent until the ACK -> from the ACK the caller flow
@@ -40,6 +41,7 @@ mod prefetch;
 mod random;
 #[cfg(test)]
 mod registered_phone;
+mod ringback;
 mod shell;
 #[cfg(test)]
 mod tests;

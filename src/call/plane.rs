@@ -176,6 +176,8 @@ pub(super) enum Stage {
     Moving(ConfRef),
     /// A member of this conference.
     Member(ConfRef),
+    /// A leg we placed, asked to press a key before it goes anywhere.
+    Confirming,
 }
 
 /// A conference this node holds or is claiming (cluster only; see `super::focus`), and the
@@ -338,8 +340,9 @@ impl CallPlane {
             }
             Event::Answered { call, body } => self.on_dial_answered(call, body, now),
             Event::Rejected { call, status } => self.on_dial_rejected(call, status, now),
-            // Ringing, and answers to in-dialog requests: nothing to do.
-            Event::Response { .. } | Event::Progress { .. } => {}
+            Event::Progress { call, status, .. } => self.on_dial_progress(call, status),
+            // Answers to in-dialog requests: nothing to do.
+            Event::Response { .. } => {}
         }
     }
 
@@ -354,6 +357,12 @@ impl CallPlane {
                 // past it, or a media failure.
                 tracing::warn!(call, %reason, "could not join the conference");
                 self.hang_up(CallId(call), now);
+            }
+            Report::RtpTimeout { call } if self.answering.contains_key(&CallId(call)) => {
+                // Silent through its early media: no answer for it.
+                tracing::info!(call, "RTP timeout before the answer: 480");
+                self.reject(CallId(call), 480, "Temporarily Unavailable", Vec::new());
+                self.abandon_ring(CallId(call), now);
             }
             Report::RtpTimeout { call } => {
                 tracing::info!(call, "RTP timeout: hanging up");
@@ -579,6 +588,7 @@ impl CallPlane {
     pub(super) fn end(&mut self, call: CallId, why: &str, now: Instant) {
         // A dialed leg that answered but never joined fails its endpoint.
         self.leg_failed(call, "NORMAL_CLEARING", false, now);
+        self.drop_early(call);
         if let Some(a) = self.answering.remove(&call) {
             tracing::info!(call = %a.party.sip_call_id, "{why}");
             self.lookups.retain(|_, (owner, _)| *owner != call);
@@ -637,6 +647,7 @@ impl CallPlane {
             reason,
             headers,
         });
+        self.drop_early(call);
         if let Some(a) = self.answering.remove(&call) {
             self.lookups.retain(|_, (owner, _)| *owner != call);
             self.unfocus(a.focus);
@@ -656,6 +667,7 @@ impl CallPlane {
                 let conf = conf.clone();
                 self.member_digit(&conf, call, digit, now);
             }
+            Stage::Confirming => self.on_confirm_digit(call, digit, now),
             Stage::AwaitingAnswer(..) | Stage::Moving(_) => {}
         }
     }

@@ -36,6 +36,10 @@ pub(super) struct Harness {
     pub(super) sip: Vec<SipAction>,
     pub(super) media: Vec<&'static str>,
     pub(super) played: Vec<Vec<String>>,
+    /// What plays on after them (hold music, ringback), per playback.
+    pub(super) looping: Vec<Option<String>>,
+    /// The calls port pairs were bound for, in turn.
+    pub(super) allocated: Vec<CallId>,
     /// The `tts://` voice of each playback.
     pub(super) voices: Vec<Option<String>>,
     /// Hooks fetched, and the media their next answers carry (then none).
@@ -87,6 +91,8 @@ impl Harness {
             sip: Vec::new(),
             media: Vec::new(),
             played: Vec::new(),
+            looping: Vec::new(),
+            allocated: Vec::new(),
             voices: Vec::new(),
             hooks_fetched: Vec::new(),
             hook_answers: Default::default(),
@@ -134,6 +140,7 @@ impl Harness {
                     self.plane.handle_resolved(call, addr, self.now);
                 }
                 Output::AllocatePorts { call } => {
+                    self.allocated.push(call);
                     let ports = match self.ports_free {
                         true => Ok(SocketAddr::from(([127, 0, 0, 1], 40000))),
                         false => Err("no free port pair".to_string()),
@@ -168,6 +175,7 @@ impl Harness {
             MediaCommand::Play { id, sound, .. } => {
                 self.voices.push(sound.voice);
                 self.played.push(sound.media);
+                self.looping.push(sound.looping.clone());
                 // Prompts end at once; hold music plays on.
                 if sound.looping.is_none() {
                     let done = Report::PlaybackDone { id, stopped: false };
@@ -205,7 +213,7 @@ impl Harness {
         self.run();
     }
 
-    fn report(&mut self, r: Report) {
+    pub(super) fn report(&mut self, r: Report) {
         self.plane.handle_report(r, self.now);
         self.run();
     }
@@ -218,7 +226,7 @@ impl Harness {
         call
     }
 
-    fn digits(&mut self, call: CallId, digits: &str) {
+    pub(super) fn digits(&mut self, call: CallId, digits: &str) {
         for digit in digits.chars() {
             self.report(Report::Dtmf {
                 call: call.0,

@@ -226,8 +226,15 @@ impl Calling {
                 "final {status} while waiting for a provisional"
             )));
         }
+        self.early_media(&response);
         self.provisional.push(response);
         Ok(status)
+    }
+
+    /// Level of `freq_hz` in the early media heard over the last `window` (see
+    /// [`Phone::hear_level`]).
+    pub fn hear_level(&self, freq_hz: f64, window: Duration) -> f64 {
+        self.leg.hear_level(freq_hz, window)
     }
 
     /// The provisional responses so far.
@@ -519,9 +526,7 @@ impl Phone {
     /// Level (dB relative to a full-scale sine) of `freq_hz` in the audio received over
     /// the last `window`; about -120 when nothing arrived.
     pub fn hear_level(&self, freq_hz: f64, window: Duration) -> f64 {
-        let now = Instant::now();
-        let (rate, pcm) = self.heard().between(now - window, now);
-        mixer::goertzel::level_db(&pcm, rate, freq_hz)
+        self.leg.hear_level(freq_hz, window)
     }
 
     /// Polls until `freq_hz` is at least `min_db` over a `window`, or `timeout` passes.
@@ -544,6 +549,12 @@ impl Phone {
 }
 
 impl Leg {
+    fn hear_level(&self, freq_hz: f64, window: Duration) -> f64 {
+        let now = Instant::now();
+        let (rate, pcm) = self.shared.media.heard().between(now - window, now);
+        mixer::goertzel::level_db(&pcm, rate, freq_hz)
+    }
+
     async fn send(&self, text: &str) -> Result<()> {
         Ok(self.shared.link.send(text).await?)
     }
