@@ -17,6 +17,13 @@ use support::pjsua::{driver, ready, result_of};
 
 const TOKEN: &str = "test-token";
 
+/// PUTs a document and returns it as created (201).
+async fn create(base: std::net::SocketAddr, path: &str, body: Value) -> Value {
+    let (status, created) = api(base, "PUT", path, body).await;
+    assert_eq!(status, 201, "{created}");
+    created
+}
+
 async fn api(base: std::net::SocketAddr, method: &str, path: &str, body: Value) -> (u16, Value) {
     let url = format!("http://{base}/v2/accounts/{DEFAULT_ACCOUNT}{path}");
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
@@ -183,8 +190,7 @@ async fn a_number_fails_over_to_the_next_gateway_which_demands_digest_auth() {
              "username": "trunkuser", "password": "trunkpass"},
         ],
     });
-    let (status, created) = api(srv.api, "PUT", "/resources", resource).await;
-    assert_eq!(status, 201, "{created}");
+    create(srv.api, "/resources", resource).await;
 
     let dial = json!({"action": "dial", "data": {"endpoints": ["+14155550000"]}});
     let (status, answer) = api(srv.api, "PUT", "/conferences/trunkroom", dial).await;
@@ -232,8 +238,7 @@ async fn a_callflow_number_rings_a_ring_group_and_bridges_the_first_phone_to_ans
     let mut ids = Vec::new();
     for (user, password) in [("alice", "wonderland"), ("bob", "builder")] {
         let device = json!({"name": user, "sip": {"username": user, "password": password}});
-        let (status, created) = api(srv.api, "PUT", "/devices", device).await;
-        assert_eq!(status, 201, "{created}");
+        let created = create(srv.api, "/devices", device).await;
         ids.push(created["data"]["id"].as_str().unwrap().to_owned());
     }
     let endpoints: Vec<Value> = ids
@@ -244,8 +249,7 @@ async fn a_callflow_number_rings_a_ring_group_and_bridges_the_first_phone_to_ans
         "numbers": ["6000"],
         "flow": {"module": "ring_group", "data": {"endpoints": endpoints, "timeout": 20}},
     });
-    let (status, created) = api(srv.api, "PUT", "/callflows", callflow).await;
-    assert_eq!(status, 201, "{created}");
+    create(srv.api, "/callflows", callflow).await;
 
     let sip = srv.sip.to_string();
     let args = ["--server", &sip, "--number", "6000"];
@@ -297,8 +301,7 @@ async fn a_trunk_takes_the_number(
     let srv = chorus::server::start(config).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let resource = json!({"name": "carrier", "rules": ["^\\+?(\\d{7,15})$"], "gateways": gateways});
-    let (status, created) = api(srv.api, "PUT", "/resources", resource).await;
-    assert_eq!(status, 201, "{created}");
+    create(srv.api, "/resources", resource).await;
 
     let dial = json!({"action": "dial", "data": {"endpoints": ["+14155550000"]}});
     let (status, answer) = api(srv.api, "PUT", &format!("/conferences/{room}"), dial).await;
@@ -361,12 +364,10 @@ async fn a_callflow_caller_hears_ringback_while_the_callee_rings_and_the_callee_
     let (callee, mut sipp) = sipp_uas("uas_ring_answer.xml", 26500);
     let resource = json!({"name": "desk", "rules": ["^\\+?(\\d{7,15})$"],
                           "gateways": [{"server": "127.0.0.1", "port": callee}]});
-    let (status, created) = api(srv.api, "PUT", "/resources", resource).await;
-    assert_eq!(status, 201, "{created}");
+    create(srv.api, "/resources", resource).await;
     let callflow = json!({"numbers": ["6100"],
                           "flow": {"module": "resources", "data": {"to_did": "+14155550100"}}});
-    let (status, created) = api(srv.api, "PUT", "/callflows", callflow).await;
-    assert_eq!(status, 201, "{created}");
+    create(srv.api, "/callflows", callflow).await;
 
     let opts = support::phone::DialOpts::default();
     let mut calling = support::phone::Phone::call(srv.sip, "6100", opts)
@@ -442,11 +443,9 @@ async fn a_bridge_carries_audio_both_ways_between_a_wideband_caller_and_a_pcmu_c
         let (callee, mut sipp) = sipp_uas_over("u1", "uas_standin.xml", media_port, &["-rtp_echo"]);
         let resource = json!({"name": format!("echo{number}"), "rules": [format!("^{number}$")],
                               "gateways": [{"server": "127.0.0.1", "port": callee}]});
-        let (status, created) = api(srv.api, "PUT", "/resources", resource).await;
-        assert_eq!(status, 201, "{created}");
+        create(srv.api, "/resources", resource).await;
         let callflow = json!({"numbers": [number], "flow": {"module": "resources", "data": {}}});
-        let (status, created) = api(srv.api, "PUT", "/callflows", callflow).await;
-        assert_eq!(status, 201, "{created}");
+        create(srv.api, "/callflows", callflow).await;
 
         let opts = support::phone::DialOpts {
             codecs: vec![codec],

@@ -502,14 +502,20 @@ fn a_leg_with_its_own_caller_id_presents_it_and_the_others_the_orders() {
     );
 }
 
-#[test]
-fn a_forward_that_must_confirm_joins_once_its_callee_presses_1_and_fails_without() {
+/// A dialed forward that must confirm, answered: (harness, dial order, its leg).
+fn answered_forward_that_must_confirm() -> (Harness, u64, CallId) {
     let mut h = Harness::new(conferences());
     let mut dial = order(&[&[5070]], DialFlags::default());
     dial.endpoints[0].contacts[0].confirm = true;
     let order_id = h.dial(dial);
     let call = h.invites()[0].call.expect("a leg handle");
     h.answer_leg(call);
+    (h, order_id, call)
+}
+
+#[test]
+fn a_forward_that_must_confirm_joins_once_its_callee_presses_1_and_fails_without() {
+    let (mut h, order_id, call) = answered_forward_that_must_confirm();
     assert_eq!(
         h.media,
         ["lobby", "confirm"],
@@ -531,12 +537,7 @@ fn a_forward_that_must_confirm_joins_once_its_callee_presses_1_and_fails_without
     assert_eq!(h.responses(order_id), [response("device0", Ok("leg-one"))]);
 
     // Nobody presses a key: the callee is hung up after 10 s and the endpoint fails.
-    let mut h = Harness::new(conferences());
-    let mut dial = order(&[&[5070]], DialFlags::default());
-    dial.endpoints[0].contacts[0].confirm = true;
-    let order_id = h.dial(dial);
-    let call = h.invites()[0].call.expect("a leg handle");
-    h.answer_leg(call);
+    let (mut h, order_id, call) = answered_forward_that_must_confirm();
     h.advance(Duration::from_millis(9_999));
     assert_eq!(h.byes(), 0);
     h.advance(Duration::from_millis(1));
