@@ -20,7 +20,7 @@ use super::plane::{
     Answering, Call, CallPlane, CallerFlow, Lookup, Party, Stage, is_sdp, sdp_body,
 };
 use super::random::random;
-use super::ringback::EarlyMedia;
+use super::early::EarlyMedia;
 
 /// A route lookup's answer: the config, the documents of the number, the caller's name,
 /// the number's callflow.

@@ -99,7 +99,7 @@ pub(super) struct Walk {
     /// The children of the node running now.
     pub children: Vec<(String, Node)>,
     /// What the caller hears while branches ring (`super::ringback`).
-    pub early: super::ringback::Early,
+    pub early: super::early::Early,
     /// The ringback of the bridging node ringing now (a ring group's `ringback`), else
     /// the default tone.
     pub ringback: Option<String>,

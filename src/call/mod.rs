@@ -29,6 +29,7 @@ mod dial_targets;
 mod dialout;
 #[cfg(test)]
 mod dialout_tests;
+mod early;
 pub mod dtmf_relay;
 mod flow;
 mod focus;
