@@ -15,12 +15,12 @@ use crate::sdp::{Direction, Negotiated, SdpError, SdpSession};
 use crate::sip::{Body, CallId};
 
 use super::callflow_node::{Next, Node, Walk};
+use super::early::EarlyMedia;
 use super::output::{Caller, MediaCommand, Output, Ports, SipAction, StoreQuery, StoreRequest};
 use super::plane::{
     Answering, Call, CallPlane, CallerFlow, Lookup, Party, Stage, is_sdp, sdp_body,
 };
 use super::random::random;
-use super::early::EarlyMedia;
 
 /// A route lookup's answer: the config, the documents of the number, the caller's name,
 /// the number's callflow.

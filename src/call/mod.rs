@@ -29,8 +29,8 @@ mod dial_targets;
 mod dialout;
 #[cfg(test)]
 mod dialout_tests;
-mod early;
 pub mod dtmf_relay;
+mod early;
 mod flow;
 mod focus;
 mod hooks;
