@@ -606,7 +606,7 @@ impl Leg {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::codec::testutil::tone;
+    use crate::media::codec::testutil::{fec_rebuilt_snr, tone, voice};
     use mixer::goertzel::level_db;
 
     const PTIME: Duration = Duration::from_millis(20);
@@ -952,6 +952,41 @@ mod tests {
         assert_eq!(p.payload_type, 111);
         assert!(!p.payload.is_empty());
         assert_eq!((p.seq, p.ssrc), (before.0.wrapping_add(1), before.1));
+    }
+
+    /// The Opus payloads of a second of voice the leg sends after the phone reported
+    /// `fraction_lost` (1/256ths) in an RTCP receiver report.
+    fn opus_sent_after_a_report_of(fraction_lost: u8) -> Vec<Vec<u8>> {
+        let (mut a, _) = pair(CodecKind::Opus, 111);
+        let t0 = Instant::now();
+        let block = rtcp::ReportBlock {
+            ssrc: 0x1111,
+            fraction_lost,
+            cumulative_lost: 0,
+            highest_seq: 0,
+            jitter: 0,
+            last_sr: 0,
+            delay_since_last_sr: 0,
+        };
+        let mut rr = Vec::new();
+        rtcp::write_rr(&mut rr, 0x2222, &[block]);
+        a.handle_rtcp(t0, addr("127.0.0.1:4000"), &rr).unwrap();
+        let frames = voice(48000);
+        let frames = frames.chunks_exact(960).enumerate();
+        frames
+            .map(|(i, frame)| {
+                let bytes = a.send_pcm(t0 + PTIME * i as u32, frame).unwrap().bytes;
+                RtpPacket::parse(bytes).unwrap().payload.to_vec()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_loss_a_phone_reports_buys_it_better_rebuilt_opus_frames() {
+        let none = fec_rebuilt_snr(&opus_sent_after_a_report_of(0));
+        let quarter = fec_rebuilt_snr(&opus_sent_after_a_report_of(64));
+        eprintln!("rebuilt from FEC: {none:.1} dB after 0 % reported, {quarter:.1} dB after 25 %");
+        assert!(quarter > none + 1.0, "{none:.1} vs {quarter:.1} dB");
     }
 
     #[test]

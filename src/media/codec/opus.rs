@@ -134,7 +134,7 @@ impl Decoder for OpusDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::codec::testutil::{snr_db, tone};
+    use crate::media::codec::testutil::{fec_rebuilt_snr, tone, voice};
     use mixer::goertzel::level_db;
 
     fn encode_all(enc: &mut OpusEncoder, pcm: &[i16]) -> Vec<Vec<u8>> {
@@ -188,42 +188,12 @@ mod tests {
         assert!(level_db(&plc, RATE, 600.0) > -25.0);
     }
 
-    /// A voice-like second: harmonics of a pitch gliding 120 -> 220 Hz, syllables at 4 Hz.
-    fn voice() -> Vec<i16> {
-        let mut phase = 0.0f64;
-        (0..RATE as usize)
-            .map(|i| {
-                let t = i as f64 / RATE as f64;
-                phase += 2.0 * std::f64::consts::PI * (120.0 + 100.0 * t) / RATE as f64;
-                let syllable = (std::f64::consts::PI * 4.0 * t).sin().abs();
-                let voiced: f64 = (1..=12).map(|h| (phase * h as f64).sin() / h as f64).sum();
-                (6000.0 * syllable * voiced) as i16
-            })
-            .collect()
-    }
-
-    /// Mean SNR of lost frames rebuilt from the next packet against the same frames decoded
-    /// without loss, with the encoder told to expect `loss` percent.
+    /// Mean SNR of frames rebuilt from the next packet, with the encoder told to expect
+    /// `loss` percent.
     fn rebuilt_snr(loss: u8) -> f64 {
         let mut enc = OpusEncoder::new(5, None).unwrap();
         enc.expect_loss(loss);
-        let packets = encode_all(&mut enc, &voice());
-        let lost = (10..45).step_by(5);
-        let snrs: Vec<f64> = lost
-            .map(|k| {
-                let (mut whole, mut gap) =
-                    (OpusDecoder::new().unwrap(), OpusDecoder::new().unwrap());
-                let (mut reference, mut rebuilt) = (Vec::new(), Vec::new());
-                for p in &packets[..k] {
-                    gap.decode(p, &mut Vec::new());
-                    whole.decode(p, &mut Vec::new());
-                }
-                whole.decode(&packets[k], &mut reference);
-                gap.recover(&packets[k + 1], 960, &mut rebuilt);
-                snr_db(&reference, &rebuilt)
-            })
-            .collect();
-        snrs.iter().sum::<f64>() / snrs.len() as f64
+        fec_rebuilt_snr(&encode_all(&mut enc, &voice(RATE)))
     }
 
     #[test]
