@@ -573,6 +573,72 @@ async fn postgresql_down_answers_503_and_the_store_comes_back() {
     srv.stop().await;
 }
 
+/// A frozen PostgreSQL (its processes stopped: connections open, nothing answers, as behind
+/// a link that drops every packet) holds up the new call whose routing waits for it, not
+/// the call plane: a member in a room still mutes itself with *1 meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_postgresql_holds_up_a_new_call_not_the_rooms_controls() {
+    // A cluster of its own: this test freezes it.
+    let Some(cluster) = tokio::task::spawn_blocking(Cluster::start).await.unwrap() else {
+        return;
+    };
+    let mut config = support::server_config();
+    config.store.url = cluster.new_database();
+    let srv = chorus::server::start(config).await.expect("server starts");
+    let doc = json!({"data": {"name": "frozen", "conference_numbers": ["7400"],
+                              "play_welcome": false, "member": {"join_muted": false}}});
+    let created = reqwest::Client::new()
+        .put(format!(
+            "http://{}/v2/accounts/{}/conferences",
+            srv.api,
+            chorus::config::DEFAULT_ACCOUNT
+        ))
+        .header("X-Auth-Token", "test-token")
+        .body(doc.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let a = Phone::dial(srv.sip, "7400", DialOpts::default())
+        .await
+        .unwrap();
+    let b = Phone::dial(srv.sip, "7400", DialOpts::default())
+        .await
+        .unwrap();
+    a.send_tone(697.0, SECOND).await;
+    assert!(b.hear_level(697.0, SECOND / 2) > -30.0, "B hears A");
+
+    assert!(
+        tokio::task::block_in_place(|| cluster.freeze(true)),
+        "PostgreSQL freezes"
+    );
+    let sip = srv.sip;
+    let c = tokio::spawn(async move { Phone::dial(sip, "7400", DialOpts::default()).await });
+    tokio::time::sleep(SECOND / 2).await;
+    for key in "*1".chars() {
+        a.send_dtmf_rfc4733(key).await.unwrap();
+    }
+    tokio::time::sleep(2 * SECOND).await; // the muted prompt plays to A
+    a.send_tone(697.0, SECOND).await;
+    let (heard, waiting) = (b.hear_level(697.0, SECOND / 2), !c.is_finished());
+    // Thawed before any verdict, so that a failure ends the test instead of hanging it.
+    assert!(
+        tokio::task::block_in_place(|| cluster.freeze(false)),
+        "PostgreSQL thaws"
+    );
+    assert!(waiting, "the new call waited for the store");
+    assert!(
+        heard < -50.0,
+        "A muted itself meanwhile: B hears {heard:.1} dB"
+    );
+    let c = c
+        .await
+        .unwrap()
+        .expect("the new call joins once the store answers");
+    drop(c);
+    srv.stop().await;
+}
+
 /// Two nodes bind contacts of one device (each registrar knows only its own, and what it
 /// loaded at start): neither's write undoes the other's, a stale copy does not undo a
 /// refresh, and an unregistered contact goes.

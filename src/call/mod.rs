@@ -35,6 +35,7 @@ mod flow;
 mod focus;
 mod hooks;
 mod live;
+mod lookup;
 mod members;
 pub mod output;
 mod plane;

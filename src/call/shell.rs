@@ -25,7 +25,7 @@ use crate::cluster::focus::Event as FocusEvent;
 use crate::cluster::registry as focus_registry;
 use crate::conference::hook_verbs;
 use crate::config::Config;
-use crate::documents::{DEFAULT_REALM, Kind, Owner, sip_key};
+use crate::documents::{Kind, Owner};
 use crate::media::ports::{PortPool, RtpSockets};
 use crate::media::worker::{Command, Lobby, Report, Target, WorkerHandle};
 use crate::sip::{CallId, Event, SipHandle};
@@ -37,12 +37,10 @@ use crate::store::{DocumentWrite, Store, StoreError};
 use super::answer::adhoc_doc;
 use super::api::recording_dir;
 use super::dial_order::{DialOrder, caller_id};
-use super::output::{Caller, MediaCommand, Output, SipAction, Sound, StoreAnswer, StoreQuery};
+use super::lookup::{self, LookedUp, StoreReader};
+use super::output::{Caller, MediaCommand, Output, SipAction, Sound};
 use super::plane::{CallPlane, Settings};
 use super::{callflow_targets, dial_targets};
-
-/// The `source_type` of a media document holding a caller's recorded name.
-const PLAY_NAME: &str = "play_name";
 
 /// What the API side needs: where to publish, hooks to register, gauges to keep.
 pub struct ApiLink {
@@ -69,11 +67,17 @@ pub struct Calls {
     /// Port pairs bound for calls whose media has not entered a worker yet.
     sockets: HashMap<CallId, RtpSockets>,
     store: Arc<dyn Store>,
+    /// The store reads of routing, on blocking threads.
+    reader: StoreReader,
+    /// Their answers (a call has one read at a time, and calls are admitted at a bounded
+    /// rate, so this is bounded too).
+    looked_up: (
+        mpsc::UnboundedSender<LookedUp>,
+        Option<mpsc::UnboundedReceiver<LookedUp>>,
+    ),
     sounds: Sounds,
     /// Recorded names live here, a folder per account, until their call ends.
     names: PathBuf,
-    /// Media documents' audio: a recorded name is also kept there for the caller's next call.
-    media: Library,
     api: ApiLink,
     /// Finished conference recordings go to HTTP storage through it, if configured.
     uploads: Option<Uploads>,
@@ -150,6 +154,10 @@ impl Calls {
             workers,
             ports: PortPool::new(ip, config.rtp.ports.0.clone()),
             sockets: HashMap::new(),
+            reader: StoreReader {
+                store: Arc::clone(&store),
+                media: Library::new(&config.data_dir.join("media")),
+            },
             store,
             sounds: Sounds::new(
                 &config.sounds,
@@ -158,7 +166,10 @@ impl Calls {
                 &config.data_dir.join("media"),
             ),
             names,
-            media: Library::new(&config.data_dir.join("media")),
+            looked_up: {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (tx, Some(rx))
+            },
             uploads: Uploads::start(&config.storage, &config.data_dir, &api.recordings),
             api,
             failures: {
@@ -192,6 +203,7 @@ impl Calls {
         let mut failures = self.failures.1.take().expect("run once");
         let mut hooks = self.hooks.1.take().expect("run once");
         let mut resolved = self.resolved.1.take().expect("run once");
+        let mut looked_up = self.looked_up.1.take().expect("run once");
         let mut focus_events = self.focus_events.take();
         loop {
             let timer = self.plane.poll_timeout();
@@ -210,6 +222,9 @@ impl Calls {
                 Some(r) = requests.recv() => self.on_request(r),
                 Some((target, media, error)) = failures.recv() => {
                     self.plane.handle_play_failed(target, media, error, Instant::now());
+                }
+                Some((id, answer)) = looked_up.recv() => {
+                    self.plane.handle_store_answer(id, answer, Instant::now());
                 }
                 Some((call, addr)) = resolved.recv() => {
                     self.plane.handle_resolved(call, addr, Instant::now());
@@ -245,10 +260,11 @@ impl Calls {
                 Output::Sip(action) => send_sip(&self.sip, action).await,
                 Output::Media { worker, command } => self.command(worker, command),
                 Output::Store(request) => {
-                    let answer = self.lookup(&request.account, request.query);
-                    let answer = answer.map_err(|e| e.to_string());
-                    self.plane
-                        .handle_store_answer(request.id, answer, Instant::now());
+                    let (reader, tx) = (self.reader.clone(), self.looked_up.0.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let answer = reader.lookup(&request.account, request.query);
+                        let _ = tx.send((request.id, answer.map_err(|e| e.to_string())));
+                    });
                 }
                 Output::Resolve { call, host, port } => {
                     let tx = self.resolved.0.clone();
@@ -423,28 +439,6 @@ impl Calls {
         });
     }
 
-    fn lookup(&self, account: &str, query: StoreQuery) -> Result<StoreAnswer, StoreError> {
-        let found = |number: &str| -> Result<_, StoreError> {
-            let found = self.store.find_by_number(account, number)?;
-            Ok(found.into_iter().map(|c| (c.id, c.doc)).collect())
-        };
-        Ok(match query {
-            StoreQuery::Route { number, caller } => StoreAnswer::Route {
-                config: self.store.conferences_config(account)?,
-                found: found(&number)?,
-                name: caller.and_then(|c| self.kept_name(account, &c)),
-                callflow: callflow_targets::resolve(
-                    &*self.store,
-                    account,
-                    &number,
-                    SystemTime::now(),
-                )?
-                .map(Box::new),
-            },
-            StoreQuery::FindByNumber { number } => StoreAnswer::Found(found(&number)?),
-        })
-    }
-
     fn save_name(&self, call: CallId, account: &str, rate: u32, pcm: &[i16]) -> Option<String> {
         let dir = self.names.join(account);
         let path = dir.join(format!("name-{}.wav", call.0));
@@ -457,64 +451,18 @@ impl Calls {
         Some(path.to_string_lossy().into_owned())
     }
 
-    /// Who a caller's recorded name belongs to, as Kazoo keeps it: the user owning the
-    /// caller's device, else the device, else the caller's address.
-    fn name_owner(&self, account: &str, caller: &Caller) -> String {
-        let owner = Some(Owner::Account(account));
-        let device = [caller.host.as_str(), DEFAULT_REALM]
-            .iter()
-            .find_map(|realm| {
-                let key = sip_key(&caller.user, realm);
-                let found = self
-                    .store
-                    .find_documents(Kind::Device, "sip.username", &key, owner);
-                found.ok()?.into_iter().next().map(|(_, d)| d)
-            });
-        match device {
-            Some(d) => match d.doc.get("owner_id").and_then(serde_json::Value::as_str) {
-                Some(user) => user.to_string(),
-                None => d.id,
-            },
-            None => format!("caller:{}@{}", caller.user, caller.host),
-        }
-    }
-
-    /// The caller's kept `play_name` media document, if its audio is there.
-    fn kept_name_doc(&self, account: &str, caller: &Caller) -> Option<String> {
-        let owner = self.name_owner(account, caller);
-        let docs = self
-            .store
-            .find_documents(
-                Kind::Media,
-                "owner_id",
-                &owner,
-                Some(Owner::Account(account)),
-            )
-            .ok()?;
-        docs.into_iter()
-            .map(|(_, d)| d)
-            .find(|d| d.doc.get("source_type").and_then(|v| v.as_str()) == Some(PLAY_NAME))
-            .map(|d| d.id)
-    }
-
-    fn kept_name(&self, account: &str, caller: &Caller) -> Option<String> {
-        let id = self.kept_name_doc(account, caller)?;
-        let path = self.media.path(account, &id)?;
-        path.is_file().then_some(id)
-    }
-
     /// Keeps a recorded name as the caller's `play_name` media document (one per owner,
     /// replaced by a new recording), so their next call announces it without asking.
     fn keep_name(&self, account: &str, caller: &Caller, rate: u32, pcm: &[i16]) {
         let kept = || -> Result<(), String> {
-            let id = match self.kept_name_doc(account, caller) {
+            let id = match self.reader.kept_name_doc(account, caller) {
                 Some(id) => id,
                 None => {
                     let doc = json!({
                         "name": format!("play_name {}@{}", caller.user, caller.host),
                         "media_source": "recording",
-                        "source_type": PLAY_NAME,
-                        "owner_id": self.name_owner(account, caller),
+                        "source_type": lookup::PLAY_NAME,
+                        "owner_id": self.reader.name_owner(account, caller),
                     });
                     let write = DocumentWrite::Create(doc);
                     let owner = Owner::Account(account);
@@ -528,7 +476,8 @@ impl Calls {
                 .map_err(|e| e.to_string())?;
             let wav = crate::media::wav_writer::wav_bytes(library::RATE, pcm.samples())
                 .map_err(|e| e.to_string())?;
-            self.media
+            self.reader
+                .media
                 .save(account, &id, &wav)
                 .map_err(|e| e.to_string())?;
             Ok(())

@@ -133,6 +133,19 @@ impl Cluster {
         )
     }
 
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the cluster's processes: connections stay
+    /// open and nothing answers, as behind a link that drops every packet.
+    pub fn freeze(&self, frozen: bool) -> bool {
+        let pid = std::fs::read_to_string(self.dir.join("postmaster.pid")).unwrap_or_default();
+        let Some(pid) = pid.lines().next().filter(|p| p.parse::<u32>().is_ok()) else {
+            return false;
+        };
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let children = Command::new("pkill").args([signal, "-P", pid]).status();
+        let postmaster = Command::new("kill").args([signal, pid]).status();
+        children.is_ok() && postmaster.is_ok_and(|s| s.success())
+    }
+
     /// The URL of a fresh, empty database.
     pub fn new_database(&self) -> String {
         static N: AtomicU32 = AtomicU32::new(0);
