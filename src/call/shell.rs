@@ -69,8 +69,8 @@ pub struct Calls {
     store: Arc<dyn Store>,
     /// The store reads of routing, on blocking threads.
     reader: StoreReader,
-    /// Their answers (a call has one read at a time, and calls are admitted at a bounded
-    /// rate, so this is bounded too).
+    /// Their answers. Bounded: a call has one read at a time, and only unanswered calls
+    /// read, of which admission allows `sip.limits.unacked_global`.
     looked_up: (
         mpsc::UnboundedSender<LookedUp>,
         Option<mpsc::UnboundedReceiver<LookedUp>>,
