@@ -192,9 +192,10 @@ impl CallPlane {
         else {
             return;
         };
-        let (config, worker) = match &next {
-            Next::Flow(setup) => (setup.config.clone(), self.worker_for(&setup.target)),
-            Next::Bridge(room) => (ConferencesConfig::default(), self.worker_of(&room.id)),
+        let config = next.config();
+        let worker = match &next {
+            Next::Flow(setup) => self.worker_for(&setup.target),
+            Next::Bridge(room) => self.worker_of(&room.id),
         };
         let refused_focus = focus.clone();
         let mut sdp = SdpSession::new(self.settings.policy.clone(), local, random());
@@ -257,10 +258,7 @@ impl CallPlane {
         else {
             return;
         };
-        let config = match &next {
-            Next::Flow(setup) => setup.config.clone(),
-            Next::Bridge(_) => ConferencesConfig::default(),
-        };
+        let config = next.config();
         let (stage, bridge) = first_stage(next);
         let c = Call {
             party,

@@ -115,3 +115,13 @@ pub(super) enum Next {
     /// Straight into the private room of its bridge.
     Bridge(ConfRef),
 }
+
+impl Next {
+    /// The `conferences` config the answered call keeps (a bridge's room has none).
+    pub fn config(&self) -> ConferencesConfig {
+        match self {
+            Next::Flow(setup) => setup.config.clone(),
+            Next::Bridge(_) => ConferencesConfig::default(),
+        }
+    }
+}
