@@ -27,7 +27,7 @@ use crate::api::service::{ConfRef, EndpointResponse};
 use crate::conference::flow::join_decision;
 use crate::conference::settings::ConferencesConfig;
 use crate::conference::vocabulary::Role;
-use crate::media::worker::{Command, Target as PlayTarget};
+use crate::media::worker::Command;
 use crate::sdp::{Direction, Negotiated, SdpSession};
 use crate::sip::{Body, CallId, Dial, NameAddr};
 
@@ -36,7 +36,7 @@ use super::callflow_node::Failure;
 use super::dial_order::{BridgeNode, Contact, DialOrder, Endpoint, MAX_LEGS_PER_ORDER, Plan};
 use super::dial_order::{Joining, Leg, LegState, Order, Purpose, Turn};
 use super::dial_order::{Ring, quoted};
-use super::output::{MediaCommand, Output, Ports, SipAction, Sound};
+use super::output::{Output, Ports, SipAction};
 use super::plane::{Call, CallPlane, Direction as CallDirection, Party, Stage, is_sdp, sdp_body};
 
 /// The cause of a leg refused for lack of room (ports, the ringing bound).
@@ -453,23 +453,12 @@ impl CallPlane {
             None => return,
         };
         let worker = self.worker_of(&room);
-        let account = party.account.clone();
         let mut c = Call::answered_leg(party, sdp, worker, ConfRef::default(), Default::default());
         c.stage = Stage::Confirming;
         self.calls.insert(call, c);
         self.start_media(call, &neg);
         self.command(call, Command::Confirm { call: call.0 });
-        let id = self.new_id();
-        let sound = Sound {
-            media: vec![CONFIRM_PROMPT.to_string()],
-            looping: None,
-            language: "en".into(),
-            account,
-            voice: None,
-            rate: neg.codec.pcm_rate(),
-        };
-        let target = PlayTarget::Call(call.0);
-        self.media(worker, MediaCommand::Play { target, id, sound });
+        self.play_prompt(call, vec![CONFIRM_PROMPT.to_string()]);
     }
 
     /// A key from a callee asked to confirm: 1 bridges it, others are ignored.

@@ -117,7 +117,7 @@ impl CallPlane {
 
     /// Plays prompts to a caller in the lobby; the shell reports media that cannot play
     /// as played.
-    fn play_prompt(&mut self, call: CallId, media: Vec<String>) {
+    pub(super) fn play_prompt(&mut self, call: CallId, media: Vec<String>) {
         let Some(c) = self.calls.get(&call) else {
             return;
         };
