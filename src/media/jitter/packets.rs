@@ -134,9 +134,10 @@ impl Packets {
 
     /// Forgets the stream (new SSRC or discontinuity).
     fn reset(&mut self) {
-        for slot in self.slots.iter_mut().filter(|s| s.filled) {
-            slot.filled = false;
-            self.spare.push(std::mem::take(&mut slot.payload));
+        for seq in 0..CAPACITY {
+            if self.slots[seq as usize].filled {
+                self.clear(seq);
+            }
         }
         self.highest = None;
         self.next = None;
