@@ -90,20 +90,14 @@ fn to_score_rate(codec: CodecKind, pcm: &[i16]) -> Vec<i16> {
 }
 
 fn score(codec: CodecKind, heard: &Path) -> Score {
-    let run = Command::new("python3")
-        .arg(root().join("tests/peers/pesq_score.py"))
+    let mut run = Command::new("python3");
+    run.arg(root().join("tests/peers/pesq_score.py"))
         .arg(reference(codec))
-        .arg(heard)
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "pesq_score.py failed (scripts/install-deps --test installs pesq):\n{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{e}: {stdout}"))
+        .arg(heard);
+    support::last_json(
+        &mut run,
+        "pesq_score.py (scripts/install-deps --test installs pesq)",
+    )
 }
 
 fn out_dir() -> PathBuf {

@@ -34,6 +34,20 @@ pub use sdp_text::Direction;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Runs a peer script (tests/peers/*.py) to its end and reads the JSON it printed last;
+/// a failure panics with its output (`what` names it, and what to install).
+pub fn last_json<T: serde::de::DeserializeOwned>(cmd: &mut std::process::Command, what: &str) -> T {
+    let run = cmd.output().expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{what} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
 /// A number no other call of this process gets (Call-IDs, tags, SSRCs).
 pub fn unique() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

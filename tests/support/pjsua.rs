@@ -15,8 +15,8 @@ pub fn pjsua_call(
     let out = std::env::temp_dir().join(format!("chorus-pjsua-{}-{number}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
     let out = out.to_string_lossy().into_owned();
-    let run = Command::new("python3")
-        .arg(format!("{root}/tests/peers/pjsua_calls.py"))
+    let mut run = Command::new("python3");
+    run.arg(format!("{root}/tests/peers/pjsua_calls.py"))
         .args([
             "--server",
             &sip.to_string(),
@@ -33,17 +33,8 @@ pub fn pjsua_call(
             "--tone-b",
             &format!("{root}/fixtures/audio/tone-1209-{rate}.wav"),
         ])
-        .args(["--out", &out])
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "pjsua script failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+        .args(["--out", &out]);
+    super::last_json(&mut run, "pjsua script")
 }
 
 pub type Lines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
