@@ -133,6 +133,13 @@ async fn dial_errors_name_the_endpoint() {
     srv.stop().await;
 }
 
+/// Whether SIPp ran its scenario to the end (it exits once the call is over).
+async fn sipp_passed(mut sipp: std::process::Child) -> bool {
+    tokio::task::spawn_blocking(move || sipp.wait().unwrap().success())
+        .await
+        .unwrap()
+}
+
 /// A SIPp UAS on a free loopback port, answering one call with `scenario` over UDP.
 fn sipp_uas(scenario: &str, media_port: u16) -> (u16, std::process::Child) {
     sipp_uas_over("u1", scenario, media_port, &[])
@@ -293,7 +300,7 @@ async fn a_callflow_number_rings_a_ring_group_and_bridges_the_first_phone_to_ans
 async fn a_trunk_takes_the_number(
     rtp: PortRange,
     gateways: Value,
-    mut trunk: std::process::Child,
+    trunk: std::process::Child,
     room: &str,
 ) -> bool {
     let mut config = support::server_config();
@@ -317,9 +324,7 @@ async fn a_trunk_takes_the_number(
         kick,
     )
     .await;
-    let passed = tokio::task::spawn_blocking(move || trunk.wait().unwrap().success())
-        .await
-        .unwrap();
+    let passed = sipp_passed(trunk).await;
     srv.stop().await;
     passed
 }
@@ -361,7 +366,7 @@ async fn a_callflow_caller_hears_ringback_while_the_callee_rings_and_the_callee_
     config.rtp.ports = PortRange(support::free_port_range(32));
     let srv = chorus::server::start(config).await.unwrap();
     // The callee rings for 4 s, then answers and plays 1209 Hz.
-    let (callee, mut sipp) = sipp_uas("uas_ring_answer.xml", 26500);
+    let (callee, sipp) = sipp_uas("uas_ring_answer.xml", 26500);
     let resource = json!({"name": "desk", "rules": ["^\\+?(\\d{7,15})$"],
                           "gateways": [{"server": "127.0.0.1", "port": callee}]});
     create(srv.api, "/resources", resource).await;
@@ -423,10 +428,7 @@ async fn a_callflow_caller_hears_ringback_while_the_callee_rings_and_the_callee_
         "the caller hears the callee: {callee_tone}"
     );
     phone.hangup().await.unwrap();
-    let passed = tokio::task::spawn_blocking(move || sipp.wait().unwrap().success())
-        .await
-        .unwrap();
-    assert!(passed, "the callee got our BYE");
+    assert!(sipp_passed(sipp).await, "the callee got our BYE");
     srv.stop().await;
 }
 
@@ -440,7 +442,7 @@ async fn a_bridge_carries_audio_both_ways_between_a_wideband_caller_and_a_pcmu_c
         ("6202", CodecKind::Opus, 26700),
     ] {
         // The callee answers in PCMU and sends back whatever it hears.
-        let (callee, mut sipp) = sipp_uas_over("u1", "uas_standin.xml", media_port, &["-rtp_echo"]);
+        let (callee, sipp) = sipp_uas_over("u1", "uas_standin.xml", media_port, &["-rtp_echo"]);
         let resource = json!({"name": format!("echo{number}"), "rules": [format!("^{number}$")],
                               "gateways": [{"server": "127.0.0.1", "port": callee}]});
         create(srv.api, "/resources", resource).await;
@@ -465,10 +467,7 @@ async fn a_bridge_carries_audio_both_ways_between_a_wideband_caller_and_a_pcmu_c
             "{codec:?}: the caller hears itself through the callee: {heard}"
         );
         phone.hangup().await.unwrap();
-        let passed = tokio::task::spawn_blocking(move || sipp.wait().unwrap().success())
-            .await
-            .unwrap();
-        assert!(passed, "{codec:?}: the callee got our BYE");
+        assert!(sipp_passed(sipp).await, "{codec:?}: the callee got our BYE");
     }
     srv.stop().await;
 }
