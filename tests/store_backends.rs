@@ -472,19 +472,25 @@ fn concurrent_starts_migrate_once() {
     assert_eq!(versions.len(), 1);
 }
 
+/// A server on a PostgreSQL cluster of its own, for a test that stops or freezes it;
+/// `None` when PostgreSQL cannot start.
+async fn server_on_a_cluster_of_its_own() -> Option<(Cluster, chorus::server::Running)> {
+    let cluster = tokio::task::spawn_blocking(Cluster::start).await.unwrap()?;
+    let mut config = support::server_config();
+    config.store.url = cluster.new_database();
+    let srv = chorus::server::start(config).await.expect("server starts");
+    Some((cluster, srv))
+}
+
 /// PostgreSQL stops under a running server: the room in progress goes on (its callers
 /// still hear each other), a new caller gets 503 with Retry-After, writes through the API
 /// answer 503 with Retry-After in Kazoo's shape and leave nothing behind, and once PostgreSQL is back the same write succeeds
 /// without restarting the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgresql_down_answers_503_and_the_store_comes_back() {
-    // A cluster of its own: this test stops it.
-    let Some(cluster) = tokio::task::spawn_blocking(Cluster::start).await.unwrap() else {
+    let Some((cluster, srv)) = server_on_a_cluster_of_its_own().await else {
         return;
     };
-    let mut config = support::server_config();
-    config.store.url = cluster.new_database();
-    let srv = chorus::server::start(config).await.expect("server starts");
     let client = reqwest::Client::new();
     let url = format!(
         "http://{}/v2/accounts/{}/conferences",
@@ -578,13 +584,9 @@ async fn postgresql_down_answers_503_and_the_store_comes_back() {
 /// the call plane: a member in a room still mutes itself with *1 meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_postgresql_holds_up_a_new_call_not_the_rooms_controls() {
-    // A cluster of its own: this test freezes it.
-    let Some(cluster) = tokio::task::spawn_blocking(Cluster::start).await.unwrap() else {
+    let Some((cluster, srv)) = server_on_a_cluster_of_its_own().await else {
         return;
     };
-    let mut config = support::server_config();
-    config.store.url = cluster.new_database();
-    let srv = chorus::server::start(config).await.expect("server starts");
     let doc = json!({"data": {"name": "frozen", "conference_numbers": ["7400"],
                               "play_welcome": false, "member": {"join_muted": false}}});
     let created = reqwest::Client::new()
