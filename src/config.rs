@@ -58,6 +58,9 @@ pub struct SipConfig {
     /// With entries, a dial-in INVITE must authenticate as one of them.
     pub dial_in_auth: Vec<DialInUser>,
     pub registrar: RegistrarConfig,
+    /// Name servers (`ip:port`) that locate dial-out targets named by DNS (RFC 3263 SRV,
+    /// then A/AAAA); empty: the system's (`/etc/resolv.conf`).
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 /// `[sip.registrar]`: REGISTER from devices (their `sip` credentials, realm `auth_realm` for
@@ -247,6 +250,7 @@ impl Default for SipConfig {
             ],
             dial_in_auth: Vec::new(),
             registrar: RegistrarConfig::default(),
+            dns_servers: Vec::new(),
         }
     }
 }

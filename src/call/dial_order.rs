@@ -12,6 +12,8 @@ use crate::conference::{profile, profile_keys};
 use crate::sdp::SdpSession;
 use crate::sip::{CallId, DialAuth, Protocol};
 
+use super::locate::ServerName;
+
 /// A display name as a quoted string (RFC 3261 §25.1: `"` and `\` escaped).
 pub fn quoted(name: &str) -> String {
     let escaped: String = name
@@ -145,9 +147,10 @@ pub struct Contact {
     pub uri: String,
     pub addr: SocketAddr,
     pub auth: Option<DialAuth>,
-    /// A gateway named by DNS: the shell resolves it when the leg is placed
-    /// ([`super::output::Output::Resolve`]), off the plane; `addr` holds its port until then.
-    pub host: Option<String>,
+    /// A server named by DNS: the shell locates it when the leg is placed
+    /// ([`super::output::Output::Resolve`], RFC 3263), off the plane; `addr` holds its
+    /// port (5060 when none was given) until then.
+    pub host: Option<ServerName>,
     pub protocol: Protocol,
     /// The caller id (name, number) this leg presents instead of the order's: a device's
     /// call forward with `keep_caller_id: false` shows the device's.
@@ -164,6 +167,9 @@ pub(super) struct Leg {
     pub contact: Contact,
     pub call_id: String,
     pub state: LegState,
+    /// The other addresses of its server (SRV targets, A records) in the order they are
+    /// tried: the next takes over on a timeout or 503 before the next gateway does.
+    pub servers: VecDeque<SocketAddr>,
 }
 
 pub(super) enum LegState {

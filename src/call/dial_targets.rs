@@ -22,6 +22,7 @@ use crate::store::{Store, StoreError, StoredDocument};
 
 use super::callflow_node::{Module, Node};
 use super::dial_order::{Contact, Endpoint, MAX_LEGS_PER_ORDER, NumberFlow, Ring};
+use super::locate::{SIP_PORT, ServerName};
 use crate::sip::{DialAuth, Protocol};
 
 /// The account's callflow for a number, resolved (`super::callflow_targets::resolve`,
@@ -324,17 +325,17 @@ pub(super) fn gateways(
     Ok(contacts.take(MAX_LEGS_PER_ORDER).collect())
 }
 
-/// `sip:{prefix}{number}{suffix}@{server}:{port}` (`;transport=tcp` for a TCP gateway),
+/// `sip:{prefix}{number}{suffix}@{server}[:{port}]` (`;transport=tcp` for a TCP gateway),
 /// with the gateway's credentials; `None` (skipped, logged) for TLS or a prefix or suffix
-/// that would not sit in a URI.
+/// that would not sit in a URI. A gateway without a port is located by SRV (RFC 3263).
 fn gateway_contact(g: &Gateway, number: &str) -> Option<Contact> {
     let tcp = g.transport.eq_ignore_ascii_case("tcp");
     let uri = format!(
-        "sip:{}{number}{}@{}:{}{}",
+        "sip:{}{number}{}@{}{}{}",
         g.prefix,
         g.suffix,
         g.server,
-        g.port,
+        g.port.map(|p| format!(":{p}")).unwrap_or_default(),
         if tcp { ";transport=tcp" } else { "" }
     );
     // The prefix and suffix land in our Request-URI: URI user characters only.
@@ -367,9 +368,9 @@ pub fn contact(uri: &str, field: &str) -> Result<Contact, ServiceError> {
     })
 }
 
-/// `sip:user@host[:port][;transport=udp|tcp]`: an IP address, or a DNS name the shell
-/// resolves when the leg is placed ([`super::output::Output::Resolve`]; `addr` holds the
-/// port until then); port 5060 when none is given.
+/// `sip:user@host[:port][;transport=udp|tcp]`: an IP address (port 5060 when none is
+/// given), or a DNS name the shell locates when the leg is placed
+/// ([`super::output::Output::Resolve`]: SRV when no port is given, RFC 3263).
 fn locate(uri: &str) -> Option<Contact> {
     let rest = uri.strip_prefix("sip:")?;
     let rest = rest.split('?').next()?;
@@ -388,10 +389,13 @@ fn locate(uri: &str) -> Option<Contact> {
     };
     let (host, port) = split_host_port(hostport)?;
     let (addr, host) = match host.parse::<IpAddr>() {
-        Ok(ip) => (SocketAddr::new(ip, port), None),
+        Ok(ip) => (SocketAddr::new(ip, port.unwrap_or(SIP_PORT)), None),
         Err(_) if host_name(host) => (
-            SocketAddr::from(([0, 0, 0, 0], port)),
-            Some(host.to_string()),
+            SocketAddr::from(([0, 0, 0, 0], port.unwrap_or(SIP_PORT))),
+            Some(ServerName {
+                name: host.to_string(),
+                port,
+            }),
         ),
         Err(_) => return None,
     };
@@ -415,8 +419,8 @@ fn host_name(server: &str) -> bool {
         && server.chars().any(|c| c.is_ascii_alphabetic())
 }
 
-/// `host[:port]` or `[v6][:port]`, the port 5060 when absent.
-fn split_host_port(hostport: &str) -> Option<(&str, u16)> {
+/// `host[:port]` or `[v6][:port]`; `None` for a port that is not a number.
+fn split_host_port(hostport: &str) -> Option<(&str, Option<u16>)> {
     let (host, port) = match hostport.strip_prefix('[') {
         Some(v6) => match v6.split_once(']')? {
             (ip, "") => (ip, None),
@@ -427,7 +431,11 @@ fn split_host_port(hostport: &str) -> Option<(&str, u16)> {
             None => (hostport, None),
         },
     };
-    Some((host, port.map_or(Some(5060), |p| p.parse().ok())?))
+    let port = match port {
+        Some(p) => Some(p.parse().ok()?),
+        None => None,
+    };
+    Some((host, port))
 }
 
 fn invalid(field: &str, rule: &str, detail: Value) -> ServiceError {
@@ -609,7 +617,7 @@ mod tests {
     }
 
     #[test]
-    fn contacts_name_a_host_a_port_or_5060_and_udp_or_tcp() {
+    fn contacts_name_an_ip_and_port_or_5060_or_a_server_for_dns_and_udp_or_tcp() {
         let at = |u| locate(u).map(|c| (c.addr.to_string(), c.host, c.protocol));
         let ip = |a: &str, p| Some((a.to_string(), None, p));
         assert_eq!(
@@ -623,12 +631,20 @@ mod tests {
             at("sip:bob@10.0.0.2;lr;Transport=TCP?X-A=1"),
             ip("10.0.0.2:5060", Protocol::Tcp)
         );
-        let named = Some((
-            "0.0.0.0:5080".into(),
-            Some("pbx.example.com".into()),
-            Protocol::Tcp,
-        ));
-        assert_eq!(at("sip:bob@pbx.example.com:5080;transport=tcp"), named);
+        let named = |port| {
+            let name = "pbx.example.com".to_string();
+            Some(ServerName { name, port })
+        };
+        let tcp = at("sip:bob@pbx.example.com:5080;transport=tcp");
+        assert_eq!(
+            tcp,
+            Some(("0.0.0.0:5080".into(), named(Some(5080)), Protocol::Tcp))
+        );
+        let srv = at("sip:bob@pbx.example.com");
+        assert_eq!(
+            srv,
+            Some(("0.0.0.0:5060".into(), named(None), Protocol::Udp))
+        );
         assert_eq!(at("sip:bob@10.0.0.2;transport=tls"), None);
         assert_eq!(at("sip:bob@[::1]x"), None);
         assert_eq!(at("sip:bob@127.0.0.1:x"), None);

@@ -181,17 +181,19 @@ impl CallPlane {
                 }
                 break;
             }
-            self.place(order, i, contact, call_id.take(), now);
+            self.place(order, i, contact, call_id.take(), VecDeque::new(), now);
         }
     }
 
-    /// Places one leg of `order`'s `endpoint`: its port pair first, then the INVITE.
+    /// Places one leg of `order`'s `endpoint`: its port pair first, then the INVITE;
+    /// `servers`: the addresses it tries next.
     fn place(
         &mut self,
         order: u64,
         endpoint: usize,
         contact: Contact,
         call_id: Option<String>,
+        servers: VecDeque<SocketAddr>,
         now: Instant,
     ) {
         let Some(account) = self.order_account(order) else {
@@ -213,32 +215,43 @@ impl CallPlane {
             contact,
             call_id,
             state: LegState::Ports,
+            servers,
         };
-        let host = leg.contact.host.clone();
-        let port = leg.contact.addr.port();
+        let (server, protocol) = (leg.contact.host.clone(), leg.contact.protocol);
         self.legs.insert(call, leg);
-        match host {
-            Some(host) => self.push(Output::Resolve { call, host, port }),
+        match server {
+            Some(server) => self.push(Output::Resolve {
+                call,
+                server,
+                protocol,
+            }),
             None => self.push(Output::AllocatePorts { call }),
         }
     }
 
-    /// The shell's answer to [`Output::Resolve`]: the leg takes its port pair next, or
-    /// fails over to the next gateway as on a 5xx.
+    /// The shell's answer to [`Output::Resolve`]: the server's addresses in the order they
+    /// are tried (the leg takes its port pair for the first), or why there is none (the
+    /// leg fails over to the next gateway as on a 5xx).
     pub fn handle_resolved(
         &mut self,
         call: CallId,
-        addr: Result<SocketAddr, String>,
+        addrs: Result<Vec<SocketAddr>, String>,
         now: Instant,
     ) {
         let Some(leg) = self.legs.get_mut(&call) else {
             return;
         };
-        match addr {
-            Ok(addr) => {
-                leg.contact.addr = addr;
+        let mut addrs = addrs.map(VecDeque::from);
+        match addrs.as_mut().map(VecDeque::pop_front) {
+            Ok(Some(first)) => {
+                leg.contact.addr = first;
                 leg.contact.host = None;
+                leg.servers = addrs.unwrap_or_default();
                 self.push(Output::AllocatePorts { call });
+            }
+            Ok(None) => {
+                tracing::warn!(to = %leg.contact.uri, "dial: server has no address");
+                self.leg_failed(call, "NO_ROUTE_DESTINATION", true, now);
             }
             Err(why) => {
                 tracing::warn!(to = %leg.contact.uri, "dial: gateway not resolved: {why}");
@@ -502,22 +515,38 @@ impl CallPlane {
     /// A final failure of our INVITE (487 after our CANCEL, 408 when nobody answered).
     pub(super) fn on_dial_rejected(&mut self, call: CallId, status: u16, now: Instant) {
         tracing::info!(%call, status, "dial: rejected");
+        // RFC 3263 §4.3: a timeout or 503 from one server tries the next of the same name.
+        if matches!(status, 408 | 503) && self.next_server(call, now) {
+            return;
+        }
         let fail_over = status == 408 || (500..600).contains(&status);
         self.leg_failed(call, hangup_cause(status), fail_over, now);
+    }
+
+    /// Retries leg `call` at the next address of its server, if it has one left: a new leg
+    /// of the same endpoint (a new INVITE transaction and Call-ID).
+    pub(super) fn next_server(&mut self, call: CallId, now: Instant) -> bool {
+        let Some(next) = self.legs.get_mut(&call).and_then(|l| l.servers.pop_front()) else {
+            return false;
+        };
+        let Some(leg) = self.drop_leg(call) else {
+            return false;
+        };
+        tracing::info!(to = %leg.contact.uri, %next, "dial: trying the server's next address");
+        let contact = Contact {
+            addr: next,
+            ..leg.contact
+        };
+        self.place(leg.order, leg.endpoint, contact, None, leg.servers, now);
+        true
     }
 
     /// A leg that will not join: its port pair goes, the next gateway rings if `fail_over`
     /// and there is one, and its endpoint fails once it has no other leg left.
     pub(super) fn leg_failed(&mut self, call: CallId, cause: &str, fail_over: bool, now: Instant) {
-        let Some(leg) = self.legs.remove(&call) else {
+        let Some(leg) = self.drop_leg(call) else {
             return;
         };
-        if !self.calls.contains_key(&call) {
-            self.push(Output::Released {
-                call,
-                name_file: None,
-            });
-        }
         let (order, endpoint) = (leg.order, leg.endpoint);
         let next = self
             .orders
@@ -533,7 +562,7 @@ impl CallPlane {
             });
         if let Some(contact) = next {
             tracing::info!(cause, to = %contact.uri, "dial: failing over");
-            return self.place(order, endpoint, contact, None, now);
+            return self.place(order, endpoint, contact, None, VecDeque::new(), now);
         }
         let others = self
             .legs
@@ -542,6 +571,18 @@ impl CallPlane {
         if !others {
             self.leg_outcome(order, endpoint, Err(cause.to_string()), now);
         }
+    }
+
+    /// Forgets a leg that will not join; its port pair goes unless its media is up.
+    fn drop_leg(&mut self, call: CallId) -> Option<Leg> {
+        let leg = self.legs.remove(&call)?;
+        if !self.calls.contains_key(&call) {
+            self.push(Output::Released {
+                call,
+                name_file: None,
+            });
+        }
+        Some(leg)
     }
 
     /// Cancels the endpoint's other legs: one of them answered.

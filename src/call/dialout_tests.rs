@@ -8,13 +8,14 @@ use serde_json::json;
 
 use super::dial_order::{BridgeNode, NumberFlow};
 use super::dial_order::{Contact, DialOrder, Endpoint, MAX_LEGS_PER_ORDER, Plan, Ring};
+use super::locate::ServerName;
 use super::output::SipAction;
 use super::tests::{ACCOUNT, Harness, conferences};
 use crate::api::events::EventName;
 use crate::api::service::{ConfRef, DialFlags, EndpointResponse};
 use crate::conference::document::ConferenceDoc;
 use crate::conference::settings::ConferencesConfig;
-use crate::sip::{Body, CallId, Dial, Event, Protocol};
+use crate::sip::{Body, CallId, Dial, Event, Protocol, TerminationReason};
 
 const ANSWER: &str = "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                       m=audio 30002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n";
@@ -472,8 +473,7 @@ fn a_gateway_named_by_dns_is_resolved_and_one_that_is_not_fails_over() {
         .iter_mut()
         .zip(["gateway.invalid", "localhost"])
     {
-        contact.host = Some(name.into());
-        contact.addr = SocketAddr::from(([0, 0, 0, 0], contact.addr.port()));
+        name_contact(contact, name, Some(contact.addr.port()));
     }
     let order = h.dial(trunk);
     let [invite] = h
@@ -484,6 +484,93 @@ fn a_gateway_named_by_dns_is_resolved_and_one_that_is_not_fails_over() {
     h.answer_leg(invite.call.unwrap());
     h.joined(invite.call.unwrap(), 1);
     assert!(h.responses(order)[0].outcome.is_ok());
+}
+
+/// `contact` names its server `name` (at `port`, else located by SRV).
+fn name_contact(contact: &mut Contact, name: &str, port: Option<u16>) {
+    contact.host = Some(ServerName {
+        name: name.into(),
+        port,
+    });
+    contact.addr = SocketAddr::from(([0, 0, 0, 0], port.unwrap_or(5060)));
+}
+
+/// A number's two gateways, the first named `srv.test` whose SRV targets are 127.0.0.1 at
+/// 5081, 5082 and 5083, the second at 5090.
+fn srv_trunk() -> (Harness, u64) {
+    let mut h = Harness::new(conferences());
+    h.srv_servers = (5081..=5083)
+        .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+        .collect();
+    let mut trunk = order(&[&[5060, 5090]], DialFlags::default());
+    trunk.endpoints[0].ring = Ring::Failover;
+    name_contact(&mut trunk.endpoints[0].contacts[0], "srv.test", None);
+    let order = h.dial(trunk);
+    (h, order)
+}
+
+/// The ports the INVITEs so far went to.
+fn invited_ports(h: &Harness) -> Vec<u16> {
+    h.invites().iter().map(|d| d.to_addr.port()).collect()
+}
+
+#[test]
+fn a_timeout_or_503_tries_the_servers_next_address_before_the_next_gateway() {
+    let (mut h, order) = srv_trunk();
+    assert_eq!(invited_ports(&h), [5081], "the first SRV target first");
+    let first = h.invites()[0].call.unwrap();
+    h.sip_event(Event::Rejected {
+        call: first,
+        status: 503,
+    });
+    assert_eq!(invited_ports(&h), [5081, 5082], "503: the next SRV target");
+    let second = h.invites()[1].call.unwrap();
+    h.sip_event(Event::Rejected {
+        call: second,
+        status: 408,
+    });
+    assert_eq!(
+        invited_ports(&h),
+        [5081, 5082, 5083],
+        "timeout: the next one"
+    );
+    let third = h.invites()[2].call.unwrap();
+    h.answer_leg(third);
+    h.joined(third, 1);
+    assert!(h.responses(order)[0].outcome.is_ok());
+    assert!(h.released.contains(&first) && h.released.contains(&second));
+}
+
+#[test]
+fn another_failure_or_the_last_address_fails_over_to_the_next_gateway() {
+    let (mut h, _) = srv_trunk();
+    let first = h.invites()[0].call.unwrap();
+    h.sip_event(Event::Rejected {
+        call: first,
+        status: 500,
+    });
+    assert_eq!(invited_ports(&h), [5081, 5090], "500: the server said no");
+
+    let (mut h, _) = srv_trunk();
+    for _ in 0..3 {
+        let last = h.invites().last().unwrap().call.unwrap();
+        h.sip_event(Event::Rejected {
+            call: last,
+            status: 503,
+        });
+    }
+    assert_eq!(invited_ports(&h), [5081, 5082, 5083, 5090]);
+}
+
+#[test]
+fn a_server_that_is_not_reached_tries_its_next_address() {
+    let (mut h, _) = srv_trunk();
+    let first = h.invites()[0].call.unwrap();
+    h.sip_event(Event::Terminated {
+        call: first,
+        reason: TerminationReason::TransportClosed,
+    });
+    assert_eq!(invited_ports(&h), [5081, 5082]);
 }
 
 #[test]

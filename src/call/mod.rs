@@ -29,12 +29,14 @@ mod dial_targets;
 mod dialout;
 #[cfg(test)]
 mod dialout_tests;
+mod dns;
 pub mod dtmf_relay;
 mod early;
 mod flow;
 mod focus;
 mod hooks;
 mod live;
+mod locate;
 mod lookup;
 mod members;
 pub mod output;

@@ -11,7 +11,9 @@ use crate::conference::document::ConferenceDoc;
 use crate::conference::settings::ConferencesConfig;
 use crate::media::leg::LegConfig;
 use crate::media::worker::{CallKey, Command, Target};
-use crate::sip::{Body, CallId, Dial};
+use crate::sip::{Body, CallId, Dial, Protocol};
+
+use super::locate::ServerName;
 
 pub enum Output {
     Sip(SipAction),
@@ -27,12 +29,12 @@ pub enum Output {
     AllocatePorts {
         call: CallId,
     },
-    /// Look up a gateway's host name (A/AAAA) off the plane; answer with
-    /// [`super::CallPlane::handle_resolved`].
+    /// Locate a leg's server by DNS (RFC 3263: SRV, then A/AAAA) off the plane; answer
+    /// with [`super::CallPlane::handle_resolved`].
     Resolve {
         call: CallId,
-        host: String,
-        port: u16,
+        server: ServerName,
+        protocol: Protocol,
     },
     /// Keep a recorded name as a file; answer with [`super::CallPlane::handle_name_saved`].
     SaveName {

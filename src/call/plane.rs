@@ -327,7 +327,10 @@ impl CallPlane {
             Event::Terminated { call, .. }
                 if self.is_leg(call) && !self.calls.contains_key(&call) =>
             {
-                self.leg_failed(call, "NORMAL_TEMPORARY_FAILURE", true, now);
+                // Unreachable (transport error, no answer): the server's next address first.
+                if !self.next_server(call, now) {
+                    self.leg_failed(call, "NORMAL_TEMPORARY_FAILURE", true, now);
+                }
             }
             Event::Terminated { call, reason } => {
                 let why = match reason {

@@ -37,6 +37,7 @@ use crate::store::{DocumentWrite, Store, StoreError};
 use super::answer::adhoc_doc;
 use super::api::recording_dir;
 use super::dial_order::{DialOrder, caller_id};
+use super::dns::Dns;
 use super::lookup::{self, LookedUp, StoreReader};
 use super::output::{Caller, MediaCommand, Output, SipAction, Sound};
 use super::plane::{CallPlane, Settings};
@@ -89,7 +90,9 @@ pub struct Calls {
     /// Enter and wait hook answers (the media of their verbs), from the tasks fetching
     /// them: a call has one fetch at a time, so the tasks waiting to send are bounded.
     hooks: (mpsc::Sender<HookAnswer>, Option<mpsc::Receiver<HookAnswer>>),
-    /// Gateways' host names looked up (legs are bounded per account, so is this).
+    /// Locates the servers of legs to host names (SRV, A/AAAA).
+    dns: Arc<Dns>,
+    /// Servers located (legs are bounded per account, so is this).
     resolved: (
         mpsc::UnboundedSender<Resolved>,
         Option<mpsc::UnboundedReceiver<Resolved>>,
@@ -180,6 +183,7 @@ impl Calls {
                 let (tx, rx) = mpsc::channel(HOOK_ANSWERS);
                 (tx, Some(rx))
             },
+            dns: Arc::new(Dns::new(&config.sip.dns_servers)),
             resolved: {
                 let (tx, rx) = mpsc::unbounded_channel();
                 (tx, Some(rx))
@@ -266,11 +270,14 @@ impl Calls {
                         let _ = tx.send((request.id, answer.map_err(|e| e.to_string())));
                     });
                 }
-                Output::Resolve { call, host, port } => {
-                    let tx = self.resolved.0.clone();
+                Output::Resolve {
+                    call,
+                    server,
+                    protocol,
+                } => {
+                    let (dns, tx) = (Arc::clone(&self.dns), self.resolved.0.clone());
                     tokio::spawn(async move {
-                        let addr = resolve_host(&host, port, RESOLVE_TIMEOUT).await;
-                        let _ = tx.send((call, addr));
+                        let _ = tx.send((call, dns.locate(&server, protocol).await));
                     });
                 }
                 Output::AllocatePorts { call } => {
@@ -675,20 +682,8 @@ impl Calls {
     }
 }
 
-/// A leg's gateway address, or why it has none.
-type Resolved = (CallId, Result<SocketAddr, String>);
-
-/// How long a gateway's name may take to resolve before the leg fails over.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// `host`'s first address (A or AAAA, the system resolver's order) at `port`.
-async fn resolve_host(host: &str, port: u16, limit: Duration) -> Result<SocketAddr, String> {
-    match tokio::time::timeout(limit, tokio::net::lookup_host((host, port))).await {
-        Ok(Ok(mut addrs)) => addrs.next().ok_or_else(|| format!("{host}: no address")),
-        Ok(Err(e)) => Err(format!("{host}: {e}")),
-        Err(_) => Err(format!("{host}: no answer in {limit:?}")),
-    }
-}
+/// A leg's server addresses in the order they are tried, or why it has none.
+type Resolved = (CallId, Result<Vec<SocketAddr>, String>);
 
 /// The next message of a channel that may be absent (then never).
 async fn recv_some<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
@@ -746,21 +741,5 @@ fn store_error(e: StoreError) -> ServiceError {
             tracing::error!(error = %e, "store");
             ServiceError::Unavailable
         }
-    }
-}
-
-#[cfg(test)]
-mod resolve_tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn gateway_names_resolve_and_a_name_that_does_not_fails_with_its_cause() {
-        let addr = resolve_host("localhost", 5090, RESOLVE_TIMEOUT).await;
-        let addr = addr.expect("localhost resolves");
-        assert!(addr.ip().is_loopback(), "{addr}");
-        assert_eq!(addr.port(), 5090);
-        let why = resolve_host("gateway.invalid", 5090, RESOLVE_TIMEOUT).await;
-        let why = why.expect_err("RFC 6761: .invalid never resolves");
-        assert!(why.starts_with("gateway.invalid: "), "{why}");
     }
 }

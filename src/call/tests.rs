@@ -59,6 +59,8 @@ pub(super) struct Harness {
     focus: Vec<FocusRequest>,
     /// Resolved callflows by number, as the shell's store answer carries them.
     pub(super) callflows: std::collections::HashMap<String, super::callflow_node::Node>,
+    /// Where DNS locates `srv.test` (its SRV targets' addresses, in order).
+    pub(super) srv_servers: Vec<SocketAddr>,
 }
 
 impl Harness {
@@ -104,6 +106,7 @@ impl Harness {
             dialed: Vec::new(),
             focus: Vec::new(),
             callflows: Default::default(),
+            srv_servers: Vec::new(),
         }
     }
 
@@ -131,13 +134,16 @@ impl Harness {
                         .handle_store_answer(request.id, Ok(answer), self.now);
                 }
                 Output::Store(_) => {}
-                // `gateway.invalid` does not resolve; other names are 127.0.0.1.
-                Output::Resolve { call, host, port } => {
-                    let addr = match host.as_str() {
-                        "gateway.invalid" => Err(format!("{host}: no such name")),
-                        _ => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+                // `gateway.invalid` does not resolve; `srv.test` has the servers of
+                // `srv_servers`; other names are 127.0.0.1 (at 5060 without a port).
+                Output::Resolve { call, server, .. } => {
+                    let port = server.port.unwrap_or(5060);
+                    let addrs = match server.name.as_str() {
+                        "gateway.invalid" => Err(format!("{}: no such name", server.name)),
+                        "srv.test" => Ok(self.srv_servers.clone()),
+                        _ => Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))]),
                     };
-                    self.plane.handle_resolved(call, addr, self.now);
+                    self.plane.handle_resolved(call, addrs, self.now);
                 }
                 Output::AllocatePorts { call } => {
                     self.allocated.push(call);

@@ -91,7 +91,8 @@ fn validate(doc: &Map<String, Value>, errors: &mut ValidationErrors) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gateway {
     pub server: String,
-    pub port: u16,
+    /// None: located by SRV when `server` is a name (RFC 3263), else 5060.
+    pub port: Option<u16>,
     /// `udp`, `tcp` or `tls`.
     pub transport: String,
     /// Credentials for the trunk's digest challenge (empty: none).
@@ -134,8 +135,7 @@ pub fn route(doc: &Map<String, Value>, number: &str) -> Option<(i64, String, Vec
             port: g
                 .get("port")
                 .and_then(Value::as_u64)
-                .and_then(|p| u16::try_from(p).ok())
-                .unwrap_or(5060),
+                .and_then(|p| u16::try_from(p).ok()),
             transport: g
                 .get("transport")
                 .and_then(Value::as_str)
@@ -173,7 +173,7 @@ mod tests {
             .iter()
             .map(|g| (g.server.as_str(), g.port))
             .collect();
-        assert_eq!(servers, [("10.0.0.1", 5060), ("10.0.0.3", 5080)]);
+        assert_eq!(servers, [("10.0.0.1", None), ("10.0.0.3", Some(5080))]);
         assert_eq!(gateways[0].prefix, "9");
         assert_eq!(route(doc, "1234").unwrap().1, "1234");
         assert_eq!(route(doc, "555"), None);
