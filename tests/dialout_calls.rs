@@ -7,12 +7,14 @@
 
 mod support;
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Stdio;
 use std::time::Duration;
 
 use chorus::config::{DEFAULT_ACCOUNT, PortRange};
 use chorus::media::codec::CodecKind;
 use serde_json::{Value, json};
+use support::dns::{Data, DnsServer};
 use support::pjsua::{driver, ready, result_of};
 
 const TOKEN: &str = "test-token";
@@ -295,16 +297,17 @@ async fn a_callflow_number_rings_a_ring_group_and_bridges_the_first_phone_to_ans
 }
 
 /// Dials +14155550000 into `room` through `gateways` (the carrier's list) on a server with
-/// RTP ports `rtp`: the number must join, and `trunk` (a SIPp UAS) end as passed once the
-/// room kicks its leg.
+/// RTP ports `rtp` and name servers `dns` (none: the system's): the number must join, and
+/// `trunk` (a SIPp UAS) end as passed once the room kicks its leg.
 async fn a_trunk_takes_the_number(
-    rtp: PortRange,
+    (rtp, dns): (PortRange, &[SocketAddr]),
     gateways: Value,
     trunk: std::process::Child,
     room: &str,
 ) -> bool {
     let mut config = support::server_config();
     config.rtp.ports = rtp;
+    config.sip.dns_servers = dns.to_vec();
     let srv = chorus::server::start(config).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let resource = json!({"name": "carrier", "rules": ["^\\+?(\\d{7,15})$"], "gateways": gateways});
@@ -339,8 +342,95 @@ async fn a_gateway_named_localhost_is_resolved_after_one_that_does_not_resolve()
          "username": "trunkuser", "password": "trunkpass"},
     ]);
     let rtp = PortRange(47000..=47999);
-    let passed = a_trunk_takes_the_number(rtp, gateways, sipp, "namedroom").await;
+    let passed = a_trunk_takes_the_number((rtp, &[]), gateways, sipp, "namedroom").await;
     assert!(passed, "the trunk named localhost took the call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_named_by_srv_rings_its_second_target_after_the_first_answers_503() {
+    let (failing, unavailable) = sipp_uas("uas_unavailable.xml", 26800);
+    let (trunk, sipp) = sipp_uas("uas_trunk_auth.xml", 26900);
+    // The carrier publishes SRV only: the lower priority first, then the one that answers.
+    let dns = DnsServer::start(vec![
+        (
+            "_sip._udp.trunk.test",
+            Data::Srv(20, 0, trunk, "trunk.test."),
+        ),
+        (
+            "_sip._udp.trunk.test",
+            Data::Srv(10, 0, failing, "trunk.test."),
+        ),
+        ("trunk.test", Data::A(Ipv4Addr::LOCALHOST)),
+    ])
+    .await;
+    let gateways = json!([{"server": "trunk.test", "prefix": "9",
+                           "username": "trunkuser", "password": "trunkpass"}]);
+    let rtp = PortRange(support::free_port_range(32));
+    let passed = a_trunk_takes_the_number((rtp, &[dns.addr]), gateways, sipp, "srvroom").await;
+    assert!(
+        sipp_passed(unavailable).await,
+        "the priority 10 target got the INVITE and answered 503"
+    );
+    assert!(passed, "the priority 20 target took the call, with auth");
+    assert_eq!(
+        dns.asked()[0],
+        "SRV _sip._udp.trunk.test",
+        "{:?}",
+        dns.asked()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_name_without_srv_records_is_rung_at_its_address_on_5060() {
+    let dns = DnsServer::start(vec![("pbx.test", Data::A(Ipv4Addr::LOCALHOST))]).await;
+    // The gateway the name falls back to: the INVITE is all this test needs to see.
+    let gateway = tokio::net::UdpSocket::bind("127.0.0.1:5060")
+        .await
+        .expect("127.0.0.1:5060 free for this test");
+    let mut config = support::server_config();
+    config.rtp.ports = PortRange(support::free_port_range(32));
+    config.sip.dns_servers = vec![dns.addr];
+    let srv = chorus::server::start(config).await.unwrap();
+    let resource = json!({"name": "pbx", "rules": ["^\\+?(\\d{7,15})$"],
+                          "gateways": [{"server": "pbx.test"}]});
+    create(srv.api, "/resources", resource).await;
+    let dial = json!({"action": "dial", "data": {"endpoints": ["+14155550000"], "timeout": 3}});
+    let api_addr = srv.api;
+    let dialed =
+        tokio::spawn(async move { api(api_addr, "PUT", "/conferences/pbxroom", dial).await });
+
+    let mut buf = vec![0; 4096];
+    let received = tokio::time::timeout(Duration::from_secs(10), gateway.recv_from(&mut buf));
+    let (n, _) = received.await.expect("an INVITE at 5060").unwrap();
+    let invite = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        invite.starts_with("INVITE sip:14155550000@pbx.test SIP/2.0\r\n"),
+        "{invite}"
+    );
+    assert_eq!(dns.asked(), ["SRV _sip._udp.pbx.test", "A pbx.test"]);
+    let (status, answer) = dialed.await.unwrap();
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(
+        answer["data"]["endpoint_responses"][0]["status"], "error",
+        "nobody answers there: {answer}"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_name_with_a_port_is_looked_up_by_address_only() {
+    let (trunk, sipp) = sipp_uas("uas_trunk_auth.xml", 27000);
+    let dns = DnsServer::start(vec![("pbx.test", Data::A(Ipv4Addr::LOCALHOST))]).await;
+    let gateways = json!([{"server": "pbx.test", "port": trunk, "prefix": "9",
+                           "username": "trunkuser", "password": "trunkpass"}]);
+    let rtp = PortRange(support::free_port_range(32));
+    let passed = a_trunk_takes_the_number((rtp, &[dns.addr]), gateways, sipp, "portroom").await;
+    assert!(passed, "the trunk at the gateway's port took the call");
+    assert!(
+        dns.asked().iter().all(|q| !q.starts_with("SRV")),
+        "an explicit port skips SRV: {:?}",
+        dns.asked()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,7 +443,7 @@ async fn a_tcp_gateway_that_refuses_fails_over_to_a_tcp_trunk_with_digest_auth()
          "username": "trunkuser", "password": "trunkpass"},
     ]);
     let rtp = PortRange(44000..=44999);
-    let passed = a_trunk_takes_the_number(rtp, gateways, sipp, "tcproom").await;
+    let passed = a_trunk_takes_the_number((rtp, &[]), gateways, sipp, "tcproom").await;
     assert!(
         passed,
         "the TCP trunk took the call, with auth, and saw our BYE"

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::config::{LookupIpStrategy, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 
@@ -24,9 +24,9 @@ pub struct Dns {
 
 impl Dns {
     /// A resolver asking `servers` (UDP, then TCP for truncated answers), or the system's
-    /// configured ones when empty.
-    pub fn new(servers: &[SocketAddr]) -> Self {
-        let resolver = resolver(servers);
+    /// configured ones when empty, for a SIP endpoint listening on `local`.
+    pub fn new(servers: &[SocketAddr], local: IpAddr) -> Self {
+        let resolver = resolver(servers, local);
         if let Err(e) = &resolver {
             tracing::error!("{e}: host names of dial targets will not resolve");
         }
@@ -54,7 +54,7 @@ impl Dns {
     }
 }
 
-fn resolver(servers: &[SocketAddr]) -> Result<TokioResolver, String> {
+fn resolver(servers: &[SocketAddr], local: IpAddr) -> Result<TokioResolver, String> {
     let mut builder = match servers {
         [] => TokioResolver::builder_tokio().map_err(|e| format!("DNS configuration: {e}"))?,
         servers => {
@@ -67,6 +67,12 @@ fn resolver(servers: &[SocketAddr]) -> Result<TokioResolver, String> {
     options.timeout = LOOKUP_TIMEOUT;
     // One name server's silence costs the leg seconds already; no second round.
     options.attempts = 1;
+    // Our SIP socket reaches only its own family (an IPv6 one perhaps both): an address of
+    // the other would cost the leg a timeout.
+    options.ip_strategy = match local {
+        IpAddr::V4(_) => LookupIpStrategy::Ipv4Only,
+        IpAddr::V6(_) => LookupIpStrategy::Ipv6AndIpv4,
+    };
     builder.build().map_err(|e| format!("DNS resolver: {e}"))
 }
 
@@ -117,7 +123,7 @@ mod tests {
 
     #[tokio::test]
     async fn names_resolve_and_a_name_that_does_not_fails_with_its_cause() {
-        let dns = Dns::new(&[]);
+        let dns = Dns::new(&[], IpAddr::from([127, 0, 0, 1]));
         let localhost = ServerName {
             name: "localhost".into(),
             port: Some(5090),

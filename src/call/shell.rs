@@ -183,7 +183,7 @@ impl Calls {
                 let (tx, rx) = mpsc::channel(HOOK_ANSWERS);
                 (tx, Some(rx))
             },
-            dns: Arc::new(Dns::new(&config.sip.dns_servers)),
+            dns: Arc::new(Dns::new(&config.sip.dns_servers, ip)),
             resolved: {
                 let (tx, rx) = mpsc::unbounded_channel();
                 (tx, Some(rx))

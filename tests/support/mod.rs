@@ -14,6 +14,7 @@
 
 pub mod codec;
 pub mod dialog;
+pub mod dns;
 pub mod envelope;
 pub mod impair;
 pub mod media;
