@@ -5,7 +5,10 @@
 use super::{Key, Scope, Spec, check_max_items, regex_list, require, strings};
 use crate::conference::document::ConferenceDoc;
 use crate::conference::validation::{Rule, ValidationErrors, check_schema};
+use mixer::tone::ToneStream;
 use serde_json::{Map, Value, json};
+
+const TONE_STREAM: &str = "tone_stream://";
 
 /// The modules a flow may name (the bridging modules and the conference).
 pub const MODULES: [&str; 5] = ["conference", "device", "user", "ring_group", "resources"];
@@ -103,6 +106,58 @@ fn check_inline_conference(node: &Map<String, Value>, at: &[&str], errors: &mut 
     }
 }
 
+/// A ring group's `ringback` is a `tone_stream://` our tone generator plays, else a media id
+/// (whether the account has it is the store's check, see [`media_references`]): a bad one is
+/// refused on write rather than met by a caller as the default tone.
+fn check_ringback(node: &Map<String, Value>, at: &[&str], errors: &mut ValidationErrors) {
+    let Some(ringback) = ring_group_ringback(node) else {
+        return;
+    };
+    let path = [at, &["data", "ringback"]].concat();
+    let Some(spec) = ringback.as_str() else {
+        return errors.type_error(&path, "string", ringback);
+    };
+    if !spec.starts_with(TONE_STREAM) {
+        return;
+    }
+    // The rate does not matter to the syntax; 8 kHz is the lowest a leg plays at.
+    if let Err(e) = ToneStream::parse(spec, 8000) {
+        let msg = format!("Not a tone_stream Chorus can play: {e}");
+        errors.add(&path, "format", &msg, None, Some(ringback.clone()));
+    }
+}
+
+/// A `ring_group` node's `data.ringback`, if it has one.
+fn ring_group_ringback(node: &Map<String, Value>) -> Option<&Value> {
+    if node.get("module").and_then(Value::as_str) != Some("ring_group") {
+        return None;
+    }
+    node.get("data")?.get("ringback")
+}
+
+/// The media ids a callflow names (its ring groups' `ringback`s other than tone streams),
+/// each with its field's path: the store refuses a write naming media the account lacks.
+pub fn media_references(doc: &Map<String, Value>) -> Vec<(Vec<String>, String)> {
+    let mut found = Vec::new();
+    let mut nodes = vec![(vec!["flow".to_owned()], doc.get("flow"))];
+    while let Some((path, node)) = nodes.pop() {
+        let Some(node) = node.and_then(Value::as_object) else {
+            continue;
+        };
+        let ringback = ring_group_ringback(node).and_then(Value::as_str);
+        if let Some(id) = ringback.filter(|r| !r.starts_with(TONE_STREAM)) {
+            let field = [&path[..], &["data".to_owned(), "ringback".to_owned()]].concat();
+            found.push((field, id.to_owned()));
+        }
+        let children = node.get("children").and_then(Value::as_object);
+        for (outcome, child) in children.into_iter().flatten() {
+            let at = [&path[..], &["children".to_owned(), outcome.clone()]].concat();
+            nodes.push((at, Some(child)));
+        }
+    }
+    found
+}
+
 /// One node at `path` (a list of segments, `flow.children._` for the default child).
 fn check_node(node: &Map<String, Value>, path: &mut Vec<String>, errors: &mut ValidationErrors) {
     let at: Vec<&str> = path.iter().map(String::as_str).collect();
@@ -117,6 +172,7 @@ fn check_node(node: &Map<String, Value>, path: &mut Vec<String>, errors: &mut Va
     }
     check_schema(node, NODE, &at, errors);
     check_inline_conference(node, &at, errors);
+    check_ringback(node, &at, errors);
     let Some(children) = node.get("children").and_then(Value::as_object) else {
         return;
     };

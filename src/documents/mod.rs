@@ -110,6 +110,15 @@ impl Kind {
         self.spec().keys
     }
 
+    /// The media ids `doc` names, each with its field's path (a callflow's ring group
+    /// ringbacks): the store refuses a write naming media its account does not have.
+    pub fn media_references(self, doc: &Map<String, Value>) -> Vec<(Vec<String>, String)> {
+        match self {
+            Kind::Callflow => callflow::media_references(doc),
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether the system may own documents of this kind (only resources: global carriers).
     pub fn system_wide(self) -> bool {
         self == Kind::Resource

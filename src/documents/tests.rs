@@ -101,6 +101,14 @@ fn refusals_name_the_field_and_rule() {
                 "data": {"config": {"max_participants": "x", "play_welcome": true}}}}}}),
             json!({"flow.children._.data.config.max_participants": ["type"]}),
         ),
+        (
+            // A ring group's ringback: a tone stream must parse, anything else be a string.
+            Kind::Callflow,
+            json!({"flow": {"module": "ring_group", "data": {"ringback": 440},
+                "children": {"_": {"module": "ring_group",
+                    "data": {"ringback": "tone_stream://%(1000,ring,425)"}}}}}),
+            json!({"flow.data.ringback": ["type"], "flow.children._.data.ringback": ["format"]}),
+        ),
     ];
     for (kind, body, expected) in cases {
         assert_eq!(refused(kind, body.clone()), expected, "{kind:?} {body}");
@@ -156,4 +164,41 @@ fn patch_merges_then_validates() {
         .patched(&doc, &json!({"first_name": null}))
         .unwrap_err();
     assert!(e.to_json()["first_name"]["required"].is_object());
+}
+
+#[test]
+fn a_ring_groups_ringback_is_a_playable_tone_or_media_the_account_has() {
+    use crate::store::{DocumentWrite, SqliteStore, Store, StoreError};
+    let store = SqliteStore::open(std::path::Path::new(":memory:")).expect("open");
+    let account = Owner::Account("a");
+    let write = |kind, body: Value| {
+        store.write_document(account, kind, None, DocumentWrite::Create(body), None)
+    };
+    let media = write(
+        Kind::Media,
+        json!({"name": "ring", "media_source": "tts",
+        "tts": {"text": "Please hold"}}),
+    );
+    let media_id = media.expect("media created").id;
+    let group = |ringback: &str| json!({"flow": {"module": "ring_group", "data": {"endpoints": [], "ringback": ringback}}});
+    for good in ["tone_stream://%(1000,3000,425)", media_id.as_str()] {
+        write(Kind::Callflow, group(good)).unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+    let Err(StoreError::Invalid(e)) = write(Kind::Callflow, group("no-such-media")) else {
+        panic!("a missing media id is refused")
+    };
+    let e = e.to_json();
+    assert_eq!(
+        e["flow.data.ringback"]["not_found"]["value"], "no-such-media",
+        "{e}"
+    );
+    let bad = write(Kind::Callflow, group("tone_stream://%(1000,3000)"));
+    let Err(StoreError::Invalid(e)) = bad else {
+        panic!("a tone stream without a frequency is refused")
+    };
+    let message = &e.to_json()["flow.data.ringback"]["format"]["message"];
+    assert!(
+        message.as_str().is_some_and(|m| m.contains("tone")),
+        "{message}"
+    );
 }

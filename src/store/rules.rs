@@ -8,6 +8,7 @@ use super::{
     DocumentWrite, Owned, Seed, Store, StoreError, StoredConference, StoredDocument, check_revision,
 };
 use crate::conference::document::{ConferenceDoc, numbers_in_use, numbers_in_use_error};
+use crate::conference::validation::ValidationErrors;
 use crate::documents::{Key, Kind, Owner, Scope, in_use_error};
 use crate::registrar::{Binding, DeviceRef, merge_bindings};
 use serde_json::{Map, Value};
@@ -133,6 +134,25 @@ fn update(
     )
 }
 
+/// Refuses a document naming media its account does not have, naming each field.
+fn check_media(
+    rows: &mut dyn Rows,
+    kind: Kind,
+    account_id: &str,
+    doc: &Map<String, Value>,
+) -> Result<(), StoreError> {
+    let mut errors = ValidationErrors::default();
+    for (field, media_id) in kind.media_references(doc) {
+        let media = rows.document(account_id, Kind::Media.collection(), &media_id)?;
+        if !media.is_some_and(|m| !m.deleted) {
+            let field: Vec<&str> = field.iter().map(String::as_str).collect();
+            let value = Some(Value::String(media_id));
+            errors.add(&field, "not_found", "Media not found", None, value);
+        }
+    }
+    Ok(errors.into_result()?)
+}
+
 /// Replaces the document's key rows, refusing unique values another document holds.
 fn index(
     rows: &mut dyn Rows,
@@ -210,6 +230,7 @@ fn write_document(
         (DocumentWrite::Replace(body), Some(_)) => kind.from_request(body.clone())?,
         (DocumentWrite::Patch(patch), Some(c)) => kind.patched(&c.doc, patch)?,
     };
+    check_media(rows, kind, account_id, &doc)?;
     index(rows, kind, account_id, &id, &doc)?;
     let revision = stored_revision + 1;
     let text = serde_json::to_string(&doc)?;
