@@ -144,7 +144,7 @@ fn check_media(
     let mut errors = ValidationErrors::default();
     for (field, media_id) in kind.media_references(doc) {
         let media = rows.document(account_id, Kind::Media.collection(), &media_id)?;
-        if !media.is_some_and(|m| !m.deleted) {
+        if media.is_none_or(|m| m.deleted) {
             let field: Vec<&str> = field.iter().map(String::as_str).collect();
             let value = Some(Value::String(media_id));
             errors.add(&field, "not_found", "Media not found", None, value);
