@@ -241,17 +241,17 @@ impl CallPlane {
         let Some(leg) = self.legs.get_mut(&call) else {
             return;
         };
-        let mut addrs = addrs.map(VecDeque::from);
-        match addrs.as_mut().map(VecDeque::pop_front) {
-            Ok(Some(first)) => {
+        let first = addrs.and_then(|addrs| {
+            let mut addrs = VecDeque::from(addrs);
+            let first = addrs.pop_front().ok_or("no address")?;
+            Ok((first, addrs))
+        });
+        match first {
+            Ok((first, rest)) => {
                 leg.contact.addr = first;
                 leg.contact.host = None;
-                leg.servers = addrs.unwrap_or_default();
+                leg.servers = rest;
                 self.push(Output::AllocatePorts { call });
-            }
-            Ok(None) => {
-                tracing::warn!(to = %leg.contact.uri, "dial: server has no address");
-                self.leg_failed(call, "NO_ROUTE_DESTINATION", true, now);
             }
             Err(why) => {
                 tracing::warn!(to = %leg.contact.uri, "dial: gateway not resolved: {why}");
