@@ -110,7 +110,7 @@ impl Resolver<'_> {
                     let timeout = seconds(data, "timeout", DEFAULT_TIMEOUT);
                     let mut branches = Branches::new(true);
                     self.expand(kind, text(data, "id"), 0, &Timing::default(), &mut branches)?;
-                    bridge(branches.endpoints, Plan::once(timeout))
+                    bridge(branches.endpoints, Plan::once(timeout), data)
                 }
                 "ring_group" => self.ring_group(data)?,
                 "resources" => self.resources(data)?,
@@ -222,6 +222,9 @@ impl Resolver<'_> {
             endpoints,
             plan,
             ringback: ringback.map(str::to_string),
+            // Kazoo's cf_ring_group always bridges with `ignore_early_media`: one phone's
+            // early media must not hide the others ringing. A group may say otherwise.
+            ignore_early_media: ignores_early_media(data, true),
         }))
     }
 
@@ -236,7 +239,7 @@ impl Resolver<'_> {
         let contacts = gateways(self.store, self.account, number, local)?;
         let endpoint = Endpoint::new(number.to_string(), contacts, Ring::Failover);
         let timeout = seconds(data, "timeout", 60);
-        Ok(bridge(vec![endpoint], Plan::once(timeout)))
+        Ok(bridge(vec![endpoint], Plan::once(timeout), data))
     }
 
     /// Adds the devices `id` (of `kind`: device, user, group) stands for, each once.
@@ -341,12 +344,20 @@ impl Branches {
     }
 }
 
-fn bridge(endpoints: Vec<Endpoint>, plan: Plan) -> Module {
+/// A `device`, `user` or `resources` node: the caller hears a branch's early media unless
+/// the node says `ignore_early_media` (Kazoo's default for them: false).
+fn bridge(endpoints: Vec<Endpoint>, plan: Plan, data: &Map<String, Value>) -> Module {
     Module::Bridge(BridgeNode {
         endpoints,
         plan,
         ringback: None,
+        ignore_early_media: ignores_early_media(data, false),
     })
+}
+
+fn ignores_early_media(data: &Map<String, Value>, default: bool) -> bool {
+    let flag = data.get("ignore_early_media").and_then(Value::as_bool);
+    flag.unwrap_or(default)
 }
 
 /// Endpoints in a weighted random order: each draws `u^(1/weight)` and the largest goes
