@@ -511,12 +511,14 @@ mod tests {
             "resources",
             json!({"to_did": "+14155550000", "use_local_resources": false}),
         );
+        flow("5", "resources", json!({"ignore_early_media": true}));
 
         let node = run(&s, "1").expect("device");
         let b = bridge_of(&node);
         assert_eq!(b.endpoints.len(), 1);
         assert_eq!(b.endpoints[0].contacts[0].uri, "sip:desk@127.0.0.1:5070");
         assert_eq!(b.plan.timeout, Duration::from_secs(7));
+        assert!(!b.ignore_early_media, "a device's early media is heard");
         let node = run(&s, "2").expect("user");
         let ids: Vec<&str> = bridge_of(&node)
             .endpoints
@@ -527,6 +529,8 @@ mod tests {
         let node = run(&s, "3").expect("resources");
         let b = bridge_of(&node);
         assert_eq!(b.endpoints[0].ring, Ring::Failover);
+        assert!(!b.ignore_early_media, "Kazoo's resources default");
+        assert!(bridge_of(&run(&s, "5").expect("resources")).ignore_early_media);
         assert_eq!(
             b.endpoints[0].contacts[0].uri,
             "sip:914155550000@127.0.0.1:5090"
@@ -660,6 +664,10 @@ mod tests {
         assert_eq!(
             b.ringback.as_deref(),
             Some("tone_stream://%(1000,3000,425)")
+        );
+        assert!(
+            b.ignore_early_media,
+            "Kazoo's ring groups ignore early media"
         );
 
         // Many devices: at most MAX_BRANCHES ring.
