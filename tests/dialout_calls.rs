@@ -433,6 +433,68 @@ async fn a_callflow_caller_hears_ringback_while_the_callee_rings_and_the_callee_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callflow_caller_hears_the_callees_early_media_instead_of_ringback() {
+    let mut config = support::server_config();
+    config.rtp.ports = PortRange(support::free_port_range(32));
+    let srv = chorus::server::start(config).await.unwrap();
+    // The carrier answers 183 with SDP and plays 697 Hz for 4 s, then 200 with it on.
+    let (callee, sipp) = sipp_uas("uas_early_media.xml", 26800);
+    let resource = json!({"name": "carrier", "rules": ["^\\+?(\\d{7,15})$"],
+                          "gateways": [{"server": "127.0.0.1", "port": callee}]});
+    create(srv.api, "/resources", resource).await;
+    let callflow = json!({"numbers": ["6300"],
+                          "flow": {"module": "resources", "data": {"to_did": "+14155550300"}}});
+    create(srv.api, "/callflows", callflow).await;
+
+    let opts = support::phone::DialOpts::default();
+    let mut calling = support::phone::Phone::call(srv.sip, "6300", opts)
+        .await
+        .unwrap();
+    let mut status = 100;
+    while status == 100 {
+        status = calling
+            .wait_provisional(Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+    assert_eq!(status, 183, "early media once the callee's 183 arrives");
+    let window = Duration::from_millis(500);
+    for _ in 0..75 {
+        if calling.hear_level(697.0, window) > -30.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // US ringback would be on (440 + 480 Hz) for 2 s of any 6.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let window = Duration::from_millis(1500);
+    let early = calling.hear_level(697.0, window);
+    let ring = calling
+        .hear_level(440.0, window)
+        .max(calling.hear_level(480.0, window));
+    eprintln!("before the answer (dB): the callee's 697 Hz {early:.1}, ringback {ring:.1}");
+    assert!(early > -30.0, "the caller hears the callee's early media: {early}");
+    assert!(ring < -50.0, "and no ringback: {ring}");
+
+    let mut phone = calling
+        .answered()
+        .await
+        .expect("answered once the callee answers");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let window = Duration::from_millis(1000);
+    let after = phone.hear_level(697.0, window);
+    let ring = phone
+        .hear_level(440.0, window)
+        .max(phone.hear_level(480.0, window));
+    eprintln!("after the answer (dB): the callee's 697 Hz {after:.1}, ringback {ring:.1}");
+    assert!(after > -30.0, "the callee is still heard: {after}");
+    assert!(ring < -50.0, "no ringback: {ring}");
+    phone.hangup().await.unwrap();
+    assert!(sipp_passed(sipp).await, "the callee got our BYE");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bridge_carries_audio_both_ways_between_a_wideband_caller_and_a_pcmu_callee() {
     let mut config = support::server_config();
     config.rtp.ports = PortRange(support::free_port_range(32));
