@@ -5,7 +5,8 @@
 //! off); a caller without an offer gets `180 Ringing` (early media needs an offer to
 //! answer without 100rel). The 200 that follows carries the same answer over the same
 //! port pair (RFC 6337 §3.1.1), whether a branch answers (the bridge) or the callflow
-//! goes on to a `conference` node; the tone stops then.
+//! goes on to a `conference` node; the tone stops then. A branch's own early media
+//! takes the tone's place while it is heard (`super::callee_early`).
 
 use std::time::Instant;
 
