@@ -335,6 +335,8 @@ impl CallPlane {
             }
         };
         let (order, endpoint, source) = (leg.order, leg.endpoint, leg.contact.addr.ip());
+        let (sip_call_id, from) = (leg.call_id.clone(), callee(&leg.contact.uri));
+        let confirm = leg.contact.confirm;
         let (sdp, up_on) = match std::mem::replace(&mut leg.state, LegState::Joining) {
             LegState::Early(e) => {
                 // Its media is up since the 183: the 200 may move it, and it may now send.
@@ -347,11 +349,6 @@ impl CallPlane {
             LegState::Ringing(sdp) => (*sdp, None),
             _ => return,
         };
-        let Some(leg) = self.legs.get(&call) else {
-            return;
-        };
-        let (sip_call_id, from) = (leg.call_id.clone(), callee(&leg.contact.uri));
-        let confirm = leg.contact.confirm;
         let party = Party {
             account: self.order_account(order).unwrap_or_default().to_string(),
             direction: CallDirection::Outbound,
