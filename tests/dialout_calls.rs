@@ -3,7 +3,9 @@
 //! plays a tone; the phone hears the room and the room hears the phone. Bad `dial`
 //! arguments get Kazoo errors naming the field. A callflow number rings a ring group of
 //! two registered phones: the first to answer is bridged to the caller, the other is
-//! cancelled.
+//! cancelled. A callflow caller hears ringback, or the callee's own early media. A
+//! device's call forward shows the caller's number and is bridged only once its callee
+//! presses 1 (hung up after 10 s without).
 
 mod support;
 
@@ -15,6 +17,7 @@ use chorus::config::{DEFAULT_ACCOUNT, PortRange};
 use chorus::media::codec::CodecKind;
 use serde_json::{Value, json};
 use support::dns::{Data, DnsServer};
+use support::media::{Media, Session};
 use support::pjsua::{driver, ready, result_of};
 
 const TOKEN: &str = "test-token";
@@ -523,6 +526,71 @@ async fn a_callflow_caller_hears_ringback_while_the_callee_rings_and_the_callee_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callflow_caller_hears_the_callees_early_media_instead_of_ringback() {
+    let mut config = support::server_config();
+    config.rtp.ports = PortRange(support::free_port_range(32));
+    let srv = chorus::server::start(config).await.unwrap();
+    // The carrier answers 183 with SDP and plays 697 Hz for 4 s, then 200 with it on.
+    let (callee, sipp) = sipp_uas("uas_early_media.xml", 26800);
+    let resource = json!({"name": "carrier", "rules": ["^\\+?(\\d{7,15})$"],
+                          "gateways": [{"server": "127.0.0.1", "port": callee}]});
+    create(srv.api, "/resources", resource).await;
+    let callflow = json!({"numbers": ["6300"],
+                          "flow": {"module": "resources", "data": {"to_did": "+14155550300"}}});
+    create(srv.api, "/callflows", callflow).await;
+
+    let opts = support::phone::DialOpts::default();
+    let mut calling = support::phone::Phone::call(srv.sip, "6300", opts)
+        .await
+        .unwrap();
+    let mut status = 100;
+    while status == 100 {
+        status = calling
+            .wait_provisional(Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+    assert_eq!(status, 183, "early media once the callee's 183 arrives");
+    let window = Duration::from_millis(500);
+    for _ in 0..75 {
+        if calling.hear_level(697.0, window) > -30.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // US ringback would be on (440 + 480 Hz) for 2 s of any 6.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let window = Duration::from_millis(1500);
+    let early = calling.hear_level(697.0, window);
+    let ring = calling
+        .hear_level(440.0, window)
+        .max(calling.hear_level(480.0, window));
+    eprintln!("before the answer (dB): the callee's 697 Hz {early:.1}, ringback {ring:.1}");
+    assert!(
+        early > -30.0,
+        "the caller hears the callee's early media: {early}"
+    );
+    assert!(ring < -50.0, "and no ringback: {ring}");
+
+    let mut phone = calling
+        .answered()
+        .await
+        .expect("answered once the callee answers");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let window = Duration::from_millis(1000);
+    let after = phone.hear_level(697.0, window);
+    let ring = phone
+        .hear_level(440.0, window)
+        .max(phone.hear_level(480.0, window));
+    eprintln!("after the answer (dB): the callee's 697 Hz {after:.1}, ringback {ring:.1}");
+    assert!(after > -30.0, "the callee is still heard: {after}");
+    assert!(ring < -50.0, "no ringback: {ring}");
+    phone.hangup().await.unwrap();
+    assert!(sipp_passed(sipp).await, "the callee got our BYE");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bridge_carries_audio_both_ways_between_a_wideband_caller_and_a_pcmu_callee() {
     let mut config = support::server_config();
     config.rtp.ports = PortRange(support::free_port_range(32));
@@ -559,5 +627,180 @@ async fn a_bridge_carries_audio_both_ways_between_a_wideband_caller_and_a_pcmu_c
         phone.hangup().await.unwrap();
         assert!(sipp_passed(sipp).await, "{codec:?}: the callee got our BYE");
     }
+    srv.stop().await;
+}
+
+/// A forwarded call ringing: the caller's call, the callee's media (this test's own, which
+/// SIPp's answer points to), the SIPp callee, and the INVITE it got.
+struct Forwarded {
+    calling: support::phone::Calling,
+    callee: Media,
+    sipp: std::process::Child,
+    invite: String,
+}
+
+/// Calls 6400 from +14155550199: a device forwarding to +14155550400 with
+/// `require_keypress` and `keep_caller_id`, reached through a carrier whose gateway is a
+/// SIPp callee that answers at once; the callee's media starts once its INVITE is in.
+/// `sipp_media`: the SIPp callee's own (unused) media port.
+async fn a_forwarded_call(
+    api: std::net::SocketAddr,
+    sip: std::net::SocketAddr,
+    sipp_media: u16,
+) -> Forwarded {
+    let callee = Media::bind([127, 0, 0, 1].into()).await.unwrap();
+    let log = std::env::temp_dir().join(format!("chorus-forward-{}.log", support::unique_token()));
+    let rtp = callee.local.port().to_string();
+    let trace = ["-key", "callee_rtp", &rtp, "-trace_msg", "-message_file"];
+    let args = [&trace[..], &[log.to_str().unwrap()]].concat();
+    let (gateway, sipp) = sipp_uas_over("u1", "uas_forward_answer.xml", sipp_media, &args);
+    let resource = json!({"name": "carrier", "rules": ["^\\+?(\\d{7,15})$"],
+                          "gateways": [{"server": "127.0.0.1", "port": gateway}]});
+    create(api, "/resources", resource).await;
+    let forward = json!({"enabled": true, "number": "+14155550400",
+                         "require_keypress": true, "keep_caller_id": true});
+    let device = json!({"name": "desk", "sip": {"username": "desk", "password": "deskpass"},
+                        "call_forward": forward});
+    let desk = create(api, "/devices", device).await;
+    let callflow = json!({"numbers": ["6400"],
+                          "flow": {"module": "device", "data": {"id": desk["data"]["id"]}}});
+    create(api, "/callflows", callflow).await;
+
+    let opts = support::phone::DialOpts {
+        user: "+14155550199".into(),
+        answer_timeout: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let calling = support::phone::Phone::call(sip, "6400", opts)
+        .await
+        .unwrap();
+    let mut invite = String::new();
+    for _ in 0..250 {
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(at) = logged.find("INVITE sip:") {
+            invite = logged[at..]
+                .split("\n\n\n")
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            if invite.contains("m=audio") {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Our leg's RTP address: `c=IN IP4 <ip>`, `m=audio <port> ...`.
+    let field = |prefix: &str, nth: usize| {
+        let line = invite.lines().find(|l| l.starts_with(prefix));
+        let value = line.and_then(|l| l.split_whitespace().nth(nth));
+        value.unwrap_or_else(|| panic!("{prefix} in the INVITE: {invite}"))
+    };
+    let remote = format!("{}:{}", field("c=IN", 2), field("m=audio", 1));
+    let _ = std::fs::remove_file(&log);
+    callee.start(Session {
+        remote: remote.parse().unwrap(),
+        codec: CodecKind::Pcmu,
+        pt: 0,
+        event_pt: Some(101),
+        event_clock: 8000,
+    });
+    Forwarded {
+        calling,
+        callee,
+        sipp,
+        invite,
+    }
+}
+
+/// The loudness (dBFS, RMS) of what `media` received over the last `window`.
+fn loudness(media: &Media, window: Duration) -> f64 {
+    let now = std::time::Instant::now();
+    let (_, pcm) = media.heard().between(now - window, now);
+    let energy: f64 = pcm.iter().map(|s| f64::from(*s).powi(2)).sum();
+    let rms = (energy / pcm.len().max(1) as f64).sqrt();
+    20.0 * (rms / 32768.0).max(1e-6).log10()
+}
+
+/// Waits up to 8 s for `media` to hear something (the confirm prompt): its loudest level.
+async fn hears_the_prompt(media: &Media) -> f64 {
+    let mut loudest = -120.0f64;
+    for _ in 0..400 {
+        loudest = loudest.max(loudness(media, Duration::from_millis(300)));
+        if loudest > -45.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    loudest
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_callee_hears_the_confirm_prompt_and_is_bridged_once_it_presses_1() {
+    let mut config = support::server_config();
+    config.rtp.ports = PortRange(support::free_port_range(32));
+    let srv = chorus::server::start(config).await.unwrap();
+    let f = a_forwarded_call(srv.api, srv.sip, 27000).await;
+    let from = f.invite.lines().find(|l| l.starts_with("From:"));
+    assert!(
+        from.is_some_and(|l| l.contains("sip:+14155550199@")),
+        "keep_caller_id: the callee sees the caller's number: {from:?}"
+    );
+    let prompt = hears_the_prompt(&f.callee).await;
+    eprintln!("the forwarded callee hears the confirm prompt at {prompt:.1} dBFS");
+    assert!(prompt > -45.0, "\"Press 1 to accept the call.\": {prompt}");
+
+    f.callee.dtmf(support::rtp::dtmf_event('1').unwrap()).await;
+    let mut phone = f
+        .calling
+        .answered()
+        .await
+        .expect("answered once the callee pressed 1");
+    let callee_tone = support::phone::tone(1209.0, Duration::from_secs(2), 8000);
+    tokio::join!(
+        phone.send_tone(697.0, Duration::from_secs(2)),
+        f.callee.play(callee_tone)
+    );
+    let window = Duration::from_millis(1000);
+    let caller_hears = phone.hear_level(1209.0, window);
+    let now = std::time::Instant::now();
+    let (rate, pcm) = f.callee.heard().between(now - window, now);
+    let callee_hears = mixer::goertzel::level_db(&pcm, rate, 697.0);
+    eprintln!(
+        "bridged (dB): the caller hears 1209 Hz at {caller_hears:.1}, the callee 697 Hz at {callee_hears:.1}"
+    );
+    assert!(
+        caller_hears > -30.0,
+        "the caller hears the callee: {caller_hears}"
+    );
+    assert!(
+        callee_hears > -30.0,
+        "the callee hears the caller: {callee_hears}"
+    );
+    phone.hangup().await.unwrap();
+    assert!(sipp_passed(f.sipp).await, "the callee got our BYE");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_callee_that_presses_nothing_is_hung_up_after_10_s_and_the_caller_refused() {
+    let mut config = support::server_config();
+    config.rtp.ports = PortRange(support::free_port_range(32));
+    let srv = chorus::server::start(config).await.unwrap();
+    let f = a_forwarded_call(srv.api, srv.sip, 27100).await;
+    let answered_at = std::time::Instant::now();
+    assert!(hears_the_prompt(&f.callee).await > -45.0, "the prompt");
+    let refused = f.calling.answered().await;
+    let waited = answered_at.elapsed();
+    let status = match &refused {
+        Err(support::phone::CallError::Rejected(response)) => response.status(),
+        other => panic!("refused: {:?}", other.as_ref().err()),
+    };
+    eprintln!("no key: the caller got {status:?} after {waited:?}");
+    assert_eq!(status, Some(480), "the device's node found no answer");
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(15),
+        "the callee had Kazoo's 10 s to press 1: {waited:?}"
+    );
+    assert!(sipp_passed(f.sipp).await, "the callee got our BYE");
     srv.stop().await;
 }

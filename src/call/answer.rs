@@ -78,6 +78,7 @@ impl CallPlane {
                     children: Vec::new(),
                     early: Default::default(),
                     ringback: None,
+                    ignore_early_media: false,
                     config,
                     name_media,
                 });
@@ -399,15 +400,27 @@ impl CallPlane {
     }
 
     fn update_media(&mut self, call: CallId, neg: &Negotiated) {
-        let (limits, complexity) = (self.settings.limits, self.settings.opus_complexity);
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
         c.rate = neg.codec.pcm_rate();
-        let leg = Box::new(leg_config(neg, c.party.source, limits, complexity));
+        let (worker, source) = (c.worker, c.party.source);
+        self.update_on(worker, call, neg, source);
+    }
+
+    /// The call's media on `worker` takes new SDP (codec, remote, hold).
+    pub(super) fn update_on(
+        &mut self,
+        worker: usize,
+        call: CallId,
+        neg: &Negotiated,
+        source: IpAddr,
+    ) {
+        let (limits, complexity) = (self.settings.limits, self.settings.opus_complexity);
+        let leg = Box::new(leg_config(neg, source, limits, complexity));
         let held = neg.on_hold();
-        self.command(
-            call,
+        self.command_to(
+            worker,
             Command::Update {
                 call: call.0,
                 leg,

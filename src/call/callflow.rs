@@ -85,6 +85,7 @@ impl CallPlane {
         let from = caller_from(&a.party);
         if let Some(walk) = a.walk.as_mut() {
             walk.ringback = node.ringback;
+            walk.ignore_early_media = node.ignore_early_media;
         }
         let purpose = Purpose::Bridge { caller: call };
         self.start_order(purpose, from, node.endpoints, node.plan, None, now);
@@ -122,7 +123,7 @@ impl CallPlane {
         leg: CallId,
         answered: (Party, SdpSession),
         neg: &Negotiated,
-        media_up: bool,
+        up_on: Option<usize>,
         now: Instant,
     ) {
         if !self.answering.contains_key(&caller) {
@@ -148,7 +149,7 @@ impl CallPlane {
             return self.reject(caller, 500, "Server Internal Error", Vec::new());
         }
         let config = ConferencesConfig::default();
-        self.leg_call(leg, answered, neg, media_up, &room, config);
+        self.leg_call(leg, answered, neg, up_on, &room, config);
         self.join_room(leg, &room, now);
         if let Some(a) = self.answering.get_mut(&caller) {
             a.setup = Some(Next::Bridge(room));

@@ -103,6 +103,8 @@ pub(super) struct Walk {
     /// The ringback of the bridging node ringing now (a ring group's `ringback`), else
     /// the default tone.
     pub ringback: Option<String>,
+    /// That node's `ignore_early_media`: no branch's early media reaches the caller.
+    pub ignore_early_media: bool,
     /// What the route lookup gave, for a `conference` node.
     pub config: ConferencesConfig,
     pub name_media: Option<String>,

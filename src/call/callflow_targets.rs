@@ -110,7 +110,7 @@ impl Resolver<'_> {
                     let timeout = seconds(data, "timeout", DEFAULT_TIMEOUT);
                     let mut branches = Branches::new(true);
                     self.expand(kind, text(data, "id"), 0, &Timing::default(), &mut branches)?;
-                    bridge(branches.endpoints, Plan::once(timeout))
+                    bridge(branches.endpoints, Plan::once(timeout), data)
                 }
                 "ring_group" => self.ring_group(data)?,
                 "resources" => self.resources(data)?,
@@ -222,6 +222,9 @@ impl Resolver<'_> {
             endpoints,
             plan,
             ringback: ringback.map(str::to_string),
+            // Kazoo's cf_ring_group always bridges with `ignore_early_media`: one phone's
+            // early media must not hide the others ringing. A group may say otherwise.
+            ignore_early_media: ignores_early_media(data, true),
         }))
     }
 
@@ -236,7 +239,7 @@ impl Resolver<'_> {
         let contacts = gateways(self.store, self.account, number, local)?;
         let endpoint = Endpoint::new(number.to_string(), contacts, Ring::Failover);
         let timeout = seconds(data, "timeout", 60);
-        Ok(bridge(vec![endpoint], Plan::once(timeout)))
+        Ok(bridge(vec![endpoint], Plan::once(timeout), data))
     }
 
     /// Adds the devices `id` (of `kind`: device, user, group) stands for, each once.
@@ -341,12 +344,20 @@ impl Branches {
     }
 }
 
-fn bridge(endpoints: Vec<Endpoint>, plan: Plan) -> Module {
+/// A `device`, `user` or `resources` node: the caller hears a branch's early media unless
+/// the node says `ignore_early_media` (Kazoo's default for them: false).
+fn bridge(endpoints: Vec<Endpoint>, plan: Plan, data: &Map<String, Value>) -> Module {
     Module::Bridge(BridgeNode {
         endpoints,
         plan,
         ringback: None,
+        ignore_early_media: ignores_early_media(data, false),
     })
+}
+
+fn ignores_early_media(data: &Map<String, Value>, default: bool) -> bool {
+    let flag = data.get("ignore_early_media").and_then(Value::as_bool);
+    flag.unwrap_or(default)
 }
 
 /// Endpoints in a weighted random order: each draws `u^(1/weight)` and the largest goes
@@ -500,12 +511,14 @@ mod tests {
             "resources",
             json!({"to_did": "+14155550000", "use_local_resources": false}),
         );
+        flow("5", "resources", json!({"ignore_early_media": true}));
 
         let node = run(&s, "1").expect("device");
         let b = bridge_of(&node);
         assert_eq!(b.endpoints.len(), 1);
         assert_eq!(b.endpoints[0].contacts[0].uri, "sip:desk@127.0.0.1:5070");
         assert_eq!(b.plan.timeout, Duration::from_secs(7));
+        assert!(!b.ignore_early_media, "a device's early media is heard");
         let node = run(&s, "2").expect("user");
         let ids: Vec<&str> = bridge_of(&node)
             .endpoints
@@ -516,6 +529,8 @@ mod tests {
         let node = run(&s, "3").expect("resources");
         let b = bridge_of(&node);
         assert_eq!(b.endpoints[0].ring, Ring::Failover);
+        assert!(!b.ignore_early_media, "Kazoo's resources default");
+        assert!(bridge_of(&run(&s, "5").expect("resources")).ignore_early_media);
         assert_eq!(
             b.endpoints[0].contacts[0].uri,
             "sip:914155550000@127.0.0.1:5090"
@@ -649,6 +664,10 @@ mod tests {
         assert_eq!(
             b.ringback.as_deref(),
             Some("tone_stream://%(1000,3000,425)")
+        );
+        assert!(
+            b.ignore_early_media,
+            "Kazoo's ring groups ignore early media"
         );
 
         // Many devices: at most MAX_BRANCHES ring.

@@ -19,10 +19,10 @@ use crate::conference::vocabulary::ToneSetting;
 use crate::media::worker::Report;
 use crate::sip::{CallId, Event};
 
-const CALLER: CallId = CallId(1);
+pub(super) const CALLER: CallId = CallId(1);
 
 /// A device branch ringing `port`, given up after `timeout` seconds.
-fn device(port: u16, timeout: u64) -> Endpoint {
+pub(super) fn device(port: u16, timeout: u64) -> Endpoint {
     let mut e = Endpoint::new(
         format!("device{port}"),
         vec![contact(port)],
@@ -32,7 +32,7 @@ fn device(port: u16, timeout: u64) -> Endpoint {
     e
 }
 
-fn ring(endpoints: Vec<Endpoint>, sequential: bool, timeout: u64) -> Module {
+pub(super) fn ring(endpoints: Vec<Endpoint>, sequential: bool, timeout: u64) -> Module {
     let plan = Plan {
         sequential,
         ..Plan::once(Duration::from_secs(timeout))
@@ -41,10 +41,11 @@ fn ring(endpoints: Vec<Endpoint>, sequential: bool, timeout: u64) -> Module {
         endpoints,
         plan,
         ringback: None,
+        ignore_early_media: false,
     })
 }
 
-fn node(module: Module, children: Vec<(&str, Node)>) -> Node {
+pub(super) fn node(module: Module, children: Vec<(&str, Node)>) -> Node {
     let children = children
         .into_iter()
         .map(|(k, n)| (k.to_string(), n))
@@ -65,7 +66,7 @@ fn conference(options: CallflowOptions) -> Node {
     )
 }
 
-fn with_callflow(number: &str, flow: Node) -> Harness {
+pub(super) fn with_callflow(number: &str, flow: Node) -> Harness {
     let mut h = Harness::new(conferences());
     h.callflows.insert(number.into(), flow);
     h
@@ -73,7 +74,7 @@ fn with_callflow(number: &str, flow: Node) -> Harness {
 
 impl Harness {
     /// The final status the caller got, if any.
-    fn caller_status(&self) -> Vec<u16> {
+    pub(super) fn caller_status(&self) -> Vec<u16> {
         self.sip
             .iter()
             .filter_map(|a| match a {
@@ -88,7 +89,7 @@ impl Harness {
             .collect()
     }
 
-    fn leg(&self, n: usize) -> CallId {
+    pub(super) fn leg(&self, n: usize) -> CallId {
         self.invites()[n].call.expect("a leg handle")
     }
 
@@ -256,7 +257,7 @@ fn a_caller_leaving_during_ringback_takes_its_media_and_branches_along() {
 }
 
 impl Harness {
-    fn ring_leg(&mut self, call: CallId) {
+    pub(super) fn ring_leg(&mut self, call: CallId) {
         self.sip_event(Event::Progress {
             call,
             status: 180,
@@ -264,12 +265,12 @@ impl Harness {
         });
     }
 
-    fn caller_ports(&self) -> usize {
+    pub(super) fn caller_ports(&self) -> usize {
         self.allocated.iter().filter(|c| **c == CALLER).count()
     }
 
     /// The body of the caller's response `status`.
-    fn caller_body(&self, status: u16) -> String {
+    pub(super) fn caller_body(&self, status: u16) -> String {
         let body = self.sip.iter().find_map(|a| match a {
             SipAction::Respond {
                 call,

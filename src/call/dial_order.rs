@@ -182,6 +182,8 @@ pub(super) enum LegState {
     /// Answered, asked to press 1 by this time (its media is up, see
     /// `super::dialout::CONFIRM_KEY`).
     Confirming(Instant, Box<crate::sdp::Negotiated>),
+    /// Still ringing, its early media heard by the caller (`super::callee_early`).
+    Early(Box<super::callee_early::EarlyLeg>),
 }
 
 /// What a bridging callflow node rings (device, user, ring group, resources): here, with
@@ -193,6 +195,9 @@ pub struct BridgeNode {
     /// What a caller hears while it rings (a ring group's `ringback`: a media id or a
     /// `tone_stream://`); `None`: the default ringback tone.
     pub ringback: Option<String>,
+    /// Kazoo's `ignore_early_media`: the caller hears that ringback even when a branch
+    /// sends early media of its own (see `super::callee_early`).
+    pub ignore_early_media: bool,
 }
 
 /// How an order's endpoints take turns.

@@ -328,15 +328,18 @@ impl CallPlane {
             self.sip(SipAction::Bye { call });
             return;
         };
-        let LegState::Ringing(sdp) = std::mem::replace(&mut leg.state, LegState::Joining) else {
-            return;
-        };
-        let (order, endpoint) = (leg.order, leg.endpoint);
-        let mut sdp = *sdp;
         let answer = body
             .filter(is_sdp)
             .map(|b| String::from_utf8_lossy(&b.bytes).into_owned());
-        let neg = match answer.map(|a| sdp.accept_answer(&a)) {
+        let accepted = match &mut leg.state {
+            LegState::Ringing(sdp) => answer.map(|a| sdp.accept_answer(&a)),
+            // A 200 without SDP after early media: the 183's stands.
+            LegState::Early(e) => {
+                Some(answer.map_or(Ok(e.neg.clone()), |a| e.sdp.accept_answer(&a)))
+            }
+            _ => return,
+        };
+        let neg = match accepted {
             Some(Ok(neg)) => neg,
             other => {
                 tracing::info!(call = %leg.call_id, error = ?other.map(|r| r.err()), "dial: unusable SDP answer");
@@ -344,8 +347,21 @@ impl CallPlane {
                 return self.leg_failed(call, "INCOMPATIBLE_DESTINATION", false, now);
             }
         };
+        let (order, endpoint, source) = (leg.order, leg.endpoint, leg.contact.addr.ip());
         let (sip_call_id, from) = (leg.call_id.clone(), callee(&leg.contact.uri));
-        let (source, confirm) = (leg.contact.addr.ip(), leg.contact.confirm);
+        let confirm = leg.contact.confirm;
+        let (sdp, up_on) = match std::mem::replace(&mut leg.state, LegState::Joining) {
+            LegState::Early(e) => {
+                // Its media is up since the 183: the 200 may move it, and it may now send.
+                if e.neg != neg {
+                    self.update_on(e.worker, call, &neg, source);
+                }
+                self.command_to(e.worker, Command::Confirm { call: call.0 });
+                (e.sdp, Some(e.worker))
+            }
+            LegState::Ringing(sdp) => (*sdp, None),
+            _ => return,
+        };
         let party = Party {
             account: self.order_account(order).unwrap_or_default().to_string(),
             direction: CallDirection::Outbound,
@@ -357,19 +373,19 @@ impl CallPlane {
         if confirm {
             return self.ask_confirm(call, party, sdp, neg, now);
         }
-        self.leg_up(call, (order, endpoint), (party, sdp), &neg, false, now);
+        self.leg_up(call, (order, endpoint), (party, sdp), &neg, up_on, now);
     }
 
     /// What answered leg `call` of `(order, endpoint)` does: joins its conference, or is
-    /// bridged to its caller. `media_up`: its media is already in its worker's lobby (a
-    /// callee that confirmed with a key).
+    /// bridged to its caller. `up_on`: the worker its media is already up on (a callee
+    /// that confirmed with a key, or whose early media the caller heard).
     fn leg_up(
         &mut self,
         call: CallId,
         (order, endpoint): (u64, usize),
         (party, sdp): (Party, SdpSession),
         neg: &Negotiated,
-        media_up: bool,
+        up_on: Option<usize>,
         now: Instant,
     ) {
         let (conf, doc, config, flags) = match self.orders.get(&order).map(|o| &o.purpose) {
@@ -388,12 +404,12 @@ impl CallPlane {
                 self.legs.remove(&call);
                 self.leg_outcome(order, endpoint, Ok(party.sip_call_id.clone()), now);
                 self.expire(order, "LOSE_RACE", now);
-                return self.bridge(caller, call, (party, sdp), neg, media_up, now);
+                return self.bridge(caller, call, (party, sdp), neg, up_on, now);
             }
             Some(Purpose::Relay { room }) => {
                 let room = room.clone();
                 let config = ConferencesConfig::default();
-                self.leg_call(call, (party, sdp), neg, media_up, &room, config);
+                self.leg_call(call, (party, sdp), neg, up_on, &room, config);
                 return self.join_room(call, &room, now);
             }
             None => return,
@@ -406,7 +422,7 @@ impl CallPlane {
             // A confirmed leg's media is up: it goes too.
             return self.end(call, "not joined", now);
         }
-        self.leg_call(call, (party, sdp), neg, media_up, &conf, config);
+        self.leg_call(call, (party, sdp), neg, up_on, &conf, config);
         let role = if flags.moderator {
             Role::Moderator
         } else {
@@ -421,22 +437,22 @@ impl CallPlane {
         self.join(call, conf, decision, now);
     }
 
-    /// The answered leg's call, on the worker of `conf` (its conference or bridge room):
-    /// its media starts now unless it is already up there.
+    /// The answered leg's call: its media starts now on the worker of `conf` (its
+    /// conference or bridge room) unless it is already up on worker `up_on`.
     pub(super) fn leg_call(
         &mut self,
         call: CallId,
         (party, sdp): (Party, SdpSession),
         neg: &Negotiated,
-        media_up: bool,
+        up_on: Option<usize>,
         conf: &ConfRef,
         config: ConferencesConfig,
     ) {
-        let worker = self.worker_of(&conf.id);
+        let worker = up_on.unwrap_or_else(|| self.worker_of(&conf.id));
         let mut c = Call::answered_leg(party, sdp, worker, conf.clone(), config);
         c.rate = neg.codec.pcm_rate();
         self.calls.insert(call, c);
-        if !media_up {
+        if up_on.is_none() {
             self.start_media(call, neg);
             self.command(call, Command::Confirm { call: call.0 });
         }
@@ -491,22 +507,31 @@ impl CallPlane {
             return;
         };
         tracing::info!(call = %c.party.sip_call_id, "dial: the callee confirmed");
-        self.leg_up(call, (order, endpoint), (c.party, c.sdp), &neg, true, now);
+        let up_on = Some(c.worker);
+        self.leg_up(call, (order, endpoint), (c.party, c.sdp), &neg, up_on, now);
     }
 
-    /// A leg we placed rings (180, or 183 with the callee's early media, which is not
-    /// passed on): a callflow's caller hears ringback.
-    pub(super) fn on_dial_progress(&mut self, call: CallId, status: u16) {
+    /// A leg we placed rings (180, or 183 with SDP): a callflow's caller hears ringback,
+    /// or the callee's own early media (`super::callee_early`).
+    pub(super) fn on_dial_progress(&mut self, call: CallId, status: u16, body: Option<Body>) {
         let order = self.legs.get(&call).map(|l| l.order);
         let purpose = order.and_then(|o| self.orders.get(&o)).map(|o| &o.purpose);
         if let (Some(Purpose::Bridge { caller }), 180..=183) = (purpose, status) {
             let caller = *caller;
             self.branch_rings(caller);
+            if let Some(body) = body.filter(is_sdp) {
+                self.branch_early_media(call, caller, &body);
+            }
         }
     }
 
-    /// The mixer took a dialed leg in: its endpoint succeeded.
+    /// The mixer took a dialed leg in (not an early one into its caller's lobby): its
+    /// endpoint succeeded.
     pub(super) fn on_dial_joined(&mut self, call: CallId, now: Instant) {
+        let joining = self.legs.get(&call);
+        if !joining.is_some_and(|l| matches!(l.state, LegState::Joining)) {
+            return;
+        }
         if let Some(leg) = self.legs.remove(&call) {
             self.leg_outcome(leg.order, leg.endpoint, Ok(leg.call_id), now);
         }
@@ -547,6 +572,7 @@ impl CallPlane {
         let Some(leg) = self.drop_leg(call) else {
             return;
         };
+        self.silence_early_leg(call, &leg);
         let (order, endpoint) = (leg.order, leg.endpoint);
         let next = self
             .orders
@@ -603,8 +629,9 @@ impl CallPlane {
         let Some(leg) = self.legs.remove(&call) else {
             return;
         };
+        self.silence_early_leg(call, &leg);
         match leg.state {
-            LegState::Ringing(_) => self.sip(SipAction::Cancel { call }),
+            LegState::Ringing(_) | LegState::Early(_) => self.sip(SipAction::Cancel { call }),
             // Answered: hung up, its media gone.
             LegState::Confirming(..) => {
                 self.sip(SipAction::Bye { call });

@@ -345,6 +345,7 @@ fn callflow_order(branches: &[u16], plan: Plan, branch_timeout: Option<u64>) -> 
         endpoints,
         plan,
         ringback: None,
+        ignore_early_media: false,
     };
     let children = Vec::new();
     dial.endpoints[0].callflow = Some(Box::new(NumberFlow { node, children }));
@@ -362,6 +363,7 @@ fn with_child(mut dial: DialOrder, name: &str, port: u16) -> DialOrder {
         endpoints: vec![endpoint],
         plan: Plan::once(Duration::from_secs(30)),
         ringback: None,
+        ignore_early_media: false,
     };
     let child = NumberFlow {
         node,

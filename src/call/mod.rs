@@ -19,6 +19,9 @@
 mod announce_count;
 mod answer;
 mod api;
+mod callee_early;
+#[cfg(test)]
+mod callee_early_tests;
 mod callflow;
 mod callflow_node;
 mod callflow_targets;

@@ -343,7 +343,7 @@ impl CallPlane {
             }
             Event::Answered { call, body } => self.on_dial_answered(call, body, now),
             Event::Rejected { call, status } => self.on_dial_rejected(call, status, now),
-            Event::Progress { call, status, .. } => self.on_dial_progress(call, status),
+            Event::Progress { call, status, body } => self.on_dial_progress(call, status, body),
             // Answers to in-dialog requests: nothing to do.
             Event::Response { .. } => {}
         }
@@ -354,6 +354,11 @@ impl CallPlane {
             Report::Joined { call, member } => {
                 self.on_joined(CallId(call), member.0, now);
                 self.on_dial_joined(CallId(call), now);
+            }
+            Report::RtpTimeout { call } | Report::JoinFailed { call, .. }
+                if self.is_early_leg(CallId(call)) =>
+            {
+                self.early_leg_lost(CallId(call), now);
             }
             Report::JoinFailed { call, reason } => {
                 // The flow checks capacity (with its prompt) first; this is a join that raced

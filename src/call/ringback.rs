@@ -5,7 +5,8 @@
 //! off); a caller without an offer gets `180 Ringing` (early media needs an offer to
 //! answer without 100rel). The 200 that follows carries the same answer over the same
 //! port pair (RFC 6337 §3.1.1), whether a branch answers (the bridge) or the callflow
-//! goes on to a `conference` node; the tone stops then.
+//! goes on to a `conference` node; the tone stops then. A branch's own early media
+//! takes the tone's place while it is heard (`super::callee_early`).
 
 use std::time::Instant;
 
@@ -15,7 +16,7 @@ use crate::sip::CallId;
 
 use super::early::{Early, EarlyMedia};
 use super::output::{Output, Ports, SipAction, Sound};
-use super::plane::{CallPlane, is_sdp, sdp_body};
+use super::plane::{CallPlane, Party, is_sdp, sdp_body};
 use super::random::random;
 
 /// FreeSWITCH's `us-ring`, Kazoo's default ringback, repeated for as long as it rings.
@@ -73,7 +74,7 @@ impl CallPlane {
             return;
         };
         let offer = a.offer.as_ref().map(|b| String::from_utf8_lossy(&b.bytes));
-        let worker = self.worker_of(&a.party.sip_call_id);
+        let worker = self.early_worker(&a.party);
         let (source, ringback) = (
             a.party.source,
             a.walk.as_ref().and_then(|w| w.ringback.clone()),
@@ -109,7 +110,15 @@ impl CallPlane {
             sound,
         };
         self.set_early(call, Early::Media(Box::new(early)));
-        self.play_ringback(call);
+        // A branch's own early media may have come first (`super::callee_early`).
+        if !self.hear_early_leg(call) {
+            self.play_ringback(call);
+        }
+    }
+
+    /// The worker holding a caller's early media: a branch's early media joins it there.
+    pub(super) fn early_worker(&self, caller: &Party) -> usize {
+        self.worker_of(&caller.sip_call_id)
     }
 
     fn set_early(&mut self, call: CallId, early: Early) {
@@ -118,7 +127,7 @@ impl CallPlane {
         }
     }
 
-    fn early_media(&mut self, call: CallId) -> Option<&mut EarlyMedia> {
+    pub(super) fn early_media(&mut self, call: CallId) -> Option<&mut EarlyMedia> {
         let walk = self.answering.get_mut(&call)?.walk.as_mut()?;
         match &mut walk.early {
             Early::Media(m) => Some(m),
@@ -151,6 +160,25 @@ impl CallPlane {
         );
     }
 
+    /// Stops the caller's ringback, if it plays: a branch's early media takes its place.
+    pub(super) fn stop_ringback(&mut self, call: CallId) {
+        let Some(m) = self.early_media(call) else {
+            return;
+        };
+        let (worker, playback) = (m.worker, m.playback.take());
+        if let Some(id) = playback {
+            self.playbacks.remove(&id);
+            self.command_to(worker, Command::StopPlayback { id });
+        }
+    }
+
+    /// The ringback again, if the caller still waits in early media and hears nothing.
+    pub(super) fn resume_ringback(&mut self, call: CallId) {
+        if self.early_media(call).is_some_and(|m| m.playback.is_none()) {
+            self.play_ringback(call);
+        }
+    }
+
     /// A ringback ended by itself: a custom one that could not play gives way to the
     /// default tone. Whether `id` was a ringback.
     pub(super) fn ringback_done(&mut self, id: u64, call: CallId) -> bool {
@@ -173,13 +201,11 @@ impl CallPlane {
         if !matches!(walk.early, Early::Media(_)) {
             return None;
         }
+        self.stop_ringback(call);
+        let walk = self.answering.get_mut(&call)?.walk.as_mut()?;
         let Early::Media(m) = std::mem::take(&mut walk.early) else {
             return None;
         };
-        if let Some(id) = m.playback {
-            self.playbacks.remove(&id);
-            self.command_to(m.worker, Command::StopPlayback { id });
-        }
         Some(m)
     }
 

@@ -324,6 +324,7 @@ fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Confirm { .. } => "confirm",
         Command::Attach(_) => "attach",
+        Command::EarlyMedia { .. } => "early media",
         Command::Leave { .. } => "leave",
         Command::Update { .. } => "update",
         Command::StopPlayback { .. } => "stop playback",

@@ -63,6 +63,13 @@ pub enum Command {
     },
     /// Moves a call of this worker (lobby or conference) into a conference of this worker.
     Attach(Box<Attach>),
+    /// Seats `callee` in the conference `caller` sits in (its lobby: neither is answered
+    /// yet), heard by it and hearing nothing: a callee's early media reaches its caller.
+    /// Both are on this worker; answered by [`Report::Joined`] for `callee`.
+    EarlyMedia {
+        callee: CallKey,
+        caller: CallKey,
+    },
     /// Takes a call out of this worker: answered by [`Report::Detached`].
     Detach {
         call: CallKey,
@@ -430,6 +437,7 @@ impl Worker {
                 Command::Lobby(l) => self.lobby(*l),
                 Command::Confirm { call } => self.confirm(call),
                 Command::Attach(a) => self.attach(*a),
+                Command::EarlyMedia { callee, caller } => self.early_media(callee, caller),
                 Command::Detach { call } => self.detach(call),
                 Command::Adopt { session, attach } => self.adopt(session, *attach),
                 Command::Update { call, leg, held } => self.update(call, *leg, held),

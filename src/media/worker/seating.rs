@@ -29,6 +29,14 @@ const LOBBY_FLAGS: MemberFlags = MemberFlags {
     moderator: false,
 };
 
+/// A callee's early media in its caller's lobby: heard, hearing nothing (FreeSWITCH passes
+/// early media one way, callee to caller).
+const EARLY_MEDIA_FLAGS: MemberFlags = MemberFlags {
+    speak: true,
+    hear: false,
+    moderator: false,
+};
+
 /// The lobby mixer runs at the codec's rate and ptime, so nothing is resampled and each
 /// tick is one packet. A ptime the profile cannot take keeps 20 ms ticks; the session
 /// repacketises.
@@ -130,6 +138,25 @@ impl Worker {
             }
             Err(reason) => self.media.report(Report::JoinFailed { call, reason }),
         }
+    }
+
+    pub(super) fn early_media(&mut self, callee: CallKey, caller: CallKey) {
+        let sits = self.media.sessions.get(&caller).map(|s| s.seat.conference);
+        let profile = sits.and_then(|c| self.scheduler.get(c).map(|c| c.profile().clone()));
+        let (Some(conference), Some(profile)) = (sits, profile) else {
+            let reason = "early media: no such caller on this worker".to_string();
+            return self.media.report(Report::JoinFailed {
+                call: callee,
+                reason,
+            });
+        };
+        self.attach(Attach {
+            call: callee,
+            conference,
+            profile,
+            flags: EARLY_MEDIA_FLAGS,
+            energy_level: None,
+        });
     }
 
     pub(super) fn detach(&mut self, call: CallKey) {

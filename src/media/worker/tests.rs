@@ -339,6 +339,44 @@ fn the_lobby_listens_at_once_and_speaks_from_the_ack() {
 }
 
 #[test]
+fn a_callees_early_media_is_heard_in_its_callers_lobby_one_way() {
+    let (w, mut rx) = worker(0);
+    let (mut caller, lobby) = Peer::new(10);
+    let (mut callee, callee_lobby) = Peer::new(11);
+    caller.tone = Some(697.0);
+    callee.tone = Some(1209.0);
+    open(&w, lobby);
+    open(&w, callee_lobby);
+    w.handle.send(Command::EarlyMedia {
+        callee: 11,
+        caller: 10,
+    });
+    expect(&mut rx, |r| {
+        matches!(r, Report::Joined { call: 11, .. }).then_some(())
+    });
+    run(&mut [&mut caller, &mut callee], Duration::from_millis(1000));
+    let window = Duration::from_millis(500);
+    assert!(
+        caller.level(1209.0, window) > HEARD_DB,
+        "the caller hears it"
+    );
+    assert!(
+        callee.level(697.0, window) < SILENT_DB,
+        "the callee hears nothing before the answer"
+    );
+    // The callee gone, the caller's lobby carries on: a prompt still reaches it.
+    w.handle.send(Command::Leave { call: 11 });
+    w.handle.send(Command::Play {
+        target: Target::Call(10),
+        id: 100,
+        sound: tone(5000, 440, RATE),
+    });
+    run(&mut [&mut caller], Duration::from_millis(800));
+    assert!(caller.level(440.0, window) > HEARD_DB);
+    assert!(caller.level(1209.0, window) < SILENT_DB);
+}
+
+#[test]
 fn a_burst_beyond_the_read_budget_is_read_to_its_end() {
     let (w, mut rx) = worker(0);
     let (mut p, lobby) = Peer::new(9);
