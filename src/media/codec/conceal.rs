@@ -43,6 +43,8 @@ pub struct Concealer {
     widening: usize,
     /// Samples of concealment produced in this loss (the read position in the cycle).
     pos: usize,
+    /// `erased` when a later frame first came in sight in this loss (see `bridge`).
+    bridged_from: Option<usize>,
 }
 
 impl Concealer {
@@ -58,6 +60,7 @@ impl Concealer {
             prev_cycle: 1,
             widening: 0,
             pos: 0,
+            bridged_from: None,
         }
     }
 
@@ -93,10 +96,11 @@ impl Concealer {
         self.produce(&synth, out);
     }
 
-    /// Outputs `samples` of concealment for a gap that `next` (the decoded frame after
-    /// it) closes: the past's pitch repeated forward is crossfaded across the gap into the
-    /// next frame's first period repeated backward, so the gap ends in phase with `next`.
-    pub fn bridge(&mut self, samples: usize, next: &[i16], out: &mut Vec<i16>) {
+    /// Outputs `samples` of concealment for a gap that `next` (a decoded frame `ahead`
+    /// frames on) closes: the past's pitch repeated forward is crossfaded, from where the
+    /// gap's end came in sight to that end, into the next frame's first period repeated
+    /// backward, so the gap ends in phase with `next` and at its level, not faded out.
+    pub fn bridge(&mut self, samples: usize, ahead: usize, next: &[i16], out: &mut Vec<i16>) {
         let (rate, len) = (self.rate, next.len());
         let (min, max) = (
             pitch::samples(rate, PITCH_MIN_MS),
@@ -114,15 +118,20 @@ impl Concealer {
         if self.erased == 0 {
             self.start_loss();
         }
+        let from = *self.bridged_from.get_or_insert(self.erased);
+        let end = self.erased + ahead * samples;
         let synth: Vec<i16> = (0..samples)
-            .map(|i| {
+            .map(|_| {
+                let at = self.erased;
                 let back = self.next_sample();
-                let fwd = next[(p - (samples - i) % p) % p] as f32;
-                let w = (i + 1) as f32 / (samples + 1) as f32;
+                let fwd = next[(p - (end - at) % p) % p] as f32;
+                let w = (at - from + 1) as f32 / (end - from + 1) as f32;
                 (back * (1.0 - w) + fwd * w) as i16
             })
             .collect();
-        self.erased = 0;
+        if ahead <= 1 {
+            self.erased = 0;
+        }
         self.produce(&synth, out);
     }
 
@@ -160,6 +169,7 @@ impl Concealer {
         self.prev_cycle = 1;
         self.widening = 0;
         self.pos = 0;
+        self.bridged_from = None;
     }
 
     /// The next sample of the concealment, faded by how long the loss has lasted.
@@ -248,7 +258,7 @@ mod tests {
         let mut out = Vec::new();
         for (i, f) in x.chunks(160).enumerate() {
             match i {
-                4 => c.bridge(160, &x[800..960], &mut out),
+                4 => c.bridge(160, 1, &x[800..960], &mut out),
                 _ => c.good(&mut f.to_vec(), &mut out),
             }
         }
@@ -257,6 +267,24 @@ mod tests {
         // The bridge is the tone itself.
         let d = c.delay();
         assert!(level_db(&out[640 + d..800 + d], 8000, 210.0) > -14.0);
+    }
+
+    #[test]
+    fn a_gap_of_three_frames_with_the_next_in_sight_keeps_its_level_and_phase() {
+        let x = tone(210.0, 8000, 160 * 10, 8000.0);
+        let mut c = Concealer::new(8000);
+        let mut out = Vec::new();
+        for (i, f) in x.chunks(160).enumerate() {
+            match i {
+                4..=6 => c.bridge(160, 7 - i, &x[1120..1280], &mut out),
+                _ => c.good(&mut f.to_vec(), &mut out),
+            }
+        }
+        let limit = (std::f64::consts::TAU * 210.0 / 8000.0 * 8000.0 * 1.3) as i32;
+        assert!(max_step(&out) <= limit, "{} > {limit}", max_step(&out));
+        // Concealment alone would be fading to silence in the last frame of the gap.
+        let d = c.delay();
+        assert!(level_db(&out[960 + d..1120 + d], 8000, 210.0) > -14.0);
     }
 
     #[test]

@@ -194,9 +194,9 @@ impl Decoder for G711Decoder {
         self.concealer.lost(samples, out);
     }
 
-    fn recover(&mut self, next_payload: &[u8], samples: usize, out: &mut Vec<i16>) {
-        let next: Vec<i16> = next_payload.iter().map(|&c| self.expand(c)).collect();
-        self.concealer.bridge(samples, &next, out);
+    fn recover(&mut self, next: &[u8], ahead: usize, samples: usize, out: &mut Vec<i16>) {
+        let next: Vec<i16> = next.iter().map(|&c| self.expand(c)).collect();
+        self.concealer.bridge(samples, ahead, &next, out);
     }
 
     fn delay(&self) -> usize {

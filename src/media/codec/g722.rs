@@ -284,18 +284,18 @@ impl Decoder for G722Decoder {
     }
 
     /// The next packet, decoded on a copy of the state, closes the gap in phase.
-    fn recover(&mut self, next_payload: &[u8], samples: usize, out: &mut Vec<i16>) {
+    fn recover(&mut self, next: &[u8], ahead: usize, samples: usize, out: &mut Vec<i16>) {
         let mut peek = G722Decoder {
             x: self.x,
             low: self.low.clone(),
             high: self.high.clone(),
             concealer: Concealer::new(0),
         };
-        let next: Vec<i16> = next_payload
+        let next: Vec<i16> = next
             .iter()
             .flat_map(|&code| peek.decode_byte(code))
             .collect();
-        self.concealer.bridge(samples, &next, out);
+        self.concealer.bridge(samples, ahead, &next, out);
     }
 
     fn delay(&self) -> usize {

@@ -127,9 +127,10 @@ pub trait Decoder: Send {
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>);
     /// Appends `samples` of concealment for a lost frame to `out`.
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>);
-    /// Conceals a lost frame when the packet after it is already here. Codecs with in-band
-    /// forward error correction (Opus) rebuild the lost frame from it; others just conceal.
-    fn recover(&mut self, _next_payload: &[u8], samples: usize, out: &mut Vec<i16>) {
+    /// Conceals a lost frame when a later packet is already here, `ahead` frames on (1: the
+    /// very next). Codecs with in-band forward error correction (Opus) rebuild the lost
+    /// frame from the very next packet; G.711 and G.722 steer the concealment into it.
+    fn recover(&mut self, _next: &[u8], _ahead: usize, samples: usize, out: &mut Vec<i16>) {
         self.conceal(samples, out);
     }
     /// Samples by which the output lags the input (concealment look-back).

@@ -120,9 +120,13 @@ impl Decoder for OpusDecoder {
         out.resize(start + samples, 0);
     }
 
-    fn recover(&mut self, next_payload: &[u8], samples: usize, out: &mut Vec<i16>) {
+    fn recover(&mut self, next: &[u8], ahead: usize, samples: usize, out: &mut Vec<i16>) {
+        // In-band FEC carries only the frame right before its packet.
+        if ahead > 1 {
+            return self.conceal(samples, out);
+        }
         let start = out.len();
-        if !self.run(next_payload, samples.min(MAX_FRAME), true, out) {
+        if !self.run(next, samples.min(MAX_FRAME), true, out) {
             out.truncate(start);
             self.conceal(samples, out);
             return;
@@ -174,7 +178,7 @@ mod tests {
             dec.decode(p, &mut out);
         }
         let mut fec = Vec::new();
-        dec.recover(&packets[31], 960, &mut fec);
+        dec.recover(&packets[31], 1, 960, &mut fec);
         assert_eq!(fec.len(), 960);
         assert!(
             level_db(&fec, RATE, 600.0) > -20.0,

@@ -37,7 +37,7 @@ pub fn fec_rebuilt_snr(packets: &[Vec<u8>]) -> f64 {
                 whole.decode(p, &mut Vec::new());
             }
             whole.decode(&packets[k], &mut reference);
-            gap.recover(&packets[k + 1], 960, &mut rebuilt);
+            gap.recover(&packets[k + 1], 1, 960, &mut rebuilt);
             snr_db(&reference, &rebuilt)
         })
         .collect();

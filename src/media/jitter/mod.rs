@@ -322,7 +322,9 @@ impl JitterBuffer {
                     self.last_underrun = Some(now);
                 }
                 match next {
-                    Some(next) => decoder.recover(next, packet_samples, &mut self.pcm),
+                    Some((next, ahead)) => {
+                        decoder.recover(next, ahead, packet_samples, &mut self.pcm)
+                    }
                     None => decoder.conceal(packet_samples, &mut self.pcm),
                 }
                 return true;

@@ -18,6 +18,9 @@ const MAX_TS_JUMP: Duration = Duration::from_secs(2);
 /// Dry for this long (concealment has faded to silence): stop, and re-anchor on the next
 /// packet instead of dropping a late talkspurt packet by packet.
 const RESTART: Duration = Duration::from_millis(60);
+/// How far past a lost packet to look for one to conceal toward: as long as concealment
+/// lasts before it falls silent.
+const BRIDGE: Duration = Duration::from_millis(60);
 
 /// What `push` needs of an RTP packet.
 #[derive(Debug, Clone, Copy)]
@@ -40,9 +43,13 @@ pub(super) enum Pop<'a> {
         arrival: Instant,
         start: bool,
     },
-    /// Due but missing: conceal one packet's worth (Opus rebuilds it from `next`, the
-    /// packet after it, when that is here). `dry`: nothing at all is buffered.
-    Lost { next: Option<&'a [u8]>, dry: bool },
+    /// Due but missing: conceal one packet's worth. `next`: the first packet buffered after
+    /// it within `BRIDGE`, and how many packets on (1: the very next), which Opus rebuilds
+    /// the lost frame from and G.711 concealment steers into. `dry`: nothing is buffered.
+    Lost {
+        next: Option<(&'a [u8], usize)>,
+        dry: bool,
+    },
     /// Not playing.
     Idle,
 }
@@ -300,7 +307,12 @@ impl Packets {
             self.play_ts = Some(play_ts.wrapping_add(self.packet_ticks));
             self.counts.lost += 1;
             self.dry = 0;
-            let next = self.slot(seq).map(|s| &s.payload[..]);
+            let reach = (BRIDGE.as_secs_f64() * self.clock_rate as f64) as u64
+                / self.packet_ticks.max(1) as u64;
+            let next = (seq..seq + reach.max(1)).find_map(|s| {
+                self.slot(s)
+                    .map(|slot| (&slot.payload[..], (s + 1 - seq) as usize))
+            });
             return Pop::Lost { next, dry: false };
         }
         self.dry_pop(play_ts)
@@ -383,6 +395,26 @@ mod tests {
         assert_eq!(got, want.map(Some));
         let c = p.counts;
         assert_eq!((c.duplicates, c.lost, c.late), (1, 1, 1));
+    }
+
+    #[test]
+    fn a_lost_packet_points_at_the_next_one_buffered_within_60_ms() {
+        let (mut p, t) = (packets(), Instant::now());
+        for seq in [1u16, 4, 5, 10] {
+            p.push(t, &pkt(seq, &[seq as u8]));
+        }
+        let lost = |p: &mut Packets| match p.pop() {
+            Pop::Lost { next, dry: false } => next.map(|(payload, ahead)| (payload[0], ahead)),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(pop(&mut p), Some(Some(1)));
+        // 2 and 3 are lost: 4 lies two, then one packet on.
+        assert_eq!(lost(&mut p), Some((4, 2)));
+        assert_eq!(lost(&mut p), Some((4, 1)));
+        assert_eq!([pop(&mut p), pop(&mut p)], [Some(Some(4)), Some(Some(5))]);
+        // 6 to 9 are lost: 10 is out of reach (80 ms on) until 7's turn.
+        assert_eq!(lost(&mut p), None);
+        assert_eq!(lost(&mut p), Some((10, 3)));
     }
 
     #[test]

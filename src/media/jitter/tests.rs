@@ -25,7 +25,7 @@ impl Decoder for Raw {
         out.resize(out.len() + samples, 0);
     }
 
-    fn recover(&mut self, _next_payload: &[u8], samples: usize, out: &mut Vec<i16>) {
+    fn recover(&mut self, _next: &[u8], _ahead: usize, samples: usize, out: &mut Vec<i16>) {
         self.recovered += 1;
         self.conceal(samples, out);
     }
