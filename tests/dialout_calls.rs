@@ -453,22 +453,30 @@ async fn a_tcp_gateway_that_refuses_fails_over_to_a_tcp_trunk_with_digest_auth()
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_callflow_caller_hears_ringback_while_the_callee_rings_and_the_callee_once_it_answers() {
+/// A callflow caller on `number`, which goes to a carrier whose gateway is a SIPp callee
+/// running `scenario` (its own media on `media_port`), once the callee's 183 reached it.
+async fn calling_a_carrier(
+    scenario: &str,
+    media_port: u16,
+    number: &str,
+) -> (
+    chorus::server::Running,
+    std::process::Child,
+    support::phone::Calling,
+) {
     let mut config = support::server_config();
     config.rtp.ports = PortRange(support::free_port_range(32));
     let srv = chorus::server::start(config).await.unwrap();
-    // The callee rings for 4 s, then answers and plays 1209 Hz.
-    let (callee, sipp) = sipp_uas("uas_ring_answer.xml", 26500);
-    let resource = json!({"name": "desk", "rules": ["^\\+?(\\d{7,15})$"],
+    let (callee, sipp) = sipp_uas(scenario, media_port);
+    let resource = json!({"name": "carrier", "rules": ["^\\+?(\\d{7,15})$"],
                           "gateways": [{"server": "127.0.0.1", "port": callee}]});
     create(srv.api, "/resources", resource).await;
-    let callflow = json!({"numbers": ["6100"],
+    let callflow = json!({"numbers": [number],
                           "flow": {"module": "resources", "data": {"to_did": "+14155550100"}}});
     create(srv.api, "/callflows", callflow).await;
 
     let opts = support::phone::DialOpts::default();
-    let mut calling = support::phone::Phone::call(srv.sip, "6100", opts)
+    let mut calling = support::phone::Phone::call(srv.sip, number, opts)
         .await
         .unwrap();
     let mut status = 100;
@@ -479,6 +487,18 @@ async fn a_callflow_caller_hears_ringback_while_the_callee_rings_and_the_callee_
             .unwrap();
     }
     assert_eq!(status, 183, "early media once the callee rings");
+    (srv, sipp, calling)
+}
+
+/// The louder of US ringback's two tones (440 + 480 Hz) over `window`.
+fn ringback_level(heard: impl Fn(f64, Duration) -> f64, window: Duration) -> f64 {
+    heard(440.0, window).max(heard(480.0, window))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callflow_caller_hears_ringback_while_the_callee_rings_and_the_callee_once_it_answers() {
+    // The callee rings for 4 s, then answers and plays 1209 Hz.
+    let (srv, sipp, calling) = calling_a_carrier("uas_ring_answer.xml", 26500, "6100").await;
     // US ringback: 440 + 480 Hz, 2 s on (then 4 s off).
     let window = Duration::from_millis(500);
     let mut ringback = (-120.0, -120.0);
@@ -509,9 +529,7 @@ async fn a_callflow_caller_hears_ringback_while_the_callee_rings_and_the_callee_
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let window = Duration::from_millis(2500);
     let (ring, callee_tone) = (
-        phone
-            .hear_level(440.0, window)
-            .max(phone.hear_level(480.0, window)),
+        ringback_level(|f, w| phone.hear_level(f, w), window),
         phone.hear_level(1209.0, window),
     );
     eprintln!("after the answer (dB): ringback {ring:.1}, the callee's 1209 Hz {callee_tone:.1}");
@@ -527,30 +545,8 @@ async fn a_callflow_caller_hears_ringback_while_the_callee_rings_and_the_callee_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callflow_caller_hears_the_callees_early_media_instead_of_ringback() {
-    let mut config = support::server_config();
-    config.rtp.ports = PortRange(support::free_port_range(32));
-    let srv = chorus::server::start(config).await.unwrap();
     // The carrier answers 183 with SDP and plays 697 Hz for 4 s, then 200 with it on.
-    let (callee, sipp) = sipp_uas("uas_early_media.xml", 26800);
-    let resource = json!({"name": "carrier", "rules": ["^\\+?(\\d{7,15})$"],
-                          "gateways": [{"server": "127.0.0.1", "port": callee}]});
-    create(srv.api, "/resources", resource).await;
-    let callflow = json!({"numbers": ["6300"],
-                          "flow": {"module": "resources", "data": {"to_did": "+14155550300"}}});
-    create(srv.api, "/callflows", callflow).await;
-
-    let opts = support::phone::DialOpts::default();
-    let mut calling = support::phone::Phone::call(srv.sip, "6300", opts)
-        .await
-        .unwrap();
-    let mut status = 100;
-    while status == 100 {
-        status = calling
-            .wait_provisional(Duration::from_secs(5))
-            .await
-            .unwrap();
-    }
-    assert_eq!(status, 183, "early media once the callee's 183 arrives");
+    let (srv, sipp, calling) = calling_a_carrier("uas_early_media.xml", 26800, "6300").await;
     let window = Duration::from_millis(500);
     for _ in 0..75 {
         if calling.hear_level(697.0, window) > -30.0 {
@@ -562,9 +558,7 @@ async fn a_callflow_caller_hears_the_callees_early_media_instead_of_ringback() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let window = Duration::from_millis(1500);
     let early = calling.hear_level(697.0, window);
-    let ring = calling
-        .hear_level(440.0, window)
-        .max(calling.hear_level(480.0, window));
+    let ring = ringback_level(|f, w| calling.hear_level(f, w), window);
     eprintln!("before the answer (dB): the callee's 697 Hz {early:.1}, ringback {ring:.1}");
     assert!(
         early > -30.0,
@@ -579,9 +573,7 @@ async fn a_callflow_caller_hears_the_callees_early_media_instead_of_ringback() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let window = Duration::from_millis(1000);
     let after = phone.hear_level(697.0, window);
-    let ring = phone
-        .hear_level(440.0, window)
-        .max(phone.hear_level(480.0, window));
+    let ring = ringback_level(|f, w| phone.hear_level(f, w), window);
     eprintln!("after the answer (dB): the callee's 697 Hz {after:.1}, ringback {ring:.1}");
     assert!(after > -30.0, "the callee is still heard: {after}");
     assert!(ring < -50.0, "no ringback: {ring}");

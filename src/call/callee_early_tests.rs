@@ -37,8 +37,8 @@ impl Harness {
     }
 }
 
-#[test]
-fn a_lone_branchs_early_media_replaces_the_ringback_and_its_answer_keeps_it() {
+/// A caller of 6000, whose callflow rings one device; its branch answered 183 with SDP.
+fn a_lone_early_branch() -> (Harness, CallId) {
     let mut h = with_callflow(
         "6000",
         node(ring(vec![device(5070, 20)], false, 20), vec![]),
@@ -46,6 +46,12 @@ fn a_lone_branchs_early_media_replaces_the_ringback_and_its_answer_keeps_it() {
     h.sip_event(invite(CALLER, "6000"));
     let leg = h.leg(0);
     h.early_leg(leg);
+    (h, leg)
+}
+
+#[test]
+fn a_lone_branchs_early_media_replaces_the_ringback_and_its_answer_keeps_it() {
+    let (mut h, leg) = a_lone_early_branch();
     assert_eq!(h.caller_status(), [183]);
     assert!(h.looping.is_empty(), "no ringback: {:?}", h.looping);
     assert_eq!(
@@ -128,13 +134,7 @@ fn early_media_beside_other_branches_or_of_a_node_that_ignores_it_is_not_heard()
 
 #[test]
 fn an_early_branch_silent_past_the_rtp_timeout_is_given_up() {
-    let mut h = with_callflow(
-        "6000",
-        node(ring(vec![device(5070, 20)], false, 20), vec![]),
-    );
-    h.sip_event(invite(CALLER, "6000"));
-    let leg = h.leg(0);
-    h.early_leg(leg);
+    let (mut h, leg) = a_lone_early_branch();
     h.report(Report::RtpTimeout { call: leg.0 });
     assert_eq!(h.cancels(), [leg]);
     assert_eq!(h.caller_status(), [183, 503], "its node failed");
