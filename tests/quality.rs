@@ -290,6 +290,7 @@ async fn g722_speech_in_a_room_scores_as_two_codec_passes() {
     srv.stop().await;
     let room = score_from(CodecKind::G722, &heard, 2.0);
     let two = passes(CodecKind::G722, 2, 2.0);
+    eprintln!("G.722 in a room {room:?}, two passes {two:?}");
     assert!(
         room.mos >= two.mos - 0.05,
         "room {room:?}, two passes {two:?}"
