@@ -17,24 +17,12 @@
 use std::time::Instant;
 
 use crate::media::worker::Command;
-use crate::sdp::{Negotiated, SdpSession};
 use crate::sip::{Body, CallId};
 
-use super::dial_order::{Leg, LegState, Purpose};
+use super::dial_order::{EarlyLeg, Leg, LegState, Purpose};
 use super::early::Early;
 use super::output::SipAction;
 use super::plane::CallPlane;
-
-/// A branch whose early media the caller hears.
-pub(super) struct EarlyLeg {
-    /// The session that offered: the 200 brings the answer that settles it (without
-    /// 100rel, the 183's SDP is a preview of it).
-    pub sdp: SdpSession,
-    /// What the 183's SDP negotiated.
-    pub neg: Negotiated,
-    /// Where its media runs: the worker of the caller's early media.
-    pub worker: usize,
-}
 
 impl CallPlane {
     /// Branch `leg` of `caller` sent a provisional response with SDP: its media starts,

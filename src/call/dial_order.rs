@@ -183,7 +183,18 @@ pub(super) enum LegState {
     /// `super::dialout::CONFIRM_KEY`).
     Confirming(Instant, Box<crate::sdp::Negotiated>),
     /// Still ringing, its early media heard by the caller (`super::callee_early`).
-    Early(Box<super::callee_early::EarlyLeg>),
+    Early(Box<EarlyLeg>),
+}
+
+/// A branch whose early media the caller hears (`super::callee_early`).
+pub(super) struct EarlyLeg {
+    /// The session that offered: the 200 brings the answer that settles it (without
+    /// 100rel, the 183's SDP is a preview of it).
+    pub sdp: SdpSession,
+    /// What the 183's SDP negotiated.
+    pub neg: crate::sdp::Negotiated,
+    /// Where its media runs: the worker of the caller's early media.
+    pub worker: usize,
 }
 
 /// What a bridging callflow node rings (device, user, ring group, resources): here, with
