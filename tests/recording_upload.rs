@@ -72,14 +72,18 @@ async fn record(srv: &Running, data_dir: &std::path::Path) -> std::path::PathBuf
     );
     for (action, wait) in [("start", 2 * SECOND), ("stop", SECOND)] {
         let body = json!({"action": "record", "data": {"action": action}});
-        let r = client
-            .put(&url)
-            .header("X-Auth-Token", TOKEN)
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{action}: {}", r.status());
+        // The answered caller may reach its room a moment later on a loaded machine: until
+        // then the conference is not running (404).
+        let mut status = StatusCode::NOT_FOUND;
+        for _ in 0..50 {
+            let r = client.put(&url).header("X-Auth-Token", TOKEN);
+            status = r.body(body.to_string()).send().await.unwrap().status();
+            if status != StatusCode::NOT_FOUND {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(status.is_success(), "{action}: {status}");
         tokio::time::sleep(wait).await;
     }
     let folder = data_dir
