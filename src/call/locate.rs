@@ -333,14 +333,7 @@ mod tests {
                 srv(20, 100, 5060, "backup"),
             ]
         };
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut random = move || {
-            // xorshift: a fixed sequence, so the shares are the same on every run.
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut random = crate::call::random::seeded(0x9e37_79b9_7f4a_7c15);
         let mut heavy_first = 0;
         for _ in 0..4000 {
             let order = srv_order(records(), &mut random);
