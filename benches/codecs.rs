@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use chorus::media::codec::{CodecKind, EncoderOptions};
+use chorus::media::codec::{CodecKind, CodecOptions};
 use chorus::media::jitter::{JitterBuffer, JitterConfig, PacketInfo};
 use chorus::media::leg::{Leg, LegConfig};
 use chorus::media::{pitch, rtcp};
@@ -35,12 +35,8 @@ fn speech(rate: u32) -> Vec<Vec<i16>> {
     pcm.samples().chunks_exact(n).map(<[i16]>::to_vec).collect()
 }
 
-fn codec(c: &mut Criterion, name: &str, kind: CodecKind, complexity: i32) {
-    let frames = speech(kind.pcm_rate());
-    let options = EncoderOptions {
-        opus_complexity: complexity,
-        ..EncoderOptions::default()
-    };
+fn codec(c: &mut Criterion, name: &str, kind: CodecKind, options: CodecOptions) {
+    let frames = speech(options.pcm_rate(kind));
     let mut enc = kind.encoder(options).unwrap();
     let mut payload = Vec::with_capacity(1500);
     let mut i = 0;
@@ -60,7 +56,7 @@ fn codec(c: &mut Criterion, name: &str, kind: CodecKind, complexity: i32) {
             p
         })
         .collect();
-    let mut dec = kind.decoder().unwrap();
+    let mut dec = kind.decoder(options).unwrap();
     let mut out = Vec::with_capacity(2000);
     c.bench_function(&format!("{name} decode 20ms"), |b| {
         b.iter(|| {
@@ -72,17 +68,24 @@ fn codec(c: &mut Criterion, name: &str, kind: CodecKind, complexity: i32) {
 }
 
 fn codecs(c: &mut Criterion) {
-    codec(c, "pcmu", CodecKind::Pcmu, 0);
-    codec(c, "pcma", CodecKind::Pcma, 0);
-    codec(c, "g722", CodecKind::G722, 0);
-    // The complexities README's Opus quality table compares.
+    let default = CodecOptions::default();
+    codec(c, "pcmu", CodecKind::Pcmu, default);
+    codec(c, "pcma", CodecKind::Pcma, default);
+    codec(c, "g722", CodecKind::G722, default);
+    // The complexities README's Opus quality table compares, and `[rtp] opus_rate`.
     for complexity in [0, 2, 5, 10] {
-        codec(
-            c,
-            &format!("opus c{complexity}"),
-            CodecKind::Opus,
-            complexity,
-        );
+        let options = CodecOptions {
+            opus_complexity: complexity,
+            ..default
+        };
+        codec(c, &format!("opus c{complexity}"), CodecKind::Opus, options);
+    }
+    for rate in [16000, 24000] {
+        let options = CodecOptions {
+            opus_rate: rate,
+            ..default
+        };
+        codec(c, &format!("opus {rate} c5"), CodecKind::Opus, options);
     }
 }
 
@@ -91,13 +94,13 @@ fn codecs(c: &mut Criterion) {
 /// modification runs before it adds or removes a period.
 fn jitter(c: &mut Criterion) {
     let payload: Vec<u8> = {
-        let mut enc = CodecKind::Pcmu.encoder(EncoderOptions::default()).unwrap();
+        let mut enc = CodecKind::Pcmu.encoder(CodecOptions::default()).unwrap();
         let mut p = Vec::new();
         enc.encode(&frame(8000), &mut p);
         p
     };
     let mut jb = JitterBuffer::new(JitterConfig::new(8000, 20));
-    let mut dec = CodecKind::Pcmu.decoder().unwrap();
+    let mut dec = CodecKind::Pcmu.decoder(CodecOptions::default()).unwrap();
     let t0 = Instant::now();
     let mut i = 0u32;
     c.bench_function("jitter push+pull pcmu", |b| {
@@ -176,7 +179,7 @@ fn shared_opus(c: &mut Criterion) {
                 }
             })
         });
-        let mut shared = CodecKind::Opus.encoder(EncoderOptions::default()).unwrap();
+        let mut shared = CodecKind::Opus.encoder(CodecOptions::default()).unwrap();
         let mut payload = Vec::with_capacity(1500);
         group.bench_with_input(BenchmarkId::new("one shared encode", n), &n, |b, _| {
             b.iter(|| {

@@ -6,12 +6,14 @@
 //!       --seconds 30 --out /tmp/opus.pcap
 //!   cargo run --release --example rtp_pcap -- --codec opus --silence --seconds 30 --out /tmp/quiet.pcap
 //!
-//! The WAV loops to fill the duration; `--silence` encodes digital silence instead.
+//! The WAV loops to fill the duration; `--silence` encodes digital silence instead;
+//! `--max-playback-rate 16000` codes wideband Opus, as a phone does for a server whose
+//! `[rtp] opus_rate` is 16000.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use chorus::media::codec::{CodecKind, EncoderOptions};
+use chorus::media::codec::{CodecKind, CodecOptions};
 use chorus::media::rtp::RtpHeader;
 use clap::{Parser, ValueEnum};
 
@@ -50,6 +52,10 @@ struct Args {
     /// RTP payload type (default: 0 for PCMU, 111 for Opus, as in fixtures/sipp).
     #[arg(long)]
     pt: Option<u8>,
+    /// Opus: code no wider than a receiver playing at this rate needs (its SDP's
+    /// `maxplaybackrate`).
+    #[arg(long, default_value_t = 48000)]
+    max_playback_rate: u32,
     #[arg(long)]
     out: PathBuf,
 }
@@ -68,7 +74,11 @@ fn main() -> anyhow::Result<()> {
         Codec::Opus => 111,
     });
     let frames = args.seconds * 1000 / PTIME_MS;
-    let packets = rtp_packets(kind, pt, &audio, frames)?;
+    let options = CodecOptions {
+        opus_max_playback_rate: Some(args.max_playback_rate),
+        ..CodecOptions::default()
+    };
+    let packets = rtp_packets(kind, options, pt, &audio, frames)?;
     let mut out = io::BufWriter::new(std::fs::File::create(&args.out)?);
     write_pcap(&mut out, &packets)?;
     out.flush()?;
@@ -78,11 +88,12 @@ fn main() -> anyhow::Result<()> {
 /// `frames` RTP packets of `audio` (at the codec's PCM rate, looped; empty = silence).
 fn rtp_packets(
     kind: CodecKind,
+    options: CodecOptions,
     pt: u8,
     audio: &[i16],
     frames: u32,
 ) -> anyhow::Result<Vec<Vec<u8>>> {
-    let mut encoder = kind.encoder(EncoderOptions::default())?;
+    let mut encoder = kind.encoder(options)?;
     let samples = kind.pcm_samples(PTIME_MS);
     let mut looped = audio.iter().copied().cycle();
     let mut pcm = vec![0i16; samples];
@@ -174,7 +185,7 @@ mod tests {
     }
 
     fn decoded(kind: CodecKind, packets: &[Vec<u8>], pt: u8) -> Vec<i16> {
-        let mut decoder = kind.decoder().unwrap();
+        let mut decoder = kind.decoder(CodecOptions::default()).unwrap();
         let mut pcm = Vec::new();
         for (i, p) in packets.iter().enumerate() {
             let rtp = RtpPacket::parse(p).unwrap();
@@ -200,7 +211,7 @@ mod tests {
         let mut pcap = Vec::new();
         write_pcap(
             &mut pcap,
-            &rtp_packets(kind, 111, tone.samples(), 50).unwrap(),
+            &rtp_packets(kind, CodecOptions::default(), 111, tone.samples(), 50).unwrap(),
         )
         .unwrap();
         let packets = read_pcap(&pcap);
@@ -215,7 +226,11 @@ mod tests {
     fn silence_pcap_is_silent_in_both_codecs() {
         for (kind, pt) in [(CodecKind::Pcmu, 0), (CodecKind::Opus, 111)] {
             let mut pcap = Vec::new();
-            write_pcap(&mut pcap, &rtp_packets(kind, pt, &[], 10).unwrap()).unwrap();
+            write_pcap(
+                &mut pcap,
+                &rtp_packets(kind, CodecOptions::default(), pt, &[], 10).unwrap(),
+            )
+            .unwrap();
             let pcm = decoded(kind, &read_pcap(&pcap), pt);
             assert_eq!(pcm.len(), kind.pcm_samples(200));
             assert!(pcm.iter().all(|s| s.abs() < 16), "{kind:?} is not silent");

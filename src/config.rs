@@ -1,6 +1,6 @@
 //! Server configuration: a TOML file with defaults for every key, plus command-line overrides.
 
-use crate::media::codec::{CodecKind, EncoderOptions};
+use crate::media::codec::{CodecKind, CodecOptions, OPUS_RATES};
 use crate::media::leg::{LatchLimits, LegLimits};
 use crate::media::packet_io::IoMode;
 use serde::Deserialize;
@@ -119,6 +119,8 @@ pub struct RtpConfig {
     pub ptime_ms: u32,
     /// Opus encoder complexity, 0..=10 (README, "Figures": what each costs and sounds like).
     pub opus_complexity: i32,
+    /// PCM rate of Opus legs: 8000, 12000, 16000, 24000 or 48000 (README, "Figures").
+    pub opus_rate: u32,
     /// Strict RTP and DTMF bounds: see docs/security.md, "Media (RTP)".
     pub probation_packets: u32,
     pub relatch_after_secs: u64,
@@ -128,6 +130,15 @@ pub struct RtpConfig {
 }
 
 impl RtpConfig {
+    /// The legs' codec settings (the peer's fmtp adds its own).
+    pub fn codec_options(&self) -> CodecOptions {
+        CodecOptions {
+            opus_complexity: self.opus_complexity,
+            opus_rate: self.opus_rate,
+            ..CodecOptions::default()
+        }
+    }
+
     /// What each call's leg allows its peer.
     pub fn leg_limits(&self) -> LegLimits {
         LegLimits {
@@ -268,7 +279,8 @@ impl Default for RtpConfig {
                 CodecName::Pcma,
             ],
             ptime_ms: 20,
-            opus_complexity: EncoderOptions::default().opus_complexity,
+            opus_complexity: CodecOptions::default().opus_complexity,
+            opus_rate: CodecOptions::default().opus_rate,
             probation_packets: limits.latch.probation,
             relatch_after_secs: limits.latch.relatch_after.as_secs(),
             send_before_peer_packets: limits.latch.send_before_peer,
@@ -320,6 +332,12 @@ impl Config {
             anyhow::bail!(
                 "rtp.ptime_ms = {}: allowed 10, 20, ... 60",
                 self.rtp.ptime_ms
+            );
+        }
+        if !OPUS_RATES.contains(&self.rtp.opus_rate) {
+            anyhow::bail!(
+                "rtp.opus_rate = {}: allowed {OPUS_RATES:?}",
+                self.rtp.opus_rate
             );
         }
         let rtp = &self.rtp;
@@ -409,6 +427,7 @@ mod tests {
         assert_eq!(c.sip.auth_algorithms, defaults.auth_algorithms);
         assert_eq!(c.sip.timer_t1_ms, defaults.timer_t1_ms);
         assert_eq!(c.rtp.leg_limits(), LegLimits::default());
+        assert_eq!(c.rtp.codec_options(), CodecOptions::default());
         let cores = std::thread::available_parallelism().unwrap().get();
         assert_eq!(c.media.workers, cores, "one media worker per core");
     }
@@ -421,6 +440,8 @@ mod tests {
         assert!(e.to_string().contains("listen"), "{e}");
         let c: Config = toml::from_str("[rtp]\nptime_ms = 25").unwrap();
         assert!(c.check().unwrap_err().to_string().contains("rtp.ptime_ms"));
+        let c: Config = toml::from_str("[rtp]\nopus_rate = 44100").unwrap();
+        assert!(c.check().unwrap_err().to_string().contains("rtp.opus_rate"));
         let c: Config = toml::from_str(
             "[[sip.dial_in_auth]]\naccount = \"other\"\nusername = \"u\"\npassword = \"p\"",
         )

@@ -94,6 +94,37 @@ async fn g711_g722_and_opus_callers_hear_each_other() {
     srv.stop().await;
 }
 
+/// `[rtp] opus_rate = 16000`: Opus legs decode and code 16 kHz PCM; the phones, which
+/// code and play 48 kHz, hear each other and a G.711 caller, and not themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opus_callers_on_16_khz_legs_hear_each_other_and_a_g711_caller() {
+    let srv = server(|c| c.rtp.opus_rate = 16000).await;
+    let mut phones = Vec::new();
+    for codec in [CodecKind::Opus, CodecKind::Opus, CodecKind::Pcmu] {
+        phones.push(Phone::dial(srv.sip, "7009", opts(codec)).await.unwrap());
+    }
+    let tones = [697.0, 1209.0, 1477.0];
+    let [a, b, c] = &phones[..] else {
+        unreachable!()
+    };
+    tokio::join!(
+        a.send_tone(tones[0], 2 * SECOND),
+        b.send_tone(tones[1], 2 * SECOND),
+        c.send_tone(tones[2], 2 * SECOND)
+    );
+    for (i, p) in phones.iter().enumerate() {
+        for (j, &freq) in tones.iter().enumerate() {
+            let heard = if i == j {
+                silent(p, freq)
+            } else {
+                hears(p, freq)
+            };
+            assert!(heard, "phone {i}, the tone of phone {j}");
+        }
+    }
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_and_late_offer_callers_talk() {
     let srv = server(|_| {}).await;

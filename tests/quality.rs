@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chorus::media::codec::{CodecKind, EncoderOptions};
+use chorus::media::codec::{CodecKind, CodecOptions};
 use mixer::resample::Resampler;
 use support::impair::{self, CONDITIONS, Condition};
 use support::{DialOpts, Phone};
@@ -125,31 +125,49 @@ fn ceiling(codec: CodecKind) -> Score {
 /// The speech through `n` encodes and decodes of the codec in a row (a phone's and a
 /// transcoding server's), scored from `from` seconds on.
 fn passes(codec: CodecKind, n: usize, from: f64) -> Score {
-    let frame = codec.pcm_samples(20);
     let mut pcm = speech(codec);
     for _ in 0..n {
-        let (mut enc, mut dec) = (
-            codec.encoder(EncoderOptions::default()).unwrap(),
-            codec.decoder().unwrap(),
-        );
-        let mut out = Vec::new();
-        for chunk in pcm.chunks(frame) {
-            let mut f = chunk.to_vec();
-            f.resize(frame, 0);
-            let mut payload = Vec::new();
-            enc.encode(&f, &mut payload);
-            dec.decode(&payload, &mut out);
-        }
-        pcm = out;
+        pcm = coded(codec, CodecOptions::default(), &pcm);
     }
     let path = out_dir().join(format!("passes-{n}-{codec:?}.wav"));
     write_wav(&path, score_rate(codec), &to_score_rate(codec, &pcm));
     score_from(codec, &path, from)
 }
 
+/// `pcm` (at the rate `options` give the codec) through an encode with `options` and a
+/// decode at the codec's own rate.
+fn coded(codec: CodecKind, options: CodecOptions, pcm: &[i16]) -> Vec<i16> {
+    let frame = options.pcm_rate(codec) as usize / 50;
+    let mut enc = codec.encoder(options).unwrap();
+    let mut dec = codec.decoder(CodecOptions::default()).unwrap();
+    let mut out = Vec::new();
+    for chunk in pcm.chunks(frame) {
+        let mut f = chunk.to_vec();
+        f.resize(frame, 0);
+        let mut payload = Vec::new();
+        enc.encode(&f, &mut payload);
+        dec.decode(&payload, &mut out);
+    }
+    out
+}
+
+/// The ceiling of an Opus leg at `[rtp] opus_rate = 16000`: the speech coded once from
+/// 16 kHz, as that leg codes it.
+fn opus_from_16_khz() -> Score {
+    let options = CodecOptions {
+        opus_rate: 16000,
+        ..CodecOptions::default()
+    };
+    let pcm = load(&reference(CodecKind::Opus), 16000);
+    let path = out_dir().join("opus-from-16k.wav");
+    let heard = coded(CodecKind::Opus, options, &pcm);
+    write_wav(&path, 16000, &to_score_rate(CodecKind::Opus, &heard));
+    score(CodecKind::Opus, &path)
+}
+
 /// The RTP packets of the speech, 20 ms each, on a fresh SSRC.
 fn packets(codec: CodecKind, pt: u8) -> Vec<Vec<u8>> {
-    let mut enc = codec.encoder(EncoderOptions::default()).unwrap();
+    let mut enc = codec.encoder(CodecOptions::default()).unwrap();
     let n = codec.pcm_samples(20);
     let ticks = codec.rtp_ticks(20);
     speech(codec)
@@ -381,6 +399,11 @@ async fn quality_table() {
         let blank = " |".repeat(names.len());
         println!("| {codec:?} (MOS-WB) | two passes of the codec, no network |{blank} {two:.2} |");
     }
+    let from_16k = opus_from_16_khz().mos;
+    let blank = " |".repeat(names.len());
+    println!(
+        "| Opus (MOS-WB) | one pass coded from 16 kHz (`opus_rate`), no network |{blank} {from_16k:.2} |"
+    );
     let calls: usize = std::env::var("QUALITY_PJSUA_CALLS").map_or(3, |v| v.parse().unwrap());
     if calls == 0
         || !"Pcmu two PJSUA2 phones".contains(&std::env::var("QUALITY_ONLY").unwrap_or_default())

@@ -9,7 +9,8 @@ use std::time::Instant;
 use crate::conference::document::ConferenceDoc;
 use crate::conference::flow::{CallflowOptions, Flow, FlowSetup, Target};
 use crate::conference::settings::ConferencesConfig;
-use crate::media::leg::{LegConfig, LegLimits};
+use crate::media::codec::CodecOptions;
+use crate::media::leg::LegConfig;
 use crate::media::worker::Command;
 use crate::sdp::{Direction, Negotiated, SdpError, SdpSession};
 use crate::sip::{Body, CallId};
@@ -285,7 +286,7 @@ impl CallPlane {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        c.rate = neg.codec.pcm_rate();
+        c.rate = self.settings.codec_options.pcm_rate(neg.codec);
         tracing::info!(call = %c.party.sip_call_id, codec = ?neg.codec, ptime = neg.ptime_ms, "answered");
         let (worker, source) = (c.worker, c.party.source);
         self.lobby(call, worker, neg, source);
@@ -293,11 +294,10 @@ impl CallPlane {
 
     /// Puts the call's negotiated media in `worker`'s lobby (held if the SDP says so).
     pub(super) fn lobby(&mut self, call: CallId, worker: usize, neg: &Negotiated, source: IpAddr) {
-        let (limits, complexity) = (self.settings.limits, self.settings.opus_complexity);
         let lobby = MediaCommand::Lobby {
             call: call.0,
             rtcp_mux: neg.rtcp_mux,
-            leg: Box::new(leg_config(neg, source, limits, complexity)),
+            leg: Box::new(self.leg_config(neg, source)),
         };
         self.media(worker, lobby);
         if neg.on_hold() {
@@ -305,7 +305,7 @@ impl CallPlane {
                 worker,
                 Command::Update {
                     call: call.0,
-                    leg: Box::new(leg_config(neg, source, limits, complexity)),
+                    leg: Box::new(self.leg_config(neg, source)),
                     held: true,
                 },
             );
@@ -403,7 +403,7 @@ impl CallPlane {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        c.rate = neg.codec.pcm_rate();
+        c.rate = self.settings.codec_options.pcm_rate(neg.codec);
         let (worker, source) = (c.worker, c.party.source);
         self.update_on(worker, call, neg, source);
     }
@@ -416,8 +416,7 @@ impl CallPlane {
         neg: &Negotiated,
         source: IpAddr,
     ) {
-        let (limits, complexity) = (self.settings.limits, self.settings.opus_complexity);
-        let leg = Box::new(leg_config(neg, source, limits, complexity));
+        let leg = Box::new(self.leg_config(neg, source));
         let held = neg.on_hold();
         self.command_to(
             worker,
@@ -427,6 +426,18 @@ impl CallPlane {
                 held,
             },
         );
+    }
+
+    /// The leg for a negotiated stream with the server's `[rtp]` settings.
+    fn leg_config(&self, neg: &Negotiated, sip_source: IpAddr) -> LegConfig {
+        let mut leg = LegConfig::from_negotiated(neg, random() as u32);
+        leg.sip_source = Some(sip_source);
+        leg.limits = self.settings.limits;
+        leg.codec_options = CodecOptions {
+            opus_max_playback_rate: leg.codec_options.opus_max_playback_rate,
+            ..self.settings.codec_options
+        };
+        leg
     }
 
     fn respond(&mut self, call: CallId, reinvite: bool, body: Option<Body>) {
@@ -478,19 +489,6 @@ fn adhoc_doc_for_number(name: &str) -> Option<ConferenceDoc> {
 pub(super) fn adhoc_doc(name: &str) -> ConferenceDoc {
     let doc = serde_json::json!({"name": name, "play_welcome": false});
     ConferenceDoc::from_map(doc.as_object().cloned().unwrap_or_default())
-}
-
-fn leg_config(
-    neg: &Negotiated,
-    sip_source: IpAddr,
-    limits: LegLimits,
-    opus_complexity: i32,
-) -> LegConfig {
-    let mut leg = LegConfig::from_negotiated(neg, random() as u32);
-    leg.sip_source = Some(sip_source);
-    leg.limits = limits;
-    leg.encoder.opus_complexity = opus_complexity;
-    leg
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::api::service::ConfRef;
 use crate::conference::document::ConferenceDoc;
 use crate::conference::flow::{Flow, JoinDecision, Target};
 use crate::conference::settings::ConferencesConfig;
+use crate::media::codec::CodecOptions;
 use crate::media::leg::LegLimits;
 use crate::media::session::Session;
 use crate::media::worker::{Attach, Command, Report};
@@ -37,8 +38,8 @@ pub struct Settings {
     pub workers: usize,
     pub policy: MediaPolicy,
     pub limits: LegLimits,
-    /// Opus encoder complexity of the legs (`[rtp] opus_complexity`).
-    pub opus_complexity: i32,
+    /// The legs' Opus complexity and PCM rate (`[rtp] opus_complexity`, `opus_rate`).
+    pub codec_options: CodecOptions,
     /// Our SIP host, named in SDP Warning headers.
     pub host: String,
     /// Conference recordings, a folder per account and conference.

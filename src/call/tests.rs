@@ -19,6 +19,7 @@ use crate::cluster::focus::Event as FocusEvent;
 use crate::cluster::registry::Request as FocusRequest;
 use crate::conference::document::ConferenceDoc;
 use crate::conference::settings::ConferencesConfig;
+use crate::media::codec::CodecOptions;
 use crate::media::leg::{LegConfig, LegLimits};
 use crate::media::worker::{Command, Report};
 use crate::sdp::MediaPolicy;
@@ -73,7 +74,7 @@ impl Harness {
             workers: 1,
             policy: MediaPolicy::default(),
             limits: LegLimits::default(),
-            opus_complexity: 5,
+            codec_options: CodecOptions::default(),
             host: "127.0.0.1".into(),
             recordings: "/nonexistent".into(),
             max_outbound: 4,
@@ -410,12 +411,14 @@ fn the_profiles_tts_voice_speaks_what_plays_in_the_room() {
 }
 
 #[test]
-fn a_calls_leg_encodes_opus_at_the_configured_complexity() {
+fn a_calls_leg_codes_opus_at_the_configured_complexity_and_rate() {
     let mut h = Harness::new(conferences());
-    h.plane.settings.opus_complexity = 2;
+    h.plane.settings.codec_options.opus_complexity = 2;
+    h.plane.settings.codec_options.opus_rate = 16000;
     h.call(1, "1000");
     assert_eq!(h.media.first(), Some(&"lobby"));
-    assert_eq!(h.legs[0].encoder.opus_complexity, 2);
+    let options = h.legs[0].codec_options;
+    assert_eq!((options.opus_complexity, options.opus_rate), (2, 16000));
 }
 
 #[test]

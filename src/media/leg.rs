@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::codec::{CodecError, CodecKind, Decoder, Encoder, EncoderOptions};
+use super::codec::{CodecError, CodecKind, CodecOptions, Decoder, Encoder};
 use super::dtmf::DtmfReceiver;
 use super::jitter::{JitterBuffer, JitterConfig, JitterStats, PacketInfo};
 use super::rtcp::{self, Reception, SenderInfo};
@@ -48,7 +48,7 @@ pub struct LegConfig {
     /// random value.
     pub ssrc: u32,
     pub cname: String,
-    pub encoder: EncoderOptions,
+    pub codec_options: CodecOptions,
     /// Jitter buffer delay bounds (its clock rate and ptime always follow `codec` and
     /// `ptime_ms`).
     pub jitter: JitterConfig,
@@ -97,7 +97,7 @@ impl LegConfig {
             direction: Direction::SendRecv,
             ssrc,
             cname: format!("chorus-{ssrc:08x}"),
-            encoder: EncoderOptions::default(),
+            codec_options: CodecOptions::default(),
             jitter: JitterConfig::new(codec.rtp_clock(), ptime_ms),
             limits: LegLimits::default(),
         }
@@ -115,7 +115,7 @@ impl LegConfig {
         cfg.remote_rtcp = neg.remote_rtcp;
         cfg.dtmf_payload_type = neg.dtmf_payload_type;
         cfg.direction = neg.direction;
-        cfg.encoder.opus_max_playback_rate = neg.opus.and_then(|o| o.maxplaybackrate);
+        cfg.codec_options.opus_max_playback_rate = neg.opus.and_then(|o| o.maxplaybackrate);
         cfg
     }
 
@@ -125,6 +125,11 @@ impl LegConfig {
             rtcp: self.remote_rtcp,
             sip_source: self.sip_source,
         }
+    }
+
+    /// Rate of the PCM the leg plays and takes.
+    pub fn pcm_rate(&self) -> u32 {
+        self.codec_options.pcm_rate(self.codec)
     }
 
     fn jitter_config(&self) -> JitterConfig {
@@ -225,8 +230,8 @@ impl Leg {
         Ok(Leg {
             latch: Latch::new(cfg.signalled(), cfg.limits.latch),
             jitter: JitterBuffer::new(cfg.jitter_config()),
-            decoder: cfg.codec.decoder()?,
-            encoder: cfg.codec.encoder(cfg.encoder)?,
+            decoder: cfg.codec.decoder(cfg.codec_options)?,
+            encoder: cfg.codec.encoder(cfg.codec_options)?,
             dtmf_rx: DtmfReceiver::default(),
             dtmf_rate: DigitRate::new(cfg.limits.dtmf_per_sec),
             events: VecDeque::new(),
@@ -253,9 +258,9 @@ impl Leg {
     /// address or limits. Our SSRC and RTP numbering carry on, so the peer sees one
     /// continuous stream; a new address is learnt again (see `latch`).
     pub fn reconfigure(&mut self, cfg: LegConfig) -> Result<(), CodecError> {
-        if cfg.codec != self.cfg.codec || cfg.encoder != self.cfg.encoder {
-            self.decoder = cfg.codec.decoder()?;
-            self.encoder = cfg.codec.encoder(cfg.encoder)?;
+        if cfg.codec != self.cfg.codec || cfg.codec_options != self.cfg.codec_options {
+            self.decoder = cfg.codec.decoder(cfg.codec_options)?;
+            self.encoder = cfg.codec.encoder(cfg.codec_options)?;
         }
         if cfg.codec != self.cfg.codec
             || cfg.jitter_config() != self.cfg.jitter_config()
@@ -304,9 +309,9 @@ impl Leg {
         self.cfg.direction
     }
 
-    /// PCM frame length in samples at the codec's `pcm_rate`.
+    /// PCM frame length in samples at the leg's `pcm_rate`.
     pub fn frame_samples(&self) -> usize {
-        self.cfg.codec.pcm_samples(self.cfg.ptime_ms)
+        (self.cfg.pcm_rate() * self.cfg.ptime_ms / 1000) as usize
     }
 
     /// The jitter buffer's own counters (adaptation and concealment).
@@ -454,11 +459,11 @@ impl Leg {
         self.events.pop_front()
     }
 
-    /// One frame of received audio (`frame_samples` at the codec's `pcm_rate`), decoded or
+    /// One frame of received audio (`frame_samples` at the leg's `pcm_rate`), decoded or
     /// concealed; `None` while nothing is playing (buffering, or the peer is silent).
     /// Call once per ptime.
     pub fn pull_frame(&mut self, now: Instant) -> Option<&[i16]> {
-        let (n, rate) = (self.frame_samples(), self.cfg.codec.pcm_rate());
+        let (n, rate) = (self.frame_samples(), self.cfg.pcm_rate());
         self.jitter.pull(now, n, rate, self.decoder.as_mut())
     }
 
@@ -618,7 +623,18 @@ mod tests {
     /// Two legs wired back to back, as a phone (a, at 127.0.0.1:5000) and the server (b, at
     /// 127.0.0.1:4000), both past the ACK and each latched to the other.
     fn pair(codec: CodecKind, pt: u8) -> (Leg, Leg) {
-        let mut a = LegConfig::new(codec, pt, 20, addr("127.0.0.1:4000"), 0x1111);
+        pair_of(LegConfig::new(
+            codec,
+            pt,
+            20,
+            addr("127.0.0.1:4000"),
+            0x1111,
+        ))
+    }
+
+    /// Two legs of `a`'s codec setup, sending to each other.
+    fn pair_of(mut a: LegConfig) -> (Leg, Leg) {
+        a.ssrc = 0x1111;
         a.dtmf_payload_type = Some(101);
         let mut b = a.clone();
         b.ssrc = 0x2222;
@@ -656,7 +672,7 @@ mod tests {
         frames: u32,
         drop: impl Fn(u32) -> bool,
     ) -> Vec<i16> {
-        let rate = tx.config().codec.pcm_rate();
+        let rate = tx.config().pcm_rate();
         let n = tx.frame_samples();
         let pcm = tone(1000.0, rate, n * frames as usize, 10000.0);
         let mut out = Vec::new();
@@ -705,6 +721,27 @@ mod tests {
                 "{codec:?}"
             );
         }
+    }
+
+    /// `[rtp] opus_rate = 16000`: the leg codes and plays 16 kHz PCM on Opus's 48 kHz RTP
+    /// clock, and a lost packet is still rebuilt.
+    #[test]
+    fn an_opus_leg_at_16_khz_plays_frames_of_320_samples() {
+        let mut cfg = LegConfig::new(CodecKind::Opus, 111, 20, addr("127.0.0.1:4000"), 1);
+        cfg.codec_options.opus_rate = 16000;
+        let (mut a, mut b) = pair_of(cfg);
+        assert_eq!((a.frame_samples(), a.config().pcm_rate()), (320, 16000));
+        let t0 = Instant::now();
+        let out = stream(&mut a, &mut b, t0, 50, |i| i == 20);
+        let mut stamp = |i: u32| {
+            let bytes = a.send_pcm(t0 + PTIME * i, &[0; 320]).unwrap().bytes;
+            RtpPacket::parse(bytes).unwrap().timestamp
+        };
+        let (first, next) = (stamp(50), stamp(51));
+        assert_eq!(next.wrapping_sub(first), 960, "a 48 kHz RTP clock");
+        assert_eq!(b.stats().lost, 1);
+        assert!(out.len() >= 45 * 320, "{}", out.len());
+        assert!(level_db(&out[18 * 320..23 * 320], 16000, 1000.0) > -14.0);
     }
 
     #[test]
@@ -929,7 +966,7 @@ mod tests {
             (cfg.remote_rtp, cfg.remote_rtcp),
             (addr("10.0.0.5:4000"), addr("10.0.0.5:4000"))
         );
-        assert_eq!(cfg.encoder.opus_max_playback_rate, Some(16000));
+        assert_eq!(cfg.codec_options.opus_max_playback_rate, Some(16000));
         let leg = Leg::new(cfg).unwrap();
         assert_eq!(leg.frame_samples(), 1920);
     }

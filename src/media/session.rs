@@ -229,7 +229,7 @@ impl Session {
     pub fn latency(&self) -> Duration {
         let ptime = Duration::from_millis(self.leg.config().ptime_ms as u64);
         let preroll = Duration::from_millis(mixer::input::PREROLL_MS as u64).min(ptime);
-        let rate = self.leg.config().codec.pcm_rate() as f64;
+        let rate = self.leg.config().pcm_rate() as f64;
         let secs = |samples: usize| Duration::from_secs_f64(samples as f64 / rate);
         let pacing = match self.interval {
             0 => Duration::ZERO,

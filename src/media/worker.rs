@@ -13,7 +13,7 @@
 //!
 //! Sources handed to [`Command::Play`] produce PCM at the rate of the mixer they play in:
 //! the conference profile's rate for a conference or a member of one, the codec's PCM rate
-//! ([`super::codec::CodecKind::pcm_rate`]) for a call in the lobby.
+//! ([`super::leg::LegConfig::pcm_rate`]) for a call in the lobby.
 
 mod control;
 mod recording;
@@ -34,7 +34,7 @@ use mio::Waker;
 use mixer::source::Source;
 use mixer::{ConferenceId, MemberFlags, MemberId, Profile, Scheduler};
 
-use super::codec::{CodecKind, Encoder, EncoderOptions};
+use super::codec::{CodecKind, CodecOptions, Encoder};
 use super::leg::LegConfig;
 use super::packet_io::{Input, IoMode, PacketIo};
 use super::ports::RtpSockets;
@@ -357,8 +357,8 @@ struct Media {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct SharedEncode {
     codec: CodecKind,
-    options: EncoderOptions,
-    /// The shared mix's listen volume (its rate follows from the codec).
+    options: CodecOptions,
+    /// The shared mix's listen volume (its rate follows from the codec and options).
     volume: i8,
 }
 

@@ -28,7 +28,7 @@ fn session_head(out: &mut String, s: &SdpSession) {
     );
 }
 
-fn rtpmap(out: &mut String, pt: u8, codec: CodecKind) {
+fn rtpmap(out: &mut String, pt: u8, codec: CodecKind, opus_rate: u32) {
     let channels = if codec == CodecKind::Opus { "/2" } else { "" };
     let _ = write!(
         out,
@@ -38,7 +38,14 @@ fn rtpmap(out: &mut String, pt: u8, codec: CodecKind) {
     );
     if codec == CodecKind::Opus {
         // We decode mono and want the peer's FEC; RFC 7587 requires the /2 in rtpmap anyway.
-        let _ = write!(out, "a=fmtp:{pt} useinbandfec=1\r\n");
+        let _ = write!(out, "a=fmtp:{pt} ");
+        if opus_rate < 48000 {
+            let _ = write!(
+                out,
+                "maxplaybackrate={opus_rate};sprop-maxcapturerate={opus_rate};"
+            );
+        }
+        out.push_str("useinbandfec=1\r\n");
     }
 }
 
@@ -71,7 +78,7 @@ pub fn answer(s: &SdpSession, offer: &SessionDescription, neg: &Negotiated) -> S
             let _ = write!(out, " {pt}");
         }
         out.push_str("\r\n");
-        rtpmap(&mut out, neg.payload_type, neg.codec);
+        rtpmap(&mut out, neg.payload_type, neg.codec, s.policy.opus_rate);
         if let Some(pt) = neg.dtmf_payload_type {
             dtmf(&mut out, pt, neg.codec.rtp_clock());
         }
@@ -109,7 +116,7 @@ pub fn offer(s: &SdpSession, direction: Direction) -> String {
     }
     out.push_str("\r\n");
     for &c in codecs {
-        rtpmap(&mut out, pt_of(c), c);
+        rtpmap(&mut out, pt_of(c), c, s.policy.opus_rate);
     }
     for &(pt, clock) in &dtmf_pts {
         dtmf(&mut out, pt, clock);

@@ -101,6 +101,9 @@ pub struct MediaPolicy {
     pub ptime_ms: u32,
     /// Offer and accept RFC 4733 telephone-event.
     pub dtmf: bool,
+    /// The PCM rate of our Opus legs: below 48000 we tell the peer (RFC 7587
+    /// `maxplaybackrate`, `sprop-maxcapturerate`) so that it codes no band we drop.
+    pub opus_rate: u32,
 }
 
 impl Default for MediaPolicy {
@@ -114,6 +117,7 @@ impl Default for MediaPolicy {
             ],
             ptime_ms: 20,
             dtmf: true,
+            opus_rate: 48000,
         }
     }
 }

@@ -290,6 +290,21 @@ fn version_increments_on_every_answer_and_offer() {
     );
 }
 
+/// `[rtp] opus_rate = 16000`: offer and answer tell the peer not to code above 8 kHz.
+#[test]
+fn opus_legs_at_16_khz_ask_the_peer_for_wideband() {
+    let policy = MediaPolicy {
+        opus_rate: 16000,
+        ..MediaPolicy::default()
+    };
+    let mut s = SdpSession::new(policy, "198.51.100.1:20000".parse().unwrap(), 1000);
+    let fmtp = "maxplaybackrate=16000;sprop-maxcapturerate=16000;useinbandfec=1";
+    let offer = parse(&s.offer(Direction::SendRecv)).unwrap();
+    assert_eq!(offer.media[0].fmtp(111), Some(fmtp));
+    let (_, text) = s.answer(OPUS_SPACES).unwrap();
+    assert_eq!(parse(&text).unwrap().media[0].fmtp(102), Some(fmtp));
+}
+
 #[test]
 fn offer_lists_all_codecs_and_reads_the_answer() {
     let mut s = session(&[

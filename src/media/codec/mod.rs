@@ -21,27 +21,45 @@ pub enum CodecKind {
 #[error("codec setup failed: {0}")]
 pub struct CodecError(pub String);
 
-/// Encoder settings that are not negotiated in SDP.
+/// The PCM rates libopus encodes from and decodes to.
+pub const OPUS_RATES: [u32; 5] = [8000, 12000, 16000, 24000, 48000];
+
+/// Codec settings beyond the codec itself: the server's (`[rtp]`) and the peer's fmtp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct EncoderOptions {
+pub struct CodecOptions {
     /// Opus complexity 0..=10: 5 costs about half of 10 for speech with little audible loss.
     pub opus_complexity: i32,
     /// The peer's Opus `maxplaybackrate` (RFC 7587): no point coding wider audio than it plays.
     pub opus_max_playback_rate: Option<u32>,
+    /// The PCM rate of Opus legs (one of [`OPUS_RATES`]): below 48000 the codec works on
+    /// fewer samples and the band above half this rate is not coded, either way.
+    pub opus_rate: u32,
 }
 
-impl Default for EncoderOptions {
+impl Default for CodecOptions {
     fn default() -> Self {
-        EncoderOptions {
+        CodecOptions {
             opus_complexity: 5,
             opus_max_playback_rate: None,
+            opus_rate: 48000,
+        }
+    }
+}
+
+impl CodecOptions {
+    /// Rate of the PCM `codec` consumes and produces with these options.
+    pub fn pcm_rate(&self, codec: CodecKind) -> u32 {
+        match codec {
+            CodecKind::Opus => self.opus_rate,
+            other => other.pcm_rate(),
         }
     }
 }
 
 impl CodecKind {
-    /// Rate of the PCM this codec consumes and produces (not the RTP clock rate:
-    /// G.722 is 16 kHz audio on an 8 kHz RTP clock).
+    /// Rate of the PCM this codec consumes and produces by default (not the RTP clock rate:
+    /// G.722 is 16 kHz audio on an 8 kHz RTP clock; Opus legs may run lower, see
+    /// [`CodecOptions::pcm_rate`]).
     pub fn pcm_rate(self) -> u32 {
         match self {
             CodecKind::Pcmu | CodecKind::Pcma => 8000,
@@ -89,12 +107,13 @@ impl CodecKind {
     }
 
     /// A fresh encoder for this codec.
-    pub fn encoder(self, opts: EncoderOptions) -> Result<Box<dyn Encoder>, CodecError> {
+    pub fn encoder(self, opts: CodecOptions) -> Result<Box<dyn Encoder>, CodecError> {
         Ok(match self {
             CodecKind::Pcmu => Box::new(g711::G711Encoder(g711::Law::Ulaw)),
             CodecKind::Pcma => Box::new(g711::G711Encoder(g711::Law::Alaw)),
             CodecKind::G722 => Box::<g722::G722Encoder>::default(),
             CodecKind::Opus => Box::new(opus::OpusEncoder::new(
+                opts.opus_rate,
                 opts.opus_complexity,
                 opts.opus_max_playback_rate,
             )?),
@@ -102,12 +121,12 @@ impl CodecKind {
     }
 
     /// A fresh decoder for this codec.
-    pub fn decoder(self) -> Result<Box<dyn Decoder>, CodecError> {
+    pub fn decoder(self, opts: CodecOptions) -> Result<Box<dyn Decoder>, CodecError> {
         Ok(match self {
             CodecKind::Pcmu => Box::new(g711::G711Decoder::new(g711::Law::Ulaw)),
             CodecKind::Pcma => Box::new(g711::G711Decoder::new(g711::Law::Alaw)),
             CodecKind::G722 => Box::<g722::G722Decoder>::default(),
-            CodecKind::Opus => Box::new(opus::OpusDecoder::new()?),
+            CodecKind::Opus => Box::new(opus::OpusDecoder::new(opts.opus_rate)?),
         })
     }
 }

@@ -30,7 +30,10 @@ pub fn fec_rebuilt_snr(packets: &[Vec<u8>]) -> f64 {
     let snrs: Vec<f64> = (10..45)
         .step_by(5)
         .map(|k| {
-            let (mut whole, mut gap) = (OpusDecoder::new().unwrap(), OpusDecoder::new().unwrap());
+            let (mut whole, mut gap) = (
+                OpusDecoder::new(48000).unwrap(),
+                OpusDecoder::new(48000).unwrap(),
+            );
             let (mut reference, mut rebuilt) = (Vec::new(), Vec::new());
             for p in &packets[..k] {
                 gap.decode(p, &mut Vec::new());

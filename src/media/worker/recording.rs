@@ -25,7 +25,7 @@ impl Worker {
             tracing::debug!(call, "record: no such call");
             return;
         };
-        let rate = s.leg.config().codec.pcm_rate();
+        let rate = s.leg.config().pcm_rate();
         let earlier = s.recording.replace(CallRecording::new(id, rate, max));
         if let Some(r) = earlier {
             self.media.report(recorded(call, r));

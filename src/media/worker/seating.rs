@@ -42,7 +42,7 @@ const EARLY_MEDIA_FLAGS: MemberFlags = MemberFlags {
 /// repacketises.
 fn lobby_profile(leg: &LegConfig) -> Profile {
     let mut p = Profile::default();
-    let rate = leg.codec.pcm_rate().to_string();
+    let rate = leg.pcm_rate().to_string();
     for (key, value) in [
         ("rate", rate.as_str()),
         ("interval", &leg.ptime_ms.to_string()),
@@ -105,7 +105,7 @@ impl Worker {
         }
         let leg = Leg::new(l.leg).map_err(|e| e.to_string())?;
         let sockets = mio_sockets(l.sockets, l.rtcp_mux).map_err(|e| e.to_string())?;
-        let cfg = member_config(&attach, leg.config().codec.pcm_rate(), false, (0, 0));
+        let cfg = member_config(&attach, leg.config().pcm_rate(), false, (0, 0));
         let seat = self.seat(&attach, cfg)?;
         let mut session = Session::new(leg, sockets, seat, attach.flags, self.media.now);
         session.energy_level = attach.energy_level;
@@ -321,7 +321,7 @@ impl Worker {
             return;
         };
         s.held = held;
-        let old_rate = s.leg.config().codec.pcm_rate();
+        let old_rate = s.leg.config().pcm_rate();
         let had_peer = s.leg.last_rx().is_some();
         if let Err(e) = s.leg.reconfigure(cfg) {
             tracing::warn!(call, error = %e, "codec change failed");
@@ -330,7 +330,7 @@ impl Worker {
             // A new address to learn: the RTP timeout starts over.
             s.waiting_since = self.media.now;
         }
-        if s.leg.config().codec.pcm_rate() == old_rate {
+        if s.leg.config().pcm_rate() == old_rate {
             self.apply_flags(call);
         } else {
             self.reseat(call);
@@ -399,7 +399,7 @@ fn member_config(a: &Attach, rate: u32, held: bool, (talk, listen): (i8, i8)) ->
 
 /// A moving call keeps its hold and volumes.
 fn session_member_config(a: &Attach, s: &Session) -> MemberConfig {
-    let rate = s.leg.config().codec.pcm_rate();
+    let rate = s.leg.config().pcm_rate();
     member_config(a, rate, s.held, (s.talk_volume, s.listen_volume))
 }
 

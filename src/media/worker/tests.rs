@@ -10,7 +10,7 @@ use mixer::{ConferenceId, MemberFlags, Profile};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::*;
-use crate::media::codec::{Decoder, Encoder, EncoderOptions};
+use crate::media::codec::{CodecOptions, Decoder, Encoder};
 use crate::media::dtmf::digit_packets;
 use crate::media::rtp::{RtpHeader, RtpPacket};
 
@@ -67,8 +67,8 @@ impl Peer {
             codec: CodecKind::Pcmu,
             pt: 0,
             samples: 0,
-            enc: CodecKind::Pcmu.encoder(EncoderOptions::default()).unwrap(),
-            dec: CodecKind::Pcmu.decoder().unwrap(),
+            enc: CodecKind::Pcmu.encoder(CodecOptions::default()).unwrap(),
+            dec: CodecKind::Pcmu.decoder(CodecOptions::default()).unwrap(),
             heard: Vec::new(),
         };
         let lobby = Lobby {
@@ -83,8 +83,8 @@ impl Peer {
     /// After a re-INVITE to another codec.
     fn switch(&mut self, codec: CodecKind, pt: u8) {
         (self.codec, self.pt) = (codec, pt);
-        self.enc = codec.encoder(EncoderOptions::default()).unwrap();
-        self.dec = codec.decoder().unwrap();
+        self.enc = codec.encoder(CodecOptions::default()).unwrap();
+        self.dec = codec.decoder(CodecOptions::default()).unwrap();
         self.heard.clear();
     }
 
@@ -520,6 +520,40 @@ fn opus_listeners_at_two_listen_volumes_each_hear_a_clean_tone() {
         assert!(
             tone > HEARD_DB && rest < tone - 20.0,
             "tone {tone:.1} dB, the rest {rest:.1} dB"
+        );
+    }
+}
+
+/// `[rtp] opus_rate = 16000`: an Opus talker decoded at 16 kHz is heard clean by an Opus
+/// listener coded from 16 kHz and by a G.711 one, in a room whose profile mixes up to 48 kHz.
+#[test]
+fn opus_legs_at_16_khz_talk_and_listen_beside_a_g711_phone() {
+    let (w, mut rx) = worker(0);
+    let opus_16k = |p: &mut Peer, l: &mut Lobby, call: CallKey| {
+        l.leg = LegConfig::new(CodecKind::Opus, 111, 20, l.leg.remote_rtp, call as u32);
+        l.leg.codec_options.opus_rate = 16000;
+        p.switch(CodecKind::Opus, 111);
+    };
+    let (mut talker, mut lobby) = Peer::new(1);
+    opus_16k(&mut talker, &mut lobby, 1);
+    talker.tone = Some(697.0);
+    join(&w, &mut rx, lobby);
+    let (mut opus, mut lobby) = Peer::new(2);
+    opus_16k(&mut opus, &mut lobby, 2);
+    join(&w, &mut rx, lobby);
+    let (mut g711, lobby) = Peer::new(3);
+    join(&w, &mut rx, lobby);
+    run(
+        &mut [&mut talker, &mut opus, &mut g711],
+        Duration::from_millis(1500),
+    );
+    let window = Duration::from_millis(800);
+    for p in [&opus, &g711] {
+        let (tone, rest) = (p.level(697.0, window), residual_db(p, 697.0, window));
+        assert!(
+            tone > HEARD_DB && rest < tone - 20.0,
+            "{:?}: tone {tone:.1} dB, the rest {rest:.1} dB",
+            p.codec
         );
     }
 }

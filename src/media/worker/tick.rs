@@ -71,7 +71,7 @@ impl Media {
             let mix = &out.mixes()[r.mix];
             let key = mix.shared.map(|volume| SharedEncode {
                 codec: s.leg.config().codec,
-                options: s.leg.config().encoder,
+                options: s.leg.config().codec_options,
                 volume,
             });
             let Some(key) = key.filter(|_| {
@@ -128,7 +128,7 @@ impl TickHandler for Media {
             let Some(s) = self.sessions.get_mut(call) else {
                 continue;
             };
-            let samples = conf.profile().frame_len_at(s.leg.config().codec.pcm_rate());
+            let samples = conf.profile().frame_len_at(s.leg.config().pcm_rate());
             s.feed(self.now, samples);
             let mut pressed = false;
             while let Some(ev) = s.leg.poll_event() {
