@@ -15,3 +15,5 @@ pub mod sip;
 pub mod sounds;
 pub mod storage;
 pub mod store;
+#[cfg(test)]
+mod test_rng;

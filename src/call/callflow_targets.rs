@@ -693,7 +693,7 @@ mod tests {
     #[test]
     fn weighted_random_puts_heavier_members_first_more_often() {
         let e = |id: &str| Endpoint::new(id.into(), Vec::new(), Ring::Simultaneous);
-        let mut random = crate::call::random::seeded(0x1234_5678);
+        let mut random = crate::test_rng::seeded(0x1234_5678);
         let mut heavy_first = 0;
         for _ in 0..1000 {
             let order = weighted_order(vec![e("light"), e("heavy")], &[1, 3], &mut random);

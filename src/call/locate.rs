@@ -333,7 +333,7 @@ mod tests {
                 srv(20, 100, 5060, "backup"),
             ]
         };
-        let mut random = crate::call::random::seeded(0x9e37_79b9_7f4a_7c15);
+        let mut random = crate::test_rng::seeded(0x9e37_79b9_7f4a_7c15);
         let mut heavy_first = 0;
         for _ in 0..4000 {
             let order = srv_order(records(), &mut random);

@@ -9,15 +9,3 @@ pub fn random() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     std::collections::hash_map::RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
 }
-
-/// A fixed sequence (xorshift64) from `seed`, for tests whose weighted picks must come out
-/// the same on every run.
-#[cfg(test)]
-pub fn seeded(mut seed: u64) -> impl FnMut() -> u64 {
-    move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    }
-}

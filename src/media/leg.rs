@@ -1066,13 +1066,7 @@ mod tests {
     fn mutated_packets_never_panic() {
         let (mut a, mut b) = pair(CodecKind::Opus, 111);
         let t0 = Instant::now();
-        let mut rng = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = crate::test_rng::seeded(0x2545_F491_4F6C_DD1D);
         let pcm = tone(440.0, 48000, 960, 8000.0);
         for i in 0..2000u32 {
             let now = t0 + PTIME * i;

@@ -189,14 +189,11 @@ mod tests {
     #[test]
     fn any_bytes_parse_or_fail_cleanly() {
         let mut buf = [0u8; 40];
-        let mut x = 0x1234_5678u32;
+        let mut next = crate::test_rng::seeded(0x1234_5678);
         for len in 0..=buf.len() {
             for _ in 0..2000 {
                 for b in buf.iter_mut() {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    *b = x as u8;
+                    *b = next() as u8;
                 }
                 buf[0] = (buf[0] & 0x3F) | 0x80;
                 if let Ok(p) = RtpPacket::parse(&buf[..len]) {

@@ -336,13 +336,7 @@ fn offer_lists_all_codecs_and_reads_the_answer() {
 /// Bounded mutation test: byte flips, truncations and splices of real offers never panic.
 #[test]
 fn mutated_offers_never_panic() {
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next = crate::test_rng::seeded(0x9E37_79B9_7F4A_7C15);
     let seeds = [
         SIPP,
         BARESIP,

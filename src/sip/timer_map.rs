@@ -252,13 +252,8 @@ mod tests {
     fn random_operations_agree_with_a_full_scan_and_the_heap_stays_bounded() {
         let t0 = Instant::now();
         let mut map = TimerMap::new();
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rng = crate::test_rng::Rng(0x2545_f491_4f6c_dd1d);
+        let mut next = move |n: u64| rng.below(n);
         let mut now = t0;
         for step in 0..20_000 {
             let key = next(200) as u32;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::endpoint_tests::{Harness, request};
 use super::parse::{Framing, StartLine, parse};
+use crate::test_rng::Rng;
 
 fn torture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/sip/torture")
@@ -92,34 +93,18 @@ fn rejections_name_the_problem_in_the_reason_phrase() {
     );
 }
 
-/// xorshift64: deterministic, so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
     let mut m = seed.to_vec();
-    for _ in 0..1 + rng.below(8) {
-        let at = rng.below(m.len());
-        match rng.below(4) {
+    for _ in 0..1 + rng.index(8) {
+        let at = rng.index(m.len());
+        match rng.index(4) {
             0 => m[at] = rng.next() as u8,
             1 => {
                 m.remove(at);
             }
-            2 => m.insert(at, b"\r\n:;,<>\"\\ \0"[rng.below(11)]),
+            2 => m.insert(at, b"\r\n:;,<>\"\\ \0"[rng.index(11)]),
             _ => {
-                let end = (at + rng.below(40)).min(m.len());
+                let end = (at + rng.index(40)).min(m.len());
                 let chunk = m[at..end].to_vec();
                 m.splice(at..at, chunk);
             }

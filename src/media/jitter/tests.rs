@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::media::codec::testutil::tone;
+use crate::test_rng::Rng;
 
 const RATE: u32 = 8000;
 const N: usize = 160;
@@ -28,21 +29,6 @@ impl Decoder for Raw {
     fn recover(&mut self, _next: &[u8], _ahead: usize, samples: usize, out: &mut Vec<i16>) {
         self.recovered += 1;
         self.conceal(samples, out);
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
