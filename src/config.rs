@@ -130,15 +130,6 @@ pub struct RtpConfig {
 }
 
 impl RtpConfig {
-    /// The legs' codec settings (the peer's fmtp adds its own).
-    pub fn codec_options(&self) -> CodecOptions {
-        CodecOptions {
-            opus_complexity: self.opus_complexity,
-            opus_rate: self.opus_rate,
-            ..CodecOptions::default()
-        }
-    }
-
     /// What each call's leg allows its peer.
     pub fn leg_limits(&self) -> LegLimits {
         LegLimits {
@@ -427,7 +418,11 @@ mod tests {
         assert_eq!(c.sip.auth_algorithms, defaults.auth_algorithms);
         assert_eq!(c.sip.timer_t1_ms, defaults.timer_t1_ms);
         assert_eq!(c.rtp.leg_limits(), LegLimits::default());
-        assert_eq!(c.rtp.codec_options(), CodecOptions::default());
+        let codec = CodecOptions::default();
+        assert_eq!(
+            (c.rtp.opus_complexity, c.rtp.opus_rate),
+            (codec.opus_complexity, codec.opus_rate)
+        );
         let cores = std::thread::available_parallelism().unwrap().get();
         assert_eq!(c.media.workers, cores, "one media worker per core");
     }

@@ -286,7 +286,7 @@ impl CallPlane {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        c.rate = self.settings.codec_options.pcm_rate(neg.codec);
+        c.rate = self.settings.codec_options().pcm_rate(neg.codec);
         tracing::info!(call = %c.party.sip_call_id, codec = ?neg.codec, ptime = neg.ptime_ms, "answered");
         let (worker, source) = (c.worker, c.party.source);
         self.lobby(call, worker, neg, source);
@@ -403,7 +403,7 @@ impl CallPlane {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        c.rate = self.settings.codec_options.pcm_rate(neg.codec);
+        c.rate = self.settings.codec_options().pcm_rate(neg.codec);
         let (worker, source) = (c.worker, c.party.source);
         self.update_on(worker, call, neg, source);
     }
@@ -435,7 +435,7 @@ impl CallPlane {
         leg.limits = self.settings.limits;
         leg.codec_options = CodecOptions {
             opus_max_playback_rate: leg.codec_options.opus_max_playback_rate,
-            ..self.settings.codec_options
+            ..self.settings.codec_options()
         };
         leg
     }

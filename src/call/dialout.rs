@@ -450,7 +450,7 @@ impl CallPlane {
     ) {
         let worker = up_on.unwrap_or_else(|| self.worker_of(&conf.id));
         let mut c = Call::answered_leg(party, sdp, worker, conf.clone(), config);
-        c.rate = self.settings.codec_options.pcm_rate(neg.codec);
+        c.rate = self.settings.codec_options().pcm_rate(neg.codec);
         self.calls.insert(call, c);
         if up_on.is_none() {
             self.start_media(call, neg);

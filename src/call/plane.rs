@@ -38,8 +38,8 @@ pub struct Settings {
     pub workers: usize,
     pub policy: MediaPolicy,
     pub limits: LegLimits,
-    /// The legs' Opus complexity and PCM rate (`[rtp] opus_complexity`, `opus_rate`).
-    pub codec_options: CodecOptions,
+    /// Opus encoder complexity of the legs (`[rtp] opus_complexity`).
+    pub opus_complexity: i32,
     /// Our SIP host, named in SDP Warning headers.
     pub host: String,
     /// Conference recordings, a folder per account and conference.
@@ -48,6 +48,17 @@ pub struct Settings {
     pub max_outbound: usize,
     /// A conference is hosted only under its focus claim (`crate::cluster`).
     pub cluster: bool,
+}
+
+impl Settings {
+    /// The legs' codec settings: the Opus rate is the one our SDP announces.
+    pub fn codec_options(&self) -> CodecOptions {
+        CodecOptions {
+            opus_complexity: self.opus_complexity,
+            opus_rate: self.policy.opus_rate,
+            ..CodecOptions::default()
+        }
+    }
 }
 
 /// Who placed or took the call.

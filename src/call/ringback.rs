@@ -105,7 +105,7 @@ impl CallPlane {
             sdp,
             answer,
             worker,
-            rate: self.settings.codec_options.pcm_rate(neg.codec),
+            rate: self.settings.codec_options().pcm_rate(neg.codec),
             playback: None,
             sound,
         };

@@ -146,7 +146,7 @@ impl Calls {
                 opus_rate: config.rtp.opus_rate,
             },
             limits: config.rtp.leg_limits(),
-            codec_options: config.rtp.codec_options(),
+            opus_complexity: config.rtp.opus_complexity,
             host: ip.to_string(),
             recordings: api.recordings.clone(),
             max_outbound: MAX_OUTBOUND_PER_ACCOUNT,

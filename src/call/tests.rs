@@ -74,7 +74,7 @@ impl Harness {
             workers: 1,
             policy: MediaPolicy::default(),
             limits: LegLimits::default(),
-            codec_options: CodecOptions::default(),
+            opus_complexity: CodecOptions::default().opus_complexity,
             host: "127.0.0.1".into(),
             recordings: "/nonexistent".into(),
             max_outbound: 4,
@@ -413,8 +413,8 @@ fn the_profiles_tts_voice_speaks_what_plays_in_the_room() {
 #[test]
 fn a_calls_leg_codes_opus_at_the_configured_complexity_and_rate() {
     let mut h = Harness::new(conferences());
-    h.plane.settings.codec_options.opus_complexity = 2;
-    h.plane.settings.codec_options.opus_rate = 16000;
+    h.plane.settings.opus_complexity = 2;
+    h.plane.settings.policy.opus_rate = 16000;
     h.call(1, "1000");
     assert_eq!(h.media.first(), Some(&"lobby"));
     let options = h.legs[0].codec_options;
